@@ -1,0 +1,41 @@
+"""mlc: an MLIR-style, multi-dialect machine-learning compiler built on xDSL.
+
+    import mlc
+    module = mlc.import_onnx("model.onnx")     # func.func of graph ops
+    outputs = mlc.interpret(module, x)          # reference semantics (numpy)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    import numpy as np
+    from xdsl.context import Context
+    from xdsl.dialects.builtin import ModuleOp
+
+
+def context() -> Context:
+    """An xDSL `Context` with every xDSL dialect and every mlc dialect registered."""
+    from mlc.context import make_context
+
+    return make_context()
+
+
+def import_onnx(model: Any, **options: Any) -> ModuleOp:
+    """Import an ONNX model (path, bytes or `onnx.ModelProto`) as a graph-dialect module."""
+    from mlc.parser.onnx import import_onnx as _import
+
+    return _import(model, **options)
+
+
+def interpret(module: ModuleOp, *inputs: np.ndarray, function: str | None = None) -> list[np.ndarray]:
+    """Run a module with the reference semantics of its ops; returns numpy arrays."""
+    from mlc.interpreters import interpret as _interpret
+
+    return _interpret(module, *inputs, function=function)
+
+
+__all__ = ["context", "import_onnx", "interpret", "__version__"]

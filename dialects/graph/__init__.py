@@ -1,0 +1,17 @@
+"""The `graph` dialect: tensor dataflow with value semantics and static shapes.
+
+Ops are named after ONNX operators where they share ONNX's semantics; the reference
+semantics (numpy) of every op lives in `mlc.interpreters.graph`.
+"""
+
+from xdsl.ir import Dialect
+
+from mlc.dialects.graph.base import GraphError, GraphOp, Props, broadcast_shapes, to_attr
+from mlc.dialects.graph.elementwise import *  # noqa: F403
+from mlc.dialects.graph.elementwise import ELEMENTWISE_OPS
+
+ALL_OPS: list[type[GraphOp]] = [*ELEMENTWISE_OPS]
+
+Graph = Dialect("graph", ALL_OPS, [])
+
+__all__ = ["ALL_OPS", "Graph", "GraphError", "GraphOp", "Props", "broadcast_shapes", "to_attr"]

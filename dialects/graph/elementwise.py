@@ -1,0 +1,480 @@
+"""Constants and elementwise graph ops: arithmetic with numpy broadcasting, unary math,
+comparisons, logic, `where`, `clip` and `cast`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+from xdsl.dialects.builtin import (
+    BytesAttr,
+    DenseIntOrFPElementsAttr,
+    FloatAttr,
+    IntegerAttr,
+    StringAttr,
+    TensorType,
+    i1,
+)
+from xdsl.irdl import (
+    AnyAttr,
+    ParamAttrConstraint,
+    VarConstraint,
+    irdl_op_definition,
+    operand_def,
+    opt_prop_def,
+    prop_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+)
+from xdsl.ir import Attribute, SSAValue
+from xdsl.traits import ConstantLike, Pure
+
+from mlc.dialects.graph.base import GraphError, GraphOp, Props, broadcast_shapes
+from mlc.dialects.graph.types import (
+    is_bool,
+    is_float,
+    numpy_dtype,
+    tensor,
+    tensor_for_array,
+)
+
+
+@irdl_op_definition
+class ConstantOp(GraphOp):
+    """A tensor literal (weights, shapes, scalars).
+
+        %c = graph.constant dense<[1.0, 2.0]> : tensor<2xf32>
+    """
+
+    name = "graph.constant"
+    _T: ClassVar = VarConstraint("T", AnyAttr())
+    value = prop_def(ParamAttrConstraint(DenseIntOrFPElementsAttr, (_T, AnyAttr())))
+    result = result_def(_T)
+
+    traits = traits_def(Pure(), ConstantLike())
+    assembly_format = "attr-dict $value"
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Props
+    ) -> list[TensorType]:
+        raise GraphError("graph.constant takes its type from its value")
+
+    @classmethod
+    def from_array(cls, array: np.ndarray) -> ConstantOp:
+        """Build a constant holding a copy of `array`."""
+        ty = tensor_for_array(array)
+        data = np.ascontiguousarray(array, dtype=numpy_dtype(ty.element_type)).tobytes()
+        attr = DenseIntOrFPElementsAttr(ty, BytesAttr(data))
+        return cls.build(result_types=[ty], properties={"value": attr})
+
+    def to_array(self) -> np.ndarray:
+        """The constant's value as a numpy array (splats are expanded)."""
+        return dense_to_array(self.value)
+
+    def verify_(self) -> None:
+        pass
+
+
+def dense_to_array(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
+    ty = attr.get_type()
+    assert isinstance(ty, TensorType)
+    dtype = numpy_dtype(ty.element_type)
+    flat = np.frombuffer(attr.data.data, dtype=dtype)
+    shape = tuple(ty.get_shape())
+    size = int(np.prod(shape))
+    if flat.size == 1 and size != 1:
+        flat = np.broadcast_to(flat, (size,))
+    return flat.reshape(shape).copy()
+
+
+# --------------------------------------------------------------------------- unary
+
+
+class UnaryOp(GraphOp):
+    """Base of elementwise ops with one operand and a result of the same type."""
+
+    input = operand_def(TensorType)
+    output = result_def(TensorType)
+
+    #: the op is only defined on floating-point tensors
+    FLOAT_ONLY: ClassVar[bool] = False
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Props
+    ) -> list[TensorType]:
+        (ty,) = operand_types
+        if cls.FLOAT_ONLY and not is_float(ty.element_type):
+            raise GraphError(f"{cls.name} expects a floating-point tensor, got {ty}")
+        return [ty]
+
+
+class FloatUnaryOp(UnaryOp):
+    FLOAT_ONLY: ClassVar[bool] = True
+
+
+@irdl_op_definition
+class ReluOp(UnaryOp):
+    """max(x, 0).
+
+        %y = graph.relu %x : (tensor<4xf32>) -> tensor<4xf32>
+    """
+
+    name = "graph.relu"
+
+
+@irdl_op_definition
+class LeakyReluOp(FloatUnaryOp):
+    """x if x >= 0 else alpha * x.
+
+        %y = graph.leaky_relu %x {alpha = 1.000000e-01 : f32} : (tensor<4xf32>) -> tensor<4xf32>
+    """
+
+    name = "graph.leaky_relu"
+    alpha = prop_def(FloatAttr)
+
+
+@irdl_op_definition
+class EluOp(FloatUnaryOp):
+    """x if x > 0 else alpha * (exp(x) - 1).
+
+        %y = graph.elu %x {alpha = 1.000000e+00 : f32} : (tensor<4xf32>) -> tensor<4xf32>
+    """
+
+    name = "graph.elu"
+    alpha = prop_def(FloatAttr)
+
+
+@irdl_op_definition
+class SeluOp(FloatUnaryOp):
+    """gamma * (x if x > 0 else alpha * (exp(x) - 1)).
+
+        %y = graph.selu %x {alpha = 1.67326319 : f32, gamma = 1.05070102 : f32} : (tensor<4xf32>) -> tensor<4xf32>
+    """
+
+    name = "graph.selu"
+    alpha = prop_def(FloatAttr)
+    gamma = prop_def(FloatAttr)
+
+
+@irdl_op_definition
+class HardSigmoidOp(FloatUnaryOp):
+    """max(0, min(1, alpha * x + beta)).
+
+        %y = graph.hard_sigmoid %x {alpha = 2.000000e-01 : f32, beta = 5.000000e-01 : f32} : (tensor<4xf32>) -> tensor<4xf32>
+    """
+
+    name = "graph.hard_sigmoid"
+    alpha = prop_def(FloatAttr)
+    beta = prop_def(FloatAttr)
+
+
+@irdl_op_definition
+class GeluOp(FloatUnaryOp):
+    """x * Phi(x); `approximate = "tanh"` uses the tanh approximation.
+
+        %y = graph.gelu %x {approximate = "none"} : (tensor<4xf32>) -> tensor<4xf32>
+    """
+
+    name = "graph.gelu"
+    approximate = prop_def(StringAttr)
+
+    def verify_props(self, props: Props) -> None:
+        if props.str("approximate") not in ("none", "tanh"):
+            raise GraphError("approximate must be \"none\" or \"tanh\"")
+
+
+@irdl_op_definition
+class ClipOp(UnaryOp):
+    """min(max(x, min), max); a missing bound is unbounded.
+
+        %y = graph.clip %x {min = 0.000000e+00 : f32, max = 6.000000e+00 : f32} : (tensor<4xf32>) -> tensor<4xf32>
+    """
+
+    name = "graph.clip"
+    min = opt_prop_def(FloatAttr | IntegerAttr)
+    max = opt_prop_def(FloatAttr | IntegerAttr)
+
+
+def _unary(op_name: str, doc: str, FLOAT_ONLY: bool) -> type[UnaryOp]:
+    base = FloatUnaryOp if FLOAT_ONLY else UnaryOp
+    class_name = "".join(p.capitalize() for p in op_name.split("_")) + "Op"
+    example = (
+        f"\n\n        %y = graph.{op_name} %x : (tensor<4xf32>) -> tensor<4xf32>\n    "
+    )
+    cls = type(class_name, (base,), {"name": f"graph.{op_name}", "__doc__": doc + example})
+    cls.__module__ = __name__
+    return irdl_op_definition(cls)
+
+
+SigmoidOp = _unary("sigmoid", "1 / (1 + exp(-x)).", True)
+TanhOp = _unary("tanh", "Hyperbolic tangent.", True)
+ErfOp = _unary("erf", "The Gauss error function.", True)
+ExpOp = _unary("exp", "e ** x.", True)
+LogOp = _unary("log", "Natural logarithm.", True)
+SqrtOp = _unary("sqrt", "Square root.", True)
+ReciprocalOp = _unary("reciprocal", "1 / x.", True)
+SinOp = _unary("sin", "Sine.", True)
+CosOp = _unary("cos", "Cosine.", True)
+SoftplusOp = _unary("softplus", "log(1 + exp(x)).", True)
+SoftsignOp = _unary("softsign", "x / (1 + |x|).", True)
+HardSwishOp = _unary("hard_swish", "x * max(0, min(1, x / 6 + 1 / 2)).", True)
+FloorOp = _unary("floor", "Round toward -inf.", True)
+CeilOp = _unary("ceil", "Round toward +inf.", True)
+RoundOp = _unary("round", "Round half to even.", True)
+NegOp = _unary("neg", "-x.", False)
+AbsOp = _unary("abs", "|x|.", False)
+SignOp = _unary("sign", "-1, 0 or 1 by the sign of x.", False)
+IdentityOp = _unary("identity", "x (kept for graph fidelity; canonicalization removes it).", False)
+
+
+@irdl_op_definition
+class DropoutOp(UnaryOp):
+    """Inference-mode dropout: the identity. `ratio` is kept for reference only.
+
+        %y = graph.dropout %x {ratio = 5.000000e-01 : f32} : (tensor<4xf32>) -> tensor<4xf32>
+    """
+
+    name = "graph.dropout"
+    ratio = opt_prop_def(FloatAttr)
+
+
+@irdl_op_definition
+class NotOp(UnaryOp):
+    """Logical not of a boolean tensor.
+
+        %y = graph.not %x : (tensor<4xi1>) -> tensor<4xi1>
+    """
+
+    name = "graph.not"
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Props
+    ) -> list[TensorType]:
+        (ty,) = operand_types
+        if not is_bool(ty.element_type):
+            raise GraphError(f"graph.not expects a boolean (i1) tensor, got {ty}")
+        return [ty]
+
+
+@irdl_op_definition
+class CastOp(GraphOp):
+    """Element type conversion with ONNX Cast semantics (float -> int truncates).
+
+        %y = graph.cast %x : (tensor<4xf32>) -> tensor<4xi32>
+    """
+
+    name = "graph.cast"
+    input = operand_def(TensorType)
+    output = result_def(TensorType)
+    EXPLICIT_RESULT_TYPES: ClassVar[bool] = True
+
+    def verify_(self) -> None:
+        super().verify_()
+        src, dst = self.input.type, self.output.type
+        assert isinstance(src, TensorType) and isinstance(dst, TensorType)
+        if src.get_shape() != dst.get_shape():
+            raise GraphError("graph.cast must not change the shape")
+
+    @classmethod
+    def to(cls, value: SSAValue, element_type: Attribute) -> CastOp:
+        v = value
+        assert isinstance(v.type, TensorType)
+        return cls.create([v], result_types=[tensor(v.type.get_shape(), element_type)])
+
+
+# --------------------------------------------------------------------------- binary
+
+
+class BinaryOp(GraphOp):
+    """Base of elementwise binary ops with numpy broadcasting."""
+
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    output = result_def(TensorType)
+
+    FLOAT_ONLY: ClassVar[bool] = False
+    #: comparisons and logic produce booleans
+    RESULT_IS_BOOL: ClassVar[bool] = False
+    #: pow allows an exponent of a different element type
+    SAME_ELEMENT_TYPES: ClassVar[bool] = True
+    #: logical and/or/xor take booleans
+    BOOL_ONLY: ClassVar[bool] = False
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Props
+    ) -> list[TensorType]:
+        lhs, rhs = operand_types
+        if cls.SAME_ELEMENT_TYPES and lhs.element_type != rhs.element_type:
+            raise GraphError(
+                f"{cls.name} operands must have the same element type, "
+                f"got {lhs.element_type} and {rhs.element_type}"
+            )
+        if cls.FLOAT_ONLY and not is_float(lhs.element_type):
+            raise GraphError(f"{cls.name} expects floating-point tensors")
+        if cls.BOOL_ONLY and not is_bool(lhs.element_type):
+            raise GraphError(f"{cls.name} expects boolean (i1) tensors")
+        shape = broadcast_shapes(lhs.get_shape(), rhs.get_shape())
+        return [tensor(shape, i1 if cls.RESULT_IS_BOOL else lhs.element_type)]
+
+
+def _binary(op_name: str, doc: str, **flags: bool) -> type[BinaryOp]:
+    class_name = "".join(p.capitalize() for p in op_name.split("_")) + "Op"
+    out = "i1" if flags.get("RESULT_IS_BOOL") else "f32"
+    operand = "i1" if flags.get("BOOL_ONLY") else "f32"
+    example = (
+        f"\n\n        %z = graph.{op_name} %x, %y : (tensor<2x3x{operand}>, "
+        f"tensor<3x{operand}>) -> tensor<2x3x{out}>\n    "
+    )
+    namespace: dict[str, object] = {
+        "name": f"graph.{op_name}",
+        "__doc__": doc + example,
+        "__annotations__": {k: ClassVar[bool] for k in flags},
+        **flags,
+    }
+    cls = type(class_name, (BinaryOp,), namespace)
+    cls.__module__ = __name__
+    return irdl_op_definition(cls)
+
+
+AddOp = _binary("add", "Elementwise x + y with broadcasting.")
+SubOp = _binary("sub", "Elementwise x - y with broadcasting.")
+MulOp = _binary("mul", "Elementwise x * y with broadcasting.")
+DivOp = _binary("div", "Elementwise x / y; integer division truncates toward zero.")
+PowOp = _binary("pow", "Elementwise x ** y; y may have another element type.", SAME_ELEMENT_TYPES=False)
+ModOp = _binary("mod", "Remainder with the sign of the divisor (ONNX Mod, fmod = 0).")
+FmodOp = _binary("fmod", "Remainder with the sign of the dividend (ONNX Mod, fmod = 1).")
+PReluOp = _binary("prelu", "x if x >= 0 else slope * x, slope broadcast to x.", FLOAT_ONLY=True)
+EqualOp = _binary("equal", "x == y.", RESULT_IS_BOOL=True)
+LessOp = _binary("less", "x < y.", RESULT_IS_BOOL=True)
+LessOrEqualOp = _binary("less_or_equal", "x <= y.", RESULT_IS_BOOL=True)
+GreaterOp = _binary("greater", "x > y.", RESULT_IS_BOOL=True)
+GreaterOrEqualOp = _binary("greater_or_equal", "x >= y.", RESULT_IS_BOOL=True)
+AndOp = _binary("and", "Logical and of booleans.", RESULT_IS_BOOL=True, BOOL_ONLY=True)
+OrOp = _binary("or", "Logical or of booleans.", RESULT_IS_BOOL=True, BOOL_ONLY=True)
+XorOp = _binary("xor", "Logical xor of booleans.", RESULT_IS_BOOL=True, BOOL_ONLY=True)
+
+
+# --------------------------------------------------------------------------- n-ary
+
+
+class VariadicOp(GraphOp):
+    """Base of n-ary elementwise ops (ONNX Max, Min, Sum, Mean) with broadcasting."""
+
+    inputs = var_operand_def(TensorType)
+    output = result_def(TensorType)
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Props
+    ) -> list[TensorType]:
+        if not operand_types:
+            raise GraphError(f"{cls.name} needs at least one operand")
+        element_types = {t.element_type for t in operand_types}
+        if len(element_types) != 1:
+            raise GraphError(f"{cls.name} operands must share one element type")
+        shape = broadcast_shapes(*(t.get_shape() for t in operand_types))
+        return [tensor(shape, operand_types[0].element_type)]
+
+
+def _variadic(op_name: str, doc: str) -> type[VariadicOp]:
+    class_name = op_name.capitalize() + "Op"
+    example = (
+        f"\n\n        %z = graph.{op_name} %a, %b, %c : (tensor<2x3xf32>, tensor<3xf32>, "
+        "tensor<1xf32>) -> tensor<2x3xf32>\n    "
+    )
+    cls = type(class_name, (VariadicOp,), {"name": f"graph.{op_name}", "__doc__": doc + example})
+    cls.__module__ = __name__
+    return irdl_op_definition(cls)
+
+
+MaxOp = _variadic("max", "Elementwise maximum of n tensors.")
+MinOp = _variadic("min", "Elementwise minimum of n tensors.")
+SumOp = _variadic("sum", "Elementwise sum of n tensors.")
+MeanOp = _variadic("mean", "Elementwise mean of n tensors.")
+
+
+@irdl_op_definition
+class WhereOp(GraphOp):
+    """cond ? x : y, all three broadcast together.
+
+        %z = graph.where %c, %x, %y : (tensor<2x3xi1>, tensor<3xf32>, tensor<1xf32>) -> tensor<2x3xf32>
+    """
+
+    name = "graph.where"
+    condition = operand_def(TensorType)
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    output = result_def(TensorType)
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Props
+    ) -> list[TensorType]:
+        cond, lhs, rhs = operand_types
+        if not is_bool(cond.element_type):
+            raise GraphError("graph.where condition must be a boolean (i1) tensor")
+        if lhs.element_type != rhs.element_type:
+            raise GraphError("graph.where branches must have the same element type")
+        shape = broadcast_shapes(cond.get_shape(), lhs.get_shape(), rhs.get_shape())
+        return [tensor(shape, lhs.element_type)]
+
+
+ELEMENTWISE_OPS: list[type[GraphOp]] = [
+    ConstantOp,
+    ReluOp,
+    LeakyReluOp,
+    EluOp,
+    SeluOp,
+    HardSigmoidOp,
+    GeluOp,
+    ClipOp,
+    SigmoidOp,
+    TanhOp,
+    ErfOp,
+    ExpOp,
+    LogOp,
+    SqrtOp,
+    ReciprocalOp,
+    SinOp,
+    CosOp,
+    SoftplusOp,
+    SoftsignOp,
+    HardSwishOp,
+    FloorOp,
+    CeilOp,
+    RoundOp,
+    NegOp,
+    AbsOp,
+    SignOp,
+    IdentityOp,
+    DropoutOp,
+    NotOp,
+    CastOp,
+    AddOp,
+    SubOp,
+    MulOp,
+    DivOp,
+    PowOp,
+    ModOp,
+    FmodOp,
+    PReluOp,
+    EqualOp,
+    LessOp,
+    LessOrEqualOp,
+    GreaterOp,
+    GreaterOrEqualOp,
+    AndOp,
+    OrOp,
+    XorOp,
+    MaxOp,
+    MinOp,
+    SumOp,
+    MeanOp,
+    WhereOp,
+]

@@ -1,0 +1,73 @@
+"""Executable reference semantics: `mlc.interpret(module, *inputs)`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.interpreter import Interpreter
+from xdsl.interpreters.func import FuncFunctions
+
+from mlc.dialects.graph.types import numpy_dtype
+
+
+class InterpretError(ValueError):
+    """Inputs that do not fit the function being interpreted."""
+
+
+def make_interpreter(module: ModuleOp) -> Interpreter:
+    """An xDSL interpreter with the implementations of every dialect mlc interprets."""
+    from mlc.interpreters.graph import graph_functions
+
+    interpreter = Interpreter(module)
+    interpreter.register_implementations(FuncFunctions())
+    interpreter.register_implementations(graph_functions())
+    return interpreter
+
+
+def entry_function(module: ModuleOp, name: str | None = None) -> func.FuncOp:
+    """The function called `name`, or the module's only/first public function."""
+    funcs = [op for op in module.walk() if isinstance(op, func.FuncOp)]
+    if name is not None:
+        for f in funcs:
+            if f.sym_name.data == name:
+                return f
+        raise InterpretError(f"no function named '{name}' in the module")
+    public = [f for f in funcs if f.body.blocks and (f.sym_visibility is None or f.sym_visibility.data == "public")]
+    if not public:
+        raise InterpretError("the module has no function with a body")
+    return public[0]
+
+
+def check_inputs(function: func.FuncOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Check count, shape and dtype of `inputs` against the function signature."""
+    arg_types = function.function_type.inputs.data
+    if len(inputs) != len(arg_types):
+        raise InterpretError(
+            f"@{function.sym_name.data} takes {len(arg_types)} inputs, got {len(inputs)}"
+        )
+    checked: list[np.ndarray] = []
+    for i, (value, ty) in enumerate(zip(inputs, arg_types)):
+        array = np.asarray(value)
+        if isinstance(ty, TensorType):
+            shape, dtype = tuple(ty.get_shape()), numpy_dtype(ty.element_type)
+            if array.shape != shape or array.dtype != dtype:
+                raise InterpretError(
+                    f"input #{i} of @{function.sym_name.data} must be {dtype}{list(shape)}, "
+                    f"got {array.dtype}{list(array.shape)}"
+                )
+        checked.append(array)
+    return checked
+
+
+def interpret(
+    module: ModuleOp, *inputs: np.ndarray, function: str | None = None
+) -> list[np.ndarray]:
+    """Run `function` (default: the first public one) with the reference semantics."""
+    f = entry_function(module, function)
+    args = check_inputs(f, inputs)
+    interpreter = make_interpreter(module)
+    results = interpreter.call_op(f.sym_name.data, tuple(args))
+    return [np.asarray(r) for r in results]

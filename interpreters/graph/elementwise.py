@@ -1,0 +1,209 @@
+"""Reference semantics of constants and elementwise graph ops (ONNX semantics)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import reduce
+
+import ml_dtypes
+import numpy as np
+from scipy import special
+
+from mlc.dialects.graph import elementwise as ew
+from mlc.dialects.graph.types import numpy_dtype
+from mlc.interpreters.graph.registry import reference
+
+_LOW_PRECISION = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
+
+
+def in_float32(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """Compute f16/bf16 math in f32 and round once at the end, as onnxruntime does."""
+
+    def wrapped(x: np.ndarray) -> np.ndarray:
+        if x.dtype in _LOW_PRECISION:
+            return fn(x.astype(np.float32)).astype(x.dtype)
+        return fn(x)
+
+    return wrapped
+
+
+@reference(ew.ConstantOp)
+def constant(op: ew.ConstantOp) -> np.ndarray:
+    return op.to_array()
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _gelu(x: np.ndarray, approximate: str) -> np.ndarray:
+    if approximate == "tanh":
+        return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+    return 0.5 * x * (1 + special.erf(x / np.sqrt(2)))
+
+
+_FLOAT_UNARY: dict[type, Callable[[np.ndarray], np.ndarray]] = {
+    ew.SigmoidOp: _sigmoid,
+    ew.TanhOp: np.tanh,
+    ew.ErfOp: special.erf,
+    ew.ExpOp: np.exp,
+    ew.LogOp: np.log,
+    ew.SqrtOp: np.sqrt,
+    ew.ReciprocalOp: np.reciprocal,
+    ew.SinOp: np.sin,
+    ew.CosOp: np.cos,
+    ew.SoftplusOp: lambda x: np.logaddexp(np.zeros_like(x), x),
+    ew.SoftsignOp: lambda x: x / (1 + np.abs(x)),
+    ew.HardSwishOp: lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
+    ew.FloorOp: np.floor,
+    ew.CeilOp: np.ceil,
+    ew.RoundOp: np.round,
+}
+
+_ANY_UNARY: dict[type, Callable[[np.ndarray], np.ndarray]] = {
+    ew.ReluOp: lambda x: np.maximum(x, np.zeros((), x.dtype)),
+    ew.NegOp: np.negative,
+    ew.AbsOp: np.abs,
+    ew.SignOp: np.sign,
+    ew.IdentityOp: np.copy,
+    ew.DropoutOp: np.copy,
+    ew.NotOp: np.logical_not,
+}
+
+
+def _register_table(table: dict[type, Callable[[np.ndarray], np.ndarray]], upcast: bool) -> None:
+    for op_type, fn in table.items():
+        math = in_float32(fn) if upcast else fn
+        reference(op_type)(lambda op, x, math=math: math(x))
+
+
+_register_table(_FLOAT_UNARY, upcast=True)
+_register_table(_ANY_UNARY, upcast=False)
+
+
+@reference(ew.LeakyReluOp)
+def leaky_relu(op: ew.LeakyReluOp, x: np.ndarray) -> np.ndarray:
+    alpha = op.props.float("alpha")
+    return in_float32(lambda v: np.where(v >= 0, v, alpha * v))(x)
+
+
+@reference(ew.EluOp)
+def elu(op: ew.EluOp, x: np.ndarray) -> np.ndarray:
+    alpha = op.props.float("alpha")
+    return in_float32(lambda v: np.where(v > 0, v, alpha * np.expm1(v)))(x)
+
+
+@reference(ew.SeluOp)
+def selu(op: ew.SeluOp, x: np.ndarray) -> np.ndarray:
+    alpha, gamma = op.props.float("alpha"), op.props.float("gamma")
+    return in_float32(lambda v: gamma * np.where(v > 0, v, alpha * np.expm1(v)))(x)
+
+
+@reference(ew.HardSigmoidOp)
+def hard_sigmoid(op: ew.HardSigmoidOp, x: np.ndarray) -> np.ndarray:
+    alpha, beta = op.props.float("alpha"), op.props.float("beta")
+    return in_float32(lambda v: np.clip(alpha * v + beta, 0, 1))(x)
+
+
+@reference(ew.GeluOp)
+def gelu(op: ew.GeluOp, x: np.ndarray) -> np.ndarray:
+    approximate = op.props.str("approximate")
+    return in_float32(lambda v: _gelu(v, approximate))(x)
+
+
+@reference(ew.ClipOp)
+def clip(op: ew.ClipOp, x: np.ndarray) -> np.ndarray:
+    props = op.props
+    out = x
+    if props.has("min"):
+        low = np.array(props.float("min")).astype(x.dtype)
+        out = np.where(out < low, low, out)
+    if props.has("max"):
+        high = np.array(props.float("max")).astype(x.dtype)
+        out = np.where(out > high, high, out)
+    return out
+
+
+@reference(ew.CastOp)
+def cast(op: ew.CastOp, x: np.ndarray) -> np.ndarray:
+    dtype = numpy_dtype(op.output.type.element_type)  # type: ignore[attr-defined]
+    if x.dtype in _LOW_PRECISION and dtype.kind in "iub":
+        x = x.astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        return x.astype(dtype)
+
+
+# --------------------------------------------------------------------------- binary
+
+
+def _int_div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Integer division truncating toward zero (C semantics, as onnxruntime)."""
+    safe = np.where(y == 0, 1, y)
+    q = np.abs(x) // np.abs(safe)
+    return np.where((x < 0) != (safe < 0), -q, q).astype(x.dtype)
+
+
+def _div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    if x.dtype.kind in "iu":
+        return _int_div(x, y)
+    return x / y
+
+
+def _pow(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    if x.dtype.kind in "iu" or x.dtype in _LOW_PRECISION:
+        return np.power(x.astype(np.float64), y.astype(np.float64)).astype(x.dtype)
+    return np.power(x, y.astype(x.dtype))
+
+
+def _prelu(x: np.ndarray, slope: np.ndarray) -> np.ndarray:
+    return np.where(x >= 0, x, slope * x)
+
+
+_BINARY: dict[type, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    ew.AddOp: np.add,
+    ew.SubOp: np.subtract,
+    ew.MulOp: np.multiply,
+    ew.DivOp: _div,
+    ew.PowOp: _pow,
+    ew.ModOp: np.mod,
+    ew.FmodOp: np.fmod,
+    ew.PReluOp: _prelu,
+    ew.EqualOp: np.equal,
+    ew.LessOp: np.less,
+    ew.LessOrEqualOp: np.less_equal,
+    ew.GreaterOp: np.greater,
+    ew.GreaterOrEqualOp: np.greater_equal,
+    ew.AndOp: np.logical_and,
+    ew.OrOp: np.logical_or,
+    ew.XorOp: np.logical_xor,
+}
+
+for _op_type, _fn in _BINARY.items():
+    reference(_op_type)(lambda op, x, y, fn=_fn: fn(x, y))
+
+
+@reference(ew.MaxOp)
+def maximum(op: ew.MaxOp, *xs: np.ndarray) -> np.ndarray:
+    return reduce(np.maximum, xs)
+
+
+@reference(ew.MinOp)
+def minimum(op: ew.MinOp, *xs: np.ndarray) -> np.ndarray:
+    return reduce(np.minimum, xs)
+
+
+@reference(ew.SumOp)
+def total(op: ew.SumOp, *xs: np.ndarray) -> np.ndarray:
+    return reduce(np.add, xs)
+
+
+@reference(ew.MeanOp)
+def mean(op: ew.MeanOp, *xs: np.ndarray) -> np.ndarray:
+    total = reduce(np.add, [x.astype(np.float64) for x in xs])
+    return (total / len(xs)).astype(xs[0].dtype)
+
+
+@reference(ew.WhereOp)
+def where(op: ew.WhereOp, cond: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.where(cond, x, y)

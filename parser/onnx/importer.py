@@ -1,0 +1,305 @@
+"""ONNX -> graph dialect: `import_onnx(model) -> ModuleOp` holding `func.func @main`.
+
+Shapes are static: graph inputs must have static shapes (or be given them through
+`input_shapes`); values computed only from constants (Shape, ConstantOfShape, shape
+arithmetic) are folded at import time with the graph ops' reference semantics.
+
+Errors are collected over the whole model: one `OnnxImportError` lists every node that
+cannot be imported, with its name, op type, opset and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import numpy_helper
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr, TensorType
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.utils.exceptions import VerifyException
+
+from mlc.dialects.graph.elementwise import ConstantOp
+from mlc.dialects.graph.types import UnsupportedTypeError, element_type_from_onnx, tensor
+from mlc.interpreters.graph import evaluate, has_reference
+from mlc.parser.onnx.node import CONVERTERS, NodeContext, Unsupported
+
+#: values computed from constants are folded at import when no larger than this
+FOLD_LIMIT_ELEMENTS = 1 << 20
+
+ONNX_DOMAINS = ("", "ai.onnx")
+
+
+class OnnxImportError(ValueError):
+    """The model cannot be imported; the message lists every problem found."""
+
+
+@dataclass
+class ImportProblem:
+    node: str
+    op_type: str
+    opset: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"  node '{self.node}' ({self.op_type}, opset {self.opset}): {self.reason}"
+
+
+def load_model(model: str | os.PathLike[str] | bytes | onnx.ModelProto) -> onnx.ModelProto:
+    """Load a model from a path, serialized bytes or a ModelProto; one-line errors."""
+    if isinstance(model, onnx.ModelProto):
+        return model
+    if isinstance(model, bytes):
+        try:
+            return onnx.load_from_string(model)
+        except DecodeError as e:
+            raise OnnxImportError(f"not a valid ONNX model: {e}") from None
+    path = os.fspath(model)
+    if not os.path.exists(path):
+        raise OnnxImportError(f"{path}: no such file")
+    try:
+        proto = onnx.load(path)
+    except (DecodeError, ValueError, RuntimeError, OSError) as e:
+        raise OnnxImportError(f"{path}: not a valid ONNX model ({str(e).splitlines()[0]})") from None
+    if not proto.graph.node and not proto.graph.output:
+        raise OnnxImportError(f"{path}: not a valid ONNX model (no graph)")
+    return proto
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ONNX_DOMAINS:
+            return int(imp.version)
+    return 1
+
+
+def _sanitize(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_$.]", "_", name)
+    return cleaned if cleaned and not cleaned[0].isdigit() else f"v{cleaned}"
+
+
+class _Importer:
+    def __init__(self, model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]):
+        self.model = model
+        self.opset = default_opset(model)
+        self.input_shapes = input_shapes
+        self.values: dict[str, SSAValue] = {}
+        self.constants: dict[str, np.ndarray] = {}
+        self.poisoned: set[str] = set()
+        self.problems: list[ImportProblem] = []
+        self.block = Block()
+
+    # ------------------------------------------------------------------ entry
+    def run(self) -> ModuleOp:
+        graph = self.model.graph
+        for init in graph.initializer:
+            self._add_initializer(init)
+        arg_names = self._add_inputs(graph.input)
+        for index, node in enumerate(graph.node):
+            self._convert_node(node, index)
+        results = self._outputs(graph.output)
+        if self.problems:
+            lines = "\n".join(str(p) for p in self.problems)
+            raise OnnxImportError(
+                f"cannot import model: {len(self.problems)} unsupported node(s) or input(s):\n{lines}"
+            )
+        self.block.add_op(func.ReturnOp(*results))
+        _erase_dead_ops(self.block)
+        arg_types = [a.type for a in self.block.args]
+        function = func.FuncOp(
+            "main",
+            (arg_types, [r.type for r in results]),
+            Region(self.block),
+            arg_attrs=ArrayAttr(_name_attrs(arg_names)),
+            res_attrs=ArrayAttr(_name_attrs([o.name for o in graph.output])),
+        )
+        return ModuleOp([function])
+
+    # ------------------------------------------------------------------ graph I/O
+    def _add_initializer(self, init: onnx.TensorProto) -> None:
+        try:
+            array = numpy_helper.to_array(init)
+            element_type_from_onnx(init.data_type)
+        except (UnsupportedTypeError, ValueError, OSError) as e:
+            self.problems.append(ImportProblem(init.name, "initializer", self.opset, str(e)))
+            self.poisoned.add(init.name)
+            return
+        op = ConstantOp.from_array(array)
+        self.block.add_op(op)
+        op.result.name_hint = _sanitize(init.name)
+        self.values[init.name] = op.result
+        self.constants[init.name] = array
+
+    def _add_inputs(self, inputs: Sequence[onnx.ValueInfoProto]) -> list[str]:
+        names: list[str] = []
+        for info in inputs:
+            if info.name in self.values or info.name in self.poisoned:
+                continue  # an initializer listed as an input (IR version < 4)
+            try:
+                ty = self._input_type(info)
+            except Unsupported as e:
+                self.problems.append(ImportProblem(info.name, "graph input", self.opset, str(e)))
+                self.poisoned.add(info.name)
+                continue
+            arg = self.block.insert_arg(ty, len(self.block.args))
+            arg.name_hint = _sanitize(info.name)
+            self.values[info.name] = arg
+            names.append(info.name)
+        return names
+
+    def _input_type(self, info: onnx.ValueInfoProto) -> TensorType:
+        if not info.type.HasField("tensor_type"):
+            raise Unsupported("only tensor inputs are supported")
+        tt = info.type.tensor_type
+        try:
+            element = element_type_from_onnx(tt.elem_type)
+        except UnsupportedTypeError as e:
+            raise Unsupported(str(e)) from None
+        if info.name in self.input_shapes:
+            return tensor(list(self.input_shapes[info.name]), element)
+        if not tt.HasField("shape"):
+            raise Unsupported("input has no shape; pass input_shapes={name: shape}")
+        dims: list[int] = []
+        for d in tt.shape.dim:
+            if not d.HasField("dim_value"):
+                raise Unsupported(
+                    f"dynamic dimension '{d.dim_param or '?'}'; pass input_shapes={{name: shape}}"
+                )
+            dims.append(int(d.dim_value))
+        return tensor(dims, element)
+
+    def _outputs(self, outputs: Sequence[onnx.ValueInfoProto]) -> list[SSAValue]:
+        results: list[SSAValue] = []
+        for info in outputs:
+            if info.name in self.values:
+                results.append(self.values[info.name])
+            elif info.name not in self.poisoned:
+                self.problems.append(
+                    ImportProblem(info.name, "graph output", self.opset, "output is never produced")
+                )
+        return results
+
+    # ------------------------------------------------------------------ nodes
+    def _convert_node(self, node: onnx.NodeProto, index: int) -> None:
+        name = node.name or f"{node.op_type}_{index}"
+
+        def fail(reason: str) -> None:
+            self.problems.append(ImportProblem(name, node.op_type, self.opset, reason))
+            self.poisoned.update(o for o in node.output if o)
+
+        if node.domain not in ONNX_DOMAINS:
+            return fail(f"operator domain '{node.domain}' is not supported")
+        conv = CONVERTERS.get(node.op_type)
+        if conv is None:
+            return fail("unknown operator: mlc has no conversion for it")
+        if any(i in self.poisoned for i in node.input if i):
+            self.poisoned.update(o for o in node.output if o)
+            return  # the producer's problem is already reported
+        missing = [i for i in node.input if i and i not in self.values]
+        if missing:
+            return fail(f"input '{missing[0]}' is not defined before this node")
+        for attr in node.attribute:
+            if attr.ref_attr_name:
+                return fail("attribute references are only valid inside functions")
+        inputs = list(node.input)
+        while inputs and not inputs[-1]:
+            inputs.pop()
+        ctx = NodeContext(
+            node=node,
+            opset=self.opset,
+            values=[self.values[i] if i else None for i in inputs],
+            constants=[self.constants.get(i) if i else None for i in inputs],
+            block=self.block,
+        )
+        try:
+            results = list(conv(ctx))
+            for op in ctx.emitted:
+                op.verify()
+        except Unsupported as e:
+            _erase(ctx.emitted)
+            return fail(str(e))
+        except (VerifyException, ValueError, TypeError) as e:
+            _erase(ctx.emitted)
+            return fail(f"invalid node: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        except Exception as e:  # a converter bug must not crash the import
+            _erase(ctx.emitted)
+            return fail(f"internal error in the {node.op_type} converter: {type(e).__name__}: {e}")
+        outputs = [o for o in node.output]
+        for i, out in enumerate(outputs):
+            if not out:
+                continue
+            if i >= len(results) or results[i] is None:
+                _erase(ctx.emitted)
+                return fail(f"output #{i} ('{out}') is not supported")
+        if ctx.num_inputs and all(ctx.is_constant(i) or not ctx.has_input(i) for i in range(ctx.num_inputs)):
+            results = self._fold(ctx, results)
+        for out, value in zip(outputs, results):
+            if not out or value is None:
+                continue
+            self.values[out] = value
+            if value.owner is not None and isinstance(value.owner, ConstantOp):
+                self.constants[out] = value.owner.to_array()
+            if not value.name_hint:
+                value.name_hint = _sanitize(out)
+
+    def _fold(self, ctx: NodeContext, results: list[SSAValue | None]) -> list[SSAValue | None]:
+        """Replace the node's ops by constants when all its inputs are constants."""
+        env: dict[SSAValue, np.ndarray] = {}
+        for value, const in zip(ctx.values, ctx.constants):
+            if value is not None and const is not None:
+                env[value] = const
+        for op in ctx.emitted:
+            if not has_reference(op) or any(o not in env for o in op.operands):
+                return results
+            if sum(int(np.prod(r.type.get_shape())) for r in op.results) > FOLD_LIMIT_ELEMENTS:  # type: ignore[attr-defined]
+                return results
+            for res, array in zip(op.results, evaluate(op, [env[o] for o in op.operands])):
+                env[res] = array
+        if any(r is not None and r not in env for r in results):
+            return results
+        folded = [None if r is None else env[r] for r in results]
+        _erase(ctx.emitted)
+        return [None if a is None else ctx.emit_constant(a) for a in folded]
+
+
+def _erase(ops: list[Operation]) -> None:
+    for op in reversed(ops):
+        if (block := op.parent_block()) is not None:
+            block.erase_op(op, safe_erase=False)
+    ops.clear()
+
+
+def _erase_dead_ops(block: Block) -> None:
+    """Drop ops whose results are unused (folded shape computations, unused weights)."""
+    for op in reversed(list(block.ops)):
+        if op.results and all(not r.uses for r in op.results) and not isinstance(op, func.ReturnOp):
+            block.erase_op(op)
+
+
+def _name_attrs(names: Sequence[str]) -> list[DictionaryAttr]:
+    return [DictionaryAttr({"mlc.name": StringAttr(n)}) for n in names]
+
+
+def import_onnx(
+    model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> ModuleOp:
+    """Import an ONNX model as a module with one `func.func @main` of graph ops.
+
+    `input_shapes` gives static shapes to inputs whose shapes are dynamic.
+    Raises `OnnxImportError` listing every unsupported node.
+    """
+    _load_converters()
+    proto = load_model(model)
+    module = _Importer(proto, input_shapes or {}).run()
+    module.verify()
+    return module
+
+
+def _load_converters() -> None:
+    import mlc.parser.onnx.elementwise  # noqa: F401

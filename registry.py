@@ -1,0 +1,28 @@
+"""The one registry of mlc's dialects, passes and rewrite patterns.
+
+Everything registered here is visible to `mlc-opt`, `mlc.context()` and the coverage
+meta-test (every registered pass and pattern must have a semantics property test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from xdsl.ir import Dialect
+from xdsl.passes import ModulePass
+
+
+def _graph() -> Dialect:
+    from mlc.dialects.graph import Graph
+
+    return Graph
+
+
+def all_dialect_factories() -> dict[str, Callable[[], Dialect]]:
+    """Dialect name -> lazy factory, for every dialect mlc defines."""
+    return {"graph": _graph}
+
+
+def all_pass_factories() -> dict[str, Callable[[], type[ModulePass]]]:
+    """Pass name -> lazy factory, for every pass mlc defines."""
+    return {}
