@@ -1,0 +1,3 @@
+"""Reference semantics of the nn graph ops (ONNX semantics)."""
+
+from __future__ import annotations

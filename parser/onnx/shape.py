@@ -1,0 +1,3 @@
+"""Converters of ONNX operators to the shape graph ops."""
+
+from __future__ import annotations
