@@ -1,8 +1,8 @@
 """mlc: an MLIR-style, multi-dialect machine-learning compiler built on xDSL.
 
-    import mlc
-    module = mlc.import_onnx("model.onnx")     # func.func of graph ops
-    outputs = mlc.interpret(module, x)          # reference semantics (numpy)
+import mlc
+module = mlc.import_onnx("model.onnx")     # func.func of graph ops
+outputs = mlc.interpret(module, x)          # reference semantics (numpy)
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ def import_onnx(model: Any, **options: Any) -> ModuleOp:
     return _import(model, **options)
 
 
-def interpret(module: ModuleOp, *inputs: np.ndarray, function: str | None = None) -> list[np.ndarray]:
+def interpret(
+    module: ModuleOp, *inputs: np.ndarray, function: str | None = None
+) -> list[np.ndarray]:
     """Run a module with the reference semantics of its ops; returns numpy arrays."""
     from mlc.interpreters import interpret as _interpret
 

@@ -35,7 +35,11 @@ def entry_function(module: ModuleOp, name: str | None = None) -> func.FuncOp:
             if f.sym_name.data == name:
                 return f
         raise InterpretError(f"no function named '{name}' in the module")
-    public = [f for f in funcs if f.body.blocks and (f.sym_visibility is None or f.sym_visibility.data == "public")]
+    public = [
+        f
+        for f in funcs
+        if f.body.blocks and (f.sym_visibility is None or f.sym_visibility.data == "public")
+    ]
     if not public:
         raise InterpretError("the module has no function with a body")
     return public[0]

@@ -66,8 +66,7 @@ def _arrays(values: Sequence[object]) -> list[np.ndarray]:
     from onnx import TensorProto, numpy_helper
 
     return [
-        numpy_helper.to_array(v) if isinstance(v, TensorProto) else np.asarray(v)
-        for v in values
+        numpy_helper.to_array(v) if isinstance(v, TensorProto) else np.asarray(v) for v in values
     ]
 
 
@@ -95,7 +94,9 @@ def run_case(case: object) -> CaseResult:
         except Exception as e:  # noqa: BLE001
             return CaseResult(name, ops, "crashed", f"interpret: {type(e).__name__}: {e}"[:300])
         if len(results) != len(outputs):
-            return CaseResult(name, ops, "wrong", f"{len(results)} results, expected {len(outputs)}")
+            return CaseResult(
+                name, ops, "wrong", f"{len(results)} results, expected {len(outputs)}"
+            )
         for i, (exp, act) in enumerate(zip(outputs, results)):
             why = _compare(exp, act, rtol, atol)
             if why:
@@ -162,7 +163,10 @@ def render_report(results: Sequence[CaseResult], elapsed: float) -> str:
     for r in sorted(failing, key=lambda r: r.name):
         lines.append(f"- `{r.name}` — {r.status}: {r.detail}")
     lines += ["", "## Per operator (cases whose model contains the op)", ""]
-    lines += ["| op | in scope | passed | wrong | unsupported | crashed |", "|---|---|---|---|---|---|"]
+    lines += [
+        "| op | in scope | passed | wrong | unsupported | crashed |",
+        "|---|---|---|---|---|---|",
+    ]
     per_op: dict[str, Counter[str]] = defaultdict(Counter)
     for r in results:
         for op in r.ops:

@@ -1,7 +1,7 @@
 """Build small ONNX models and compare mlc's reference semantics with onnxruntime.
 
-    model = single_node_model("Relu", {"x": x}, opset=17)
-    assert_matches_onnxruntime(model, {"x": x})
+model = single_node_model("Relu", {"x": x}, opset=17)
+assert_matches_onnxruntime(model, {"x": x})
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC
 from collections.abc import Mapping, Sequence
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 from xdsl.dialects.builtin import (
     I64,
@@ -98,9 +98,7 @@ class Props:
             if default is None:
                 raise GraphError(f"missing integer-array property '{name}'")
             return tuple(default)
-        if not isinstance(attr, DenseArrayBase) or not isinstance(
-            attr.elt_type, type(i64)
-        ):
+        if not isinstance(attr, DenseArrayBase) or not isinstance(attr.elt_type, type(i64)):
             raise GraphError(f"property '{name}' must be array<i64: ...>, got {attr}")
         return tuple(int(v) for v in attr.iter_values())
 
@@ -146,6 +144,9 @@ def normalize_axis(axis: int, rank: int, what: str = "axis") -> int:
     return axis % max(rank, 1)
 
 
+_GENERIC_CREATE_KEYS = frozenset({"properties", "attributes", "successors", "regions"})
+
+
 class GraphOp(IRDLOperation, ABC):
     """Base of graph ops: pure, value semantics, result types inferred from operands.
 
@@ -168,13 +169,29 @@ class GraphOp(IRDLOperation, ABC):
         raise NotImplementedError(f"{cls.name} does not infer its result types")
 
     @classmethod
-    def create(
+    def create(  # type: ignore[override]
+        cls,
+        operands: Sequence[SSAValue | Operation | None] = (),
+        result_types: Sequence[Attribute] | None = None,
+        **props: Any,
+    ) -> Self:
+        """Build the op, inferring result types unless they are given.
+
+        (Called by xDSL's generic parser with its own keyword arguments, which are
+        passed through to `Operation.create`.)
+        """
+        if _GENERIC_CREATE_KEYS & props.keys():
+            return super().create(operands=operands, result_types=result_types, **props)
+        return cls.make(operands, result_types, **props)
+
+    @classmethod
+    def make(
         cls,
         operands: Sequence[SSAValue | Operation | None],
         result_types: Sequence[Attribute] | None = None,
         **props: PropValue,
     ) -> Self:
-        """Build the op, inferring result types unless they are given."""
+        """Build the op from operands and Python property values, inferring result types."""
         properties = {k: to_attr(v) for k, v in props.items()}
         properties = {k: v for k, v in properties.items() if v is not None}
         present = [SSAValue.get(o) for o in operands if o is not None]
@@ -185,9 +202,7 @@ class GraphOp(IRDLOperation, ABC):
         grouped_results: list[Attribute | Sequence[Attribute]] = list(result_types)
         if len(op_def.results) == 1 and len(result_types) != 1:
             grouped_results = [list(result_types)]
-        grouped_operands: list[SSAValue | Operation | Sequence[SSAValue] | None] = list(
-            operands
-        )
+        grouped_operands: list[SSAValue | Operation | Sequence[SSAValue] | None] = list(operands)
         if len(op_def.operands) == 1 and len(operands) != 1:
             grouped_operands = [present]
         return cls.build(

@@ -65,7 +65,9 @@ def load_model(model: str | os.PathLike[str] | bytes | onnx.ModelProto) -> onnx.
     try:
         proto = onnx.load(path)
     except (DecodeError, ValueError, RuntimeError, OSError) as e:
-        raise OnnxImportError(f"{path}: not a valid ONNX model ({str(e).splitlines()[0]})") from None
+        raise OnnxImportError(
+            f"{path}: not a valid ONNX model ({str(e).splitlines()[0]})"
+        ) from None
     if not proto.graph.node and not proto.graph.output:
         raise OnnxImportError(f"{path}: not a valid ONNX model (no graph)")
     return proto
@@ -236,7 +238,9 @@ class _Importer:
             if i >= len(results) or results[i] is None:
                 _erase(ctx.emitted)
                 return fail(f"output #{i} ('{out}') is not supported")
-        if ctx.num_inputs and all(ctx.is_constant(i) or not ctx.has_input(i) for i in range(ctx.num_inputs)):
+        if ctx.num_inputs and all(
+            ctx.is_constant(i) or not ctx.has_input(i) for i in range(ctx.num_inputs)
+        ):
             results = self._fold(ctx, results)
         for out, value in zip(outputs, results):
             if not out or value is None:

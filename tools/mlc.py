@@ -1,0 +1,217 @@
+"""`mlc`: the model-level command line.
+
+    mlc import model.onnx -o model.mlir [--input-shape x=1x3x224x224]
+    mlc run model.onnx --input x=x.npy [--output-dir out/]
+    mlc demo                      # the bundled example: import, run, compare with onnxruntime
+
+Every error is one line on stderr and a non-zero exit; no tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+class CliError(Exception):
+    """A user error: printed as one line."""
+
+
+def _parse_shapes(specs: Sequence[str]) -> dict[str, list[int]]:
+    shapes: dict[str, list[int]] = {}
+    for spec in specs:
+        name, sep, dims = spec.rpartition("=")
+        if not sep or not name:
+            raise CliError(f"--input-shape expects NAME=DxDxD, got '{spec}'")
+        try:
+            shapes[name] = [int(d) for d in dims.split("x")] if dims else []
+        except ValueError:
+            raise CliError(f"--input-shape expects NAME=DxDxD, got '{spec}'") from None
+    return shapes
+
+
+def _load_module(path: str, input_shapes: dict[str, list[int]]):  # type: ignore[no-untyped-def]
+    from mlc.context import make_context
+    from mlc.parser.mlir import parse_module
+    from mlc.parser.onnx import import_onnx
+
+    if path.endswith(".mlir"):
+        if not os.path.exists(path):
+            raise CliError(f"{path}: no such file")
+        return parse_module(make_context(), Path(path).read_text(), path)
+    return import_onnx(path, input_shapes=input_shapes)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from mlc.parser.onnx import import_onnx
+
+    module = import_onnx(args.model, input_shapes=_parse_shapes(args.input_shape))
+    text = str(module) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _read_inputs(specs: Sequence[str], function) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+    """`name=file.npy` pairs in the function's argument order (names from `mlc.name`)."""
+    given: dict[str, np.ndarray] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            raise CliError(f"--input expects NAME=FILE.npy, got '{spec}'")
+        if not os.path.exists(path):
+            raise CliError(f"{path}: no such file")
+        given[name] = np.load(path, allow_pickle=False)
+    names = _arg_names(function)
+    unknown = set(given) - set(names)
+    if unknown:
+        raise CliError(f"unknown input(s) {sorted(unknown)}; the model takes {names}")
+    missing = [n for n in names if n not in given]
+    if missing:
+        raise CliError(f"missing input(s) {missing}; pass --input NAME=FILE.npy")
+    return [given[n] for n in names]
+
+
+def _arg_names(function) -> list[str]:  # type: ignore[no-untyped-def]
+    names: list[str] = []
+    attrs = function.arg_attrs.data if function.arg_attrs is not None else []
+    for i, arg in enumerate(function.body.blocks[0].args):
+        entry = attrs[i].data.get("mlc.name") if i < len(attrs) else None
+        names.append(entry.data if entry is not None else (arg.name_hint or f"arg{i}"))
+    return names
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mlc.interpreters import entry_function, interpret
+
+    module = _load_module(args.model, _parse_shapes(args.input_shape))
+    function = entry_function(module)
+    inputs = _read_inputs(args.input, function)
+    start = time.perf_counter()
+    outputs = interpret(module, *inputs)
+    elapsed = time.perf_counter() - start
+    for i, out in enumerate(outputs):
+        print(f"output #{i}: {out.dtype}{list(out.shape)}  {_preview(out)}")
+        if args.output_dir:
+            os.makedirs(args.output_dir, exist_ok=True)
+            np.save(os.path.join(args.output_dir, f"output{i}.npy"), out)
+    print(f"reference interpreter: {elapsed * 1e3:.1f} ms")
+    return 0
+
+
+def _preview(array: np.ndarray, n: int = 6) -> str:
+    flat = array.reshape(-1)[:n]
+    return (
+        "["
+        + ", ".join(f"{v:.5g}" if array.dtype.kind == "f" else str(v) for v in flat)
+        + (", ...]" if array.size > n else "]")
+    )
+
+
+def _median_time(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Import the bundled example model, run it, compare with onnxruntime, time both."""
+    from mlc.interpreters import interpret
+    from mlc.parser.onnx import import_onnx
+    from mlc.testing.onnx_models import run_onnxruntime
+
+    path = Path(args.model) if args.model else EXAMPLES / "tiny_resnet.onnx"
+    if not path.exists():
+        raise CliError(f"{path}: no such file")
+    start = time.perf_counter()
+    module = import_onnx(str(path))
+    import_time = time.perf_counter() - start
+    function_inputs = [a.type for a in next(iter(module.body.block.ops)).body.blocks[0].args]  # type: ignore[attr-defined]
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal(t.get_shape()).astype(np.float32) for t in function_inputs]
+    import onnx
+
+    model = onnx.load(str(path))
+    feed = {i.name: x for i, x in zip(model.graph.input, inputs)}
+    ours = interpret(module, *inputs)
+    theirs = run_onnxruntime(model, feed)
+    t_mlc = _median_time(lambda: interpret(module, *inputs), args.repeat)
+    t_ort = _median_time(lambda: run_onnxruntime(model, feed), args.repeat)
+    n_ops = sum(1 for op in module.walk() if op.name.startswith("graph."))
+    print(f"model: {path.name}  ({n_ops} graph ops, imported in {import_time * 1e3:.0f} ms)")
+    worst = 0.0
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        diff = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0
+        worst = max(worst, diff)
+        print(f"output #{i}: {a.dtype}{list(a.shape)}  mlc {_preview(a, 4)}")
+        print(
+            f"{'':>{len(f'output #{i}: ')}}{'':{len(str(a.dtype)) + len(str(list(a.shape)))}}  ort {_preview(b, 4)}"
+        )
+    print(f"max |mlc - onnxruntime| = {worst:.3g}")
+    print(
+        f"median of {args.repeat}: mlc reference interpreter {t_mlc * 1e3:.2f} ms, "
+        f"onnxruntime (session + run, 1 thread) {t_ort * 1e3:.2f} ms"
+    )
+    ok = all(np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(ours, theirs))
+    print("results match onnxruntime" if ok else "RESULTS DIFFER from onnxruntime")
+    return 0 if ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlc", description="mlc machine-learning compiler")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("import", help="import an ONNX model as graph-dialect IR")
+    p.add_argument("model")
+    p.add_argument("-o", "--output", help="write the IR here (default: stdout)")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxD")
+    p.set_defaults(fn=cmd_import)
+
+    p = sub.add_parser("run", help="run a model (.onnx or .mlir) on .npy inputs")
+    p.add_argument("model")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxD")
+    p.add_argument("--output-dir", help="save outputs as outputN.npy here")
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("demo", help="import + run the bundled example and compare with onnxruntime")
+    p.add_argument("--model", help="another .onnx model instead of the bundled one")
+    p.add_argument("--repeat", type=int, default=5)
+    p.set_defaults(fn=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from xdsl.utils.exceptions import DiagnosticException
+
+    from mlc.interpreters import InterpretError
+    from mlc.parser.onnx import OnnxImportError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except (CliError, OnnxImportError, InterpretError, DiagnosticException) as e:
+        print(f"mlc: error: {e}".rstrip(), file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as e:
+        print(f"mlc: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

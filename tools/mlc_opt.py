@@ -1,0 +1,110 @@
+"""`mlc-opt`: xDSL's opt driver with every xDSL and mlc dialect and pass.
+
+    mlc-opt model.mlir -p 'pass-a{opt=v},pass-b'
+    mlc-opt model.onnx                      # imports ONNX first
+    mlc-opt tests.mlir --split-input-file --verify-diagnostics
+
+Errors are `file:line:col: error: ...` on stderr with a non-zero exit, never a traceback;
+an exception inside a pass names the pass and the exception.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import IO
+
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.printer import Printer
+from xdsl.utils.exceptions import DiagnosticException
+from xdsl.xdsl_opt_main import xDSLOptMain
+
+from mlc.parser.mlir import IRDiagnostic, parse_module, verify_module
+from mlc.registry import all_dialect_factories, all_pass_factories
+
+
+class MlcOptMain(xDSLOptMain):
+    def __init__(self, args: Sequence[str] | None = None):
+        super().__init__(description="mlc modular optimizer driver", args=args)
+
+    def register_all_dialects(self) -> None:
+        super().register_all_dialects()
+        known = set(self.ctx.registered_dialect_names)
+        for name, factory in all_dialect_factories().items():
+            if name not in known:
+                self.ctx.register_dialect(name, factory)
+
+    def register_all_passes(self) -> None:
+        super().register_all_passes()
+        for name, factory in all_pass_factories().items():
+            self.register_pass(name, factory)
+
+    def register_all_frontends(self) -> None:
+        super().register_all_frontends()
+
+        def parse_onnx(io: IO[bytes]) -> ModuleOp:
+            from mlc.parser.onnx import OnnxImportError, import_onnx
+
+            try:
+                return import_onnx(io.read())
+            except OnnxImportError as e:
+                raise IRDiagnostic(f"{self.get_input_name()}: error: {e}") from None
+
+        self.available_frontends["onnx"] = parse_onnx
+
+    def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
+        super().register_all_arguments(arg_parser)
+        arg_parser.add_argument(
+            "--print-ir-after-all",
+            action="store_true",
+            help="print the IR to stderr after every pass",
+        )
+
+    def parse_chunk(
+        self, chunk: IO[bytes], file_extension: str, start_offset: int = 0
+    ) -> ModuleOp | None:
+        if file_extension != "mlir":
+            return super().parse_chunk(chunk, file_extension, start_offset)
+        text = chunk.read().decode()
+        return parse_module(
+            self.ctx, text, self.get_input_name(), start_offset, verify=not self.args.disable_verify
+        )
+
+    def apply_passes(self, prog: ModuleOp) -> None:
+        for p in self.pipeline.passes:
+            try:
+                p.apply(self.ctx, prog)
+            except DiagnosticException as e:
+                raise IRDiagnostic(
+                    f"{self.get_input_name()}: error: in pass '{p.name}': {e}"
+                ) from None
+            except Exception as e:  # a pass bug: name it instead of dumping a traceback
+                raise IRDiagnostic(
+                    f"{self.get_input_name()}: error: pass '{p.name}' failed: "
+                    f"{type(e).__name__}: {e}"
+                ) from None
+            if not self.args.disable_verify:
+                verify_module(prog, f"after pass '{p.name}'")
+            if self.args.print_ir_after_all or self.args.print_between_passes:
+                print(f"// -----// IR Dump After {p.name} //----- //", file=sys.stderr)
+                Printer(stream=sys.stderr).print_op(prog)
+                print(file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        MlcOptMain(argv).run()
+    except DiagnosticException as e:
+        print(str(e).rstrip(), file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as e:
+        print(f"mlc-opt: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
