@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 import warnings
@@ -77,18 +78,33 @@ def run_case(case: object) -> CaseResult:
     model = case.model  # type: ignore[attr-defined]
     ops = tuple(sorted({n.op_type for n in model.graph.node}))
     name = case.name  # type: ignore[attr-defined]
+    bound: list[str] = []
     try:
         module = import_onnx(model)
     except OnnxImportError as e:
-        reason = "; ".join(line.strip() for line in str(e).splitlines()[1:]) or str(e)
-        return CaseResult(name, ops, "unsupported", reason)
+        bound = _inputs_to_bind(str(e), model)
+        if not bound:
+            reason = "; ".join(line.strip() for line in str(e).splitlines()[1:]) or str(e)
+            return CaseResult(name, ops, "unsupported", reason)
     except Exception as e:  # noqa: BLE001 - a crash is a result here
         return CaseResult(name, ops, "crashed", f"import: {type(e).__name__}: {e}"[:300])
     # rtol/atol: the case's own, loosened to the 1e-4 relative tolerance ORT is held to
     rtol = max(case.rtol, 1e-4)  # type: ignore[attr-defined]
     atol = max(case.atol, 1e-6)  # type: ignore[attr-defined]
+    input_names = [i.name for i in model.graph.input]
     for raw_inputs, raw_outputs in case.data_sets:  # type: ignore[attr-defined]
         inputs, outputs = _arrays(raw_inputs), _arrays(raw_outputs)
+        if bound:
+            # Static shapes: inputs that decide shapes are bound to this data set's values.
+            values = dict(zip(input_names, inputs))
+            try:
+                module = import_onnx(model, input_values={n: values[n] for n in bound})
+            except OnnxImportError as e:
+                reason = "; ".join(line.strip() for line in str(e).splitlines()[1:])
+                return CaseResult(name, ops, "unsupported", reason)
+            except Exception as e:  # noqa: BLE001
+                return CaseResult(name, ops, "crashed", f"import: {type(e).__name__}: {e}"[:300])
+            inputs = [x for n, x in zip(input_names, inputs) if n not in bound]
         try:
             results = interpret(module, *inputs)
         except Exception as e:  # noqa: BLE001
@@ -101,7 +117,22 @@ def run_case(case: object) -> CaseResult:
             why = _compare(exp, act, rtol, atol)
             if why:
                 return CaseResult(name, ops, "wrong", f"output #{i}: {why}")
-    return CaseResult(name, ops, "passed")
+    return CaseResult(name, ops, "passed", f"bound at import: {', '.join(bound)}" if bound else "")
+
+
+def _inputs_to_bind(message: str, model: object) -> list[str]:
+    """Graph inputs that the import needs as constants, if that is the only problem."""
+    from mlc.parser.onnx.node import BIND_HINT
+
+    problems = [line for line in message.splitlines()[1:] if line.strip()]
+    graph_inputs = {i.name for i in model.graph.input}  # type: ignore[attr-defined]
+    names: list[str] = []
+    for line in problems:
+        match = re.search(r"input '([^']*)'.*must be a constant known at import time", line)
+        if not match or BIND_HINT not in line or match.group(1) not in graph_inputs:
+            return []
+        names.append(match.group(1))
+    return sorted(set(names))
 
 
 def collect_cases(pattern: str | None = None) -> list[object]:
@@ -130,10 +161,17 @@ def summarize(results: Sequence[CaseResult]) -> dict[str, dict[str, int]]:
         c = Counter(r.status for r in rs)
         return {s: c.get(s, 0) for s in STATUSES}
 
+    def bound(rs: Iterable[CaseResult]) -> int:
+        return sum(1 for r in rs if r.status == "passed" and r.detail.startswith("bound"))
+
     in_scope = [r for r in results if r.in_scope]
     return {
-        "all": {"total": len(results), **counts(results)},
-        "in_scope": {"total": len(in_scope), **counts(in_scope)},
+        "all": {"total": len(results), **counts(results), "passed_with_bound_inputs": bound(results)},
+        "in_scope": {
+            "total": len(in_scope),
+            **counts(in_scope),
+            "passed_with_bound_inputs": bound(in_scope),
+        },
     }
 
 
@@ -147,14 +185,19 @@ def render_report(results: Sequence[CaseResult], elapsed: float) -> str:
         "`python -m mlc.testing.conformance --report docs/conformance.md "
         "--json tests/conformance/baseline.json`.",
         "",
-        "| cases | total | passed | wrong | unsupported | crashed |",
-        "|---|---|---|---|---|---|",
+        "mlc compiles for static shapes. Where a case feeds a shape-deciding value (reduction",
+        "axes, a target shape, pads) as a graph *input*, the harness binds that input to the",
+        "data set's value at import (`import_onnx(..., input_values=...)`) and runs the rest;",
+        "such cases are counted as passed and listed in the column *of which bound*.",
+        "",
+        "| cases | total | passed | of which bound | wrong | unsupported | crashed |",
+        "|---|---|---|---|---|---|---|",
     ]
     for key, label in (("all", "all node cases"), ("in_scope", "in-scope ops only")):
         s = summary[key]
         lines.append(
-            f"| {label} | {s['total']} | {s['passed']} | {s['wrong']} | "
-            f"{s['unsupported']} | {s['crashed']} |"
+            f"| {label} | {s['total']} | {s['passed']} | {s['passed_with_bound_inputs']} | "
+            f"{s['wrong']} | {s['unsupported']} | {s['crashed']} |"
         )
     lines += ["", f"Run time: {elapsed:.0f} s.", "", "## In-scope cases that do not pass", ""]
     failing = [r for r in results if r.in_scope and r.status != "passed"]
@@ -206,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key in ("all", "in_scope"):
         s = summary[key]
         print(
-            f"{key}: {s['passed']}/{s['total']} passed, {s['wrong']} wrong, "
+            f"{key}: {s['passed']}/{s['total']} passed "
+            f"({s['passed_with_bound_inputs']} with bound inputs), {s['wrong']} wrong, "
             f"{s['unsupported']} unsupported, {s['crashed']} crashed"
         )
     if args.report:

@@ -16,6 +16,7 @@ from xdsl.dialects.builtin import (
     TensorType,
     i1,
 )
+from xdsl.ir import Attribute, SSAValue
 from xdsl.irdl import (
     AnyAttr,
     ParamAttrConstraint,
@@ -28,7 +29,6 @@ from xdsl.irdl import (
     traits_def,
     var_operand_def,
 )
-from xdsl.ir import Attribute, SSAValue
 from xdsl.traits import ConstantLike, Pure
 
 from mlc.dialects.graph.base import GraphError, GraphOp, Props, broadcast_shapes
@@ -45,7 +45,7 @@ from mlc.dialects.graph.types import (
 class ConstantOp(GraphOp):
     """A tensor literal (weights, shapes, scalars).
 
-        %c = graph.constant dense<[1.0, 2.0]> : tensor<2xf32>
+    %c = graph.constant dense<[1.000000e+00, 2.000000e+00]> : tensor<2xf32>
     """
 
     name = "graph.constant"
@@ -120,7 +120,7 @@ class FloatUnaryOp(UnaryOp):
 class ReluOp(UnaryOp):
     """max(x, 0).
 
-        %y = graph.relu %x : (tensor<4xf32>) -> tensor<4xf32>
+    %y = graph.relu %x : (tensor<4xf32>) -> tensor<4xf32>
     """
 
     name = "graph.relu"
@@ -130,7 +130,7 @@ class ReluOp(UnaryOp):
 class LeakyReluOp(FloatUnaryOp):
     """x if x >= 0 else alpha * x.
 
-        %y = graph.leaky_relu %x {alpha = 1.000000e-01 : f32} : (tensor<4xf32>) -> tensor<4xf32>
+    %y = graph.leaky_relu %x {alpha = 1.000000e-01 : f32} : (tensor<4xf32>) -> tensor<4xf32>
     """
 
     name = "graph.leaky_relu"
@@ -141,7 +141,7 @@ class LeakyReluOp(FloatUnaryOp):
 class EluOp(FloatUnaryOp):
     """x if x > 0 else alpha * (exp(x) - 1).
 
-        %y = graph.elu %x {alpha = 1.000000e+00 : f32} : (tensor<4xf32>) -> tensor<4xf32>
+    %y = graph.elu %x {alpha = 1.000000e+00 : f32} : (tensor<4xf32>) -> tensor<4xf32>
     """
 
     name = "graph.elu"
@@ -152,7 +152,7 @@ class EluOp(FloatUnaryOp):
 class SeluOp(FloatUnaryOp):
     """gamma * (x if x > 0 else alpha * (exp(x) - 1)).
 
-        %y = graph.selu %x {alpha = 1.67326319 : f32, gamma = 1.05070102 : f32} : (tensor<4xf32>) -> tensor<4xf32>
+    %y = graph.selu %x {alpha = 1.67326319 : f32, gamma = 1.05070102 : f32} : (tensor<4xf32>) -> tensor<4xf32>
     """
 
     name = "graph.selu"
@@ -164,7 +164,7 @@ class SeluOp(FloatUnaryOp):
 class HardSigmoidOp(FloatUnaryOp):
     """max(0, min(1, alpha * x + beta)).
 
-        %y = graph.hard_sigmoid %x {alpha = 2.000000e-01 : f32, beta = 5.000000e-01 : f32} : (tensor<4xf32>) -> tensor<4xf32>
+    %y = graph.hard_sigmoid %x {alpha = 2.000000e-01 : f32, beta = 5.000000e-01 : f32} : (tensor<4xf32>) -> tensor<4xf32>
     """
 
     name = "graph.hard_sigmoid"
@@ -176,7 +176,7 @@ class HardSigmoidOp(FloatUnaryOp):
 class GeluOp(FloatUnaryOp):
     """x * Phi(x); `approximate = "tanh"` uses the tanh approximation.
 
-        %y = graph.gelu %x {approximate = "none"} : (tensor<4xf32>) -> tensor<4xf32>
+    %y = graph.gelu %x {approximate = "none"} : (tensor<4xf32>) -> tensor<4xf32>
     """
 
     name = "graph.gelu"
@@ -184,14 +184,18 @@ class GeluOp(FloatUnaryOp):
 
     def verify_props(self, props: Props) -> None:
         if props.str("approximate") not in ("none", "tanh"):
-            raise GraphError("approximate must be \"none\" or \"tanh\"")
+            raise GraphError('approximate must be "none" or "tanh"')
 
 
 @irdl_op_definition
 class ClipOp(UnaryOp):
     """min(max(x, min), max); a missing bound is unbounded.
 
-        %y = graph.clip %x {min = 0.000000e+00 : f32, max = 6.000000e+00 : f32} : (tensor<4xf32>) -> tensor<4xf32>
+    Bounds are f32 or f64 floats, or integers (exact, for integer tensors); a bound is
+    converted to the tensor's element type. Bounds known only at run time are not
+    properties: the importer expresses them with `graph.max` / `graph.min`.
+
+    %y = graph.clip %x {min = 0.000000e+00 : f32, max = 6.000000e+00 : f32} : (tensor<4xf32>) -> tensor<4xf32>
     """
 
     name = "graph.clip"
@@ -202,9 +206,7 @@ class ClipOp(UnaryOp):
 def _unary(op_name: str, doc: str, FLOAT_ONLY: bool) -> type[UnaryOp]:
     base = FloatUnaryOp if FLOAT_ONLY else UnaryOp
     class_name = "".join(p.capitalize() for p in op_name.split("_")) + "Op"
-    example = (
-        f"\n\n        %y = graph.{op_name} %x : (tensor<4xf32>) -> tensor<4xf32>\n    "
-    )
+    example = f"\n\n        %y = graph.{op_name} %x : (tensor<4xf32>) -> tensor<4xf32>\n    "
     cls = type(class_name, (base,), {"name": f"graph.{op_name}", "__doc__": doc + example})
     cls.__module__ = __name__
     return irdl_op_definition(cls)
@@ -235,7 +237,7 @@ IdentityOp = _unary("identity", "x (kept for graph fidelity; canonicalization re
 class DropoutOp(UnaryOp):
     """Inference-mode dropout: the identity. `ratio` is kept for reference only.
 
-        %y = graph.dropout %x {ratio = 5.000000e-01 : f32} : (tensor<4xf32>) -> tensor<4xf32>
+    %y = graph.dropout %x {ratio = 5.000000e-01 : f32} : (tensor<4xf32>) -> tensor<4xf32>
     """
 
     name = "graph.dropout"
@@ -246,7 +248,7 @@ class DropoutOp(UnaryOp):
 class NotOp(UnaryOp):
     """Logical not of a boolean tensor.
 
-        %y = graph.not %x : (tensor<4xi1>) -> tensor<4xi1>
+    %y = graph.not %x : (tensor<4xi1>) -> tensor<4xi1>
     """
 
     name = "graph.not"
@@ -265,7 +267,7 @@ class NotOp(UnaryOp):
 class CastOp(GraphOp):
     """Element type conversion with ONNX Cast semantics (float -> int truncates).
 
-        %y = graph.cast %x : (tensor<4xf32>) -> tensor<4xi32>
+    %y = graph.cast %x : (tensor<4xf32>) -> tensor<4xi32>
     """
 
     name = "graph.cast"
@@ -346,7 +348,9 @@ AddOp = _binary("add", "Elementwise x + y with broadcasting.")
 SubOp = _binary("sub", "Elementwise x - y with broadcasting.")
 MulOp = _binary("mul", "Elementwise x * y with broadcasting.")
 DivOp = _binary("div", "Elementwise x / y; integer division truncates toward zero.")
-PowOp = _binary("pow", "Elementwise x ** y; y may have another element type.", SAME_ELEMENT_TYPES=False)
+PowOp = _binary(
+    "pow", "Elementwise x ** y; y may have another element type.", SAME_ELEMENT_TYPES=False
+)
 ModOp = _binary("mod", "Remainder with the sign of the divisor (ONNX Mod, fmod = 0).")
 FmodOp = _binary("fmod", "Remainder with the sign of the dividend (ONNX Mod, fmod = 1).")
 PReluOp = _binary("prelu", "x if x >= 0 else slope * x, slope broadcast to x.", FLOAT_ONLY=True)
@@ -403,7 +407,7 @@ MeanOp = _variadic("mean", "Elementwise mean of n tensors.")
 class WhereOp(GraphOp):
     """cond ? x : y, all three broadcast together.
 
-        %z = graph.where %c, %x, %y : (tensor<2x3xi1>, tensor<3xf32>, tensor<1xf32>) -> tensor<2x3xf32>
+    %z = graph.where %c, %x, %y : (tensor<2x3xi1>, tensor<3xf32>, tensor<1xf32>) -> tensor<2x3xf32>
     """
 
     name = "graph.where"

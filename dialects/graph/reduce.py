@@ -1,7 +1,179 @@
-"""Graph ops: reduce group."""
+"""Graph ops: reduce group.
+
+Reductions over an explicit set of axes (`reduce_sum`, `reduce_mean`, `reduce_max`, ...)
+and index reductions along one axis (`argmax`, `argmin`), with ONNX semantics.
+
+`axes` is always explicit: normalized (non-negative), strictly increasing and in range.
+An empty `axes` reduces over no axis, so each element is reduced on its own:
+`reduce_sum` is then the identity and `reduce_sum_square` is `x * x` (ONNX's
+`noop_with_empty_axes = 1`). Reducing an axis of size 0 gives the reduction's identity
+value (ONNX's empty-set semantics): 0 for sums, 1 for products, -inf / the least integer
+for max, +inf / the greatest integer for min, -inf for the log-sums (ONNX leaves the
+mean undefined; it is 0, as in onnxruntime).
+"""
 
 from __future__ import annotations
 
-from mlc.dialects.graph.base import GraphOp
+from collections.abc import Sequence
+from typing import ClassVar
 
-REDUCE_OPS: list[type[GraphOp]] = []
+from xdsl.dialects.builtin import I64, BoolAttr, DenseArrayBase, IntegerAttr, TensorType, i64
+from xdsl.irdl import irdl_op_definition, operand_def, prop_def, result_def
+
+from mlc.dialects.graph.base import GraphError, GraphOp, Props
+from mlc.dialects.graph.types import is_bool, tensor
+
+__all__ = [
+    "REDUCE_OPS",
+    "ArgMaxOp",
+    "ArgMinOp",
+    "ArgReduceOp",
+    "ReduceL1Op",
+    "ReduceL2Op",
+    "ReduceLogSumExpOp",
+    "ReduceLogSumOp",
+    "ReduceMaxOp",
+    "ReduceMeanOp",
+    "ReduceMinOp",
+    "ReduceOp",
+    "ReduceProdOp",
+    "ReduceSumOp",
+    "ReduceSumSquareOp",
+    "check_axes",
+    "reduced_shape",
+]
+
+
+def reduced_shape(shape: Sequence[int], axes: Sequence[int], keepdims: bool) -> tuple[int, ...]:
+    """The shape left after reducing `axes` (normalized) of `shape`."""
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def check_axes(axes: Sequence[int], rank: int, what: str) -> None:
+    """`axes` must be normalized (0 <= axis < rank) and strictly increasing."""
+    for axis in axes:
+        if not 0 <= axis < rank:
+            raise GraphError(f"{what} axis {axis} is out of range [0, {rank}) for rank {rank}")
+    if any(a >= b for a, b in zip(axes, axes[1:])):
+        raise GraphError(f"{what} axes {list(axes)} must be strictly increasing")
+
+
+class ReduceOp(GraphOp):
+    """Base of reductions over the axes `axes`; the result keeps the element type."""
+
+    input = operand_def(TensorType)
+    output = result_def(TensorType)
+    axes = prop_def(DenseArrayBase[I64])
+    keepdims = prop_def(BoolAttr)
+
+    #: max and min are defined on booleans (any / all)
+    ALLOWS_BOOL: ClassVar[bool] = False
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Props
+    ) -> list[TensorType]:
+        (ty,) = operand_types
+        if is_bool(ty.element_type) and not cls.ALLOWS_BOOL:
+            raise GraphError(f"{cls.name} is not defined on boolean (i1) tensors")
+        shape = tuple(ty.get_shape())
+        axes = props.ints("axes")
+        check_axes(axes, len(shape), cls.name)
+        return [tensor(reduced_shape(shape, axes, props.bool("keepdims")), ty.element_type)]
+
+
+def _reduce(op_name: str, doc: str, ALLOWS_BOOL: bool = False) -> type[ReduceOp]:
+    class_name = "".join(p.capitalize() for p in op_name.split("_")) + "Op"
+    example = (
+        f"\n\n        %y = graph.{op_name} %x {{axes = array<i64: 1>, keepdims = true}} : "
+        "(tensor<2x3xf32>) -> tensor<2x1xf32>\n    "
+    )
+    namespace: dict[str, object] = {
+        "name": f"graph.{op_name}",
+        "__doc__": doc + example,
+        "__annotations__": {"ALLOWS_BOOL": ClassVar[bool]},
+        "ALLOWS_BOOL": ALLOWS_BOOL,
+    }
+    cls = type(class_name, (ReduceOp,), namespace)
+    cls.__module__ = __name__
+    return irdl_op_definition(cls)
+
+
+ReduceSumOp = _reduce("reduce_sum", "Sum over `axes`; 0 over an empty set.")
+ReduceMeanOp = _reduce(
+    "reduce_mean", "Arithmetic mean over `axes`; integer means truncate toward zero."
+)
+ReduceMaxOp = _reduce(
+    "reduce_max", "Maximum over `axes` (logical or of booleans).", ALLOWS_BOOL=True
+)
+ReduceMinOp = _reduce(
+    "reduce_min", "Minimum over `axes` (logical and of booleans).", ALLOWS_BOOL=True
+)
+ReduceProdOp = _reduce("reduce_prod", "Product over `axes`; 1 over an empty set.")
+ReduceL1Op = _reduce("reduce_l1", "Sum of |x| over `axes`.")
+ReduceL2Op = _reduce("reduce_l2", "sqrt of the sum of x * x over `axes`.")
+ReduceLogSumOp = _reduce("reduce_log_sum", "log of the sum over `axes`.")
+ReduceLogSumExpOp = _reduce(
+    "reduce_log_sum_exp", "log of the sum of exp(x) over `axes`, computed stably."
+)
+ReduceSumSquareOp = _reduce("reduce_sum_square", "Sum of x * x over `axes`.")
+
+
+class ArgReduceOp(GraphOp):
+    """Base of index reductions along `axis`; the result holds i64 indices."""
+
+    input = operand_def(TensorType)
+    output = result_def(TensorType)
+    axis = prop_def(IntegerAttr[I64])
+    keepdims = prop_def(BoolAttr)
+    select_last_index = prop_def(BoolAttr)
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Props
+    ) -> list[TensorType]:
+        (ty,) = operand_types
+        shape = tuple(ty.get_shape())
+        axis = props.int("axis")
+        check_axes([axis], len(shape), cls.name)
+        if shape[axis] == 0:
+            raise GraphError(f"{cls.name} along axis {axis} of size 0 has no index to return")
+        return [tensor(reduced_shape(shape, [axis], props.bool("keepdims")), i64)]
+
+
+@irdl_op_definition
+class ArgMaxOp(ArgReduceOp):
+    """Index of the maximum along `axis` (the first, or the last with `select_last_index`).
+
+    %i = graph.argmax %x {axis = 1 : i64, keepdims = false, select_last_index = false} : (tensor<2x3xf32>) -> tensor<2xi64>
+    """
+
+    name = "graph.argmax"
+
+
+@irdl_op_definition
+class ArgMinOp(ArgReduceOp):
+    """Index of the minimum along `axis` (the first, or the last with `select_last_index`).
+
+    %i = graph.argmin %x {axis = 0 : i64, keepdims = true, select_last_index = true} : (tensor<2x3xi32>) -> tensor<1x3xi64>
+    """
+
+    name = "graph.argmin"
+
+
+REDUCE_OPS: list[type[GraphOp]] = [
+    ReduceSumOp,
+    ReduceMeanOp,
+    ReduceMaxOp,
+    ReduceMinOp,
+    ReduceProdOp,
+    ReduceL1Op,
+    ReduceL2Op,
+    ReduceLogSumOp,
+    ReduceLogSumExpOp,
+    ReduceSumSquareOp,
+    ArgMaxOp,
+    ArgMinOp,
+]

@@ -8,6 +8,7 @@ from functools import reduce
 import ml_dtypes
 import numpy as np
 from scipy import special
+from xdsl.dialects.builtin import FloatAttr, IntegerAttr
 
 from mlc.dialects.graph import elementwise as ew
 from mlc.dialects.graph.types import numpy_dtype
@@ -114,15 +115,19 @@ def gelu(op: ew.GeluOp, x: np.ndarray) -> np.ndarray:
 
 @reference(ew.ClipOp)
 def clip(op: ew.ClipOp, x: np.ndarray) -> np.ndarray:
-    props = op.props
     out = x
-    if props.has("min"):
-        low = np.array(props.float("min")).astype(x.dtype)
+    if (low := _bound(op.min, x.dtype)) is not None:
         out = np.where(out < low, low, out)
-    if props.has("max"):
-        high = np.array(props.float("max")).astype(x.dtype)
+    if (high := _bound(op.max, x.dtype)) is not None:
         out = np.where(out > high, high, out)
     return out
+
+
+def _bound(attr: FloatAttr | IntegerAttr | None, dtype: np.dtype) -> np.ndarray | None:
+    """A clip bound in the tensor's dtype; integer bounds are read exactly (no float)."""
+    if attr is None:
+        return None
+    return np.array(attr.value.data).astype(dtype)
 
 
 @reference(ew.CastOp)

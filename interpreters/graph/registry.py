@@ -60,10 +60,10 @@ def evaluate(op: Operation, inputs: Sequence[np.ndarray]) -> tuple[np.ndarray, .
         raise NotImplementedError(f"no reference semantics for {op.name}") from None
     with np.errstate(all="ignore"):  # IEEE semantics: inf/nan results are values
         out = fn(op, *inputs)
-    results = out if isinstance(out, tuple) else (out,)
-    if len(results) != len(op.results):
-        raise AssertionError(f"{op.name}: reference returned {len(results)} results")
-    return tuple(_conform(np.asarray(r), res.type) for r, res in zip(results, op.results))
+        results = out if isinstance(out, tuple) else (out,)
+        if len(results) != len(op.results):
+            raise AssertionError(f"{op.name}: reference returned {len(results)} results")
+        return tuple(_conform(np.asarray(r), res.type) for r, res in zip(results, op.results))
 
 
 def _conform(array: np.ndarray, ty: object) -> np.ndarray:

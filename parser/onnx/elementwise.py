@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-from onnx import numpy_helper
-from xdsl.ir import SSAValue
+from onnx import TensorProto, numpy_helper
+from xdsl.dialects.builtin import FloatAttr, IntegerAttr, f32, f64
+from xdsl.ir import Attribute, SSAValue
 
 from mlc.dialects.graph import elementwise as ew
-from mlc.dialects.graph.types import UnsupportedTypeError, element_type_from_onnx, is_float
+from mlc.dialects.graph.types import (
+    UnsupportedTypeError,
+    element_type_from_onnx,
+    is_float,
+    numpy_dtype,
+)
 from mlc.parser.onnx.node import NodeContext, converter
 
 _UNARY: dict[str, type[ew.UnaryOp]] = {
@@ -124,38 +130,91 @@ def gelu(node: NodeContext) -> list[SSAValue]:
     return [node.emit(ew.GeluOp.create([node.input(0)], approximate=approximate)).output]
 
 
+def _bound_attr(value: np.generic, element_type: Attribute) -> Attribute:
+    """A Clip bound as an attribute that holds it exactly for the element type."""
+    if is_float(element_type):
+        return FloatAttr(float(value), f64 if element_type == f64 else f32)
+    return IntegerAttr(int(value), element_type)
+
+
 @converter("Clip")
 def clip(node: NodeContext) -> list[SSAValue]:
-    ty = node.input_type(0)
-    bounds: dict[str, float | int | None] = {}
+    x = node.input(0)
+    element_type = node.input_type(0).element_type
+    bounds: dict[str, Attribute] = {}
+    runtime_bounds: list[tuple[type[ew.VariadicOp], SSAValue]] = []
     if node.opset < 11:
-        bounds["min"] = node.float("min", float(np.finfo(np.float32).min))
-        bounds["max"] = node.float("max", float(np.finfo(np.float32).max))
+        for name in ("min", "max"):
+            if node.has_attr(name):
+                bounds[name] = _bound_attr(np.float32(node.float(name)), element_type)
     else:
-        for name, index in (("min", 1), ("max", 2)):
-            if node.has_input(index):
-                value = node.constant(index, name).reshape(-1)[0]
-                bounds[name] = float(value) if is_float(ty.element_type) else int(value)
-    return [node.emit(ew.ClipOp.create([node.input(0)], **bounds)).output]
+        for name, index, op_type in (("min", 1, ew.MaxOp), ("max", 2, ew.MinOp)):
+            if not node.has_input(index):
+                continue
+            if int(np.prod(node.shape(index))) != 1:
+                node.unsupported(f"input '{node.node.input[index]}' ({name}) is not a scalar")
+            if node.is_constant(index):
+                bounds[name] = _bound_attr(node.constant(index).reshape(-1)[0], element_type)
+            else:
+                runtime_bounds.append((op_type, node.input(index)))
+    # bounds known at import time are properties; run-time ones become max / min
+    out = node.emit(ew.ClipOp.create([x], **bounds)).output if bounds else x
+    for op_type, bound in runtime_bounds:
+        op = op_type.create([out, bound])
+        if op.output.type != node.input_type(0):
+            node.unsupported(f"the bound {bound.type} would change the result type")
+        out = node.emit(op).output
+    if out is x:
+        out = node.emit(ew.IdentityOp.create([x])).output
+    return [out]
 
 
 @converter("Dropout")
 def dropout(node: NodeContext) -> list[SSAValue | None]:
-    if node.has_input(2) and bool(node.constant(2, "training_mode").reshape(-1)[0]):
-        node.unsupported("training_mode=true (only inference-mode Dropout is supported)")
-    if node.int("is_test", 1) == 0 and node.opset < 7:
-        node.unsupported("is_test=0 (only inference-mode Dropout is supported)")
+    """Inference-mode Dropout is the identity; its mask is all true (ones before opset 10).
+
+    Training mode (random) is only supported where it is the identity too: ratio = 0.
+    """
+    if node.opset < 7:
+        if node.int("is_test", 0) == 0 and node.float("ratio", 0.5) != 0:
+            node.unsupported(
+                "is_test=0 (the default before opset 7) is training-mode Dropout, which is "
+                "random; only inference-mode Dropout (is_test=1) is supported"
+            )
+    elif node.opset >= 12 and node.has_input(2):
+        ratio_is_zero = node.is_constant(1) and float(node.constant(1).reshape(-1)[0]) == 0
+        if not node.is_constant(2):
+            if not ratio_is_zero:
+                node.unsupported(
+                    f"training_mode (input '{node.node.input[2]}') is a run-time input; only "
+                    "inference-mode Dropout (training_mode absent or a constant false) is "
+                    "supported, since training-mode Dropout is random"
+                )
+        elif bool(node.constant(2).reshape(-1)[0]) and not ratio_is_zero:
+            node.unsupported(
+                "training_mode=true: training-mode Dropout is random; only inference-mode "
+                "Dropout is supported"
+            )
     out = node.emit(ew.DropoutOp.create([node.input(0)])).output
     mask = None
     if len(node.node.output) > 1 and node.node.output[1]:
-        mask = node.emit_constant(np.ones(node.shape(0), dtype=np.bool_))
+        mask_dtype = np.bool_ if node.opset >= 10 else numpy_dtype(node.input_type(0).element_type)
+        mask = node.emit_constant(np.ones(node.shape(0), dtype=mask_dtype))
     return [out, mask]
 
 
 @converter("Cast")
 def cast(node: NodeContext) -> list[SSAValue]:
+    to = node.attr("to")
+    if isinstance(to, bytes | str):  # before opset 6, `to` names the type: "FLOAT"
+        name = to.decode() if isinstance(to, bytes) else to
+        if name.upper() not in TensorProto.DataType.keys():
+            node.unsupported(f"Cast to unknown type {name!r}")
+        to = TensorProto.DataType.Value(name.upper())
+    elif to is None:
+        node.unsupported("attribute 'to' is required")
     try:
-        element = element_type_from_onnx(node.int("to"))
+        element = element_type_from_onnx(int(to))
     except UnsupportedTypeError as e:
         node.unsupported(f"Cast to {e}")
     return [node.emit(ew.CastOp.to(node.input(0), element)).output]
@@ -186,4 +245,3 @@ def constant(node: NodeContext) -> list[SSAValue]:
     else:
         array = np.asarray(value, dtype=np.int64)
     return [node.emit_constant(array)]
-

@@ -86,10 +86,16 @@ def _sanitize(name: str) -> str:
 
 
 class _Importer:
-    def __init__(self, model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]):
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        input_shapes: Mapping[str, Sequence[int]],
+        input_values: Mapping[str, np.ndarray],
+    ):
         self.model = model
         self.opset = default_opset(model)
         self.input_shapes = input_shapes
+        self.input_values = input_values
         self.values: dict[str, SSAValue] = {}
         self.constants: dict[str, np.ndarray] = {}
         self.poisoned: set[str] = set()
@@ -101,6 +107,8 @@ class _Importer:
         graph = self.model.graph
         for init in graph.initializer:
             self._add_initializer(init)
+        for name, array in self.input_values.items():
+            self._add_constant(name, np.asarray(array))
         arg_names = self._add_inputs(graph.input)
         for index, node in enumerate(graph.node):
             self._convert_node(node, index)
@@ -131,11 +139,14 @@ class _Importer:
             self.problems.append(ImportProblem(init.name, "initializer", self.opset, str(e)))
             self.poisoned.add(init.name)
             return
+        self._add_constant(init.name, array)
+
+    def _add_constant(self, name: str, array: np.ndarray) -> None:
         op = ConstantOp.from_array(array)
         self.block.add_op(op)
-        op.result.name_hint = _sanitize(init.name)
-        self.values[init.name] = op.result
-        self.constants[init.name] = array
+        op.result.name_hint = _sanitize(name)
+        self.values[name] = op.result
+        self.constants[name] = array
 
     def _add_inputs(self, inputs: Sequence[onnx.ValueInfoProto]) -> list[str]:
         names: list[str] = []
@@ -292,15 +303,18 @@ def _name_attrs(names: Sequence[str]) -> list[DictionaryAttr]:
 def import_onnx(
     model: str | os.PathLike[str] | bytes | onnx.ModelProto,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
+    input_values: Mapping[str, np.ndarray] | None = None,
 ) -> ModuleOp:
     """Import an ONNX model as a module with one `func.func @main` of graph ops.
 
-    `input_shapes` gives static shapes to inputs whose shapes are dynamic.
+    `input_shapes` gives static shapes to inputs whose shapes are dynamic;
+    `input_values` binds graph inputs to constants (they are no longer function
+    arguments), for inputs that decide shapes (axes, target shapes, pads).
     Raises `OnnxImportError` listing every unsupported node.
     """
     _load_converters()
     proto = load_model(model)
-    module = _Importer(proto, input_shapes or {}).run()
+    module = _Importer(proto, input_shapes or {}, input_values or {}).run()
     module.verify()
     return module
 

@@ -27,6 +27,10 @@ from mlc.dialects.graph.elementwise import ConstantOp
 OpT = TypeVar("OpT", bound=Operation)
 
 
+#: appended to "must be known at import time" reasons; the conformance harness keys on it
+BIND_HINT = " (a graph input can be bound with input_values=)"
+
+
 class Unsupported(Exception):
     """A node mlc cannot import, with the reason."""
 
@@ -86,7 +90,7 @@ class NodeContext:
             name = self.node.input[i]
             self.unsupported(
                 f"input '{name}'{' (' + what + ')' if what else ''} must be a constant "
-                "known at import time (dynamic shapes are not supported)"
+                f"known at import time{BIND_HINT}"
             )
         return value
 
