@@ -1,0 +1,307 @@
+"""The typed AST of a tensor-expression definition.
+
+Every node is a frozen dataclass; source positions (``loc``) do not take part in
+equality, so two definitions that print the same compare equal. Index and size
+expressions are `Poly` values (see `mlc.parser.texpr.affine`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator as PyIterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mlc.parser.texpr.affine import Poly
+from mlc.parser.texpr.errors import Loc
+
+#: Reduction and assignment operators of a statement.
+AssignOp = Literal["=", "+=", "*=", "max=", "min="]
+REDUCTION_OPS: tuple[str, ...] = ("+=", "*=", "max=", "min=")
+#: Scalar functions: name -> arity. Casts (``f32(x)``) are `Cast` nodes instead.
+FLOAT_FUNCTIONS = frozenset(
+    {"exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "erf", "sin", "cos", "floor", "ceil", "pow"}
+)
+FUNCTIONS: dict[str, int] = {
+    **{name: 1 for name in FLOAT_FUNCTIONS},
+    "pow": 2,
+    "abs": 1,
+    "max": 2,
+    "min": 2,
+    "select": 3,
+}
+ARITH_OPS = frozenset({"+", "-", "*", "/", "%"})
+COMPARE_OPS = frozenset({"<", "<=", ">", ">=", "==", "!="})
+LOGIC_OPS = frozenset({"and", "or"})
+
+
+@dataclass(frozen=True)
+class Const:
+    """A literal (``2``, ``0.5``, ``inf``, ``lowest``, ``true``) resolved to ``dtype``."""
+
+    value: int | float | bool
+    dtype: str
+    loc: Loc | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Read:
+    """A tensor element ``tensor[indices]``; indices are integer-affine in the iterators."""
+
+    tensor: str
+    indices: tuple[Poly, ...]
+    dtype: str
+    loc: Loc | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Index:
+    """An iterator/size expression used as an i64 value (``f32(i)``, ``c < CA``)."""
+
+    expr: Poly
+    dtype: str = "i64"
+    loc: Loc | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Unary:
+    """``-x`` or ``not x``."""
+
+    op: Literal["-", "not"]
+    operand: Expr
+    dtype: str
+    loc: Loc | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Binary:
+    """Arithmetic (``+ - * / %``), comparison or logical (``and or``) operation.
+
+    Operands share one dtype. Integer ``/`` truncates towards zero and ``%`` takes the
+    dividend's sign (C, LLVM ``sdiv``/``srem``); float ``%`` is ``fmod``.
+    """
+
+    op: str
+    lhs: Expr
+    rhs: Expr
+    dtype: str
+    loc: Loc | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Call:
+    """A scalar function: a math function, ``max``/``min``/``pow`` or ``select(c, a, b)``."""
+
+    fn: str
+    args: tuple[Expr, ...]
+    dtype: str
+    loc: Loc | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Cast:
+    """``f32(x)``: conversion (float->int truncates; x->bool is x != 0)."""
+
+    operand: Expr
+    dtype: str
+    loc: Loc | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """``subject if in bounds else fallback``: ``fallback`` where any read of ``subject``
+    (outside nested guards) is out of bounds, else ``subject``."""
+
+    subject: Expr
+    fallback: Expr
+    dtype: str
+    loc: Loc | None = field(default=None, compare=False, repr=False)
+
+
+Expr = Const | Read | Index | Unary | Binary | Call | Cast | Guarded
+
+
+def children(expr: Expr) -> tuple[Expr, ...]:
+    """The direct sub-expressions of a node."""
+    if isinstance(expr, Unary | Cast):
+        return (expr.operand,)
+    if isinstance(expr, Binary):
+        return (expr.lhs, expr.rhs)
+    if isinstance(expr, Call):
+        return expr.args
+    if isinstance(expr, Guarded):
+        return (expr.subject, expr.fallback)
+    return ()
+
+
+def walk(expr: Expr) -> PyIterator[Expr]:
+    """Every node of ``expr``, pre-order."""
+    yield expr
+    for child in children(expr):
+        yield from walk(child)
+
+
+def reads(expr: Expr) -> PyIterator[tuple[Read, bool]]:
+    """Every `Read` of ``expr`` with whether a `Guarded` subject encloses it."""
+
+    def go(e: Expr, guarded: bool) -> PyIterator[tuple[Read, bool]]:
+        if isinstance(e, Read):
+            yield e, guarded
+        elif isinstance(e, Guarded):
+            yield from go(e.subject, True)
+            yield from go(e.fallback, guarded)
+        else:
+            for child in children(e):
+                yield from go(child, guarded)
+
+    return go(expr, False)
+
+
+def free_iterators(expr: Expr) -> frozenset[str]:
+    """Names of the iterators ``expr`` depends on."""
+    names: set[str] = set()
+    for node in walk(expr):
+        if isinstance(node, Read):
+            for index in node.indices:
+                names |= index.iterators()
+        elif isinstance(node, Index):
+            names |= node.expr.iterators()
+    return frozenset(names)
+
+
+@dataclass(frozen=True)
+class Iterator:
+    """An index variable ranging over ``[lower, upper)``; parallel iff it indexes the target."""
+
+    name: str
+    lower: Poly
+    upper: Poly
+    kind: Literal["parallel", "reduction"]
+
+    @property
+    def extent(self) -> Poly:
+        """``upper - lower``."""
+        return self.upper - self.lower
+
+
+@dataclass(frozen=True)
+class TensorDecl:
+    """A typed tensor: an input, an output or a statement-defined local."""
+
+    name: str
+    dtype: str
+    shape: tuple[Poly, ...]
+    loc: Loc | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def rank(self) -> int:
+        """Number of dimensions."""
+        return len(self.shape)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """``target[indices] op body``, over the iteration domain ``iterators``.
+
+    ``iterators`` lists the parallel iterators in target-index order, then the
+    reduction iterators in order of first use. ``init`` is true where the statement
+    is the first write of its target: a reduction then starts from its identity
+    (0, 1, lowest, highest); otherwise it accumulates into the current value.
+    """
+
+    target: str
+    indices: tuple[str, ...]
+    op: AssignOp
+    body: Expr
+    iterators: tuple[Iterator, ...]
+    init: bool
+    loc: Loc | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def parallel(self) -> tuple[Iterator, ...]:
+        """The parallel iterators, in target-index order."""
+        return tuple(i for i in self.iterators if i.kind == "parallel")
+
+    @property
+    def reduction(self) -> tuple[Iterator, ...]:
+        """The reduction iterators."""
+        return tuple(i for i in self.iterators if i.kind == "reduction")
+
+    def iterator(self, name: str) -> Iterator:
+        """The iterator called ``name``."""
+        for i in self.iterators:
+            if i.name == name:
+                return i
+        raise KeyError(name)
+
+    def reads(self) -> tuple[Read, ...]:
+        """Every tensor read in the body."""
+        return tuple(r for r, _ in reads(self.body))
+
+
+@dataclass(frozen=True)
+class SizeParam:
+    """A declared size parameter ``<S = 1>``, for sizes that are not input dimensions."""
+
+    name: str
+    default: int | None = None
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A parsed, type- and bounds-checked tensor-expression definition.
+
+    An output whose name is also an input is in-out: it starts with the input's value.
+    """
+
+    name: str
+    params: tuple[SizeParam, ...]
+    inputs: tuple[TensorDecl, ...]
+    outputs: tuple[TensorDecl, ...]
+    locals: tuple[TensorDecl, ...]
+    statements: tuple[Statement, ...]
+    loc: Loc | None = field(default=None, compare=False, repr=False)
+
+    def tensor(self, name: str) -> TensorDecl:
+        """The input, output or local called ``name``."""
+        for decl in (*self.inputs, *self.outputs, *self.locals):
+            if decl.name == name:
+                return decl
+        raise KeyError(name)
+
+    @property
+    def inouts(self) -> frozenset[str]:
+        """Names of the in-out tensors (declared as both input and output)."""
+        return frozenset(d.name for d in self.inputs) & frozenset(d.name for d in self.outputs)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """Every size symbol: parameters, then those of shapes and ranges, in order of appearance."""
+        names: dict[str, None] = {p.name: None for p in self.params}
+        for decl in (*self.inputs, *self.outputs, *self.locals):
+            for dim in decl.shape:
+                names.update(dict.fromkeys(sorted(dim.symbols())))
+        for stmt in self.statements:
+            for itr in stmt.iterators:
+                names.update(dict.fromkeys(sorted(itr.lower.symbols() | itr.upper.symbols())))
+            for node in walk(stmt.body):
+                if isinstance(node, Read):
+                    for index in node.indices:
+                        names.update(dict.fromkeys(sorted(index.symbols())))
+                elif isinstance(node, Index):
+                    names.update(dict.fromkeys(sorted(node.expr.symbols())))
+        return tuple(names)
+
+    @property
+    def iterators(self) -> tuple[Iterator, ...]:
+        """The iterators of a single-statement definition (else use ``statements[i].iterators``)."""
+        if len(self.statements) != 1:
+            raise ValueError(
+                f"`{self.name}` has {len(self.statements)} statements; "
+                "iterators are per statement: use .statements[i].iterators"
+            )
+        return self.statements[0].iterators
+
+    def __str__(self) -> str:
+        from mlc.parser.texpr.printer import format_definition
+
+        return format_definition(self)
