@@ -1,3 +1,376 @@
-"""Reference semantics of the nn graph ops (ONNX semantics)."""
+"""Reference semantics of the nn graph ops (ONNX semantics).
+
+f16/bf16 math runs in f32 and is rounded once at the end, as onnxruntime does; integer
+matrix products are exact (wrapping in the element type).
+
+Window ops are vectorized over the batch, channels and output positions and loop only
+over kernel offsets: convolutions gather the strided slice of every kernel offset into
+columns (im2col) and do one batched matrix product; pools reduce the slices.
+"""
 
 from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+
+import ml_dtypes
+import numpy as np
+
+from mlc.dialects.graph import nn
+from mlc.interpreters.graph.registry import reference
+
+_LOW_PRECISION = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
+
+
+def _compute(x: np.ndarray) -> np.ndarray:
+    """x in the precision its math runs in (f32 for f16/bf16)."""
+    return x.astype(np.float32) if x.dtype in _LOW_PRECISION else x
+
+
+# --------------------------------------------------------------------------- products
+
+
+@reference(nn.MatMulOp)
+def matmul(op: nn.MatMulOp, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.matmul(_compute(a), _compute(b))
+
+
+def _scaled(y: np.ndarray, factor: float) -> np.ndarray:
+    """factor * y; integers stay exact for integral factors (else float, truncated later)."""
+    if factor == 1.0:
+        return y
+    if y.dtype.kind in "iu":
+        return y * int(factor) if factor.is_integer() else y * factor
+    return y * y.dtype.type(factor)
+
+
+@reference(nn.GemmOp)
+def gemm(op: nn.GemmOp, a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
+    props = op.props
+    alpha, beta = props.float("alpha"), props.float("beta")
+    a, b = _compute(a), _compute(b)
+    if props.bool("trans_a"):
+        a = a.T
+    if props.bool("trans_b"):
+        b = b.T
+    y = _scaled(a @ b, alpha)
+    if c is not None and beta != 0.0:
+        y = y + _scaled(_compute(c), beta)
+    return y
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def _padded(
+    x: np.ndarray,
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    pads: Sequence[int],
+    dilations: Sequence[int],
+    out: Sequence[int],
+    fill: object,
+) -> np.ndarray:
+    """x padded with `fill`: `pads` at the begins, and at the ends exactly what the last
+    window reaches (more or less than the end pads when ceil_mode extends or floor drops)."""
+    rank = len(kernel)
+    widths = [(0, 0)] * (x.ndim - rank)
+    crop = [slice(None)] * x.ndim
+    for d in range(rank):
+        needed = (out[d] - 1) * strides[d] + dilations[d] * (kernel[d] - 1) + 1
+        end = needed - x.shape[x.ndim - rank + d] - pads[d]
+        widths.append((pads[d], max(end, 0)))
+        if end < 0:
+            crop[x.ndim - rank + d] = slice(0, x.shape[x.ndim - rank + d] + end)
+    x = x[tuple(crop)]
+    if any(w != (0, 0) for w in widths):
+        x = np.pad(x, widths, constant_values=np.asarray(fill, x.dtype))
+    return x
+
+
+def _windows(
+    xp: np.ndarray,
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    out: Sequence[int],
+) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
+    """(kernel offset, strided view of padded `xp` at that offset) for every offset."""
+    lead = (slice(None),) * (xp.ndim - len(kernel))
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        view = tuple(
+            slice(o * dil, o * dil + (n - 1) * s + 1, s)
+            for o, dil, n, s in zip(offset, dilations, out, strides)
+        )
+        yield offset, xp[lead + view]
+
+
+@reference(nn.ConvOp)
+def conv(op: nn.ConvOp, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    props = op.props
+    strides, pads = props.ints("strides"), props.ints("pads")
+    dilations, group = props.ints("dilations"), props.int("group")
+    out_shape = op.output.type.get_shape()  # type: ignore[attr-defined]
+    out = tuple(out_shape[2:])
+    x, w = _compute(x), _compute(w)
+    n, c = x.shape[:2]
+    m, cg = w.shape[:2]
+    kernel = w.shape[2:]
+    xp = _padded(x, kernel, strides, pads, dilations, out, 0)
+    xp = xp.reshape(n, group, cg, *xp.shape[2:])
+    taps = int(np.prod(kernel))
+    positions = int(np.prod(out))
+    cols = np.empty((n, group, cg, taps, *out), dtype=x.dtype)
+    for i, (_, view) in enumerate(_windows(xp, kernel, strides, dilations, out)):
+        cols[:, :, :, i] = view
+    cols = cols.reshape(n, group, cg * taps, positions)
+    wg = w.reshape(group, m // group, cg * taps)
+    y = np.matmul(wg, cols).reshape(n, m, *out)
+    if b is not None:
+        y += _compute(b).reshape(m, *[1] * len(out))
+    return y
+
+
+@reference(nn.ConvTransposeOp)
+def conv_transpose(
+    op: nn.ConvTransposeOp, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None
+) -> np.ndarray:
+    props = op.props
+    strides, pads = props.ints("strides"), props.ints("pads")
+    dilations, group = props.ints("dilations"), props.int("group")
+    out = tuple(op.output.type.get_shape()[2:])  # type: ignore[attr-defined]
+    x, w = _compute(x), _compute(w)
+    n, c = x.shape[:2]
+    mg = w.shape[1]
+    kernel = w.shape[2:]
+    size = x.shape[2:]
+    rank = len(kernel)
+    cg = c // group
+    taps = int(np.prod(kernel))
+    # cols[n, g, m, tap, pixel] = sum_c w[g, c, m, tap] * x[n, g, c, pixel]
+    wg = w.reshape(group, cg, mg * taps).transpose(0, 2, 1)
+    xg = x.reshape(n, group, cg, -1)
+    cols = np.matmul(wg, xg).reshape(n, group, mg, taps, *size)
+    full = [
+        max((size[d] - 1) * strides[d] + dilations[d] * (kernel[d] - 1) + 1, pads[d] + out[d])
+        for d in range(rank)
+    ]
+    y = np.zeros((n, group, mg, *full), dtype=x.dtype)
+    for i, offset in enumerate(itertools.product(*(range(k) for k in kernel))):
+        view = tuple(
+            slice(o * dil, o * dil + (sz - 1) * s + 1, s)
+            for o, dil, sz, s in zip(offset, dilations, size, strides)
+        )
+        y[(slice(None),) * 3 + view] += cols[:, :, :, i]
+    crop = tuple(slice(pads[d], pads[d] + out[d]) for d in range(rank))
+    y = y[(slice(None),) * 3 + crop].reshape(n, group * mg, *out)
+    if b is not None:
+        y = y + _compute(b).reshape(group * mg, *[1] * rank)
+    return y
+
+
+def _pool_geometry(
+    op: nn.PoolOp,
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    props = op.props
+    out = tuple(op.output.type.get_shape()[2:])  # type: ignore[attr-defined]
+    return (
+        props.ints("kernel_shape"),
+        props.ints("strides"),
+        props.ints("pads"),
+        props.ints("dilations"),
+        out,
+    )
+
+
+def _lowest(dtype: np.dtype) -> object:
+    return np.iinfo(dtype).min if dtype.kind in "iu" else -np.inf
+
+
+@reference(nn.MaxPoolOp)
+def max_pool(op: nn.MaxPoolOp, x: np.ndarray) -> np.ndarray:
+    kernel, strides, pads, dilations, out = _pool_geometry(op)
+    xp = _padded(x, kernel, strides, pads, dilations, out, _lowest(x.dtype))
+    y = np.full((*x.shape[:2], *out), _lowest(x.dtype), dtype=x.dtype)
+    for _, view in _windows(xp, kernel, strides, dilations, out):
+        np.maximum(y, view, out=y)
+    return y
+
+
+@reference(nn.MaxPoolIndicesOp)
+def max_pool_indices(op: nn.MaxPoolIndicesOp, x: np.ndarray) -> np.ndarray:
+    kernel, strides, pads, dilations, out = _pool_geometry(op)
+    spatial = x.shape[2:]
+    rank = len(kernel)
+    column_major = op.props.int("storage_order") == 1
+    # the flat index of every input element, padded with -1
+    order = "F" if column_major else "C"
+    pixel = np.arange(int(np.prod(spatial)), dtype=np.int64).reshape(spatial, order=order)
+    base = np.arange(x.shape[0] * x.shape[1], dtype=np.int64).reshape(*x.shape[:2], *[1] * rank)
+    index = base * int(np.prod(spatial)) + pixel
+    xp = _padded(x, kernel, strides, pads, dilations, out, _lowest(x.dtype))
+    ip = _padded(np.broadcast_to(index, x.shape), kernel, strides, pads, dilations, out, -1)
+    best = np.full((*x.shape[:2], *out), _lowest(x.dtype), dtype=x.dtype)
+    best_index = np.full(best.shape, -1, dtype=np.int64)
+    values = _windows(xp, kernel, strides, dilations, out)
+    indices = _windows(ip, kernel, strides, dilations, out)
+    for (_, v), (_, i) in zip(values, indices):
+        better = (v > best) | ((best_index < 0) & (i >= 0))
+        best = np.where(better, v, best)
+        best_index = np.where(better, i, best_index)
+    return best_index
+
+
+def _tap_counts(
+    kernel: int, stride: int, dilation: int, pad_begin: int, n: int, lo: int, hi: int
+) -> np.ndarray:
+    """For each of `n` windows along one axis: how many of its taps t have lo <= t < hi
+    (t in input coordinates, the first window starting at -pad_begin)."""
+    starts = np.arange(n) * stride - pad_begin
+    taps = starts[:, None] + np.arange(kernel)[None, :] * dilation
+    return np.count_nonzero((taps >= lo) & (taps < hi), axis=1)
+
+
+@reference(nn.AveragePoolOp)
+def average_pool(op: nn.AveragePoolOp, x: np.ndarray) -> np.ndarray:
+    kernel, strides, pads, dilations, out = _pool_geometry(op)
+    rank = len(kernel)
+    x = _compute(x)
+    xp = _padded(x, kernel, strides, pads, dilations, out, 0)
+    y = np.zeros((*x.shape[:2], *out), dtype=x.dtype)
+    for _, view in _windows(xp, kernel, strides, dilations, out):
+        y += view
+    include_pad = op.props.bool("count_include_pad")
+    divisor = np.ones((), dtype=np.int64)
+    for d in range(rank):
+        size = x.shape[2 + d]
+        # taps inside the input, or with count_include_pad inside the padded input
+        lo, hi = (-pads[d], size + pads[rank + d]) if include_pad else (0, size)
+        counts = _tap_counts(kernel[d], strides[d], dilations[d], pads[d], out[d], lo, hi)
+        divisor = np.multiply.outer(divisor, counts)
+    return y / divisor.astype(y.dtype)
+
+
+@reference(nn.LpPoolOp)
+def lp_pool(op: nn.LpPoolOp, x: np.ndarray) -> np.ndarray:
+    kernel, strides, pads, dilations, out = _pool_geometry(op)
+    p = op.props.int("p")
+    x = _compute(x)
+    xp = _padded(np.abs(x) ** p, kernel, strides, pads, dilations, out, 0)
+    y = np.zeros((*x.shape[:2], *out), dtype=x.dtype)
+    for _, view in _windows(xp, kernel, strides, dilations, out):
+        y += view
+    return y ** (1.0 / p)
+
+
+@reference(nn.GlobalAveragePoolOp)
+def global_average_pool(op: nn.GlobalAveragePoolOp, x: np.ndarray) -> np.ndarray:
+    axes = tuple(range(2, x.ndim))
+    return np.mean(_compute(x), axis=axes, keepdims=True)
+
+
+@reference(nn.GlobalMaxPoolOp)
+def global_max_pool(op: nn.GlobalMaxPoolOp, x: np.ndarray) -> np.ndarray:
+    axes = tuple(range(2, x.ndim))
+    return np.max(x, axis=axes, keepdims=True)
+
+
+# --------------------------------------------------------------------------- normalization
+
+
+def _per_channel(v: np.ndarray, rank: int, dtype: np.dtype) -> np.ndarray:
+    return _compute(v).astype(dtype).reshape(-1, *[1] * (rank - 2))
+
+
+@reference(nn.BatchNormOp)
+def batch_norm(
+    op: nn.BatchNormOp,
+    x: np.ndarray,
+    scale: np.ndarray,
+    bias: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+) -> np.ndarray:
+    eps = op.props.float("epsilon")
+    xc = _compute(x)
+    dt, r = xc.dtype, x.ndim
+    inv = _per_channel(scale, r, dt) / np.sqrt(_per_channel(var, r, dt) + dt.type(eps))
+    return (xc - _per_channel(mean, r, dt)) * inv + _per_channel(bias, r, dt)
+
+
+@reference(nn.InstanceNormOp)
+def instance_norm(
+    op: nn.InstanceNormOp, x: np.ndarray, scale: np.ndarray, bias: np.ndarray
+) -> np.ndarray:
+    eps = op.props.float("epsilon")
+    xc = _compute(x)
+    dt, r = xc.dtype, x.ndim
+    axes = tuple(range(2, r))
+    mean = np.mean(xc, axis=axes, keepdims=True)
+    var = np.mean(np.square(xc - mean), axis=axes, keepdims=True)
+    y = (xc - mean) / np.sqrt(var + dt.type(eps))
+    return y * _per_channel(scale, r, dt) + _per_channel(bias, r, dt)
+
+
+@reference(nn.LayerNormOp)
+def layer_norm(
+    op: nn.LayerNormOp, x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None = None
+) -> np.ndarray:
+    axis, eps = op.props.int("axis"), op.props.float("epsilon")
+    xc = _compute(x)
+    axes = tuple(range(axis, x.ndim))
+    mean = np.mean(xc, axis=axes, keepdims=True)
+    diff = xc - mean
+    var = np.mean(np.square(diff), axis=axes, keepdims=True)
+    y = diff / np.sqrt(var + xc.dtype.type(eps)) * _compute(scale)
+    if bias is not None:
+        y = y + _compute(bias)
+    return y
+
+
+@reference(nn.LrnOp)
+def lrn(op: nn.LrnOp, x: np.ndarray) -> np.ndarray:
+    props = op.props
+    size = props.int("size")
+    alpha, beta, bias = props.float("alpha"), props.float("beta"), props.float("bias")
+    xc = _compute(x)
+    channels = x.shape[1]
+    lo, hi = (size - 1) // 2, size // 2  # channels [c - lo, c + hi]
+    sq = np.square(xc)
+    padded = np.pad(sq, [(0, 0), (lo, hi)] + [(0, 0)] * (x.ndim - 2))
+    csum = np.cumsum(padded, axis=1)
+    csum = np.concatenate([np.zeros_like(csum[:, :1]), csum], axis=1)
+    window = csum[:, size : size + channels] - csum[:, :channels]
+    return xc / (bias + alpha / size * window) ** beta
+
+
+# --------------------------------------------------------------------------- softmax
+
+
+@reference(nn.SoftmaxOp)
+def softmax(op: nn.SoftmaxOp, x: np.ndarray) -> np.ndarray:
+    axes = op.props.ints("axes")
+    xc = _compute(x)
+    e = np.exp(xc - np.max(xc, axis=axes, keepdims=True))
+    return e / np.sum(e, axis=axes, keepdims=True)
+
+
+@reference(nn.LogSoftmaxOp)
+def log_softmax(op: nn.LogSoftmaxOp, x: np.ndarray) -> np.ndarray:
+    axes = op.props.ints("axes")
+    xc = _compute(x)
+    shifted = xc - np.max(xc, axis=axes, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axes, keepdims=True))
+
+
+@reference(nn.HardmaxOp)
+def hardmax(op: nn.HardmaxOp, x: np.ndarray) -> np.ndarray:
+    axes = op.props.ints("axes")
+    rest = [a for a in range(x.ndim) if a not in axes]
+    moved = np.transpose(x, rest + list(axes))
+    lead = moved.shape[: len(rest)]
+    flat = moved.reshape(*lead, -1)
+    one_hot = np.zeros_like(flat)
+    if flat.shape[-1]:
+        np.put_along_axis(one_hot, np.argmax(flat, axis=-1)[..., None], 1, axis=-1)
+    return np.transpose(one_hot.reshape(moved.shape), np.argsort(rest + list(axes)))
