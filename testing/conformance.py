@@ -100,15 +100,21 @@ def run_case(case: object) -> CaseResult:
     for raw_inputs, raw_outputs in case.data_sets:  # type: ignore[attr-defined]
         inputs, outputs = _arrays(raw_inputs), _arrays(raw_outputs)
         if bound:
-            # Static shapes: inputs that decide shapes are bound to this data set's values.
+            # Static shapes: inputs that decide shapes are bound to this data set's values
+            # (a node reports one such input at a time, so bind until none is missing).
             values = dict(zip(input_names, inputs))
-            try:
-                module = import_onnx(model, input_values={n: values[n] for n in bound})
-            except OnnxImportError as e:
-                reason = "; ".join(line.strip() for line in str(e).splitlines()[1:])
-                return CaseResult(name, ops, "unsupported", reason)
-            except Exception as e:  # noqa: BLE001
-                return CaseResult(name, ops, "crashed", f"import: {type(e).__name__}: {e}"[:300])
+            for _ in range(len(input_names)):
+                try:
+                    module = import_onnx(model, input_values={n: values[n] for n in bound})
+                    break
+                except OnnxImportError as e:
+                    more = _inputs_to_bind(str(e), model)
+                    if not more or set(more) <= set(bound):
+                        reason = "; ".join(line.strip() for line in str(e).splitlines()[1:])
+                        return CaseResult(name, ops, "unsupported", reason)
+                    bound = sorted(set(bound) | set(more))
+                except Exception as e:  # noqa: BLE001
+                    return CaseResult(name, ops, "crashed", f"import: {type(e).__name__}: {e}"[:300])
             inputs = [x for n, x in zip(input_names, inputs) if n not in bound]
         try:
             results = interpret(module, *inputs)

@@ -43,10 +43,7 @@ def _requested_axes(node: NodeContext, axes_input_since: int) -> list[int] | Non
             return node.constant_ints(1, "axes")
         if node.shape(1) == (0,):
             return []  # a runtime input, but its static shape says it is empty
-        node.unsupported(
-            f"input '{node.node.input[1]}' (axes) is computed at run time; mlc needs the "
-            "reduced axes at import time, since they decide the result's static shape"
-        )
+        return node.constant_ints(1, "axes decide the result's static shape")
     if node.num_inputs > 1:
         node.unsupported(f"'axes' is an attribute, not an input, before opset {axes_input_since}")
     return node.ints("axes") if node.has_attr("axes") else None
