@@ -18,11 +18,23 @@ def _graph() -> Dialect:
     return Graph
 
 
+def _tl() -> Dialect:
+    from mlc.dialects.tl import Tl
+
+    return Tl
+
+
+def _convert_tl_kernel_to_loops() -> type[ModulePass]:
+    from mlc.lowering.tl_kernel_to_loops import ConvertTlKernelToLoopsPass
+
+    return ConvertTlKernelToLoopsPass
+
+
 def all_dialect_factories() -> dict[str, Callable[[], Dialect]]:
     """Dialect name -> lazy factory, for every dialect mlc defines."""
-    return {"graph": _graph}
+    return {"graph": _graph, "tl": _tl}
 
 
 def all_pass_factories() -> dict[str, Callable[[], type[ModulePass]]]:
     """Pass name -> lazy factory, for every pass mlc defines."""
-    return {}
+    return {"convert-tl-kernel-to-loops": _convert_tl_kernel_to_loops}

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.dialects.builtin import MemRefType, ModuleOp, TensorType
 from xdsl.interpreter import Interpreter
 from xdsl.interpreters.func import FuncFunctions
 
@@ -18,12 +18,29 @@ class InterpretError(ValueError):
 
 
 def make_interpreter(module: ModuleOp) -> Interpreter:
-    """An xDSL interpreter with the implementations of every dialect mlc interprets."""
+    """An xDSL interpreter with the implementations of every dialect mlc interprets:
+    func, graph, tl, and xDSL's arith, math, memref, scf and builtin."""
+    from xdsl.interpreters.arith import ArithFunctions
+    from xdsl.interpreters.builtin import BuiltinFunctions
+    from xdsl.interpreters.math import MathFunctions
+    from xdsl.interpreters.memref import MemRefFunctions
+    from xdsl.interpreters.scf import ScfFunctions
+
     from mlc.interpreters.graph import graph_functions
+    from mlc.interpreters.tl import TlFunctions
 
     interpreter = Interpreter(module)
-    interpreter.register_implementations(FuncFunctions())
-    interpreter.register_implementations(graph_functions())
+    for functions in (
+        FuncFunctions(),
+        graph_functions(),
+        TlFunctions(),
+        ArithFunctions(),
+        MathFunctions(),
+        MemRefFunctions(),
+        ScfFunctions(),
+        BuiltinFunctions(),
+    ):
+        interpreter.register_implementations(functions)
     return interpreter
 
 
@@ -55,7 +72,7 @@ def check_inputs(function: func.FuncOp, inputs: Sequence[np.ndarray]) -> list[np
     checked: list[np.ndarray] = []
     for i, (value, ty) in enumerate(zip(inputs, arg_types)):
         array = np.asarray(value)
-        if isinstance(ty, TensorType):
+        if isinstance(ty, TensorType | MemRefType):
             shape, dtype = tuple(ty.get_shape()), numpy_dtype(ty.element_type)
             if array.shape != shape or array.dtype != dtype:
                 raise InterpretError(
@@ -70,8 +87,20 @@ def interpret(
     module: ModuleOp, *inputs: np.ndarray, function: str | None = None
 ) -> list[np.ndarray]:
     """Run `function` (default: the first public one) with the reference semantics."""
+    from mlc.interpreters.tl import from_buffer, to_buffer
+
     f = entry_function(module, function)
     args = check_inputs(f, inputs)
+    arg_types = f.function_type.inputs.data
+    # memref arguments are buffers the function may write: pass copies, as ShapedArrays
+    values = tuple(
+        to_buffer(a, t.element_type) if isinstance(t, MemRefType) else a
+        for a, t in zip(args, arg_types)
+    )
     interpreter = make_interpreter(module)
-    results = interpreter.call_op(f.sym_name.data, tuple(args))
-    return [np.asarray(r) for r in results]
+    results = interpreter.call_op(f.sym_name.data, values)
+    result_types = f.function_type.outputs.data
+    return [
+        from_buffer(r, t.element_type) if isinstance(t, MemRefType) else np.asarray(r)
+        for r, t in zip(results, result_types)
+    ]

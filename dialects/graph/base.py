@@ -196,6 +196,8 @@ class GraphOp(IRDLOperation, ABC):
         properties = {k: v for k, v in properties.items() if v is not None}
         present = [SSAValue.get(o) for o in operands if o is not None]
         if result_types is None:
+            if cls.EXPLICIT_RESULT_TYPES:
+                raise GraphError(f"{cls.name} needs an explicit result type (result_types=)")
             types = [tensor_type(o.type) for o in present]
             result_types = cls.infer_result_types(types, Props(properties))
         op_def = cls.get_irdl_definition()

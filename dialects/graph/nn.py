@@ -719,3 +719,24 @@ NN_OPS: list[type[GraphOp]] = [
     LogSoftmaxOp,
     HardmaxOp,
 ]
+
+__all__ = [
+    "NN_OPS",
+    "MatMulOp",
+    "GemmOp",
+    "ConvOp",
+    "ConvTransposeOp",
+    "MaxPoolOp",
+    "MaxPoolIndicesOp",
+    "AveragePoolOp",
+    "LpPoolOp",
+    "GlobalAveragePoolOp",
+    "GlobalMaxPoolOp",
+    "BatchNormOp",
+    "InstanceNormOp",
+    "LayerNormOp",
+    "LrnOp",
+    "SoftmaxOp",
+    "LogSoftmaxOp",
+    "HardmaxOp",
+]

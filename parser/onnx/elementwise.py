@@ -14,6 +14,7 @@ from mlc.dialects.graph.types import (
     is_float,
     numpy_dtype,
 )
+from mlc.interpreters.graph import evaluate
 from mlc.parser.onnx.node import NodeContext, converter
 
 _UNARY: dict[str, type[ew.UnaryOp]] = {
@@ -223,7 +224,13 @@ def cast(node: NodeContext) -> list[SSAValue]:
 @converter("CastLike")
 def cast_like(node: NodeContext) -> list[SSAValue]:
     target = node.input_type(1).element_type
-    return [node.emit(ew.CastOp.to(node.input(0), target)).output]
+    cast = node.emit(ew.CastOp.to(node.input(0), target))
+    if node.is_constant(0):  # only input 0's value matters: fold even if input 1 is dynamic
+        (value,) = evaluate(cast, [node.constant(0)])
+        node.block.erase_op(cast)
+        node.emitted.remove(cast)
+        return [node.emit_constant(value)]
+    return [cast.output]
 
 
 @converter("Constant")
