@@ -175,32 +175,27 @@ class GraphOp(IRDLOperation, ABC):
         result_types: Sequence[Attribute] | None = None,
         **props: Any,
     ) -> Self:
-        """Build the op, inferring result types unless they are given.
+        """Build the op from operands and Python property values, inferring result types.
 
-        (Called by xDSL's generic parser with its own keyword arguments, which are
-        passed through to `Operation.create`.)
+            AddOp.create([x, y]);  ConvOp.create([x, w], strides=[2, 2], ...)
+
+        Missing trailing optional operands may be left out. (xDSL's generic parser also
+        calls `create`, with its own keyword arguments: those go to `Operation.create`.)
         """
         if _GENERIC_CREATE_KEYS & props.keys():
             return super().create(operands=operands, result_types=result_types, **props)
-        return cls.make(operands, result_types, **props)
-
-    @classmethod
-    def make(
-        cls,
-        operands: Sequence[SSAValue | Operation | None],
-        result_types: Sequence[Attribute] | None = None,
-        **props: PropValue,
-    ) -> Self:
-        """Build the op from operands and Python property values, inferring result types."""
         properties = {k: to_attr(v) for k, v in props.items()}
         properties = {k: v for k, v in properties.items() if v is not None}
+        op_def = cls.get_irdl_definition()
+        operands = list(operands)
+        if len(op_def.operands) > 1 and len(operands) < len(op_def.operands):
+            operands += [None] * (len(op_def.operands) - len(operands))
         present = [SSAValue.get(o) for o in operands if o is not None]
         if result_types is None:
             if cls.EXPLICIT_RESULT_TYPES:
                 raise GraphError(f"{cls.name} needs an explicit result type (result_types=)")
             types = [tensor_type(o.type) for o in present]
             result_types = cls.infer_result_types(types, Props(properties))
-        op_def = cls.get_irdl_definition()
         grouped_results: list[Attribute | Sequence[Attribute]] = list(result_types)
         if len(op_def.results) == 1 and len(result_types) != 1:
             grouped_results = [list(result_types)]

@@ -19,7 +19,7 @@ padding (onnxruntime's rule).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Self
+from typing import ClassVar
 
 from xdsl.dialects.builtin import (
     I64,
@@ -30,7 +30,6 @@ from xdsl.dialects.builtin import (
     TensorType,
     i64,
 )
-from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.irdl import (
     irdl_op_definition,
     operand_def,
@@ -39,7 +38,7 @@ from xdsl.irdl import (
     result_def,
 )
 
-from mlc.dialects.graph.base import GraphError, GraphOp, Props, PropValue, broadcast_shapes
+from mlc.dialects.graph.base import GraphError, GraphOp, Props, broadcast_shapes
 from mlc.dialects.graph.types import is_float, is_integer, tensor
 
 # --------------------------------------------------------------------------- helpers
@@ -148,20 +147,6 @@ def _image(name: str, ty: TensorType, what: str = "input") -> tuple[int, ...]:
     return shape
 
 
-class _OptionalLastOperand(GraphOp):
-    """Ops whose last operand is optional: `create([x, w])` means `create([x, w, None])`."""
-
-    @classmethod
-    def make(
-        cls,
-        operands: Sequence[SSAValue | Operation | None],
-        result_types: Sequence[Attribute] | None = None,
-        **props: PropValue,
-    ) -> Self:
-        missing = len(cls.get_irdl_definition().operands) - len(operands)
-        return super().make([*operands, *[None] * missing], result_types, **props)
-
-
 # --------------------------------------------------------------------------- products
 
 
@@ -205,7 +190,7 @@ class MatMulOp(GraphOp):
 
 
 @irdl_op_definition
-class GemmOp(_OptionalLastOperand):
+class GemmOp(GraphOp):
     """alpha * op(A) @ op(B) + beta * C, op = transpose when `trans_a` / `trans_b`;
     the optional C broadcasts to the M x N result.
 
@@ -249,7 +234,7 @@ class GemmOp(_OptionalLastOperand):
 # --------------------------------------------------------------------------- convolution
 
 
-class _ConvBase(_OptionalLastOperand):
+class _ConvBase(GraphOp):
     input = operand_def(TensorType)
     weight = operand_def(TensorType)
     bias = opt_operand_def(TensorType)
@@ -576,7 +561,7 @@ class InstanceNormOp(GraphOp):
 
 
 @irdl_op_definition
-class LayerNormOp(_OptionalLastOperand):
+class LayerNormOp(GraphOp):
     """Normalize over the axes `axis`..rank-1: (x - mean) / sqrt(var + epsilon) * scale
     + bias, scale and the optional bias broadcast to x's shape from `axis` on.
 
