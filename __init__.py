@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def context() -> Context:
     """An xDSL `Context` with every xDSL dialect and every mlc dialect registered."""
-    from mlc.context import make_context
+    from mlc.registry import make_context
 
     return make_context()
 

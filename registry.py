@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from xdsl.context import Context
+from xdsl.dialects import get_all_dialects
 from xdsl.ir import Dialect
 from xdsl.passes import ModulePass
 
@@ -38,3 +40,13 @@ def all_dialect_factories() -> dict[str, Callable[[], Dialect]]:
 def all_pass_factories() -> dict[str, Callable[[], type[ModulePass]]]:
     """Pass name -> lazy factory, for every pass mlc defines."""
     return {"convert-tl-kernel-to-loops": _convert_tl_kernel_to_loops}
+
+
+def make_context(allow_unregistered: bool = False) -> Context:
+    """An xDSL `Context` with every xDSL dialect and every mlc dialect registered."""
+    ctx = Context(allow_unregistered=allow_unregistered)
+    for name, factory in get_all_dialects().items():
+        ctx.register_dialect(name, factory)
+    for name, factory in all_dialect_factories().items():
+        ctx.register_dialect(name, factory)
+    return ctx

@@ -39,9 +39,9 @@ def _parse_shapes(specs: Sequence[str]) -> dict[str, list[int]]:
 
 
 def _load_module(path: str, input_shapes: dict[str, list[int]]):  # type: ignore[no-untyped-def]
-    from mlc.context import make_context
     from mlc.parser.mlir import parse_module
     from mlc.parser.onnx import import_onnx
+    from mlc.registry import make_context
 
     if path.endswith(".mlir"):
         if not os.path.exists(path):

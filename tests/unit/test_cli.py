@@ -7,8 +7,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from mlc.context import make_context
 from mlc.parser.mlir import parse_module
+from mlc.registry import make_context
 from mlc.tools import mlc as mlc_cli
 from mlc.tools import mlc_opt
 

@@ -8,9 +8,9 @@ import pytest
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.printer import Printer
 
-from mlc.context import make_context
 from mlc.dialects.graph import ALL_OPS, GraphOp
 from mlc.parser.mlir import parse_module
+from mlc.registry import make_context
 
 EXAMPLE = re.compile(r"^\s*((?:%\w+(?:, %\w+)* = )?graph\.\w+.*)$", re.MULTILINE)
 
