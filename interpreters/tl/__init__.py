@@ -44,12 +44,6 @@ from xdsl.interpreter import (
     impl_terminator,
     register_impls,
 )
-from xdsl.interpreters.arith import ArithFunctions
-from xdsl.interpreters.builtin import BuiltinFunctions
-from xdsl.interpreters.func import FuncFunctions
-from xdsl.interpreters.math import MathFunctions
-from xdsl.interpreters.memref import MemRefFunctions
-from xdsl.interpreters.scf import ScfFunctions
 
 from mlc.dialects.tl import BlockOp, ForOp, KernelOp, YieldOp
 from mlc.interpreters.tl.body import evaluate_body, find_combiners
@@ -87,28 +81,12 @@ class TlFunctions(InterpreterFunctions):
         return ReturnedValues(args), ()
 
 
-def make_buffer_interpreter(module: ModuleOp) -> Interpreter:
-    """An interpreter for modules of func / arith / math / memref / scf / tl ops."""
-    interpreter = Interpreter(module)
-    for functions in (
-        FuncFunctions(),
-        ArithFunctions(),
-        MathFunctions(),
-        MemRefFunctions(),
-        ScfFunctions(),
-        BuiltinFunctions(),
-        TlFunctions(),
-    ):
-        interpreter.register_implementations(functions)
-    return interpreter
-
-
 def run_buffers(
     module: ModuleOp, *arrays: np.ndarray, function: str | None = None
 ) -> list[np.ndarray]:
     """Call `function` (default: the first public one) on copies of `arrays` as memref
     arguments; return every argument buffer's final contents, then the results."""
-    from mlc.interpreters import entry_function
+    from mlc.interpreters import entry_function, make_interpreter
 
     f = entry_function(module, function)
     arg_types = f.function_type.inputs.data
@@ -118,7 +96,7 @@ def run_buffers(
             args.append(to_buffer(array, ty.element_type))
         else:
             args.append(array.item() if array.ndim == 0 else array)
-    interpreter = make_buffer_interpreter(module)
+    interpreter = make_interpreter(module)
     results = interpreter.call_op(f.sym_name.data, tuple(args))
     out: list[np.ndarray] = []
     for value, ty in zip(args, arg_types):
@@ -160,7 +138,6 @@ __all__ = [
     "evaluate_body",
     "find_combiners",
     "from_buffer",
-    "make_buffer_interpreter",
     "numpy_dtype",
     "run_block",
     "run_buffers",
