@@ -12,7 +12,9 @@ def test_every_package_is_listed() -> None:
     on_disk = {"mlc"}
     for init in ROOT.rglob("__init__.py"):
         rel = init.parent.relative_to(ROOT)
-        if rel.parts and rel.parts[0] in {"tests", "venv", ".venv", "build"}:
+        if rel.parts and (
+            rel.parts[0] in {"tests", "venv", "build"} or any(p.startswith(".") for p in rel.parts)
+        ):
             continue
         if rel.parts:
             on_disk.add("mlc." + ".".join(rel.parts))
