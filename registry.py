@@ -32,6 +32,28 @@ def _convert_tl_kernel_to_loops() -> type[ModulePass]:
     return ConvertTlKernelToLoopsPass
 
 
+def _loop_pass(class_name: str) -> Callable[[], type[ModulePass]]:
+    def factory() -> type[ModulePass]:
+        from mlc.transforms.loops import passes
+
+        return getattr(passes, class_name)
+
+    return factory
+
+
+_LOOP_PASSES = {
+    "tl-split": "TlSplitPass",
+    "tl-reorder": "TlReorderPass",
+    "tl-fuse": "TlFusePass",
+    "tl-parallel": "TlParallelPass",
+    "tl-vectorize": "TlVectorizePass",
+    "tl-unroll": "TlUnrollPass",
+    "tl-decompose-reduction": "TlDecomposeReductionPass",
+    "tl-cache-read": "TlCacheReadPass",
+    "tl-apply-schedule": "TlApplySchedulePass",
+}
+
+
 def all_dialect_factories() -> dict[str, Callable[[], Dialect]]:
     """Dialect name -> lazy factory, for every dialect mlc defines."""
     return {"graph": _graph, "tl": _tl}
@@ -39,7 +61,10 @@ def all_dialect_factories() -> dict[str, Callable[[], Dialect]]:
 
 def all_pass_factories() -> dict[str, Callable[[], type[ModulePass]]]:
     """Pass name -> lazy factory, for every pass mlc defines."""
-    return {"convert-tl-kernel-to-loops": _convert_tl_kernel_to_loops}
+    return {
+        "convert-tl-kernel-to-loops": _convert_tl_kernel_to_loops,
+        **{name: _loop_pass(cls) for name, cls in _LOOP_PASSES.items()},
+    }
 
 
 def make_context(allow_unregistered: bool = False) -> Context:

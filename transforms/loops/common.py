@@ -1,0 +1,246 @@
+"""Shared machinery of the loop transformations: the error type, stable loop names,
+finding blocks and loops, rebinding loop variables in `tl.block`s, and the dependence
+facts the legality checks use.
+
+A loop is named `<block label>/<loop name>` where the loop name is the name hint of its
+induction variable (`matmul/m`; the lowering names loops after iterators). Transformations
+derive new names from old ones: split gives `m.o` / `m.i`, fuse of `m` and `n` gives
+`m.n`. Printed IR may add a `_N` suffix to a reused name (`%m_1`); a name without the
+suffix still finds such a loop when that is unambiguous.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import AffineMapAttr, UnitAttr
+from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.ir.affine import AffineExpr, AffineMap
+from xdsl.utils.exceptions import DiagnosticException
+
+from mlc.dialects.tl import BlockOp, ForOp, linear_form
+from mlc.interpreters.tl.body import find_combiners
+
+__all__ = [
+    "COMMUTATIVE_COMBINERS",
+    "ScheduleError",
+    "block_loops",
+    "blocks_under",
+    "check_only_block_users",
+    "find_block",
+    "find_loop",
+    "fresh_label",
+    "fresh_loop_name",
+    "injective_outputs",
+    "loop_name",
+    "order_insensitive",
+    "rebind",
+    "remake_block",
+    "uses_of",
+]
+
+
+class ScheduleError(DiagnosticException):
+    """An illegal or impossible schedule request; the message names the loop and why."""
+
+
+#: combiners for which any order of updates gives the same result (up to float
+#: reassociation): a reduction with these may be reordered freely
+COMMUTATIVE_COMBINERS: tuple[type[Operation], ...] = (
+    arith.AddfOp,
+    arith.MulfOp,
+    arith.MaximumfOp,
+    arith.MinimumfOp,
+    arith.MaxnumfOp,
+    arith.MinnumfOp,
+    arith.AddiOp,
+    arith.MuliOp,
+    arith.MaxSIOp,
+    arith.MinSIOp,
+    arith.MaxUIOp,
+    arith.MinUIOp,
+    arith.AndIOp,
+    arith.OrIOp,
+    arith.XOrIOp,
+)
+
+_SUFFIX = re.compile(r"_\d+\Z")
+
+
+def loop_name(loop: ForOp) -> str:
+    """The loop's own name (its induction variable's name hint)."""
+    return loop.induction_var.name_hint or "?"
+
+
+def block_loops(block: Operation) -> list[ForOp]:
+    """The `tl.for`s enclosing `block`, outermost first."""
+    loops: list[ForOp] = []
+    parent = block.parent_op()
+    while parent is not None:
+        if isinstance(parent, ForOp):
+            loops.append(parent)
+        parent = parent.parent_op()
+    return loops[::-1]
+
+
+def find_block(root: Operation, label: str) -> BlockOp:
+    """The one `tl.block` labelled `label` under `root`."""
+    found = [op for op in root.walk() if isinstance(op, BlockOp) and op.label.data == label]
+    if not found:
+        labels = sorted({op.label.data for op in root.walk() if isinstance(op, BlockOp)})
+        raise ScheduleError(
+            f'no tl.block labelled "{label}" (blocks: {", ".join(labels) or "none"})'
+        )
+    if len(found) > 1:
+        raise ScheduleError(f'{len(found)} tl.blocks are labelled "{label}"; labels must be unique')
+    return found[0]
+
+
+def find_loop(root: Operation, name: str) -> tuple[BlockOp, ForOp]:
+    """The block and loop that `label/loop` names."""
+    label, slash, short = name.rpartition("/")
+    if not slash or not label or not short:
+        raise ScheduleError(f"loop name '{name}' must have the form <block label>/<loop>")
+    block = find_block(root, label)
+    loops = block_loops(block)
+    exact = [loop for loop in loops if loop_name(loop) == short]
+    if len(exact) == 1:
+        return block, exact[0]
+    loose = [loop for loop in loops if _SUFFIX.sub("", loop_name(loop)) == short]
+    if not exact and len(loose) == 1:
+        return block, loose[0]
+    names = ", ".join(loop_name(loop) for loop in loops) or "none"
+    raise ScheduleError(f"unknown loop '{name}': block \"{label}\" has loops {names}")
+
+
+def fresh_loop_name(taken: Sequence[str], base: str) -> str:
+    """`base`, or `base` with a numeric suffix if taken."""
+    if base not in taken:
+        return base
+    k = 2
+    while f"{base}{k}x" in taken:
+        k += 1
+    return f"{base}{k}x"
+
+
+def fresh_label(root: Operation, base: str) -> str:
+    """A block label not used under `root`."""
+    labels = {op.label.data for op in root.walk() if isinstance(op, BlockOp)}
+    if base not in labels:
+        return base
+    k = 2
+    while f"{base}{k}" in labels:
+        k += 1
+    return f"{base}{k}"
+
+
+def blocks_under(op: Operation) -> list[BlockOp]:
+    return [b for b in op.walk() if isinstance(b, BlockOp)]
+
+
+def uses_of(value: SSAValue) -> list[tuple[Operation, int]]:
+    return [(use.operation, use.index) for use in value.uses]
+
+
+def check_only_block_users(loop: ForOp, name: str) -> None:
+    """Transformations rewrite loop variables inside `tl.block` bindings only."""
+    for user, _ in uses_of(loop.induction_var):
+        if not isinstance(user, BlockOp):
+            raise ScheduleError(
+                f"loop '{name}': its induction variable is used by '{user.name}', not only "
+                "by tl.block bindings"
+            )
+
+
+def remake_block(
+    block: BlockOp,
+    *,
+    loop_vars: Sequence[SSAValue] | None = None,
+    bindings: AffineMap | None = None,
+    predicate: AffineMap | None = None,
+    keep_predicate: bool = True,
+    inputs: Sequence[SSAValue] | None = None,
+    maps: Sequence[AffineMap] | None = None,
+    inits: Sequence[Attribute] | None = None,
+) -> BlockOp:
+    """Replace `block` by a copy with some parts changed; returns the new block."""
+    if predicate is None and keep_predicate:
+        predicate = block.predicate_map
+    new = BlockOp(
+        block.label.data,
+        block.iterator_list,
+        list(block.loop_vars) if loop_vars is None else loop_vars,
+        block.binding_map if bindings is None else bindings,
+        list(block.inputs) if inputs is None else inputs,
+        list(block.outputs),
+        list(block.indexing_maps.data) if maps is None else [AffineMapAttr(m) for m in maps],
+        list(block.pads.data),
+        list(block.inits.data) if inits is None else inits,
+        block.clone_body(),
+        predicate,
+        dict(block.attributes),
+    )
+    parent = block.parent_block()
+    assert parent is not None
+    parent.insert_op_before(new, block)
+    parent.erase_op(block)
+    return new
+
+
+def rebind(block: BlockOp, subst: dict[SSAValue, tuple[Sequence[SSAValue], AffineExpr]]) -> BlockOp:
+    """Replace loop variables in `block`'s bindings: `subst[v] = (vars, expr)` rewrites `v`
+    to `expr`, an affine expression whose dim i is `vars[i]`."""
+    old = list(block.loop_vars)
+    if not any(v in subst for v in old):
+        return block
+    new_vars = [v for v in old if v not in subst]
+    for v in old:
+        if v in subst:
+            for w in subst[v][0]:
+                if w not in new_vars:
+                    new_vars.append(w)
+    dims: list[AffineExpr] = []
+    for v in old:
+        if v in subst:
+            vars_, expr = subst[v]
+            local = [AffineExpr.dimension(new_vars.index(w)) for w in vars_]
+            dims.append(expr.replace_dims_and_symbols(local, []))
+        else:
+            dims.append(AffineExpr.dimension(new_vars.index(v)))
+    bindings = block.binding_map.replace_dims_and_symbols(dims, [], len(new_vars), 0)
+    return remake_block(block, loop_vars=new_vars, bindings=bindings)
+
+
+def dims_of(block: BlockOp, value: SSAValue) -> set[int]:
+    """Iterators of `block` whose binding uses the loop variable `value`."""
+    if value not in block.loop_vars:
+        return set()
+    pos = list(block.loop_vars).index(value)
+    return {d for d, e in enumerate(block.binding_map.results) if pos in e.used_dims()}
+
+
+def injective_outputs(block: BlockOp) -> bool:
+    """Every output map sends distinct parallel points to distinct elements (each
+    parallel iterator is, up to an offset, one of the output's index expressions)."""
+    for m in block.output_maps:
+        plain: set[int] = set()
+        for e in m.results:
+            nonzero, atoms, _ = linear_form(e)
+            if not atoms and len(nonzero) == 1 and abs(next(iter(nonzero.values()))) == 1:
+                plain.add(next(iter(nonzero)))
+        if not all(d in plain for d in block.parallel_dims):
+            return False
+    return True
+
+
+def order_insensitive(block: BlockOp) -> bool:
+    """Updates of one output element commute: every output is `combiner(current, e)` with
+    an associative and commutative combiner (floats: up to reassociation)."""
+    combiners = find_combiners(block)
+    return combiners is not None and all(isinstance(c.op, COMMUTATIVE_COMBINERS) for c in combiners)
+
+
+def clear_inits(block: BlockOp) -> BlockOp:
+    return remake_block(block, inits=[UnitAttr()] * len(block.outputs))
