@@ -12,6 +12,7 @@ from xdsl.context import Context
 from xdsl.dialects import get_all_dialects
 from xdsl.ir import Dialect
 from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import RewritePattern
 
 
 def _graph() -> Dialect:
@@ -75,3 +76,15 @@ def make_context(allow_unregistered: bool = False) -> Context:
     for name, factory in all_dialect_factories().items():
         ctx.register_dialect(name, factory)
     return ctx
+
+
+def all_rewrite_patterns() -> dict[str, Callable[[], type[RewritePattern]]]:
+    """Pattern name -> lazy factory, for every rewrite pattern mlc exposes on its own
+    (patterns used only inside one pass are covered by that pass's property test)."""
+
+    def kernel_to_loops() -> type[RewritePattern]:
+        from mlc.lowering.tl_kernel_to_loops import KernelToLoops
+
+        return KernelToLoops
+
+    return {"tl-kernel-to-loops": kernel_to_loops}

@@ -14,6 +14,7 @@ from xdsl.dialects.builtin import ModuleOp
 from mlc.dialects.tl import BlockOp, ForOp, KernelOp
 from mlc.interpreters.tl import run_buffers
 from mlc.parser.mlir import parse_module
+from mlc.testing.coverage import covers
 from mlc.tests.unit.test_tl_lowering import (
     KernelCase,
     assert_same,
@@ -137,11 +138,13 @@ def run_verb(verb: str, data: st.DataObject, case: KernelCase, keep_inits: bool)
 # --------------------------------------------------------------------------- per transform
 
 
+@covers("tl-split")
 @given(case=kernel_modules(), keep_inits=st.booleans(), data=st.data())
 def test_split_preserves_semantics(case: KernelCase, keep_inits: bool, data: st.DataObject) -> None:
     run_verb("split", data, case, keep_inits)
 
 
+@covers("tl-reorder")
 @given(case=kernel_modules(), keep_inits=st.booleans(), data=st.data())
 def test_reorder_preserves_semantics(
     case: KernelCase, keep_inits: bool, data: st.DataObject
@@ -149,11 +152,13 @@ def test_reorder_preserves_semantics(
     run_verb("reorder", data, case, keep_inits)
 
 
+@covers("tl-fuse")
 @given(case=kernel_modules(), keep_inits=st.booleans(), data=st.data())
 def test_fuse_preserves_semantics(case: KernelCase, keep_inits: bool, data: st.DataObject) -> None:
     run_verb("fuse", data, case, keep_inits)
 
 
+@covers("tl-parallel")
 @given(case=kernel_modules(), keep_inits=st.booleans(), data=st.data())
 def test_parallel_preserves_semantics(
     case: KernelCase, keep_inits: bool, data: st.DataObject
@@ -161,6 +166,7 @@ def test_parallel_preserves_semantics(
     run_verb("parallel", data, case, keep_inits)
 
 
+@covers("tl-vectorize")
 @given(case=kernel_modules(), keep_inits=st.booleans(), data=st.data())
 def test_vectorize_preserves_semantics(
     case: KernelCase, keep_inits: bool, data: st.DataObject
@@ -168,6 +174,7 @@ def test_vectorize_preserves_semantics(
     run_verb("vectorize", data, case, keep_inits)
 
 
+@covers("tl-unroll")
 @given(case=kernel_modules(), keep_inits=st.booleans(), data=st.data())
 def test_unroll_preserves_semantics(
     case: KernelCase, keep_inits: bool, data: st.DataObject
@@ -175,11 +182,13 @@ def test_unroll_preserves_semantics(
     run_verb("unroll", data, case, keep_inits)
 
 
+@covers("tl-decompose-reduction")
 @given(case=kernel_modules(), data=st.data())
 def test_decompose_reduction_preserves_semantics(case: KernelCase, data: st.DataObject) -> None:
     run_verb("decompose_reduction", data, case, True)
 
 
+@covers("tl-cache-read")
 @given(case=kernel_modules(), keep_inits=st.booleans(), data=st.data())
 def test_cache_read_preserves_semantics(
     case: KernelCase, keep_inits: bool, data: st.DataObject
@@ -208,6 +217,7 @@ def test_random_schedule_preserves_semantics_and_replays(
     assert replayed.text() == sch.text()
 
 
+@covers("tl-apply-schedule")
 @given(case=kernel_modules(), data=st.data())
 def test_apply_schedule_pass_matches_schedule(case: KernelCase, data: st.DataObject) -> None:
     original = str(case.module)

@@ -36,6 +36,7 @@ from mlc.lowering.tl_kernel_to_loops import (
     kernel_to_loops,
 )
 from mlc.parser.mlir import parse_module
+from mlc.testing.coverage import covers
 
 
 def tl_context() -> Context:
@@ -352,6 +353,7 @@ def assert_same(before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> No
             np.testing.assert_array_equal(x, y)
 
 
+@covers("convert-tl-kernel-to-loops", "tl-kernel-to-loops")
 @given(case=kernel_modules(), keep_inits=st.booleans())
 def test_lowering_preserves_semantics(case: KernelCase, keep_inits: bool) -> None:
     module, arrays = case.module, case.arrays
