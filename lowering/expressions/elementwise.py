@@ -1,0 +1,197 @@
+"""Expressions of elementwise graph ops: one template, one scalar formula per op.
+
+Operands are ``X0, X1, ...`` and broadcast to ``Y`` by numpy rules: a missing leading
+axis is not indexed, a stretched size-1 axis is indexed with the constant 0. A formula
+is texpr scalar text over the operand reads ``$x0, $x1, ...`` and the op's float
+attributes (``$alpha``), given as literals of the result's compute type.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from xdsl.dialects.builtin import FloatAttr, IntegerAttr
+
+from mlc.dialects.graph import elementwise as ew
+from mlc.dialects.graph.base import GraphOp
+from mlc.lowering.expressions.registry import expresses
+from mlc.lowering.expressions.template import (
+    Expression,
+    ExpressionError,
+    broadcast,
+    build,
+    compute_dtype,
+    dtype_of,
+    instantiate,
+    lit,
+    shape_of,
+    size_names,
+)
+from mlc.parser.texpr.dtypes import is_float
+
+ELEMENTWISE = """
+$name($params) -> Y: $TY[$dims] {
+  Y[$index] = $body
+}"""
+
+#: Formula of each op (operand dtypes as argument where the formula depends on them).
+Formula = str | Callable[[Sequence[str]], str]
+
+ROUND_HALF_EVEN = (
+    "select($x0 - floor($x0) < 0.5, floor($x0), "
+    "select($x0 - floor($x0) > 0.5, floor($x0) + 1, 2 * ceil(floor($x0) * 0.5)))"
+)
+#: ONNX Mod (fmod = 0): the remainder takes the divisor's sign; texpr `%` takes the dividend's.
+SIGNED_MOD = (
+    "select(($x0 % $x1 < 0 and $x1 > 0) or ($x0 % $x1 > 0 and $x1 < 0), $x0 % $x1 + $x1, $x0 % $x1)"
+)
+
+
+def _bool_or(arith: str, logic: str) -> Formula:
+    return lambda dtypes: logic if dtypes[0] == "bool" else arith
+
+
+def _sign(dtypes: Sequence[str]) -> str:
+    if dtypes[0].startswith("u"):
+        return "select($x0 > 0, 1, $x0)"
+    return "select($x0 > 0, 1, select($x0 < 0, -1, $x0))"  # 0, -0 and NaN are themselves
+
+
+def _pow(dtypes: Sequence[str]) -> str:
+    if is_float(dtypes[0]):
+        return "pow($x0, $T0($x1))"
+    return "$T0(pow(f64($x0), f64($x1)))"  # integers: in f64, truncated back
+
+
+def _mod(dtypes: Sequence[str]) -> str:
+    return "$x0 % $x1" if dtypes[0].startswith("u") else SIGNED_MOD
+
+
+FORMULAS: dict[type, Formula] = {
+    ew.ReluOp: "max($x0, 0)",
+    ew.LeakyReluOp: "select($x0 >= 0, $x0, $alpha * $x0)",
+    ew.EluOp: "select($x0 > 0, $x0, $alpha * (exp($x0) - 1))",
+    ew.SeluOp: "$gamma * select($x0 > 0, $x0, $alpha * (exp($x0) - 1))",
+    ew.HardSigmoidOp: "max(0, min(1, $alpha * $x0 + $beta))",
+    ew.SigmoidOp: "sigmoid($x0)",
+    ew.TanhOp: "tanh($x0)",
+    ew.ErfOp: "erf($x0)",
+    ew.ExpOp: "exp($x0)",
+    ew.LogOp: "log($x0)",
+    ew.SqrtOp: "sqrt($x0)",
+    ew.ReciprocalOp: "1 / $x0",
+    ew.SinOp: "sin($x0)",
+    ew.CosOp: "cos($x0)",
+    ew.SoftplusOp: "max($x0, 0) + log(1 + exp(-abs($x0)))",  # log(1 + exp(x)), stably
+    ew.SoftsignOp: "$x0 / (1 + abs($x0))",
+    ew.HardSwishOp: "$x0 * max(0, min(1, $x0 / 6 + 0.5))",
+    ew.FloorOp: "floor($x0)",
+    ew.CeilOp: "ceil($x0)",
+    ew.RoundOp: ROUND_HALF_EVEN,
+    ew.NegOp: "-$x0",
+    ew.AbsOp: "abs($x0)",
+    ew.SignOp: _sign,
+    ew.IdentityOp: "$x0",
+    ew.DropoutOp: "$x0",
+    ew.NotOp: "not $x0",
+    ew.CastOp: "$TY($x0)",
+    ew.AddOp: _bool_or("$x0 + $x1", "$x0 or $x1"),
+    ew.SubOp: "$x0 - $x1",
+    ew.MulOp: _bool_or("$x0 * $x1", "$x0 and $x1"),
+    ew.DivOp: "$x0 / $x1",
+    ew.PowOp: _pow,
+    ew.ModOp: _mod,
+    ew.FmodOp: "$x0 % $x1",
+    ew.PReluOp: "select($x0 >= 0, $x0, $x1 * $x0)",
+    # `X[i] == ...` does not parse (the lexer takes `=` for an assignment): parenthesize
+    ew.EqualOp: "($x0) == $x1",
+    ew.LessOp: "$x0 < $x1",
+    ew.LessOrEqualOp: "$x0 <= $x1",
+    ew.GreaterOp: "$x0 > $x1",
+    ew.GreaterOrEqualOp: "$x0 >= $x1",
+    ew.AndOp: "$x0 and $x1",
+    ew.OrOp: "$x0 or $x1",
+    ew.XorOp: "$x0 != $x1",
+    ew.WhereOp: "select($x0, $x1, $x2)",
+}
+
+
+def _variadic(op: ew.VariadicOp, dtypes: Sequence[str]) -> str:
+    """max(max(x0, x1), x2), x0 + x1 + x2, ...; the mean of integers in f64, truncated."""
+    xs = [f"$x{k}" for k in range(len(dtypes))]
+    if isinstance(op, ew.MaxOp | ew.MinOp):
+        fn = "max" if isinstance(op, ew.MaxOp) else "min"
+        body = xs[0]
+        for x in xs[1:]:
+            body = f"{fn}({body}, {x})"
+        return body
+    if dtypes[0] == "bool":
+        if isinstance(op, ew.SumOp):
+            return " or ".join(xs)
+        raise ExpressionError("graph.mean of booleans has no expression")
+    if isinstance(op, ew.SumOp):
+        return " + ".join(xs)
+    if is_float(dtypes[0]):
+        return f"({' + '.join(xs)}) / {len(xs)}"
+    return f"$T0(({' + '.join(f'f64({x})' for x in xs)}) / {len(xs)})"
+
+
+def _clip(op: ew.ClipOp, real: str) -> str:
+    """min(max(x, lo), hi) as the reference compares: NaN stays NaN."""
+    body = "$x0"
+    for attr, cmp in ((op.min, "<"), (op.max, ">")):
+        if attr is not None:
+            assert isinstance(attr, FloatAttr | IntegerAttr)
+            bound = lit(attr.value.data, compute_dtype(real), via=real)
+            body = f"select({body} {cmp} {bound}, {bound}, {body})"
+    return body
+
+
+def _attributes(op: GraphOp, formula: str, dtype: str) -> dict[str, str]:
+    """Literals for the ``$alpha``-style attribute holes of a formula."""
+    names = set(re.findall(r"\$([a-z]+)\b", formula)) - {"x"}
+    return {name: lit(op.props.float(name), dtype) for name in names}
+
+
+@expresses(*FORMULAS, ew.MaxOp, ew.MinOp, ew.SumOp, ew.MeanOp, ew.ClipOp, ew.GeluOp)
+def elementwise(op: GraphOp) -> Expression:
+    """Y[i...] = formula(X0[broadcast i...], X1[...], ...)."""
+    real = [dtype_of(v) for v in op.operands]
+    dtypes = [compute_dtype(d) for d in real]
+    out = shape_of(op.results[0])
+    out_type = compute_dtype(dtype_of(op.results[0]))
+    iters = [f"i{a}" for a in range(len(out))]
+    names = size_names(out)
+    if isinstance(op, ew.VariadicOp):
+        formula = _variadic(op, real)
+    elif isinstance(op, ew.ClipOp):
+        formula = _clip(op, real[0])
+    elif isinstance(op, ew.GeluOp):
+        formula = GELU[op.props.str("approximate")]
+    else:
+        entry = FORMULAS[type(op)]
+        formula = entry if isinstance(entry, str) else entry(real)
+    subs: dict[str, object] = {
+        "name": op.name.removeprefix("graph."),
+        "TY": out_type,
+        "dims": ", ".join(names),
+        "index": ", ".join(iters),
+        "body": formula,
+        **_attributes(op, formula, out_type),
+    }
+    params = []
+    for k, (value, dtype) in enumerate(zip(op.operands, dtypes)):
+        dims, index = broadcast(shape_of(value), iters, names)
+        params.append(f"X{k}: {dtype}[{', '.join(dims)}]")
+        subs[f"x{k}"] = f"X{k}[{', '.join(index)}]"
+        subs[f"T{k}"] = dtype
+    subs["params"] = ", ".join(params)
+    template = instantiate(ELEMENTWISE, subs=subs)
+    return build(op, template, [f"X{k}" for k in range(len(dtypes))], ["Y"])
+
+
+GELU = {
+    "none": "0.5 * $x0 * (1 + erf($x0 * 0.7071067811865476))",
+    "tanh": "0.5 * $x0 * (1 + tanh(0.7978845608028654 * ($x0 + 0.044715 * $x0 * $x0 * $x0)))",
+}

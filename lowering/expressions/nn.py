@@ -1,0 +1,396 @@
+"""Expressions of the nn graph ops: products, windows (convolutions, pools), normalizations
+and the softmax family.
+
+Window templates are written once for any number of spatial axes ``@(...)``: output
+position ``o#``, kernel offset ``k#``, input position ``o# * S# + k# * D# - P#`` (stride,
+dilation, begin pad). Reads outside the input are guarded; the guard's fallback is what
+the padding holds (0, or ``lowest`` for max). Output sizes ``O#`` come from the op's
+result type, so ``ceil_mode`` needs nothing more: its extra windows read padding.
+"""
+
+from __future__ import annotations
+
+import math
+
+from mlc.dialects.graph import nn
+from mlc.lowering.expressions.registry import expresses
+from mlc.lowering.expressions.template import (
+    Expression,
+    ExpressionError,
+    broadcast,
+    build,
+    compute_dtype,
+    dtype_of,
+    instantiate,
+    lit,
+    per_axis,
+    shape_of,
+    size_names,
+)
+from mlc.parser.texpr.dtypes import is_float
+
+# -- products ---------------------------------------------------------------------------
+
+#: Batch axes broadcast as elementwise ops do; a 1-D operand has no ``m`` (or ``n``) axis.
+MATMUL = """
+matmul(A: $T[$sa], B: $T[$sb]) -> Y: $T[$sy] {
+  Y[$iy] += A[$ia] * B[$ib]
+}"""
+
+GEMM = """
+gemm(A: $T[$sa], B: $T[$sb]
+?c      , C: $T[$sc]
+) -> Y: $T[M, N] {
+?bias   Y[m, n] = $beta * C[$ic]
+  Y[m, n] += $alpha * A[$ia] * B[$ib]
+}"""
+
+
+@expresses(nn.MatMulOp)
+def matmul(op: nn.MatMulOp) -> Expression:
+    """Y[batch, m, n] += A[batch, m, k] * B[batch, k, n]."""
+    a, b = shape_of(op.lhs), shape_of(op.rhs)
+    out = shape_of(op.output)
+    batch = out[: len(out) - (len(a) > 1) - (len(b) > 1)]
+    iters = [f"b{d}" for d in range(len(batch))]
+    names = size_names(batch)
+    sa, ia = broadcast(a[:-2], iters, names)
+    sb, ib = broadcast(b[:-2], iters, names)
+    sy, iy = list(names), list(iters)
+    if len(a) > 1:  # a 1-D operand has no row (column) axis
+        sa, ia, sy, iy = [*sa, "M"], [*ia, "m"], [*sy, "M"], [*iy, "m"]
+    sa, ia, sb, ib = [*sa, "K"], [*ia, "k"], [*sb, "K"], [*ib, "k"]
+    if len(b) > 1:
+        sb, ib, sy, iy = [*sb, "N"], [*ib, "n"], [*sy, "N"], [*iy, "n"]
+    lists = {"sa": sa, "ia": ia, "sb": sb, "ib": ib, "sy": sy, "iy": iy}
+    subs = {k: ", ".join(v) for k, v in lists.items()} | {"T": compute_dtype(dtype_of(op.lhs))}
+    return build(op, instantiate(MATMUL, subs=subs), ["A", "B"], ["Y"])
+
+
+@expresses(nn.GemmOp)
+def gemm(op: nn.GemmOp) -> Expression:
+    """Y = beta * C + alpha * op(A) @ op(B), op a transpose where asked."""
+    dtype = compute_dtype(dtype_of(op.a))
+    alpha, beta = op.props.float("alpha"), op.props.float("beta")
+    if not is_float(dtype) and not (alpha.is_integer() and beta.is_integer()):
+        raise ExpressionError("integer graph.gemm with a non-integral alpha or beta")
+    trans_a, trans_b = op.props.bool("trans_a"), op.props.bool("trans_b")
+    subs: dict[str, object] = {
+        "T": dtype,
+        "alpha": lit(alpha, dtype),
+        "beta": lit(beta, dtype),
+        "sa": "K, M" if trans_a else "M, K",
+        "ia": "k, m" if trans_a else "m, k",
+        "sb": "N, K" if trans_b else "K, N",
+        "ib": "n, k" if trans_b else "k, n",
+    }
+    operands = ["A", "B"]
+    if op.c is not None:
+        sc, ic = broadcast(shape_of(op.c), ["m", "n"], ["M", "N"])
+        subs |= {"sc": ", ".join(sc), "ic": ", ".join(ic)}
+        operands.append("C")
+    flags = {"c": op.c is not None, "bias": op.c is not None and beta != 0.0}
+    return build(op, instantiate(GEMM, subs=subs, flags=flags), operands, ["Y"])
+
+
+# -- convolutions -------------------------------------------------------------------------
+
+#: Output channel m is in group m / MG; it reads that group's CG input channels.
+CONV = """
+conv<G, CG, MG, @(S#, D#, P#)>(X: $T[N, G * CG, @(H#)], Wt: $T[G * MG, CG, @(K#)]
+?bias   , B: $T[G * MG]
+) -> Y: $T[N, G * MG, @(O#)] {
+?bias   Y[n, m, @(o#)] = B[m]
+  Y[n, m, @(o#)] += (X[n, m / MG * CG + c, @(o# * S# + k# * D# - P#)] if in bounds else 0)
+                    * Wt[m, c, @(k#)]
+}"""
+
+#: The gather form of the transposed convolution: output o receives input i where
+#: o = i * S + k * D - P, i.e. where (o + P - k * D) is a multiple of S.
+CONV_TRANSPOSE = """
+conv_transpose<G, CG, MG, @(S#, D#, P#)>(X: $T[N, G * CG, @(H#)], Wt: $T[G * CG, MG, @(K#)]
+?bias   , B: $T[G * MG]
+) -> Y: $T[N, G * MG, @(O#)] {
+?bias   Y[n, m, @(o#)] = B[m]
+  Y[n, m, @(o#)] += select(@&((o# + P# - k# * D#) % S# == 0),
+      (X[n, m / MG * CG + c, @((o# + P# - k# * D#) / S#)] if in bounds else 0)
+      * Wt[m / MG * CG + c, m % MG, @(k#)], 0) where c in 0..CG
+}"""
+
+
+@expresses(nn.ConvOp, nn.ConvTransposeOp)
+def conv(op: nn.ConvOp | nn.ConvTransposeOp) -> Expression:
+    """Grouped N-d (transposed) convolution with optional bias."""
+    x, w, y = shape_of(op.input), shape_of(op.weight), shape_of(op.output)
+    rank, group = len(x) - 2, op.props.int("group")
+    transpose = isinstance(op, nn.ConvTransposeOp)
+    sizes = {
+        "G": group,
+        "CG": x[1] // group,
+        "MG": w[1] if transpose else w[0] // group,
+        **per_axis("S", op.props.ints("strides")),
+        **per_axis("D", op.props.ints("dilations")),
+        **per_axis("P", op.props.ints("pads")[:rank]),
+        **per_axis("O", y[2:]),
+    }
+    subs = {"T": compute_dtype(dtype_of(op.input))}
+    flags = {"bias": op.bias is not None}
+    template = instantiate(CONV_TRANSPOSE if transpose else CONV, {"": range(rank)}, subs, flags)
+    operands = ["X", "Wt", "B"] if op.bias is not None else ["X", "Wt"]
+    return build(op, template, operands, ["Y"], sizes)
+
+
+# -- pools ------------------------------------------------------------------------------
+
+MAX_POOL = """
+max_pool<@(S#, D#, P#, K#)>(X: $T[N, C, @(H#)]) -> Y: $T[N, C, @(O#)] {
+  Y[n, c, @(o#)] max= X[n, c, @(o# * S# + k# * D# - P#)] if in bounds else lowest
+      where @(k# in 0..K#)
+}"""
+
+#: The divisor counts the window's taps inside [-L, H + R): the input (L = R = 0) or,
+#: with count_include_pad, the explicitly padded input. It depends on the output
+#: position only: lowering can fold `count` to a constant tensor.
+AVERAGE_POOL = """
+average_pool<@(S#, D#, P#, K#, L#, R#)>(X: $T[N, C, @(H#)]) -> Y: $T[N, C, @(O#)] {
+  acc[n, c, @(o#)] += X[n, c, @(o# * S# + k# * D# - P#)] if in bounds else 0
+      where @(o# in 0..O#, k# in 0..K#)
+  count[@(o#)] += select(@&(o# * S# + k# * D# - P# + L# >= 0 and o# * S# + k# * D# - P# < H# + R#),
+      $T(1), $T(0)) where @(o# in 0..O#, k# in 0..K#)
+  Y[n, c, @(o#)] = acc[n, c, @(o#)] / count[@(o#)]
+}"""
+
+LP_POOL = """
+lp_pool<@(S#, D#, P#, K#)>(X: $T[N, C, @(H#)]) -> Y: $T[N, C, @(O#)] {
+  acc[n, c, @(o#)] += pow(abs(X[n, c, @(o# * S# + k# * D# - P#)]), $p) if in bounds else 0
+      where @(o# in 0..O#, k# in 0..K#)
+  Y[n, c, @(o#)] = pow(acc[n, c, @(o#)], $inv_p)
+}"""
+
+#: The flat input index of each window's maximum (ONNX MaxPool's Indices): the first
+#: valid tap in row-major order if it is NaN, else the first tap equal to the largest
+#: non-NaN value (the reference's strict `>` scan); -1 for a window with no valid tap.
+#: ``$pos`` is a tap's row-major pixel, ``$inside`` whether it is in the input, ``$x``
+#: its value; ``$pixel`` converts the pixel for ``storage_order``.
+MAX_POOL_INDICES = """
+max_pool_indices<@(S#, D#, P#, K#, R#, F#)>(X: $T[N, C, @(H#)]) -> Y: i64[N, C, @(O#)] {
+  best[n, c, @(o#)] max= $nonan if in bounds else lowest where @(o# in 0..O#, k# in 0..K#)
+  first[@(o#)] min= select($inside, $pos, highest) where @(o# in 0..O#, k# in 0..K#)
+  at[n, c, @(o#)] min= select($inside and ($x == best[n, c, @(o#)]$nan), $pos, highest)
+      where @(o# in 0..O#, k# in 0..K#)
+  Y[n, c, @(o#)] = select(at[n, c, @(o#)] < @*(H#), (n * C + c) * @*(H#) + $pixel, -1)
+}"""
+MAX_POOL_INDICES_SUBS = {
+    "inside": "@&(o# * S# + k# * D# - P# >= 0 and o# * S# + k# * D# - P# < H#)",
+    "pos": "@+((o# * S# + k# * D# - P#) * R#)",
+    "x": "(X[n, c, @(o# * S# + k# * D# - P#)] if in bounds else 0)",
+}
+
+
+def _window_sizes(op: nn.PoolOp) -> dict[str, int]:
+    rank = len(shape_of(op.input)) - 2
+    return {
+        **per_axis("S", op.props.ints("strides")),
+        **per_axis("D", op.props.ints("dilations")),
+        **per_axis("P", op.props.ints("pads")[:rank]),
+        **per_axis("K", op.props.ints("kernel_shape")),
+        **per_axis("O", shape_of(op.output)[2:]),
+    }
+
+
+@expresses(nn.MaxPoolOp, nn.AveragePoolOp, nn.LpPoolOp, nn.MaxPoolIndicesOp)
+def pool(op: nn.PoolOp) -> Expression:
+    """Max, average, Lp and arg-max pooling over windows."""
+    x = shape_of(op.input)
+    rank = len(x) - 2
+    dtype = compute_dtype(dtype_of(op.input))
+    sizes = _window_sizes(op)
+    subs: dict[str, object] = {"T": dtype}
+    if isinstance(op, nn.MaxPoolOp):
+        text = MAX_POOL
+    elif isinstance(op, nn.AveragePoolOp):
+        text = AVERAGE_POOL
+        pads = op.props.ints("pads")
+        include = op.props.bool("count_include_pad")
+        sizes |= per_axis("L", pads[:rank] if include else [0] * rank)
+        sizes |= per_axis("R", pads[rank:] if include else [0] * rank)
+    elif isinstance(op, nn.LpPoolOp):
+        text = LP_POOL
+        p = op.props.int("p")
+        subs |= {"p": lit(float(p), dtype), "inv_p": lit(1.0 / p, dtype)}
+    else:
+        text = MAX_POOL_INDICES
+        rows = [math.prod(x[3 + d :]) for d in range(rank)]
+        cols = [math.prod(x[2 : 2 + d]) for d in range(rank)]
+        sizes |= per_axis("R", rows) | per_axis("F", cols)
+        read = "X[n, c, @(o# * S# + k# * D# - P#)]"
+        floats = is_float(dtype)
+        subs |= MAX_POOL_INDICES_SUBS | {
+            "nonan": f"select(({read}) != {read}, lowest, {read})" if floats else read,
+            "nan": " or ($pos == first[@(o#)] and $x != $x)" if floats else "",
+            "pixel": (
+                "at[n, c, @(o#)]"
+                if op.props.int("storage_order") == 0
+                else "@+(at[n, c, @(o#)] / R# % H# * F#)"
+            ),
+        }
+    template = instantiate(text, {"": range(rank)}, subs)
+    return build(op, template, ["X"], ["Y"], sizes)
+
+
+GLOBAL_AVERAGE_POOL = """
+global_average_pool(X: $T[N, C, @(H#)]) -> Y: $T[N, C, @(1)] {
+  acc[n, c] += X[n, c, @(h#)]
+  Y[n, c, @(u#)] = acc[n, c] / $T(@*(H#))
+}"""
+
+GLOBAL_MAX_POOL = """
+global_max_pool(X: $T[N, C, @(H#)]) -> Y: $T[N, C, @(1)] {
+  Y[n, c, @(u#)] max= X[n, c, @(h#)]
+}"""
+
+
+@expresses(nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp)
+def global_pool(op: nn.GlobalPoolOp) -> Expression:
+    """Mean or maximum over all spatial axes; the result keeps them as unit axes."""
+    text = GLOBAL_MAX_POOL if isinstance(op, nn.GlobalMaxPoolOp) else GLOBAL_AVERAGE_POOL
+    axes = {"": range(len(shape_of(op.input)) - 2)}
+    template = instantiate(text, axes, {"T": compute_dtype(dtype_of(op.input))})
+    return build(op, template, ["X"], ["Y"])
+
+
+# -- normalizations ---------------------------------------------------------------------
+
+BATCH_NORM = """
+batch_norm(X: $T[N, C, @(H#)], Scale: $T1[C], Bias: $T2[C], Mean: $T3[C], Var: $T4[C])
+    -> Y: $T[N, C, @(H#)] {
+  Y[n, c, @(h#)] = (X[n, c, @(h#)] - $T(Mean[c])) * ($T(Scale[c]) / sqrt($T(Var[c]) + $eps))
+                   + $T(Bias[c])
+}"""
+
+INSTANCE_NORM = """
+instance_norm(X: $T[N, C, @(H#)], Scale: $T[C], Bias: $T[C]) -> Y: $T[N, C, @(H#)] {
+  acc[n, c] += X[n, c, @(h#)]
+  mean[n, c] = acc[n, c] / $T(@*(H#))
+  sq[n, c] += (X[n, c, @(h#)] - mean[n, c]) * (X[n, c, @(h#)] - mean[n, c])
+  Y[n, c, @(h#)] = (X[n, c, @(h#)] - mean[n, c]) / sqrt(sq[n, c] / $T(@*(H#)) + $eps)
+                   * Scale[c] + Bias[c]
+}"""
+
+#: Normalizes over the inner axes ``@n`` (from `axis` on) for each outer index ``@o``.
+LAYER_NORM = """
+layer_norm(X: $T[@(D#)], Scale: $T[$ss]
+?bias   , Bias: $T[$sb]
+) -> Y: $T[@(D#)] {
+  acc[@o(i#)] += X[@(i#)]
+  mean[@o(i#)] = acc[@o(i#)] / $T(@n*(D#))
+  sq[@o(i#)] += (X[@(i#)] - mean[@o(i#)]) * (X[@(i#)] - mean[@o(i#)])
+  Y[@(i#)] = (X[@(i#)] - mean[@o(i#)]) / sqrt(sq[@o(i#)] / $T(@n*(D#)) + $eps) * Scale[$is]
+?bias   Y[@(i#)] += Bias[$ib]
+}"""
+
+#: Sum of squares over the channel window [c - LO, c - LO + SIZE).
+LRN = """
+lrn<LO, SIZE>(X: $T[N, C, @(H#)]) -> Y: $T[N, C, @(H#)] {
+  sq[n, c, @(h#)] += (X[n, c + j - LO, @(h#)] * X[n, c + j - LO, @(h#)]) if in bounds else 0
+      where c in 0..C, j in 0..SIZE
+  Y[n, c, @(h#)] = X[n, c, @(h#)] / pow($bias + $scale * sq[n, c, @(h#)], $beta)
+}"""
+
+
+@expresses(nn.BatchNormOp)
+def batch_norm(op: nn.BatchNormOp) -> Expression:
+    """(x - mean) * (scale / sqrt(var + eps)) + bias per channel, parameters converted."""
+    dtype = compute_dtype(dtype_of(op.input))
+    subs: dict[str, object] = {"T": dtype, "eps": lit(op.props.float("epsilon"), dtype)}
+    for k, value in enumerate((op.scale, op.bias, op.mean, op.var), start=1):
+        subs[f"T{k}"] = compute_dtype(dtype_of(value))
+    axes = {"": range(len(shape_of(op.input)) - 2)}
+    operands = ["X", "Scale", "Bias", "Mean", "Var"]
+    return build(op, instantiate(BATCH_NORM, axes, subs), operands, ["Y"])
+
+
+@expresses(nn.InstanceNormOp)
+def instance_norm(op: nn.InstanceNormOp) -> Expression:
+    """Normalize each (n, c) over the spatial axes, then scale and shift per channel."""
+    dtype = compute_dtype(dtype_of(op.input))
+    subs = {"T": dtype, "eps": lit(op.props.float("epsilon"), dtype)}
+    axes = {"": range(len(shape_of(op.input)) - 2)}
+    return build(op, instantiate(INSTANCE_NORM, axes, subs), ["X", "Scale", "Bias"], ["Y"])
+
+
+@expresses(nn.LayerNormOp)
+def layer_norm(op: nn.LayerNormOp) -> Expression:
+    """Normalize over the axes from `axis` on; scale (and bias) broadcast to them."""
+    x = shape_of(op.input)
+    axis = op.props.int("axis")
+    dtype = compute_dtype(dtype_of(op.input))
+    inner = [f"i{a}" for a in range(axis, len(x))]
+    names = [f"D{a}" for a in range(axis, len(x))]
+    subs: dict[str, object] = {"T": dtype, "eps": lit(op.props.float("epsilon"), dtype)}
+    operands = ["X", "Scale"]
+    for key, value in (("s", op.scale), ("b", op.bias)):
+        if value is None:
+            continue
+        dims, index = broadcast(shape_of(value), inner, names)
+        subs |= {f"s{key}": ", ".join(dims), f"i{key}": ", ".join(index)}
+        operands += ["Bias"] if key == "b" else []
+    axes = {"": range(len(x)), "o": range(axis), "n": range(axis, len(x))}
+    template = instantiate(LAYER_NORM, axes, subs, {"bias": op.bias is not None})
+    return build(op, template, operands, ["Y"])
+
+
+@expresses(nn.LrnOp)
+def lrn(op: nn.LrnOp) -> Expression:
+    """x / (bias + alpha / size * window sum of x^2) ** beta across channels."""
+    dtype = compute_dtype(dtype_of(op.input))
+    size = op.props.int("size")
+    props = op.props
+    subs = {
+        "T": dtype,
+        "bias": lit(props.float("bias"), dtype),
+        "scale": lit(props.float("alpha") / size, dtype),
+        "beta": lit(props.float("beta"), dtype),
+    }
+    axes = {"": range(len(shape_of(op.input)) - 2)}
+    sizes = {"LO": (size - 1) // 2, "SIZE": size}
+    return build(op, instantiate(LRN, axes, subs), ["X"], ["Y"], sizes)
+
+
+# -- softmax family ---------------------------------------------------------------------
+
+#: ``@k`` are the kept axes (not in `axes`); ``mx`` and ``sum`` are per kept index.
+SOFTMAX = """
+softmax(X: $T[@(D#)]) -> Y: $T[@(D#)] {
+  mx[@k(i#)] max= X[@(i#)]
+  sum[@k(i#)] += exp(X[@(i#)] - mx[@k(i#)])
+  Y[@(i#)] = exp(X[@(i#)] - mx[@k(i#)]) / sum[@k(i#)]
+}"""
+
+LOG_SOFTMAX = """
+log_softmax(X: $T[@(D#)]) -> Y: $T[@(D#)] {
+  mx[@k(i#)] max= X[@(i#)]
+  sum[@k(i#)] += exp(X[@(i#)] - mx[@k(i#)])
+  Y[@(i#)] = X[@(i#)] - mx[@k(i#)] - log(sum[@k(i#)])
+}"""
+
+#: 1 at the first (row-major over `axes`) position of the maximum; NaN counts as maximal.
+HARDMAX = """
+hardmax(X: $T[@(D#)]) -> Y: $T[@(D#)] {
+  mx[@k(i#)] max= X[@(i#)]
+  first[@k(i#)] min= select((X[@(i#)]) == mx[@k(i#)] or (X[@(i#)]) != X[@(i#)], $pos, highest)
+  Y[@(i#)] = select($pos == first[@k(i#)], 1, 0)
+}"""
+
+
+@expresses(nn.SoftmaxOp, nn.LogSoftmaxOp, nn.HardmaxOp)
+def softmax(op: nn.SoftmaxLikeOp) -> Expression:
+    """Normalizations over `axes` as a sequence of reductions over them."""
+    rank = len(shape_of(op.input))
+    axes = op.props.ints("axes")
+    text = {nn.SoftmaxOp: SOFTMAX, nn.LogSoftmaxOp: LOG_SOFTMAX, nn.HardmaxOp: HARDMAX}[type(op)]
+    # row-major position over the reduced axes: i1 * D2 * D3 + i2 * D3 + i3
+    pos = " + ".join(" * ".join([f"i{a}"] + [f"D{b}" for b in axes if b > a]) for a in axes)
+    subs = {"T": compute_dtype(dtype_of(op.input)), "pos": pos}
+    lists = {"": range(rank), "k": [a for a in range(rank) if a not in axes]}
+    return build(op, instantiate(text, lists, subs), ["X"], ["Y"])

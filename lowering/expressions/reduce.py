@@ -1,0 +1,134 @@
+"""Expressions of the reduce graph ops: reductions over axes, argmax / argmin.
+
+Iterators ``i0, i1, ...`` run over the input's axes; a statement whose target omits a
+reduced ``i`` reduces over it. With ``keepdims`` the target indexes the kept unit axis
+with ``u<axis>`` (range 0..1). Axis lists: ``@(...)`` every axis, ``@k(...)`` the kept ones.
+"""
+
+from __future__ import annotations
+
+import math
+
+from mlc.dialects.graph import reduce as rd
+from mlc.lowering.expressions.registry import expresses
+from mlc.lowering.expressions.template import (
+    Expression,
+    build,
+    compute_dtype,
+    dtype_of,
+    float_dtype,
+    instantiate,
+    shape_of,
+)
+from mlc.parser.texpr.dtypes import is_float
+
+#: ``$op`` is a texpr reduction, ``$body`` the reduced value of ``X[@(i#)]``.
+REDUCE = """
+$name(X: $T[@(D#)]) -> Y: $T[$out] {
+  Y[$target] $op $body
+}"""
+
+#: Reductions followed by a scalar function of the reduced value ``acc``.
+REDUCE_THEN = """
+$name(X: $T[@(D#)]) -> Y: $T[$out] {
+  acc[@k(i#)] += $body
+  Y[$target] = $finish
+}"""
+
+#: log(sum(exp(x))) shifted by the (finite) maximum, in the float type ``$F``.
+LOG_SUM_EXP = """
+reduce_log_sum_exp(X: $T[@(D#)]) -> Y: $T[$out] {
+  mx[@k(i#)] max= $F(X[@(i#)])
+  peak[@k(i#)] = select(abs(mx[@k(i#)]) < inf, mx[@k(i#)], 0)
+  acc[@k(i#)] += exp($F(X[@(i#)]) - peak[@k(i#)])
+  Y[$target] = $T(log(acc[@k(i#)]) + peak[@k(i#)])
+}"""
+
+#: The first (``min=``, fallback ``highest``) or last (``max=``, fallback -1) position
+#: along ``i$a`` where x equals the extreme value; NaN counts as the extreme, as numpy's.
+ARG_REDUCE = """
+$name(X: $T[@(D#)]) -> Y: i64[$out] {
+  best[@k(i#)] $extreme X[@(i#)]
+  Y[$target] $pick select((X[@(i#)]) == best[@k(i#)]$nan, i$a, $none)
+}"""
+
+#: reduced-value formula and finishing function (None: reduce straight into Y).
+REDUCTIONS: dict[type, tuple[str, str, str | None]] = {
+    rd.ReduceSumOp: ("+=", "X[@(i#)]", None),
+    rd.ReduceProdOp: ("*=", "X[@(i#)]", None),
+    rd.ReduceMaxOp: ("max=", "X[@(i#)]", None),
+    rd.ReduceMinOp: ("min=", "X[@(i#)]", None),
+    rd.ReduceL1Op: ("+=", "abs(X[@(i#)])", None),
+    rd.ReduceSumSquareOp: ("+=", "X[@(i#)] * X[@(i#)]", None),
+    rd.ReduceL2Op: ("+=", "X[@(i#)] * X[@(i#)]", "$T(sqrt($F(acc[@k(i#)])))"),
+    rd.ReduceLogSumOp: ("+=", "X[@(i#)]", "$T(log($F(acc[@k(i#)])))"),
+}
+
+
+def _geometry(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> dict[str, object]:
+    """Output shape and target indices of a reduction over ``axes``."""
+    out, target = [], []
+    for a in range(len(shape)):
+        if a not in axes:
+            out.append(f"D{a}")
+            target.append(f"i{a}")
+        elif keepdims:
+            out.append("1")
+            target.append(f"u{a}")
+    return {"out": ", ".join(out), "target": ", ".join(target)}
+
+
+@expresses(*REDUCTIONS, rd.ReduceMeanOp, rd.ReduceLogSumExpOp)
+def reduction(op: rd.ReduceOp) -> Expression:
+    """Y[kept] op= f(X[all]), or a local accumulation and a finishing function."""
+    shape = shape_of(op.input)
+    axes = op.props.ints("axes")
+    dtype = dtype_of(op.input)
+    subs: dict[str, object] = {
+        "name": op.name.removeprefix("graph."),
+        "T": compute_dtype(dtype),
+        "F": float_dtype(dtype),
+        **_geometry(shape, axes, op.props.bool("keepdims")),
+    }
+    all_axes = {"": range(len(shape)), "k": [a for a in range(len(shape)) if a not in axes]}
+    if isinstance(op, rd.ReduceLogSumExpOp):
+        template = instantiate(LOG_SUM_EXP, all_axes, subs)
+    elif isinstance(op, rd.ReduceMeanOp):
+        # the sum divided by the count (1 for an empty set: the mean is then 0); integer
+        # means truncate toward zero, signed ones in i64 as the reference
+        count = max(math.prod(shape[a] for a in axes), 1)
+        if is_float(dtype) or dtype.startswith("u"):
+            finish = f"acc[@k(i#)] / $T({count})"
+        else:
+            finish = f"$T(i64(acc[@k(i#)]) / {count})"
+        template = instantiate(
+            REDUCE_THEN, all_axes, {**subs, "body": "X[@(i#)]", "finish": finish}
+        )
+    else:
+        reduce_op, body, finish = REDUCTIONS[type(op)]
+        if finish is None:
+            template = instantiate(REDUCE, all_axes, {**subs, "op": reduce_op, "body": body})
+        else:
+            template = instantiate(REDUCE_THEN, all_axes, {**subs, "body": body, "finish": finish})
+    return build(op, template, ["X"], ["Y"])
+
+
+@expresses(rd.ArgMaxOp, rd.ArgMinOp)
+def arg_reduction(op: rd.ArgReduceOp) -> Expression:
+    """The extreme value, then the first (or last) position holding it."""
+    shape = shape_of(op.input)
+    axis = op.props.int("axis")
+    dtype = dtype_of(op.input)
+    last = op.props.bool("select_last_index")
+    subs: dict[str, object] = {
+        "name": op.name.removeprefix("graph."),
+        "T": compute_dtype(dtype),
+        "a": axis,
+        "extreme": "max=" if isinstance(op, rd.ArgMaxOp) else "min=",
+        "pick": "max=" if last else "min=",
+        "none": "-1" if last else "highest",
+        "nan": " or (X[@(i#)]) != X[@(i#)]" if is_float(dtype) else "",
+        **_geometry(shape, (axis,), op.props.bool("keepdims")),
+    }
+    axes = {"": range(len(shape)), "k": [a for a in range(len(shape)) if a != axis]}
+    return build(op, instantiate(ARG_REDUCE, axes, subs), ["X"], ["Y"])
