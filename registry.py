@@ -27,6 +27,12 @@ def _tl() -> Dialect:
     return Tl
 
 
+def _convert_graph_to_tl() -> type[ModulePass]:
+    from mlc.lowering.graph_to_tl import ConvertGraphToTlPass
+
+    return ConvertGraphToTlPass
+
+
 def _convert_tl_kernel_to_loops() -> type[ModulePass]:
     from mlc.lowering.tl_kernel_to_loops import ConvertTlKernelToLoopsPass
 
@@ -63,6 +69,7 @@ def all_dialect_factories() -> dict[str, Callable[[], Dialect]]:
 def all_pass_factories() -> dict[str, Callable[[], type[ModulePass]]]:
     """Pass name -> lazy factory, for every pass mlc defines."""
     return {
+        "convert-graph-to-tl": _convert_graph_to_tl,
         "convert-tl-kernel-to-loops": _convert_tl_kernel_to_loops,
         **{name: _loop_pass(cls) for name, cls in _LOOP_PASSES.items()},
     }
