@@ -55,7 +55,7 @@ from xdsl.rewriter import Rewriter
 from mlc.dialects.graph import elementwise as ew
 from mlc.dialects.graph import shape as sh
 from mlc.dialects.graph.base import GraphOp
-from mlc.dialects.tl import build_kernel
+from mlc.dialects.tl import KernelOp, build_kernel
 from mlc.lowering.texpr_to_tl import TranslationError, emit_definition
 from mlc.parser.texpr import Definition, Iterator, Read, Statement, TensorDecl, const, it
 from mlc.parser.texpr.dtypes import dtype_name
@@ -431,6 +431,24 @@ def bufferize_function(f: func.FuncOp) -> None:
     f.function_type = func.FunctionType.from_lists([a.type for a in block.args], outputs)
 
 
+def uniquify_kernel_labels(f: func.FuncOp) -> None:
+    """Number repeated kernel labels (`conv`, `conv_1`, ...) so schedules can name each
+    kernel of a function."""
+    seen: dict[str, int] = {}
+    taken = {k.label.data for k in f.walk() if isinstance(k, KernelOp)}
+    for kernel in [k for k in f.walk() if isinstance(k, KernelOp)]:
+        base = kernel.label.data
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        if count == 0:
+            continue
+        while f"{base}_{count}" in taken:
+            count += 1
+        seen[base] = count + 1
+        kernel.label = StringAttr(f"{base}_{count}")
+        taken.add(kernel.label.data)
+
+
 @dataclass(frozen=True)
 class ConvertGraphToTlPass(ModulePass):
     """Lower every graph op to `tl.kernel`s on buffers and bufferize the functions."""
@@ -443,6 +461,7 @@ class ConvertGraphToTlPass(ModulePass):
         ).rewrite_module(op)
         for f in [o for o in op.walk() if isinstance(o, func.FuncOp)]:
             bufferize_function(f)
+            uniquify_kernel_labels(f)
         for inner in op.walk():
             if isinstance(inner, GraphOp):
                 raise _fail(inner, "it was left after lowering")

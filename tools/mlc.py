@@ -211,6 +211,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # a bug in mlc: one line, the traceback only on request
+        if os.environ.get("MLC_DEBUG"):
+            raise
+        print(
+            f"mlc: internal error: {type(e).__name__}: {e} (MLC_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ an exception inside a pass names the pass and the exception.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import IO
@@ -103,6 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # a bug in mlc: one line, the traceback only on request
+        if os.environ.get("MLC_DEBUG"):
+            raise
+        print(
+            f"mlc-opt: internal error: {type(e).__name__}: {e} (MLC_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 
