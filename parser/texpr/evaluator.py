@@ -18,6 +18,7 @@ the iterators it uses. Semantics:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Mapping
@@ -328,7 +329,10 @@ class _Evaluator:
         subject = self.eval(expr.subject)
         masks = self.masks.pop()
         fallback = self.eval(expr.fallback)
-        inside = np.logical_and.reduce(masks) if len(masks) > 1 else masks[0] if masks else True
+        # The masks of the subject's reads broadcast against each other (reads over different
+        # iterators, or unpadded strided reads recording a scalar `True`): combine them
+        # pairwise rather than stacking them.
+        inside = functools.reduce(np.logical_and, masks, np.asarray(True))
         return np.where(inside, subject, fallback)
 
     def call(self, expr: Call) -> Array:

@@ -21,7 +21,10 @@ dims: sum ("," sum)*
 outputs: param | "(" params ")"
 
 statement: access ASSIGN_OP expr where_clause? ";"?
-ASSIGN_OP.2: "=" | "+=" | "*=" | "max=" | "min="
+// `=` never followed by `=`: after an indexed read (`A[i] == B[i]`) both assignment and
+// comparison operators are acceptable to the contextual lexer, and `==` is a comparison.
+// Priority 2: `max=` beats NAME `max` (a name may start the next statement).
+ASSIGN_OP.2: /(\+|\*|max|min)?=(?!=)/
 where_clause: "where" range ("," range)*
 range: NAME "in" sum ".." sum
 

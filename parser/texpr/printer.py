@@ -22,7 +22,7 @@ from mlc.parser.texpr.ast import (
     Unary,
     reads,
 )
-from mlc.parser.texpr.dtypes import is_float
+from mlc.parser.texpr.dtypes import DTYPES, highest, is_float, lowest
 
 # Binding strength, loosest first.
 _GUARD, _OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _UNARY, _ATOM = range(9)
@@ -62,6 +62,9 @@ def _const(expr: Const) -> tuple[str, int]:
             return "nan", _ATOM
         text = "inf" if math.isinf(value) else repr(abs(value))
         return ("-" + text, _UNARY) if value < 0 else (text, _ATOM)
+    if expr.dtype in DTYPES and value in (lowest(expr.dtype), highest(expr.dtype)):
+        # Integer literals fold (`2 + -128` parses as `-126`) but `lowest` does not.
+        return ("lowest" if value == lowest(expr.dtype) else "highest"), _ATOM
     return (str(value), _UNARY) if int(value) < 0 else (str(value), _ATOM)
 
 
@@ -80,7 +83,12 @@ def _format(expr: Expr) -> tuple[str, int]:
     if isinstance(expr, Unary):
         if expr.op == "not":
             return f"not {_wrap(expr.operand, _NOT)}", _NOT
-        return f"-{_wrap(expr.operand, _UNARY)}", _UNARY
+        operand = expr.operand
+        if isinstance(operand, Const) and is_float(operand.dtype) and math.isinf(operand.value):
+            # Only `-lowest`/`-highest` parse to a negated literal (`-` folds into other
+            # literals, so `--inf` would re-parse as `inf`).
+            return ("-lowest" if operand.value < 0 else "-highest"), _UNARY
+        return f"-{_wrap(operand, _UNARY)}", _UNARY
     if isinstance(expr, Guarded):
         return (
             f"{_wrap(expr.subject, _OR)} if in bounds else {_wrap(expr.fallback, _GUARD)}",

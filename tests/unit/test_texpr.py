@@ -63,6 +63,17 @@ concat(A: f32[N, CA], B: f32[N, CB]) -> C: f32[N, CA + CB] {
   C[n, c] = A[n, c] where c in 0..CA
   C[n, c] = B[n, c - CA] where c in CA..CA + CB
 }"""
+EQUAL = "equal(A: f32[N], B: f32[N]) -> C: bool[N] { C[i] = A[i] == B[i] }"
+HARDMAX = """
+hardmax(X: f32[N, C]) -> Y: f32[N, C] {
+  mx[n] max= X[n, c]
+  Y[n, c] = select(X[n, c] == mx[n], 1.0, 0.0)
+}"""
+ARGMAX = """
+argmax(X: f32[N, C]) -> Y: i64[N] {
+  mx[n] max= X[n, c]
+  Y[n] min= select(X[n, c] == mx[n], c, C)
+}"""
 EXAMPLES = [
     MATMUL,
     BMM,
@@ -75,6 +86,9 @@ EXAMPLES = [
     CONCAT_GUARDED,
     CONCAT_SELECT,
     CONCAT_RANGES,
+    EQUAL,
+    HARDMAX,
+    ARGMAX,
 ]
 
 RNG = np.random.default_rng(0)
@@ -182,6 +196,47 @@ def test_print_round_trip(text: str) -> None:
     again = parse(str(defn))
     assert again == defn
     assert str(again) == str(defn)
+
+
+@pytest.mark.parametrize("op", ["==", "!=", "<=", ">=", "<", ">"])
+@pytest.mark.parametrize("space", [" ", ""])
+def test_comparisons_after_indexed_reads(op: str, space: str) -> None:
+    """`A[i] == B[i]`: the `=` after `]` is part of a comparison, not an assignment."""
+    defn = parse(
+        f"cmp(A: f32[N], B: f32[N]) -> C: bool[N] {{ C[i]{space}={space}A[i]{space}{op}{space}B[i] }}"
+    )
+    assert str(defn) == f"cmp(A: f32[N], B: f32[N]) -> C: bool[N] {{\n  C[i] = A[i] {op} B[i]\n}}"
+    assert parse(str(defn)) == defn
+    a = np.array([1, 2, 3, 4, 5], dtype=np.float32)
+    b = np.array([5, 2, 1, 4, 0], dtype=np.float32)
+    expected = {"==": a == b, "!=": a != b, "<=": a <= b, ">=": a >= b, "<": a < b, ">": a > b}
+    np.testing.assert_array_equal(evaluate(defn, A=a, B=b)["C"], expected[op])
+
+
+@pytest.mark.parametrize("op", ["+=", "*=", "max=", "min="])
+def test_assignments_without_spaces_next_to_comparisons(op: str) -> None:
+    """`]+=`, `]max=`, `]=` still assign; `]==` compares."""
+    defn = parse(
+        f"r(X: i64[N, K], A: i64[N]) -> (Y: i64[N], Z: bool[N]) {{ Y[n]{op}X[n, k]\nZ[n]=Y[n]==A[n] }}"
+    )
+    assert [s.op for s in defn.statements] == [op, "="]
+    assert parse(str(defn)) == defn
+    x = np.array([[3, 1, 2], [0, 5, -1]])
+    reduce = {"+=": np.sum, "*=": np.prod, "max=": np.max, "min=": np.min}[op]
+    out = evaluate(defn, X=x, A=x[:, 0].copy())
+    np.testing.assert_array_equal(out["Y"], reduce(x, axis=1))
+    np.testing.assert_array_equal(out["Z"], reduce(x, axis=1) == x[:, 0])
+
+
+def test_comparison_templates() -> None:
+    """equal, hardmax and argmax (which compare indexed reads) against numpy."""
+    a, b = np.array([1.0, 2.0, 3.0], dtype=np.float32), np.array([1.0, 0.0, 3.0], dtype=np.float32)
+    np.testing.assert_array_equal(evaluate(parse(EQUAL), A=a, B=b)["C"], a == b)
+    x = rand(4, 6)
+    x[2, 1] = x[2, 4] = x[2].max() + 1  # a tie: argmax takes the first
+    hard = evaluate(parse(HARDMAX), X=x)["Y"]
+    np.testing.assert_array_equal(hard, (x == x.max(axis=1, keepdims=True)).astype(np.float32))
+    np.testing.assert_array_equal(evaluate(parse(ARGMAX), X=x)["Y"], np.argmax(x, axis=1))
 
 
 def test_parse_all_and_comments() -> None:
@@ -501,6 +556,46 @@ def test_blocked_evaluation_matches(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     for a, b in zip(expected, blocked, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+GUARDED_MIXED = """
+f(X: f32[N, K], B: f32[N]) -> Y: f32[N] {
+  Y[n] += (X[n, k - 1] * B[n]) if in bounds else 0 where k in 0..K
+}"""
+
+
+@pytest.mark.parametrize("path", ["einsum", "generic", "blocked"])
+def test_guarded_subject_reading_over_different_iterators(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard's masks (over n, k; over n; a scalar for unpadded reads) broadcast together."""
+    from mlc.parser.texpr import evaluator as evaluate_module
+
+    if path == "generic":
+        monkeypatch.setattr(evaluate_module, "_EINSUM_TYPES", frozenset())
+    if path == "blocked":
+        monkeypatch.setattr(evaluate_module, "BLOCK_ELEMENTS", 2)
+        monkeypatch.setattr(evaluate_module, "EINSUM_ELEMENTS", 2)
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    b = np.array([1.0, -2.0, 0.5], dtype=np.float32)
+    expected = (x[:, :-1] * b[:, None]).sum(axis=1)  # k - 1 < 0 reads the fallback 0
+    np.testing.assert_allclose(evaluate(parse(GUARDED_MIXED), X=x, B=b)["Y"], expected)
+    xs = np.array([1.0, -2.0, 3.0, 0.5], dtype=np.float32)
+    bs = np.arange(12, dtype=np.float32).reshape(4, 3) - 5
+    xp = np.concatenate([[np.nan], xs, [np.nan, np.nan, np.nan]])  # xp[i + 1] is X[i]
+    window = np.stack([xp[1 + j : 5 + j] for j in range(3)], axis=1) * bs  # X[i + j] * B[i, j]
+    cases = [
+        ("Y[i] = (X[i - 1] + X[i]) if in bounds else 0", np.nan_to_num(xp[:4] + xs)),
+        (
+            "Y[i] = (X[i + 1] - B[i, 2]) if in bounds else 9",
+            np.nan_to_num(xp[2:6] - bs[:, 2], nan=9),
+        ),
+        ("Y[i] max= (X[i + j] * B[i, j]) if in bounds else lowest", np.nanmax(window, axis=1)),
+        ("Y[i] += (X[i + j] * B[i, j]) if in bounds else 0", np.nansum(window, axis=1)),
+    ]
+    for statement, ref in cases:
+        defn = parse(f"g(X: f32[N], B: f32[N, 3]) -> Y: f32[N] {{ {statement} }}")
+        np.testing.assert_allclose(evaluate(defn, X=xs, B=bs)["Y"], ref, err_msg=statement)
 
 
 def _best_time(fn: object, repeat: int = 3) -> float:

@@ -173,3 +173,8 @@ def test_semantic_errors(text: str, message: str) -> None:
     err = error_of(text)
     assert message in str(err)
     assert err.line is not None and err.column is not None
+
+
+def test_comparison_as_statement_operator() -> None:
+    err = error_of("f(A: f32[N]) -> Y: bool[N] { Y[i] == A[i] }")
+    assert str(err) == "1:35: unexpected `==`; expected `=`, `+=`, `*=`, `max=` or `min=`"

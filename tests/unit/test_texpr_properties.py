@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from mlc.parser.texpr import Poly, const, evaluate, parse, sym
+from mlc.parser.texpr import Poly, TexprError, const, evaluate, parse, sym
 from mlc.parser.texpr import evaluator as evaluator_module
 
 MATMUL = "matmul(A: f32[M, K], B: f32[K, N]) -> C: f32[M, N] { C[m, n] += A[m, k] * B[k, n] }"
@@ -201,3 +203,151 @@ def test_size_expressions_parse_print_and_evaluate(
     assert parse(template.format(poly)).inputs[0].shape[0] == poly
     env = {"A": a, "B": b, "C": c}
     assert poly.evaluate(env) == fn(env)  # type: ignore[operator]
+
+
+# -- printing: printed definitions re-parse to equal definitions --------------------------------
+
+_NUM_LEAVES = [
+    "A[i]",
+    "B[i]",
+    "A[N - 1 - i]",
+    "(A[i + 1] if in bounds else 0)",
+    "2",
+    "0.5",
+    "-1",
+    "f32(i)",
+    "f32(N - i)",
+    "lowest",
+    "(-highest)",
+]
+_BOOL_LEAVES = [
+    "P[i]",
+    "true",
+    "(i == 0)",
+    "(i < N - 1)",
+    "(i % 2 != 0)",
+    "(A[i] == B[i])",
+    "(I[i] >= lowest + 1)",
+    "(I[i] != -highest)",
+]
+_COMPARE = ["==", "!=", "<=", ">=", "<", ">"]
+
+
+@st.composite
+def num_exprs(draw: st.DrawFn, depth: int = 3) -> str:
+    """Source text of a random f32 expression, fully parenthesized."""
+    if depth == 0 or draw(st.integers(0, 3)) == 0:
+        return draw(st.sampled_from(_NUM_LEAVES))
+    kind = draw(st.sampled_from(["neg", "binary", "call", "select", "guard"]))
+    x = draw(num_exprs(depth - 1))
+    if kind == "neg":
+        return f"(-{x})"
+    y = draw(num_exprs(depth - 1))
+    if kind == "binary":
+        return f"({x} {draw(st.sampled_from(['+', '-', '*', '/']))} {y})"
+    if kind == "call":
+        return draw(st.sampled_from([f"max({x}, {y})", f"min({x}, {y})", f"exp({x})"]))
+    if kind == "select":
+        return f"select({draw(bool_exprs(depth - 1))}, {x}, {y})"
+    return f"((A[i - 1] * {x}) if in bounds else {y})"
+
+
+@st.composite
+def bool_exprs(draw: st.DrawFn, depth: int = 3) -> str:
+    """Source text of a random bool expression, comparisons of reads included."""
+    if depth == 0 or draw(st.integers(0, 3)) == 0:
+        return draw(st.sampled_from(_BOOL_LEAVES))
+    kind = draw(st.sampled_from(["compare", "compare", "logic", "not", "bool_eq"]))
+    if kind == "compare":
+        op = draw(st.sampled_from(_COMPARE))
+        return f"({draw(num_exprs(depth - 1))} {op} {draw(num_exprs(depth - 1))})"
+    a = draw(bool_exprs(depth - 1))
+    if kind == "not":
+        return f"(not {a})"
+    b = draw(bool_exprs(depth - 1))
+    if kind == "bool_eq":
+        return f"({a} {draw(st.sampled_from(['==', '!=']))} {b})"
+    return f"({a} {draw(st.sampled_from(['and', 'or']))} {b})"
+
+
+@st.composite
+def comparison_definitions(draw: st.DrawFn) -> str:
+    """A definition whose statements assign and reduce comparisons and selects."""
+    statements = [
+        f"C[i] = {draw(bool_exprs())}",
+        f"D[i] = {draw(num_exprs())}",
+        f"Q[i] = select({draw(bool_exprs())}, {draw(num_exprs())}, D[i])",
+    ]
+    reductions = {
+        "S[] += f32({})": bool_exprs,
+        "S[] max= {}": num_exprs,
+        "S[] min= select({}, A[i], 0)": bool_exprs,
+        "S[] *= {}": num_exprs,
+    }
+    for template in draw(st.lists(st.sampled_from(sorted(reductions)), min_size=1, max_size=3)):
+        statements.append(template.format(draw(reductions[template]())) + " where i in 0..N")
+    return (
+        "cmp(A: f32[N], B: f32[N], P: bool[N], I: i32[N])\n"
+        "    -> (C: bool[N], D: f32[N], Q: f32[N], S: f32[]) {\n"
+        + "\n".join("  " + s for s in statements)
+        + "\n}"
+    )
+
+
+def _compact(text: str) -> str:
+    """``text`` without spaces around operators: ``C[i]=A[i]==B[i]``, ``S[]max=...``."""
+    text = re.sub(r" (==|!=|<=|>=|<|>|\+|\*|/|=|\+=|\*=) ", r"\1", text)
+    return re.sub(r"\] (max=|min=) ", r"]\1", text)
+
+
+@settings(deadline=None)
+@given(text=comparison_definitions())
+def test_printed_definitions_reparse_to_equal_definitions(text: str) -> None:
+    try:
+        defn = parse(text)
+    except TexprError:  # e.g. two untyped literals compared: `2 == -lowest` overflows i64
+        assume(False)
+    printed = str(defn)
+    again = parse(printed)
+    assert again == defn
+    assert str(again) == printed
+    assert parse(_compact(printed)) == defn
+
+
+@settings(deadline=None)
+@given(
+    n=st.integers(1, 4),
+    k=st.integers(1, 4),
+    s=st.integers(-2, 2),
+    t=st.integers(-2, 2),
+    op=st.sampled_from(["+=", "max="]),
+    path=st.sampled_from(["default", "generic", "blocked"]),
+    seed=st.integers(0, 2**16),
+)
+def test_guarded_reads_over_different_iterators_match_loops(
+    n: int, k: int, s: int, t: int, op: str, path: str, seed: int
+) -> None:
+    """One guard over reads of X[n, k + s] and B[n + t]: masks of different shapes."""
+    fallback = "0" if op == "+=" else "lowest"
+    defn = parse(
+        f"g(X: i64[N, K], B: i64[N]) -> Y: i64[N] {{ Y[i] {op} (X[i, j + {s}] * B[i + {t}])"
+        f" if in bounds else {fallback} where j in 0..K }}"
+    )
+    rng = np.random.default_rng(seed)
+    x, b = rng.integers(-9, 9, (n, k)), rng.integers(-9, 9, n)
+    expected = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        terms = [
+            x[i, j + s] * b[i + t] if 0 <= j + s < k and 0 <= i + t < n else None for j in range(k)
+        ]
+        if op == "+=":
+            expected[i] = sum(v for v in terms if v is not None)
+        else:
+            expected[i] = max(np.iinfo(np.int64).min if v is None else v for v in terms)
+    with pytest.MonkeyPatch.context() as patch:
+        if path == "generic":
+            patch.setattr(evaluator_module, "_EINSUM_TYPES", frozenset())
+        if path == "blocked":
+            patch.setattr(evaluator_module, "BLOCK_ELEMENTS", 2)
+            patch.setattr(evaluator_module, "EINSUM_ELEMENTS", 2)
+        np.testing.assert_array_equal(evaluate(defn, X=x, B=b)["Y"], expected)
