@@ -114,7 +114,9 @@ def run_case(case: object) -> CaseResult:
                         return CaseResult(name, ops, "unsupported", reason)
                     bound = sorted(set(bound) | set(more))
                 except Exception as e:  # noqa: BLE001
-                    return CaseResult(name, ops, "crashed", f"import: {type(e).__name__}: {e}"[:300])
+                    return CaseResult(
+                        name, ops, "crashed", f"import: {type(e).__name__}: {e}"[:300]
+                    )
             inputs = [x for n, x in zip(input_names, inputs) if n not in bound]
         try:
             results = interpret(module, *inputs)
@@ -177,7 +179,11 @@ def summarize(results: Sequence[CaseResult]) -> dict[str, dict[str, int]]:
 
     in_scope = [r for r in results if r.in_scope]
     return {
-        "all": {"total": len(results), **counts(results), "passed_with_bound_inputs": bound(results)},
+        "all": {
+            "total": len(results),
+            **counts(results),
+            "passed_with_bound_inputs": bound(results),
+        },
         "in_scope": {
             "total": len(in_scope),
             **counts(in_scope),

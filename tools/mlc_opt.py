@@ -3,6 +3,7 @@
     mlc-opt model.mlir -p 'pass-a{opt=v},pass-b'
     mlc-opt model.onnx                      # imports ONNX first
     mlc-opt tests.mlir --split-input-file --verify-diagnostics
+    mlc-opt in.mlir -p 'p1,p2' --bisect-semantics   # which pass changes the semantics?
 
 Errors are `file:line:col: error: ...` on stderr with a non-zero exit, never a traceback;
 an exception inside a pass names the pass and the exception.
@@ -11,6 +12,7 @@ an exception inside a pass names the pass and the exception.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -26,8 +28,20 @@ from mlc.registry import all_dialect_factories, all_pass_factories
 
 
 class MlcOptMain(xDSLOptMain):
+    bisect_found: bool = False
+    """Set when `--bisect-semantics` found a pass that changes semantics (exit code 1)."""
+
     def __init__(self, args: Sequence[str] | None = None):
+        self._bisect_reports: list[str] = []
         super().__init__(description="mlc modular optimizer driver", args=args)
+
+    def setup_pipeline(self) -> None:
+        # `--load-passes MODULE`: register the passes of MODULE.MLC_PASSES (name -> factory)
+        for module_name in self.args.load_passes or []:
+            module = importlib.import_module(module_name)
+            for name, factory in getattr(module, "MLC_PASSES", {}).items():
+                self.register_pass(name, factory)
+        super().setup_pipeline()
 
     def register_all_dialects(self) -> None:
         super().register_all_dialects()
@@ -61,6 +75,18 @@ class MlcOptMain(xDSLOptMain):
             action="store_true",
             help="print the IR to stderr after every pass",
         )
+        arg_parser.add_argument(
+            "--bisect-semantics",
+            action="store_true",
+            help="interpret the program after each pass on generated inputs, name the first "
+            "pass that changes its semantics and print a shrunk counterexample (exit code 1)",
+        )
+        arg_parser.add_argument(
+            "--load-passes",
+            action="append",
+            metavar="MODULE",
+            help="import MODULE and register the passes of its MLC_PASSES dict",
+        )
 
     def parse_chunk(
         self, chunk: IO[bytes], file_extension: str, start_offset: int = 0
@@ -73,6 +99,16 @@ class MlcOptMain(xDSLOptMain):
         )
 
     def apply_passes(self, prog: ModuleOp) -> None:
+        if self.args.bisect_semantics:
+            from mlc.testing.bisect import bisect_semantics
+
+            result = bisect_semantics(prog, self.pipeline.passes, self.ctx)
+            if result is None:
+                self._bisect_reports.append("every pass preserves semantics on the inputs tried")
+            else:
+                self.bisect_found = True
+                self._bisect_reports.append(result.report())
+            return
         for p in self.pipeline.passes:
             try:
                 p.apply(self.ctx, prog)
@@ -92,10 +128,18 @@ class MlcOptMain(xDSLOptMain):
                 Printer(stream=sys.stderr).print_op(prog)
                 print(file=sys.stderr)
 
+    def output_resulting_program(self, prog: ModuleOp) -> str:
+        if self.args.bisect_semantics:
+            return self._bisect_reports.pop() + "\n"
+        return super().output_resulting_program(prog)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        MlcOptMain(argv).run()
+        opt = MlcOptMain(argv)
+        opt.run()
+        if opt.bisect_found:
+            return 1
     except DiagnosticException as e:
         print(str(e).rstrip(), file=sys.stderr)
         return 1
