@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from xdsl.context import Context
     from xdsl.dialects.builtin import ModuleOp
 
+    from mlc.targets.compiled import CompiledModel
+
 
 def context() -> Context:
     """An xDSL `Context` with every xDSL dialect and every mlc dialect registered."""
@@ -40,4 +42,12 @@ def interpret(
     return _interpret(module, *inputs, function=function)
 
 
-__all__ = ["context", "import_onnx", "interpret", "__version__"]
+def compile(model: Any, **options: Any) -> CompiledModel:  # noqa: A001
+    """JIT-compile an ONNX model (path or ModelProto) or a graph/tl module for the host
+    CPU; the result is called with numpy arrays and returns numpy arrays."""
+    from mlc.targets.compiled import compile_model
+
+    return compile_model(model, **options)
+
+
+__all__ = ["compile", "context", "import_onnx", "interpret", "__version__"]

@@ -33,6 +33,12 @@ def _convert_graph_to_tl() -> type[ModulePass]:
     return ConvertGraphToTlPass
 
 
+def _convert_tl_to_llvm() -> type[ModulePass]:
+    from mlc.lowering.tl_to_llvm import ConvertTlToLlvmPass
+
+    return ConvertTlToLlvmPass
+
+
 def _convert_tl_kernel_to_loops() -> type[ModulePass]:
     from mlc.lowering.tl_kernel_to_loops import ConvertTlKernelToLoopsPass
 
@@ -71,6 +77,7 @@ def all_pass_factories() -> dict[str, Callable[[], type[ModulePass]]]:
     return {
         "convert-graph-to-tl": _convert_graph_to_tl,
         "convert-tl-kernel-to-loops": _convert_tl_kernel_to_loops,
+        "convert-tl-to-llvm": _convert_tl_to_llvm,
         **{name: _loop_pass(cls) for name, cls in _LOOP_PASSES.items()},
     }
 

@@ -1,0 +1,141 @@
+"""xDSL `llvm` dialect -> llvmlite IR.
+
+Per op, xDSL's converter (`xdsl.backend.llvm.convert_op.convert_op`, its public function)
+does the work; this module drives it and does what it lacks or gets wrong for us:
+
+- globals: dense initializers are emitted from their raw little-endian bytes as one
+  `[n x i8]` constant (xDSL builds one llvmlite constant per element: slow for weights);
+  splats are expanded; globals without a value are zero-initialized, never external;
+- function declarations: `llvm.noalias` / `llvm.align` argument attributes, external
+  C functions (`aligned_alloc`, `free`) declared once;
+- blocks: one llvmlite block per dialect block, block arguments as phis (filled by the
+  branches xDSL converts).
+
+Still to come (xDSL's converter lacks them): extractelement, fptosi / fptoui / uitofp,
+masked load, bf16, loop metadata, fast-math flags on intrinsic calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llvmlite import binding as llvm_binding
+from llvmlite import ir
+from xdsl.backend.llvm.convert_op import convert_op
+from xdsl.backend.llvm.convert_type import convert_type
+from xdsl.dialects import llvm
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, IntegerAttr, ModuleOp, UnitAttr
+from xdsl.ir import Block, Operation, SSAValue
+
+__all__ = ["EmitError", "OWN_OP_EMITTERS", "emit_module"]
+
+
+class EmitError(Exception):
+    """An llvm-dialect construct the emitter cannot translate."""
+
+
+OpEmitter = Callable[[Operation, ir.IRBuilder, dict[SSAValue, ir.Value]], None]
+#: ops this module emits itself instead of delegating to xDSL's converter
+OWN_OP_EMITTERS: dict[type[Operation], OpEmitter] = {}
+
+
+def _emit_global(op: llvm.GlobalOp, module: ir.Module) -> None:
+    ty = convert_type(op.global_type)
+    value = op.value
+    if isinstance(value, DenseIntOrFPElementsAttr):
+        raw = value.data.data
+        size = _type_size(ty)
+        if len(raw) != size and size % max(len(raw), 1) == 0:
+            raw = raw * (size // len(raw))  # a splat
+        if len(raw) != size:
+            raise EmitError(
+                f"@{op.sym_name.data}: initializer has {len(raw)} bytes, the global {size}"
+            )
+        ty = ir.ArrayType(ir.IntType(8), size)
+        init = ir.Constant(ty, bytearray(raw))
+    elif value is None:
+        init = ir.Constant(ty, None)
+    else:
+        raise EmitError(f"@{op.sym_name.data}: unsupported initializer {value}")
+    gvar = ir.GlobalVariable(module, ty, name=op.sym_name.data)
+    gvar.linkage = op.linkage.linkage.data
+    gvar.global_constant = op.constant is not None
+    gvar.initializer = init
+    if op.alignment is not None:
+        gvar.align = op.alignment.value.data
+
+
+def _type_size(ty: ir.Type) -> int:
+    if isinstance(ty, ir.ArrayType):
+        return ty.count * _type_size(ty.element)
+    if isinstance(ty, ir.IntType):
+        return max(ty.width // 8, 1)
+    if isinstance(ty, ir.FloatType):
+        return 4
+    if isinstance(ty, ir.DoubleType):
+        return 8
+    raise EmitError(f"no size for global element type {ty}")
+
+
+def _declare(op: llvm.FuncOp, module: ir.Module) -> ir.Function:
+    fty = op.function_type
+    ret = convert_type(fty.output)
+    fn = ir.Function(
+        module,
+        ir.FunctionType(ret, [convert_type(t) for t in fty.inputs], var_arg=fty.is_variadic),
+        name=op.sym_name.data,
+    )
+    if op.arg_attrs is not None:
+        for arg, attrs in zip(fn.args, op.arg_attrs.data):
+            for name, value in attrs.data.items():
+                if name == "llvm.noalias" and isinstance(value, UnitAttr):
+                    arg.add_attribute("noalias")
+                elif name == "llvm.align" and isinstance(value, IntegerAttr):
+                    arg.attributes.align = value.value.data
+    return fn
+
+
+def _emit_body(op: llvm.FuncOp, fn: ir.Function) -> None:
+    blocks: dict[Block, ir.Block] = {}
+    values: dict[SSAValue, ir.Value] = {}
+    body = list(op.body.blocks)
+    for block in body:
+        blocks[block] = fn.append_basic_block()
+    for arg, llarg in zip(body[0].args, fn.args):
+        values[arg] = llarg
+    for block in body[1:]:
+        builder = ir.IRBuilder(blocks[block])
+        for arg in block.args:
+            values[arg] = builder.phi(convert_type(arg.type))
+    for block in body:
+        builder = ir.IRBuilder(blocks[block])
+        for inner in block.ops:
+            own = OWN_OP_EMITTERS.get(type(inner))
+            try:
+                if own is not None:
+                    own(inner, builder, values)
+                else:
+                    convert_op(inner, builder, values, blocks)
+            except NotImplementedError as e:
+                raise EmitError(f"{inner.name}: {e}") from e
+
+
+def emit_module(module: ModuleOp, triple: str | None = None, data_layout: str = "") -> ir.Module:
+    """The llvmlite module for a module of `llvm.func` / `llvm.mlir.global` ops."""
+    out = ir.Module()
+    out.triple = triple or llvm_binding.get_default_triple()
+    if data_layout:
+        out.data_layout = data_layout
+    funcs: list[llvm.FuncOp] = []
+    for op in module.ops:
+        if isinstance(op, llvm.GlobalOp):
+            _emit_global(op, out)
+        elif isinstance(op, llvm.FuncOp):
+            funcs.append(op)
+        else:
+            raise EmitError(f"{op.name} at module level: lower it to the llvm dialect first")
+    declared = [(f, _declare(f, out)) for f in funcs]
+    for f, fn in declared:
+        if f.body.blocks:
+            _emit_body(f, fn)
+    return out
