@@ -128,10 +128,14 @@ def _median_time(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Import the bundled example model, run it, compare with onnxruntime, time both."""
+    """Import the bundled example, compile it natively, run it, compare and time it
+    against the reference interpreter and onnxruntime."""
+    import onnx
+
     from mlc.interpreters import interpret
     from mlc.parser.onnx import import_onnx
-    from mlc.testing.onnx_models import run_onnxruntime
+    from mlc.targets.compiled import compile_model
+    from mlc.testing.onnx_models import onnxruntime_session
 
     path = Path(args.model) if args.model else EXAMPLES / "tiny_resnet.onnx"
     if not path.exists():
@@ -139,33 +143,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     module = import_onnx(str(path))
     import_time = time.perf_counter() - start
-    function_inputs = [a.type for a in next(iter(module.body.block.ops)).body.blocks[0].args]  # type: ignore[attr-defined]
+    start = time.perf_counter()
+    compiled = compile_model(module)
+    compile_time = time.perf_counter() - start
+    function = next(iter(module.body.block.ops))
+    arg_types = [a.type for a in function.body.blocks[0].args]  # type: ignore[attr-defined]
     rng = np.random.default_rng(0)
-    inputs = [rng.standard_normal(t.get_shape()).astype(np.float32) for t in function_inputs]
-    import onnx
-
+    inputs = [rng.standard_normal(t.get_shape()).astype(np.float32) for t in arg_types]
     model = onnx.load(str(path))
     feed = {i.name: x for i, x in zip(model.graph.input, inputs)}
-    ours = interpret(module, *inputs)
-    theirs = run_onnxruntime(model, feed)
-    t_mlc = _median_time(lambda: interpret(module, *inputs), args.repeat)
-    t_ort = _median_time(lambda: run_onnxruntime(model, feed), args.repeat)
+    session = onnxruntime_session(model, threads=1)
+    native = compiled(*inputs)
+    reference = interpret(module, *inputs)
+    ort = session.run(None, feed)
     n_ops = sum(1 for op in module.walk() if op.name.startswith("graph."))
-    print(f"model: {path.name}  ({n_ops} graph ops, imported in {import_time * 1e3:.0f} ms)")
-    worst = 0.0
-    for i, (a, b) in enumerate(zip(ours, theirs)):
-        diff = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0
-        worst = max(worst, diff)
+    print(f"model: {path.name}  ({n_ops} graph ops)")
+    print(
+        f"import {import_time * 1e3:.0f} ms, compile (graph -> tl -> LLVM O3 -> JIT) {compile_time:.2f} s"
+    )
+    ok = True
+    for i, (a, r, o) in enumerate(zip(native, reference, ort)):
         print(f"output #{i}: {a.dtype}{list(a.shape)}  mlc {_preview(a, 4)}")
         print(
-            f"{'':>{len(f'output #{i}: ')}}{'':{len(str(a.dtype)) + len(str(list(a.shape)))}}  ort {_preview(b, 4)}"
+            f"{'':>{len(f'output #{i}: ')}}{'':{len(str(a.dtype)) + len(str(list(a.shape)))}}  ort {_preview(np.asarray(o), 4)}"
         )
-    print(f"max |mlc - onnxruntime| = {worst:.3g}")
+        d_ort = float(np.max(np.abs(a.astype(np.float64) - o))) if a.size else 0.0
+        d_ref = float(np.max(np.abs(a.astype(np.float64) - r))) if a.size else 0.0
+        print(
+            f"  max |mlc - onnxruntime| = {d_ort:.3g}, max |mlc - reference interpreter| = {d_ref:.3g}"
+        )
+        ok = ok and bool(np.allclose(a, o, rtol=1e-4, atol=1e-5))
+    t_native = _median_time(lambda: compiled(*inputs), args.repeat)
+    t_ort = _median_time(lambda: session.run(None, feed), args.repeat)
+    t_ref = _median_time(lambda: interpret(module, *inputs), max(1, args.repeat // 10))
     print(
-        f"median of {args.repeat}: mlc reference interpreter {t_mlc * 1e3:.2f} ms, "
-        f"onnxruntime (session + run, 1 thread) {t_ort * 1e3:.2f} ms"
+        f"median latency: mlc native {t_native * 1e3:.3f} ms, onnxruntime (1 thread) "
+        f"{t_ort * 1e3:.3f} ms, ratio mlc/onnxruntime {t_native / t_ort:.2f}; "
+        f"reference interpreter {t_ref * 1e3:.1f} ms"
     )
-    ok = all(np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(ours, theirs))
     print("results match onnxruntime" if ok else "RESULTS DIFFER from onnxruntime")
     return 0 if ok else 1
 
@@ -187,9 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", help="save outputs as outputN.npy here")
     p.set_defaults(fn=cmd_run)
 
-    p = sub.add_parser("demo", help="import + run the bundled example and compare with onnxruntime")
+    p = sub.add_parser(
+        "demo", help="compile + run the bundled example, compare and time against onnxruntime"
+    )
     p.add_argument("--model", help="another .onnx model instead of the bundled one")
-    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--repeat", type=int, default=50)
     p.set_defaults(fn=cmd_demo)
     return parser
 
