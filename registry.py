@@ -64,6 +64,9 @@ _LOOP_PASSES = {
     "tl-decompose-reduction": "TlDecomposeReductionPass",
     "tl-cache-read": "TlCacheReadPass",
     "tl-apply-schedule": "TlApplySchedulePass",
+    "tl-compute-at": "TlComputeAtPass",
+    "tl-reverse-compute-at": "TlReverseComputeAtPass",
+    "tl-cache-write": "TlCacheWritePass",
 }
 
 

@@ -23,10 +23,13 @@ from mlc.transforms.loops.schedule import Schedule
 __all__ = [
     "TlApplySchedulePass",
     "TlCacheReadPass",
+    "TlCacheWritePass",
+    "TlComputeAtPass",
     "TlDecomposeReductionPass",
     "TlFusePass",
     "TlParallelPass",
     "TlReorderPass",
+    "TlReverseComputeAtPass",
     "TlSplitPass",
     "TlUnrollPass",
     "TlVectorizePass",
@@ -138,8 +141,9 @@ class TlDecomposeReductionPass(ModulePass):
 @dataclass(frozen=True)
 class TlCacheReadPass(ModulePass):
     """`tl-cache-read{kernel="mm" operand=1 at="k" layout="1,0"}`: copy an input into a
-    local buffer (`layout` permutes its dims: a pack) before loop `at` (default: the
-    outermost)."""
+    local buffer (`layout` permutes its dims: a pack) before loop `at`: with `at`, only
+    the tile that `at` and the loops inside it read (panel packing); without, the whole
+    buffer before the outermost loop."""
 
     name = "tl-cache-read"
     kernel: str = ""
@@ -151,6 +155,60 @@ class TlCacheReadPass(ModulePass):
         layout = [int(x) for x in self.layout.split(",")] if self.layout else None
         at = f"{self.kernel}/{self.at}" if self.at else None
         _schedule(op, self.kernel).cache_read(self.kernel, self.operand, at, layout)
+
+
+@dataclass(frozen=True)
+class TlCacheWritePass(ModulePass):
+    """`tl-cache-write{kernel="mm" operand=0 at="n"}`: compute output `operand` into a
+    local tile loaded before loop `at` (default: the outermost) and written back after
+    it."""
+
+    name = "tl-cache-write"
+    kernel: str = ""
+    operand: int = 0
+    at: str = ""
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        at = f"{self.kernel}/{self.at}" if self.at else None
+        _schedule(op, self.kernel).cache_write(self.kernel, self.operand, at)
+
+
+@dataclass(frozen=True)
+class TlComputeAtPass(ModulePass):
+    """`tl-compute-at{kernel="act" consumer="mm" loop="m"}`: move the elementwise
+    producer block `kernel` into loop `loop` of the consumer `consumer`'s nest (both
+    kernels are lowered first if needed)."""
+
+    name = "tl-compute-at"
+    kernel: str = ""
+    consumer: str = ""
+    loop: str = ""
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if not self.consumer:
+            raise ScheduleError("the `consumer` option (a block label) is required")
+        sch = _schedule(op, self.kernel)
+        sch.get_loops(self.consumer)
+        sch.compute_at(self.kernel, f"{self.consumer}/{self.loop}")
+
+
+@dataclass(frozen=True)
+class TlReverseComputeAtPass(ModulePass):
+    """`tl-reverse-compute-at{kernel="relu" producer="mm" loop="n"}`: move the
+    elementwise consumer block `kernel` into loop `loop` of the producer `producer`'s
+    nest (both kernels are lowered first if needed)."""
+
+    name = "tl-reverse-compute-at"
+    kernel: str = ""
+    producer: str = ""
+    loop: str = ""
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if not self.producer:
+            raise ScheduleError("the `producer` option (a block label) is required")
+        sch = _schedule(op, self.kernel)
+        sch.get_loops(self.producer)
+        sch.reverse_compute_at(self.kernel, f"{self.producer}/{self.loop}")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ steps are plain text, one per line (`#` starts a comment):
     unroll matmul/k [2]
     decompose_reduction matmul matmul/k
     cache_read matmul 1 matmul/k [1,0]       # block, input #, at loop (or -), layout
+    cache_write matmul 0 [matmul/n]          # block, output #, at loop
+    reverse_compute_at relu matmul/n         # consumer block, producer's loop
+    compute_at act matmul/m                  # producer block, consumer's loop
 
 `parse_schedule` reads this back (no eval: each verb has a fixed argument list of names
 and integers), and `Schedule.replay` applies it to a fresh module.
@@ -34,7 +37,7 @@ from xdsl.ir import Operation
 
 from mlc.dialects.tl import BlockOp, ForOp, KernelOp
 from mlc.lowering.tl_kernel_to_loops import kernel_to_loops
-from mlc.transforms.loops import annotate, buffers, tiling
+from mlc.transforms.loops import annotate, buffers, cache, tiling
 from mlc.transforms.loops.common import (
     ScheduleError,
     block_loops,
@@ -42,6 +45,8 @@ from mlc.transforms.loops.common import (
     find_loop,
     loop_name,
 )
+from mlc.transforms.loops.compute_at import compute_at as _compute_at
+from mlc.transforms.loops.compute_at import reverse_compute_at as _reverse_compute_at
 
 __all__ = ["Schedule", "Step", "parse_schedule"]
 
@@ -59,6 +64,9 @@ _VERBS: dict[str, tuple[str, ...]] = {
     "unroll": ("n", "i?"),
     "decompose_reduction": ("n", "n"),
     "cache_read": ("n", "i", "n", "l?"),
+    "cache_write": ("n", "i", "n?"),
+    "reverse_compute_at": ("n", "n"),
+    "compute_at": ("n", "n"),
 }
 
 
@@ -200,18 +208,47 @@ class Schedule:
         self, block: str, index: int, at: str | None = None, layout: Sequence[int] | None = None
     ) -> str:
         """Copy input `index` of `block` to a local buffer before loop `at` (default: the
-        outermost); `layout` permutes its dims (pack). Returns the copy block's label."""
+        whole buffer before the outermost loop; with `at`: only the tile `at` and the loops
+        inside it read); `layout` permutes its dims (pack). Returns the copy block's label."""
         loop = self._loop(at) if at else None
-        copy = buffers.cache_read(
+        copy = cache.cache_read(
             find_block(self.root, block), index, loop, layout, [at] if at else []
         )
-        extra = [] if layout is None else [",".join(str(p) for p in layout)]
+        # an empty layout (a rank-0 buffer) is the identity: not recorded
+        extra = [",".join(str(p) for p in layout)] if layout else []
         self._record("cache_read", block, index, at or "-", *extra)
         return copy.label.data
 
     def pack(self, block: str, index: int, layout: Sequence[int], at: str | None = None) -> str:
         """`cache_read` with a permuted layout."""
         return self.cache_read(block, index, at, layout)
+
+    def cache_write(self, block: str, index: int, at: str | None = None) -> tuple[str, str]:
+        """Compute output `index` of `block` into a local tile, loaded before loop `at`
+        (default: the outermost) and written back after it. Returns the labels of the
+        copy-in and copy-out blocks."""
+        loop = self._loop(at) if at else None
+        load, store = cache.cache_write(
+            find_block(self.root, block), index, loop, [at] if at else []
+        )
+        self._record("cache_write", block, index, *([at] if at else []))
+        return load.label.data, store.label.data
+
+    def reverse_compute_at(self, block: str, loop: str) -> None:
+        """Move the elementwise consumer `block` into the producer's loop `loop` (a
+        `tl.kernel` labelled `block` is lowered first)."""
+        if not any(isinstance(op, BlockOp) and op.label.data == block for op in self.root.walk()):
+            self.lower(block)
+        _reverse_compute_at(find_block(self.root, block), self._loop(loop), [loop])
+        self._record("reverse_compute_at", block, loop)
+
+    def compute_at(self, block: str, loop: str) -> None:
+        """Move the elementwise producer `block` into the consumer's loop `loop` (a
+        `tl.kernel` labelled `block` is lowered first)."""
+        if not any(isinstance(op, BlockOp) and op.label.data == block for op in self.root.walk()):
+            self.lower(block)
+        _compute_at(find_block(self.root, block), self._loop(loop), [loop])
+        self._record("compute_at", block, loop)
 
     # ------------------------------------------------------------------ text
 
@@ -240,6 +277,12 @@ class Schedule:
             self.unroll(a[0], int(a[1]) if len(a) > 1 else None)
         elif v == "decompose_reduction":
             self.decompose_reduction(a[0], a[1])
+        elif v == "cache_write":
+            self.cache_write(a[0], int(a[1]), a[2] if len(a) > 2 else None)
+        elif v == "reverse_compute_at":
+            self.reverse_compute_at(a[0], a[1])
+        elif v == "compute_at":
+            self.compute_at(a[0], a[1])
         else:  # cache_read
             layout = [int(x) for x in a[3].split(",")] if len(a) > 3 else None
             self.cache_read(a[0], int(a[1]), None if a[2] == "-" else a[2], layout)
