@@ -2,6 +2,7 @@
 the conformance harness and the coverage contract. See docs/testing.md."""
 
 from mlc.testing.bisect import BisectResult, bisect_semantics
+from mlc.testing.schedules import random_schedule, schedules
 from mlc.testing.semantics import (
     Counterexample,
     SemanticsError,
@@ -41,6 +42,8 @@ __all__ = [
     "graph_programs",
     "inputs_for",
     "kernel_modules",
+    "random_schedule",
+    "schedules",
     "read_regression",
     "tolerance_for",
     "write_regression",

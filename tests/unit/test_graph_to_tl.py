@@ -17,6 +17,7 @@ from xdsl.ir import Attribute, SSAValue
 
 import mlc
 from mlc.dialects import graph as g
+from mlc.dialects.tl import KernelOp
 from mlc.interpreters.tl import run_buffers
 from mlc.lowering.graph_to_tl import ConvertGraphToTlPass, GraphToTlError
 from mlc.lowering.texpr_to_tl import TranslationError, element_type, emit_definition
@@ -271,9 +272,14 @@ def programs(draw: st.DrawFn) -> tuple[ModuleOp, list[np.ndarray]]:
     seed = draw(st.integers(0, 2**16))
     rng = np.random.default_rng(seed)
     kinds = ["unary", "binary", "reduce", "transpose", "concat", "reshape", "matmul"]
+    kinds += ["gather", "gather_elements"]
     if is_float:
         kinds += ["conv", "pool", "softmax", "global_pool"]
-    steps = draw(st.lists(st.sampled_from(kinds), min_size=1, max_size=4))
+    # now and then an empty dimension, reduced first: the result is the reduction's identity
+    empty = draw(st.integers(0, 7)) == 0
+    if empty:
+        shape[1] = 0
+    steps = draw(st.lists(st.sampled_from(kinds), min_size=0 if empty else 1, max_size=4))
     arg_types: list[Attribute] = [t(shape, dtype)]
     inputs = [rng.integers(-4, 5, shape).astype(np_dtype)]
 
@@ -285,10 +291,18 @@ def programs(draw: st.DrawFn) -> tuple[ModuleOp, list[np.ndarray]]:
     extra: list[np.ndarray] = []
     plan: list[tuple[str, object]] = []
     cur = list(shape)
+    # every program starts with zero to two elementwise functions (each function is
+    # reached in many examples, not only when a "unary" step is drawn)
+    unary_names = ["relu", "neg", "abs"] + (["sigmoid", "tanh", "exp"] if is_float else [])
+    plan.append(("unary", draw(st.lists(st.sampled_from(unary_names), max_size=2))))
+    if empty:
+        plan.append(("reduce", (draw(st.sampled_from(["sum", "max", "min"])), 1)))
+        cur[1] = 1
     for kind in steps:
         if kind == "unary":
             names = ["relu", "neg", "abs"] + (["sigmoid", "tanh", "exp"] if is_float else [])
-            plan.append((kind, draw(st.sampled_from(names))))
+            # a chain of one to three functions: every function is reached often
+            plan.append((kind, draw(st.lists(st.sampled_from(names), min_size=1, max_size=3))))
         elif kind == "binary":
             bshape = [d if draw(st.booleans()) else 1 for d in cur]
             extra.append(data(bshape))
@@ -334,6 +348,16 @@ def programs(draw: st.DrawFn) -> tuple[ModuleOp, list[np.ndarray]]:
                 continue
             plan.append((kind, draw(st.sampled_from(["max_pool", "average_pool"]))))
             cur = [cur[0], cur[1], cur[2] // 2, cur[3] // 2]
+        elif kind in ("gather", "gather_elements"):
+            # indices are a function argument (negative ones count from the end)
+            axis = draw(st.integers(0, 3))
+            m = draw(st.integers(1, 3))
+            ishape = [m] if kind == "gather" else [*cur[:axis], m, *cur[axis + 1 :]]
+            d = cur[axis]
+            extra.append(rng.integers(-d, d, ishape).astype(np.int64))
+            arg_types.append(t(ishape, i64))
+            plan.append((kind, (axis, len(arg_types) - 1)))
+            cur[axis] = m
         elif kind == "softmax":
             plan.append((kind, draw(st.integers(0, 3))))
         elif kind == "global_pool":
@@ -348,15 +372,16 @@ def programs(draw: st.DrawFn) -> tuple[ModuleOp, list[np.ndarray]]:
 
         for kind, p in plan:
             if kind == "unary":
-                cls = {
-                    "relu": g.ReluOp,
-                    "neg": g.NegOp,
-                    "abs": g.AbsOp,
-                    "sigmoid": g.SigmoidOp,
-                    "tanh": g.TanhOp,
-                    "exp": g.ExpOp,
-                }[p]  # type: ignore[index]
-                x = ins(cls.create([x]))
+                for name in p:  # type: ignore[union-attr]
+                    cls = {
+                        "relu": g.ReluOp,
+                        "neg": g.NegOp,
+                        "abs": g.AbsOp,
+                        "sigmoid": g.SigmoidOp,
+                        "tanh": g.TanhOp,
+                        "exp": g.ExpOp,
+                    }[name]
+                    x = ins(cls.create([x]))
             elif kind == "binary":
                 name, k = p  # type: ignore[misc]
                 cls = {"add": g.AddOp, "sub": g.SubOp, "mul": g.MulOp, "max": g.MaxOp}[name]
@@ -365,6 +390,12 @@ def programs(draw: st.DrawFn) -> tuple[ModuleOp, list[np.ndarray]]:
                 name, axis = p  # type: ignore[misc]
                 cls = {"sum": g.ReduceSumOp, "max": g.ReduceMaxOp, "min": g.ReduceMinOp}[name]
                 x = ins(cls.create([x], axes=[axis], keepdims=True))
+            elif kind == "gather":
+                axis, k = p  # type: ignore[misc]
+                x = ins(g.GatherOp.create([x, args[k]], axis=axis))
+            elif kind == "gather_elements":
+                axis, k = p  # type: ignore[misc]
+                x = ins(g.GatherElementsOp.create([x, args[k]], axis=axis))
             elif kind == "transpose":
                 x = ins(g.TransposeOp.create([x], perm=p))
             elif kind == "concat":
@@ -415,4 +446,8 @@ def programs(draw: st.DrawFn) -> tuple[ModuleOp, list[np.ndarray]]:
 def test_random_programs_keep_semantics(program: tuple[ModuleOp, list[np.ndarray]]) -> None:
     module, inputs = program
     note(str(module))
-    check_lowering(module, *inputs)
+    low = check_lowering(module, *inputs)
+    # schedules name kernels by label: unique within each function
+    for f in low.ops:
+        labels = [k.label.data for k in f.walk() if isinstance(k, KernelOp)]
+        assert len(set(labels)) == len(labels), labels

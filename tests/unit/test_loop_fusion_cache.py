@@ -20,6 +20,7 @@ from mlc.dialects.tl import BlockOp, KernelOp, build_kernel
 from mlc.interpreters.tl import run_buffers
 from mlc.parser.mlir import parse_module
 from mlc.testing.coverage import covers
+from mlc.testing.schedules import try_step
 from mlc.testing.strategies import (
     FAMILIES,
     KernelCase,
@@ -28,7 +29,6 @@ from mlc.testing.strategies import (
     random_array,
     random_expr,
 )
-from mlc.tests.unit.test_loop_schedule import try_step
 from mlc.tests.unit.test_tl_lowering import assert_same, tl_context
 from mlc.transforms.loops import (
     Schedule,

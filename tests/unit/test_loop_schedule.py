@@ -6,15 +6,16 @@ integers, allclose for floats). A rejected step must leave the IR unchanged."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import event, given, note
+from hypothesis import given, note
 from hypothesis import strategies as st
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
 
-from mlc.dialects.tl import BlockOp, ForOp, KernelOp
+from mlc.dialects.tl import ForOp
 from mlc.interpreters.tl import run_buffers
 from mlc.parser.mlir import parse_module
 from mlc.testing.coverage import covers
+from mlc.testing.schedules import VERBS, kernel_label, random_schedule, schedules, try_step
 from mlc.tests.unit.test_tl_lowering import (
     KernelCase,
     assert_same,
@@ -36,81 +37,6 @@ from mlc.transforms.loops import (
 )
 from mlc.transforms.loops.common import find_loop
 
-VERBS = [
-    "split",
-    "reorder",
-    "fuse",
-    "parallel",
-    "vectorize",
-    "unroll",
-    "decompose_reduction",
-    "cache_read",
-]
-
-
-def kernel_label(module: ModuleOp) -> str:
-    return next(op.label.data for op in module.walk() if isinstance(op, KernelOp))
-
-
-def blocks(module: ModuleOp) -> list[BlockOp]:
-    return [op for op in module.walk() if isinstance(op, BlockOp)]
-
-
-def try_step(draw: st.DrawFn, sch: Schedule, verb: str) -> bool:
-    """Draw arguments for `verb` from the current IR and apply it; a rejected step must
-    leave the IR unchanged. Returns whether it applied."""
-    module = sch.root
-    candidates = [b for b in blocks(module) if sch.get_loops(b.label.data) or verb == "cache_read"]
-    if not candidates:
-        return False
-    label = draw(st.sampled_from([b.label.data for b in candidates]))
-    block = next(b for b in candidates if b.label.data == label)
-    loops = sch.get_loops(label)
-    before = str(module)
-    try:
-        if verb == "split":
-            loop = draw(st.sampled_from(loops))
-            trip = find_loop(module, loop)[1].trip_count
-            sch.split(loop, draw(st.integers(1, max(trip, 1))))
-        elif verb == "reorder":
-            if len(loops) < 2:
-                return False
-            chosen = draw(st.lists(st.sampled_from(loops), min_size=2, unique=True))
-            sch.reorder(*chosen)
-        elif verb == "fuse":
-            if len(loops) < 2:
-                return False
-            i = draw(st.integers(0, len(loops) - 2))
-            sch.fuse(loops[i], loops[i + 1])
-        elif verb == "parallel":
-            sch.parallel(draw(st.sampled_from(loops)))
-        elif verb == "vectorize":
-            loop = draw(st.sampled_from(loops))
-            trip = find_loop(module, loop)[1].trip_count
-            sch.vectorize(loop, draw(st.none() | st.integers(1, max(trip, 1))))
-        elif verb == "unroll":
-            loop = draw(st.sampled_from(loops))
-            trip = find_loop(module, loop)[1].trip_count
-            sch.unroll(loop, draw(st.none() | st.integers(1, max(trip, 1))))
-        elif verb == "decompose_reduction":
-            sch.decompose_reduction(label, draw(st.sampled_from(loops)))
-        else:
-            if not block.inputs:
-                return False
-            index = draw(st.integers(0, len(block.inputs) - 1))
-            rank = len(block.buffer_types[index].get_shape())
-            layout = draw(st.none() | st.permutations(range(rank)))
-            at = draw(st.none() | st.sampled_from(loops)) if loops else None
-            sch.cache_read(label, index, at, layout)
-    except ScheduleError as e:
-        note(f"rejected {verb}: {e}")
-        event(f"{verb} rejected")
-        assert str(module) == before, "a rejected step changed the IR"
-        return False
-    module.verify()
-    event(f"{verb} applied")
-    return True
-
 
 def lowered(case: KernelCase, keep_inits: bool) -> tuple[Schedule, list[np.ndarray]]:
     module = case.module
@@ -128,11 +54,64 @@ def check(sch: Schedule, case: KernelCase, before: list[np.ndarray]) -> None:
     assert_same(before, run_buffers(sch.root, *case.arrays))
 
 
+def step_pass(verb: str, args: tuple[str, ...]) -> ModulePass:
+    """The registered pass doing one recorded `Schedule` step."""
+
+    def label(name: str) -> str:
+        return name.rpartition("/")[0]
+
+    def short(name: str) -> str:
+        return name.rpartition("/")[2]
+
+    first = args[0]
+    if verb == "split":
+        return TlSplitPass(kernel=label(first), loop=short(first), factor=int(args[1]))
+    if verb == "reorder":
+        return TlReorderPass(kernel=label(first), order=",".join(short(n) for n in args))
+    if verb == "fuse":
+        return TlFusePass(kernel=label(first), outer=short(first), inner=short(args[1]))
+    if verb == "parallel":
+        return TlParallelPass(kernel=label(first), loop=short(first))
+    if verb == "vectorize":
+        width = int(args[1]) if len(args) > 1 else 0
+        return TlVectorizePass(kernel=label(first), loop=short(first), width=width)
+    if verb == "unroll":
+        factor = int(args[1]) if len(args) > 1 else 0
+        return TlUnrollPass(kernel=label(first), loop=short(first), factor=factor)
+    if verb == "decompose_reduction":
+        return TlDecomposeReductionPass(kernel=first, loop=short(args[1]))
+    assert verb == "cache_read", verb
+    at = "" if args[2] == "-" else short(args[2])
+    layout = args[3] if len(args) > 3 else ""
+    return TlCacheReadPass(kernel=first, operand=int(args[1]), at=at, layout=layout)
+
+
+def assert_passes_replay(original: str, sch: Schedule) -> None:
+    """Each recorded step, done by its registered pass (`tl-split`, ...) on a fresh copy
+    of the kernel, gives the same IR as the `Schedule` step did."""
+    ctx = tl_context()
+    fresh = parse_module(ctx, original, "fresh")
+    steps = list(sch.steps)
+    for i, step in enumerate(steps):
+        if step.verb == "lower":
+            keep_inits = "keep_inits" in step.args[1:]
+            after = steps[i + 1] if i + 1 < len(steps) else None
+            if keep_inits and after and after.verb == "decompose_reduction":
+                continue  # tl-decompose-reduction lowers a tl.kernel keeping its inits itself
+            Schedule(fresh).lower(step.args[0], keep_inits=keep_inits)
+        else:
+            step_pass(step.verb, step.args).apply(ctx, fresh)
+        fresh.verify()
+    assert str(fresh) == str(sch.root)
+
+
 def run_verb(verb: str, data: st.DataObject, case: KernelCase, keep_inits: bool) -> None:
+    original = str(case.module)
     sch, before = lowered(case, keep_inits)
     for _ in range(data.draw(st.integers(1, 3))):
         try_step(data.draw, sch, verb)
     check(sch, case, before)
+    assert_passes_replay(original, sch)
 
 
 # --------------------------------------------------------------------------- per transform
@@ -364,3 +343,18 @@ def test_non_divisor_split_adds_predicate_or_is_rejected() -> None:
     s.split("mm/n", 3)
     s.split("mm/m", 5)
     assert isinstance(find_loop(module, "mm/m.i")[1], ForOp)
+
+
+@given(case=kernel_modules(), data=st.data())
+def test_schedules_strategy_draws_valid_replayable_schedules(
+    case: KernelCase, data: st.DataObject
+) -> None:
+    original = str(case.module)
+    before = run_buffers(case.module, *case.arrays)
+    sch = data.draw(schedules(case, verbs=["split", "reorder", "unroll"], max_steps=3))
+    assert str(case.module) == original  # the case is not modified
+    assert sch.steps[0].verb == "lower"
+    assert {s.verb for s in sch.steps[1:]} <= {"split", "reorder", "unroll"}
+    random_schedule(data.draw, sch, max_steps=2, verbs=["parallel", "vectorize"])
+    check(sch, case, before)
+    assert_passes_replay(original, sch)
