@@ -180,6 +180,29 @@ def decompose_reduction(block: BlockOp, loop: ForOp, names: Sequence[str] = ()) 
     return init_block
 
 
+def checked_cache_input(
+    block: BlockOp, index: int, layout: Sequence[int] | None
+) -> tuple[SSAValue, MemRefType, list[int], list[int]]:
+    """Input #`index` of `block`, its type, shape and the layout permutation to pack it
+    with (identity when `layout` is None); a `ScheduleError` names what is wrong."""
+    label = block.label.data
+    if not 0 <= index < len(block.inputs):
+        raise ScheduleError(
+            f'cannot cache input #{index} of tl.block "{label}": it has {len(block.inputs)} inputs'
+        )
+    buf = block.inputs[index]
+    ty = buf.type
+    assert isinstance(ty, MemRefType)
+    shape = list(ty.get_shape())
+    perm = list(range(len(shape))) if layout is None else list(layout)
+    if sorted(perm) != list(range(len(shape))):
+        raise ScheduleError(
+            f'cannot pack input #{index} of "{label}": layout {perm} is not a permutation '
+            f"of its {len(shape)} dims"
+        )
+    return buf, ty, shape, perm
+
+
 def cache_read(
     block: BlockOp,
     index: int,
@@ -205,21 +228,8 @@ def cache_read(
         memref.dealloc %Bp : memref<3x2xf32>
     """
     label = block.label.data
-    if not 0 <= index < len(block.inputs):
-        raise ScheduleError(
-            f'cannot cache input #{index} of tl.block "{label}": it has {len(block.inputs)} inputs'
-        )
-    buf = block.inputs[index]
-    ty = buf.type
-    assert isinstance(ty, MemRefType)
-    shape = list(ty.get_shape())
+    buf, ty, shape, perm = checked_cache_input(block, index, layout)
     rank = len(shape)
-    perm = list(range(rank)) if layout is None else list(layout)
-    if sorted(perm) != list(range(rank)):
-        raise ScheduleError(
-            f'cannot pack input #{index} of "{label}": layout {perm} is not a permutation '
-            f"of its {rank} dims"
-        )
     loops = block_loops(block)
     if at is not None and at not in loops:
         name = names[0] if names else loop_name(at)

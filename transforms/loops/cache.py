@@ -258,21 +258,8 @@ def cache_read(
     if at is None:
         return buffers.cache_read(block, index, at, layout, names)
     label = block.label.data
-    if not 0 <= index < len(block.inputs):
-        raise ScheduleError(
-            f'cannot cache input #{index} of tl.block "{label}": it has {len(block.inputs)} inputs'
-        )
-    buf = block.inputs[index]
-    ty = buf.type
-    assert isinstance(ty, MemRefType)
-    shape = list(ty.get_shape())
+    buf, ty, shape, perm = buffers.checked_cache_input(block, index, layout)
     rank = len(shape)
-    perm = list(range(rank)) if layout is None else list(layout)
-    if sorted(perm) != list(range(rank)):
-        raise ScheduleError(
-            f'cannot pack input #{index} of "{label}": layout {perm} is not a permutation '
-            f"of its {rank} dims"
-        )
     name = names[0] if names else loop_name(at)
     if at not in block_loops(block):
         raise ScheduleError(f"cannot cache at loop '{name}': it does not enclose \"{label}\"")
