@@ -77,6 +77,65 @@ def _only(top: Operation, block: BlockOp) -> bool:
     )
 
 
+def _copy_into_loops(
+    moving: BlockOp,
+    anchor: BlockOp,
+    replicate: Sequence[ForOp],
+    dim_pairs: Sequence[tuple[int, int]],
+    clips: Sequence[AffineExpr],
+) -> tuple[Operation, BlockOp]:
+    """A copy of `moving` inside fresh copies of the `replicate` loops, binding each of
+    its iterators `md` to `anchor`'s binding of iterator `ad` (`(md, ad)` in
+    `dim_pairs`), with `anchor`'s loop variables renamed to the fresh loops' ones.
+    Returns the outermost new op (loop or block) and the new block."""
+    new_loops = [ForOp(f.lb, f.ub, f.step_value) for f in replicate]
+    var_map: dict[SSAValue, SSAValue] = {}
+    for f, g in zip(replicate, new_loops):
+        g.induction_var.name_hint = loop_name(f)
+        var_map[f.induction_var] = g.induction_var
+    anchor_vars = list(anchor.loop_vars)
+    moving_vars: list[SSAValue] = []
+    n_moving = len(moving.iterators.data)
+    exprs: list[AffineExpr] = [AffineExpr.constant(0)] * n_moving
+    for md, ad in dim_pairs:
+        e = anchor.binding_map.results[ad]
+        for d in sorted(e.used_dims()):
+            v = var_map.get(anchor_vars[d], anchor_vars[d])
+            if v not in moving_vars:
+                moving_vars.append(v)
+        exprs[md] = e
+    remap = [
+        AffineExpr.dimension(moving_vars.index(var_map.get(v, v)))
+        if var_map.get(v, v) in moving_vars
+        else AffineExpr.constant(0)
+        for v in anchor_vars
+    ]
+    bindings = AffineMap(len(anchor_vars), 0, tuple(exprs)).replace_dims_and_symbols(
+        remap, [], len(moving_vars), 0
+    )
+    moved = BlockOp(
+        moving.label.data,
+        moving.iterator_list,
+        moving_vars,
+        bindings,
+        list(moving.inputs),
+        list(moving.outputs),
+        moving.maps,
+        list(moving.pads.data),
+        list(moving.inits.data),
+        moving.clone_body(),
+        AffineMap(n_moving, 0, tuple(clips)) if clips else None,
+        dict(moving.attributes),
+    )
+    for outer, inner in zip(new_loops, new_loops[1:]):
+        outer.body.block.insert_op_before(inner, outer.body.block.last_op)  # type: ignore[arg-type]
+    if not new_loops:
+        return moved, moved
+    innermost = new_loops[-1].body.block
+    innermost.insert_op_before(moved, innermost.last_op)  # type: ignore[arg-type]
+    return new_loops[0], moved
+
+
 def compute_at(producer: BlockOp, loop: ForOp, names: Sequence[str] = ()) -> BlockOp:
     """Move the elementwise `producer` of a buffer read by a block of `loop`'s nest to the
     start of `loop`'s body, recomputing in each iteration the elements that the loops
@@ -199,52 +258,7 @@ def compute_at(producer: BlockOp, loop: ForOp, names: Sequence[str] = ()) -> Blo
                 f'{fail}: tl.block "{b.label.data}" in the nest of "{clabel}" also reads its output'
             )
     # legal: rewrite
-    new_loops = [ForOp(f.lb, f.ub, f.step_value) for f in replicate]
-    var_map: dict[SSAValue, SSAValue] = {}
-    for f, g in zip(replicate, new_loops):
-        g.induction_var.name_hint = loop_name(f)
-        var_map[f.induction_var] = g.induction_var
-    c_vars = list(consumer.loop_vars)
-    p_vars: list[SSAValue] = []
-    exprs: list[AffineExpr] = [AffineExpr.constant(0)] * n_p
-    for pd, cd in zip(p_dims, c_dims):
-        e = consumer.binding_map.results[cd]
-        for p in sorted(e.used_dims()):
-            v = var_map.get(c_vars[p], c_vars[p])
-            if v not in p_vars:
-                p_vars.append(v)
-        exprs[pd] = e
-    remap = [
-        AffineExpr.dimension(p_vars.index(var_map.get(v, v)))
-        if var_map.get(v, v) in p_vars
-        else AffineExpr.constant(0)
-        for v in c_vars
-    ]
-    bindings = AffineMap(len(c_vars), 0, tuple(exprs)).replace_dims_and_symbols(
-        remap, [], len(p_vars), 0
-    )
-    moved = BlockOp(
-        plabel,
-        producer.iterator_list,
-        p_vars,
-        bindings,
-        list(producer.inputs),
-        list(producer.outputs),
-        producer.maps,
-        list(producer.pads.data),
-        list(producer.inits.data),
-        producer.clone_body(),
-        AffineMap(n_p, 0, tuple(clips)) if clips else None,
-        dict(producer.attributes),
-    )
-    for outer, inner in zip(new_loops, new_loops[1:]):
-        outer.body.block.insert_op_before(inner, outer.body.block.last_op)  # type: ignore[arg-type]
-    if new_loops:
-        innermost = new_loops[-1].body.block
-        innermost.insert_op_before(moved, innermost.last_op)  # type: ignore[arg-type]
-        top: Operation = new_loops[0]
-    else:
-        top = moved
+    top, moved = _copy_into_loops(producer, consumer, replicate, list(zip(p_dims, c_dims)), clips)
     body = loop.body.block
     first = body.first_op
     assert first is not None
@@ -407,52 +421,7 @@ def reverse_compute_at(consumer: BlockOp, loop: ForOp, names: Sequence[str] = ()
                 f'"{clabel}" reads'
             )
     # legal: rewrite
-    new_loops = [ForOp(f.lb, f.ub, f.step_value) for f in replicate]
-    var_map: dict[SSAValue, SSAValue] = {}
-    for f, g in zip(replicate, new_loops):
-        g.induction_var.name_hint = loop_name(f)
-        var_map[f.induction_var] = g.induction_var
-    p_vars = list(producer.loop_vars)
-    c_vars: list[SSAValue] = []
-    exprs: list[AffineExpr] = [AffineExpr.constant(0)] * n_c
-    for pd, cd in zip(p_dims, c_dims):
-        e = producer.binding_map.results[pd]
-        for p in sorted(e.used_dims()):
-            v = var_map.get(p_vars[p], p_vars[p])
-            if v not in c_vars:
-                c_vars.append(v)
-        exprs[cd] = e
-    remap = [
-        AffineExpr.dimension(c_vars.index(var_map.get(v, v)))
-        if var_map.get(v, v) in c_vars
-        else AffineExpr.constant(0)
-        for v in p_vars
-    ]
-    bindings = AffineMap(len(p_vars), 0, tuple(exprs)).replace_dims_and_symbols(
-        remap, [], len(c_vars), 0
-    )
-    moved = BlockOp(
-        clabel,
-        consumer.iterator_list,
-        c_vars,
-        bindings,
-        list(consumer.inputs),
-        list(consumer.outputs),
-        consumer.maps,
-        list(consumer.pads.data),
-        list(consumer.inits.data),
-        consumer.clone_body(),
-        AffineMap(n_c, 0, tuple(clips)) if clips else None,
-        dict(consumer.attributes),
-    )
-    for outer, inner in zip(new_loops, new_loops[1:]):
-        outer.body.block.insert_op_before(inner, outer.body.block.last_op)  # type: ignore[arg-type]
-    if new_loops:
-        innermost = new_loops[-1].body.block
-        innermost.insert_op_before(moved, innermost.last_op)  # type: ignore[arg-type]
-        top: Operation = new_loops[0]
-    else:
-        top = moved
+    top, moved = _copy_into_loops(consumer, producer, replicate, list(zip(c_dims, p_dims)), clips)
     body = loop.body.block
     last = body.last_op
     if isinstance(last, YieldOp):
