@@ -19,6 +19,7 @@ from xdsl.ir import BlockArgument, SSAValue
 from mlc.dialects.tl import BlockOp, KernelOp, build_kernel
 from mlc.interpreters.tl import run_buffers
 from mlc.parser.mlir import parse_module
+from mlc.registry import make_context
 from mlc.testing.coverage import covers
 from mlc.testing.schedules import try_step
 from mlc.testing.strategies import (
@@ -29,7 +30,7 @@ from mlc.testing.strategies import (
     random_array,
     random_expr,
 )
-from mlc.tests.unit.test_tl_lowering import assert_same, tl_context
+from mlc.tests.unit.test_tl_lowering import assert_same
 from mlc.transforms.loops import (
     Schedule,
     ScheduleError,
@@ -166,7 +167,7 @@ def check(sch: Schedule, case: KernelCase, original: str, before: list[np.ndarra
     sch.root.verify()
     assert_same(before, run_buffers(sch.root, *case.arrays))
     # the recorded schedule replays on a fresh module to the same IR
-    fresh = parse_module(tl_context(), original, "fresh")
+    fresh = parse_module(make_context(), original, "fresh")
     Schedule(fresh).replay(sch.text())
     assert str(fresh) == str(sch.root)
 
@@ -285,7 +286,7 @@ def mm_relu_arrays() -> list[np.ndarray]:
 
 
 def mm_relu(keep_inits: bool = False) -> Schedule:
-    sch = Schedule(parse_module(tl_context(), MM_RELU, "mm_relu"))
+    sch = Schedule(parse_module(make_context(), MM_RELU, "mm_relu"))
     sch.lower("mm", keep_inits)
     sch.lower("relu")
     return sch
@@ -309,7 +310,7 @@ def test_epilogue_fused_into_output_loop_with_register_tile_and_pack() -> None:
 
 
 def test_passes() -> None:
-    ctx = tl_context()
+    ctx = make_context()
     module = parse_module(ctx, MM_RELU, "mm_relu")
     expected = run_buffers(module, *mm_relu_arrays())
     TlReverseComputeAtPass(kernel="relu", producer="mm", loop="m").apply(ctx, module)
@@ -354,7 +355,7 @@ func.func @f(%X: memref<5x2xf32>, %A: memref<5x2xf32>, %B: memref<2x3xf32>, %C: 
 
 
 def act_mm() -> Schedule:
-    sch = Schedule(parse_module(tl_context(), ACT_MM, "act_mm"))
+    sch = Schedule(parse_module(make_context(), ACT_MM, "act_mm"))
     sch.lower("act")
     sch.lower("mm")
     return sch
@@ -374,7 +375,7 @@ def test_prologue_computed_at_the_consumer_row_loop() -> None:
     assert_same(expected, run_buffers(sch.root, *arrays))
     assert sch.text().splitlines()[-1] == "compute_at act mm/m.i"
     # the pass does the same
-    ctx = tl_context()
+    ctx = make_context()
     module = parse_module(ctx, ACT_MM, "act_mm")
     TlSplitPass(kernel="mm", loop="m", factor=2).apply(ctx, module)
     TlComputeAtPass(kernel="act", consumer="mm", loop="m.i").apply(ctx, module)
@@ -460,7 +461,7 @@ def test_conflicts_between_the_nests_are_rejected() -> None:
     # the consumer's own init nest writes D between the nests: moving it earlier would
     # let the init overwrite the epilogue's result
     text = MM_RELU.replace("outs(%D[j, i] :", "outs(%D[j, i] init 1.0 :")
-    sch = Schedule(parse_module(tl_context(), text, "x"))
+    sch = Schedule(parse_module(make_context(), text, "x"))
     sch.lower("mm")
     sch.lower("relu")
     try:
@@ -482,7 +483,7 @@ def test_conflicts_between_the_nests_are_rejected() -> None:
         raise AssertionError("not rejected")
     # compute_at: a producer reading its output's current value is not idempotent
     text = ACT_MM.replace("%r = arith.maximumf %x, %z", "%r = arith.maximumf %x, %a")
-    sch = Schedule(parse_module(tl_context(), text, "x"))
+    sch = Schedule(parse_module(make_context(), text, "x"))
     sch.lower("act")
     sch.lower("mm")
     try:
@@ -504,7 +505,7 @@ def test_conflicts_between_the_nests_are_rejected() -> None:
         raise AssertionError("not rejected")
     # a non-elementwise consumer
     text = MM_RELU.replace("ins(%C[i, j] :", "ins(%C[i, 0] :")
-    sch = Schedule(parse_module(tl_context(), text, "x"))
+    sch = Schedule(parse_module(make_context(), text, "x"))
     sch.lower("mm")
     sch.lower("relu")
     try:

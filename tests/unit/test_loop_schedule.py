@@ -14,14 +14,11 @@ from xdsl.passes import ModulePass
 from mlc.dialects.tl import ForOp
 from mlc.interpreters.tl import run_buffers
 from mlc.parser.mlir import parse_module
+from mlc.registry import make_context
 from mlc.testing.coverage import covers
 from mlc.testing.schedules import VERBS, kernel_label, random_schedule, schedules, try_step
-from mlc.tests.unit.test_tl_lowering import (
-    KernelCase,
-    assert_same,
-    kernel_modules,
-    tl_context,
-)
+from mlc.testing.strategies import KernelCase, kernel_modules
+from mlc.tests.unit.test_tl_lowering import assert_same
 from mlc.transforms.loops import (
     Schedule,
     ScheduleError,
@@ -89,7 +86,7 @@ def step_pass(verb: str, args: tuple[str, ...]) -> ModulePass:
 def assert_passes_replay(original: str, sch: Schedule) -> None:
     """Each recorded step, done by its registered pass (`tl-split`, ...) on a fresh copy
     of the kernel, gives the same IR as the `Schedule` step did."""
-    ctx = tl_context()
+    ctx = make_context()
     fresh = parse_module(ctx, original, "fresh")
     steps = list(sch.steps)
     for i, step in enumerate(steps):
@@ -188,7 +185,7 @@ def test_random_schedule_preserves_semantics_and_replays(
         try_step(data.draw, sch, data.draw(st.sampled_from(VERBS)))
     check(sch, case, before)
     # serialize -> parse -> replay on a fresh module reproduces the IR
-    ctx = tl_context()
+    ctx = make_context()
     fresh = parse_module(ctx, original, "fresh")
     replayed = Schedule(fresh)
     replayed.replay(sch.text())
@@ -203,7 +200,7 @@ def test_apply_schedule_pass_matches_schedule(case: KernelCase, data: st.DataObj
     sch, _ = lowered(case, data.draw(st.booleans()))
     for _ in range(data.draw(st.integers(1, 4))):
         try_step(data.draw, sch, data.draw(st.sampled_from(VERBS)))
-    ctx = tl_context()
+    ctx = make_context()
     fresh = parse_module(ctx, original, "fresh")
     TlApplySchedulePass(text=sch.text().replace("\n", ";")).apply(ctx, fresh)
     assert str(fresh) == str(sch.root)
@@ -234,7 +231,7 @@ def matmul_arrays() -> list[np.ndarray]:
 
 
 def test_passes_pipeline() -> None:
-    ctx: Context = tl_context()
+    ctx: Context = make_context()
     module = parse_module(ctx, MATMUL, "mm")
     expected = run_buffers(module, *matmul_arrays())
     for p in [
@@ -262,7 +259,7 @@ def test_passes_pipeline() -> None:
 
 
 def fresh(keep_inits: bool = False) -> Schedule:
-    module = parse_module(tl_context(), MATMUL, "mm")
+    module = parse_module(make_context(), MATMUL, "mm")
     sch = Schedule(module)
     sch.lower("mm", keep_inits)
     return sch
@@ -313,7 +310,7 @@ def test_dependence_violating_reorders_are_rejected() -> None:
         raise AssertionError("not rejected")
     # a non-commutative reduction keeps the order of its reduction loops
     text = MATMUL.replace("arith.addi %c, %p", "arith.subi %p, %c")
-    module = parse_module(tl_context(), text, "mm")
+    module = parse_module(make_context(), text, "mm")
     s = Schedule(module)
     s.get_loops("mm")
     s.split("mm/k", 1)
@@ -337,7 +334,7 @@ def test_non_divisor_split_adds_predicate_or_is_rejected() -> None:
         assert "cannot mask them" in str(e)
     else:
         raise AssertionError("not rejected")
-    module = parse_module(tl_context(), MATMUL, "mm")
+    module = parse_module(make_context(), MATMUL, "mm")
     s = Schedule(module)
     s.get_loops("mm")
     s.split("mm/n", 3)

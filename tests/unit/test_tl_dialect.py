@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from xdsl.builder import Builder, InsertPoint
-from xdsl.context import Context
-from xdsl.dialects import arith, func, get_all_dialects
+from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import IndexType, MemRefType, ModuleOp, f32
 from xdsl.ir import Block, Region
 from xdsl.ir.affine import AffineExpr, AffineMap
@@ -27,7 +26,6 @@ from mlc.dialects.tl import (
     IndexOp,
     KernelOp,
     LoopKind,
-    Tl,
     TlError,
     YieldOp,
     affine_range,
@@ -37,22 +35,14 @@ from mlc.dialects.tl import (
     parse_index_list,
 )
 from mlc.parser.mlir import IRDiagnostic, parse_module
+from mlc.registry import make_context
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def tl_context() -> Context:
-    ctx = Context()
-    for name, factory in get_all_dialects().items():
-        ctx.register_dialect(name, factory)
-    if "tl" not in ctx.registered_dialect_names:
-        ctx.register_dialect("tl", lambda: Tl)
-    return ctx
-
-
 def round_trip(text: str) -> ModuleOp:
     """Parse, print, re-parse (custom and generic syntax); the printed text is stable."""
-    ctx = tl_context()
+    ctx = make_context()
     module = parse_module(ctx, text, "test")
     printed = str(module)
     assert str(parse_module(ctx, printed, "printed")) == printed
@@ -335,5 +325,5 @@ def invalid_cases() -> list[tuple[str, str, int]]:
 )
 def test_invalid_ir_is_diagnosed(chunk: str, message: str, offset: int) -> None:
     with pytest.raises(IRDiagnostic) as info:
-        parse_module(tl_context(), chunk, "tl_invalid.mlir", offset)
+        parse_module(make_context(), chunk, "tl_invalid.mlir", offset)
     assert message in str(info.value)

@@ -6,33 +6,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from xdsl.context import Context
-from xdsl.dialects import get_all_dialects
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.interpreter import Interpreter
 from xdsl.interpreters.arith import ArithFunctions
 from xdsl.interpreters.func import FuncFunctions
 
 import mlc.interpreters.tl.kernel as tl_kernel
-from mlc.dialects.tl import KernelOp, Tl
+from mlc.dialects.tl import KernelOp
 from mlc.interpreters import InterpretError
 from mlc.interpreters.tl import buffer_view, run_buffers, run_kernel, to_buffer
 from mlc.parser.mlir import parse_module
+from mlc.registry import make_context
 
 RNG = np.random.default_rng(1234)
 
 
-def tl_context() -> Context:
-    ctx = Context()
-    for name, factory in get_all_dialects().items():
-        ctx.register_dialect(name, factory)
-    if "tl" not in ctx.registered_dialect_names:
-        ctx.register_dialect("tl", lambda: Tl)
-    return ctx
-
-
 def module(text: str) -> ModuleOp:
-    return parse_module(tl_context(), text, "test")
+    return parse_module(make_context(), text, "test")
 
 
 def kernel_of(m: ModuleOp) -> KernelOp:

@@ -12,13 +12,11 @@ import numpy as np
 import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
-from xdsl.context import Context
-from xdsl.dialects import get_all_dialects
 from xdsl.dialects.builtin import (
     IndexType,
 )
 
-from mlc.dialects.tl import BlockOp, ForOp, KernelOp, Tl
+from mlc.dialects.tl import BlockOp, ForOp, KernelOp
 from mlc.interpreters.tl import run_buffers
 from mlc.lowering.tl_kernel_to_loops import (
     ConvertTlKernelToLoopsPass,
@@ -26,18 +24,9 @@ from mlc.lowering.tl_kernel_to_loops import (
     kernel_to_loops,
 )
 from mlc.parser.mlir import parse_module
+from mlc.registry import make_context
 from mlc.testing.coverage import covers
 from mlc.testing.strategies import KernelCase, kernel_modules
-
-
-def tl_context() -> Context:
-    ctx = Context()
-    for name, factory in get_all_dialects().items():
-        ctx.register_dialect(name, factory)
-    if "tl" not in ctx.registered_dialect_names:
-        ctx.register_dialect("tl", lambda: Tl)
-    return ctx
-
 
 # --------------------------------------------------------------------------- properties
 
@@ -58,7 +47,7 @@ def test_lowering_preserves_semantics(case: KernelCase, keep_inits: bool) -> Non
     module, arrays = case.module, case.arrays
     module.verify()
     text = str(module)
-    ctx = tl_context()
+    ctx = make_context()
     assert str(parse_module(ctx, text, "generated")) == text
     before = run_buffers(module, *arrays)
     ConvertTlKernelToLoopsPass(keep_inits=keep_inits).apply(ctx, module)
@@ -87,7 +76,7 @@ func.func @mm(%A: memref<4x2xf32>, %B: memref<2x3xf32>, %C: memref<4x3xf32>) {
 
 @pytest.mark.parametrize("keep_inits", [False, True])
 def test_kernel_becomes_one_loop_per_iterator(keep_inits: bool) -> None:
-    module = parse_module(tl_context(), MATMUL, "mm")
+    module = parse_module(make_context(), MATMUL, "mm")
     kernel = next(op for op in module.walk() if isinstance(op, KernelOp))
     ops = kernel_to_loops(kernel, keep_inits)
     assert len(ops) == (1 if keep_inits else 2)
@@ -105,8 +94,8 @@ def test_kernel_becomes_one_loop_per_iterator(keep_inits: bool) -> None:
 def test_pattern_and_pass_are_exposed() -> None:
     assert ConvertTlKernelToLoopsPass.name == "convert-tl-kernel-to-loops"
     assert isinstance(KernelToLoops(keep_inits=True), KernelToLoops)
-    module = parse_module(tl_context(), MATMUL, "mm")
-    ConvertTlKernelToLoopsPass().apply(tl_context(), module)
+    module = parse_module(make_context(), MATMUL, "mm")
+    ConvertTlKernelToLoopsPass().apply(make_context(), module)
     module.verify()
     labels = [op.label.data for op in module.walk() if isinstance(op, BlockOp)]
     assert labels == ["mm_init", "mm"]
@@ -132,7 +121,7 @@ func.func @f(%X: memref<4xi32>, %Y: memref<2xi32>) {
   func.return
 }
 """
-    ctx = tl_context()
+    ctx = make_context()
     module = parse_module(ctx, text, "pairs")
     x, y = np.array([1, 2, 3, 4], np.int32), np.array([9, 9], np.int32)
     assert_same(run_buffers(module, x, y), [x, np.array([3, 7], np.int32)])
