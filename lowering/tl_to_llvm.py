@@ -72,6 +72,8 @@ from mlc.lowering.arith_to_llvm import (
     llvm_scalar_type,
     lower_scalar_op,
 )
+from mlc.lowering.tl_vector_to_llvm import LoopKindCodegen
+from mlc.lowering.workspace import plan_workspace
 
 __all__ = [
     "ALIGNMENT",
@@ -137,13 +139,14 @@ def _arg_attrs() -> DictionaryAttr:
     return DictionaryAttr({"llvm.noalias": UnitAttr(), "llvm.align": IntegerAttr(ALIGNMENT, i64)})
 
 
-class _FunctionLowering:
+class _FunctionLowering(LoopKindCodegen):
     """Builds one `llvm.func` from one `func.func` (single-block body)."""
 
-    def __init__(self, f: func.FuncOp, externals: set[str]) -> None:
+    def __init__(self, f: func.FuncOp, externals: set[str], threads: bool = False) -> None:
         self.f = f
         self.externals = externals
-        self.values: dict[SSAValue, SSAValue] = {}
+        self.threads = threads
+        self.values: dict[SSAValue, Index] = {}
         self.region = Region()
         body = f.body.blocks
         if len(body) != 1:
@@ -175,6 +178,8 @@ class _FunctionLowering:
             ):
                 self.in_place[v] = ptr
         self.heap: list[SSAValue] = []
+        self.workspace = plan_workspace(f)
+        self.workspace_ptr: SSAValue | None = None
 
     # ---- helpers
 
@@ -195,7 +200,10 @@ class _FunctionLowering:
         op = self.b.insert(llvm.CallOp(callee, *args, return_type=ret))
         return op.results[0] if op.results else None
 
-    def element_ptr(self, buf: SSAValue, ty: MemRefType, idx: Sequence[Index]) -> SSAValue:
+    def element_ptr(
+        self, buf: Index, ty: MemRefType, idx: Sequence[Index], inbounds: bool = True
+    ) -> SSAValue:
+        assert not isinstance(buf, int)
         offset: Index = 0
         for i, s in zip(idx, _strides(ty.get_shape())):
             offset = self.add(offset, self.mul(i, s))
@@ -204,7 +212,7 @@ class _FunctionLowering:
             [llvm.GEP_USE_SSA_VAL],
             storage_type(ty.element_type),
             ssa_indices=[self.v(offset)],
-            inbounds=True,
+            inbounds=inbounds,
         )
         return self.b.insert(gep).result
 
@@ -297,14 +305,14 @@ class _FunctionLowering:
 
     def lower_op(self, op: Operation) -> None:
         if isinstance(op, ForOp):
-            self.loop(self.v(op.lb), self.v(op.ub), self.v(op.step_value), op.body.block, [])
+            self.tl_for(op)
         elif isinstance(op, scf.ForOp):
             outs = self.loop(
-                self.values[op.lb],
-                self.values[op.ub],
-                self.values[op.step],
+                self.v(self.values[op.lb]),
+                self.v(self.values[op.ub]),
+                self.v(self.values[op.step]),
                 op.body.block,
-                [self.values[v] for v in op.iter_args],
+                [self.v(self.values[v]) for v in op.iter_args],
             )
             for r, new in zip(op.results, outs):
                 self.values[r] = new
@@ -316,7 +324,7 @@ class _FunctionLowering:
             if isinstance(op, memref.LoadOp):
                 self.values[op.res] = self.load(ptr, ty.element_type)
             else:
-                self.store(self.values[op.value], ptr, ty.element_type)
+                self.store(self.v(self.values[op.value]), ptr, ty.element_type)
         elif isinstance(op, memref.AllocOp):
             self.alloc(op)
         elif isinstance(op, memref.DeallocOp):
@@ -327,7 +335,7 @@ class _FunctionLowering:
         elif isinstance(op, func.ReturnOp):
             self.ret(op)
         else:
-            args = [self.values[v] for v in op.operands]
+            args = [self.v(self.values[v]) for v in op.operands]
             self.values[op.results[0]] = lower_scalar_op(self.b, op, args)
 
     def alloc(self, op: memref.AllocOp) -> None:
@@ -336,6 +344,24 @@ class _FunctionLowering:
         ty = _static_memref(op.memref.type, "memref.alloc")
         if op.memref in self.in_place:
             self.values[op.memref] = self.in_place[op.memref]
+            return
+        offset = self.workspace.offsets.get(op.memref)
+        if offset is not None:
+            if self.workspace_ptr is None:  # one allocation for all planned buffers
+                size = max(self.workspace.peak_bytes, ALIGNMENT)
+                self.workspace_ptr = self.call(
+                    "aligned_alloc", [self.v(ALIGNMENT), self.v(size)], PTR
+                )
+                assert self.workspace_ptr is not None
+                self.heap.append(self.workspace_ptr)
+            gep = llvm.GEPOp(
+                self.workspace_ptr,
+                [llvm.GEP_USE_SSA_VAL],
+                i8,
+                ssa_indices=[self.v(offset)],
+                inbounds=True,
+            )
+            self.values[op.memref] = self.b.insert(gep).result
             return
         size = -(-max(_byte_size(ty), 1) // ALIGNMENT) * ALIGNMENT
         ptr = self.call("aligned_alloc", [self.v(ALIGNMENT), self.v(size)], PTR)
@@ -347,7 +373,7 @@ class _FunctionLowering:
         for v, ptr, ty in zip(op.arguments, self.result_ptrs, self.result_types):
             if self.in_place.get(v) is ptr:
                 continue
-            args = [ptr, self.values[v], self.v(_byte_size(ty)), constant(self.b, 0, i1)]
+            args = [ptr, self.v(self.values[v]), self.v(_byte_size(ty)), constant(self.b, 0, i1)]
             self.b.insert(llvm.CallIntrinsicOp("llvm.memcpy.p0.p0.i64", args, []))
         for ptr in self.heap:
             self.call("free", [ptr], None)
@@ -374,7 +400,9 @@ class _FunctionLowering:
             self.values[arg] = new
         self.lower_ops(body)
         last = body.last_op
-        carried = [self.values[v] for v in last.operands] if isinstance(last, scf.YieldOp) else []
+        carried = (
+            [self.v(self.values[v]) for v in last.operands] if isinstance(last, scf.YieldOp) else []
+        )
         nxt = self.b.insert(llvm.AddOp(header.args[0], step)).results[0]
         self.b.insert(llvm.BrOp(header, nxt, *carried))
         self.block = exit_block

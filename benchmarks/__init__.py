@@ -1,0 +1,1 @@
+"""Benchmarks of mlc against onnxruntime and numpy; see `mlc.benchmarks.run`."""

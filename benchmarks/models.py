@@ -1,0 +1,288 @@
+"""The benchmark models, built with `onnx.helper`, and their numpy baselines.
+
+    from mlc.benchmarks.models import BENCHMARKS
+    case = BENCHMARKS["gemm"].make(small=False)     # a `Case`: model, inputs, numpy fn, flops
+    (y,) = case.numpy_fn(*case.inputs)              # the numpy baseline (None where n/a)
+
+Every builder is deterministic: weights come from `numpy.random.default_rng(seed)` and the
+models use opset 17 (IR version 8). Sizes are parameters so tests can use tiny shapes; the
+defaults are the sizes named in the benchmark issue:
+
+- `gemm`: one MatMul `Y = A @ B`, A a [M, K] graph input and B a [K, N] constant initializer
+  (a weight, as in a linear layer without bias); 1024x1024x1024 fp32.
+- `mlp`: batch 64, 784 -> 1024 -> 1024 -> 10, `Gemm(transB=1)` + `Relu` between layers (the
+  layout PyTorch exports: weights stored [out, in]).
+- `conv`: Conv 3x3, 64 -> 64 channels on 56x56, batch 1, pad 1, with bias, then Relu.
+- `resnet_block`: a ResNet basic block on 1x64x56x56: conv3x3-BN-Relu-conv3x3-BN, identity
+  shortcut Add, Relu; convs without bias, BN as real `BatchNormalization` nodes.
+- `cnn`: the bundled `examples/tiny_resnet.onnx` (a full small CNN; no numpy baseline).
+
+The numpy baselines compute the same function with numpy's BLAS-backed matmul (convolution by
+im2col through `sliding_window_view` + one matmul); they are what a user would write in numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+__all__ = [
+    "BENCHMARKS",
+    "Benchmark",
+    "Case",
+    "cnn",
+    "conv_bias_relu",
+    "gemm",
+    "mlp",
+    "resnet_basic_block",
+]
+
+OPSET = 17
+IR_VERSION = 8
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+NumpyFn = Callable[..., list[np.ndarray]]
+
+
+@dataclass
+class Case:
+    """One instantiated benchmark: the model, its inputs, a numpy baseline and its flops."""
+
+    name: str
+    model: onnx.ModelProto
+    inputs: list[np.ndarray]
+    numpy_fn: NumpyFn | None = None
+    #: multiply-adds count 2 flops; None where not meaningful
+    flops: int | None = None
+    #: a one-line description of the shapes, for the report
+    shape: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A named benchmark: `make(small)` builds the full-size or a tiny (test) instance."""
+
+    name: str
+    description: str
+    full: Callable[[], Case]
+    small: Callable[[], Case]
+
+    def make(self, small: bool = False) -> Case:
+        return self.small() if small else self.full()
+
+
+class _Builder:
+    """Accumulates nodes and initializers with deterministic random weights."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.weights: dict[str, np.ndarray] = {}
+        self.count = 0
+
+    def const(self, name: str, array: np.ndarray) -> str:
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        self.inits.append(numpy_helper.from_array(array, name))
+        self.weights[name] = array
+        return name
+
+    def weight(self, name: str, shape: tuple[int, ...], fan_in: int | None = None) -> str:
+        fan = fan_in if fan_in is not None else int(np.prod(shape[1:])) or 1
+        return self.const(name, self.rng.standard_normal(shape) * np.sqrt(2.0 / fan))
+
+    def node(self, op: str, inputs: list[str], **attrs: object) -> str:
+        self.count += 1
+        out = f"{op.lower()}_{self.count}"
+        self.nodes.append(helper.make_node(op, inputs, [out], name=f"{op}_{self.count}", **attrs))
+        return out
+
+    def batch_norm(self, x: str, c: int, prefix: str) -> str:
+        gamma = self.const(f"{prefix}.gamma", 1 + 0.1 * self.rng.standard_normal(c))
+        beta = self.const(f"{prefix}.beta", 0.1 * self.rng.standard_normal(c))
+        mean = self.const(f"{prefix}.mean", 0.1 * self.rng.standard_normal(c))
+        var = self.const(f"{prefix}.var", self.rng.uniform(0.5, 1.5, c))
+        return self.node("BatchNormalization", [x, gamma, beta, mean, var], epsilon=1e-5)
+
+    def model(
+        self,
+        name: str,
+        inputs: list[tuple[str, list[int]]],
+        output: str,
+        out_shape: list[int],
+    ) -> onnx.ModelProto:
+        graph = helper.make_graph(
+            self.nodes,
+            name,
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+            [helper.make_tensor_value_info(output, TensorProto.FLOAT, out_shape)],
+            self.inits,
+        )
+        model = helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mlc-benchmarks"
+        )
+        model.ir_version = IR_VERSION
+        onnx.checker.check_model(model, full_check=True)
+        return model
+
+
+def _input(shape: tuple[int, ...], seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+# --- numpy helpers --------------------------------------------------------------------------
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, np.float32(0))
+
+
+def np_conv2d(x: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
+    """NCHW stride-1 convolution by im2col (`sliding_window_view`) and one matmul."""
+    n, c, _, _ = x.shape
+    cout, _, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))
+    oh, ow = win.shape[2], win.shape[3]
+    # [n, oh, ow, c, kh, kw] -> [n*oh*ow, c*kh*kw]
+    cols = np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(n * oh * ow, -1)
+    y = cols @ w.reshape(cout, c * kh * kw).T
+    return np.ascontiguousarray(y.reshape(n, oh, ow, cout).transpose(0, 3, 1, 2))
+
+
+def _bn_fold(b: _Builder, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (scale, shift) of an inference BatchNormalization, shaped [C, 1, 1]."""
+    g, beta = b.weights[f"{prefix}.gamma"], b.weights[f"{prefix}.beta"]
+    mean, var = b.weights[f"{prefix}.mean"], b.weights[f"{prefix}.var"]
+    scale = g / np.sqrt(var + np.float32(1e-5))
+    shift = beta - mean * scale
+    return scale[:, None, None].astype(np.float32), shift[:, None, None].astype(np.float32)
+
+
+# --- builders -------------------------------------------------------------------------------
+
+
+def gemm(m: int = 1024, n: int = 1024, k: int = 1024) -> Case:
+    """`Y = A @ B`: A a [m, k] input, B a constant [k, n] initializer."""
+    b = _Builder(seed=0)
+    w = b.const("B", b.rng.standard_normal((k, n)) / np.sqrt(k))
+    y = b.node("MatMul", ["A", w])
+    model = b.model("gemm", [("A", [m, k])], y, [m, n])
+    wb = b.weights["B"]
+
+    def numpy_fn(a: np.ndarray) -> list[np.ndarray]:
+        return [a @ wb]
+
+    return Case("gemm", model, [_input((m, k))], numpy_fn, 2 * m * n * k, f"{m}x{n}x{k}")
+
+
+def mlp(batch: int = 64, sizes: tuple[int, ...] = (784, 1024, 1024, 10)) -> Case:
+    """Gemm(transB=1)+Relu layers `sizes[0] -> ... -> sizes[-1]` (no Relu after the last)."""
+    b = _Builder(seed=0)
+    x = "x"
+    layers: list[tuple[np.ndarray, np.ndarray]] = []
+    for i, (fin, fout) in enumerate(zip(sizes, sizes[1:])):
+        w = b.weight(f"fc{i}.w", (fout, fin))
+        bias = b.const(f"fc{i}.b", 0.1 * b.rng.standard_normal(fout))
+        x = b.node("Gemm", [x, w, bias], transB=1)
+        if i < len(sizes) - 2:
+            x = b.node("Relu", [x])
+        layers.append((np.ascontiguousarray(b.weights[w].T), b.weights[bias]))
+    model = b.model("mlp", [("x", [batch, sizes[0]])], x, [batch, sizes[-1]])
+
+    def numpy_fn(a: np.ndarray) -> list[np.ndarray]:
+        for i, (wt, bias) in enumerate(layers):
+            a = a @ wt + bias
+            if i < len(layers) - 1:
+                a = _relu(a)
+        return [a]
+
+    flops = sum(2 * batch * fin * fout for fin, fout in zip(sizes, sizes[1:]))
+    shape = f"{batch}x" + "->".join(map(str, sizes))
+    return Case("mlp", model, [_input((batch, sizes[0]))], numpy_fn, flops, shape)
+
+
+def _conv_flops(n: int, cin: int, cout: int, h: int, w: int, k: int) -> int:
+    return 2 * n * cout * h * w * cin * k * k
+
+
+def conv_bias_relu(batch: int = 1, channels: int = 64, size: int = 56) -> Case:
+    """Conv 3x3 `channels -> channels`, pad 1, stride 1, with bias, then Relu."""
+    b = _Builder(seed=0)
+    w = b.weight("conv.w", (channels, channels, 3, 3))
+    bias = b.const("conv.b", 0.1 * b.rng.standard_normal(channels))
+    y = b.node("Conv", ["x", w, bias], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    y = b.node("Relu", [y])
+    shape = [batch, channels, size, size]
+    model = b.model("conv_bias_relu", [("x", shape)], y, shape)
+    wa, ba = b.weights[w], b.weights[bias][:, None, None]
+
+    def numpy_fn(x: np.ndarray) -> list[np.ndarray]:
+        return [_relu(np_conv2d(x, wa, 1) + ba)]
+
+    flops = _conv_flops(batch, channels, channels, size, size, 3)
+    return Case("conv", model, [_input(tuple(shape))], numpy_fn, flops, "x".join(map(str, shape)))
+
+
+def resnet_basic_block(batch: int = 1, channels: int = 64, size: int = 56) -> Case:
+    """conv3x3-BN-Relu-conv3x3-BN, + identity, Relu (convs without bias, as in torchvision)."""
+    b = _Builder(seed=0)
+    w1 = b.weight("conv1.w", (channels, channels, 3, 3))
+    y = b.node("Conv", ["x", w1], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    y = b.node("Relu", [b.batch_norm(y, channels, "bn1")])
+    w2 = b.weight("conv2.w", (channels, channels, 3, 3))
+    y = b.node("Conv", [y, w2], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    y = b.batch_norm(y, channels, "bn2")
+    y = b.node("Relu", [b.node("Add", [y, "x"])])
+    shape = [batch, channels, size, size]
+    model = b.model("resnet_basic_block", [("x", shape)], y, shape)
+    wa1, wa2 = b.weights[w1], b.weights[w2]
+    (s1, t1), (s2, t2) = _bn_fold(b, "bn1"), _bn_fold(b, "bn2")
+
+    def numpy_fn(x: np.ndarray) -> list[np.ndarray]:
+        h = _relu(np_conv2d(x, wa1, 1) * s1 + t1)
+        return [_relu(np_conv2d(h, wa2, 1) * s2 + t2 + x)]
+
+    flops = 2 * _conv_flops(batch, channels, channels, size, size, 3)
+    return Case(
+        "resnet_block", model, [_input(tuple(shape))], numpy_fn, flops, "x".join(map(str, shape))
+    )
+
+
+def cnn() -> Case:
+    """The bundled ResNet-style CNN `examples/tiny_resnet.onnx` on a 1x3x32x32 image."""
+    model = onnx.load(EXAMPLES / "tiny_resnet.onnx")
+    return Case("cnn", model, [_input((1, 3, 32, 32))], None, None, "tiny_resnet 1x3x32x32")
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b
+    for b in (
+        Benchmark("gemm", "MatMul, input A by constant B (fp32)", gemm, lambda: gemm(32, 48, 64)),
+        Benchmark(
+            "mlp",
+            "Gemm+Relu MLP, batch 64, 784-1024-1024-10",
+            mlp,
+            lambda: mlp(4, (20, 16, 16, 10)),
+        ),
+        Benchmark(
+            "conv",
+            "Conv 3x3 64->64 on 56x56, pad 1, +bias+Relu",
+            conv_bias_relu,
+            lambda: conv_bias_relu(1, 4, 8),
+        ),
+        Benchmark(
+            "resnet_block",
+            "ResNet basic block, 64 channels, 56x56",
+            resnet_basic_block,
+            lambda: resnet_basic_block(1, 4, 8),
+        ),
+        Benchmark("cnn", "examples/tiny_resnet.onnx, 1x3x32x32", cnn, cnn),
+    )
+}

@@ -1,0 +1,443 @@
+"""Code generation for `tl.for` kinds `unroll` and `vectorize` (part of `convert-tl-to-llvm`).
+
+`unroll(f)`: the body is emitted `f` times per iteration with the induction variable
+`base + u * step`; a loop whose factor equals its trip count disappears (constant ivs).
+A remainder (trip count not a multiple of `f`) runs as a plain loop after the main one.
+
+`vectorize(w)` around `tl.block`s: each block runs once per `w` consecutive iterations
+with `vector<w x T>` values. Per operand, the flat buffer offset is linear in the lane
+(`coefficient` below) or not:
+
+    tl.for %j = 0 to 64 vectorize(16) {
+      tl.block ... at(m = %i, n = %j)
+          ins(%A[m] ...)        // coefficient 0: one scalar load, splat where mixed
+          ins(%B[m, n] ...)     // coefficient 1: one vector load (masked if needed)
+          ins(%X[n, m] ...)     // coefficient 64: 16 scalar loads (a gather)
+          outs(%C[m, n] ...)    // must be coefficient 1: one vector store
+    }
+
+Values that do not depend on the lane stay scalar ("uniform") until an op mixes them with
+vector values. A predicate or a pad guard that depends on the lane becomes a lane mask
+(`llvm.masked.load` / `llvm.masked.store`, pad values as the pass-through); the block is
+skipped when no lane is active. Whatever this scheme does not cover (an output that is not
+contiguous along the lane, a non-linear index, a gather under a mask) is emitted as `w`
+scalar copies of the block, so every vectorized loop compiles. A trip count that is not a
+multiple of `w` ends with one masked iteration (`vectorize(w, masked)`) or a scalar loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from xdsl.dialects import llvm
+from xdsl.dialects.builtin import (
+    AnyFloat,
+    DenseArrayBase,
+    DenseIntOrFPElementsAttr,
+    IntegerAttr,
+    IntegerType,
+    MemRefType,
+    VectorType,
+    i1,
+    i32,
+    i64,
+)
+from xdsl.ir import Attribute, SSAValue
+from xdsl.ir.affine import (
+    AffineBinaryOpExpr,
+    AffineBinaryOpKind,
+    AffineConstantExpr,
+    AffineDimExpr,
+    AffineExpr,
+)
+
+from mlc.dialects.tl import BlockOp, ForOp, IndexOp, LoopKind, YieldOp
+from mlc.lowering.arith_to_llvm import (
+    constant,
+    lanes_of,
+    llvm_scalar_type,
+    lower_scalar_op,
+    select,
+)
+
+if TYPE_CHECKING:
+    from mlc.lowering.tl_to_llvm import Index, _FunctionLowering
+
+__all__ = ["LoopKindCodegen", "coefficient"]
+
+
+def coefficient(e: AffineExpr, dims: Sequence[int | None]) -> int | None:
+    """d e / d lane, given each dimension's derivative (`None`: not linear in the lane)."""
+    if isinstance(e, AffineDimExpr):
+        return dims[e.position]
+    if isinstance(e, AffineConstantExpr):
+        return 0
+    assert isinstance(e, AffineBinaryOpExpr)
+    lhs, rhs = coefficient(e.lhs, dims), coefficient(e.rhs, dims)
+    if e.kind == AffineBinaryOpKind.Add:
+        return None if lhs is None or rhs is None else lhs + rhs
+    if e.kind == AffineBinaryOpKind.Mul:
+        if isinstance(e.rhs, AffineConstantExpr) and lhs is not None:
+            return lhs * e.rhs.value
+        if isinstance(e.lhs, AffineConstantExpr) and rhs is not None:
+            return rhs * e.lhs.value
+        return None if lhs != 0 or rhs != 0 else 0
+    return 0 if lhs == 0 and rhs == 0 else None  # floordiv / mod / ceildiv
+
+
+@dataclass
+class _Operand:
+    """How one operand of a vectorized block is accessed."""
+
+    index: int
+    buffer: SSAValue
+    type: MemRefType
+    indices: list[AffineExpr]
+    coefficients: list[int]  # per index dimension, d index / d lane
+    flat: int  # d offset / d lane (elements)
+    pad: Attribute | None
+    init: Attribute | None
+
+
+class LoopKindCodegen:
+    """Mixin of `_FunctionLowering`: unrolled and vectorized `tl.for`s."""
+
+    def tl_for(self: _FunctionLowering, op: ForOp) -> None:
+        kind = op.loop_kind
+        if kind == LoopKind.UNROLL and op.trip_count > 1:
+            self.unrolled_loop(op)
+        elif kind == LoopKind.VECTORIZE and op.trip_count > 1 and self.vectorizable(op):
+            self.vector_loop(op)
+        elif kind == LoopKind.PARALLEL and op.trip_count > 1 and self.threads:
+            self.parallel_loop(op)
+        else:
+            self.serial_loop(op.lb, op.ub, op.step_value, lambda iv: self.body(op, iv))
+
+    def body(self: _FunctionLowering, op: ForOp, iv: Index) -> None:
+        self.values[op.induction_var] = iv
+        self.lower_ops(op.body.block)
+
+    def serial_loop(
+        self: _FunctionLowering, lb: Index, ub: Index, step: int, emit: Callable[[Index], None]
+    ) -> None:
+        """for (iv = lb; iv < ub; iv += step) emit(iv) -- straight-line if it runs once."""
+        if isinstance(lb, int) and isinstance(ub, int):
+            if lb >= ub:
+                return
+            if lb + step >= ub:
+                emit(lb)
+                return
+        header = self.new_block([i64])
+        inner = self.new_block()
+        exit_block = self.new_block()
+        self.b.insert(llvm.BrOp(header, self.v(lb)))
+        self.block = header
+        cond = self.icmp("slt", header.args[0], ub)
+        self.b.insert(llvm.CondBrOp(cond, inner, [], exit_block, []))
+        self.block = inner
+        emit(header.args[0])
+        nxt = self.b.insert(llvm.AddOp(header.args[0], self.v(step))).results[0]
+        self.b.insert(llvm.BrOp(header, nxt))
+        self.block = exit_block
+
+    def unrolled_loop(self: _FunctionLowering, op: ForOp) -> None:
+        n, step = op.trip_count, op.step_value
+        factor = min(op.factor.value.data if op.factor else n, n)
+        main = n - n % factor
+
+        def unrolled(base: Index) -> None:
+            for u in range(factor):
+                self.body(op, self.add(base, u * step))
+
+        self.serial_loop(op.lb, op.lb + main * step, factor * step, unrolled)
+        self.serial_loop(op.lb + main * step, op.ub, step, lambda iv: self.body(op, iv))
+
+    # ------------------------------------------------------------------ vectorize
+
+    def vectorizable(self: _FunctionLowering, op: ForOp) -> bool:
+        ops = list(op.body.block.ops)
+        return all(isinstance(o, BlockOp) for o in ops[:-1]) and isinstance(ops[-1], YieldOp)
+
+    def vector_loop(self: _FunctionLowering, op: ForOp) -> None:
+        n, step = op.trip_count, op.step_value
+        width = min(op.width.value.data if op.width else n, n)
+        main = n - n % width
+        blocks = [o for o in op.body.block.ops if isinstance(o, BlockOp)]
+
+        def vector_body(base: Index, active: int | None = None) -> None:
+            for block in blocks:
+                self.vector_block(block, op, base, width, active)
+
+        self.serial_loop(op.lb, op.lb + main * step, width * step, vector_body)
+        tail = op.lb + main * step
+        if n % width and op.masked is not None:
+            vector_body(tail, n % width)
+        else:
+            self.serial_loop(tail, op.ub, step, lambda iv: self.body(op, iv))
+
+    def vector_block(
+        self: _FunctionLowering,
+        op: BlockOp,
+        loop: ForOp,
+        base: Index,
+        width: int,
+        active: int | None,
+    ) -> None:
+        """`op` for the `width` iterations of `loop` from `base` (`active`: lanes that run)."""
+        step = loop.step_value
+        self.values[loop.induction_var] = base
+        loop_dims = [step if v is loop.induction_var else 0 for v in op.loop_vars]
+        point_coef = [coefficient(e, loop_dims) for e in op.binding_map.results]
+        operands = self.vector_operands(op, point_coef)
+        pred = op.predicate_map.results if op.predicate_map is not None else ()
+        pred_coef = [coefficient(e, point_coef) for e in pred] if None not in point_coef else []
+        needs_mask = active is not None or any(c != 0 for c in pred_coef)
+        if (
+            operands is None
+            or None in pred_coef
+            or (needs_mask and any(o.flat not in (0, 1) for o in operands))
+        ):
+            lanes = width if active is None else active
+            for lane in range(lanes):  # scalar copies
+                self.values[loop.induction_var] = self.add(base, lane * step)
+                self.tl_block(op)
+            return
+        coef = cast(list[int], point_coef)
+        loop_vars = [self.values[v] for v in op.loop_vars]
+        point = [self.affine(e, loop_vars) for e in op.binding_map.results]
+        # the predicate: uniform parts branch, lane-dependent parts make the mask
+        mask: SSAValue | None = None
+        if active is not None:
+            mask = self.lane_constant([1 if i < active else 0 for i in range(width)], i1)
+        uniform: list[SSAValue] = []
+        for e, c in zip(pred, cast(list[int], pred_coef)):
+            value = self.affine(e, point)
+            if c == 0:
+                uniform.append(self.icmp("slt", value, 0))
+            else:
+                lanes = self.lanes(value, c, width)
+                zero = self.lane_constant([0] * width, i64)
+                mask = self.and_(mask, self.vicmp("slt", lanes, zero))
+        after = None
+        if uniform or (mask is not None and active is None):
+            cond = None
+            for c in uniform:
+                cond = self.and_(cond, c)
+            if mask is not None and active is None:
+                name = f"llvm.vector.reduce.or.v{width}i1"
+                any_lane = self.b.insert(llvm.CallIntrinsicOp(name, [mask], [i1])).results[0]
+                cond = self.and_(cond, any_lane)
+            assert cond is not None
+            then, after = self.new_block(), self.new_block()
+            self.b.insert(llvm.CondBrOp(cond, then, [], after, []))
+            self.block = then
+        env: dict[SSAValue, SSAValue] = {}
+        stores: list[tuple[SSAValue, _Operand]] = []
+        at_start: SSAValue | None = None
+        args = op.body_block.args
+        n_in = len(op.inputs)
+        for o in operands:
+            idx = [self.affine(e, point) for e in o.indices]
+            element = o.type.element_type
+            if o.index >= n_in:
+                ptr = self.element_ptr(self.values[o.buffer], o.type, idx)
+                stores.append((ptr, o))
+                if o.init is not None and not op.reduction_dims:
+                    env[args[o.index]] = constant(self.b, o.init.value.data, element)
+                    continue
+                value = self.vector_load(ptr, element, width, mask)
+                if o.init is not None:
+                    if at_start is None:
+                        at_start = self.all_zero([point[d] for d in op.reduction_dims])
+                    init = self.splat(constant(self.b, o.init.value.data, element), width)
+                    value = select(self.b, at_start, init, value)
+                env[args[o.index]] = value
+            elif o.pad is not None:
+                env[args[o.index]] = self.padded_load(o, idx, width, mask)
+            elif o.flat == 0:
+                ptr = self.element_ptr(self.values[o.buffer], o.type, idx)
+                env[args[o.index]] = self.load(ptr, element)
+            elif o.flat == 1:
+                ptr = self.element_ptr(self.values[o.buffer], o.type, idx)
+                env[args[o.index]] = self.vector_load(ptr, element, width, mask)
+            else:
+                env[args[o.index]] = self.gather(o, idx, width)
+        names = op.iterator_names
+        for body_op in op.body_block.ops:
+            if isinstance(body_op, YieldOp):
+                for value, (ptr, o) in zip(body_op.arguments, stores):
+                    self.vector_store(self.splat(env[value], width), ptr, o, mask)
+            elif isinstance(body_op, IndexOp):
+                d = names.index(body_op.iterator.data)
+                env[body_op.result] = self.lanes(self.v(point[d]), coef[d], width)
+            else:
+                values = [env[v] for v in body_op.operands]
+                if any(lanes_of(v) > 1 for v in values):
+                    values = [self.splat(v, width) for v in values]
+                env[body_op.results[0]] = lower_scalar_op(self.b, body_op, values)
+        if after is not None:
+            self.b.insert(llvm.BrOp(after))
+            self.block = after
+
+    def vector_operands(
+        self: _FunctionLowering, op: BlockOp, point_coef: list[int | None]
+    ) -> list[_Operand] | None:
+        """Each operand's access pattern, or None where one is not vectorizable."""
+        if None in point_coef:
+            return None
+        from mlc.lowering.tl_to_llvm import _static_memref, _strides
+
+        n_in = len(op.inputs)
+        operands = []
+        for k, (buf, m) in enumerate(zip([*op.inputs, *op.outputs], op.maps)):
+            ty = _static_memref(buf.type, f'tl.block "{op.label.data}" operand #{k}')
+            coefs = [coefficient(e, point_coef) for e in m.results]
+            if None in coefs:
+                return None
+            c = cast(list[int], coefs)
+            flat = sum(ci * s for ci, s in zip(c, _strides(ty.get_shape())))
+            pad = op.pad_values[k] if k < n_in else None
+            init = op.init_values[k - n_in] if k >= n_in else None
+            if k >= n_in and flat != 1:
+                return None  # outputs are stored as whole vectors
+            if pad is not None and flat != 0 and (any(c[:-1]) or c[-1] != 1):
+                return None  # a padded read must be contiguous along the last dimension
+            operands.append(_Operand(k, buf, ty, list(m.results), c, flat, pad, init))
+        return operands
+
+    # ------------------------------------------------------------------ vector helpers
+
+    def lane_constant(
+        self: _FunctionLowering, values: Sequence[int | float], element: Attribute
+    ) -> SSAValue:
+        vty = VectorType(element, [len(values)])
+        dense = DenseIntOrFPElementsAttr.from_list(vty, list(values))
+        return self.b.insert(llvm.ConstantOp(dense, vty)).result
+
+    def splat(self: _FunctionLowering, value: SSAValue, width: int) -> SSAValue:
+        """`value` in every lane (a vector stays as it is)."""
+        if lanes_of(value) > 1:
+            return value
+        vty = VectorType(value.type, [width])
+        undef = self.b.insert(llvm.UndefOp(vty)).res
+        first = self.b.insert(llvm.InsertElementOp(undef, value, self.v(0))).res
+        zeros = DenseArrayBase.from_list(i32, [0] * width)
+        return self.b.insert(llvm.ShuffleVectorOp(first, first, zeros, vty)).res
+
+    def lanes(self: _FunctionLowering, value: Index, c: int, width: int) -> SSAValue:
+        """`value + lane * c` for lane = 0 .. width-1 (the scalar itself where c == 0)."""
+        value = self.v(value)
+        if c == 0:
+            return value
+        iota = self.lane_constant([lane * c for lane in range(width)], i64)
+        return self.b.insert(llvm.AddOp(self.splat(value, width), iota)).results[0]
+
+    def vicmp(self: _FunctionLowering, pred: str, x: SSAValue, y: SSAValue) -> SSAValue:
+        preds = ["eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge"]
+        cmp = llvm.ICmpOp(x, y, IntegerAttr(preds.index(pred), i64))
+        return self.b.insert(cmp).results[0]
+
+    def and_(self: _FunctionLowering, x: SSAValue | None, y: SSAValue) -> SSAValue:
+        return y if x is None else self.b.insert(llvm.AndOp(x, y)).results[0]
+
+    def vector_load(
+        self: _FunctionLowering,
+        ptr: SSAValue,
+        element: Attribute,
+        width: int,
+        mask: SSAValue | None,
+        passthru: SSAValue | None = None,
+    ) -> SSAValue:
+        from mlc.lowering.tl_to_llvm import storage_type
+
+        st = storage_type(element)
+        vty = VectorType(st, [width])
+        align = _bytes(st)
+        if mask is None:
+            value = self.b.insert(llvm.LoadOp(ptr, vty, alignment=align)).dereferenced_value
+        else:
+            if passthru is None:
+                passthru = self.b.insert(llvm.UndefOp(vty)).res
+            elif st != llvm_scalar_type(element):
+                passthru = self.b.insert(llvm.ZExtOp(passthru, vty)).results[0]
+            name = f"llvm.masked.load.v{width}{_suffix(st)}.p0"
+            args = [ptr, constant(self.b, align, i32), mask, passthru]
+            value = self.b.insert(llvm.CallIntrinsicOp(name, args, [vty])).results[0]
+        if st != llvm_scalar_type(element):
+            value = self.b.insert(llvm.TruncOp(value, VectorType(i1, [width]))).results[0]
+        return value
+
+    def vector_store(
+        self: _FunctionLowering,
+        value: SSAValue,
+        ptr: SSAValue,
+        o: _Operand,
+        mask: SSAValue | None,
+    ) -> None:
+        from mlc.lowering.tl_to_llvm import storage_type
+
+        st = storage_type(o.type.element_type)
+        width = lanes_of(value)
+        if st != llvm_scalar_type(o.type.element_type):
+            value = self.b.insert(llvm.ZExtOp(value, VectorType(st, [width]))).results[0]
+        align = _bytes(st)
+        if mask is None:
+            self.b.insert(llvm.StoreOp(value, ptr, alignment=align))
+            return
+        name = f"llvm.masked.store.v{width}{_suffix(st)}.p0"
+        args = [value, ptr, constant(self.b, align, i32), mask]
+        self.b.insert(llvm.CallIntrinsicOp(name, args, []))
+
+    def padded_load(
+        self: _FunctionLowering,
+        o: _Operand,
+        idx: list[Index],
+        width: int,
+        mask: SSAValue | None,
+    ) -> SSAValue:
+        """A guarded read: the pad value where the index leaves the buffer."""
+        element = o.type.element_type
+        assert o.pad is not None
+        shape = o.type.get_shape()
+        if o.flat == 0:  # uniform: the scalar clamp-and-select
+            valid = self.in_bounds(idx, shape)
+            ptr = self.element_ptr(self.values[o.buffer], o.type, self.clamp(idx, valid))
+            loaded = self.load(ptr, element)
+            pad = constant(self.b, o.pad.value.data, element)
+            return select(self.b, valid, loaded, pad)
+        # contiguous along the last dimension: lanes inside [0, shape[-1]) are read
+        valid = self.in_bounds(idx[:-1], shape[:-1])
+        last = self.lanes(self.v(idx[-1]), 1, width)
+        bound = self.lane_constant([shape[-1]] * width, i64)
+        lane_ok = self.vicmp("ult", last, bound)
+        lane_ok = self.b.insert(llvm.AndOp(lane_ok, self.splat(valid, width))).results[0]
+        if mask is not None:
+            lane_ok = self.b.insert(llvm.AndOp(lane_ok, mask)).results[0]
+        ptr = self.element_ptr(self.values[o.buffer], o.type, idx, inbounds=False)
+        pad = self.splat(constant(self.b, o.pad.value.data, element), width)
+        return self.vector_load(ptr, element, width, lane_ok, pad)
+
+    def gather(self: _FunctionLowering, o: _Operand, idx: list[Index], width: int) -> SSAValue:
+        """Lane by lane: one scalar load each, inserted into a vector."""
+        element = o.type.element_type
+        vec = self.b.insert(llvm.UndefOp(VectorType(llvm_scalar_type(element), [width]))).res
+        for lane in range(width):
+            at = [self.add(i, lane * c) for i, c in zip(idx, o.coefficients)]
+            ptr = self.element_ptr(self.values[o.buffer], o.type, at)
+            value = self.load(ptr, element)
+            vec = self.b.insert(llvm.InsertElementOp(vec, value, self.v(lane))).res
+        return vec
+
+
+def _bytes(ty: Attribute) -> int:
+    if isinstance(ty, IntegerType):
+        return max(ty.width.data // 8, 1)
+    return cast(AnyFloat, ty).bitwidth // 8
+
+
+def _suffix(ty: Attribute) -> str:
+    if isinstance(ty, IntegerType):
+        return f"i{ty.width.data}"
+    return f"f{cast(AnyFloat, ty).bitwidth}"

@@ -1,0 +1,268 @@
+"""Default schedules: what every `tl.kernel` gets without tuning.
+
+    strategy = CpuDefaultSchedule(vector_bits=512, threads=True)
+    texts = apply_default_schedules(module, strategy)   # {kernel label: schedule text}
+
+A strategy is anything with `schedule_kernel(sch: Schedule, kernel: KernelOp) -> None`
+(`ScheduleStrategy`); `mlc.compile(..., schedule=...)` takes one, so a tuned or
+hardware-specific strategy (the tensor-intrinsic issue) replaces this one without touching
+the compiler. Every step goes through the recording `Schedule`, so the chosen schedule is
+plain text (`Schedule.text()`) and replays with `tl-apply-schedule`.
+
+`CpuDefaultSchedule`, per kernel:
+
+1. Lower to loops; a reduction with an init value is decomposed at its outermost loop
+   (a separate fill, then updates without a select in the hot loop).
+2. The vector iterator `v` is the parallel iterator of the output's last index (contiguous
+   in memory); it is split by the vector width (a lane mask covers a remainder) and the
+   inner loop vectorized. A reduction is vectorized only if some input is contiguous
+   along `v` too (else the lanes would be gathers).
+3. Register blocking for contractions (matmul, conv, ...: a reduction whose vector inputs
+   do not depend on some other parallel iterator `r`): `r` is split by up to 8 and `v` by
+   2 vectors, both inner loops unrolled, so an MR x NR tile of accumulators lives in
+   registers across the reduction loops, which sit between the tile loops and the tile
+   (Goto / BLIS order: `r.o, v.o.o, reductions, r.i, v.o.i, v.i`). A single long
+   reduction (> 512) is split by 256 and its outer loop moved outermost (K blocking for
+   the L2 cache).
+4. The outermost parallel loop runs on threads (`parallel`) when `threads` is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from xdsl.dialects.builtin import AnyFloat, IntegerType
+from xdsl.ir import Attribute, Operation
+from xdsl.ir.affine import AffineDimExpr, AffineMap
+
+from mlc.dialects.tl import BlockOp, KernelOp, linear_form
+from mlc.transforms.loops.common import ScheduleError, block_loops, find_block, loop_name
+from mlc.transforms.loops.schedule import Schedule
+
+__all__ = [
+    "CpuDefaultSchedule",
+    "ScheduleStrategy",
+    "apply_default_schedules",
+]
+
+MAX_VECTOR_LANES = 16
+"""Lanes per vector at most (wider element counts would need several registers)."""
+
+
+class ScheduleStrategy(Protocol):
+    """Chooses the schedule of one kernel through `sch` (the kernel is still a tl.kernel)."""
+
+    def schedule_kernel(self, sch: Schedule, kernel: KernelOp) -> None: ...
+
+
+@dataclass(frozen=True)
+class CpuDefaultSchedule:
+    """The schedule described in the module docstring, for a CPU with `vector_bits`-wide
+    vector registers."""
+
+    vector_bits: int = 512
+    threads: bool = False
+    max_tile_rows: int = 8
+    tile_vectors: int = 2
+    k_block: int = 256
+
+    def lanes(self, element: Attribute) -> int:
+        bits = element.width.data if isinstance(element, IntegerType) else 0
+        if isinstance(element, AnyFloat):
+            bits = element.bitwidth
+        bits = max(bits, 8)
+        return max(1, min(MAX_VECTOR_LANES, self.vector_bits // bits))
+
+    def schedule_kernel(self, sch: Schedule, kernel: KernelOp) -> None:
+        label = kernel.label.data
+        decompose = bool(kernel.reduction_dims) and any(v is not None for v in kernel.init_values)
+        sch.lower(label, keep_inits=decompose)
+        if decompose:
+            first = block_loops(find_block(sch.root, label))[0]
+            try:
+                init = sch.decompose_reduction(label, f"{label}/{loop_name(first)}")
+            except ScheduleError:
+                init = None
+            if init is not None:
+                self._schedule_block(sch, init)
+        self._schedule_block(sch, label)
+
+    # ------------------------------------------------------------------ one block
+
+    def _schedule_block(self, sch: Schedule, label: str) -> None:
+        block = find_block(sch.root, label)
+        names = block.iterator_names
+        extents = [block.iterator_list[d].extent.data for d in range(len(names))]
+        loops = {loop_name(f): f for f in block_loops(block)}
+        if set(loops) != set(names):
+            return  # not the plain nest of a freshly lowered kernel
+        v = _vector_dim(block)
+        reductions = block.reduction_dims
+        order: list[str] = [names[d] for d in range(len(names))]
+        width = self.lanes(block.buffer_types[len(block.inputs)].element_type)
+        if v is None or extents[v] < 4 or width < 2:
+            self._parallel(sch, label, block, order)
+            return
+        if reductions and not _contiguous_inputs(block, v):
+            self._parallel(sch, label, block, order)
+            return
+        width = min(width, _floor_pow2(extents[v]))
+        vname = names[v]
+        if extents[v] > width:
+            v_outer, v_inner = sch.split(f"{label}/{vname}", width)
+            v_outer, v_inner = _short(v_outer), _short(v_inner)
+        else:
+            v_outer, v_inner = None, vname
+        r = _tile_dim(block, v) if reductions else None
+        if r is None or v_outer is None:
+            rest = [n for n in order if n != vname]
+            new_order = rest + ([v_outer] if v_outer else []) + [v_inner]
+            sch.reorder(*(f"{label}/{n}" for n in new_order))
+            sch.vectorize(f"{label}/{v_inner}", width)
+            self._parallel(sch, label, find_block(sch.root, label), new_order)
+            return
+        rows = _tile_rows(extents[r], self.max_tile_rows)
+        rname = names[r]
+        if rows < extents[r]:
+            r_outer, r_inner = map(_short, sch.split(f"{label}/{rname}", rows))
+        else:
+            r_outer, r_inner = None, rname
+        chunks = -(-extents[v] // width)
+        v_tile: str | None = None
+        if chunks % self.tile_vectors == 0 and chunks > self.tile_vectors:
+            v_outer, v_tile = map(_short, sch.split(f"{label}/{v_outer}", self.tile_vectors))
+        elif chunks <= self.tile_vectors:
+            v_outer, v_tile = None, v_outer
+        red_names = [names[d] for d in reductions]
+        k_outer: list[str] = []
+        if len(reductions) == 1 and extents[reductions[0]] > 2 * self.k_block:
+            if extents[reductions[0]] % self.k_block == 0:
+                ko, ki = map(_short, sch.split(f"{label}/{red_names[0]}", self.k_block))
+                k_outer, red_names = [ko], [ki]
+        others = [names[d] for d in block.parallel_dims if d not in (r, v)]
+        tile_outer = [n for n in (r_outer, v_outer) if n]
+        tile_inner = [n for n in (r_inner, v_tile) if n]
+        new_order = k_outer + others + tile_outer + red_names + tile_inner + [v_inner]
+        sch.reorder(*(f"{label}/{n}" for n in new_order))
+        for n in tile_inner:
+            sch.unroll(f"{label}/{n}")
+        sch.vectorize(f"{label}/{v_inner}", width)
+        self._parallel(sch, label, find_block(sch.root, label), new_order)
+
+    def _parallel(self, sch: Schedule, label: str, block: BlockOp, order: Sequence[str]) -> None:
+        """Mark the outermost loop over parallel iterators only as `parallel`."""
+        if not self.threads:
+            return
+        for f in block_loops(block):
+            if f.trip_count < 2:
+                continue
+            try:
+                sch.parallel(f"{label}/{loop_name(f)}")
+            except ScheduleError:
+                continue
+            return
+
+
+def apply_default_schedules(
+    root: Operation, strategy: ScheduleStrategy | None = None
+) -> dict[str, str]:
+    """Schedule every `tl.kernel` under `root` with `strategy` (default:
+    `CpuDefaultSchedule()`); returns each kernel's schedule as text."""
+    strategy = strategy or CpuDefaultSchedule()
+    texts: dict[str, str] = {}
+    kernels = [op for op in root.walk() if isinstance(op, KernelOp)]
+    for kernel in kernels:
+        sch = Schedule(root)
+        label = kernel.label.data
+        strategy.schedule_kernel(sch, kernel)
+        texts[label] = sch.text()
+    return texts
+
+
+# ---------------------------------------------------------------------- analysis
+
+
+def _short(name: str) -> str:
+    return name.rpartition("/")[2]
+
+
+def _floor_pow2(n: int) -> int:
+    p = 1
+    while p * 2 <= n:
+        p *= 2
+    return p
+
+
+def _tile_rows(extent: int, limit: int) -> int:
+    """The largest divisor of `extent` up to `limit` if it is at least half the limit
+    (no remainder), else `limit` (the last tile is predicated)."""
+    if extent <= limit:
+        return extent
+    for rows in range(limit, limit // 2 - 1, -1):
+        if extent % rows == 0:
+            return rows
+    return limit
+
+
+def _plain_dim(m: AffineMap, position: int) -> int | None:
+    e = m.results[position]
+    return e.position if isinstance(e, AffineDimExpr) else None
+
+
+def _vector_dim(block: BlockOp) -> int | None:
+    """The parallel iterator that is the last index of every output (if there is one)."""
+    dims = {_plain_dim(m, -1) if m.results else None for m in block.output_maps}
+    if len(dims) != 1:
+        return None
+    d = dims.pop()
+    return d if d is not None and d in block.parallel_dims else None
+
+
+def _lane_stride(m: AffineMap, d: int, shape: Sequence[int]) -> int | None:
+    """Elements between consecutive values of iterator `d` in the buffer (None: not linear)."""
+    stride, acc = 0, 1
+    for e, size in zip(reversed(m.results), reversed(shape)):
+        coeffs, atoms, _ = linear_form(e)
+        if any(d in a.used_dims() for _, a in atoms):
+            return None
+        stride += coeffs.get(d, 0) * acc
+        acc *= size
+    return stride
+
+
+def _contiguous_inputs(block: BlockOp, v: int) -> list[int]:
+    types = block.buffer_types
+    return [
+        k for k, m in enumerate(block.input_maps) if _lane_stride(m, v, types[k].get_shape()) == 1
+    ]
+
+
+def _tile_dim(block: BlockOp, v: int) -> int | None:
+    """A parallel iterator that the vector inputs do not depend on (so a tile of rows
+    reuses each loaded vector), the one with the largest extent."""
+    vector_inputs = _contiguous_inputs(block, v)
+    best: int | None = None
+    for d in block.parallel_dims:
+        if d == v:
+            continue
+        if any(d in _used_dims(block.input_maps[k]) for k in vector_inputs):
+            continue
+        if not any(d in _used_dims(m) for m in block.input_maps):
+            continue  # nothing is reused along d (e.g. a batch of 1)
+        if (
+            best is None
+            or block.iterator_list[d].extent.data > block.iterator_list[best].extent.data
+        ):
+            best = d
+    if best is not None and block.iterator_list[best].extent.data < 2:
+        return None
+    return best
+
+
+def _used_dims(m: AffineMap) -> set[int]:
+    out: set[int] = set()
+    for e in m.results:
+        out |= e.used_dims()
+    return out
