@@ -3,6 +3,8 @@
 import mlc
 module = mlc.import_onnx("model.onnx")     # func.func of graph ops
 outputs = mlc.interpret(module, x)          # reference semantics (numpy)
+model = mlc.compile("model.onnx")           # native (LLVM, host CPU); model(x) -> outputs
+model.export("model.so")                    # + model.h; mlc.load("model.so")(x) -> outputs
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
     from xdsl.context import Context
     from xdsl.dialects.builtin import ModuleOp
 
+    from mlc.targets.aot import LoadedModel
     from mlc.targets.compiled import CompiledModel
 
 
@@ -50,4 +53,12 @@ def compile(model: Any, **options: Any) -> CompiledModel:  # noqa: A001
     return compile_model(model, **options)
 
 
-__all__ = ["compile", "context", "import_onnx", "interpret", "__version__"]
+def load(path: Any) -> LoadedModel:
+    """Load a shared library written by `CompiledModel.export` (or `mlc compile`); the
+    result is called like the compiled model: numpy arrays in, numpy arrays out."""
+    from mlc.targets.aot import load as _load
+
+    return _load(path)
+
+
+__all__ = ["compile", "context", "import_onnx", "interpret", "load", "__version__"]

@@ -21,6 +21,12 @@ def _graph() -> Dialect:
     return Graph
 
 
+def _llvmx() -> Dialect:
+    from mlc.dialects.llvmx import LLVMX
+
+    return LLVMX
+
+
 def _tl() -> Dialect:
     from mlc.dialects.tl import Tl
 
@@ -72,7 +78,7 @@ _LOOP_PASSES = {
 
 def all_dialect_factories() -> dict[str, Callable[[], Dialect]]:
     """Dialect name -> lazy factory, for every dialect mlc defines."""
-    return {"graph": _graph, "tl": _tl}
+    return {"graph": _graph, "tl": _tl, "llvmx": _llvmx}
 
 
 def all_pass_factories() -> dict[str, Callable[[], type[ModulePass]]]:

@@ -2,7 +2,10 @@
 
 Used by `convert-tl-to-llvm` for `tl.block` bodies and for index arithmetic outside them;
 combined pipelines reuse `lower_scalar_op` directly. `index` is `i64`. No fast-math flags
-are set: every float op keeps IEEE semantics (the interpreter's).
+are set except `contract` on fadd / fsub / fmul (a*b+c may become one FMA); otherwise
+every float op keeps IEEE semantics (the interpreter's). The same lowerings build vector
+code: when the lowered operands are `vector<N x T>` values the result is too
+(`result_type`), and `select` picks per lane.
 
 Where MLIR leaves behaviour undefined and the reference interpreter defines it, the
 lowering follows the interpreter so that compiled code never traps:
@@ -22,21 +25,28 @@ from xdsl.dialects import arith, llvm
 from xdsl.dialects import math as xmath
 from xdsl.dialects.builtin import (
     AnyFloat,
+    DenseIntOrFPElementsAttr,
     Float32Type,
     Float64Type,
     FloatAttr,
     IndexType,
     IntegerAttr,
     IntegerType,
-    i1,
+    VectorType,
     i64,
 )
+from xdsl.dialects.utils.fast_math import FastMathFlag
 from xdsl.ir import Attribute, Operation, SSAValue
+
+from mlc.dialects import llvmx
 
 __all__ = [
     "LlvmLoweringError",
     "SCALAR_LOWERINGS",
     "constant",
+    "lanes_of",
+    "result_type",
+    "select",
     "llvm_scalar_type",
     "lower_scalar_op",
 ]
@@ -55,18 +65,42 @@ def llvm_scalar_type(ty: Attribute) -> Attribute:
     raise LlvmLoweringError(f"type {ty} is not supported by the LLVM lowering yet")
 
 
+def lanes_of(value: SSAValue) -> int:
+    """1 for a scalar, the lane count for a `vector<N x T>` value."""
+    ty = value.type
+    return ty.get_shape()[0] if isinstance(ty, VectorType) else 1
+
+
+def result_type(op: Operation, args: Sequence[SSAValue]) -> Attribute:
+    """The LLVM type of `op`'s result: its scalar type, as a vector when the (lowered)
+    operands are vectors (a `tl.block` body in a vectorized loop)."""
+    ty = llvm_scalar_type(op.results[0].type)
+    lanes = max((lanes_of(a) for a in args), default=1)
+    return VectorType(ty, [lanes]) if lanes > 1 else ty
+
+
 def constant(b: Builder, value: int | float, ty: Attribute) -> SSAValue:
-    """`llvm.mlir.constant` of scalar type `ty` (builtin or index)."""
+    """`llvm.mlir.constant` of scalar type `ty` (builtin or index), or a splat of a
+    `vector<N x T>` type."""
+    if isinstance(ty, VectorType):
+        element = llvm_scalar_type(ty.element_type)
+        vty = VectorType(element, ty.get_shape())
+        v = float(value) if isinstance(element, AnyFloat) else _int_value(value, element)
+        dense = DenseIntOrFPElementsAttr.from_list(vty, [v] * ty.get_shape()[0])
+        return b.insert(llvm.ConstantOp(dense, vty)).result
     ty = llvm_scalar_type(ty)
     if isinstance(ty, AnyFloat):
         attr: Attribute = FloatAttr(float(value), ty)
     else:
         assert isinstance(ty, IntegerType)
-        v = int(value)
-        if ty.width.data == 1:
-            v = 1 if v else 0
-        attr = IntegerAttr(v, ty)
+        attr = IntegerAttr(_int_value(value, ty), ty)
     return b.insert(llvm.ConstantOp(attr, ty)).result
+
+
+def _int_value(value: int | float, ty: Attribute) -> int:
+    assert isinstance(ty, IntegerType)
+    v = int(value)
+    return (1 if v else 0) if ty.width.data == 1 else v
 
 
 Lowering = Callable[[Builder, Operation, Sequence[SSAValue]], SSAValue]
@@ -80,12 +114,29 @@ def _binary(op_cls: Callable[[SSAValue, SSAValue], Operation]) -> Lowering:
     return lower
 
 
+def _contractable(op_cls: Callable[..., Operation]) -> Lowering:
+    """A float binary op with the `contract` fast-math flag: LLVM may fuse a*b+c into one
+    FMA (rounding once instead of twice: more accurate, not bit-identical to the
+    interpreter). No other fast-math flag is set: NaN, inf and signed zeros keep IEEE
+    semantics."""
+
+    def lower(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
+        return b.insert(
+            op_cls(args[0], args[1], llvm.FastMathAttr((FastMathFlag.ALLOW_CONTRACT,)))
+        ).results[0]
+
+    return lower
+
+
 def _intrinsic(name: str) -> Lowering:
     """A call of the overloaded intrinsic `llvm.<name>.<f32|f64>` on every operand."""
 
     def lower(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
-        ty = llvm_scalar_type(op.results[0].type)
-        suffix = "f32" if isinstance(ty, Float32Type) else "f64"
+        ty = result_type(op, args)
+        element = llvm_scalar_type(op.results[0].type)
+        suffix = "f32" if isinstance(element, Float32Type) else "f64"
+        if ty != element:
+            suffix = f"v{lanes_of(args[0])}{suffix}"
         call = llvm.CallIntrinsicOp(f"llvm.{name}.{suffix}", list(args), [ty])
         return b.insert(call).results[0]
 
@@ -97,9 +148,39 @@ def _icmp_select(pred: str) -> Lowering:
 
     def lower(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
         c = _icmp(b, pred, args[0], args[1])
-        return b.insert(llvm.SelectOp(c, args[0], args[1])).results[0]
+        return select(b, c, args[0], args[1])
 
     return lower
+
+
+def select(b: Builder, cond: SSAValue, x: SSAValue, y: SSAValue) -> SSAValue:
+    """`cond ? x : y`; a `vector<N x i1>` condition picks per lane.
+
+    xDSL's `llvm.select` takes a scalar `i1` only, so a per-lane select is written as the
+    bitwise blend `(x & m) | (y & ~m)` with `m = sext(cond)` (floats through a bitcast),
+    which LLVM's instcombine turns back into one vector select (a blend instruction)."""
+    if lanes_of(cond) == 1:
+        return b.insert(llvm.SelectOp(cond, x, y)).results[0]
+    vty = x.type
+    assert isinstance(vty, VectorType)
+    element = vty.element_type
+    bits = element.width.data if isinstance(element, IntegerType) else element.bitwidth
+    ity = VectorType(IntegerType(bits), vty.get_shape())
+    if bits == 1:
+        m = cond
+    else:
+        m = b.insert(llvm.SExtOp(cond, ity)).results[0]
+    if ity != vty:
+        x = b.insert(llvm.BitcastOp(x, ity)).results[0]
+        y = b.insert(llvm.BitcastOp(y, ity)).results[0]
+    ones = constant(b, -1, ity)
+    not_m = b.insert(llvm.XOrOp(m, ones)).results[0]
+    xm = b.insert(llvm.AndOp(x, m)).results[0]
+    ym = b.insert(llvm.AndOp(y, not_m)).results[0]
+    out = b.insert(llvm.OrOp(xm, ym)).results[0]
+    if ity != vty:
+        out = b.insert(llvm.BitcastOp(out, vty)).results[0]
+    return out
 
 
 _ICMP = ["eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge"]
@@ -111,16 +192,17 @@ def _icmp(b: Builder, pred: str, x: SSAValue, y: SSAValue) -> SSAValue:
 
 def _safe_divisor(b: Builder, x: SSAValue, y: SSAValue, signed: bool) -> SSAValue:
     ty = x.type
-    assert isinstance(ty, IntegerType)
+    element = ty.element_type if isinstance(ty, VectorType) else ty
+    assert isinstance(element, IntegerType)
     one = constant(b, 1, ty)
     bad = _icmp(b, "eq", y, constant(b, 0, ty))
-    if signed and ty.width.data > 1:
-        width = ty.width.data
+    if signed and element.width.data > 1:
+        width = element.width.data
         is_min = _icmp(b, "eq", x, constant(b, -(1 << (width - 1)), ty))
         is_m1 = _icmp(b, "eq", y, constant(b, -1, ty))
         overflow = b.insert(llvm.AndOp(is_min, is_m1)).results[0]
         bad = b.insert(llvm.OrOp(bad, overflow)).results[0]
-    return b.insert(llvm.SelectOp(bad, one, y)).results[0]
+    return select(b, bad, one, y)
 
 
 def _division(op_cls: Callable[[SSAValue, SSAValue], Operation], signed: bool) -> Lowering:
@@ -151,7 +233,7 @@ def _constant_op(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValu
     value = op.value
     if not isinstance(value, IntegerAttr | FloatAttr):
         raise LlvmLoweringError(f"arith.constant {value} is not a scalar")
-    return constant(b, value.value.data, op.result.type)
+    return constant(b, value.value.data, op.result.type)  # uniform: splatted where used
 
 
 def _cmpi(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
@@ -164,12 +246,14 @@ def _cmpf(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
     assert isinstance(op, arith.CmpfOp)
     pred = op.predicate.value.data  # same numbering as llvm.fcmp
     if pred in (0, 15):
-        return constant(b, pred == 15, i1)
+        return constant(b, pred == 15, result_type(op, args))
+    if lanes_of(args[0]) > 1:  # xDSL's llvm.fcmp is scalar only
+        return b.insert(llvmx.FCmpOp(args[0], args[1], llvmx.FCMP_PREDICATES[pred])).res
     return b.insert(llvm.FCmpOp(args[0], args[1], IntegerAttr(pred, i64))).results[0]
 
 
 def _select(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
-    return b.insert(llvm.SelectOp(args[0], args[1], args[2])).results[0]
+    return select(b, args[0], args[1], args[2])
 
 
 def _negf(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
@@ -186,21 +270,21 @@ def _int_cast(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
     """index_cast / extsi / extui / trunci: sext, zext or trunc by width."""
     src, dst = llvm_scalar_type(op.operands[0].type), llvm_scalar_type(op.results[0].type)
     assert isinstance(src, IntegerType) and isinstance(dst, IntegerType)
+    dst_type = result_type(op, args)
     sw, dw = src.width.data, dst.width.data
     if sw == dw:
         return args[0]
     if dw < sw:
-        return b.insert(llvm.TruncOp(args[0], dst)).results[0]
+        return b.insert(llvm.TruncOp(args[0], dst_type)).results[0]
     # i1 is signed in the interpreter's extsi/index_cast (true -> -1), like MLIR
     if isinstance(op, arith.ExtUIOp):
-        return b.insert(llvm.ZExtOp(args[0], dst)).results[0]
-    return b.insert(llvm.SExtOp(args[0], dst)).results[0]
+        return b.insert(llvm.ZExtOp(args[0], dst_type)).results[0]
+    return b.insert(llvm.SExtOp(args[0], dst_type)).results[0]
 
 
 def _cast(op_cls: Callable[[SSAValue, Attribute], Operation]) -> Lowering:
     def lower(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
-        dst = llvm_scalar_type(op.results[0].type)
-        return b.insert(op_cls(args[0], dst)).results[0]
+        return b.insert(op_cls(args[0], result_type(op, args))).results[0]
 
     return lower
 
@@ -208,7 +292,7 @@ def _cast(op_cls: Callable[[SSAValue, Attribute], Operation]) -> Lowering:
 SCALAR_LOWERINGS.update(
     {
         arith.ConstantOp: _constant_op,
-        # a + b -> llvm.add (wrapping), float ops without fast-math flags
+        # a + b -> llvm.add (wrapping); float ops only with `contract` (see above)
         arith.AddiOp: _binary(llvm.AddOp),
         arith.SubiOp: _binary(llvm.SubOp),
         arith.MuliOp: _binary(llvm.MulOp),
@@ -227,9 +311,9 @@ SCALAR_LOWERINGS.update(
         arith.CmpiOp: _cmpi,
         arith.CmpfOp: _cmpf,
         arith.SelectOp: _select,
-        arith.AddfOp: _binary(llvm.FAddOp),
-        arith.SubfOp: _binary(llvm.FSubOp),
-        arith.MulfOp: _binary(llvm.FMulOp),
+        arith.AddfOp: _contractable(llvm.FAddOp),
+        arith.SubfOp: _contractable(llvm.FSubOp),
+        arith.MulfOp: _contractable(llvm.FMulOp),
         arith.DivfOp: _binary(llvm.FDivOp),
         arith.NegfOp: _negf,
         # maximumf propagates NaN (llvm.maximum); maxnumf ignores it (llvm.maxnum)
@@ -263,6 +347,182 @@ SCALAR_LOWERINGS.update(
         xmath.PowFOp: _intrinsic("pow"),
         xmath.CopySignOp: _intrinsic("copysign"),
         xmath.FmaOp: _intrinsic("fma"),
+    }
+)
+
+
+# -- conversions, shifts, integer bit ops and libm functions ---------------------------------
+#
+# Float -> integer follows the interpreter (numpy on x86-64), never LLVM's poison:
+#     fptosi(x) -> trunc(cvt64(x)),  cvt64(x) = trunc-toward-zero to i64 where x is in
+#                  [-2^63, 2^63), else INT64_MIN (NaN, +-inf, out of range)
+#     fptoui(x) -> trunc(x >= 2^63 ? cvt64(x - 2^63) ^ INT64_MIN : cvt64(x))
+#                  (so -1.0 -> all ones, +inf and >= 2^64 -> 0, NaN -> 2^63)
+# Shifts by an amount >= the width (unsigned) give numpy's results, not poison:
+#     shli / shrui -> 0,  shrsi -> the sign (a >> (width - 1)).
+
+
+def _vector_like(ty: Attribute, like: Attribute) -> Attribute:
+    """`ty` as a vector of `like`'s lane count when `like` is a vector type."""
+    return VectorType(ty, like.get_shape()) if isinstance(like, VectorType) else ty
+
+
+def _overload_suffix(ty: Attribute) -> str:
+    """The intrinsic name suffix of an LLVM type: i64, f32, v8f32, ..."""
+    if isinstance(ty, VectorType):
+        return f"v{ty.get_shape()[0]}{_overload_suffix(ty.element_type)}"
+    if isinstance(ty, IntegerType):
+        return f"i{ty.width.data}"
+    return "f32" if isinstance(ty, Float32Type) else "f64"
+
+
+def _cvt64(b: Builder, x: SSAValue) -> SSAValue:
+    """x truncated toward zero to i64; INT64_MIN where that is out of range or x is NaN
+    (x86's `cvttsd2si`, which numpy's float -> int64 conversion gives)."""
+    wide = _vector_like(i64, x.type)
+    name = f"llvm.fptosi.sat.{_overload_suffix(wide)}.{_overload_suffix(x.type)}"
+    sat = b.insert(llvm.CallIntrinsicOp(name, [x], [wide])).results[0]
+    # below -2^63 saturates to INT64_MIN already; NaN compares unordered (false)
+    in_range = _fcmp(b, "olt", x, constant(b, 2.0**63, x.type))
+    return b.insert(llvm.SelectOp(in_range, sat, constant(b, -(2**63), wide))).results[0]
+
+
+_FCMP = ["false", "oeq", "ogt", "oge", "olt", "ole", "one", "ord"]
+
+
+def _fcmp(b: Builder, pred: str, x: SSAValue, y: SSAValue) -> SSAValue:
+    return b.insert(llvm.FCmpOp(x, y, IntegerAttr(_FCMP.index(pred), i64))).results[0]
+
+
+def _from_i64(b: Builder, op: Operation, args: Sequence[SSAValue], wide: SSAValue) -> SSAValue:
+    """An i64 (vector) value truncated to `op`'s integer result type."""
+    ty = result_type(op, args)
+    element = llvm_scalar_type(op.results[0].type)
+    assert isinstance(element, IntegerType)
+    if element.width.data == 64:
+        return wide
+    return b.insert(llvm.TruncOp(wide, ty)).results[0]
+
+
+def _fptosi(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
+    return _from_i64(b, op, args, _cvt64(b, args[0]))
+
+
+def _fptoui(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
+    x = args[0]
+    two63 = constant(b, 2.0**63, x.type)
+    small = _cvt64(b, x)
+    shifted = b.insert(llvm.FSubOp(x, two63)).results[0]
+    wide_ty = _vector_like(i64, x.type)
+    big = b.insert(llvm.XOrOp(_cvt64(b, shifted), constant(b, -(2**63), wide_ty))).results[0]
+    is_big = _fcmp(b, "oge", x, two63)
+    return _from_i64(b, op, args, b.insert(llvm.SelectOp(is_big, big, small)).results[0])
+
+
+def _uitofp(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
+    """Unsigned -> float, rounded once (xDSL's llvm dialect has no uitofp): zero-extend
+    narrow values and use sitofp; for i64, halve values >= 2^63 keeping the lowest bit
+    sticky (round to odd), convert and double."""
+    x = args[0]
+    ty = result_type(op, args)
+    src = llvm_scalar_type(op.operands[0].type)
+    assert isinstance(src, IntegerType)
+    if src.width.data < 64:
+        wide = b.insert(llvm.ZExtOp(x, _vector_like(i64, x.type))).results[0]
+        return b.insert(llvm.SIToFPOp(wide, ty)).results[0]
+    one = constant(b, 1, x.type)
+    half = b.insert(llvm.LShrOp(x, one)).results[0]
+    odd = b.insert(llvm.OrOp(half, b.insert(llvm.AndOp(x, one)).results[0])).results[0]
+    halved = b.insert(llvm.SIToFPOp(odd, ty)).results[0]
+    doubled = b.insert(llvm.FAddOp(halved, halved)).results[0]
+    direct = b.insert(llvm.SIToFPOp(x, ty)).results[0]
+    negative = _icmp(b, "slt", x, constant(b, 0, x.type))
+    return b.insert(llvm.SelectOp(negative, doubled, direct)).results[0]
+
+
+def _shift(op_cls: Callable[[SSAValue, SSAValue], Operation], arithmetic: bool) -> Lowering:
+    """shl / lshr / ashr with the amount taken unsigned; amounts >= the width give 0
+    (or the sign for ashr), as numpy does."""
+
+    def lower(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
+        x, amount = args
+        element = llvm_scalar_type(op.results[0].type)
+        assert isinstance(element, IntegerType)
+        width = element.width.data
+        ty = result_type(op, args)
+        in_range = _icmp(b, "ult", amount, constant(b, width, ty))
+        last = constant(b, width - 1, ty)
+        if arithmetic:
+            clamped = b.insert(llvm.SelectOp(in_range, amount, last)).results[0]
+            return b.insert(op_cls(x, clamped)).results[0]
+        masked = b.insert(llvm.AndOp(amount, last)).results[0]
+        shifted = b.insert(op_cls(x, masked)).results[0]
+        return b.insert(llvm.SelectOp(in_range, shifted, constant(b, 0, ty))).results[0]
+
+    return lower
+
+
+def _int_intrinsic(name: str, poison_flag: bool = False) -> Lowering:
+    """`llvm.<name>.<iN>` on the operand; `poison_flag` adds the `i1 false` argument
+    (abs of INT_MIN is INT_MIN, ctlz / cttz of 0 is the width: no poison)."""
+
+    def lower(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
+        ty = result_type(op, args)
+        operands = list(args)
+        if poison_flag:
+            operands.append(constant(b, 0, IntegerType(1)))
+        call = llvm.CallIntrinsicOp(f"llvm.{name}.{_overload_suffix(ty)}", operands, [ty])
+        return b.insert(call).results[0]
+
+    return lower
+
+
+#: prefix of the calls that `targets.llvm_emit` turns into libm calls, one per lane
+LIBM_PREFIX = "llvm.mlc.libm."
+
+
+def _libm(name: str) -> Lowering:
+    """The C function `name` (`namef` for f32) applied to every lane, for math functions
+    LLVM has no intrinsic for: `llvm.call_intrinsic "llvm.mlc.libm.<name>"`, which
+    `targets.llvm_emit` emits as calls of the declared libm function (scalarized for
+    vectors)."""
+
+    def lower(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
+        call = llvm.CallIntrinsicOp(LIBM_PREFIX + name, list(args), [result_type(op, args)])
+        return b.insert(call).results[0]
+
+    return lower
+
+
+SCALAR_LOWERINGS.update(
+    {
+        arith.FPToSIOp: _fptosi,
+        arith.FPToUIOp: _fptoui,
+        arith.UIToFPOp: _uitofp,
+        arith.ShLIOp: _shift(llvm.ShlOp, arithmetic=False),
+        arith.ShRUIOp: _shift(llvm.LShrOp, arithmetic=False),
+        arith.ShRSIOp: _shift(llvm.AShrOp, arithmetic=True),
+        xmath.AbsIOp: _int_intrinsic("abs", poison_flag=True),
+        xmath.CtPopOp: _int_intrinsic("ctpop"),
+        xmath.CountLeadingZerosOp: _int_intrinsic("ctlz", poison_flag=True),
+        xmath.CountTrailingZerosOp: _int_intrinsic("cttz", poison_flag=True),
+        # LLVM >= 20 intrinsics (libm calls in the end, per lane for vectors)
+        xmath.TanOp: _intrinsic("tan"),
+        xmath.TanhOp: _intrinsic("tanh"),
+        xmath.SinhOp: _intrinsic("sinh"),
+        xmath.CoshOp: _intrinsic("cosh"),
+        xmath.AsinOp: _intrinsic("asin"),
+        xmath.AcosOp: _intrinsic("acos"),
+        xmath.AtanOp: _intrinsic("atan"),
+        xmath.Atan2Op: _intrinsic("atan2"),
+        # no intrinsic: libm, through the emitter
+        xmath.ErfOp: _libm("erf"),
+        xmath.ExpM1Op: _libm("expm1"),
+        xmath.Log1pOp: _libm("log1p"),
+        xmath.CbrtOp: _libm("cbrt"),
+        xmath.AsinhOp: _libm("asinh"),
+        xmath.AcoshOp: _libm("acosh"),
+        xmath.AtanhOp: _libm("atanh"),
     }
 )
 

@@ -72,6 +72,11 @@ from mlc.lowering.arith_to_llvm import (
     llvm_scalar_type,
     lower_scalar_op,
 )
+from mlc.lowering.tl_parallel_to_llvm import (
+    PARALLEL_EXTERNALS,
+    ParallelCodegen,
+    num_threads_global,
+)
 from mlc.lowering.tl_vector_to_llvm import LoopKindCodegen
 from mlc.lowering.workspace import plan_workspace
 
@@ -139,13 +144,15 @@ def _arg_attrs() -> DictionaryAttr:
     return DictionaryAttr({"llvm.noalias": UnitAttr(), "llvm.align": IntegerAttr(ALIGNMENT, i64)})
 
 
-class _FunctionLowering(LoopKindCodegen):
+class _FunctionLowering(LoopKindCodegen, ParallelCodegen):
     """Builds one `llvm.func` from one `func.func` (single-block body)."""
 
     def __init__(self, f: func.FuncOp, externals: set[str], threads: bool = False) -> None:
         self.f = f
         self.externals = externals
         self.threads = threads
+        self.outlined: list[llvm.FuncOp] = []  # parallel loop bodies
+        self.uses_threads = False
         self.values: dict[SSAValue, Index] = {}
         self.region = Region()
         body = f.body.blocks
@@ -518,12 +525,17 @@ class _FunctionLowering(LoopKindCodegen):
 _EXTERNAL_SIGNATURES: dict[str, tuple[list[Attribute], Attribute]] = {
     "aligned_alloc": ([i64, i64], PTR),
     "free": ([PTR], llvm.LLVMVoidType()),
+    **PARALLEL_EXTERNALS,
 }
 
 
-def lower_function(f: func.FuncOp, externals: set[str]) -> llvm.FuncOp:
-    """The `llvm.func` for `f`; adds the names of C functions it calls to `externals`."""
-    return _FunctionLowering(f, externals).build()
+def lower_function(f: func.FuncOp, externals: set[str], threads: bool = True) -> list[llvm.FuncOp]:
+    """The `llvm.func` for `f` followed by its outlined parallel loop bodies; adds the
+    names of C functions it calls to `externals`. With `threads=False`, parallel loops
+    run serially."""
+    lowering = _FunctionLowering(f, externals, threads)
+    main = lowering.build()
+    return [main, *lowering.outlined]
 
 
 def lower_global(op: memref.GlobalOp) -> llvm.GlobalOp:
@@ -544,21 +556,24 @@ def lower_global(op: memref.GlobalOp) -> llvm.GlobalOp:
     )
 
 
-def lower_module(module: ModuleOp) -> None:
-    """Replace every func.func and memref.global of `module` by its llvm counterpart."""
+def lower_module(module: ModuleOp, threads: bool = True) -> None:
+    """Replace every func.func and memref.global of `module` by its llvm counterpart
+    (`threads=False`: parallel loops run serially, no OpenMP calls)."""
     externals: set[str] = set()
     for op in list(module.ops):
         if isinstance(op, func.FuncOp):
             if op.is_declaration:
                 raise LlvmLoweringError(f"@{op.sym_name.data}: declarations are not supported")
-            new: Operation = lower_function(op, externals)
+            new: list[Operation] = list(lower_function(op, externals, threads))
         elif isinstance(op, memref.GlobalOp):
-            new = lower_global(op)
+            new = [lower_global(op)]
         else:
             continue
-        module.body.block.insert_op_before(new, op)
+        module.body.block.insert_ops_before(new, op)
         op.detach()
         op.erase(safe_erase=False)
+    if "GOMP_parallel" in externals:
+        module.body.block.insert_op_before(num_threads_global(), module.body.block.first_op)
     for name in sorted(externals):
         inputs, output = _EXTERNAL_SIGNATURES[name]
         module.body.block.add_op(
@@ -574,5 +589,7 @@ class ConvertTlToLlvmPass(ModulePass):
 
     name = "convert-tl-to-llvm"
 
+    threads: bool = True
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        lower_module(op)
+        lower_module(op, self.threads)

@@ -65,7 +65,7 @@ from mlc.lowering.arith_to_llvm import (
 if TYPE_CHECKING:
     from mlc.lowering.tl_to_llvm import Index, _FunctionLowering
 
-__all__ = ["LoopKindCodegen", "coefficient"]
+__all__ = ["LoopKindCodegen", "coefficient", "element_bytes"]
 
 
 def coefficient(e: AffineExpr, dims: Sequence[int | None]) -> int | None:
@@ -354,7 +354,7 @@ class LoopKindCodegen:
 
         st = storage_type(element)
         vty = VectorType(st, [width])
-        align = _bytes(st)
+        align = element_bytes(st)
         if mask is None:
             value = self.b.insert(llvm.LoadOp(ptr, vty, alignment=align)).dereferenced_value
         else:
@@ -382,7 +382,7 @@ class LoopKindCodegen:
         width = lanes_of(value)
         if st != llvm_scalar_type(o.type.element_type):
             value = self.b.insert(llvm.ZExtOp(value, VectorType(st, [width]))).results[0]
-        align = _bytes(st)
+        align = element_bytes(st)
         if mask is None:
             self.b.insert(llvm.StoreOp(value, ptr, alignment=align))
             return
@@ -431,7 +431,8 @@ class LoopKindCodegen:
         return vec
 
 
-def _bytes(ty: Attribute) -> int:
+def element_bytes(ty: Attribute) -> int:
+    """Bytes of one scalar of LLVM type `ty` in memory (i1: one byte)."""
     if isinstance(ty, IntegerType):
         return max(ty.width.data // 8, 1)
     return cast(AnyFloat, ty).bitwidth // 8

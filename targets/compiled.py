@@ -2,6 +2,7 @@
 
     model = compile_model("examples/mlp.onnx")    # or a graph / tl / llvm-level ModuleOp
     (y,) = model(x)                               # numpy in, numpy out
+    model.export("mlp.so")                        # + mlp.h; mlc.load("mlp.so") calls it again
 
 Pipeline: graph ops -> `convert-graph-to-tl`; `tl.kernel`s -> `convert-tl-kernel-to-loops`;
 then `convert-tl-to-llvm`, `targets.llvm_emit`, LLVM O3 and MCJIT (`targets.cpu`).
@@ -19,20 +20,33 @@ import ctypes
 import io
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import MemRefType, ModuleOp
+from xdsl.dialects.builtin import MemRefType, ModuleOp, TensorType
 from xdsl.printer import Printer
 
 from mlc.interpreters.tl.buffers import numpy_dtype
+from mlc.lowering.tl_parallel_to_llvm import NUM_THREADS_GLOBAL
 from mlc.lowering.tl_to_llvm import ALIGNMENT, lower_module
-from mlc.targets.cpu import JitEngine
+from mlc.targets.cpu import JitEngine, target_machine
 from mlc.targets.llvm_emit import emit_module
 
-__all__ = ["BufferSpec", "CompiledModel", "InvalidInputError", "aligned_empty", "compile_model"]
+if TYPE_CHECKING:
+    from mlc.targets.aot import ExportedLibrary
+
+__all__ = [
+    "BufferSpec",
+    "CompiledModel",
+    "InvalidInputError",
+    "LoweredModel",
+    "NativeFunction",
+    "aligned_empty",
+    "compile_model",
+    "lower_model",
+]
 
 
 class InvalidInputError(ValueError):
@@ -41,14 +55,16 @@ class InvalidInputError(ValueError):
 
 @dataclass(frozen=True)
 class BufferSpec:
-    """Shape and numpy dtype of one memref argument or result."""
+    """Shape and numpy dtype of one memref argument or result (and its `mlc.name`, if any:
+    the ONNX input / output name; not part of equality)."""
 
     shape: tuple[int, ...]
     dtype: np.dtype
+    name: str = field(default="", compare=False)
 
     @staticmethod
-    def of(ty: MemRefType) -> BufferSpec:
-        return BufferSpec(tuple(ty.get_shape()), numpy_dtype(ty.element_type))
+    def of(ty: MemRefType, name: str = "") -> BufferSpec:
+        return BufferSpec(tuple(ty.get_shape()), numpy_dtype(ty.element_type), name)
 
     def __str__(self) -> str:
         return f"{self.dtype}{list(self.shape)}"
@@ -62,31 +78,24 @@ def aligned_empty(shape: Sequence[int], dtype: np.dtype, alignment: int = ALIGNM
     return raw[offset : offset + n].view(dtype).reshape(tuple(shape))
 
 
-class CompiledModel:
-    """A native function over numpy arrays."""
+class NativeFunction:
+    """A native function over numpy arrays at `address` (the ABI of `lowering/tl_to_llvm`):
+    validation, aligned copies and the call. `CompiledModel` (JIT) and
+    `mlc.targets.aot.LoadedModel` (a shared library) are the two kinds."""
 
     def __init__(
         self,
-        engine: JitEngine,
         name: str,
         inputs: Sequence[BufferSpec],
         outputs: Sequence[BufferSpec],
-        llvm_dialect: str = "",
+        address: int,
     ) -> None:
-        self.engine = engine
         self.name = name
         self.inputs = list(inputs)
         self.outputs = list(outputs)
-        #: the module in the llvm dialect, as text (re-parseable by mlc-opt)
-        self.llvm_dialect = llvm_dialect
         n = len(self.inputs) + len(self.outputs)
         proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n))
-        self._fn = proto(engine.function_address(name))
-
-    @property
-    def llvm_ir(self) -> str:
-        """The optimized LLVM IR."""
-        return "\n".join(str(m) for m in self.engine.modules)
+        self._fn = proto(address)
 
     def check_inputs(self, arrays: Sequence[Any]) -> list[np.ndarray]:
         """The inputs as arrays, or `InvalidInputError` naming the first bad one."""
@@ -135,8 +144,85 @@ class CompiledModel:
         return self.run_buffers(*arrays)[len(self.inputs) :]
 
 
+class CompiledModel(NativeFunction):
+    """A model JIT-compiled into this process; `export` writes it as a shared library."""
+
+    def __init__(
+        self,
+        engine: JitEngine,
+        name: str,
+        inputs: Sequence[BufferSpec],
+        outputs: Sequence[BufferSpec],
+        llvm_dialect: str = "",
+        *,
+        llvm_ir_unoptimized: str = "",
+    ) -> None:
+        self.engine = engine
+        #: the module in the llvm dialect, as text (re-parseable by mlc-opt)
+        self.llvm_dialect = llvm_dialect
+        #: the LLVM IR before O3 (what `export` compiles again, for any target)
+        self.llvm_ir_unoptimized = llvm_ir_unoptimized
+        super().__init__(name, inputs, outputs, engine.function_address(name))
+        self._threads: ctypes.c_int32 | None = None
+        address = engine.engine.get_global_value_address(NUM_THREADS_GLOBAL)
+        if address:
+            self._threads = ctypes.c_int32.from_address(address)
+            env = os.environ.get("MLC_NUM_THREADS", "").strip()
+            self.num_threads = int(env) if env.isdigit() else 0
+
+    @property
+    def num_threads(self) -> int:
+        """Threads for parallel loops (0: OpenMP's default, all cores unless
+        OMP_NUM_THREADS says otherwise); 1 for a model without parallel loops. Starts from
+        the `MLC_NUM_THREADS` environment variable."""
+        return 1 if self._threads is None else self._threads.value
+
+    @num_threads.setter
+    def num_threads(self, n: int) -> None:
+        if n < 0:
+            raise ValueError(f"num_threads must be >= 0, got {n}")
+        if self._threads is not None:
+            self._threads.value = n
+
+    @property
+    def llvm_ir(self) -> str:
+        """The optimized LLVM IR."""
+        return "\n".join(str(m) for m in self.engine.modules)
+
+    def export(self, path: str | os.PathLike[str], **options: Any) -> ExportedLibrary:
+        """Write a shared library `path` (e.g. `model.so`) and its C header next to it
+        (`model.h`); options as `mlc.targets.aot.export_library`. Load it with `mlc.load`."""
+        from mlc.targets.aot import export_library
+
+        return export_library(self, path, **options)
+
+
+@dataclass(frozen=True)
+class LoweredModel:
+    """A model lowered to LLVM IR (not yet optimized or compiled): what `compile_model`
+    JIT-compiles and `mlc.targets.aot` compiles ahead of time."""
+
+    name: str
+    inputs: list[BufferSpec]
+    outputs: list[BufferSpec]
+    #: the module in the llvm dialect, as text
+    llvm_dialect: str
+    #: llvmlite IR text for the host triple and data layout (retargeted by `emit_object`)
+    llvm_ir_unoptimized: str
+
+
 def _has_op(module: ModuleOp, prefix: str) -> bool:
     return any(op.name.startswith(prefix) for op in module.walk())
+
+
+def _has_tensor_signature(module: ModuleOp) -> bool:
+    """A function over tensors (graph level, even with no graph op: an identity model)."""
+    return any(
+        isinstance(t, TensorType)
+        for op in module.ops
+        if isinstance(op, func.FuncOp)
+        for t in (*op.function_type.inputs.data, *op.function_type.outputs.data)
+    )
 
 
 def _entry(module: ModuleOp, name: str | None) -> func.FuncOp:
@@ -147,14 +233,25 @@ def _entry(module: ModuleOp, name: str | None) -> func.FuncOp:
     raise ValueError(f"no function {'@' + name if name else 'to compile'} in the module")
 
 
-def compile_model(
+def _names(attrs: Any, n: int) -> list[str]:
+    names = [""] * n
+    if attrs is not None:
+        for i, entry in enumerate(attrs.data[:n]):
+            value = entry.data.get("mlc.name")
+            if value is not None and hasattr(value, "data"):
+                names[i] = str(value.data)
+    return names
+
+
+def lower_model(
     model: ModuleOp | str | os.PathLike[str] | bytes | Any,
     *,
     function: str | None = None,
-    opt: int = 3,
-) -> CompiledModel:
-    """JIT-compile an ONNX model (path, bytes, ModelProto) or a module at the graph, tl
-    (kernel or explicit-loop) level for the host CPU. The module is not modified."""
+    input_shapes: dict[str, list[int]] | None = None,
+    schedule: Any = "default",
+) -> LoweredModel:
+    """Lower an ONNX model (path, bytes, ModelProto) or a module at the graph or tl level
+    to LLVM IR. The module is not modified; `input_shapes` is for ONNX models only."""
     from mlc.registry import make_context
 
     if isinstance(model, ModuleOp):
@@ -162,24 +259,68 @@ def compile_model(
     else:
         from mlc.parser.onnx import import_onnx
 
-        module = import_onnx(model)
+        module = import_onnx(model, input_shapes=input_shapes)
     ctx = make_context()
-    if _has_op(module, "graph."):
+    if _has_op(module, "graph.") or _has_tensor_signature(module):
         from mlc.lowering.graph_to_tl import ConvertGraphToTlPass
 
         ConvertGraphToTlPass().apply(ctx, module)
     if _has_op(module, "tl.kernel"):
         from mlc.lowering.tl_kernel_to_loops import ConvertTlKernelToLoopsPass
 
+        if schedule is not None:
+            from mlc.transforms.loops.default_schedule import apply_default_schedules
+
+            strategy = default_strategy() if schedule == "default" else schedule
+            apply_default_schedules(module, strategy)  # type: ignore[arg-type]
         ConvertTlKernelToLoopsPass().apply(ctx, module)
     f = _entry(module, function)
     name = f.sym_name.data
-    ins = [BufferSpec.of(t) for t in f.function_type.inputs.data if isinstance(t, MemRefType)]
-    outs = [BufferSpec.of(t) for t in f.function_type.outputs.data if isinstance(t, MemRefType)]
+    in_types = f.function_type.inputs.data
+    out_types = f.function_type.outputs.data
+    in_names = _names(f.arg_attrs, len(in_types))
+    out_names = _names(f.res_attrs, len(out_types))
+    ins = [BufferSpec.of(t, n) for t, n in zip(in_types, in_names) if isinstance(t, MemRefType)]
+    outs = [BufferSpec.of(t, n) for t, n in zip(out_types, out_names) if isinstance(t, MemRefType)]
     lower_module(module)
     module.verify()
     text = io.StringIO()
     Printer(text).print_op(module)
+    tm = target_machine()
+    ir_module = emit_module(module, tm.triple, str(tm.target_data))
+    return LoweredModel(name, ins, outs, text.getvalue(), str(ir_module))
+
+
+def default_strategy() -> Any:
+    """`CpuDefaultSchedule` for the host CPU's vector width."""
+    from mlc.targets.cpu import host_features
+    from mlc.transforms.loops.default_schedule import CpuDefaultSchedule
+
+    return CpuDefaultSchedule(vector_bits=host_features().vector_bits, threads=True)
+
+
+def compile_model(
+    model: ModuleOp | str | os.PathLike[str] | bytes | Any,
+    *,
+    function: str | None = None,
+    opt: int = 3,
+    input_shapes: dict[str, list[int]] | None = None,
+    schedule: Any = "default",
+) -> CompiledModel:
+    """JIT-compile an ONNX model (path, bytes, ModelProto) or a module at the graph, tl
+    (kernel or explicit-loop) level for the host CPU. The module is not modified.
+
+    `schedule`: how `tl.kernel`s are scheduled before lowering: "default" (the host's
+    `CpuDefaultSchedule`), any `ScheduleStrategy`, or None (plain loops in iterator
+    order). Kernels already lowered to loops keep their schedule."""
+    lowered = lower_model(model, function=function, input_shapes=input_shapes, schedule=schedule)
     engine = JitEngine(opt)
-    engine.add_module(emit_module(module, engine.triple, engine.data_layout))
-    return CompiledModel(engine, name, ins, outs, text.getvalue())
+    engine.add_module(lowered.llvm_ir_unoptimized)
+    return CompiledModel(
+        engine,
+        lowered.name,
+        lowered.inputs,
+        lowered.outputs,
+        lowered.llvm_dialect,
+        llvm_ir_unoptimized=lowered.llvm_ir_unoptimized,
+    )

@@ -5,6 +5,12 @@ features.vector_width(4)              # f32 lanes per vector register: 8 with AV
 engine = JitEngine()                  # one MCJIT engine per compiled model
 engine.add_module(llvmlite_module)    # verifies, runs O3 (new pass manager), finalizes
 engine.function_address("main")
+
+Ahead of time, possibly for another target (objects are position independent, for shared
+libraries):
+
+    obj = emit_object(llvm_ir_text)                                   # host CPU, O3
+    obj = emit_object(llvm_ir_text, triple="aarch64-unknown-linux-gnu", cpu="neoverse-n1")
 """
 
 from __future__ import annotations
@@ -15,13 +21,34 @@ from dataclasses import dataclass
 from llvmlite import binding as llvm
 from llvmlite import ir
 
-__all__ = ["HostFeatures", "JitEngine", "host_features", "optimize", "target_machine"]
+__all__ = [
+    "HostFeatures",
+    "JitEngine",
+    "TargetError",
+    "emit_object",
+    "host_features",
+    "is_host_triple",
+    "optimize",
+    "target_machine",
+]
+
+
+class TargetError(ValueError):
+    """An unknown target triple, or IR that LLVM rejects."""
 
 
 @functools.cache
 def _initialize() -> None:
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
+
+
+@functools.cache
+def _initialize_all() -> None:
+    """Every target LLVM was built with (for cross-compilation)."""
+    _initialize()
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
 
 
 @dataclass(frozen=True)
@@ -61,12 +88,77 @@ def host_features() -> HostFeatures:
     )
 
 
-def target_machine(opt: int = 3) -> llvm.TargetMachine:
-    """A target machine for the host CPU and all its features."""
-    _initialize()
-    f = host_features()
-    target = llvm.Target.from_default_triple()
-    return target.create_target_machine(cpu=f.cpu, features=f.features, opt=opt, jit=True)
+def is_host_triple(triple: str | None) -> bool:
+    """Whether `triple` (None: the default) names the machine mlc runs on."""
+    return triple is None or triple in (llvm.get_default_triple(), llvm.get_process_triple())
+
+
+def target_machine(
+    opt: int = 3,
+    *,
+    triple: str | None = None,
+    cpu: str | None = None,
+    features: str | None = None,
+    jit: bool = True,
+    reloc: str = "default",
+) -> llvm.TargetMachine:
+    """A target machine; by default for the host CPU and all its features.
+
+    With `triple` another target (every target LLVM was built with is available); `cpu`
+    then defaults to the generic CPU and `features` to that CPU's own. Use `jit=False,
+    reloc="pic"` for object files that go into shared libraries."""
+    if is_host_triple(triple) and cpu is None:
+        _initialize()
+        f = host_features()
+        cpu, features = f.cpu, f.features if features is None else features
+    if is_host_triple(triple):
+        _initialize()
+        target = llvm.Target.from_default_triple() if triple is None else _target(triple)
+    else:
+        _initialize_all()
+        target = _target(triple)  # type: ignore[arg-type]
+    return target.create_target_machine(
+        cpu=cpu or "",
+        features=features or "",
+        opt=opt,
+        reloc=reloc,
+        codemodel="jitdefault" if jit else "default",
+        jit=jit,
+    )
+
+
+def _target(triple: str) -> llvm.Target:
+    try:
+        return llvm.Target.from_triple(triple)
+    except RuntimeError as e:
+        raise TargetError(f"unknown target triple '{triple}': {str(e).strip()}") from None
+
+
+def emit_object(
+    llvm_ir: str,
+    triple: str | None = None,
+    cpu: str | None = None,
+    features: str | None = None,
+    opt: int = 3,
+) -> bytes:
+    """Parse and verify `llvm_ir`, retarget it, run the same `O<opt>` pipeline as the JIT and
+    return a position-independent object file (ELF / Mach-O / COFF per the triple)."""
+    tm = target_machine(opt, triple=triple, cpu=cpu, features=features, jit=False, reloc="pic")
+    ref = _parse(llvm_ir)
+    ref.triple = tm.triple
+    ref.data_layout = str(tm.target_data)
+    optimize(ref, tm, opt)
+    return tm.emit_object(ref)
+
+
+def _parse(llvm_ir: str) -> llvm.ModuleRef:
+    try:
+        ref = llvm.parse_assembly(llvm_ir)
+        ref.verify()
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid IR"
+        raise TargetError(f"LLVM rejected the module: {first}") from None
+    return ref
 
 
 def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine, level: int = 3) -> None:
@@ -76,6 +168,24 @@ def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine, level: int = 3) -> 
     pto.slp_vectorization = level >= 2
     pb = llvm.create_pass_builder(tm, pto)
     pb.getModulePassManager().run(module, pb)
+
+
+@functools.cache
+def load_openmp() -> str:
+    """Make libgomp's symbols (`GOMP_parallel`, `omp_*`) visible to JIT-compiled code;
+    returns the library loaded."""
+    import ctypes.util
+
+    path = ctypes.util.find_library("gomp") or "libgomp.so.1"
+    try:
+        llvm.load_library_permanently(path)
+    except RuntimeError:
+        raise TargetError(
+            "parallel loops need the GNU OpenMP runtime (libgomp.so.1), which was not found; "
+            "install it (Debian/Ubuntu: apt-get install libgomp1) or compile with "
+            "num_threads=1"
+        ) from None
+    return path
 
 
 class JitEngine:
@@ -99,7 +209,10 @@ class JitEngine:
 
     def add_module(self, module: ir.Module | str) -> llvm.ModuleRef:
         """Parse, verify, optimize and finalize `module`; returns the optimized module."""
-        ref = llvm.parse_assembly(str(module))
+        text = str(module)
+        if "GOMP_parallel" in text:
+            load_openmp()
+        ref = llvm.parse_assembly(text)
         ref.triple = self.triple
         ref.data_layout = self.data_layout
         ref.verify()

@@ -9,10 +9,12 @@ does the work; this module drives it and does what it lacks or gets wrong for us
 - function declarations: `llvm.noalias` / `llvm.align` argument attributes, external
   C functions (`aligned_alloc`, `free`) declared once;
 - blocks: one llvmlite block per dialect block, block arguments as phis (filled by the
-  branches xDSL converts).
+  branches xDSL converts);
+- libm calls: `llvm.call_intrinsic "llvm.mlc.libm.<fn>"` (math functions LLVM has no
+  intrinsic for, see `lowering.arith_to_llvm._libm`) calls `<fn>f` / `<fn>`, declared
+  once, per lane for vector operands.
 
-Still to come (xDSL's converter lacks them): extractelement, fptosi / fptoui / uitofp,
-masked load, bf16, loop metadata, fast-math flags on intrinsic calls.
+Still to come (xDSL's converter lacks them): extractelement, masked load, bf16, loop metadata, fast-math flags on intrinsic calls.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from xdsl.backend.llvm.convert_type import convert_type
 from xdsl.dialects import llvm
 from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, IntegerAttr, ModuleOp, UnitAttr
 from xdsl.ir import Block, Operation, SSAValue
+
+from mlc.dialects import llvmx
 
 __all__ = ["EmitError", "OWN_OP_EMITTERS", "emit_module"]
 
@@ -58,7 +62,8 @@ def _emit_global(op: llvm.GlobalOp, module: ir.Module) -> None:
     else:
         raise EmitError(f"@{op.sym_name.data}: unsupported initializer {value}")
     gvar = ir.GlobalVariable(module, ty, name=op.sym_name.data)
-    gvar.linkage = op.linkage.linkage.data
+    linkage = op.linkage.linkage.data
+    gvar.linkage = "" if linkage == "external" else linkage  # a definition: default linkage
     gvar.global_constant = op.constant is not None
     gvar.initializer = init
     if op.alignment is not None:
@@ -139,3 +144,73 @@ def emit_module(module: ModuleOp, triple: str | None = None, data_layout: str = 
         if f.body.blocks:
             _emit_body(f, fn)
     return out
+
+
+def _libm_function(module: ir.Module, name: str, element: ir.Type, arity: int) -> ir.Function:
+    """The declaration of libm's `name` (`namef` for float), added once."""
+    if isinstance(element, ir.FloatType):
+        name += "f"
+    elif not isinstance(element, ir.DoubleType):
+        raise EmitError(f"libm function {name}: element type {element} is not supported")
+    if name in module.globals:
+        fn = module.globals[name]
+        assert isinstance(fn, ir.Function)
+        return fn
+    return ir.Function(module, ir.FunctionType(element, [element] * arity), name=name)
+
+
+def _emit_call_intrinsic(
+    op: Operation, builder: ir.IRBuilder, values: dict[SSAValue, ir.Value]
+) -> None:
+    """`llvm.call_intrinsic "llvm.mlc.libm.<fn>"` (see `lowering.arith_to_llvm._libm`): a
+    libm call per lane; other intrinsics go to xDSL's converter."""
+    from mlc.lowering.arith_to_llvm import LIBM_PREFIX
+
+    assert isinstance(op, llvm.CallIntrinsicOp)
+    name = op.intrin.data
+    if not name.startswith(LIBM_PREFIX):
+        convert_op(op, builder, values)
+        return
+    if op.ress is None:
+        raise EmitError(f"{name} must have a result")
+    args = [values[a] for a in op.args]
+    ty = convert_type(op.ress.type)
+    if not isinstance(ty, ir.VectorType):
+        fn = _libm_function(builder.module, name[len(LIBM_PREFIX) :], ty, len(args))
+        values[op.ress] = builder.call(fn, args)
+        return
+    fn = _libm_function(builder.module, name[len(LIBM_PREFIX) :], ty.element, len(args))
+    result: ir.Value = ir.Constant(ty, ir.Undefined)
+    for lane in range(ty.count):
+        index = ir.Constant(ir.IntType(32), lane)
+        lane_value = builder.call(fn, [builder.extract_element(a, index) for a in args])
+        result = builder.insert_element(result, lane_value, index)
+    values[op.ress] = result
+
+
+OWN_OP_EMITTERS[llvm.CallIntrinsicOp] = _emit_call_intrinsic
+
+
+def _emit_fcmp(op: Operation, builder: ir.IRBuilder, values: dict[SSAValue, ir.Value]) -> None:
+    """`llvmx.fcmp` (scalars or vectors): ordered / unordered compare by predicate name."""
+    assert isinstance(op, llvmx.FCmpOp)
+    pred = op.predicate.data
+    lhs, rhs = values[op.lhs], values[op.rhs]
+    if pred in ("ord", "uno"):
+        compare = builder.fcmp_ordered if pred == "ord" else builder.fcmp_unordered
+        values[op.res] = compare(pred, lhs, rhs)
+        return
+    symbol = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}[pred[1:]]
+    compare = builder.fcmp_ordered if pred[0] == "o" else builder.fcmp_unordered
+    values[op.res] = compare(symbol, lhs, rhs)
+
+
+def _emit_extractelement(
+    op: Operation, builder: ir.IRBuilder, values: dict[SSAValue, ir.Value]
+) -> None:
+    assert isinstance(op, llvmx.ExtractElementOp)
+    values[op.res] = builder.extract_element(values[op.vector], values[op.index])
+
+
+OWN_OP_EMITTERS[llvmx.FCmpOp] = _emit_fcmp
+OWN_OP_EMITTERS[llvmx.ExtractElementOp] = _emit_extractelement

@@ -1,7 +1,8 @@
 """`mlc`: the model-level command line.
 
     mlc import model.onnx -o model.mlir [--input-shape x=1x3x224x224]
-    mlc run model.onnx --input x=x.npy [--output-dir out/]
+    mlc run model.onnx --input x=x.npy [--output-dir out/] [--interpret]
+    mlc compile model.onnx -o model.so   # + model.h; -o model.o [--triple T --cpu C]: object
     mlc demo                      # the bundled example: import, run, compare with onnxruntime
 
 Every error is one line on stderr and a non-zero exit; no tracebacks.
@@ -91,21 +92,82 @@ def _arg_names(function) -> list[str]:  # type: ignore[no-untyped-def]
     return names
 
 
+def _native_errors() -> tuple[type[Exception], ...]:
+    from mlc.lowering.arith_to_llvm import LlvmLoweringError
+    from mlc.lowering.graph_to_tl import GraphToTlError
+    from mlc.targets.llvm_emit import EmitError
+
+    return (GraphToTlError, LlvmLoweringError, EmitError)
+
+
+def _lower(module, what):  # type: ignore[no-untyped-def]
+    """`what(module)` (compile_model / lower_model), a lowering failure as one line."""
+    try:
+        return what(module)
+    except _native_errors() as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CliError(f"cannot compile natively: {first}") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from mlc.interpreters import entry_function, interpret
+    from mlc.interpreters import check_inputs, entry_function, interpret
+    from mlc.targets.compiled import compile_model
 
     module = _load_module(args.model, _parse_shapes(args.input_shape))
     function = entry_function(module)
-    inputs = _read_inputs(args.input, function)
-    start = time.perf_counter()
-    outputs = interpret(module, *inputs)
-    elapsed = time.perf_counter() - start
+    inputs = [np.ascontiguousarray(x) for x in _read_inputs(args.input, function)]
+    check_inputs(function, inputs)  # before compiling: a bad input fails fast
+    if args.interpret:
+        start = time.perf_counter()
+        outputs = interpret(module, *inputs)
+        timing = f"reference interpreter: {(time.perf_counter() - start) * 1e3:.1f} ms"
+    else:
+        start = time.perf_counter()
+        compiled = _lower(module, lambda m: compile_model(m, function=function.sym_name.data))
+        compile_time = time.perf_counter() - start
+        start = time.perf_counter()
+        outputs = compiled(*inputs)
+        run_time = time.perf_counter() - start
+        timing = f"native: compile {compile_time:.2f} s, run {run_time * 1e3:.3f} ms"
     for i, out in enumerate(outputs):
         print(f"output #{i}: {out.dtype}{list(out.shape)}  {_preview(out)}")
         if args.output_dir:
             os.makedirs(args.output_dir, exist_ok=True)
             np.save(os.path.join(args.output_dir, f"output{i}.npy"), out)
-    print(f"reference interpreter: {elapsed * 1e3:.1f} ms")
+    print(timing)
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    """Compile ahead of time: a shared library and C header for this machine, or an object
+    file (and header) for any target LLVM knows."""
+    from mlc.targets.aot import export_library, export_object
+    from mlc.targets.compiled import lower_model
+    from mlc.targets.cpu import is_host_triple
+
+    out = Path(args.output)
+    as_object = out.suffix == ".o"
+    if not is_host_triple(args.triple) and not as_object:
+        raise CliError(
+            f"--triple {args.triple} is not this machine: mlc can write an object file for "
+            "it but not link or run it; use -o NAME.o"
+        )
+    if not out.parent.is_dir():
+        raise CliError(f"{out.parent}: no such directory")
+    module = _load_module(args.model, _parse_shapes(args.input_shape))
+    lowered = _lower(module, lower_model)
+    options = {"prefix": args.prefix, "cpu": args.cpu, "features": args.features, "opt": args.opt}
+    if as_object:
+        lib = export_object(lowered, out, triple=args.triple, **options)
+    else:
+        lib = export_library(lowered, out, **options)
+    print(f"wrote {lib.path} ({lib.path.stat().st_size / 1024:.0f} KiB) and {lib.header}")
+    ins = ", ".join(f"{b['dtype']}{b['shape']}" for b in lib.signature["inputs"])
+    outs = ", ".join(f"{b['dtype']}{b['shape']}" for b in lib.signature["outputs"])
+    target = lib.signature["triple"] + (
+        f" ({lib.signature['cpu']})" if lib.signature["cpu"] else ""
+    )
+    print(f"entry: {lib.entry}({ins}) -> ({outs}), for {target}")
     return 0
 
 
@@ -200,7 +262,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxD")
     p.add_argument("--output-dir", help="save outputs as outputN.npy here")
+    p.add_argument(
+        "--interpret",
+        action="store_true",
+        help="run the reference interpreter instead of compiling natively",
+    )
     p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser(
+        "compile",
+        help="compile ahead of time: a shared library + C header, or an object file (-o x.o)",
+    )
+    p.add_argument("model")
+    p.add_argument(
+        "-o", "--output", required=True, help="NAME.so (library + NAME.h) or NAME.o (object)"
+    )
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxD")
+    p.add_argument("--triple", help="target triple (default: this machine); objects only")
+    p.add_argument("--cpu", help="target CPU (default: this machine's, or generic)")
+    p.add_argument("--features", help="LLVM target features, e.g. +avx2,+fma")
+    p.add_argument("--prefix", help="C symbol prefix (default: from the output file name)")
+    p.add_argument("-O", dest="opt", type=int, choices=range(4), default=3, metavar="LEVEL")
+    p.set_defaults(fn=cmd_compile)
 
     p = sub.add_parser(
         "demo", help="compile + run the bundled example, compare and time against onnxruntime"
@@ -216,11 +299,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from mlc.interpreters import InterpretError
     from mlc.parser.onnx import OnnxImportError
+    from mlc.targets.aot import AotError
+    from mlc.targets.compiled import InvalidInputError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.fn(args))
-    except (CliError, OnnxImportError, InterpretError, DiagnosticException) as e:
+    except (
+        CliError,
+        OnnxImportError,
+        InterpretError,
+        DiagnosticException,
+        AotError,
+        InvalidInputError,
+    ) as e:
         print(f"mlc: error: {e}".rstrip(), file=sys.stderr)
         return 1
     except (OSError, ValueError) as e:

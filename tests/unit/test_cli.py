@@ -1,5 +1,6 @@
 """The command-line tools: `mlc import/run/demo` and `mlc-opt`, including bad input."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +160,77 @@ def test_demo_matches_onnxruntime(capsys: pytest.CaptureFixture[str]) -> None:
     assert mlc_cli.main(["demo", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "results match onnxruntime" in out
+
+
+def test_run_compiles_natively_unless_interpret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "relu.onnx"
+    _relu_model(model)
+    x = np.array([[-1, 2, -3], [4, -5, 6]], np.float32)
+    np.save(tmp_path / "x.npy", x)
+    for flags, label in (([], "native: compile"), (["--interpret"], "reference interpreter")):
+        out_dir = tmp_path / f"out{len(flags)}"
+        argv = ["run", str(model), "--input", f"x={tmp_path / 'x.npy'}", "--output-dir"]
+        assert mlc_cli.main([*argv, str(out_dir), *flags]) == 0
+        assert label in capsys.readouterr().out
+        np.testing.assert_array_equal(np.load(out_dir / "output0.npy"), np.maximum(x, 0))
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler (`cc`) on PATH to link")
+def test_compile_writes_a_library_and_header(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import mlc
+
+    model = tmp_path / "relu.onnx"
+    _relu_model(model)
+    lib = tmp_path / "relu.so"
+    assert mlc_cli.main(["compile", str(model), "-o", str(lib)]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {lib}" in out and "relu_run(float32[2, 3]) -> (float32[2, 3])" in out
+    assert "void relu_run(const float *x, float *y);" in (tmp_path / "relu.h").read_text()
+    x = np.array([[-1, 2, -3], [4, -5, 6]], np.float32)
+    (y,) = mlc.load(lib)(x)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+
+
+def test_compile_an_object_for_another_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "relu.onnx"
+    _relu_model(model)
+    obj = tmp_path / "relu_arm.o"
+    triple = "aarch64-unknown-linux-gnu"
+    code = mlc_cli.main(["compile", str(model), "-o", str(obj), "--triple", triple])
+    err = capsys.readouterr().err
+    if code != 0 and "unknown target triple" in err:
+        pytest.skip("LLVM here has no AArch64 target")
+    assert code == 0, err
+    data = obj.read_bytes()
+    assert data[:4] == b"\x7fELF" and int.from_bytes(data[18:20], "little") == 183  # AArch64
+    assert (tmp_path / "relu_arm.h").exists()
+    # a library needs linking, which mlc cannot do for another target
+    assert (
+        mlc_cli.main(["compile", str(model), "-o", str(tmp_path / "r.so"), "--triple", triple]) == 1
+    )
+    err = capsys.readouterr().err
+    assert "use -o NAME.o" in err and len(err.strip().splitlines()) == 1
+
+
+def test_compile_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "relu.onnx"
+    _relu_model(model)
+    cases = [
+        (["compile", str(tmp_path / "missing.onnx"), "-o", str(tmp_path / "m.so")], "no such file"),
+        (
+            ["compile", str(model), "-o", str(tmp_path / "m.o"), "--triple", "nonsense-cpu-os"],
+            "unknown target triple 'nonsense-cpu-os'",
+        ),
+        (["compile", str(model), "-o", str(tmp_path / "no" / "m.so")], "no such directory"),
+    ]
+    for argv, message in cases:
+        assert mlc_cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
-from xdsl.dialects.builtin import UnitAttr
+from xdsl.dialects.builtin import UnitAttr, f32, i32
 
 import mlc
 from mlc.dialects.tl import ForOp, LoopKind
@@ -17,7 +17,7 @@ from mlc.parser.mlir import parse_module
 from mlc.targets.compiled import compile_model
 from mlc.testing.coverage import covers
 from mlc.testing.schedules import schedules
-from mlc.testing.strategies import KernelCase, kernel_modules
+from mlc.testing.strategies import KernelCase, Program, graph_programs, kernel_modules
 from mlc.transforms.loops.default_schedule import CpuDefaultSchedule, apply_default_schedules
 
 
@@ -168,3 +168,13 @@ def test_padded_reads_and_gathers_vectorize(
     note(str(module))
     got = compile_model(module).run_buffers(*arrays)
     _compare(got, want)
+
+
+@covers("convert-tl-to-llvm")
+@given(graph_programs(element_types=[f32, i32]))
+def test_graph_programs_compile_to_the_interpreters_results(program: Program) -> None:
+    """Whole random graph programs through mlc.compile's default pipeline (default
+    schedules, threads) against the graph-level reference interpreter."""
+    want = mlc.interpret(program.module, *program.inputs)
+    got = compile_model(program.module)(*program.inputs)
+    _compare(list(got), list(want))
