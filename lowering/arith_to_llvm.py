@@ -384,13 +384,15 @@ def _cvt64(b: Builder, x: SSAValue) -> SSAValue:
     sat = b.insert(llvm.CallIntrinsicOp(name, [x], [wide])).results[0]
     # below -2^63 saturates to INT64_MIN already; NaN compares unordered (false)
     in_range = _fcmp(b, "olt", x, constant(b, 2.0**63, x.type))
-    return b.insert(llvm.SelectOp(in_range, sat, constant(b, -(2**63), wide))).results[0]
+    return select(b, in_range, sat, constant(b, -(2**63), wide))
 
 
 _FCMP = ["false", "oeq", "ogt", "oge", "olt", "ole", "one", "ord"]
 
 
 def _fcmp(b: Builder, pred: str, x: SSAValue, y: SSAValue) -> SSAValue:
+    if lanes_of(x) > 1:  # xDSL's llvm.fcmp is scalar only
+        return b.insert(llvmx.FCmpOp(x, y, pred)).res
     return b.insert(llvm.FCmpOp(x, y, IntegerAttr(_FCMP.index(pred), i64))).results[0]
 
 
@@ -416,7 +418,7 @@ def _fptoui(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
     wide_ty = _vector_like(i64, x.type)
     big = b.insert(llvm.XOrOp(_cvt64(b, shifted), constant(b, -(2**63), wide_ty))).results[0]
     is_big = _fcmp(b, "oge", x, two63)
-    return _from_i64(b, op, args, b.insert(llvm.SelectOp(is_big, big, small)).results[0])
+    return _from_i64(b, op, args, select(b, is_big, big, small))
 
 
 def _uitofp(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
@@ -437,7 +439,7 @@ def _uitofp(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
     doubled = b.insert(llvm.FAddOp(halved, halved)).results[0]
     direct = b.insert(llvm.SIToFPOp(x, ty)).results[0]
     negative = _icmp(b, "slt", x, constant(b, 0, x.type))
-    return b.insert(llvm.SelectOp(negative, doubled, direct)).results[0]
+    return select(b, negative, doubled, direct)
 
 
 def _shift(op_cls: Callable[[SSAValue, SSAValue], Operation], arithmetic: bool) -> Lowering:
@@ -453,11 +455,11 @@ def _shift(op_cls: Callable[[SSAValue, SSAValue], Operation], arithmetic: bool) 
         in_range = _icmp(b, "ult", amount, constant(b, width, ty))
         last = constant(b, width - 1, ty)
         if arithmetic:
-            clamped = b.insert(llvm.SelectOp(in_range, amount, last)).results[0]
+            clamped = select(b, in_range, amount, last)
             return b.insert(op_cls(x, clamped)).results[0]
         masked = b.insert(llvm.AndOp(amount, last)).results[0]
         shifted = b.insert(op_cls(x, masked)).results[0]
-        return b.insert(llvm.SelectOp(in_range, shifted, constant(b, 0, ty))).results[0]
+        return select(b, in_range, shifted, constant(b, 0, ty))
 
     return lower
 

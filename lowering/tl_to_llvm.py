@@ -77,7 +77,7 @@ from mlc.lowering.tl_parallel_to_llvm import (
     ParallelCodegen,
     num_threads_global,
 )
-from mlc.lowering.tl_vector_to_llvm import LoopKindCodegen
+from mlc.lowering.tl_vector_to_llvm import LoopKindCodegen, always_in_bounds
 from mlc.lowering.workspace import plan_workspace
 
 __all__ = [
@@ -152,6 +152,8 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen):
         self.externals = externals
         self.threads = threads
         self.outlined: list[llvm.FuncOp] = []  # parallel loop bodies
+        self.versioned: set[BlockOp] = set()  # predicated blocks split by versioned_loop
+        self.assume_predicates: set[BlockOp] = set()  # ... in the copy where they hold
         self.uses_threads = False
         self.values: dict[SSAValue, Index] = {}
         self.region = Region()
@@ -420,7 +422,7 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen):
         point = [self.affine(e, loop_vars) for e in op.binding_map.results]
         after: Block | None = None
         pred = op.predicate_map
-        if pred is not None and pred.results:
+        if pred is not None and pred.results and op not in self.assume_predicates:
             cond: SSAValue | None = None
             for e in pred.results:
                 c = self.icmp("slt", self.affine(e, point), 0)
@@ -441,6 +443,8 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen):
             idx = [self.affine(e, point) for e in maps[k].results]
             element = ty.element_type
             pad = pads[k] if k < n_in else None
+            if pad is not None and always_in_bounds(op, maps[k], ty.get_shape()):
+                pad = None  # every read is inside the buffer
             if pad is not None:
                 valid = self.in_bounds(idx, ty.get_shape())
                 ptr = self.element_ptr(self.values[buf], ty, self.clamp(idx, valid))

@@ -44,16 +44,17 @@ from xdsl.dialects.builtin import (
     i32,
     i64,
 )
-from xdsl.ir import Attribute, SSAValue
+from xdsl.ir import Attribute, BlockArgument, SSAValue
 from xdsl.ir.affine import (
     AffineBinaryOpExpr,
     AffineBinaryOpKind,
     AffineConstantExpr,
     AffineDimExpr,
     AffineExpr,
+    AffineMap,
 )
 
-from mlc.dialects.tl import BlockOp, ForOp, IndexOp, LoopKind, YieldOp
+from mlc.dialects.tl import BlockOp, ForOp, IndexOp, LoopKind, YieldOp, affine_range, linear_form
 from mlc.lowering.arith_to_llvm import (
     constant,
     lanes_of,
@@ -65,7 +66,7 @@ from mlc.lowering.arith_to_llvm import (
 if TYPE_CHECKING:
     from mlc.lowering.tl_to_llvm import Index, _FunctionLowering
 
-__all__ = ["LoopKindCodegen", "coefficient", "element_bytes"]
+__all__ = ["LoopKindCodegen", "always_in_bounds", "coefficient", "element_bytes"]
 
 
 def coefficient(e: AffineExpr, dims: Sequence[int | None]) -> int | None:
@@ -112,8 +113,90 @@ class LoopKindCodegen:
             self.vector_loop(op)
         elif kind == LoopKind.PARALLEL and op.trip_count > 1 and self.threads:
             self.parallel_loop(op)
-        else:
+        elif not self.versioned_loop(op):
             self.serial_loop(op.lb, op.ub, op.step_value, lambda iv: self.body(op, iv))
+
+    def versioned_loop(self: _FunctionLowering, op: ForOp) -> bool:
+        """Index-set splitting for predicated blocks (imperfect splits): where a block's
+        predicate does not depend on this loop, emit the loop twice, once for when the
+        predicate holds at every point the loop nest reaches (its value bounded over the
+        inner loops' static ranges; the copy has no predicate at all, so vector tiles
+        stay in registers) and once as it is. Returns False if there is nothing to do."""
+        blocks = [
+            b
+            for b in op.walk()
+            if isinstance(b, BlockOp)
+            and b.predicate_map is not None
+            and b.predicate_map.results
+            and b not in self.versioned
+        ]
+        if not blocks:
+            return False
+        conds: list[SSAValue] = []
+        chosen: list[BlockOp] = []
+        for b in blocks:
+            bound = self.predicate_bound(b, op)
+            if bound is not None:
+                conds.extend(bound)
+                chosen.append(b)
+        if not chosen:
+            return False
+        self.versioned.update(chosen)
+        full: SSAValue | None = None
+        for c in conds:
+            full = self.and_(full, c)
+        assert full is not None
+        fast, slow, join = self.new_block(), self.new_block(), self.new_block()
+        self.b.insert(llvm.CondBrOp(full, fast, [], slow, []))
+        self.block = fast
+        self.assume_predicates.update(chosen)
+        self.serial_loop(op.lb, op.ub, op.step_value, lambda iv: self.body(op, iv))
+        self.assume_predicates.difference_update(chosen)
+        self.b.insert(llvm.BrOp(join))
+        self.block = slow
+        self.serial_loop(op.lb, op.ub, op.step_value, lambda iv: self.body(op, iv))
+        self.b.insert(llvm.BrOp(join))
+        self.block = join
+        return True
+
+    def predicate_bound(self: _FunctionLowering, b: BlockOp, loop: ForOp) -> list[SSAValue] | None:
+        """`max(e) < 0` for each predicate `e` of `b` over every iteration of `loop` and the
+        loops inside it (None: `e` depends on `loop` itself or on a serial loop inside it,
+        or is not linear)."""
+        assert b.predicate_map is not None
+        bindings = list(b.binding_map.results)
+        forms = [
+            linear_form(e.replace_dims_and_symbols(bindings, [])) for e in b.predicate_map.results
+        ]
+        used = {i for coeffs, _, _ in forms for i in coeffs}
+        inner: dict[int, tuple[int, int]] = {}  # loop var position -> value range
+        for i in used:
+            v = b.loop_vars[i]
+            owner = v.owner.parent_op() if isinstance(v, BlockArgument) else None
+            if owner is loop:
+                return None
+            if isinstance(owner, ForOp) and loop.is_ancestor(owner):
+                if owner.trip_count < 1 or owner.loop_kind in (LoopKind.SERIAL, LoopKind.PARALLEL):
+                    return None  # version further in, where the predicate is invariant
+                last = owner.lb + (owner.trip_count - 1) * owner.step_value
+                inner[i] = (owner.lb, last)
+            elif v not in self.values:
+                return None
+        if not inner:
+            return None  # uniform over the nest: the block's own branch is invariant
+        conds = []
+        for coeffs, atoms, const in forms:
+            if atoms:
+                return None
+            bound: Index = const
+            for i, c in coeffs.items():
+                if i in inner:
+                    lo, hi = inner[i]
+                    bound = self.add(bound, max(c * lo, c * hi))
+                else:
+                    bound = self.add(bound, self.mul(self.values[b.loop_vars[i]], c))
+            conds.append(self.icmp("slt", bound, 0))
+        return conds
 
     def body(self: _FunctionLowering, op: ForOp, iv: Index) -> None:
         self.values[op.induction_var] = iv
@@ -192,6 +275,8 @@ class LoopKindCodegen:
         point_coef = [coefficient(e, loop_dims) for e in op.binding_map.results]
         operands = self.vector_operands(op, point_coef)
         pred = op.predicate_map.results if op.predicate_map is not None else ()
+        if op in self.assume_predicates:
+            pred = ()  # holds at every point here (see versioned_loop)
         pred_coef = [coefficient(e, point_coef) for e in pred] if None not in point_coef else []
         needs_mask = active is not None or any(c != 0 for c in pred_coef)
         if (
@@ -207,6 +292,41 @@ class LoopKindCodegen:
         coef = cast(list[int], point_coef)
         loop_vars = [self.values[v] for v in op.loop_vars]
         point = [self.affine(e, loop_vars) for e in op.binding_map.results]
+        lane_preds = [(e, c) for e, c in zip(pred, cast(list[int], pred_coef)) if c != 0]
+        if lane_preds and active is None:
+            # two versions: every lane valid (no mask: plain loads and stores, which LLVM
+            # keeps in registers across reduction loops) or not (masked)
+            full: SSAValue | None = None
+            for e, c in lane_preds:
+                last = self.add(self.affine(e, point), max(0, c * (width - 1)))
+                full = self.and_(full, self.icmp("slt", last, 0))
+            assert full is not None
+            fast, slow, join = self.new_block(), self.new_block(), self.new_block()
+            self.b.insert(llvm.CondBrOp(full, fast, [], slow, []))
+            self.block = fast
+            self.vector_block_body(op, operands, point, coef, pred, pred_coef, width, None, False)
+            self.b.insert(llvm.BrOp(join))
+            self.block = slow
+            self.vector_block_body(op, operands, point, coef, pred, pred_coef, width, None, True)
+            self.b.insert(llvm.BrOp(join))
+            self.block = join
+            return
+        self.vector_block_body(op, operands, point, coef, pred, pred_coef, width, active, True)
+
+    def vector_block_body(
+        self: _FunctionLowering,
+        op: BlockOp,
+        operands: list[_Operand],
+        point: list[Index],
+        coef: list[int],
+        pred: Sequence[AffineExpr],
+        pred_coef: Sequence[int | None],
+        width: int,
+        active: int | None,
+        lane_masks: bool,
+    ) -> None:
+        """The vector code of `op` at `point` (lane-dependent predicates as a lane mask
+        if `lane_masks`, else assumed to hold for every lane)."""
         # the predicate: uniform parts branch, lane-dependent parts make the mask
         mask: SSAValue | None = None
         if active is not None:
@@ -216,7 +336,7 @@ class LoopKindCodegen:
             value = self.affine(e, point)
             if c == 0:
                 uniform.append(self.icmp("slt", value, 0))
-            else:
+            elif lane_masks:
                 lanes = self.lanes(value, c, width)
                 zero = self.lane_constant([0] * width, i64)
                 mask = self.and_(mask, self.vicmp("slt", lanes, zero))
@@ -299,6 +419,8 @@ class LoopKindCodegen:
             c = cast(list[int], coefs)
             flat = sum(ci * s for ci, s in zip(c, _strides(ty.get_shape())))
             pad = op.pad_values[k] if k < n_in else None
+            if pad is not None and always_in_bounds(op, m, ty.get_shape()):
+                pad = None  # every read is inside the buffer: the guard is dead
             init = op.init_values[k - n_in] if k >= n_in else None
             if k >= n_in and flat != 1:
                 return None  # outputs are stored as whole vectors
@@ -429,6 +551,17 @@ class LoopKindCodegen:
             value = self.load(ptr, element)
             vec = self.b.insert(llvm.InsertElementOp(vec, value, self.v(lane))).res
         return vec
+
+
+def always_in_bounds(op: BlockOp, m: AffineMap, shape: Sequence[int]) -> bool:
+    """Every index of map `m` stays inside `shape` over `op`'s iteration domain (so a pad
+    guard on that read never fires: e.g. a read from a buffer padded by cache_read)."""
+    ranges = [(0, it.extent.data - 1) for it in op.iterator_list]
+    for e, size in zip(m.results, shape):
+        lo, hi = affine_range(e, ranges)
+        if lo < 0 or hi >= size:
+            return False
+    return True
 
 
 def element_bytes(ty: Attribute) -> int:

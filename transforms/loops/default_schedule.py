@@ -23,7 +23,8 @@ plain text (`Schedule.text()`) and replays with `tl-apply-schedule`.
    registers across the reduction loops, which sit between the tile loops and the tile
    (Goto / BLIS order: `r.o, v.o.o, reductions, r.i, v.o.i, v.i`). A single long
    reduction (> 512) is split by 256 and its outer loop moved outermost (K blocking for
-   the L2 cache).
+   the L2 cache). A padded vector input (a conv's input) is first copied into a buffer
+   that holds its padding, so the tile loop reads it without bounds checks.
 4. The outermost parallel loop runs on threads (`parallel`) when `threads` is set.
 """
 
@@ -149,7 +150,23 @@ class CpuDefaultSchedule:
         for n in tile_inner:
             sch.unroll(f"{label}/{n}")
         sch.vectorize(f"{label}/{v_inner}", width)
+        self._materialize_pads(sch, label, v)
         self._parallel(sch, label, find_block(sch.root, label), new_order)
+
+    def _materialize_pads(self, sch: Schedule, label: str, v: int) -> None:
+        """Copy each guarded (padded) vector input into a buffer that holds its padding,
+        once before the nest (a cache_read at the outermost loop): the hot loop then reads
+        without bounds checks or lane masks."""
+        block = find_block(sch.root, label)
+        outer = f"{label}/{loop_name(block_loops(block)[0])}"
+        for k in _contiguous_inputs(block, v):
+            if block.pad_values[k] is None:
+                continue
+            try:
+                sch.cache_read(label, k, outer)
+            except ScheduleError:
+                continue
+            block = find_block(sch.root, label)
 
     def _parallel(self, sch: Schedule, label: str, block: BlockOp, order: Sequence[str]) -> None:
         """Mark the outermost loop over parallel iterators only as `parallel`."""

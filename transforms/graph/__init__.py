@@ -1,0 +1,48 @@
+"""Graph-level optimizations: constant folding, canonicalization, batch-norm folding and
+the `graph-optimize` pipeline (with xDSL's CSE and DCE)."""
+
+from mlc.transforms.graph.canonicalize import (
+    CANONICALIZATION_PATTERNS,
+    ComposeReshapes,
+    ComposeTransposes,
+    GraphCanonicalizePass,
+    PretransposeGemmWeight,
+    RemoveNeutralOperand,
+    RemoveNoOp,
+)
+from mlc.transforms.graph.fold_batchnorm import (
+    BATCHNORM_PATTERNS,
+    FoldBatchNorm,
+    FoldBatchNormPass,
+    FoldChannelAffine,
+    channel_vector,
+    fold_channel_affine,
+)
+from mlc.transforms.graph.fold_constants import (
+    DEFAULT_MAX_ELEMENTS,
+    FoldConstantOp,
+    FoldConstantsPass,
+    should_fold,
+)
+from mlc.transforms.graph.optimize import GraphOptimizePass
+
+__all__ = [
+    "BATCHNORM_PATTERNS",
+    "CANONICALIZATION_PATTERNS",
+    "DEFAULT_MAX_ELEMENTS",
+    "ComposeReshapes",
+    "ComposeTransposes",
+    "FoldBatchNorm",
+    "FoldBatchNormPass",
+    "FoldChannelAffine",
+    "FoldConstantOp",
+    "FoldConstantsPass",
+    "GraphCanonicalizePass",
+    "GraphOptimizePass",
+    "PretransposeGemmWeight",
+    "RemoveNeutralOperand",
+    "RemoveNoOp",
+    "channel_vector",
+    "fold_channel_affine",
+    "should_fold",
+]
