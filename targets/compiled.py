@@ -31,6 +31,7 @@ from xdsl.printer import Printer
 from mlc.interpreters.tl.buffers import numpy_dtype
 from mlc.lowering.tl_parallel_to_llvm import NUM_THREADS_GLOBAL
 from mlc.lowering.tl_to_llvm import ALIGNMENT, lower_module
+from mlc.lowering.workspace import plan_workspace
 from mlc.targets.cpu import JitEngine, target_machine
 from mlc.targets.llvm_emit import emit_module
 
@@ -163,6 +164,9 @@ class CompiledModel(NativeFunction):
         #: the LLVM IR before O3 (what `export` compiles again, for any target)
         self.llvm_ir_unoptimized = llvm_ir_unoptimized
         super().__init__(name, inputs, outputs, engine.function_address(name))
+        #: the liveness-planned workspace vs separate intermediate buffers (bytes)
+        self.workspace_bytes = 0
+        self.intermediate_bytes = 0
         self._threads: ctypes.c_int32 | None = None
         address = engine.engine.get_global_value_address(NUM_THREADS_GLOBAL)
         if address:
@@ -209,6 +213,10 @@ class LoweredModel:
     llvm_dialect: str
     #: llvmlite IR text for the host triple and data layout (retargeted by `emit_object`)
     llvm_ir_unoptimized: str
+    #: bytes of the one workspace holding every intermediate buffer (liveness-planned) ...
+    workspace_bytes: int = 0
+    #: ... and what the intermediates would take as separate allocations
+    intermediate_bytes: int = 0
 
 
 def _has_op(module: ModuleOp, prefix: str) -> bool:
@@ -282,13 +290,16 @@ def lower_model(
     out_names = _names(f.res_attrs, len(out_types))
     ins = [BufferSpec.of(t, n) for t, n in zip(in_types, in_names) if isinstance(t, MemRefType)]
     outs = [BufferSpec.of(t, n) for t, n in zip(out_types, out_names) if isinstance(t, MemRefType)]
+    plan = plan_workspace(f)
     lower_module(module)
     module.verify()
     text = io.StringIO()
     Printer(text).print_op(module)
     tm = target_machine()
     ir_module = emit_module(module, tm.triple, str(tm.target_data))
-    return LoweredModel(name, ins, outs, text.getvalue(), str(ir_module))
+    return LoweredModel(
+        name, ins, outs, text.getvalue(), str(ir_module), plan.peak_bytes, plan.total_bytes
+    )
 
 
 def default_strategy() -> Any:
@@ -316,7 +327,7 @@ def compile_model(
     lowered = lower_model(model, function=function, input_shapes=input_shapes, schedule=schedule)
     engine = JitEngine(opt)
     engine.add_module(lowered.llvm_ir_unoptimized)
-    return CompiledModel(
+    model = CompiledModel(
         engine,
         lowered.name,
         lowered.inputs,
@@ -324,3 +335,6 @@ def compile_model(
         lowered.llvm_dialect,
         llvm_ir_unoptimized=lowered.llvm_ir_unoptimized,
     )
+    model.workspace_bytes = lowered.workspace_bytes
+    model.intermediate_bytes = lowered.intermediate_bytes
+    return model

@@ -4,6 +4,7 @@
     mlc run model.onnx --input x=x.npy [--output-dir out/] [--interpret]
     mlc compile model.onnx -o model.so   # + model.h; -o model.o [--triple T --cpu C]: object
     mlc demo                      # the bundled example: import, run, compare with onnxruntime
+    mlc bench [--only gemm,mlp]   # benchmarks against onnxruntime and numpy
 
 Every error is one line on stderr and a non-zero exit; no tracebacks.
 """
@@ -208,6 +209,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     compiled = compile_model(module)
     compile_time = time.perf_counter() - start
+    compiled.num_threads = 1  # compared with onnxruntime on one thread
     function = next(iter(module.body.block.ops))
     arg_types = [a.type for a in function.body.blocks[0].args]  # type: ignore[attr-defined]
     rng = np.random.default_rng(0)
@@ -222,6 +224,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"model: {path.name}  ({n_ops} graph ops)")
     print(
         f"import {import_time * 1e3:.0f} ms, compile (graph -> tl -> LLVM O3 -> JIT) {compile_time:.2f} s"
+    )
+    print(
+        f"workspace: {compiled.workspace_bytes} bytes for all intermediates "
+        f"(separately {compiled.intermediate_bytes} bytes; liveness-planned reuse)"
     )
     ok = True
     for i, (a, r, o) in enumerate(zip(native, reference, ort)):
@@ -291,7 +297,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="another .onnx model instead of the bundled one")
     p.add_argument("--repeat", type=int, default=50)
     p.set_defaults(fn=cmd_demo)
+
+    p = sub.add_parser(
+        "bench",
+        help="benchmarks against onnxruntime and numpy (see docs/performance.md)",
+        add_help=False,
+    )
+    p.set_defaults(fn=cmd_bench)
     return parser
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """`mlc bench [options]`: `python -m mlc.benchmarks.run` (its --help lists them)."""
+    from mlc.benchmarks.run import main as bench_main
+
+    return bench_main(args.bench_args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -302,7 +322,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mlc.targets.aot import AotError
     from mlc.targets.compiled import InvalidInputError
 
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # options belong to the benchmark harness
+        args = argparse.Namespace(fn=cmd_bench, bench_args=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return int(args.fn(args))
     except (
