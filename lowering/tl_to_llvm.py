@@ -32,7 +32,7 @@ every reduction iterator is 0, the body, and one store per output.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -84,10 +84,17 @@ __all__ = [
     "ALIGNMENT",
     "ConvertTlToLlvmPass",
     "LlvmLoweringError",
+    "OP_LOWERINGS",
     "lower_function",
     "lower_global",
     "lower_module",
 ]
+
+OpLowering = Callable[["_FunctionLowering", Operation], None]
+#: lowerings of ops from other dialects (hw.x86, ...) found in function bodies: each gets
+#: the function lowering (`values`, `b`, `element_ptr`, `load`, `store`, `call`, ...) and
+#: the op, and records its results in `values`
+OP_LOWERINGS: dict[type[Operation], OpLowering] = {}
 
 ALIGNMENT = 64
 """Alignment (bytes) of every buffer: arguments, results, allocations, globals."""
@@ -343,6 +350,8 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen):
             self.values[op.memref] = self.b.insert(llvm.AddressOfOp(ref, PTR)).result
         elif isinstance(op, func.ReturnOp):
             self.ret(op)
+        elif type(op) in OP_LOWERINGS:  # hardware dialects register theirs
+            OP_LOWERINGS[type(op)](self, op)
         else:
             args = [self.v(self.values[v]) for v in op.operands]
             self.values[op.results[0]] = lower_scalar_op(self.b, op, args)
