@@ -3,20 +3,28 @@
     python -m mlc.testing.conformance --report docs/conformance.md --json tests/conformance/baseline.json
 
 Each case ends as one of: passed, wrong (a result differs), unsupported (import refused
-it, with the reason) or crashed (any other exception: always a bug).
+it, with the reason) or crashed (any other exception: always a bug). Every case that passes
+the interpreter is also compiled (`mlc.compile`) and run natively, in worker processes (a
+segfault is a crash of that case, not of the harness), and gets a native status of the
+same four kinds (unsupported: a clean refusal of the compile pipeline).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import multiprocessing.connection
 import re
 import sys
 import time
 import warnings
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -41,6 +49,11 @@ class CaseResult:
     ops: tuple[str, ...]
     status: str
     detail: str = ""
+    #: graph inputs bound to each data set's values at import
+    bound: tuple[str, ...] = ()
+    #: compiled-and-run-natively status (one of STATUSES), "" where not run
+    native: str = ""
+    native_detail: str = ""
 
     @property
     def in_scope(self) -> bool:
@@ -130,7 +143,8 @@ def run_case(case: object) -> CaseResult:
             why = _compare(exp, act, rtol, atol)
             if why:
                 return CaseResult(name, ops, "wrong", f"output #{i}: {why}")
-    return CaseResult(name, ops, "passed", f"bound at import: {', '.join(bound)}" if bound else "")
+    detail = f"bound at import: {', '.join(bound)}" if bound else ""
+    return CaseResult(name, ops, "passed", detail, tuple(bound))
 
 
 def _inputs_to_bind(message: str, model: object) -> list[str]:
@@ -148,6 +162,181 @@ def _inputs_to_bind(message: str, model: object) -> list[str]:
     return sorted(set(names))
 
 
+# -- native: compile every interpreter-passing case and run it, in worker processes ---------
+
+#: clean refusals of the compile pipeline (the rest of a failure is a crash)
+_UNSUPPORTED_ERRORS = (
+    "GraphToTlError",
+    "TranslationError",
+    "ExpressionError",
+    "UnsupportedTypeError",
+    "LlvmLoweringError",
+    "EmitError",
+)
+
+
+@dataclass
+class NativeTask:
+    """What a worker needs to compile and run one case (picklable)."""
+
+    name: str
+    model: bytes
+    bound: tuple[str, ...]
+    data_sets: list[tuple[list[np.ndarray], list[np.ndarray]]]
+    rtol: float
+    atol: float
+
+
+def native_task(case: object, result: CaseResult) -> NativeTask:
+    data_sets = [
+        (_arrays(i), _arrays(o))
+        for i, o in case.data_sets  # type: ignore[attr-defined]
+    ]
+    return NativeTask(
+        result.name,
+        case.model.SerializeToString(),  # type: ignore[attr-defined]
+        result.bound,
+        data_sets,
+        max(case.rtol, 1e-4),  # type: ignore[attr-defined]
+        max(case.atol, 1e-6),  # type: ignore[attr-defined]
+    )
+
+
+def _c_array(x: np.ndarray) -> np.ndarray:
+    """`x` as a C-contiguous array of the same shape (0-d stays 0-d)."""
+    return x if x.flags.c_contiguous else x.copy(order="C")
+
+
+def run_native(task: NativeTask) -> tuple[str, str]:
+    """(status, detail) of `mlc.compile` + a native run of every data set, in this process."""
+    import onnx
+
+    from mlc.parser.onnx import import_onnx
+    from mlc.targets.compiled import compile_model
+
+    model = onnx.load_from_string(task.model)
+    input_names = [i.name for i in model.graph.input]
+    compiled = None
+    for inputs, outputs in task.data_sets:
+        values = dict(zip(input_names, inputs))
+        if compiled is None or task.bound:
+            try:
+                module = import_onnx(model, input_values={n: values[n] for n in task.bound})
+                compiled = compile_model(module)
+            except Exception as e:  # noqa: BLE001 - a crash is a result here
+                kind = type(e).__name__
+                if kind in _UNSUPPORTED_ERRORS:
+                    return "unsupported", f"{kind}: {e}"[:300]
+                return "crashed", f"compile: {kind}: {e}"[:300]
+        args = [_c_array(x) for n, x in zip(input_names, inputs) if n not in task.bound]
+        try:
+            results = compiled(*args)
+        except Exception as e:  # noqa: BLE001
+            return "crashed", f"run: {type(e).__name__}: {e}"[:300]
+        if len(results) != len(outputs):
+            return "wrong", f"{len(results)} results, expected {len(outputs)}"
+        for i, (exp, act) in enumerate(zip(outputs, results)):
+            why = _compare(exp, act, task.rtol, task.atol)
+            if why:
+                return "wrong", f"output #{i}: {why}"
+    return "passed", ""
+
+
+def _native_worker(conn: Connection) -> None:
+    """Worker loop: receive a task, send back (status, detail); stop on None."""
+    warnings.simplefilter("ignore")
+    np.seterr(all="ignore")
+    while True:
+        task = conn.recv()
+        if task is None:
+            return
+        conn.send(run_native(task))
+
+
+@dataclass
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+    task: NativeTask | None = None
+    started: float = 0.0
+    done: int = 0
+
+
+def run_native_all(
+    tasks: Sequence[NativeTask], jobs: int = 2, timeout: float = 120.0, recycle: int = 100
+) -> dict[str, tuple[str, str]]:
+    """Run `run_native` on every task in `jobs` worker processes, each replaced after
+    `recycle` cases. A worker that dies (a segfault in native code) or exceeds `timeout`
+    seconds on one case records that case as crashed; the others are unaffected."""
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    if ctx.get_start_method() == "fork":
+        import mlc.targets.compiled  # noqa: F401 - imported once, inherited by every worker
+    pending = deque(tasks)
+    results: dict[str, tuple[str, str]] = {}
+    workers: list[_Worker] = []
+
+    def start() -> None:
+        parent, child = ctx.Pipe()
+        process = ctx.Process(target=_native_worker, args=(child,), daemon=True)
+        process.start()
+        child.close()
+        workers.append(_Worker(process, parent))
+
+    def stop(w: _Worker, kill: bool = False) -> None:
+        if kill:
+            w.process.kill()
+        else:
+            try:
+                w.conn.send(None)
+            except OSError:
+                pass
+        w.process.join(5)
+        if w.process.is_alive():
+            w.process.kill()
+            w.process.join()
+        w.conn.close()
+        workers.remove(w)
+
+    try:
+        while pending or any(w.task is not None for w in workers):
+            for w in [w for w in workers if w.task is None]:
+                if not pending or w.done >= recycle:
+                    stop(w)
+            while len(workers) < min(jobs, len(pending)):
+                start()
+            for w in workers:
+                if w.task is None and pending:
+                    w.task, w.started = pending.popleft(), time.monotonic()
+                    w.conn.send(w.task)
+            busy = [w for w in workers if w.task is not None]
+            multiprocessing.connection.wait(
+                [w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=1.0
+            )
+            for w in busy:
+                assert w.task is not None
+                name = w.task.name
+                try:
+                    if w.conn.poll():
+                        results[name] = w.conn.recv()
+                        w.task, w.done = None, w.done + 1
+                        continue
+                except (EOFError, OSError):
+                    pass
+                if not w.process.is_alive():
+                    code = w.process.exitcode
+                    why = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
+                    results[name] = ("crashed", f"worker process died ({why})")
+                    stop(w, kill=True)
+                elif time.monotonic() - w.started > timeout:
+                    results[name] = ("crashed", f"timeout after {timeout:.0f} s")
+                    stop(w, kill=True)
+    finally:
+        for w in list(workers):
+            stop(w, kill=True)
+    return results
+
+
 def collect_cases(pattern: str | None = None) -> list[object]:
     from onnx.backend.test.case.node import collect_testcases
 
@@ -160,25 +349,43 @@ def collect_cases(pattern: str | None = None) -> list[object]:
     return cases
 
 
-def run_all(cases: Iterable[object]) -> list[CaseResult]:
+def run_all(
+    cases: Iterable[object],
+    native: bool | Callable[[str], bool] = False,
+    jobs: int = 2,
+) -> list[CaseResult]:
+    """Every case through the interpreter; with `native` (True, or a filter on case names),
+    every (selected) case that passed it is also compiled and run natively."""
     results = []
+    tasks = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for case in cases:
-            results.append(run_case(case))
+            r = run_case(case)
+            results.append(r)
+            if r.status == "passed" and (native is True or (native and native(r.name))):
+                tasks.append(native_task(case, r))
+    if tasks:
+        statuses = run_native_all(tasks, jobs=jobs)
+        for r in results:
+            if r.name in statuses:
+                r.native, r.native_detail = statuses[r.name]
     return results
 
 
-def summarize(results: Sequence[CaseResult]) -> dict[str, dict[str, int]]:
-    def counts(rs: Iterable[CaseResult]) -> dict[str, int]:
-        c = Counter(r.status for r in rs)
+def summarize(results: Sequence[CaseResult]) -> dict[str, dict[str, Any]]:
+    """Counts per status, for all cases and the in-scope ones; under "native", the same for
+    the cases that were compiled (those that pass the interpreter, where native ran)."""
+
+    def counts(rs: Iterable[CaseResult], native: bool = False) -> dict[str, int]:
+        c = Counter(r.native if native else r.status for r in rs)
         return {s: c.get(s, 0) for s in STATUSES}
 
     def bound(rs: Iterable[CaseResult]) -> int:
         return sum(1 for r in rs if r.status == "passed" and r.detail.startswith("bound"))
 
     in_scope = [r for r in results if r.in_scope]
-    return {
+    summary: dict[str, dict[str, Any]] = {
         "all": {
             "total": len(results),
             **counts(results),
@@ -190,6 +397,22 @@ def summarize(results: Sequence[CaseResult]) -> dict[str, dict[str, int]]:
             "passed_with_bound_inputs": bound(in_scope),
         },
     }
+    compiled = [r for r in results if r.native]
+    if compiled:
+        compiled_in_scope = [r for r in compiled if r.in_scope]
+        summary["native"] = {
+            "all": {"total": len(compiled), **counts(compiled, native=True)},
+            "in_scope": {"total": len(compiled_in_scope), **counts(compiled_in_scope, True)},
+        }
+    return summary
+
+
+def _reason(detail: str) -> str:
+    """A failure's reason without case-specific names and widths (for grouping)."""
+    detail = re.sub(r"'[^']*'", "'…'", detail)
+    detail = re.sub(r"@\w+", "@…", detail)
+    detail = re.sub(r"\b([iu])(8|16|32|64)\b", r"\1N", detail)
+    return detail[:160]
 
 
 def render_report(results: Sequence[CaseResult], elapsed: float) -> str:
@@ -198,7 +421,9 @@ def render_report(results: Sequence[CaseResult], elapsed: float) -> str:
         "# ONNX conformance report",
         "",
         "onnx's backend node test cases run through `mlc.import_onnx` + `mlc.interpret`",
-        "(reference semantics). Regenerate with",
+        "(reference semantics); every case that passes the interpreter is then compiled",
+        "with `mlc.compile` and run natively, against the same expected outputs and",
+        "tolerances. Regenerate with",
         "`python -m mlc.testing.conformance --report docs/conformance.md "
         "--json tests/conformance/baseline.json`.",
         "",
@@ -206,6 +431,8 @@ def render_report(results: Sequence[CaseResult], elapsed: float) -> str:
         "axes, a target shape, pads) as a graph *input*, the harness binds that input to the",
         "data set's value at import (`import_onnx(..., input_values=...)`) and runs the rest;",
         "such cases are counted as passed and listed in the column *of which bound*.",
+        "",
+        "## Interpreter",
         "",
         "| cases | total | passed | of which bound | wrong | unsupported | crashed |",
         "|---|---|---|---|---|---|---|",
@@ -216,26 +443,65 @@ def render_report(results: Sequence[CaseResult], elapsed: float) -> str:
             f"| {label} | {s['total']} | {s['passed']} | {s['passed_with_bound_inputs']} | "
             f"{s['wrong']} | {s['unsupported']} | {s['crashed']} |"
         )
+    native = summary.get("native")
+    if native:
+        lines += [
+            "",
+            "## Native (`mlc.compile`, host CPU)",
+            "",
+            "Of the cases that pass the interpreter. Each case is compiled and run in a worker",
+            "process, so a crash of native code is recorded as *crashed* (as is any exception",
+            "other than a clean refusal of the compile pipeline, which is *unsupported*).",
+            "`tests/conformance/test_conformance.py` compiles a deterministic eighth of these",
+            "cases (all of them with `MLC_CONFORMANCE_NATIVE=all`).",
+            "",
+            "| cases | compiled | passed | wrong | unsupported | crashed |",
+            "|---|---|---|---|---|---|",
+        ]
+        for key, label in (("all", "all node cases"), ("in_scope", "in-scope ops only")):
+            s = native[key]
+            lines.append(
+                f"| {label} | {s['total']} | {s['passed']} | {s['wrong']} | "
+                f"{s['unsupported']} | {s['crashed']} |"
+            )
+        lines += ["", "Reasons of the native failures (cases):", ""]
+        reasons = Counter(
+            f"{r.native}: {_reason(r.native_detail)}"
+            for r in results
+            if r.native and r.native != "passed"
+        )
+        for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+            lines.append(f"- {n} × {reason}")
+        if not reasons:
+            lines.append("None.")
     lines += ["", f"Run time: {elapsed:.0f} s.", "", "## In-scope cases that do not pass", ""]
     failing = [r for r in results if r.in_scope and r.status != "passed"]
     if not failing:
         lines.append("None.")
     for r in sorted(failing, key=lambda r: r.name):
         lines.append(f"- `{r.name}` — {r.status}: {r.detail}")
+    if native:
+        lines += ["", "## In-scope cases that pass the interpreter but not natively", ""]
+        failing = [r for r in results if r.in_scope and r.native not in ("", "passed")]
+        if not failing:
+            lines.append("None.")
+        for r in sorted(failing, key=lambda r: r.name):
+            lines.append(f"- `{r.name}` — {r.native}: {r.native_detail}")
     lines += ["", "## Per operator (cases whose model contains the op)", ""]
     lines += [
-        "| op | in scope | passed | wrong | unsupported | crashed |",
-        "|---|---|---|---|---|---|",
+        "| op | in scope | passed | wrong | unsupported | crashed | native passed |",
+        "|---|---|---|---|---|---|---|",
     ]
     per_op: dict[str, Counter[str]] = defaultdict(Counter)
     for r in results:
         for op in r.ops:
             per_op[op][r.status] += 1
+            per_op[op]["native " + r.native] += 1
     for op in sorted(per_op):
         c = per_op[op]
         lines.append(
             f"| {op} | {'yes' if op in IN_SCOPE_OPS else 'no'} | {c['passed']} | {c['wrong']} | "
-            f"{c['unsupported']} | {c['crashed']} |"
+            f"{c['unsupported']} | {c['crashed']} | {c['native passed']} |"
         )
     lines += ["", "## Out-of-scope cases: reasons", ""]
     reasons = Counter(
@@ -254,15 +520,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", help="write per-case statuses and the summary here")
     parser.add_argument("-k", "--pattern", help="only cases whose name contains this")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every failing case")
+    parser.add_argument(
+        "--no-native", action="store_true", help="only the interpreter: do not compile cases"
+    )
+    parser.add_argument("-j", "--jobs", type=int, default=2, help="native worker processes")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    results = run_all(collect_cases(args.pattern))
+    results = run_all(collect_cases(args.pattern), native=not args.no_native, jobs=args.jobs)
     elapsed = time.perf_counter() - start
     summary = summarize(results)
     if args.verbose:
         for r in results:
             if r.status != "passed":
                 print(f"{r.name}: {r.status}: {r.detail}")
+            elif r.native not in ("", "passed"):
+                print(f"{r.name}: native {r.native}: {r.native_detail}")
     for key in ("all", "in_scope"):
         s = summary[key]
         print(
@@ -270,20 +542,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"({s['passed_with_bound_inputs']} with bound inputs), {s['wrong']} wrong, "
             f"{s['unsupported']} unsupported, {s['crashed']} crashed"
         )
+        if "native" in summary:
+            n = summary["native"][key]
+            print(
+                f"{key} native: {n['passed']}/{n['total']} passed, {n['wrong']} wrong, "
+                f"{n['unsupported']} unsupported, {n['crashed']} crashed"
+            )
     if args.report:
         with open(args.report, "w") as f:
             f.write(render_report(results, elapsed))
     if args.json:
+        ordered = sorted(results, key=lambda r: r.name)
+        data: dict[str, Any] = {
+            "summary": summary,
+            "cases": {r.name: r.status for r in ordered},
+        }
+        if "native" in summary:
+            data["native_cases"] = {r.name: r.native for r in ordered if r.native}
         with open(args.json, "w") as f:
-            json.dump(
-                {
-                    "summary": summary,
-                    "cases": {r.name: r.status for r in sorted(results, key=lambda r: r.name)},
-                },
-                f,
-                indent=1,
-                sort_keys=True,
-            )
+            json.dump(data, f, indent=1, sort_keys=True)
             f.write("\n")
     return 0
 

@@ -174,17 +174,17 @@ def test_memref_global_constant() -> None:
 
 def test_unsupported_op_is_named() -> None:
     text = """
-    func.func @f(%a: memref<2xf32>, %b: memref<2xf32>) {
+    func.func @f(%a: memref<2xi32>, %b: memref<2xi32>) {
       tl.for %i = 0 to 2 {
         tl.block "u" iterators(i: 2 parallel) at(i = %i)
-            ins(%a[i] : memref<2xf32>) outs(%b[i] : memref<2xf32>) {
-        ^bb0(%x: f32, %y: f32):
-          %r = arith.remf %x, %x : f32
-          tl.yield %r : f32
+            ins(%a[i] : memref<2xi32>) outs(%b[i] : memref<2xi32>) {
+        ^bb0(%x: i32, %y: i32):
+          %r = math.ipowi %x, %x : i32
+          tl.yield %r : i32
         }
       }
       func.return
     }
     """
-    with pytest.raises(LlvmLoweringError, match="arith.remf"):
+    with pytest.raises(LlvmLoweringError, match="math.ipowi"):
         compile_model(parse_module(mlc.context(), text))

@@ -224,8 +224,7 @@ def _vector_run(
         body=Region(body),
     )
     module = ModuleOp([fn])
-    # not verified: xDSL 0.74's llvm.select wants an i1 condition (a per-lane vector<N x i1>
-    # is valid LLVM, and the emitter translates it)
+    module.verify()
     engine = JitEngine()
     engine.add_module(emit_module(module, engine.triple, engine.data_layout))
     # unannotated vector loads / stores assume the vector's natural alignment

@@ -77,6 +77,22 @@ def _only(top: Operation, block: BlockOp) -> bool:
     )
 
 
+def _like(f: ForOp) -> ForOp:
+    """An empty loop with `f`'s bounds and kind (`vectorize` / `unroll` stay, so a moved
+    epilogue runs on the producer's register tile in the same shape; a `parallel` loop
+    nested here becomes serial)."""
+    kind = f.loop_kind if f.loop_kind != LoopKind.PARALLEL else LoopKind.SERIAL
+    return ForOp(
+        f.lb,
+        f.ub,
+        f.step_value,
+        kind,
+        width=f.width.value.data if f.width is not None and kind == LoopKind.VECTORIZE else None,
+        factor=f.factor.value.data if f.factor is not None and kind == LoopKind.UNROLL else None,
+        masked=f.masked is not None and kind == LoopKind.VECTORIZE,
+    )
+
+
 def _copy_into_loops(
     moving: BlockOp,
     anchor: BlockOp,
@@ -88,7 +104,7 @@ def _copy_into_loops(
     its iterators `md` to `anchor`'s binding of iterator `ad` (`(md, ad)` in
     `dim_pairs`), with `anchor`'s loop variables renamed to the fresh loops' ones.
     Returns the outermost new op (loop or block) and the new block."""
-    new_loops = [ForOp(f.lb, f.ub, f.step_value) for f in replicate]
+    new_loops = [_like(f) for f in replicate]
     var_map: dict[SSAValue, SSAValue] = {}
     for f, g in zip(replicate, new_loops):
         g.induction_var.name_hint = loop_name(f)
@@ -294,7 +310,10 @@ def reverse_compute_at(consumer: BlockOp, loop: ForOp, names: Sequence[str] = ()
     fail = f"cannot move tl.block \"{clabel}\" into loop '{name}'"
     if loop.is_ancestor(consumer):
         raise ScheduleError(f"{fail}: it is already inside it")
-    reads = set(consumer.inputs)
+    # an output without init is read too: an epilogue updating the producer's buffer in
+    # place (mlc.transforms.tl_fusion.epilogue_in_place)
+    updated = {o for o, init in zip(consumer.outputs, consumer.init_values) if init is None}
+    reads = set(consumer.inputs) | updated
     writers = [b for b in blocks_under(loop) if set(b.outputs) & reads]
     if not writers:
         raise ScheduleError(f'{fail}: no tl.block inside it writes a buffer "{clabel}" reads')
@@ -310,12 +329,14 @@ def reverse_compute_at(consumer: BlockOp, loop: ForOp, names: Sequence[str] = ()
             raise ScheduleError(
                 f'{fail}: tl.block "{w.label.data}" also writes a buffer "{clabel}" reads'
             )
-    if list(consumer.inputs).count(buf) != 1:
+    in_place = buf in updated
+    if [*consumer.inputs, *consumer.outputs].count(buf) != 1:
         raise ScheduleError(f'{fail}: it reads the output of "{plabel}" more than once')
     # the consumer: elementwise over the shared buffer
-    idx = list(consumer.inputs).index(buf)
+    operands = [*consumer.inputs, *consumer.outputs]
+    c_map = consumer.maps[operands.index(buf)]
     shape = buf.type.get_shape()  # pyright: ignore[reportAttributeAccessIssue]
-    c_dims = _plain_dims(consumer.input_maps[idx])
+    c_dims = _plain_dims(c_map)
     n_c = len(consumer.iterators.data)
     if (
         consumer.reduction_dims
@@ -392,7 +413,7 @@ def reverse_compute_at(consumer: BlockOp, loop: ForOp, names: Sequence[str] = ()
         for o in top_c.walk()
     ):
         raise ScheduleError(f'{fail}: its loop nest holds more than "{clabel}"')
-    writes = set(consumer.outputs)
+    writes = set(consumer.outputs) - ({buf} if in_place else set())
     others = reads - {buf}
     op = top_p.next_op
     while op is not None and op is not top_c:

@@ -36,7 +36,7 @@ from typing import Protocol
 
 from xdsl.dialects.builtin import AnyFloat, IntegerType
 from xdsl.ir import Attribute, Operation
-from xdsl.ir.affine import AffineDimExpr, AffineMap
+from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
 from mlc.dialects.tl import BlockOp, KernelOp, linear_form
 from mlc.transforms.loops.common import ScheduleError, block_loops, find_block, loop_name
@@ -66,7 +66,7 @@ class CpuDefaultSchedule:
     vector_bits: int = 512
     threads: bool = False
     max_tile_rows: int = 8
-    tile_vectors: int = 2
+    max_accumulators: int = 0  # 0: 28 with 32 vector registers (AVX-512), else 12
     k_block: int = 256
 
     def lanes(self, element: Attribute) -> int:
@@ -78,6 +78,7 @@ class CpuDefaultSchedule:
 
     def schedule_kernel(self, sch: Schedule, kernel: KernelOp) -> None:
         label = kernel.label.data
+        epilogue = _in_place_epilogue(kernel)
         decompose = bool(kernel.reduction_dims) and any(v is not None for v in kernel.init_values)
         sch.lower(label, keep_inits=decompose)
         if decompose:
@@ -89,6 +90,33 @@ class CpuDefaultSchedule:
             if init is not None:
                 self._schedule_block(sch, init)
         self._schedule_block(sch, label)
+        if epilogue is not None:
+            self._fuse_epilogue(sch, label, epilogue)
+
+    def _fuse_epilogue(self, sch: Schedule, label: str, epilogue: KernelOp) -> None:
+        """Move the kernel that finishes `label`'s output in place (a bias, activation or
+        residual add: `tl_fusion.epilogue_in_place`) into `label`'s nest right after the
+        reduction loops, so each register tile is finished before it is stored for good."""
+        block = find_block(sch.root, label)
+        loops = block_loops(block)
+        at = None
+        for f in loops:
+            dims = {
+                d
+                for d, e in enumerate(block.binding_map.results)
+                if f.induction_var in _vars(block, e)
+            }
+            if dims & set(block.reduction_dims):
+                break
+            at = f
+        if at is None:
+            return
+        name = epilogue.label.data
+        sch.lower(name)
+        try:
+            sch.reverse_compute_at(name, f"{label}/{loop_name(at)}")
+        except ScheduleError:
+            self._schedule_block(sch, name)
 
     # ------------------------------------------------------------------ one block
 
@@ -109,14 +137,17 @@ class CpuDefaultSchedule:
         if reductions and not _contiguous_inputs(block, v):
             self._parallel(sch, label, block, order)
             return
-        width = min(width, _floor_pow2(extents[v]))
+        r = _tile_dim(block, v) if reductions else None
         vname = names[v]
+        if r is not None:
+            width, rows, vectors = self._register_tile(width, extents[v], extents[r])
+        else:
+            width, rows, vectors = min(width, _floor_pow2(extents[v])), 1, 1
         if extents[v] > width:
             v_outer, v_inner = sch.split(f"{label}/{vname}", width)
             v_outer, v_inner = _short(v_outer), _short(v_inner)
         else:
             v_outer, v_inner = None, vname
-        r = _tile_dim(block, v) if reductions else None
         if r is None or v_outer is None:
             rest = [n for n in order if n != vname]
             new_order = rest + ([v_outer] if v_outer else []) + [v_inner]
@@ -124,7 +155,6 @@ class CpuDefaultSchedule:
             sch.vectorize(f"{label}/{v_inner}", width)
             self._parallel(sch, label, find_block(sch.root, label), new_order)
             return
-        rows = _tile_rows(extents[r], self.max_tile_rows)
         rname = names[r]
         if rows < extents[r]:
             r_outer, r_inner = map(_short, sch.split(f"{label}/{rname}", rows))
@@ -132,9 +162,10 @@ class CpuDefaultSchedule:
             r_outer, r_inner = None, rname
         chunks = -(-extents[v] // width)
         v_tile: str | None = None
-        if chunks % self.tile_vectors == 0 and chunks > self.tile_vectors:
-            v_outer, v_tile = map(_short, sch.split(f"{label}/{v_outer}", self.tile_vectors))
-        elif chunks <= self.tile_vectors:
+        if vectors < chunks:
+            if vectors > 1:
+                v_outer, v_tile = map(_short, sch.split(f"{label}/{v_outer}", vectors))
+        else:
             v_outer, v_tile = None, v_outer
         red_names = [names[d] for d in reductions]
         k_outer: list[str] = []
@@ -152,6 +183,31 @@ class CpuDefaultSchedule:
         sch.vectorize(f"{label}/{v_inner}", width)
         self._materialize_pads(sch, label, v)
         self._parallel(sch, label, find_block(sch.root, label), new_order)
+
+    def _register_tile(self, lanes: int, v_extent: int, r_extent: int) -> tuple[int, int, int]:
+        """(vector width, tile rows MR, vectors per row NR) for a tile over an `r_extent` x
+        `v_extent` output: the fewest loads per FMA ((MR + NR) / (MR * NR)) with at most
+        `max_accumulators` accumulators, preferring no remainder (a width and tile that
+        divide the extents: no lane masks) and then wider vectors."""
+        best: tuple[float, int, int, int] | None = None
+        limit = self.max_accumulators or (28 if self.vector_bits >= 512 else 12)
+        registers = 32 if self.vector_bits >= 512 else 16
+        widths = [w for w in (lanes, lanes // 2) if w >= 4 and w <= _floor_pow2(v_extent)]
+        for width in widths or [min(lanes, _floor_pow2(v_extent))]:
+            chunks = -(-v_extent // width)
+            for vectors in range(1, min(chunks, limit) + 1):
+                if chunks % vectors:
+                    continue
+                for rows in range(1, min(r_extent, self.max_tile_rows) + 1):
+                    if rows * vectors > limit or rows * vectors + vectors + 1 > registers:
+                        break  # accumulators + one row of loaded vectors + a broadcast
+                    ragged = (v_extent % width != 0) + (r_extent % rows != 0)
+                    cost = (rows + vectors) / (rows * vectors) + ragged + (width < lanes) * 0.01
+                    key = (cost, -width, -rows, vectors)
+                    if best is None or key < best:
+                        best = key
+        assert best is not None
+        return -best[1], -best[2], best[3]
 
     def _materialize_pads(self, sch: Schedule, label: str, v: int) -> None:
         """Copy each guarded (padded) vector input into a buffer that holds its padding,
@@ -191,6 +247,8 @@ def apply_default_schedules(
     texts: dict[str, str] = {}
     kernels = [op for op in root.walk() if isinstance(op, KernelOp)]
     for kernel in kernels:
+        if kernel.parent is None:
+            continue  # already scheduled with another kernel (a fused epilogue)
         sch = Schedule(root)
         label = kernel.label.data
         strategy.schedule_kernel(sch, kernel)
@@ -199,6 +257,27 @@ def apply_default_schedules(
 
 
 # ---------------------------------------------------------------------- analysis
+
+
+def _in_place_epilogue(kernel: KernelOp) -> KernelOp | None:
+    """The next kernel, if it updates `kernel`'s (single) output in place elementwise."""
+    if not kernel.reduction_dims or len(kernel.outputs) != 1:
+        return None
+    op = kernel.next_op
+    while op is not None and not isinstance(op, KernelOp):
+        op = op.next_op
+    if (
+        isinstance(op, KernelOp)
+        and not op.reduction_dims
+        and list(op.outputs) == list(kernel.outputs)
+        and op.init_values[0] is None
+    ):
+        return op
+    return None
+
+
+def _vars(block: BlockOp, e: AffineExpr) -> set:
+    return {block.loop_vars[d] for d in e.used_dims()}
 
 
 def _short(name: str) -> str:

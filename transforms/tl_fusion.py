@@ -1,0 +1,303 @@
+"""Kernel fusion at the structured `tl` level: an elementwise producer is inlined into its
+only consumer (TVM's `compute_inline`), so chains of elementwise ops become one kernel and
+their intermediate buffers disappear.
+
+    %t = memref.alloc() : memref<4x8xf32>
+    tl.kernel "bn" iterators(i: 4 parallel, j: 8 parallel)
+        ins(%x[i, j] : ..., %s[j] : ...) outs(%t[i, j] : ...) { %y = mulf %a, %b ... }
+    tl.kernel "relu" iterators(p: 4 parallel, q: 8 parallel)
+        ins(%t[p, q] : ...) outs(%out[p, q] : ...) { %r = maximumf %v, 0 ... }
+
+becomes
+
+    tl.kernel "bn_relu" iterators(p: 4 parallel, q: 8 parallel)
+        ins(%x[p, q] : ..., %s[q] : ...) outs(%out[p, q] : ...) {
+      %y = mulf %a, %b ; %r = maximumf %y, 0 ... }
+
+The producer must be a `tl.kernel` without reduction iterators whose single output is a
+`memref.alloc`'d buffer written at plain iterators (a permutation: every point is written
+once), whose body does not read its output or use `tl.index`; the buffer must have exactly
+one other user, a `tl.kernel` that reads it without a pad guard (or with one that never
+fires). The consumer's read `T[f(q)]` then means the producer's iterators are `f(q)`, and
+the producer's inputs are read at their maps composed with `f`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import memref
+from xdsl.dialects.builtin import ModuleOp, UnitAttr
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
+from xdsl.passes import ModulePass
+
+from mlc.dialects.tl import IndexOp, KernelOp, YieldOp
+from mlc.lowering.tl_vector_to_llvm import always_in_bounds
+
+__all__ = ["TlInlineElementwisePass", "inline_elementwise", "inline_into_consumer"]
+
+
+def _producer_of(kernel: KernelOp) -> tuple[SSAValue, KernelOp] | None:
+    """(the buffer, its consumer) if `kernel` can be inlined (see the module docstring)."""
+    if kernel.reduction_dims or len(kernel.outputs) != 1:
+        return None
+    if kernel.init_values[0] is None and kernel.body_block.args[-1].uses:
+        return None  # reads the buffer's previous contents
+    if any(isinstance(op, IndexOp) for op in kernel.body_block.ops):
+        return None
+    buffer = kernel.outputs[0]
+    if not isinstance(buffer.owner, memref.AllocOp):
+        return None
+    out_map = kernel.output_maps[0]
+    dims = [e.position for e in out_map.results if isinstance(e, AffineDimExpr)]
+    if len(dims) != len(out_map.results) or sorted(dims) != list(range(len(kernel.extents))):
+        return None
+    users = {u.operation for u in buffer.uses} - {kernel}
+    if any(isinstance(u, memref.DeallocOp) for u in users):
+        users = {u for u in users if not isinstance(u, memref.DeallocOp)}
+    if len(users) != 1:
+        return None
+    (consumer,) = users
+    if not isinstance(consumer, KernelOp) or consumer.parent_block() is not kernel.parent_block():
+        return None
+    if buffer in consumer.outputs or list(consumer.inputs).count(buffer) != 1:
+        return None
+    j = list(consumer.inputs).index(buffer)
+    if consumer.pad_values[j] is not None and not always_in_bounds(
+        consumer,
+        consumer.maps[j],
+        buffer.type.get_shape(),  # type: ignore[attr-defined]
+    ):
+        return None
+    return buffer, consumer
+
+
+def inline_into_consumer(producer: KernelOp) -> KernelOp | None:
+    """Inline `producer` into its consumer; returns the fused kernel (None: not legal)."""
+    found = _producer_of(producer)
+    if found is None:
+        return None
+    buffer, consumer = found
+    j = list(consumer.inputs).index(buffer)
+    read = consumer.maps[j]  # over the consumer's iterators
+    # producer iterator d = the consumer's expression at the position d is written
+    written = [e.position for e in producer.output_maps[0].results]  # type: ignore[union-attr]
+    at: list[AffineExpr] = [AffineExpr.constant(0)] * len(written)
+    for position, d in enumerate(written):
+        at[d] = read.results[position]
+    n_iters = len(consumer.extents)
+    inputs = [v for k, v in enumerate(consumer.inputs) if k != j] + list(producer.inputs)
+    maps = [m for k, m in enumerate(consumer.input_maps) if k != j]
+    maps += [
+        AffineMap(n_iters, 0, tuple(e.replace_dims_and_symbols(at, []) for e in m.results))
+        for m in producer.input_maps
+    ]
+    maps += list(consumer.output_maps)
+    pads = [p for k, p in enumerate(consumer.pad_values) if k != j] + list(producer.pad_values)
+    # the fused body: [consumer inputs but T, producer inputs, consumer outputs]
+    c_args, p_args = consumer.body_block.args, producer.body_block.args
+    n_cin, n_pin = len(consumer.inputs), len(producer.inputs)
+    kept = [a for k, a in enumerate(c_args[:n_cin]) if k != j]
+    types = [a.type for a in kept] + [a.type for a in p_args[:n_pin]]
+    types += [a.type for a in c_args[n_cin:]]
+    block = Block(arg_types=types)
+    new_args = list(block.args)
+    mapping: dict[SSAValue, SSAValue] = {}
+    for old, new in zip(kept, new_args):
+        mapping[old] = new
+    for old, new in zip(p_args[:n_pin], new_args[len(kept) : len(kept) + n_pin]):
+        mapping[old] = new
+    for old, new in zip(c_args[n_cin:], new_args[len(kept) + n_pin :]):
+        mapping[old] = new
+    for op in producer.body_block.ops:
+        if isinstance(op, YieldOp):
+            mapping[c_args[j]] = mapping[op.arguments[0]]
+            continue
+        block.add_op(op.clone(value_mapper=mapping))
+    for op in consumer.body_block.ops:
+        block.add_op(op.clone(value_mapper=mapping))
+    inits = [init if init is not None else UnitAttr() for init in consumer.init_values]
+    fused = KernelOp(
+        f"{producer.label.data}_{consumer.label.data}",
+        consumer.iterator_list,
+        inputs,
+        list(consumer.outputs),
+        maps,
+        [p if p is not None else UnitAttr() for p in pads],
+        inits,
+        Region(block),
+        attributes=dict(consumer.attributes),
+    )
+    parent = consumer.parent_block()
+    assert parent is not None
+    parent.insert_op_before(fused, consumer)
+    parent.erase_op(consumer)
+    parent.erase_op(producer)
+    alloc = buffer.owner
+    assert isinstance(alloc, Operation)
+    for use in list(buffer.uses):
+        use.operation.parent_block().erase_op(use.operation)  # type: ignore[union-attr]
+    alloc.parent_block().erase_op(alloc)  # type: ignore[union-attr]
+    return fused
+
+
+def inline_elementwise(root: Operation) -> int:
+    """Inline every inlinable elementwise kernel under `root` (repeatedly: a chain folds
+    into its last kernel); returns how many were inlined."""
+    count = 0
+    changed = True
+    while changed:
+        changed = False
+        for kernel in [op for op in root.walk() if isinstance(op, KernelOp)]:
+            if kernel.parent is None:
+                continue
+            if inline_into_consumer(kernel) is not None:
+                count += 1
+                changed = True
+                break
+    return count
+
+
+@dataclass(frozen=True)
+class TlInlineElementwisePass(ModulePass):
+    """`tl-inline-elementwise`: fuse elementwise producer kernels into their consumers."""
+
+    name = "tl-inline-elementwise"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        inline_elementwise(op)
+
+
+def epilogue_in_place(producer: KernelOp) -> KernelOp | None:
+    """Make the elementwise consumer of a reduction's output update the final buffer in
+    place: the producer writes the consumer's output buffer directly and the consumer
+    reads the value there (no intermediate buffer). Returns the rewritten consumer.
+
+        tl.kernel "mm" ... outs(%t[m, n] init 0.0 ...)
+        tl.kernel "relu" ... ins(%t[p, q] ...) outs(%y[p, q] ...) { max(%v, 0) }
+    ->  tl.kernel "mm" ... outs(%y[m, n] init 0.0 ...)
+        tl.kernel "mm_relu" ... outs(%y[p, q] ...) { max(%y_value, 0) }
+
+    The schedule later moves the consumer into the producer's tile loop
+    (`reverse_compute_at`), so each tile is finished while it is in registers or cache."""
+    if not producer.reduction_dims or len(producer.outputs) != 1:
+        return None
+    buffer = producer.outputs[0]
+    if not isinstance(buffer.owner, memref.AllocOp):
+        return None
+    users = {u.operation for u in buffer.uses if not isinstance(u.operation, memref.DeallocOp)}
+    users.discard(producer)
+    # earlier writers of the buffer (a bias fill before the accumulation) move along
+    writers = [
+        u
+        for u in users
+        if isinstance(u, KernelOp)
+        and buffer in u.outputs
+        and buffer not in u.inputs
+        and _before(u, producer)
+    ]
+    readers = users - set(writers)
+    if len(readers) != 1:
+        return None
+    (consumer,) = readers
+    if (
+        not isinstance(consumer, KernelOp)
+        or consumer.parent_block() is not producer.parent_block()
+        or consumer.reduction_dims
+        or len(consumer.outputs) != 1
+        or buffer in consumer.outputs
+        or list(consumer.inputs).count(buffer) != 1
+        or consumer.init_values[0] is not None
+        or consumer.body_block.args[-1].uses
+    ):
+        return None
+    j = list(consumer.inputs).index(buffer)
+    target = consumer.outputs[0]
+    if (
+        consumer.pad_values[j] is not None
+        or not _same_points(consumer, consumer.input_maps[j], consumer.output_maps[0])
+        or target.type != buffer.type
+    ):
+        return None
+    first = min([producer, *writers], key=lambda k: k.parent_block().get_operation_index(k))  # type: ignore[union-attr]
+    if _defined_after(target, first):
+        alloc = target.owner
+        if not isinstance(alloc, memref.AllocOp) or alloc.operands:
+            return None
+        alloc.detach()  # allocate the final buffer before the first write
+        first.parent_block().insert_op_before(alloc, first)  # type: ignore[union-attr]
+    n_in = len(consumer.inputs)
+    c_args = consumer.body_block.args
+    block = Block(arg_types=[a.type for k, a in enumerate(c_args) if k != j])
+    mapping: dict[SSAValue, SSAValue] = {}
+    kept = [a for k, a in enumerate(c_args) if k != j]
+    for old, new in zip(kept, block.args):
+        mapping[old] = new
+    mapping[c_args[j]] = block.args[-1]  # the value is read from the output itself
+    for op in consumer.body_block.ops:
+        block.add_op(op.clone(value_mapper=mapping))
+    keep = [k for k in range(n_in) if k != j]
+    fused = KernelOp(
+        f"{producer.label.data}_{consumer.label.data}",
+        consumer.iterator_list,
+        [consumer.inputs[k] for k in keep],
+        [target],
+        [consumer.input_maps[k] for k in keep] + list(consumer.output_maps),
+        [consumer.pads.data[k] for k in keep],
+        [UnitAttr()],
+        Region(block),
+        attributes=dict(consumer.attributes),
+    )
+    parent = consumer.parent_block()
+    assert parent is not None
+    for writer in [producer, *writers]:
+        writer.operands = [target if v is buffer else v for v in writer.operands]
+    parent.insert_op_before(fused, consumer)
+    parent.erase_op(consumer)
+    for use in list(buffer.uses):
+        use.operation.parent_block().erase_op(use.operation)  # type: ignore[union-attr]
+    alloc = buffer.owner
+    alloc.parent_block().erase_op(alloc)  # type: ignore[union-attr]
+    return fused
+
+
+def _same_points(kernel: KernelOp, a: AffineMap, b: AffineMap) -> bool:
+    """`a` and `b` give the same element at every point (iterators of extent 1 are 0)."""
+    at = [
+        AffineExpr.constant(0) if n == 1 else AffineExpr.dimension(d)
+        for d, n in enumerate(kernel.extents)
+    ]
+    return [e.replace_dims_and_symbols(at, []) for e in a.results] == [
+        e.replace_dims_and_symbols(at, []) for e in b.results
+    ]
+
+
+def _before(a: Operation, b: Operation) -> bool:
+    """`a` comes before `b` in the same block."""
+    block = b.parent_block()
+    return (
+        block is not None
+        and a.parent_block() is block
+        and block.get_operation_index(a) < block.get_operation_index(b)
+    )
+
+
+def _defined_after(value: SSAValue, op: Operation) -> bool:
+    """`value` is defined by an op after `op` in the same block (not usable by `op`)."""
+    owner = value.owner
+    if not isinstance(owner, Operation) or owner.parent_block() is not op.parent_block():
+        return False
+    block = op.parent_block()
+    assert block is not None
+    return block.get_operation_index(owner) > block.get_operation_index(op)
+
+
+def fuse_epilogues(root: Operation) -> int:
+    """`epilogue_in_place` for every reduction kernel under `root`; returns the count."""
+    return sum(
+        epilogue_in_place(k) is not None
+        for k in [op for op in root.walk() if isinstance(op, KernelOp)]
+        if k.parent is not None
+    )
