@@ -27,6 +27,25 @@ def _llvmx() -> Dialect:
     return LLVMX
 
 
+def _hw_x86() -> Dialect:
+    from mlc.dialects.hw.x86 import HW_X86
+    from mlc.lowering import hw_x86_to_llvm  # noqa: F401  (registers the op lowerings)
+
+    return HW_X86
+
+
+def _hw_accel() -> Dialect:
+    from mlc.dialects.hw.accel import Accel
+
+    return Accel
+
+
+def _accel_placement() -> type[ModulePass]:
+    from mlc.transforms.graph.placement import AccelPlacementPass
+
+    return AccelPlacementPass
+
+
 def _tl() -> Dialect:
     from mlc.dialects.tl import Tl
 
@@ -49,6 +68,15 @@ def _convert_tl_kernel_to_loops() -> type[ModulePass]:
     from mlc.lowering.tl_kernel_to_loops import ConvertTlKernelToLoopsPass
 
     return ConvertTlKernelToLoopsPass
+
+
+def _tl_fusion(class_name: str) -> Callable[[], type[ModulePass]]:
+    def factory() -> type[ModulePass]:
+        from mlc.transforms import tl_fusion
+
+        return getattr(tl_fusion, class_name)
+
+    return factory
 
 
 def _loop_pass(class_name: str) -> Callable[[], type[ModulePass]]:
@@ -76,9 +104,43 @@ _LOOP_PASSES = {
 }
 
 
+def _tensorize() -> type[ModulePass]:
+    from mlc.transforms.loops.tensorize import TlTensorizePass
+
+    return TlTensorizePass
+
+
+def _graph_transform(class_name: str) -> Callable[[], type]:
+    def factory() -> type:
+        from mlc.transforms import graph
+
+        return getattr(graph, class_name)
+
+    return factory
+
+
+_GRAPH_PASSES = {
+    "fold-constants": "FoldConstantsPass",
+    "graph-canonicalize": "GraphCanonicalizePass",
+    "fold-batchnorm": "FoldBatchNormPass",
+    "graph-optimize": "GraphOptimizePass",
+}
+
+_GRAPH_PATTERNS = {
+    "graph-fold-constant-op": "FoldConstantOp",
+    "graph-remove-neutral-operand": "RemoveNeutralOperand",
+    "graph-remove-no-op": "RemoveNoOp",
+    "graph-compose-transposes": "ComposeTransposes",
+    "graph-compose-reshapes": "ComposeReshapes",
+    "graph-pretranspose-gemm-weight": "PretransposeGemmWeight",
+    "graph-fold-batchnorm": "FoldBatchNorm",
+    "graph-fold-channel-affine": "FoldChannelAffine",
+}
+
+
 def all_dialect_factories() -> dict[str, Callable[[], Dialect]]:
     """Dialect name -> lazy factory, for every dialect mlc defines."""
-    return {"graph": _graph, "tl": _tl, "llvmx": _llvmx}
+    return {"graph": _graph, "tl": _tl, "llvmx": _llvmx, "hw.x86": _hw_x86, "hw.accel": _hw_accel}
 
 
 def all_pass_factories() -> dict[str, Callable[[], type[ModulePass]]]:
@@ -88,6 +150,11 @@ def all_pass_factories() -> dict[str, Callable[[], type[ModulePass]]]:
         "convert-tl-kernel-to-loops": _convert_tl_kernel_to_loops,
         "convert-tl-to-llvm": _convert_tl_to_llvm,
         **{name: _loop_pass(cls) for name, cls in _LOOP_PASSES.items()},
+        "tl-tensorize": _tensorize,
+        "tl-inline-elementwise": _tl_fusion("TlInlineElementwisePass"),
+        "tl-fuse-epilogues": _tl_fusion("TlFuseEpiloguesPass"),
+        **{name: _graph_transform(cls) for name, cls in _GRAPH_PASSES.items()},
+        "accel-placement": _accel_placement,
     }
 
 
@@ -98,6 +165,8 @@ def make_context(allow_unregistered: bool = False) -> Context:
         ctx.register_dialect(name, factory)
     for name, factory in all_dialect_factories().items():
         ctx.register_dialect(name, factory)
+        if "." in name:  # xDSL loads lazily by an op name's first segment ("hw"): load now
+            ctx.load_registered_dialect(name)
     return ctx
 
 
@@ -110,4 +179,7 @@ def all_rewrite_patterns() -> dict[str, Callable[[], type[RewritePattern]]]:
 
         return KernelToLoops
 
-    return {"tl-kernel-to-loops": kernel_to_loops}
+    return {
+        "tl-kernel-to-loops": kernel_to_loops,
+        **{name: _graph_transform(cls) for name, cls in _GRAPH_PATTERNS.items()},
+    }

@@ -257,6 +257,7 @@ def lower_model(
     function: str | None = None,
     input_shapes: dict[str, list[int]] | None = None,
     schedule: Any = "default",
+    fuse: bool = True,
 ) -> LoweredModel:
     """Lower an ONNX model (path, bytes, ModelProto) or a module at the graph or tl level
     to LLVM IR. The module is not modified; `input_shapes` is for ONNX models only."""
@@ -273,6 +274,11 @@ def lower_model(
         from mlc.lowering.graph_to_tl import ConvertGraphToTlPass
 
         ConvertGraphToTlPass().apply(ctx, module)
+        if fuse:
+            from mlc.transforms.tl_fusion import fuse_epilogues, inline_elementwise
+
+            inline_elementwise(module)
+            fuse_epilogues(module)
     if _has_op(module, "tl.kernel"):
         from mlc.lowering.tl_kernel_to_loops import ConvertTlKernelToLoopsPass
 
@@ -317,14 +323,20 @@ def compile_model(
     opt: int = 3,
     input_shapes: dict[str, list[int]] | None = None,
     schedule: Any = "default",
+    fuse: bool = True,
 ) -> CompiledModel:
     """JIT-compile an ONNX model (path, bytes, ModelProto) or a module at the graph, tl
     (kernel or explicit-loop) level for the host CPU. The module is not modified.
 
     `schedule`: how `tl.kernel`s are scheduled before lowering: "default" (the host's
     `CpuDefaultSchedule`), any `ScheduleStrategy`, or None (plain loops in iterator
-    order). Kernels already lowered to loops keep their schedule."""
-    lowered = lower_model(model, function=function, input_shapes=input_shapes, schedule=schedule)
+    order). Kernels already lowered to loops keep their schedule.
+
+    `fuse`: after graph -> tl, inline elementwise kernels into their consumers and let
+    elementwise consumers of reductions finish the output in place (`tl_fusion`)."""
+    lowered = lower_model(
+        model, function=function, input_shapes=input_shapes, schedule=schedule, fuse=fuse
+    )
     engine = JitEngine(opt)
     engine.add_module(lowered.llvm_ir_unoptimized)
     model = CompiledModel(

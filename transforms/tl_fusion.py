@@ -36,7 +36,14 @@ from xdsl.passes import ModulePass
 from mlc.dialects.tl import IndexOp, KernelOp, YieldOp
 from mlc.lowering.tl_vector_to_llvm import always_in_bounds
 
-__all__ = ["TlInlineElementwisePass", "inline_elementwise", "inline_into_consumer"]
+__all__ = [
+    "TlFuseEpiloguesPass",
+    "TlInlineElementwisePass",
+    "epilogue_in_place",
+    "fuse_epilogues",
+    "inline_elementwise",
+    "inline_into_consumer",
+]
 
 
 def _producer_of(kernel: KernelOp) -> tuple[SSAValue, KernelOp] | None:
@@ -254,6 +261,11 @@ def epilogue_in_place(producer: KernelOp) -> KernelOp | None:
     assert parent is not None
     for writer in [producer, *writers]:
         writer.operands = [target if v is buffer else v for v in writer.operands]
+    for value in consumer.inputs:  # constants the epilogue reads: defined before the nest
+        owner = value.owner
+        if isinstance(owner, memref.GetGlobalOp) and _before(first, owner):
+            owner.detach()
+            parent.insert_op_before(owner, first)
     parent.insert_op_before(fused, consumer)
     parent.erase_op(consumer)
     for use in list(buffer.uses):
@@ -301,3 +313,15 @@ def fuse_epilogues(root: Operation) -> int:
         for k in [op for op in root.walk() if isinstance(op, KernelOp)]
         if k.parent is not None
     )
+
+
+@dataclass(frozen=True)
+class TlFuseEpiloguesPass(ModulePass):
+    """`tl-fuse-epilogues`: make elementwise consumers of reductions update the
+    reduction's final buffer in place (`epilogue_in_place`); the default schedule then
+    moves them into the reduction's tile loop."""
+
+    name = "tl-fuse-epilogues"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        fuse_epilogues(op)

@@ -425,6 +425,13 @@ def reverse_compute_at(consumer: BlockOp, loop: ForOp, names: Sequence[str] = ()
         op = op.next_op
     if op is None:
         raise ScheduleError(f'{fail}: "{clabel}" does not come after the nest of "{plabel}"')
+    between = set()
+    op = top_p.next_op
+    while op is not None and op is not top_c:
+        between.update(op.results)
+        op = op.next_op
+    if between & set(consumer.operands):
+        raise ScheduleError(f'{fail}: it uses a value defined after the nest of "{plabel}"')
     for b in order:
         late_writer = (
             buf in b.outputs and b not in writers and order.index(b) > order.index(producer)
