@@ -273,6 +273,11 @@ def lower_model(
     if _has_op(module, "graph.") or _has_tensor_signature(module):
         from mlc.lowering.graph_to_tl import ConvertGraphToTlPass
 
+        if fuse:
+            from mlc.transforms.graph.optimize import GraphOptimizePass
+
+            GraphOptimizePass().apply(ctx, module)
+
         ConvertGraphToTlPass().apply(ctx, module)
         if fuse:
             from mlc.transforms.tl_fusion import fuse_epilogues, inline_elementwise
@@ -332,8 +337,10 @@ def compile_model(
     `CpuDefaultSchedule`), any `ScheduleStrategy`, or None (plain loops in iterator
     order). Kernels already lowered to loops keep their schedule.
 
-    `fuse`: after graph -> tl, inline elementwise kernels into their consumers and let
-    elementwise consumers of reductions finish the output in place (`tl_fusion`)."""
+    `fuse`: the graph-level optimizations (`graph-optimize`: constant folding,
+    canonicalization, batch-norm folding, CSE, DCE) and, after graph -> tl, kernel fusion:
+    elementwise kernels inlined into their consumers, elementwise consumers of reductions
+    finishing the output in place (`tl_fusion`). False compiles every op as it is."""
     lowered = lower_model(
         model, function=function, input_shapes=input_shapes, schedule=schedule, fuse=fuse
     )
