@@ -107,7 +107,7 @@ def test_covering_tests_come_from_covers_and_the_registry() -> None:
         t.endswith("test_loop_schedule.py::test_split_preserves_semantics") for t in lowering
     )
     texpr = M.covering_tests(M.ROOT / "lowering/texpr_to_tl.py")
-    assert [t.split("::")[1] for t in texpr] == ["test_random_programs_keep_semantics"]
+    assert "test_random_programs_keep_semantics" in [t.split("::")[1] for t in texpr]
 
 
 LOWERING_TEST = (

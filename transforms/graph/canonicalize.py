@@ -86,7 +86,7 @@ class RemoveNeutralOperand(RewritePattern):
             keep = lhs
         if keep is None or keep.type != op.output.type:
             return  # the constant broadcasts x to a larger shape
-        rewriter.replace_op(op, [], [keep])
+        rewriter.replace(op, [], [keep])
 
 
 class RemoveNoOp(RewritePattern):
@@ -95,15 +95,15 @@ class RemoveNoOp(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
         if isinstance(op, g.IdentityOp | g.DropoutOp):
             # identity(x) -> x;  dropout(x) -> x (inference)
-            rewriter.replace_op(op, [], [op.input])
+            rewriter.replace(op, [], [op.input])
         elif isinstance(op, g.CastOp | g.ReshapeOp) and op.input.type == op.output.type:
             # cast(x : T) : T -> x;  reshape(x : T) : T -> x
-            rewriter.replace_op(op, [], [op.input])
+            rewriter.replace(op, [], [op.input])
         elif isinstance(op, g.TransposeOp) and op.props.ints("perm") == tuple(
             range(len(op.props.ints("perm")))
         ):
             # transpose(x, [0, 1, ..., n-1]) -> x
-            rewriter.replace_op(op, [], [op.input])
+            rewriter.replace(op, [], [op.input])
 
 
 class ComposeTransposes(RewritePattern):
@@ -118,11 +118,11 @@ class ComposeTransposes(RewritePattern):
         p, q = inner.props.ints("perm"), op.props.ints("perm")
         perm = [p[i] for i in q]
         if perm == list(range(len(perm))):
-            rewriter.replace_op(op, [], [inner.input])  # ... -> x when p[q] is the identity
+            rewriter.replace(op, [], [inner.input])  # ... -> x when p[q] is the identity
             return
         new = g.TransposeOp.create([inner.input], perm=perm)
         new.output.name_hint = op.output.name_hint
-        rewriter.replace_op(op, new)
+        rewriter.replace(op, new)
 
 
 class ComposeReshapes(RewritePattern):
@@ -135,12 +135,12 @@ class ComposeReshapes(RewritePattern):
             return
         x = inner.input
         if x.type == op.output.type:
-            rewriter.replace_op(op, [], [x])  # reshape(reshape(x : T)) : T -> x
+            rewriter.replace(op, [], [x])  # reshape(reshape(x : T)) : T -> x
             return
         # reshape(reshape(x)) -> reshape(x)
         new = g.ReshapeOp.create([x], result_types=[op.output.type])
         new.output.name_hint = op.output.name_hint
-        rewriter.replace_op(op, new)
+        rewriter.replace(op, new)
 
 
 class PretransposeGemmWeight(RewritePattern):
@@ -148,7 +148,7 @@ class PretransposeGemmWeight(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: g.GemmOp, rewriter: PatternRewriter, /) -> None:
-        if not op.props.bool("trans_b") or len(op.b.uses) != 1:
+        if not op.props.bool("trans_b") or not op.b.has_one_use():
             return
         b = constant_array(op.b)
         if b is None:
@@ -160,7 +160,7 @@ class PretransposeGemmWeight(RewritePattern):
         operands = [op.a, bt.result] + ([op.c] if op.c is not None else [])
         new = g.GemmOp.create(operands, **props)
         new.output.name_hint = op.output.name_hint
-        rewriter.replace_op(op, [bt, new])
+        rewriter.replace(op, [bt, new])
 
 
 CANONICALIZATION_PATTERNS: tuple[type[RewritePattern], ...] = (

@@ -47,7 +47,7 @@ from mlc.transforms.graph.common import constant_array, make_constant, tensor_sh
 def _foldable_producer(value: SSAValue) -> g.ConvOp | g.GemmOp | None:
     """The conv / gemm defining `value`, if `value` is its only use and it is float."""
     owner = value.owner
-    if not isinstance(owner, g.ConvOp | g.GemmOp) or len(value.uses) != 1:
+    if not isinstance(owner, g.ConvOp | g.GemmOp) or not value.has_one_use():
         return None
     ty = owner.output.type
     assert isinstance(ty, TensorType)
@@ -78,6 +78,15 @@ def fold_channel_affine(
     return _fold_into_gemm(producer, s, t)
 
 
+def _named(op: Operation, hint: str | None) -> SSAValue:
+    op.results[0].name_hint = hint
+    return op.results[0]
+
+
+def _suffixed(hint: str | None, suffix: str) -> str | None:
+    return None if hint is None else f"{hint}_{suffix}"
+
+
 def _finite(*arrays: np.ndarray | None) -> bool:
     return all(a is None or bool(np.all(np.isfinite(a))) for a in arrays)
 
@@ -102,12 +111,13 @@ def _fold_into_conv(
     weight = conv.weight
     if new_w is not None:
         ops.append(make_constant(new_w, conv.weight.type))
-        weight = ops[-1].results[0]
+        weight = _named(ops[-1], conv.weight.name_hint)
     operands = [conv.input, weight]
     if new_b is not None:
         et = conv.weight.type.element_type  # type: ignore[attr-defined]
         ops.append(make_constant(new_b, TensorType(et, [m])))
-        operands.append(ops[-1].results[0])
+        hint = conv.bias.name_hint if conv.bias is not None else None
+        operands.append(_named(ops[-1], hint or _suffixed(conv.weight.name_hint, "bias")))
     ops.append(g.ConvOp.create(operands, **dict(conv.properties)))
     return ops
 
@@ -136,11 +146,12 @@ def _fold_into_gemm(
     operand_b = gemm.b
     if new_b is not None:
         ops.append(make_constant(new_b, gemm.b.type))
-        operand_b = ops[-1].results[0]
+        operand_b = _named(ops[-1], gemm.b.name_hint)
     operands = [gemm.a, operand_b]
     if new_c is not None:
         ops.append(make_constant(new_c, TensorType(et, new_c.shape)))
-        operands.append(ops[-1].results[0])
+        hint = gemm.c.name_hint if gemm.c is not None else None
+        operands.append(_named(ops[-1], hint or _suffixed(gemm.b.name_hint, "bias")))
         props["beta"] = 1.0
     ops.append(g.GemmOp.create(operands, **props))
     return ops
@@ -150,8 +161,8 @@ def _replace(
     op: Operation, producer: Operation, new_ops: list[Operation], rewriter: PatternRewriter
 ) -> None:
     new_ops[-1].results[0].name_hint = op.results[0].name_hint or producer.results[0].name_hint
-    rewriter.replace_op(op, new_ops, [new_ops[-1].results[0]])
-    rewriter.erase_op(producer)
+    rewriter.replace(op, new_ops, [new_ops[-1].results[0]])
+    rewriter.erase(producer)
 
 
 class FoldBatchNorm(RewritePattern):

@@ -69,7 +69,7 @@ class FoldConstantOp(RewritePattern):
         constants = [make_constant(a, r.type) for a, r in zip(results, op.results)]
         for new, old in zip(constants, op.results):
             new.result.name_hint = old.name_hint
-        rewriter.replace_op(op, constants, [c.result for c in constants])
+        rewriter.replace(op, constants, [c.result for c in constants])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,168 @@
+"""`hw.x86` ops -> LLVM x86 intrinsics, as part of `convert-tl-to-llvm`.
+
+Importing this module registers one lowering per op in
+`mlc.lowering.tl_to_llvm.OP_LOWERINGS` (the registry's `hw.x86` dialect factory and
+`mlc.targets.x86` import it). Tiles are addressed from their first element with the op's
+element strides (`GEP` on the buffer's element type):
+
+* `hw.x86.vpdpbusd` (lanes L = 16 / 8): load the L accumulators, broadcast A's 4 bytes as
+  one i32, load B's L x 4 bytes as `<L x i32>`, call
+  `llvm.x86.avx512.vpdpbusd.512` / `.256` (acc, u8 operand, s8 operand), store.
+* `hw.x86.vdpbf16ps`: the same with `llvm.x86.avx512bf16.dpbf16ps.512` / `.256` in its
+  `<L x i32>`-operand form, which LLVM auto-upgrades to the `bfloat` vector signature
+  (llvmlite has no bfloat type). Only bf16 buffers that are function arguments can be
+  lowered: the rest of the LLVM path has no bf16 loads, stores or allocations yet.
+* `hw.x86.fma_tile`: the MR x NR/L accumulators are loaded into SSA values, a loop over
+  the K panel carries them (block arguments: registers), each step loads NR/L vectors
+  of B, broadcasts MR scalars of A and issues `llvm.fma.v<L>f32`; the tile is stored after
+  the loop.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from xdsl.dialects import llvm
+from xdsl.dialects.builtin import (
+    Float32Type,
+    IntegerType,
+    MemRefType,
+    VectorType,
+    f32,
+    i16,
+    i32,
+    i64,
+)
+from xdsl.ir import Attribute, Operation, SSAValue
+
+from mlc.dialects.hw.x86 import FmaTileOp, Vdpbf16psOp, VpdpbusdOp
+from mlc.lowering.tl_to_llvm import OP_LOWERINGS
+
+if TYPE_CHECKING:
+    from mlc.lowering.tl_to_llvm import Index, _FunctionLowering
+
+__all__ = ["lower_broadcast_dot", "lower_fma_tile"]
+
+_DOT_INTRINSICS = {
+    (VpdpbusdOp, 16): "llvm.x86.avx512.vpdpbusd.512",
+    (VpdpbusdOp, 8): "llvm.x86.avx512.vpdpbusd.256",
+    (Vdpbf16psOp, 16): "llvm.x86.avx512bf16.dpbf16ps.512",
+    (Vdpbf16psOp, 8): "llvm.x86.avx512bf16.dpbf16ps.256",
+}
+
+
+def _memory_type(element: Attribute) -> Attribute:
+    """The LLVM type addressing one element (bf16 as its 16 bits)."""
+    if isinstance(element, IntegerType | Float32Type):
+        return element
+    return i16
+
+
+def _flat(ty: MemRefType, indices: list[Index], lowering: _FunctionLowering) -> Index:
+    offset: Index = 0
+    acc = 1
+    strides = []
+    for d in reversed(ty.get_shape()):
+        strides.append(acc)
+        acc *= d
+    for i, s in zip(indices, reversed(strides)):
+        offset = lowering.add(offset, lowering.mul(i, s))
+    return offset
+
+
+def _tile_ptr(lowering: _FunctionLowering, buf: SSAValue, idx: list[SSAValue]) -> SSAValue:
+    ty = cast(MemRefType, buf.type)
+    offset = _flat(ty, [lowering.values[i] for i in idx], lowering)
+    return _gep(lowering, cast(SSAValue, lowering.values[buf]), offset, ty.element_type)
+
+
+def _gep(lowering: _FunctionLowering, ptr: SSAValue, offset: Index, element: Attribute) -> SSAValue:
+    if isinstance(offset, int) and offset == 0:
+        return ptr
+    gep = llvm.GEPOp(
+        ptr,
+        [llvm.GEP_USE_SSA_VAL],
+        _memory_type(element),
+        ssa_indices=[lowering.v(offset)],
+        inbounds=True,
+    )
+    return lowering.b.insert(gep).result
+
+
+def _load(lowering: _FunctionLowering, ptr: SSAValue, ty: Attribute, align: int) -> SSAValue:
+    return lowering.b.insert(llvm.LoadOp(ptr, ty, alignment=align)).dereferenced_value
+
+
+def lower_broadcast_dot(lowering: _FunctionLowering, op: Operation) -> None:
+    """`vpdpbusd` / `vdpbf16ps` (see the module docstring)."""
+    assert isinstance(op, VpdpbusdOp | Vdpbf16psOp)
+    lanes = op.lanes.value.data
+    name = _DOT_INTRINSICS[(type(op), lanes)]
+    acc_elem: Attribute = i32 if isinstance(op, VpdpbusdOp) else f32
+    acc_ty = VectorType(acc_elem, [lanes])
+    word_ty = VectorType(i32, [lanes])
+    c_ptr = _tile_ptr(lowering, op.c, list(op.c_indices))
+    a_ptr = _tile_ptr(lowering, op.a, list(op.a_indices))
+    b_ptr = _tile_ptr(lowering, op.b, list(op.b_indices))
+    acc = _load(lowering, c_ptr, acc_ty, 4)
+    a_word = _load(lowering, a_ptr, i32, 1)
+    a_vec = lowering.splat(a_word, lanes)
+    b_vec = _load(lowering, b_ptr, word_ty, 1)
+    call = llvm.CallIntrinsicOp(name, [acc, a_vec, b_vec], [acc_ty])
+    result = lowering.b.insert(call).results[0]
+    lowering.b.insert(llvm.StoreOp(result, c_ptr, alignment=4))
+
+
+def lower_fma_tile(lowering: _FunctionLowering, op: Operation) -> None:
+    """`fma_tile`: accumulators in registers across the K loop (module docstring)."""
+    assert isinstance(op, FmaTileOp)
+    mr, nr, kc = op.mr.value.data, op.nr.value.data, op.kc.value.data
+    lanes = op.lanes.value.data
+    nv = nr // lanes
+    strides = op.tile_strides()
+    sa_i, sa_k = strides["A"]
+    sb_k = strides["B"][0]
+    sc_i = strides["C"][0]
+    vty = VectorType(f32, [lanes])
+    fma = f"llvm.fma.v{lanes}f32"
+    c_ptr = _tile_ptr(lowering, op.c, list(op.c_indices))
+    a_ptr = _tile_ptr(lowering, op.a, list(op.a_indices))
+    b_ptr = _tile_ptr(lowering, op.b, list(op.b_indices))
+    c_ptrs = [
+        [_gep(lowering, c_ptr, i * sc_i + v * lanes, f32) for v in range(nv)] for i in range(mr)
+    ]
+    accs = [_load(lowering, p, vty, 4) for row in c_ptrs for p in row]
+    header = lowering.new_block([i64, *(vty for _ in accs)])
+    body = lowering.new_block()
+    exit_block = lowering.new_block()
+    lowering.b.insert(llvm.BrOp(header, lowering.v(0), *accs))
+    lowering.block = header
+    k = header.args[0]
+    cond = lowering.icmp("slt", k, kc)
+    lowering.b.insert(llvm.CondBrOp(cond, body, [], exit_block, []))
+    lowering.block = body
+    b_row = _gep(lowering, b_ptr, lowering.mul(k, sb_k), f32)
+    a_col = _gep(lowering, a_ptr, lowering.mul(k, sa_k), f32)
+    b_vecs = [_load(lowering, _gep(lowering, b_row, v * lanes, f32), vty, 4) for v in range(nv)]
+    new: list[SSAValue] = []
+    for i in range(mr):
+        a = _load(lowering, _gep(lowering, a_col, i * sa_i, f32), f32, 4)
+        a_vec = lowering.splat(a, lanes)
+        for v in range(nv):
+            acc = header.args[1 + i * nv + v]
+            call = llvm.CallIntrinsicOp(fma, [a_vec, b_vecs[v], acc], [vty])
+            new.append(lowering.b.insert(call).results[0])
+    nxt = lowering.b.insert(llvm.AddOp(k, lowering.v(1))).results[0]
+    lowering.b.insert(llvm.BrOp(header, nxt, *new))
+    lowering.block = exit_block
+    for n, ptr in enumerate(p for row in c_ptrs for p in row):
+        lowering.b.insert(llvm.StoreOp(header.args[1 + n], ptr, alignment=4))
+
+
+def _register() -> None:
+    OP_LOWERINGS[VpdpbusdOp] = lower_broadcast_dot
+    OP_LOWERINGS[Vdpbf16psOp] = lower_broadcast_dot
+    OP_LOWERINGS[FmaTileOp] = lower_fma_tile
+
+
+_register()

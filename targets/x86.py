@@ -1,0 +1,381 @@
+"""The x86 intrinsic library: each intrinsic's semantics beside the instruction.
+
+| intrinsic | hw op | tile | needs |
+|---|---|---|---|
+| `x86.avx512.vpdpbusd` | `hw.x86.vpdpbusd` (lanes 16) | C i32[16] += A u8[4] . B s8[16, 4] | avx512vnni |
+| `x86.avx512vl.vpdpbusd` | `hw.x86.vpdpbusd` (lanes 8) | C i32[8] += A u8[4] . B s8[8, 4] | avx512vnni, avx512vl |
+| `x86.avxvnni.vpdpbusd` | `hw.x86.vpdpbusd` (lanes 8) | same, VEX encoded | avxvnni |
+| `x86.avx512.vdpbf16ps` | `hw.x86.vdpbf16ps` (lanes 16) | C f32[16] += A bf16[2] . B bf16[16, 2] | avx512bf16 |
+| `x86.avx512vl.vdpbf16ps` | `hw.x86.vdpbf16ps` (lanes 8) | C f32[8] += A bf16[2] . B bf16[8, 2] | avx512bf16, avx512vl |
+| `x86.avx512.fma_tile` | `hw.x86.fma_tile` (lanes 16) | C f32[MR, NR] += A[MR, K] B[K, NR] | avx512f |
+| `x86.avx2.fma_tile` | `hw.x86.fma_tile` (lanes 8) | same with 8-lane FMAs | avx2, fma |
+
+`VnniGemmSchedule` is a schedule strategy (`mlc.compile(..., schedule=...)`) for u8 x s8
+-> i32 matmul kernels: it packs B into the VNNI layout `B[k / 4, n, k % 4]`, blocks
+registers (`MR` rows x `NV` 16-lane vectors of C accumulate across the K loop) and
+tensorizes the 16 x 4 tile with `vpdpbusd`; other kernels get `CpuDefaultSchedule`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr
+
+from mlc.dialects.hw.x86 import FmaTileOp, Vdpbf16psOp, VpdpbusdOp
+from mlc.dialects.tl import KernelOp
+from mlc.lowering import hw_x86_to_llvm  # noqa: F401  (registers the hw.x86 lowerings)
+from mlc.targets.intrinsics import Intrinsic, TileOperand, register_intrinsic
+
+__all__ = [
+    "FMA_TILE",
+    "MATMUL_F32",
+    "MATMUL_U8S8",
+    "VDPBF16PS",
+    "VPDPBUSD",
+    "FmaGemmSchedule",
+    "VnniGemmSchedule",
+    "f32_matmul_module",
+    "int8_matmul_module",
+]
+
+#: u8 x s8 -> i32 dot products of 4, broadcast A (one dword) against L lanes of B
+VPDPBUSD = "vpdpbusd<L>(A: u8[4], B: i8[L, 4]) -> C: i32[L] { C[j] += i32(A[k]) * i32(B[j, k]) }"
+#: bf16 pairs -> f32, broadcast A (one pair) against L lanes of B
+VDPBF16PS = (
+    "vdpbf16ps<L>(A: bf16[2], B: bf16[L, 2]) -> C: f32[L] { C[j] += f32(A[k]) * f32(B[j, k]) }"
+)
+#: an MR x NR fp32 register tile updated over a K panel (outer products)
+FMA_TILE = (
+    "fma_tile(A: f32[MR, K], B: f32[K, NR]) -> C: f32[MR, NR] { C[i, j] += A[i, k] * B[k, j] }"
+)
+
+
+def _tiles(tiles: Mapping[str, TileOperand]) -> tuple[tuple, tuple, tuple]:
+    def tile(name: str) -> tuple:
+        return (tiles[name].buffer, list(tiles[name].indices))
+
+    return tile("C"), tile("A"), tile("B")
+
+
+def build_broadcast_dot(
+    intrinsic: Intrinsic, tiles: Mapping[str, TileOperand], sizes: Mapping[str, int]
+) -> VpdpbusdOp | Vdpbf16psOp:
+    """The `vpdpbusd` / `vdpbf16ps` op of a matched tile."""
+    c, a, b = _tiles(tiles)
+    op_class = intrinsic.op
+    assert op_class in (VpdpbusdOp, Vdpbf16psOp)
+    return op_class(c, a, b, lanes=sizes["L"])  # type: ignore[call-arg]
+
+
+@dataclass(frozen=True)
+class _FmaTileBuilder:
+    lanes: int
+
+    def __call__(
+        self, intrinsic: Intrinsic, tiles: Mapping[str, TileOperand], sizes: Mapping[str, int]
+    ) -> FmaTileOp:
+        c, a, b = _tiles(tiles)
+        return FmaTileOp(
+            c,
+            a,
+            b,
+            mr=sizes["MR"],
+            nr=sizes["NR"],
+            kc=sizes["K"],
+            lanes=self.lanes,
+            a_strides=tiles["A"].strides,
+            b_strides=tiles["B"].strides,
+            c_strides=tiles["C"].strides,
+        )
+
+
+@dataclass(frozen=True)
+class _FmaTileSizes:
+    """NR a multiple of the lanes; the MR x NR accumulators fit the vector registers
+    (leaving room for the B row and the broadcast A element)."""
+
+    lanes: int
+    registers: int
+
+    def __call__(self, sizes: Mapping[str, int]) -> str | None:
+        nr, mr = sizes["NR"], sizes["MR"]
+        if nr % self.lanes:
+            return f"NR = {nr} is not a multiple of {self.lanes} lanes"
+        vectors = mr * nr // self.lanes
+        if vectors > self.registers:
+            return (
+                f"MR x NR = {mr} x {nr} needs {vectors} accumulator registers, more than "
+                f"{self.registers}"
+            )
+        return None
+
+
+for _name, _lanes, _features, _cost in (
+    ("x86.avx512.vpdpbusd", 16, {"avx512vnni"}, 1.0),
+    ("x86.avx512vl.vpdpbusd", 8, {"avx512vnni", "avx512vl"}, 1.0),
+    ("x86.avxvnni.vpdpbusd", 8, {"avxvnni"}, 1.0),
+):
+    register_intrinsic(
+        Intrinsic(
+            name=_name,
+            source=VPDPBUSD,
+            op=VpdpbusdOp,
+            build=build_broadcast_dot,
+            features=frozenset(_features),
+            sizes=(("L", _lanes),),
+            strides=(("A", (1,)), ("B", (4, 1)), ("C", (1,))),
+            cost=_cost,
+        )
+    )
+
+for _name, _lanes, _features in (
+    ("x86.avx512.vdpbf16ps", 16, {"avx512bf16"}),
+    ("x86.avx512vl.vdpbf16ps", 8, {"avx512bf16", "avx512vl"}),
+):
+    register_intrinsic(
+        Intrinsic(
+            name=_name,
+            source=VDPBF16PS,
+            op=Vdpbf16psOp,
+            build=build_broadcast_dot,
+            features=frozenset(_features),
+            sizes=(("L", _lanes),),
+            strides=(("A", (1,)), ("B", (2, 1)), ("C", (1,))),
+            cost=1.0,
+        )
+    )
+
+for _name, _lanes, _features, _registers in (
+    ("x86.avx512.fma_tile", 16, {"avx512f"}, 28),
+    ("x86.avx2.fma_tile", 8, {"avx2", "fma"}, 12),
+):
+    register_intrinsic(
+        Intrinsic(
+            name=_name,
+            source=FMA_TILE,
+            op=FmaTileOp,
+            build=_FmaTileBuilder(_lanes),
+            features=frozenset(_features),
+            strides=(("A", (None, None)), ("B", (None, 1)), ("C", (None, 1))),
+            cost=2.0,
+            check_sizes=_FmaTileSizes(_lanes, _registers),
+        )
+    )
+
+
+#: MatMulInteger without zero points, u8 x s8 -> i32 (the tl kernel VNNI tensorizes)
+MATMUL_U8S8 = (
+    "matmul_u8s8(A: u8[M, K], B: i8[K, N]) -> C: i32[M, N] "
+    "{ C[m, n] += i32(A[m, k]) * i32(B[k, n]) }"
+)
+
+
+def int8_matmul_module(m: int, n: int, k: int) -> ModuleOp:
+    """`func @main(%A: memref<MxKxi8> (u8 data), %B: memref<KxNxi8>) -> memref<MxNxi32>`
+    computing `MATMUL_U8S8` with one `tl.kernel` labelled "matmul"."""
+    from xdsl.builder import Builder, InsertPoint
+    from xdsl.dialects import func, memref
+    from xdsl.dialects.builtin import MemRefType, i8, i32
+
+    from mlc.parser.texpr import parse, specialize
+    from mlc.targets.intrinsics import texpr_kernel
+
+    a_ty, b_ty, c_ty = MemRefType(i8, [m, k]), MemRefType(i8, [k, n]), MemRefType(i32, [m, n])
+    f = func.FuncOp("main", ([a_ty, b_ty], [c_ty]))
+    a, b = f.body.block.args
+    a.name_hint, b.name_hint = "A", "B"
+    builder = Builder(InsertPoint.at_end(f.body.block))
+    c = builder.insert(memref.AllocOp.get(i32, shape=[m, n])).memref
+    c.name_hint = "C"
+    defn = specialize(parse(MATMUL_U8S8), {"M": m, "N": n, "K": k})
+    kernel = texpr_kernel(defn, {"A": a, "B": b, "C": c})
+    kernel.properties["label"] = StringAttr("matmul")
+    builder.insert(kernel)
+    builder.insert(func.ReturnOp(c))
+    return ModuleOp([f])
+
+
+def _is_u8s8_matmul(kernel: KernelOp) -> bool:
+    """A kernel VNNI can compute: `C[m, n] += extui(A[m, k]) * extsi(B[k, n])` on
+    i8 x i8 -> i32 with identity maps (the normalised form of `MATMUL_U8S8`)."""
+    from mlc.transforms.loops.tensorize import _unify_bodies
+
+    if len(kernel.inputs) != 2 or len(kernel.outputs) != 1 or len(kernel.iterators.data) != 3:
+        return False
+    ref = texpr_kernel_of(MATMUL_U8S8, kernel)
+    if ref is None:
+        return False
+    try:
+        _unify_bodies(ref.body.block, kernel.body.block, 2, 2)
+    except Exception:
+        return False
+    return [m.results for m in kernel.maps] == [m.results for m in ref.maps]
+
+
+def texpr_kernel_of(source: str, like: KernelOp) -> KernelOp | None:
+    """The detached kernel of `source` with the sizes of `like`'s operands (or None)."""
+    from mlc.parser.texpr import parse, specialize
+    from mlc.targets.intrinsics import normalized_kernel
+
+    shapes = [cast(MemRefType, v.type).get_shape() for v in like.operands]
+    (mk, kn, mn) = shapes
+    try:
+        defn = specialize(parse(source), {"M": mk[0], "K": mk[1], "N": kn[1]})
+    except Exception:
+        return None
+    if tuple(mn) != (mk[0], kn[1]):
+        return None
+    return normalized_kernel(defn)
+
+
+@dataclass(frozen=True)
+class VnniGemmSchedule:
+    """Schedule strategy: u8 x s8 -> i32 matmuls through `vpdpbusd`, the rest through
+    `fallback` (default: the host's `CpuDefaultSchedule`, single-threaded unless
+    `threads`).
+
+    Per matmul (iterators m, n, k; M % rows == 0, N % (16 * vectors) == 0, K % 4 == 0):
+    decompose the reduction (a separate zero fill), pack B into panels
+    `B[n / P, k / 4, n % P, k % 4]` (P = 16 * vectors columns each),
+    split `m` by `rows`, `n` by `16 * vectors` then 16, `k` by 4, order
+    `n.o, m.o, k.o, m.i, n.i.o | n.i.i, k.i` (the B panel of one `n.o` stays in cache
+    while all rows pass), unroll the `rows x vectors` register tile and tensorize the
+    `16 x 4` tile with `x86.avx512.vpdpbusd`. Kernels that do not fit fall back."""
+
+    rows: int = 4
+    vectors: int = 4
+    threads: bool = False
+    fallback: Any = None
+
+    def _fallback(self) -> Any:
+        if self.fallback is not None:
+            return self.fallback
+        from mlc.targets.cpu import host_features
+        from mlc.transforms.loops.default_schedule import CpuDefaultSchedule
+
+        return CpuDefaultSchedule(vector_bits=host_features().vector_bits, threads=self.threads)
+
+    def fits(self, kernel: KernelOp) -> bool:
+        if not _is_u8s8_matmul(kernel):
+            return False
+        m, n, k = (it.size for it in kernel.iterator_list)
+        return m % self.rows == 0 and n % (16 * self.vectors) == 0 and k % 4 == 0
+
+    def schedule_kernel(self, sch: Any, kernel: KernelOp) -> None:
+        if not self.fits(kernel):
+            self._fallback().schedule_kernel(sch, kernel)
+            return
+        from mlc.transforms.loops.tensorize import pack_vnni, tensorize
+
+        label = kernel.label.data
+        names = kernel.iterator_names
+        mname, nname, kname = names
+        sch.lower(label, keep_inits=True)
+        init = sch.decompose_reduction(label, f"{label}/{mname}")
+        self._fallback()._schedule_block(sch, init)
+        pack = pack_vnni(sch.root, label, 1, 4, panel=16 * self.vectors)
+        pack_label = pack.label.data
+        sch.lower(pack_label)
+        sch.vectorize(f"{pack_label}/g", 4)
+        mo, mi = sch.split(f"{label}/{mname}", self.rows)
+        no, ni = sch.split(f"{label}/{nname}", 16 * self.vectors)
+        nio, nii = sch.split(ni, 16)
+        ko, ki = sch.split(f"{label}/{kname}", 4)
+        sch.reorder(no, mo, ko, mi, nio, nii, ki)
+        sch.unroll(mi)
+        sch.unroll(nio)
+        if self.threads:
+            sch.parallel(no)
+        tensorize(sch.root, nii, "x86.avx512.vpdpbusd")
+
+
+#: fp32 matmul, the kernel `FmaGemmSchedule` tensorizes with `fma_tile`
+MATMUL_F32 = "matmul(A: f32[M, K], B: f32[K, N]) -> C: f32[M, N] { C[m, n] += A[m, k] * B[k, n] }"
+
+
+def f32_matmul_module(m: int, n: int, k: int) -> ModuleOp:
+    """`func @main(%A: memref<MxKxf32>, %B: memref<KxNxf32>) -> memref<MxNxf32>` with one
+    `tl.kernel` "matmul" computing `MATMUL_F32`."""
+    return _matmul_module(MATMUL_F32, m, n, k)
+
+
+def _matmul_module(source: str, m: int, n: int, k: int) -> ModuleOp:
+    from xdsl.builder import Builder, InsertPoint
+    from xdsl.dialects import func, memref
+
+    from mlc.lowering.texpr_to_tl import element_type
+    from mlc.parser.texpr import parse, specialize
+    from mlc.targets.intrinsics import texpr_kernel
+
+    defn = specialize(parse(source), {"M": m, "N": n, "K": k})
+    a_d, b_d = defn.inputs
+    (c_d,) = defn.outputs
+
+    def ty(d: Any, shape: list[int]) -> MemRefType:
+        return MemRefType(element_type("i" + d.dtype[1:] if d.dtype[0] == "u" else d.dtype), shape)
+
+    f = func.FuncOp("main", ([ty(a_d, [m, k]), ty(b_d, [k, n])], [ty(c_d, [m, n])]))
+    a, b = f.body.block.args
+    a.name_hint, b.name_hint = "A", "B"
+    builder = Builder(InsertPoint.at_end(f.body.block))
+    c = builder.insert(memref.AllocOp.get(ty(c_d, []).element_type, shape=[m, n])).memref
+    c.name_hint = "C"
+    kernel = texpr_kernel(defn, {"A": a, "B": b, "C": c})
+    kernel.properties["label"] = StringAttr("matmul")
+    builder.insert(kernel)
+    builder.insert(func.ReturnOp(c))
+    return ModuleOp([f])
+
+
+@dataclass(frozen=True)
+class FmaGemmSchedule:
+    """Schedule strategy: fp32 matmuls (`MATMUL_F32`'s kernel) through the
+    `x86.avx512.fma_tile` register tile, the rest through `fallback` (as
+    `VnniGemmSchedule`). Per matmul (M % rows == 0, N % cols == 0, K % k_block == 0):
+    decompose the reduction, split m by `rows`, n by `cols`, k by `k_block`, order
+    `k.o, m.o, n.o | m.i, n.i, k.i` and tensorize the `rows x cols x k_block` tile (its
+    accumulators live in registers across the K panel)."""
+
+    rows: int = 8
+    cols: int = 32
+    k_block: int = 256
+    threads: bool = False
+    fallback: Any = None
+
+    def fits(self, kernel: KernelOp) -> bool:
+        ref = texpr_kernel_of(MATMUL_F32, kernel) if len(kernel.operands) == 3 else None
+        if ref is None or len(kernel.iterators.data) != 3:
+            return False
+        if [m.results for m in kernel.maps] != [m.results for m in ref.maps]:
+            return False
+        if [v.type for v in kernel.operands] != [v.type for v in ref.operands]:
+            return False
+        m, n, k = (it.size for it in kernel.iterator_list)
+        return m % self.rows == 0 and n % self.cols == 0 and k % min(k, self.k_block) == 0
+
+    def schedule_kernel(self, sch: Any, kernel: KernelOp) -> None:
+        fallback = VnniGemmSchedule(threads=self.threads, fallback=self.fallback)._fallback()
+        if not self.fits(kernel):
+            fallback.schedule_kernel(sch, kernel)
+            return
+        from mlc.transforms.loops.tensorize import tensorize
+
+        label = kernel.label.data
+        mname, nname, kname = kernel.iterator_names
+        k_extent = kernel.iterator_list[2].size
+        sch.lower(label, keep_inits=True)
+        init = sch.decompose_reduction(label, f"{label}/{mname}")
+        fallback._schedule_block(sch, init)
+        mo, mi = sch.split(f"{label}/{mname}", self.rows)
+        no, ni = sch.split(f"{label}/{nname}", self.cols)
+        if k_extent > self.k_block:
+            ko, ki = sch.split(f"{label}/{kname}", self.k_block)
+            sch.reorder(ko, mo, no, mi, ni, ki)
+        else:
+            sch.reorder(mo, no, mi, ni, f"{label}/{kname}")
+        if self.threads:
+            sch.parallel(no)
+        tensorize(sch.root, mi, "x86.avx512.fma_tile")

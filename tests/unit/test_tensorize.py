@@ -1,0 +1,184 @@
+"""tl-tensorize: tensorized vs untensorized semantics (exact for integers), the explain
+report, the pass, and native VNNI code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from xdsl.dialects import arith
+
+import mlc
+from mlc.dialects.hw.x86 import FmaTileOp, VpdpbusdOp
+from mlc.interpreters import interpret
+from mlc.registry import make_context
+from mlc.targets.cpu import host_features
+from mlc.targets.x86 import (
+    FmaGemmSchedule,
+    VnniGemmSchedule,
+    f32_matmul_module,
+    int8_matmul_module,
+)
+from mlc.testing.coverage import covers
+from mlc.transforms.loops.common import ScheduleError, find_block
+from mlc.transforms.loops.default_schedule import apply_default_schedules
+from mlc.transforms.loops.schedule import Schedule
+from mlc.transforms.loops.tensorize import (
+    TlTensorizePass,
+    explain,
+    pack_vnni,
+    simplify_divmod,
+    tensorize,
+)
+
+HOST = host_features()
+
+
+def _int8_inputs(m: int, n: int, k: int, seed: int):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 256, (m, k)).astype(np.uint8)
+    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    return a.view(np.int8), b, a.astype(np.int32) @ b.astype(np.int32)
+
+
+@covers("tl-tensorize")
+@given(
+    mt=st.integers(1, 2),
+    nt=st.integers(1, 2),
+    kt=st.integers(1, 3),
+    rows=st.sampled_from([1, 2]),
+    seed=st.integers(0, 2**16),
+)
+def test_vnni_tensorize_preserves_semantics(mt: int, nt: int, kt: int, rows: int, seed: int):
+    m, n, k = mt * rows, nt * 16, kt * 4
+    module = int8_matmul_module(m, n, k)
+    a, b, ref = _int8_inputs(m, n, k, seed)
+    (before,) = interpret(module, a, b)
+    scheduled = module.clone()
+    apply_default_schedules(scheduled, VnniGemmSchedule(rows=rows, vectors=1))
+    scheduled.verify()
+    assert any(isinstance(op, VpdpbusdOp) for op in scheduled.walk())
+    (after,) = interpret(scheduled, a, b)
+    assert np.array_equal(before, ref)
+    assert np.array_equal(after, before)
+
+
+@covers("tl-tensorize")
+@given(k=st.sampled_from([2, 3, 5]), rows=st.sampled_from([2, 4]), seed=st.integers(0, 999))
+def test_fma_tile_tensorize_preserves_semantics(k: int, rows: int, seed: int) -> None:
+    m, n = 2 * rows, 32
+    module = f32_matmul_module(m, n, k)
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    (before,) = interpret(module, a, b)
+    scheduled = module.clone()
+    apply_default_schedules(scheduled, FmaGemmSchedule(rows=rows, cols=32, k_block=k))
+    assert any(isinstance(op, FmaTileOp) for op in scheduled.walk())
+    (after,) = interpret(scheduled, a, b)
+    np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-5)
+
+
+def _vnni_tile(m: int = 2, n: int = 32, k: int = 8) -> tuple[Schedule, str]:
+    """A matmul scheduled up to (not including) tensorize; returns the tile loop."""
+    module = int8_matmul_module(m, n, k)
+    sch = Schedule(module)
+    sch.lower("matmul", keep_inits=True)
+    sch.decompose_reduction("matmul", "matmul/m")
+    pack_vnni(module, "matmul", 1, 4)
+    no, ni = sch.split("matmul/n", 16)
+    ko, ki = sch.split("matmul/k", 4)
+    sch.reorder("matmul/m", no, ko, ni, ki)
+    return sch, ni
+
+
+def test_explain_reports_a_match_and_the_pass_applies_it() -> None:
+    sch, ni = _vnni_tile()
+    report = explain(sch.root, ni, "x86.avx512.vpdpbusd")
+    assert "x86.avx512.vpdpbusd: matches" in report
+    TlTensorizePass(loop=ni, intrinsic="x86.avx512.vpdpbusd").apply(make_context(), sch.root)
+    assert any(isinstance(op, VpdpbusdOp) for op in sch.root.walk())
+
+
+def test_explain_names_a_wrong_stride() -> None:
+    module = int8_matmul_module(2, 32, 8)  # B not packed: B[k, n] has n stride 1, not 4
+    sch = Schedule(module)
+    sch.lower("matmul", keep_inits=True)
+    sch.decompose_reduction("matmul", "matmul/m")
+    no, ni = sch.split("matmul/n", 16)
+    ko, ki = sch.split("matmul/k", 4)
+    sch.reorder("matmul/m", no, ko, ni, ki)
+    report = explain(module, ni, "x86.avx512.vpdpbusd")
+    assert "stride of B" in report and "along loop n.i is 1" in report and "needs 4" in report
+    with pytest.raises(ScheduleError, match="no intrinsic matches"):
+        tensorize(module, ni, "x86.avx512.vpdpbusd")
+
+
+def test_explain_names_a_wrong_extent() -> None:
+    module = int8_matmul_module(2, 32, 8)
+    sch = Schedule(module)
+    sch.lower("matmul", keep_inits=True)
+    sch.decompose_reduction("matmul", "matmul/m")
+    pack_vnni(module, "matmul", 1, 4)
+    no, ni = sch.split("matmul/n", 8)
+    ko, ki = sch.split("matmul/k", 4)
+    sch.reorder("matmul/m", no, ko, ni, ki)
+    report = explain(module, ni, "x86.avx512.vpdpbusd")
+    assert "extent of iterator j is 16" in report and "runs 8" in report
+    # the 8-lane variant fits the same tile
+    assert "x86.avx512vl.vpdpbusd: matches" in explain(module, ni)
+
+
+def test_explain_names_a_wrong_dtype_and_signedness() -> None:
+    sch, ni = _vnni_tile()
+    block = find_block(sch.root, "matmul")
+    ext = next(op for op in block.body.walk() if isinstance(op, arith.ExtUIOp))
+    new = arith.ExtSIOp(ext.input, ext.result.type)
+    ext.parent_block().insert_op_before(new, ext)
+    ext.result.replace_all_uses_with(new.result)
+    ext.parent_block().erase_op(ext)
+    report = explain(sch.root, ni, "x86.avx512.vpdpbusd")
+    assert "arith.extsi" in report and "arith.extui" in report
+    f32_sch = Schedule(f32_matmul_module(2, 32, 4))
+    f32_sch.lower("matmul", keep_inits=True)
+    f32_sch.decompose_reduction("matmul", "matmul/m")
+    no, ni2 = f32_sch.split("matmul/n", 16)
+    report = explain(f32_sch.root, ni2, "x86.avx512.vpdpbusd")
+    assert "x86.avx512.vpdpbusd:" in report and "tile has 2 loops" not in report
+
+
+def test_explain_asks_for_decomposed_inits() -> None:
+    module = int8_matmul_module(2, 16, 4)
+    sch = Schedule(module)
+    sch.lower("matmul", keep_inits=True)
+    assert "decompose the reduction" in explain(module, "matmul/n")
+
+
+def test_simplify_divmod() -> None:
+    from xdsl.ir.affine import AffineExpr
+
+    d0, d1 = AffineExpr.dimension(0), AffineExpr.dimension(1)
+    e = (d0 * 4 + d1) // 4
+    assert simplify_divmod(e, [(0, 9), (0, 3)]) == d0
+    assert simplify_divmod((d0 * 4 + d1) % 4, [(0, 9), (0, 3)]) == d1
+    assert simplify_divmod(e, [(0, 9), (0, 4)]) != d0  # the remainder may reach 4
+
+
+@pytest.mark.skipif(not HOST.avx512vnni, reason="CPU lacks AVX-512 VNNI")
+@given(mt=st.integers(1, 2), nt=st.integers(1, 2), kt=st.integers(1, 4), seed=st.integers(0, 99))
+def test_vnni_native_exact(mt: int, nt: int, kt: int, seed: int) -> None:
+    m, n, k = 4 * mt, 64 * nt, 4 * kt
+    a, b, ref = _int8_inputs(m, n, k, seed)
+    model = mlc.compile(int8_matmul_module(m, n, k), schedule=VnniGemmSchedule())
+    model.num_threads = 1
+    assert np.array_equal(model(a, b)[0], ref)
+
+
+@pytest.mark.skipif(not HOST.avx512f, reason="CPU lacks AVX-512F")
+def test_fma_tile_native() -> None:
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((16, 24)).astype(np.float32)
+    b = rng.standard_normal((24, 64)).astype(np.float32)
+    model = mlc.compile(f32_matmul_module(16, 64, 24), schedule=FmaGemmSchedule(k_block=8))
+    np.testing.assert_allclose(model(a, b)[0], a @ b, rtol=1e-4, atol=1e-4)
