@@ -76,6 +76,11 @@ class MlcOptMain(xDSLOptMain):
             help="print the IR to stderr after every pass",
         )
         arg_parser.add_argument(
+            "--print-ir-after-change",
+            action="store_true",
+            help="print the IR to stderr after every pass that changed it",
+        )
+        arg_parser.add_argument(
             "--bisect-semantics",
             action="store_true",
             help="interpret the program after each pass on generated inputs, name the first "
@@ -110,6 +115,7 @@ class MlcOptMain(xDSLOptMain):
                 self._bisect_reports.append(result.report())
             return
         for p in self.pipeline.passes:
+            before = str(prog) if self.args.print_ir_after_change else ""
             try:
                 p.apply(self.ctx, prog)
             except DiagnosticException as e:
@@ -123,7 +129,8 @@ class MlcOptMain(xDSLOptMain):
                 ) from None
             if not self.args.disable_verify:
                 verify_module(prog, f"after pass '{p.name}'")
-            if self.args.print_ir_after_all or self.args.print_between_passes:
+            changed = self.args.print_ir_after_change and str(prog) != before
+            if self.args.print_ir_after_all or self.args.print_between_passes or changed:
                 print(f"// -----// IR Dump After {p.name} //----- //", file=sys.stderr)
                 Printer(stream=sys.stderr).print_op(prog)
                 print(file=sys.stderr)
