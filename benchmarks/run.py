@@ -149,7 +149,12 @@ def mlc_runner(
         compiled = mlc.compile(case.model, **(compile_options or {}))
         setup = time.perf_counter() - start
         inputs = case.inputs
-        return (lambda: compiled(*inputs)), {"setup_s": setup, "threads": threads}
+        return (lambda: compiled(*inputs)), {
+            "setup_s": setup,
+            "threads": threads,
+            "intermediate_bytes": compiled.intermediate_bytes,
+            "workspace_bytes": compiled.workspace_bytes,
+        }
 
     return Runner(name, label, prepare, {"MLC_NUM_THREADS": str(threads)})
 
@@ -216,11 +221,20 @@ def numpy_runner(threads: int = 1) -> Runner:
 
 
 def default_runners(
-    ort_threads: Sequence[int] = (1, 2), mlc_threads: int = 1, numpy_threads: int = 1
+    ort_threads: Sequence[int] = (1, 2),
+    mlc_threads: int = 1,
+    numpy_threads: int = 1,
+    passes_off: bool = False,
 ) -> list[Runner]:
-    """mlc, onnxruntime per thread count, numpy. The first ORT runner is the reference."""
+    """mlc, (mlc without graph passes and fusion,) onnxruntime per thread count, numpy.
+    The first ORT runner is the reference."""
     return [
         mlc_runner(threads=mlc_threads),
+        *(
+            [mlc_runner("mlc_off", "mlc passes off", mlc_threads, {"fuse": False})]
+            if passes_off
+            else []
+        ),
         *(ort_runner(t) for t in ort_threads),
         numpy_runner(numpy_threads),
     ]
@@ -361,6 +375,15 @@ def _setup(runner: str) -> Callable[[Result], str]:
     return cell
 
 
+def _bytes(runner: str, key: str) -> Callable[[Result], str]:
+    def cell(r: Result) -> str:
+        m = r.measurements.get(runner)
+        value = m.extra.get(key) if m else None
+        return _num(value / 1024 if value is not None else None, "{:.0f}")
+
+    return cell
+
+
 def _check(runner: str) -> Callable[[Result], str]:
     def cell(r: Result) -> str:
         m = r.measurements.get(runner)
@@ -383,9 +406,23 @@ def default_columns(runners: Sequence[Runner], primary: str = "mlc") -> list[Col
         cols.append(
             Column(f"{primary}/{o.label}", lambda r, o=o: _num(r.ratio(primary, o.name), "{:.2f}"))
         )
+    for m in runners:
+        if m.name.startswith("mlc") and m.name != primary and orts:
+            cols.append(
+                Column(
+                    f"{m.label}/{orts[0].label}",
+                    lambda r, m=m: _num(r.ratio(m.name, orts[0].name), "{:.2f}"),
+                )
+            )
     for name in [primary, *(o.name for o in orts[:1])]:
         label = next((r.label for r in runners if r.name == name), name)
         cols.append(Column(f"{label} GFLOP/s", lambda r, n=name: _num(r.gflops(n), "{:.2f}")))
+    for r in runners:
+        if r.name.startswith("mlc") and len([x for x in runners if x.name.startswith("mlc")]) > 1:
+            cols.append(
+                Column(f"{r.label} intermediates KiB", _bytes(r.name, "intermediate_bytes"))
+            )
+    cols.append(Column(f"{primary} workspace KiB", _bytes(primary, "workspace_bytes")))
     cols.append(Column(f"{primary} max abs diff", _check(primary)))
     cols.append(
         Column(
@@ -469,13 +506,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--markdown", help="write the table as markdown to this file")
     p.add_argument("--json", help="write every sample and setting as JSON to this file")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument(
+        "--passes-off",
+        action="store_true",
+        help="also run mlc without graph passes and kernel fusion (mlc.compile(fuse=False))",
+    )
     args = p.parse_args(argv)
 
     names = [n for n in args.only.split(",") if n] or None
     unknown = [n for n in names or [] if n not in BENCHMARKS]
     if unknown:
         p.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
-    runners = default_runners(_ints(args.threads), args.mlc_threads, args.numpy_threads)
+    runners = default_runners(
+        _ints(args.threads), args.mlc_threads, args.numpy_threads, args.passes_off
+    )
 
     def log(msg: str) -> None:
         if not args.quiet:
