@@ -27,17 +27,20 @@ def _llvmx() -> Dialect:
     return LLVMX
 
 
-def _hw_x86() -> Dialect:
+def _hw() -> Dialect:
+    """All hardware dialects as one `hw` dialect: xDSL finds a dialect by the first
+    segment of an op or type name (`hw.x86.vpdpbusd` -> `hw`), so `hw.x86` and `hw.accel`
+    are registered together under it."""
+    from mlc.dialects.hw.accel import Accel
     from mlc.dialects.hw.x86 import HW_X86
     from mlc.lowering import hw_x86_to_llvm  # noqa: F401  (registers the op lowerings)
 
-    return HW_X86
-
-
-def _hw_accel() -> Dialect:
-    from mlc.dialects.hw.accel import Accel
-
-    return Accel
+    parts = (HW_X86, Accel)
+    return Dialect(
+        "hw",
+        [op for d in parts for op in d.operations],
+        [attr for d in parts for attr in d.attributes],
+    )
 
 
 def _accel_placement() -> type[ModulePass]:
@@ -133,14 +136,20 @@ _GRAPH_PATTERNS = {
     "graph-compose-transposes": "ComposeTransposes",
     "graph-compose-reshapes": "ComposeReshapes",
     "graph-pretranspose-gemm-weight": "PretransposeGemmWeight",
+    "graph-fold-pad-into-conv": "FoldPadIntoConv",
     "graph-fold-batchnorm": "FoldBatchNorm",
     "graph-fold-channel-affine": "FoldChannelAffine",
 }
 
 
+XDSL_NAME_CLASHES = frozenset({"hw"})
+"""mlc dialect names that xDSL also uses (its CIRCT `hw`): mlc's replace xDSL's in
+mlc's contexts and are not exported through the xDSL plugin (`universe.py`)."""
+
+
 def all_dialect_factories() -> dict[str, Callable[[], Dialect]]:
     """Dialect name -> lazy factory, for every dialect mlc defines."""
-    return {"graph": _graph, "tl": _tl, "llvmx": _llvmx, "hw.x86": _hw_x86, "hw.accel": _hw_accel}
+    return {"graph": _graph, "tl": _tl, "llvmx": _llvmx, "hw": _hw}
 
 
 def all_pass_factories() -> dict[str, Callable[[], type[ModulePass]]]:
@@ -161,12 +170,12 @@ def all_pass_factories() -> dict[str, Callable[[], type[ModulePass]]]:
 def make_context(allow_unregistered: bool = False) -> Context:
     """An xDSL `Context` with every xDSL dialect and every mlc dialect registered."""
     ctx = Context(allow_unregistered=allow_unregistered)
+    ours = all_dialect_factories()
     for name, factory in get_all_dialects().items():
+        if name not in ours:  # mlc's `hw` (hardware dialects) replaces xDSL's CIRCT `hw`
+            ctx.register_dialect(name, factory)
+    for name, factory in ours.items():
         ctx.register_dialect(name, factory)
-    for name, factory in all_dialect_factories().items():
-        ctx.register_dialect(name, factory)
-        if "." in name:  # xDSL loads lazily by an op name's first segment ("hw"): load now
-            ctx.load_registered_dialect(name)
     return ctx
 
 

@@ -19,14 +19,16 @@ class InterpretError(ValueError):
 
 def make_interpreter(module: ModuleOp) -> Interpreter:
     """An xDSL interpreter with the implementations of every dialect mlc interprets:
-    func, graph, tl, and xDSL's arith, math, memref, scf and builtin."""
+    func, graph, tl, hw.x86, hw.accel, and xDSL's arith, math, memref, scf and builtin."""
     from xdsl.interpreters.arith import ArithFunctions
     from xdsl.interpreters.builtin import BuiltinFunctions
     from xdsl.interpreters.math import MathFunctions
     from xdsl.interpreters.memref import MemRefFunctions
     from xdsl.interpreters.scf import ScfFunctions
 
+    from mlc.interpreters.accel import AccelFunctions
     from mlc.interpreters.graph import graph_functions
+    from mlc.interpreters.hw import HwFunctions
     from mlc.interpreters.tl import TlFunctions
 
     interpreter = Interpreter(module)
@@ -34,6 +36,8 @@ def make_interpreter(module: ModuleOp) -> Interpreter:
         FuncFunctions(),
         graph_functions(),
         TlFunctions(),
+        HwFunctions(),
+        AccelFunctions(),
         ArithFunctions(),
         MathFunctions(),
         MemRefFunctions(),

@@ -76,7 +76,7 @@ __all__ = [
 ]
 
 #: target name -> module declaring its intrinsics (imported on first use)
-TARGET_MODULES: dict[str, str] = {"x86": "mlc.targets.x86"}
+TARGET_MODULES: dict[str, str] = {"x86": "mlc.targets.x86", "accel": "mlc.targets.accel"}
 
 
 class IntrinsicError(ValueError):

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO
 
+from xdsl.dialects import get_all_dialects
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import DiagnosticException
@@ -44,11 +45,14 @@ class MlcOptMain(xDSLOptMain):
         super().setup_pipeline()
 
     def register_all_dialects(self) -> None:
-        super().register_all_dialects()
-        known = set(self.ctx.registered_dialect_names)
-        for name, factory in all_dialect_factories().items():
-            if name not in known:
+        # xDSL's dialects, except where mlc defines its own under the same name (`hw`: the
+        # hardware dialects hw.x86 / hw.accel replace xDSL's CIRCT `hw`), then mlc's
+        ours = all_dialect_factories()
+        for name, factory in get_all_dialects().items():
+            if name not in ours:
                 self.ctx.register_dialect(name, factory)
+        for name, factory in ours.items():
+            self.ctx.register_dialect(name, factory)
 
     def register_all_passes(self) -> None:
         super().register_all_passes()

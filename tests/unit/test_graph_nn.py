@@ -230,7 +230,9 @@ def test_max_pool_integers(dtype: type) -> None:
 
 
 @pytest.mark.parametrize("storage_order", [0, 1])
-@pytest.mark.parametrize("shape, attrs", [POOL_CASES[1], POOL_CASES[3], POOL_CASES[8], POOL_CASES[9]])
+@pytest.mark.parametrize(
+    "shape, attrs", [POOL_CASES[1], POOL_CASES[3], POOL_CASES[8], POOL_CASES[9]]
+)
 def test_max_pool_indices(shape: tuple, attrs: dict, storage_order: int) -> None:
     attrs = {**attrs, "storage_order": storage_order}
     check("MaxPool", {"x": randn(*shape)}, attrs, num_outputs=2)

@@ -20,6 +20,7 @@ from xdsl.transforms.dead_code_elimination import region_dce
 import mlc
 from mlc.dialects import graph as g
 from mlc.dialects.graph.types import numpy_dtype
+from mlc.parser.mlir import parse_module
 from mlc.testing.coverage import covers
 from mlc.testing.semantics import assert_preserves_semantics
 from mlc.testing.strategies import (
@@ -37,6 +38,7 @@ from mlc.transforms.graph import (
     FoldChannelAffine,
     FoldConstantOp,
     FoldConstantsPass,
+    FoldPadIntoConv,
     GraphCanonicalizePass,
     GraphOptimizePass,
     PretransposeGemmWeight,
@@ -245,6 +247,26 @@ def _producer(draw: st.DrawFn, p: ProgramBuilder) -> SSAValue:
     )
 
 
+def gen_pad_conv(draw: st.DrawFn, p: ProgramBuilder) -> None:
+    # conv(pad(x)): zero / non-zero / channel padding (only zero spatial padding folds)
+    n, c, h, w = draw(st.integers(1, 2)), 2, draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    x = p.new_arg([n, c, h, w])
+    spatial = [draw(st.integers(0, 2)) for _ in range(4)]
+    channel = draw(st.sampled_from([0, 0, 0, 1]))
+    pads = [0, channel, spatial[0], spatial[1], 0, 0, spatial[2], spatial[3]]
+    value = draw(st.sampled_from([0.0, 0.0, 0.5]))
+    xp = p.insert(g.PadOp.create([x], pads=pads, mode="constant", value=value))
+    _, cp, hp, wp = _shape(xp)
+    k = draw(st.sampled_from([1, 3]))
+    if hp < k or wp < k:
+        k = 1
+    weight = p.constant([2, cp, k, k])
+    conv_pads = [draw(st.integers(0, 1)) for _ in range(4)]
+    p.insert(
+        g.ConvOp.create([xp, weight], strides=[1, 1], pads=conv_pads, dilations=[1, 1], group=1)
+    )
+
+
 def _positive(p: ProgramBuilder, shape: Sequence[int], low: float, high: float) -> SSAValue:
     data = p.rng.uniform(low, high, tuple(shape)).astype(numpy_dtype(p.element_type))
     return p.insert(g.ConstantOp.from_array(data))
@@ -445,6 +467,28 @@ def test_compose_transposes_preserves_semantics(program: Program) -> None:
 @given(programs(gen_reshape_chain, mix=True))
 def test_compose_reshapes_preserves_semantics(program: Program) -> None:
     check(ComposeReshapes(), program)
+
+
+@covers("graph-fold-pad-into-conv")
+@given(programs(gen_pad_conv, element_types=FLOATS))
+def test_fold_pad_into_conv_preserves_semantics(program: Program) -> None:
+    check(FoldPadIntoConv(), program)
+
+
+def test_fold_pad_into_conv_fires() -> None:
+    x_t = "tensor<1x2x4x4xf32>"
+    text = f"""
+    func.func @f(%x: {x_t}, %w: tensor<3x2x3x3xf32>) -> tensor<1x3x4x4xf32> {{
+      %p = graph.pad %x {{pads = array<i64: 0, 0, 1, 0, 0, 0, 1, 0>, mode = "constant", value = 0.0 : f32}} : ({x_t}) -> tensor<1x2x6x4xf32>
+      %y = graph.conv %p, %w {{strides = array<i64: 1, 1>, pads = array<i64: 0, 1, 0, 1>, dilations = array<i64: 1, 1>, group = 1 : i64}} : (tensor<1x2x6x4xf32>, tensor<3x2x3x3xf32>) -> tensor<1x3x4x4xf32>
+      func.return %y : tensor<1x3x4x4xf32>
+    }}"""
+    module = parse_module(mlc.context(), text)
+    PatternRewriteWalker(FoldPadIntoConv()).rewrite_module(module)
+    module.verify()
+    assert count(module, g.PadOp) == 0
+    (conv,) = [op for op in module.walk() if isinstance(op, g.ConvOp)]
+    assert list(conv.props.ints("pads")) == [1, 1, 1, 1]
 
 
 @covers("graph-pretranspose-gemm-weight")

@@ -233,7 +233,10 @@ def test_runtime_axes_are_unsupported() -> None:
     model = single_node_model(
         "ReduceSum", {"x": X, "axes": np.array([1], np.int64)}, {"keepdims": 0}, opset=13
     )
-    with pytest.raises(OnnxImportError, match=r"input .axes. \(axes decide .*must be a constant known at import time"):
+    with pytest.raises(
+        OnnxImportError,
+        match=r"input .axes. \(axes decide .*must be a constant known at import time",
+    ):
         import_onnx(model)
 
 

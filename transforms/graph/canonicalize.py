@@ -19,6 +19,8 @@ Patterns (one identity per line comment in each):
 - `ComposeReshapes`: reshape(reshape(x)) -> reshape(x) (or x).
 - `PretransposeGemmWeight`: gemm(a, B^T) with a constant B of one use -> gemm(a, B') with
   B' = the transposed constant and trans_b = false, so kernels read B contiguously along N.
+- `FoldPadIntoConv`: conv(pad(x)) with zero padding of the spatial dims only -> conv(x)
+  with the pad amounts added to the conv's pads (the kernel reads x with a guard).
 """
 
 from __future__ import annotations
@@ -163,12 +165,47 @@ class PretransposeGemmWeight(RewritePattern):
         rewriter.replace(op, [bt, new])
 
 
+class FoldPadIntoConv(RewritePattern):
+    """conv(pad(x, zeros around the spatial dims), w) -> conv(x, w) with larger pads."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: g.ConvOp, rewriter: PatternRewriter, /) -> None:
+        pad = op.operands[0].owner
+        if not isinstance(pad, g.PadOp) or not op.operands[0].has_one_use():
+            return
+        if pad.mode.data != "constant" or (pad.value is not None and pad.value.value.data != 0):
+            return
+        rank = len(_shape_of(pad.input))
+        amounts = list(pad.pads.get_values())
+        begin, end = amounts[:rank], amounts[rank:]
+        if any(begin[:2]) or any(end[:2]) or min(amounts) < 0:
+            return  # only zero padding of the spatial dims (no crop) folds
+        # conv(pad(x)) -> conv(x) with the pad amounts added to the conv's own
+        conv_pads = op.props.ints("pads")
+        k = rank - 2
+        new_pads = [conv_pads[i] + begin[2 + i] for i in range(k)]
+        new_pads += [conv_pads[k + i] + end[2 + i] for i in range(k)]
+        props = dict(op.properties)
+        props["pads"] = new_pads
+        new = g.ConvOp.create([pad.input, *op.operands[1:]], **props)
+        new.output.name_hint = op.output.name_hint
+        rewriter.replace(op, new)
+        rewriter.erase_op(pad)
+
+
+def _shape_of(value: SSAValue) -> tuple[int, ...]:
+    ty = value.type
+    assert isinstance(ty, TensorType)
+    return tuple(ty.get_shape())
+
+
 CANONICALIZATION_PATTERNS: tuple[type[RewritePattern], ...] = (
     RemoveNeutralOperand,
     RemoveNoOp,
     ComposeTransposes,
     ComposeReshapes,
     PretransposeGemmWeight,
+    FoldPadIntoConv,
 )
 """The patterns `graph-canonicalize` applies."""
 
