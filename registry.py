@@ -127,6 +127,7 @@ _GRAPH_PASSES = {
     "graph-canonicalize": "GraphCanonicalizePass",
     "fold-batchnorm": "FoldBatchNormPass",
     "graph-optimize": "GraphOptimizePass",
+    "pad-gemm-columns": "PadGemmColumnsPass",
 }
 
 _GRAPH_PATTERNS = {
@@ -139,6 +140,7 @@ _GRAPH_PATTERNS = {
     "graph-fold-pad-into-conv": "FoldPadIntoConv",
     "graph-fold-batchnorm": "FoldBatchNorm",
     "graph-fold-channel-affine": "FoldChannelAffine",
+    "graph-pad-gemm-columns": "PadGemmColumns",
 }
 
 

@@ -277,6 +277,7 @@ def lower_model(
             from mlc.transforms.graph.optimize import GraphOptimizePass
 
             GraphOptimizePass().apply(ctx, module)
+            _pad_gemm_columns(ctx, module)
 
         ConvertGraphToTlPass().apply(ctx, module)
         if fuse:
@@ -311,6 +312,14 @@ def lower_model(
     return LoweredModel(
         name, ins, outs, text.getvalue(), str(ir_module), plan.peak_bytes, plan.total_bytes
     )
+
+
+def _pad_gemm_columns(ctx: Any, module: ModuleOp) -> None:
+    """`pad-gemm-columns` with the host's fp32 vector width (whole-vector gemm tiles)."""
+    from mlc.targets.cpu import host_features
+    from mlc.transforms.graph.pad_gemm import PadGemmColumnsPass
+
+    PadGemmColumnsPass(multiple=max(host_features().vector_bits // 32, 1)).apply(ctx, module)
 
 
 def default_strategy() -> Any:

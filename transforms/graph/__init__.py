@@ -26,6 +26,7 @@ from mlc.transforms.graph.fold_constants import (
     should_fold,
 )
 from mlc.transforms.graph.optimize import GraphOptimizePass
+from mlc.transforms.graph.pad_gemm import PadGemmColumns, PadGemmColumnsPass
 
 __all__ = [
     "BATCHNORM_PATTERNS",
@@ -41,6 +42,8 @@ __all__ = [
     "FoldPadIntoConv",
     "GraphCanonicalizePass",
     "GraphOptimizePass",
+    "PadGemmColumns",
+    "PadGemmColumnsPass",
     "PretransposeGemmWeight",
     "RemoveNeutralOperand",
     "RemoveNoOp",

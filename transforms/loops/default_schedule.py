@@ -18,10 +18,12 @@ plain text (`Schedule.text()`) and replays with `tl-apply-schedule`.
    inner loop vectorized. A reduction is vectorized only if some input is contiguous
    along `v` too (else the lanes would be gathers).
 3. Register blocking for contractions (matmul, conv, ...: a reduction whose vector inputs
-   do not depend on some other parallel iterator `r`): `r` is split by up to 8 and `v` by
-   2 vectors, both inner loops unrolled, so an MR x NR tile of accumulators lives in
-   registers across the reduction loops, which sit between the tile loops and the tile
-   (Goto / BLIS order: `r.o, v.o.o, reductions, r.i, v.o.i, v.i`). A single long
+   do not depend on some other parallel iterator `r`): `r` is split by MR (<= 8) and `v`
+   by NR vectors (`_register_tile`: the fewest loads per FMA that fit the register file,
+   preferring tiles without a remainder), both inner loops unrolled, so an MR x NR tile
+   of accumulators lives in registers across the reduction loops, which sit between the
+   tile loops and the tile (Goto / BLIS order: `v.o.o, r.o, reductions, r.i, v.o.i, v.i`:
+   one panel of the contiguous operand stays in cache while all rows pass). A single long
    reduction (> 512) is split by 256 and its outer loop moved outermost (K blocking for
    the L2 cache). A padded vector input (a conv's input) is first copied into a buffer
    that holds its padding, so the tile loop reads it without bounds checks.
@@ -39,6 +41,7 @@ from xdsl.ir import Attribute, Operation
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
 from mlc.dialects.tl import BlockOp, KernelOp, linear_form
+from mlc.transforms.loops.channel_block_schedule import schedule_channel_block_tile
 from mlc.transforms.loops.common import ScheduleError, block_loops, find_block, loop_name
 from mlc.transforms.loops.schedule import Schedule
 
@@ -137,6 +140,10 @@ class CpuDefaultSchedule:
         if reductions and not _contiguous_inputs(block, v):
             self._parallel(sch, label, block, order)
             return
+        if reductions and schedule_channel_block_tile(
+            self, sch, label, block, v, width, _contiguous_inputs(block, v)
+        ):
+            return  # one channel block per vector: a rows x channel-blocks tile
         r = _tile_dim(block, v) if reductions else None
         vname = names[v]
         if r is not None:
@@ -174,7 +181,9 @@ class CpuDefaultSchedule:
                 ko, ki = map(_short, sch.split(f"{label}/{red_names[0]}", self.k_block))
                 k_outer, red_names = [ko], [ki]
         others = [names[d] for d in block.parallel_dims if d not in (r, v)]
-        tile_outer = [n for n in (r_outer, v_outer) if n]
+        # column panels outside row blocks: one K x (vectors * width) panel of the
+        # contiguous operand stays in cache while every row block passes over it
+        tile_outer = [n for n in (v_outer, r_outer) if n]
         tile_inner = [n for n in (r_inner, v_tile) if n]
         new_order = k_outer + others + tile_outer + red_names + tile_inner + [v_inner]
         sch.reorder(*(f"{label}/{n}" for n in new_order))

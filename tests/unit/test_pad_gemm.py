@@ -1,0 +1,126 @@
+"""`pad-gemm-columns`: zero columns appended to a gemm's constant weight keep the first N
+columns of the product unchanged."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from xdsl.dialects.builtin import ModuleOp, TensorType, f32, f64, i32
+from xdsl.ir import SSAValue
+from xdsl.pattern_rewriter import PatternRewriteWalker
+from xdsl.transforms.dead_code_elimination import region_dce
+
+import mlc
+from mlc.dialects import graph as g
+from mlc.testing.coverage import covers
+from mlc.testing.semantics import assert_preserves_semantics
+from mlc.testing.strategies import Program, ProgramBuilder, graph_programs
+from mlc.transforms.graph import PadGemmColumns, PadGemmColumnsPass
+
+
+def _shape(v: SSAValue) -> list[int]:
+    assert isinstance(v.type, TensorType)
+    return list(v.type.get_shape())
+
+
+def gen_gemm(draw: st.DrawFn, p: ProgramBuilder) -> None:
+    # gemm(a, B, C): B constant (maybe transposed, maybe used twice), C absent, constant
+    # (along N or broadcast) or an argument, N around the multiple 4 used below
+    x = p.pick(lambda v: not isinstance(v.owner, g.ConstantOp) and bool(_shape(v)))
+    assert x is not None
+    shape = _shape(x)
+    m, k = math.prod(shape[:-1]), shape[-1]
+    a = p.insert(g.ReshapeOp.to(x, [m, k]))
+    n = draw(st.integers(1, 9))
+    trans_b = draw(st.booleans())
+    b = p.constant([n, k] if trans_b else [k, n])
+    operands = [a, b]
+    c_kind = draw(st.sampled_from(["none", "constant", "arg"]))
+    if c_kind != "none":
+        c_shape = draw(st.sampled_from([[n], [1, n], [m, n], [m, 1], [1]]))
+        operands.append(p.constant(c_shape) if c_kind == "constant" else p.new_arg(c_shape))
+    alpha = draw(st.sampled_from([1.0, -2.0]))
+    beta = draw(st.sampled_from([1.0, 0.5]))
+    p.insert(g.GemmOp.create(operands, alpha=alpha, beta=beta, trans_a=False, trans_b=trans_b))
+    if draw(st.integers(0, 4)) == 0:
+        p.insert(g.NegOp.create([b]))  # a second use of B: left alone
+
+
+def programs() -> st.SearchStrategy[Program]:
+    return graph_programs([gen_gemm], element_types=(f32, f64, i32), max_ops=2)
+
+
+@covers("graph-pad-gemm-columns")
+@given(programs())
+def test_pad_gemm_columns_pattern_preserves_semantics(program: Program) -> None:
+    assert_preserves_semantics(PadGemmColumns(4), program.module, inputs=program.inputs)
+
+
+@covers("pad-gemm-columns")
+@given(programs())
+def test_pad_gemm_columns_pass_preserves_semantics(program: Program) -> None:
+    assert_preserves_semantics(
+        PadGemmColumnsPass(multiple=4), program.module, inputs=program.inputs
+    )
+
+
+def _gemm_module(n: int, trans_b: bool, bias_shape: list[int] | None) -> ModuleOp:
+    rng = np.random.default_rng(0)
+    p = ProgramBuilder(lambda s: None, f32, rng)  # type: ignore[arg-type, return-value]
+    x = p.new_arg([3, 8])
+    w = p.insert(
+        g.ConstantOp.from_array(
+            rng.standard_normal((n, 8) if trans_b else (8, n)).astype(np.float32)
+        )
+    )
+    ops = [x, w]
+    if bias_shape is not None:
+        ops.append(
+            p.insert(g.ConstantOp.from_array(rng.standard_normal(bias_shape).astype(np.float32)))
+        )
+    p.insert(g.GemmOp.create(ops, alpha=1.0, beta=1.0, trans_a=False, trans_b=trans_b))
+    return p.finish()
+
+
+def _apply(module: ModuleOp, multiple: int) -> ModuleOp:
+    after = module.clone()
+    PatternRewriteWalker(PadGemmColumns(multiple), post_walk_func=region_dce).rewrite_module(after)
+    after.verify()
+    return after
+
+
+def test_pads_columns_and_slices_the_result() -> None:
+    module = _gemm_module(10, trans_b=False, bias_shape=[10])
+    after = _apply(module, 16)
+    (gemm,) = [op for op in after.walk() if isinstance(op, g.GemmOp)]
+    assert _shape(gemm.output) == [3, 16]
+    assert gemm.c is not None and _shape(gemm.c) == [16]
+    assert [type(op) for op in after.walk() if isinstance(op, g.SliceOp)] == [g.SliceOp]
+    x = np.random.default_rng(1).standard_normal((3, 8)).astype(np.float32)
+    np.testing.assert_array_equal(mlc.interpret(after, x)[0], mlc.interpret(module, x)[0])
+
+
+def test_transposed_weight_pads_rows_and_scalar_bias_is_kept() -> None:
+    after = _apply(_gemm_module(5, trans_b=True, bias_shape=[1]), 4)
+    (gemm,) = [op for op in after.walk() if isinstance(op, g.GemmOp)]
+    assert _shape(gemm.b) == [8, 8] and _shape(gemm.output) == [3, 8]
+    assert gemm.c is not None and _shape(gemm.c) == [1]
+
+
+def test_leaves_whole_and_too_narrow_gemms_alone() -> None:
+    for n, multiple in ((16, 16), (4, 16), (1, 4)):  # no remainder; padding > 2x N
+        after = _apply(_gemm_module(n, trans_b=False, bias_shape=None), multiple)
+        assert not any(isinstance(op, g.SliceOp) for op in after.walk())
+
+
+def test_compiled_classifier_layer_matches_numpy() -> None:
+    from mlc.benchmarks.models import mlp
+
+    case = mlp(batch=4, sizes=(32, 10))
+    model = mlc.compile(case.model)
+    (got,) = model(*case.inputs)
+    (want,) = case.numpy_fn(*case.inputs)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
