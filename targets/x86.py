@@ -336,11 +336,12 @@ class FmaGemmSchedule:
     `x86.avx512.fma_tile` register tile, the rest through `fallback` (as
     `VnniGemmSchedule`). Per matmul (M % rows == 0, N % cols == 0, K % k_block == 0):
     decompose the reduction, split m by `rows`, n by `cols`, k by `k_block`, order
-    `k.o, m.o, n.o | m.i, n.i, k.i` and tensorize the `rows x cols x k_block` tile (its
-    accumulators live in registers across the K panel)."""
+    `k.o, n.o, m.o | m.i, n.i, k.i` (one `k_block x cols` panel of B stays in cache while
+    all rows pass) and tensorize the `rows x cols x k_block` tile (its accumulators live
+    in registers across the K panel)."""
 
-    rows: int = 8
-    cols: int = 32
+    rows: int = 4
+    cols: int = 64
     k_block: int = 256
     threads: bool = False
     fallback: Any = None
@@ -373,9 +374,9 @@ class FmaGemmSchedule:
         no, ni = sch.split(f"{label}/{nname}", self.cols)
         if k_extent > self.k_block:
             ko, ki = sch.split(f"{label}/{kname}", self.k_block)
-            sch.reorder(ko, mo, no, mi, ni, ki)
+            sch.reorder(ko, no, mo, mi, ni, ki)
         else:
-            sch.reorder(mo, no, mi, ni, f"{label}/{kname}")
+            sch.reorder(no, mo, mi, ni, f"{label}/{kname}")
         if self.threads:
             sch.parallel(no)
         tensorize(sch.root, mi, "x86.avx512.fma_tile")
