@@ -18,7 +18,9 @@ The producer must be a `tl.kernel` without reduction iterators whose single outp
 `memref.alloc`'d buffer written at plain iterators (a permutation: every point is written
 once), whose body does not read its output or use `tl.index`; the buffer must have exactly
 one other user, a `tl.kernel` that reads it without a pad guard (or with one that never
-fires). The consumer's read `T[f(q)]` then means the producer's iterators are `f(q)`, and
+fires) and, if that kernel reduces, reads each element once (a matmul rereads A[m, k]
+for every column: inlining a ReLU there would recompute it N times; the ReLU becomes the
+producing kernel's in-place epilogue instead, `fuse_epilogues`). The consumer's read `T[f(q)]` then means the producer's iterators are `f(q)`, and
 the producer's inputs are read at their maps composed with `f`.
 """
 
@@ -72,6 +74,8 @@ def _producer_of(kernel: KernelOp) -> tuple[SSAValue, KernelOp] | None:
     if buffer in consumer.outputs or list(consumer.inputs).count(buffer) != 1:
         return None
     j = list(consumer.inputs).index(buffer)
+    if consumer.reduction_dims and not _reads_once(consumer, consumer.maps[j]):
+        return None  # a contraction rereads its inputs: inlining would recompute them
     if consumer.pad_values[j] is not None and not always_in_bounds(
         consumer,
         consumer.maps[j],
@@ -79,6 +83,13 @@ def _producer_of(kernel: KernelOp) -> tuple[SSAValue, KernelOp] | None:
     ):
         return None
     return buffer, consumer
+
+
+def _reads_once(consumer: KernelOp, read: AffineMap) -> bool:
+    """`read` uses every parallel iterator of `consumer`: no element it reads is read
+    again for another output point (a matmul's A[m, k] is read once per column n)."""
+    used = set().union(*(e.used_dims() for e in read.results))
+    return all(d in used for d in consumer.parallel_dims)
 
 
 def inline_into_consumer(producer: KernelOp) -> KernelOp | None:

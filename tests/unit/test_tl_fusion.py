@@ -129,3 +129,25 @@ def test_a_chain_becomes_one_kernel_and_an_epilogue_updates_in_place() -> None:
     producer = next(b for b in blocks if b.label.data == "matmul")
     assert producer.parent_op().parent_op() is not None  # type: ignore[union-attr]
     assert epilogue.parent_op() is not None and epilogue.parent_op().parent_op() is not None  # type: ignore[union-attr]
+
+
+def test_an_elementwise_producer_is_not_recomputed_inside_a_contraction() -> None:
+    # relu(x) feeds a matmul that reads x[m, k] once per column n: not inlined there,
+    # but a row sum reads each element once: inlined
+    text = """
+    func.func @main(%x: tensor<8x16xf32>, %w: tensor<16x32xf32>) -> (tensor<8x32xf32>, tensor<8xf32>) {
+      %r = graph.relu %x : (tensor<8x16xf32>) -> tensor<8x16xf32>
+      %y = graph.matmul %r, %w : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
+      %n = graph.neg %x : (tensor<8x16xf32>) -> tensor<8x16xf32>
+      %s = graph.reduce_sum %n {axes = array<i64: 1>, keepdims = false} : (tensor<8x16xf32>) -> tensor<8xf32>
+      func.return %y, %s : tensor<8x32xf32>, tensor<8xf32>
+    }"""
+    module = _tl(parse_module(mlc.context(), text))
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((8, 16), (16, 32))]
+    want = mlc.interpret(module, *arrays)
+    assert inline_elementwise(module) == 1
+    labels = sorted(op.label.data for op in module.walk() if isinstance(op, KernelOp))
+    assert "relu" in labels and "relu_matmul" not in labels
+    assert any(label.startswith("neg_") for label in labels)
+    _close(mlc.interpret(module, *arrays), want)
