@@ -7,39 +7,82 @@ So the peak is measured: a JIT-compiled loop of `accumulators` independent
 pipe), timed over a few runs; the best run counts.
 
     python -m mlc.benchmarks.peak          # prints e.g. "fp32 FMA peak: 114.8 GFLOP/s ..."
+
+The same probe with 512-bit `vpdpbusd` gives the int8 peak (VNNI): on Zen 4 about twice
+the fp32 peak, not four times, so int8 can be at most ~2x faster than fp32 there.
 """
 
 from __future__ import annotations
 
 import ctypes
 import time
+from collections.abc import Callable
+from typing import Any
 
 from mlc.targets.cpu import JitEngine, host_features
+
+
+def _splat(element: str, value: str, lanes: int) -> str:
+    return "<" + ", ".join([f"{element} {value}"] * lanes) + ">"
 
 
 def fma_loop_ir(lanes: int, accumulators: int) -> str:
     """`float @fma_peak(i64 %n)`: `n` iterations of `accumulators` independent
     `<lanes x float>` FMAs (a * 0.5 + 0.25, which stays finite), summed at the end."""
     vec = f"<{lanes} x float>"
+    half, quarter = _splat("float", "0.5", lanes), _splat("float", "0.25", lanes)
+    return _loop_ir(
+        "fma_peak",
+        "float",
+        lanes,
+        accumulators,
+        lambda a: f"call {vec} @llvm.fma.v{lanes}f32({vec} {a}, {vec} {half}, {vec} {quarter})",
+        "fadd",
+        f"declare {vec} @llvm.fma.v{lanes}f32({vec}, {vec}, {vec})",
+    )
 
-    def splat(x: str) -> str:
-        return "<" + ", ".join([f"float {x}"] * lanes) + ">"
 
-    zero, half, quarter = splat("0.0"), splat("0.5"), splat("0.25")
+def vpdpbusd_loop_ir(accumulators: int) -> str:
+    """`i32 @vnni_peak(i64 %n)`: `n` iterations of `accumulators` independent 512-bit
+    `vpdpbusd`s (each 64 u8 x s8 multiply-adds into 16 i32 lanes), summed at the end."""
+    vec = "<16 x i32>"
+    ones = _splat("i32", "16843009", 16)  # bytes 0x01: each lane gains 4 per step
+    name = "@llvm.x86.avx512.vpdpbusd.512"
+    return _loop_ir(
+        "vnni_peak",
+        "i32",
+        16,
+        accumulators,
+        lambda a: f"call {vec} {name}({vec} {a}, {vec} {ones}, {vec} {ones})",
+        "add",
+        f"declare {vec} {name}({vec}, {vec}, {vec})",
+    )
+
+
+def _loop_ir(
+    name: str,
+    element: str,
+    lanes: int,
+    accumulators: int,
+    step: Callable[[str], str],
+    add: str,
+    declare: str,
+) -> str:
+    """`element @name(i64 %n)`: `n` iterations of `accumulators` independent chains
+    `a = step(a)` from zero, summed and lane 0 returned."""
+    vec = f"<{lanes} x {element}>"
+    zero = "zeroinitializer"
     body = ["  %i = phi i64 [0, %entry], [%i.next, %loop]"]
     body += [f"  %a{j} = phi {vec} [{zero}, %entry], [%b{j}, %loop]" for j in range(accumulators)]
-    body += [
-        f"  %b{j} = call {vec} @llvm.fma.v{lanes}f32({vec} %a{j}, {vec} {half}, {vec} {quarter})"
-        for j in range(accumulators)
-    ]
+    body += [f"  %b{j} = {step(f'%a{j}')}" for j in range(accumulators)]
     total = "%b0"
     done = []
     for j in range(1, accumulators):
-        done.append(f"  %s{j} = fadd {vec} {total}, %b{j}")
+        done.append(f"  %s{j} = {add} {vec} {total}, %b{j}")
         total = f"%s{j}"
     return "\n".join(
         [
-            "define float @fma_peak(i64 %n) {",
+            f"define {element} @{name}(i64 %n) {{",
             "entry:",
             "  br label %loop",
             "loop:",
@@ -50,32 +93,53 @@ def fma_loop_ir(lanes: int, accumulators: int) -> str:
             "done:",
             *done,
             f"  %r = extractelement {vec} {total}, i32 0",
-            "  ret float %r",
+            f"  ret {element} %r",
             "}",
-            f"declare {vec} @llvm.fma.v{lanes}f32({vec}, {vec}, {vec})",
+            declare,
         ]
     )
 
 
-def fp32_peak_gflops(iterations: int = 5_000_000, runs: int = 5, accumulators: int = 24) -> float:
-    """The best of `runs` timings of `fma_loop_ir` on the host's widest fp32 vector, in
-    GFLOP/s (2 FLOP per lane per FMA)."""
-    lanes = max(host_features().vector_width(4), 1)
+def _best_seconds(ir: str, name: str, result: Any, iterations: int, runs: int) -> float:
     engine = JitEngine(opt=2)
-    engine.add_module(fma_loop_ir(lanes, accumulators))
-    fn = ctypes.CFUNCTYPE(ctypes.c_float, ctypes.c_int64)(engine.function_address("fma_peak"))
+    engine.add_module(ir)
+    fn = ctypes.CFUNCTYPE(result, ctypes.c_int64)(engine.function_address(name))
     fn(1000)  # warm up: page in the code, lift the clock
     best = float("inf")
     for _ in range(runs):
         start = time.perf_counter()
         fn(iterations)
         best = min(best, time.perf_counter() - start)
-    return iterations * accumulators * lanes * 2 / best / 1e9
+    return best
+
+
+def fp32_peak_gflops(iterations: int = 5_000_000, runs: int = 5, accumulators: int = 24) -> float:
+    """The best of `runs` timings of `fma_loop_ir` on the host's widest fp32 vector, in
+    GFLOP/s (2 FLOP per lane per FMA)."""
+    lanes = max(host_features().vector_width(4), 1)
+    ir = fma_loop_ir(lanes, accumulators)
+    seconds = _best_seconds(ir, "fma_peak", ctypes.c_float, iterations, runs)
+    return iterations * accumulators * lanes * 2 / seconds / 1e9
+
+
+def vnni_peak_gops(
+    iterations: int = 5_000_000, runs: int = 5, accumulators: int = 24
+) -> float | None:
+    """Like `fp32_peak_gflops` for 512-bit `vpdpbusd` (128 int8 ops each); None without
+    AVX-512 VNNI."""
+    if not host_features().avx512vnni:
+        return None
+    ir = vpdpbusd_loop_ir(accumulators)
+    seconds = _best_seconds(ir, "vnni_peak", ctypes.c_int32, iterations, runs)
+    return iterations * accumulators * 128 / seconds / 1e9
 
 
 def main() -> int:
     lanes = host_features().vector_width(4)
     print(f"fp32 FMA peak: {fp32_peak_gflops():.1f} GFLOP/s (1 core, {lanes} lanes)")
+    vnni = vnni_peak_gops()
+    if vnni is not None:
+        print(f"int8 vpdpbusd peak: {vnni:.1f} GOP/s (1 core, 512-bit)")
     return 0
 
 
