@@ -128,6 +128,7 @@ _GRAPH_PASSES = {
     "fold-batchnorm": "FoldBatchNormPass",
     "graph-optimize": "GraphOptimizePass",
     "pad-gemm-columns": "PadGemmColumnsPass",
+    "graph-blocked-layout": "BlockedLayoutPass",
 }
 
 _GRAPH_PATTERNS = {
@@ -141,6 +142,11 @@ _GRAPH_PATTERNS = {
     "graph-fold-batchnorm": "FoldBatchNorm",
     "graph-fold-channel-affine": "FoldChannelAffine",
     "graph-pad-gemm-columns": "PadGemmColumns",
+    "graph-block-conv": "BlockConv",
+    "graph-propagate-blocked-unary": "PropagateUnary",
+    "graph-propagate-blocked-binary": "PropagateBinary",
+    "graph-propagate-blocked-pool": "PropagatePool",
+    "graph-cancel-blocked-pair": "CancelBlockedPair",
 }
 
 

@@ -225,8 +225,10 @@ def default_runners(
     mlc_threads: int = 1,
     numpy_threads: int = 1,
     passes_off: bool = False,
+    nchw: bool = False,
 ) -> list[Runner]:
-    """mlc, (mlc without graph passes and fusion,) onnxruntime per thread count, numpy.
+    """mlc, (mlc without graph passes and fusion,) (mlc without the blocked layout,)
+    onnxruntime per thread count, numpy.
     The first ORT runner is the reference."""
     return [
         mlc_runner(threads=mlc_threads),
@@ -235,6 +237,7 @@ def default_runners(
             if passes_off
             else []
         ),
+        *([mlc_runner("mlc_nchw", "mlc nchw", mlc_threads, {"layout": None})] if nchw else []),
         *(ort_runner(t) for t in ort_threads),
         numpy_runner(numpy_threads),
     ]
@@ -511,6 +514,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also run mlc without graph passes and kernel fusion (mlc.compile(fuse=False))",
     )
+    p.add_argument(
+        "--nchw",
+        action="store_true",
+        help="also run mlc with convolutions in NCHW, no blocked layout (mlc.compile(layout=None))",
+    )
     args = p.parse_args(argv)
 
     names = [n for n in args.only.split(",") if n] or None
@@ -518,7 +526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
     runners = default_runners(
-        _ints(args.threads), args.mlc_threads, args.numpy_threads, args.passes_off
+        _ints(args.threads), args.mlc_threads, args.numpy_threads, args.passes_off, args.nchw
     )
 
     def log(msg: str) -> None:

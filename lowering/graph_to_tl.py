@@ -33,10 +33,13 @@ from xdsl.builder import Builder, InsertPoint
 from xdsl.context import Context
 from xdsl.dialects import arith, func, memref, scf
 from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
     IndexType,
     IntegerAttr,
+    IntegerType,
     MemRefType,
     ModuleOp,
+    Signedness,
     StringAttr,
     TensorType,
     UnitAttr,
@@ -125,9 +128,21 @@ def not_affine() -> frozenset[type[Operation]]:
 
 
 def memref_type(ty: Attribute) -> MemRefType:
-    """The buffer type of a tensor type."""
+    """The buffer type of a tensor type. Buffers are signless: a `ui8` tensor is an `i8`
+    buffer (xDSL's arith ops take signless integers); the kernels' texpr dtype (`u8`)
+    carries the signedness into their bodies (extui, uitofp, divui, cmpi ult, ...)."""
     assert isinstance(ty, TensorType)
-    return MemRefType(ty.element_type, ty.get_shape())
+    return MemRefType(signless(ty.element_type), ty.get_shape())
+
+
+def signless(element_type: Attribute) -> Attribute:
+    """`ui8` -> `i8`; other element types unchanged."""
+    if (
+        isinstance(element_type, IntegerType)
+        and element_type.signedness.data != Signedness.SIGNLESS
+    ):
+        return IntegerType(element_type.width.data)
+    return element_type
 
 
 def to_buffer(rewriter: PatternRewriter, value: SSAValue, before: Operation) -> SSAValue:
@@ -305,7 +320,13 @@ class LowerConstant(RewritePattern):
             n += 1
         name = f"__constant_{n}"
         ty = memref_type(op.result.type)
-        glob = memref.GlobalOp.get(StringAttr(name), ty, op.value, constant=UnitAttr())
+        value = op.value
+        if ty.element_type != op.result.type.element_type:  # type: ignore[attr-defined]
+            # ui8 data as an i8 global: the same bytes
+            value = DenseIntOrFPElementsAttr(
+                TensorType(ty.element_type, ty.get_shape()), value.data
+            )
+        glob = memref.GlobalOp.get(StringAttr(name), ty, value, constant=UnitAttr())
         globals_ = [o for o in module.body.block.ops if isinstance(o, memref.GlobalOp)]
         first = module.body.block.first_op
         if globals_:

@@ -77,12 +77,14 @@ _FLOATS: dict[str, Attribute] = {
 
 
 def element_type(dtype: str) -> Attribute:
-    """The xDSL element type of a texpr dtype (``bool`` -> ``i1``; integers signless)."""
+    """The xDSL element type of a texpr dtype (``bool`` -> ``i1``; integers signless:
+    ``u8`` -> ``i8``, the dtype carries the signedness into the ops: extui, uitofp, divui,
+    cmpi ult, ...)."""
     if dtype in _FLOATS:
         return _FLOATS[dtype]
     if dtype == "bool":
         return IntegerType(1)
-    if dtype.startswith("i"):
+    if dtype[:1] in ("i", "u") and dtype[1:].isdigit():
         return IntegerType(int(dtype[1:]))
     raise TranslationError(f"element type {dtype} has no signless tl equivalent")
 

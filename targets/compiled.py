@@ -258,6 +258,7 @@ def lower_model(
     input_shapes: dict[str, list[int]] | None = None,
     schedule: Any = "default",
     fuse: bool = True,
+    layout: str | None = "default",
 ) -> LoweredModel:
     """Lower an ONNX model (path, bytes, ModelProto) or a module at the graph or tl level
     to LLVM IR. The module is not modified; `input_shapes` is for ONNX models only."""
@@ -270,6 +271,7 @@ def lower_model(
 
         module = import_onnx(model, input_shapes=input_shapes)
     ctx = make_context()
+    tensor_dtypes = _tensor_dtypes(module, function)
     if _has_op(module, "graph.") or _has_tensor_signature(module):
         from mlc.lowering.graph_to_tl import ConvertGraphToTlPass
 
@@ -278,6 +280,10 @@ def lower_model(
 
             GraphOptimizePass().apply(ctx, module)
             _pad_gemm_columns(ctx, module)
+        if layout == "default":
+            layout = "nchwc" if fuse and _worth_blocking(module) else None
+        if layout is not None:
+            _apply_layout(ctx, module, layout)
 
         ConvertGraphToTlPass().apply(ctx, module)
         if fuse:
@@ -302,6 +308,9 @@ def lower_model(
     out_names = _names(f.res_attrs, len(out_types))
     ins = [BufferSpec.of(t, n) for t, n in zip(in_types, in_names) if isinstance(t, MemRefType)]
     outs = [BufferSpec.of(t, n) for t, n in zip(out_types, out_names) if isinstance(t, MemRefType)]
+    if tensor_dtypes is not None:  # ui8 tensors are i8 buffers: callers pass and get uint8
+        ins = _with_tensor_dtypes(ins, tensor_dtypes[0])
+        outs = _with_tensor_dtypes(outs, tensor_dtypes[1])
     plan = plan_workspace(f)
     lower_module(module)
     module.verify()
@@ -314,6 +323,50 @@ def lower_model(
     )
 
 
+def _tensor_dtypes(
+    module: ModuleOp, function: str | None
+) -> tuple[list[np.dtype | None], list[np.dtype | None]] | None:
+    """Numpy dtypes of the entry function's tensor arguments and results (None for
+    non-tensors), before bufferization turns `ui8` tensors into signless `i8` buffers."""
+    from mlc.dialects.graph.types import UnsupportedTypeError
+    from mlc.dialects.graph.types import numpy_dtype as tensor_numpy_dtype
+
+    try:
+        f = _entry(module, function)
+    except ValueError:
+        return None
+
+    def dtypes(types: Sequence[Any]) -> list[np.dtype | None]:
+        out: list[np.dtype | None] = []
+        for t in types:
+            try:
+                out.append(
+                    tensor_numpy_dtype(t.element_type) if isinstance(t, TensorType) else None
+                )
+            except UnsupportedTypeError:
+                out.append(None)
+        return out
+
+    return dtypes(f.function_type.inputs.data), dtypes(f.function_type.outputs.data)
+
+
+def _with_tensor_dtypes(specs: list[BufferSpec], dtypes: list[np.dtype | None]) -> list[BufferSpec]:
+    """`specs` with an unsigned tensor dtype where the buffer is its signless twin."""
+    if len(specs) != len(dtypes):
+        return specs
+    out = []
+    for spec, dt in zip(specs, dtypes):
+        if (
+            dt is not None
+            and dt.kind == "u"
+            and spec.dtype.kind == "i"
+            and dt.itemsize == spec.dtype.itemsize
+        ):
+            spec = BufferSpec(spec.shape, dt, spec.name)
+        out.append(spec)
+    return out
+
+
 def _pad_gemm_columns(ctx: Any, module: ModuleOp) -> None:
     """`pad-gemm-columns` with the host's fp32 vector width (whole-vector gemm tiles)."""
     from mlc.targets.cpu import host_features
@@ -322,12 +375,36 @@ def _pad_gemm_columns(ctx: Any, module: ModuleOp) -> None:
     PadGemmColumnsPass(multiple=max(host_features().vector_bits // 32, 1)).apply(ctx, module)
 
 
+def _worth_blocking(module: ModuleOp) -> bool:
+    from mlc.transforms.graph.layout import worth_blocking
+
+    return worth_blocking(module)
+
+
+def _apply_layout(ctx: Any, module: ModuleOp, layout: str) -> None:
+    """`layout="nchwc"`: `graph-blocked-layout` with the host's fp32 vector lanes."""
+    if layout != "nchwc":
+        raise ValueError(f"unknown layout {layout!r} (expected None, 'default' or 'nchwc')")
+    from mlc.transforms.graph.layout import BlockedLayoutPass
+
+    BlockedLayoutPass().apply(ctx, module)
+
+
 def default_strategy() -> Any:
-    """`CpuDefaultSchedule` for the host CPU's vector width."""
+    """`CpuDefaultSchedule` for the host CPU's vector width; on a host with AVX-512 VNNI,
+    `VnniGemmSchedule` in front of it (u8 x s8 -> i32 matmul kernels, e.g. from ONNX
+    MatMulInteger / QLinearMatMul, tensorized to `vpdpbusd`; every other kernel, and
+    matmuls whose sizes do not fit its tiles, get the `CpuDefaultSchedule`)."""
     from mlc.targets.cpu import host_features
     from mlc.transforms.loops.default_schedule import CpuDefaultSchedule
 
-    return CpuDefaultSchedule(vector_bits=host_features().vector_bits, threads=True)
+    host = host_features()
+    cpu = CpuDefaultSchedule(vector_bits=host.vector_bits, threads=True)
+    if host.avx512vnni:
+        from mlc.targets.x86 import VnniGemmSchedule
+
+        return VnniGemmSchedule(threads=True, fallback=cpu)
+    return cpu
 
 
 def compile_model(
@@ -338,6 +415,7 @@ def compile_model(
     input_shapes: dict[str, list[int]] | None = None,
     schedule: Any = "default",
     fuse: bool = True,
+    layout: str | None = "default",
 ) -> CompiledModel:
     """JIT-compile an ONNX model (path, bytes, ModelProto) or a module at the graph, tl
     (kernel or explicit-loop) level for the host CPU. The module is not modified.
@@ -349,9 +427,20 @@ def compile_model(
     `fuse`: the graph-level optimizations (`graph-optimize`: constant folding,
     canonicalization, batch-norm folding, CSE, DCE) and, after graph -> tl, kernel fusion:
     elementwise kernels inlined into their consumers, elementwise consumers of reductions
-    finishing the output in place (`tl_fusion`). False compiles every op as it is."""
+    finishing the output in place (`tl_fusion`). False compiles every op as it is.
+
+    `layout`: "nchwc" runs `graph-blocked-layout` after the graph passes (convolutions in
+    the blocked NCHW[c]c layout, c = the host's fp32 vector lanes; transposes only where
+    the layout meets NCHW values); None keeps NCHW; "default" is "nchwc" when `fuse` and
+    at least two convolutions would be blocked (`worth_blocking`: one alone does not pay
+    for the two transposes)."""
     lowered = lower_model(
-        model, function=function, input_shapes=input_shapes, schedule=schedule, fuse=fuse
+        model,
+        function=function,
+        input_shapes=input_shapes,
+        schedule=schedule,
+        fuse=fuse,
+        layout=layout,
     )
     engine = JitEngine(opt)
     engine.add_module(lowered.llvm_ir_unoptimized)

@@ -219,7 +219,7 @@ def texpr_kernel(defn: Definition, buffers: Mapping[str, SSAValue] | None = None
     """The `tl.kernel` of a specialized one-statement definition, over `buffers` (tensor
     name -> memref; default: arguments of a fresh detached block). Unsigned tensors are
     signless buffers whose reads are zero-extended (`arith.extui` / `arith.uitofp`): the
-    tl form of u8 data (`lowering.texpr_to_tl` itself has no unsigned element types)."""
+    tl form of u8 data (as `lowering.texpr_to_tl` makes u8 buffers i8)."""
     from mlc.lowering.texpr_to_tl import element_type, statement_kernel
 
     unsigned = {d.name for d in defn.inputs if d.dtype.startswith("u")}

@@ -9,14 +9,25 @@ from xdsl.ir import Dialect
 from mlc.dialects.graph.base import GraphError, GraphOp, Props, broadcast_shapes, to_attr
 from mlc.dialects.graph.elementwise import *  # noqa: F403
 from mlc.dialects.graph.elementwise import ELEMENTWISE_OPS
+from mlc.dialects.graph.layout import *  # noqa: F403
+from mlc.dialects.graph.layout import LAYOUT_OPS
 from mlc.dialects.graph.nn import *  # noqa: F403
 from mlc.dialects.graph.nn import NN_OPS
+from mlc.dialects.graph.quant import *  # noqa: F403
+from mlc.dialects.graph.quant import QUANT_OPS
 from mlc.dialects.graph.reduce import *  # noqa: F403
 from mlc.dialects.graph.reduce import REDUCE_OPS
 from mlc.dialects.graph.shape import *  # noqa: F403
 from mlc.dialects.graph.shape import SHAPE_OPS
 
-ALL_OPS: list[type[GraphOp]] = [*ELEMENTWISE_OPS, *NN_OPS, *SHAPE_OPS, *REDUCE_OPS]
+ALL_OPS: list[type[GraphOp]] = [
+    *ELEMENTWISE_OPS,
+    *NN_OPS,
+    *SHAPE_OPS,
+    *REDUCE_OPS,
+    *LAYOUT_OPS,
+    *QUANT_OPS,
+]
 
 Graph = Dialect("graph", ALL_OPS, [])
 

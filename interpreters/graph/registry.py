@@ -88,7 +88,9 @@ def _load_all() -> None:
         return
     _LOADED = True
     import mlc.interpreters.graph.elementwise  # noqa: F401
+    import mlc.interpreters.graph.layout  # noqa: F401
     import mlc.interpreters.graph.nn  # noqa: F401
+    import mlc.interpreters.graph.quant  # noqa: F401
     import mlc.interpreters.graph.reduce  # noqa: F401
     import mlc.interpreters.graph.shape  # noqa: F401
 

@@ -34,7 +34,14 @@ from xdsl.ir import Operation
 
 from mlc.dialects.graph import elementwise as _ew
 from mlc.dialects.graph import shape as _sh
-from mlc.lowering.expressions import elementwise, nn, reduce, shape  # noqa: F401  (register)
+from mlc.lowering.expressions import (  # noqa: F401  (register)
+    elementwise,
+    layout,
+    nn,
+    quant,
+    reduce,
+    shape,
+)
 from mlc.lowering.expressions.registry import BUILDERS
 from mlc.lowering.expressions.template import Expression, ExpressionError, simplify, widen
 

@@ -322,5 +322,6 @@ def import_onnx(
 def _load_converters() -> None:
     import mlc.parser.onnx.elementwise  # noqa: F401
     import mlc.parser.onnx.nn  # noqa: F401
+    import mlc.parser.onnx.quant  # noqa: F401
     import mlc.parser.onnx.reduce  # noqa: F401
     import mlc.parser.onnx.shape  # noqa: F401

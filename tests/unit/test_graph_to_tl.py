@@ -165,9 +165,11 @@ def test_definition_translation(name: str) -> None:
     run_definition(text, **arrays)
 
 
-def test_translation_error_on_unsigned() -> None:
-    with pytest.raises(TranslationError, match="u8"):
-        element_type("u8")
+def test_unsigned_dtypes_are_signless_buffers() -> None:
+    # the texpr dtype (u8) carries the signedness into the ops, buffers stay signless
+    assert element_type("u8") == element_type("i8")
+    with pytest.raises(TranslationError, match="c64"):
+        element_type("c64")
 
 
 # -- graph programs -------------------------------------------------------------------------
@@ -248,12 +250,32 @@ def test_constants_reshape_gather() -> None:
     )
 
 
-def test_unlowerable_op_names_it() -> None:
-    from xdsl.dialects.builtin import IntegerType, Signedness
+def test_unsigned_tensors_lower_to_signless_buffers() -> None:
+    from xdsl.dialects.builtin import IntegerType, Signedness, i8
 
     u8 = IntegerType(8, Signedness.UNSIGNED)
     module = graph_function(
-        [t([2], u8)], lambda b, a: [b.insert(g.AddOp.create([a[0], a[0]])).results[0]]
+        [t([4], u8)],
+        lambda b, a: [
+            b.insert(
+                g.DivOp.create([b.insert(g.AddOp.create([a[0], a[0]])).results[0], a[0]])
+            ).results[0]
+        ],
+    )
+    low = lower(module)
+    f = next(o for o in low.walk() if isinstance(o, func.FuncOp))
+    assert list(f.function_type.inputs) == [MemRefType(i8, [4])]
+    x = np.array([1, 100, 200, 255], np.uint8)
+    (got,) = mlc.interpret(low, x.view(np.int8))
+    np.testing.assert_array_equal(np.asarray(got).view(np.uint8), (x + x) // x)
+
+
+def test_unlowerable_op_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlc.lowering.graph_to_tl as g2t
+
+    monkeypatch.setattr(g2t, "expression_of", lambda op: None)
+    module = graph_function(
+        [t([2])], lambda b, a: [b.insert(g.AddOp.create([a[0], a[0]])).results[0]]
     )
     with pytest.raises(GraphToTlError, match="graph.add"):
         lower(module)

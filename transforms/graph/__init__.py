@@ -1,5 +1,5 @@
-"""Graph-level optimizations: constant folding, canonicalization, batch-norm folding and
-the `graph-optimize` pipeline (with xDSL's CSE and DCE)."""
+"""Graph-level optimizations: constant folding, canonicalization, batch-norm folding,
+the blocked (NCHWc) layout and the `graph-optimize` pipeline (with xDSL's CSE and DCE)."""
 
 from mlc.transforms.graph.canonicalize import (
     CANONICALIZATION_PATTERNS,
@@ -25,10 +25,28 @@ from mlc.transforms.graph.fold_constants import (
     FoldConstantsPass,
     should_fold,
 )
+from mlc.transforms.graph.layout import (
+    PROPAGATION_PATTERNS,
+    BlockConv,
+    BlockedLayoutPass,
+    CancelBlockedPair,
+    PropagateBinary,
+    PropagatePool,
+    PropagateUnary,
+    default_block,
+)
 from mlc.transforms.graph.optimize import GraphOptimizePass
 from mlc.transforms.graph.pad_gemm import PadGemmColumns, PadGemmColumnsPass
 
 __all__ = [
+    "PROPAGATION_PATTERNS",
+    "BlockConv",
+    "BlockedLayoutPass",
+    "CancelBlockedPair",
+    "PropagateBinary",
+    "PropagatePool",
+    "PropagateUnary",
+    "default_block",
     "BATCHNORM_PATTERNS",
     "CANONICALIZATION_PATTERNS",
     "DEFAULT_MAX_ELEMENTS",

@@ -27,6 +27,8 @@ plain text (`Schedule.text()`) and replays with `tl-apply-schedule`.
    reduction (> 512) is split by 256 and its outer loop moved outermost (K blocking for
    the L2 cache). A padded vector input (a conv's input) is first copied into a buffer
    that holds its padding, so the tile loop reads it without bounds checks.
+   When `v` is exactly one vector (a blocked conv's output-channel block), the NR vectors
+   come from another parallel iterator instead (`channel_block_schedule`).
 4. The outermost parallel loop runs on threads (`parallel`) when `threads` is set.
 """
 

@@ -1,0 +1,207 @@
+"""The tensor-intrinsic benchmark: declared microkernels against the default schedule and
+onnxruntime, side by side in one run, and the simulated accelerator's cycle count.
+
+    python -m mlc.benchmarks.intrinsics                  # full size (1024^3)
+    python -m mlc.benchmarks.intrinsics --small --repeat 2
+
+Three parts:
+
+- fp32 GEMM 1024^3 (`models.gemm`): mlc's default schedule, mlc with the declared
+  `x86.avx512.fma_tile` microkernel (`FmaGemmSchedule`), onnxruntime (1 thread) and numpy;
+  GFLOP/s and % of the measured fp32 FMA peak (`benchmarks.peak`).
+- int8 GEMM 1024^3, ONNX `MatMulInteger` (u8 activations x s8 weights -> i32): mlc through
+  `vpdpbusd` (`VnniGemmSchedule`) against onnxruntime; GOP/s, % of the measured
+  `vpdpbusd` peak and the ratio to mlc's own fp32 GEMM. Skipped (n/a) where the host lacks AVX-512 VNNI.
+- the simulated accelerator (`targets.accel`): a 3x3 conv layer, 32 -> 64 channels on a
+  16 x 16 output, int8: cycles and GEMM-unit utilisation from the simulator's cost model.
+
+Timing is `run.benchmark_case`'s: interleaved rotated rounds, medians, outputs checked
+against onnxruntime. Everything runs on one thread (`MLC_NUM_THREADS=1`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from mlc.benchmarks.models import IR_VERSION, OPSET, Case, gemm
+from mlc.benchmarks.peak import fp32_peak_gflops, vnni_peak_gops
+from mlc.benchmarks.run import (
+    Result,
+    Runner,
+    benchmark_case,
+    mlc_runner,
+    numpy_runner,
+    ort_runner,
+)
+
+
+def int8_gemm(m: int = 1024, k: int = 1024, n: int = 1024, seed: int = 0) -> Case:
+    """`Y = MatMulInteger(A, B)`: A a u8 [M, K] input, B an s8 [K, N] weight, Y i32."""
+    rng = np.random.default_rng(seed)
+    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])],
+        "int8_gemm",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, [m, k])],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, [m, n])],
+        [numpy_helper.from_array(b, "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    a = rng.integers(0, 256, (m, k)).astype(np.uint8)
+
+    def numpy_fn(x: np.ndarray) -> list[np.ndarray]:
+        return [x.astype(np.int32) @ b.astype(np.int32)]
+
+    return Case("gemm_int8", model, [a], numpy_fn, 2 * m * k * n, f"{m}x{k}x{n} u8*s8")
+
+
+def fp32_runners() -> list[Runner]:
+    from mlc.targets.x86 import FmaGemmSchedule
+
+    return [
+        mlc_runner("mlc", "mlc default", 1),
+        mlc_runner("mlc_fma", "mlc fma_tile", 1, {"schedule": FmaGemmSchedule()}),
+        ort_runner(1),
+        numpy_runner(1),
+    ]
+
+
+def int8_runners() -> list[Runner]:
+    from mlc.targets.cpu import host_features
+    from mlc.targets.x86 import VnniGemmSchedule
+
+    runners = [ort_runner(1)]
+    if host_features().avx512vnni:
+        runners.insert(
+            0, mlc_runner("mlc_vnni", "mlc vpdpbusd", 1, {"schedule": VnniGemmSchedule()})
+        )
+    return runners
+
+
+def accel_conv_report() -> Any:
+    """Simulate the accelerator's 3x3 conv layer on random int8 data; the `Report`."""
+    from mlc.interpreters.accel import simulate
+    from mlc.targets.accel import lower_conv2d, program_of
+
+    rng = np.random.default_rng(0)
+    shape, m = (1, 18, 18, 32), 64
+    x = rng.integers(-128, 128, shape).astype(np.int8)
+    w = rng.integers(-128, 128, (3 * 3 * 32, m)).astype(np.int8)
+    bias = rng.integers(-20000, 20000, (m,)).astype(np.int32)
+    _, report = simulate(
+        program_of(lower_conv2d(shape, (3, 3), m, shift=8, relu=True)), [x, w, bias]
+    )
+    return report
+
+
+def _ms(result: Result, runner: str) -> str:
+    ms = result.median_ms(runner)
+    return "n/a" if ms is None else f"{ms:.3f}"
+
+
+def _rate(result: Result, runner: str) -> float | None:
+    return result.gflops(runner)
+
+
+def _fmt(x: float | None, spec: str = "{:.1f}") -> str:
+    return "n/a" if x is None else spec.format(x)
+
+
+def _check(result: Result, runner: str) -> str:
+    m = result.measurements.get(runner)
+    if m is None or m.error:
+        return f"error: {m.error}" if m is not None else "n/a"
+    return "ok" if m.ok else ("n/a" if m.ok is None else "WRONG")
+
+
+def report(fp32: Result, int8: Result, peak: float, vnni_peak: float | None, accel: Any) -> str:
+    """The markdown tables of one run."""
+    lines = [
+        f"fp32 FMA peak, 1 core (measured): {peak:.1f} GFLOP/s; "
+        f"int8 vpdpbusd peak: {_fmt(vnni_peak)} GOP/s",
+        "",
+        "| fp32 GEMM " + fp32.shape + " | ms | GFLOP/s | % of peak | / ORT time | check |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    ort = fp32.median_ms("ort1")
+    for name, label in (
+        ("mlc", "mlc default schedule"),
+        ("mlc_fma", "mlc fma_tile microkernel"),
+        ("ort1", "onnxruntime 1 thread"),
+        ("numpy", "numpy (OpenBLAS, 1 thread)"),
+    ):
+        rate, ms = _rate(fp32, name), fp32.median_ms(name)
+        ratio = ms / ort if ms is not None and ort else None
+        pct = 100 * rate / peak if rate is not None else None
+        lines.append(
+            f"| {label} | {_ms(fp32, name)} | {_fmt(rate)} | {_fmt(pct, '{:.0f}%')} | "
+            f"{_fmt(ratio, '{:.2f}')} | {_check(fp32, name)} |"
+        )
+    best_fp32 = max((r for r in (_rate(fp32, "mlc"), _rate(fp32, "mlc_fma")) if r), default=None)
+    ort_rate = _rate(int8, "ort1")
+    lines += [
+        "",
+        "| int8 GEMM " + int8.shape + " | ms | GOP/s | % of peak | x ORT throughput | x mlc fp32 "
+        "| check |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, label in (("mlc_vnni", "mlc vpdpbusd"), ("ort1", "onnxruntime MatMulInteger 1t")):
+        rate = _rate(int8, name)
+        vs_ort = rate / ort_rate if rate is not None and ort_rate else None
+        vs_fp32 = rate / best_fp32 if rate is not None and best_fp32 else None
+        pct = 100 * rate / vnni_peak if rate is not None and vnni_peak else None
+        lines.append(
+            f"| {label} | {_ms(int8, name)} | {_fmt(rate)} | {_fmt(pct, '{:.0f}%')} | "
+            f"{_fmt(vs_ort, '{:.2f}')} | "
+            f"{_fmt(vs_fp32, '{:.2f}')} | {_check(int8, name)} |"
+        )
+    lines += [
+        "",
+        "| accelerator conv 1x18x18x32 * 3x3x32x64, int8 | cycles | GEMM busy | utilisation |",
+        "| --- | --- | --- | --- |",
+        f"| simulated (`targets.accel`) | {accel.cycles} | {accel.gemm_busy} | "
+        f"{accel.utilization:.1%} |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m mlc.benchmarks.intrinsics", description=__doc__)
+    p.add_argument("--small", action="store_true", help="64^3 GEMMs (a smoke test)")
+    p.add_argument("--repeat", type=int, default=15, help="timed samples per runner (max)")
+    p.add_argument("--budget-s", type=float, default=60.0, help="time budget per GEMM")
+    p.add_argument("--markdown", help="also write the tables to this file")
+    args = p.parse_args(argv)
+    size = 64 if args.small else 1024
+    timing = {"repeat": args.repeat, "warmup": 2, "budget_s": args.budget_s}
+    with _one_thread():
+        iterations = 200_000 if args.small else 5_000_000
+        peak = fp32_peak_gflops(iterations=iterations)
+        vnni_peak = vnni_peak_gops(iterations=iterations)
+        fp32 = benchmark_case(gemm(size, size, size), fp32_runners(), **timing)
+        int8 = benchmark_case(int8_gemm(size, size, size), int8_runners(), **timing)
+    text = report(fp32, int8, peak, vnni_peak, accel_conv_report())
+    print(text, end="")
+    if args.markdown:
+        from pathlib import Path
+
+        Path(args.markdown).write_text(text)
+    failed = any(m.error or m.ok is False for r in (fp32, int8) for m in r.measurements.values())
+    return 1 if failed else 0
+
+
+def _one_thread() -> Any:
+    from mlc.benchmarks.run import _env
+
+    return _env({"MLC_NUM_THREADS": "1"})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Graph ops: blocked (NCHW[x]c) layouts.
+
+A blocked tensor splits the channel axis of an `N x C x D1..Dn` tensor into `C / c`
+blocks of `c` channels and moves the block's channels innermost:
+`N x C/c x D1..Dn x c`, element `[n, cb, d..., ci]` = channel `cb * c + ci`. A CPU
+kernel whose innermost axis is `c` (a multiple of the vector width) loads and stores
+whole vectors of channels.
+
+- `graph.to_blocked {block = c}`: NCHW -> NCHW[c]c. `C` must be a multiple of `c` (no
+  padding: layout passes choose blocks that divide the channel counts, so padded lanes,
+  which an elementwise op could turn into inf or NaN, never exist).
+- `graph.from_blocked`: the inverse; the block is the operand's last dimension.
+- `graph.conv_blocked`: a group-1 convolution on a blocked input with a pre-blocked
+  weight `M/oc x C/ic x K1..Kn x ic x oc` (OIHW -> OIHW[ic]i[oc]o) and an optional bias
+  (M), producing a blocked output `N x M/oc x O1..On x oc`.
+
+Elementwise ops, pools (with a unit window along the block axis) and reductions over the
+spatial axes act on blocked tensors unchanged; `transforms/graph/layout.py` moves
+`from_blocked` past them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects.builtin import I64, DenseArrayBase, IntegerAttr, TensorType
+from xdsl.irdl import irdl_op_definition, operand_def, opt_operand_def, prop_def, result_def
+
+from mlc.dialects.graph.base import GraphError, GraphOp, Props
+from mlc.dialects.graph.nn import check_window
+from mlc.dialects.graph.types import is_float, tensor
+
+
+def _rank_at_least(name: str, shape: Sequence[int], rank: int, what: str) -> None:
+    if len(shape) < rank:
+        raise GraphError(f"{name} {what} must have rank >= {rank}, got shape {tuple(shape)}")
+
+
+@irdl_op_definition
+class ToBlockedOp(GraphOp):
+    """N x C x D1..Dn -> N x C/c x D1..Dn x c with `c = block`, which must divide C:
+    `y[n, cb, d..., ci] = x[n, cb * c + ci, d...]`.
+
+    %y = graph.to_blocked %x {block = 8 : i64} : (tensor<1x16x5x5xf32>) -> tensor<1x2x5x5x8xf32>
+    """
+
+    name = "graph.to_blocked"
+    input = operand_def(TensorType)
+    output = result_def(TensorType)
+    block = prop_def(IntegerAttr[I64])
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Props
+    ) -> list[TensorType]:
+        (ty,) = operand_types
+        shape = tuple(ty.get_shape())
+        _rank_at_least(cls.name, shape, 3, "input")
+        c = props.int("block")
+        if c < 1:
+            raise GraphError(f"{cls.name} block must be positive, got {c}")
+        if shape[1] % c:
+            raise GraphError(f"{cls.name} block {c} does not divide {shape[1]} channels")
+        return [tensor((shape[0], shape[1] // c, *shape[2:], c), ty.element_type)]
+
+
+@irdl_op_definition
+class FromBlockedOp(GraphOp):
+    """N x C/c x D1..Dn x c -> N x C x D1..Dn, the inverse of `graph.to_blocked`:
+    `y[n, cb * c + ci, d...] = x[n, cb, d..., ci]`.
+
+    %y = graph.from_blocked %x : (tensor<1x2x5x5x8xf32>) -> tensor<1x16x5x5xf32>
+    """
+
+    name = "graph.from_blocked"
+    input = operand_def(TensorType)
+    output = result_def(TensorType)
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Props
+    ) -> list[TensorType]:
+        (ty,) = operand_types
+        shape = tuple(ty.get_shape())
+        _rank_at_least(cls.name, shape, 4, "input")
+        n, blocks, *spatial, c = shape
+        return [tensor((n, blocks * c, *spatial), ty.element_type)]
+
+
+@irdl_op_definition
+class ConvBlockedOp(GraphOp):
+    """Convolution (group 1) in blocked layout: input N x C/ic x D1..Dn x ic, weight
+    M/oc x C/ic x K1..Kn x ic x oc, optional bias (M), output N x M/oc x O1..On x oc:
+    `from_blocked(conv_blocked(to_blocked(x), wb, b))` = `conv(x, w, b)` where
+    `wb[mb, cb, k..., ci, mi] = w[mb * oc + mi, cb * ic + ci, k...]`. Strides, pads and
+    dilations as for `graph.conv`.
+
+    %y = graph.conv_blocked %x, %w, %b {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x2x8x8x8xf32>, tensor<1x2x3x3x8x16xf32>, tensor<16xf32>) -> tensor<1x1x8x8x16xf32>
+    """
+
+    name = "graph.conv_blocked"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    output = result_def(TensorType)
+    strides = prop_def(DenseArrayBase[I64])
+    pads = prop_def(DenseArrayBase[I64])
+    dilations = prop_def(DenseArrayBase[I64])
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Props
+    ) -> list[TensorType]:
+        if len(operand_types) not in (2, 3):
+            raise GraphError(f"{cls.name} takes 2 or 3 operands (input, weight, bias)")
+        x_ty, w_ty = operand_types[:2]
+        if not is_float(x_ty.element_type):
+            raise GraphError(f"{cls.name} expects a floating-point input, got {x_ty}")
+        if len({t.element_type for t in operand_types}) > 1:
+            raise GraphError(f"{cls.name} operands must have the same element type")
+        x, w = tuple(x_ty.get_shape()), tuple(w_ty.get_shape())
+        _rank_at_least(cls.name, x, 4, "input")
+        rank = len(x) - 3
+        if len(w) != rank + 4:
+            raise GraphError(
+                f"{cls.name} weight must have rank {rank + 4} "
+                f"(M/oc x C/ic x K1..Kn x ic x oc), got shape {w}"
+            )
+        n, cblocks, *spatial, ic = x
+        mblocks, wcblocks, *kernel, wic, oc = w
+        if (wcblocks, wic) != (cblocks, ic):
+            raise GraphError(
+                f"{cls.name} weight expects {wcblocks} x {wic} input channels, "
+                f"the input has {cblocks} x {ic}"
+            )
+        if len(operand_types) == 3 and tuple(operand_types[2].get_shape()) != (mblocks * oc,):
+            raise GraphError(
+                f"{cls.name} bias must have shape ({mblocks * oc},), got {operand_types[2]}"
+            )
+        out = check_window(cls.name, spatial, kernel, props)
+        return [tensor((n, mblocks, *out, oc), x_ty.element_type)]
+
+
+LAYOUT_OPS: list[type[GraphOp]] = [ToBlockedOp, FromBlockedOp, ConvBlockedOp]
+
+__all__ = ["LAYOUT_OPS", "ConvBlockedOp", "FromBlockedOp", "ToBlockedOp"]

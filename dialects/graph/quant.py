@@ -1,0 +1,249 @@
+"""Graph ops: quantization group (the integer path), with ONNX semantics.
+
+`matmul_integer` and `conv_integer` are ONNX MatMulInteger / ConvInteger: 8-bit operands
+(`i8` or `ui8`) minus their zero points, products and sums exact in `i32` (wrapping).
+`quantize_linear` / `dequantize_linear` are ONNX QuantizeLinear / DequantizeLinear,
+per tensor (a scalar or one-element scale) or per axis (a 1-D scale along `axis`).
+
+Zero points are always operands here: the ONNX importer materializes omitted ones as
+zero constants, so a lowering can see that a zero point is the constant 0 (the form
+VNNI's `vpdpbusd` computes). QLinearMatMul / QLinearConv have no op of their own: the
+importer decomposes them into `matmul_integer` / `conv_integer` and a requantization.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects.builtin import I64, DenseArrayBase, IntegerAttr, TensorType, i32
+from xdsl.irdl import irdl_op_definition, operand_def, prop_def, result_def
+
+from mlc.dialects.graph.base import GraphError, GraphOp, Props, broadcast_shapes, normalize_axis
+from mlc.dialects.graph.nn import check_window
+from mlc.dialects.graph.types import numpy_dtype, tensor
+
+#: operand element types of the integer products
+PRODUCT_TYPES = ("int8", "uint8")
+#: quantized element types of quantize_linear (and dequantize_linear, which adds int32)
+QUANT_TYPES = ("int8", "uint8", "int16", "uint16")
+
+
+def _dtype_name(ty: TensorType) -> str:
+    return numpy_dtype(ty.element_type).name
+
+
+def _require(name: str, ty: TensorType, allowed: Sequence[str], what: str) -> None:
+    if _dtype_name(ty) not in allowed:
+        shown = ", ".join(allowed)
+        raise GraphError(f"{name} {what} must have element type in ({shown}), got {ty}")
+
+
+def _zero_point(name: str, zp: TensorType, of: TensorType, sizes: Sequence[int], what: str) -> None:
+    """A zero point matches its operand's element type and has shape (), (1,) or (size,)
+    for one of `sizes` (per row / column / output channel)."""
+    if zp.element_type != of.element_type:
+        raise GraphError(
+            f"{name} {what} must have the element type of its operand "
+            f"({of.element_type}), got {zp.element_type}"
+        )
+    shape = tuple(zp.get_shape())
+    allowed = [(), (1,), *((s,) for s in sizes)]
+    if shape not in allowed:
+        raise GraphError(f"{name} {what} must have shape in {allowed}, got {shape}")
+
+
+def quant_axis(name: str, x: TensorType, scale: TensorType, props: Props) -> int | None:
+    """The axis a scale applies along (None: one scale for the whole tensor)."""
+    shape = tuple(scale.get_shape())
+    rank = len(x.get_shape())
+    if shape in ((), (1,)):
+        return None
+    if len(shape) != 1:
+        raise GraphError(f"{name} scale must be a scalar or 1-D, got shape {shape}")
+    axis = normalize_axis(props.int("axis"), rank)
+    if x.get_shape()[axis] != shape[0]:
+        raise GraphError(
+            f"{name} scale has {shape[0]} values but axis {axis} of the input has "
+            f"{x.get_shape()[axis]}"
+        )
+    return axis
+
+
+def _scale_and_zero_point(
+    name: str, x: TensorType, scale: TensorType, zp: TensorType, props: Props
+) -> None:
+    quant_axis(name, x, scale, props)
+    per_tensor = ((), (1,))
+    zs, ss = tuple(zp.get_shape()), tuple(scale.get_shape())
+    if zs != ss and not (zs in per_tensor and ss in per_tensor):
+        raise GraphError(f"{name} zero point shape {zs} differs from the scale's {ss}")
+
+
+@irdl_op_definition
+class MatMulIntegerOp(GraphOp):
+    """ONNX MatMulInteger: (A - a_zero_point) @ (B - b_zero_point) in i32, batch axes
+    broadcast as `graph.matmul`; A, B are i8 or ui8; a_zero_point is a scalar or per row
+    of A (shape (M,)), b_zero_point a scalar or per column of B (shape (N,)).
+
+    %y = graph.matmul_integer %a, %b, %za, %zb : (tensor<4x8xui8>, tensor<8x16xi8>, tensor<ui8>, tensor<i8>) -> tensor<4x16xi32>
+    """
+
+    name = "graph.matmul_integer"
+    a = operand_def(TensorType)
+    b = operand_def(TensorType)
+    a_zero_point = operand_def(TensorType)
+    b_zero_point = operand_def(TensorType)
+    output = result_def(TensorType)
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Props
+    ) -> list[TensorType]:
+        if len(operand_types) != 4:
+            raise GraphError(f"{cls.name} takes 4 operands (a, b, a_zero_point, b_zero_point)")
+        a_ty, b_ty, za, zb = operand_types
+        _require(cls.name, a_ty, PRODUCT_TYPES, "A")
+        _require(cls.name, b_ty, PRODUCT_TYPES, "B")
+        a, b = tuple(a_ty.get_shape()), tuple(b_ty.get_shape())
+        if len(a) < 2 or len(b) < 2:
+            raise GraphError(f"{cls.name} operands must have rank >= 2, got shapes {a} and {b}")
+        if a[-1] != b[-2]:
+            raise GraphError(
+                f"{cls.name} contraction dimensions differ: {a} and {b} ({a[-1]} != {b[-2]})"
+            )
+        _zero_point(cls.name, za, a_ty, [a[-2]], "a_zero_point")
+        _zero_point(cls.name, zb, b_ty, [b[-1]], "b_zero_point")
+        batch = broadcast_shapes(a[:-2], b[:-2])
+        return [tensor([*batch, a[-2], b[-1]], i32)]
+
+
+@irdl_op_definition
+class ConvIntegerOp(GraphOp):
+    """ONNX ConvInteger: `graph.conv` of (X - x_zero_point) and (W - w_zero_point) in i32
+    (padding holds x_zero_point, i.e. 0 after the subtraction); X, W are i8 or ui8,
+    x_zero_point a scalar, w_zero_point a scalar or per output channel (shape (M,)).
+
+    %y = graph.conv_integer %x, %w, %zx, %zw {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = 1 : i64} : (tensor<1x3x8x8xui8>, tensor<4x3x3x3xi8>, tensor<ui8>, tensor<4xi8>) -> tensor<1x4x8x8xi32>
+    """
+
+    name = "graph.conv_integer"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    x_zero_point = operand_def(TensorType)
+    w_zero_point = operand_def(TensorType)
+    output = result_def(TensorType)
+    strides = prop_def(DenseArrayBase[I64])
+    pads = prop_def(DenseArrayBase[I64])
+    dilations = prop_def(DenseArrayBase[I64])
+    group = prop_def(IntegerAttr[I64])
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Props
+    ) -> list[TensorType]:
+        if len(operand_types) != 4:
+            raise GraphError(f"{cls.name} takes 4 operands (x, w, x_zero_point, w_zero_point)")
+        x_ty, w_ty, zx, zw = operand_types
+        _require(cls.name, x_ty, PRODUCT_TYPES, "input")
+        _require(cls.name, w_ty, PRODUCT_TYPES, "weight")
+        x, w = tuple(x_ty.get_shape()), tuple(w_ty.get_shape())
+        if len(x) < 3 or len(w) != len(x):
+            raise GraphError(
+                f"{cls.name} input must have rank >= 3 and the weight the same rank, got "
+                f"shapes {x} and {w}"
+            )
+        group = props.int("group")
+        if group < 1:
+            raise GraphError(f"{cls.name} group must be positive, got {group}")
+        n, c = x[:2]
+        m, cg = w[:2]
+        if c != cg * group:
+            raise GraphError(
+                f"{cls.name} input has {c} channels, but the weight expects "
+                f"{cg} x group {group} = {cg * group}"
+            )
+        if m % group:
+            raise GraphError(f"{cls.name} {m} output channels are not divisible by group {group}")
+        _zero_point(cls.name, zx, x_ty, [], "x_zero_point")
+        _zero_point(cls.name, zw, w_ty, [m], "w_zero_point")
+        out = check_window(cls.name, x[2:], w[2:], props)
+        return [tensor([n, m, *out], i32)]
+
+
+@irdl_op_definition
+class QuantizeLinearOp(GraphOp):
+    """ONNX QuantizeLinear: saturate(round_half_even(x / scale) + zero_point) in the zero
+    point's element type (i8, ui8, i16, ui16); x and scale are f32 (or f64); the scale and
+    zero point are scalars (per tensor) or 1-D along `axis` (per axis). NaN has no
+    defined result.
+
+    %y = graph.quantize_linear %x, %s, %z {axis = 1 : i64} : (tensor<2x3xf32>, tensor<3xf32>, tensor<3xui8>) -> tensor<2x3xui8>
+    """
+
+    name = "graph.quantize_linear"
+    input = operand_def(TensorType)
+    scale = operand_def(TensorType)
+    zero_point = operand_def(TensorType)
+    output = result_def(TensorType)
+    axis = prop_def(IntegerAttr[I64])
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Props
+    ) -> list[TensorType]:
+        if len(operand_types) != 3:
+            raise GraphError(f"{cls.name} takes 3 operands (x, scale, zero_point)")
+        x, scale, zp = operand_types
+        _require(cls.name, x, ("float32", "float64"), "input")
+        if scale.element_type != x.element_type:
+            raise GraphError(f"{cls.name} scale must have the input's element type, got {scale}")
+        _require(cls.name, zp, QUANT_TYPES, "zero point")
+        _scale_and_zero_point(cls.name, x, scale, zp, props)
+        return [tensor(x.get_shape(), zp.element_type)]
+
+
+@irdl_op_definition
+class DequantizeLinearOp(GraphOp):
+    """ONNX DequantizeLinear: (f32(x) - f32(zero_point)) * scale; x is i8, ui8, i16, ui16
+    or i32 (then the zero point must be 0), scale f32; scale and zero point per tensor or
+    1-D along `axis`.
+
+    %y = graph.dequantize_linear %x, %s, %z {axis = 1 : i64} : (tensor<2x3xi8>, tensor<f32>, tensor<i8>) -> tensor<2x3xf32>
+    """
+
+    name = "graph.dequantize_linear"
+    input = operand_def(TensorType)
+    scale = operand_def(TensorType)
+    zero_point = operand_def(TensorType)
+    output = result_def(TensorType)
+    axis = prop_def(IntegerAttr[I64])
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Props
+    ) -> list[TensorType]:
+        if len(operand_types) != 3:
+            raise GraphError(f"{cls.name} takes 3 operands (x, scale, zero_point)")
+        x, scale, zp = operand_types
+        _require(cls.name, x, (*QUANT_TYPES, "int32"), "input")
+        _require(cls.name, scale, ("float32",), "scale")
+        if zp.element_type != x.element_type:
+            raise GraphError(f"{cls.name} zero point must have the input's element type, got {zp}")
+        _scale_and_zero_point(cls.name, x, scale, zp, props)
+        return [tensor(x.get_shape(), scale.element_type)]
+
+
+QUANT_OPS: list[type[GraphOp]] = [
+    MatMulIntegerOp,
+    ConvIntegerOp,
+    QuantizeLinearOp,
+    DequantizeLinearOp,
+]
+
+__all__ = [
+    "QUANT_OPS",
+    "ConvIntegerOp",
+    "DequantizeLinearOp",
+    "MatMulIntegerOp",
+    "QuantizeLinearOp",
+]

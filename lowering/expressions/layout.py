@@ -1,0 +1,76 @@
+"""Expressions of the blocked-layout graph ops (`dialects/graph/layout.py`).
+
+The blocked convolution reads the input at `(n, cb, o# * S# + k# * D# - P#, ci)` and the
+weight at `(mb, cb, k#, ci, mi)`: the output's innermost axis `mi` is contiguous in the
+weight and the output, so a schedule vectorizes it and broadcasts input elements.
+"""
+
+from __future__ import annotations
+
+from mlc.dialects.graph import layout
+from mlc.lowering.expressions.registry import expresses
+from mlc.lowering.expressions.template import (
+    Expression,
+    build,
+    compute_dtype,
+    dtype_of,
+    instantiate,
+    per_axis,
+    shape_of,
+)
+
+TO_BLOCKED = """
+to_blocked<CB, B>(X: $T[N, CB * B, @(H#)]) -> Y: $T[N, CB, @(H#), B] {
+  Y[n, cb, @(h#), ci] = X[n, cb * B + ci, @(h#)]
+}"""
+
+FROM_BLOCKED = """
+from_blocked<CB, B>(X: $T[N, CB, @(H#), B]) -> Y: $T[N, CB * B, @(H#)] {
+  Y[n, c, @(h#)] = X[n, c / B, @(h#), c % B]
+}"""
+
+CONV_BLOCKED = """
+conv_blocked<@(S#, D#, P#)>(X: $T[N, CB, @(H#), IC], Wt: $T[MB, CB, @(K#), IC, OC]
+?bias   , B: $T[MB * OC]
+) -> Y: $T[N, MB, @(O#), OC] {
+?bias   Y[n, mb, @(o#), mi] = B[mb * OC + mi]
+  Y[n, mb, @(o#), mi] += (X[n, cb, @(o# * S# + k# * D# - P#), ci] if in bounds else 0)
+                         * Wt[mb, cb, @(k#), ci, mi]
+}"""
+
+
+@expresses(layout.ToBlockedOp)
+def to_blocked(op: layout.ToBlockedOp) -> Expression:
+    """Y[n, cb, h..., ci] = X[n, cb * B + ci, h...]."""
+    x = shape_of(op.input)
+    b = op.props.int("block")
+    subs = {"T": compute_dtype(dtype_of(op.input))}
+    template = instantiate(TO_BLOCKED, {"": range(len(x) - 2)}, subs)
+    return build(op, template, ["X"], ["Y"], {"CB": x[1] // b, "B": b})
+
+
+@expresses(layout.FromBlockedOp)
+def from_blocked(op: layout.FromBlockedOp) -> Expression:
+    """Y[n, c, h...] = X[n, c / B, h..., c % B]."""
+    x = shape_of(op.input)
+    subs = {"T": compute_dtype(dtype_of(op.input))}
+    template = instantiate(FROM_BLOCKED, {"": range(len(x) - 3)}, subs)
+    return build(op, template, ["X"], ["Y"], {"CB": x[1], "B": x[-1]})
+
+
+@expresses(layout.ConvBlockedOp)
+def conv_blocked(op: layout.ConvBlockedOp) -> Expression:
+    """Blocked convolution with optional bias (see the module docstring)."""
+    y = shape_of(op.output)
+    rank = len(y) - 3
+    sizes = {
+        **per_axis("S", op.props.ints("strides")),
+        **per_axis("D", op.props.ints("dilations")),
+        **per_axis("P", op.props.ints("pads")[:rank]),
+        **per_axis("O", y[2:-1]),
+    }
+    subs = {"T": compute_dtype(dtype_of(op.input))}
+    flags = {"bias": op.bias is not None}
+    template = instantiate(CONV_BLOCKED, {"": range(rank)}, subs, flags)
+    operands = ["X", "Wt", "B"] if op.bias is not None else ["X", "Wt"]
+    return build(op, template, operands, ["Y"], sizes)

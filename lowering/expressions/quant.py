@@ -1,0 +1,216 @@
+"""Expressions of the quantization graph ops (the integer path to VNNI).
+
+`matmul_integer` is written so that its product kernel is exactly the u8 x s8 -> i32
+form `mlc.targets.x86.MATMUL_U8S8` (identity maps, ``i32(A[m, k]) * i32(B[k, n])``,
+i.e. extui x extsi for u8 x i8), which `VnniGemmSchedule` tensorizes with `vpdpbusd`:
+
+* zero points that are the constant 0 (ONNX's default) are left out: one statement,
+  ``Y[m, n] += i32(A[m, k]) * i32(B[k, n])``;
+* other zero points (2-D operands) are a correction after the plain product, exact in
+  wrapping i32 arithmetic:
+
+      sum_k (A - za)(B - zb) = sum_k A B - zb * rowsum(A) - za * colsum(B) + K * za * zb
+
+  (rowsum / colsum are O(MK) / O(KN) kernels next to the O(MNK) product; each is left
+  out when its zero point is the constant 0);
+* batched operands use the natural form ``(A - za) * (B - zb)`` in one kernel.
+
+`conv_integer` subtracts the zero points inside its one kernel (padding reads 0 after
+the subtraction). `quantize_linear` rounds half to even with floor/select (as
+`graph.round`), saturates in the float type and converts; `dequantize_linear` is
+``(f32(x) - f32(zp)) * scale``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from xdsl.ir import SSAValue
+
+from mlc.dialects.graph import elementwise as ew
+from mlc.dialects.graph import quant
+from mlc.lowering.expressions.elementwise import ROUND_HALF_EVEN
+from mlc.lowering.expressions.registry import expresses
+from mlc.lowering.expressions.template import (
+    Expression,
+    broadcast,
+    build,
+    dtype_of,
+    instantiate,
+    lit,
+    per_axis,
+    shape_of,
+    size_names,
+)
+from mlc.parser.texpr import numpy_dtype as texpr_numpy_dtype
+
+
+def is_zero_constant(value: SSAValue) -> bool:
+    """Whether ``value`` is a `graph.constant` of zeros."""
+    owner = value.owner
+    return isinstance(owner, ew.ConstantOp) and not np.any(owner.to_array())
+
+
+def _zp(value: SSAValue, iterator: str, size: str) -> tuple[str, str]:
+    """Declared dims and read index of a zero point: (), (1,) or per `iterator`."""
+    shape = shape_of(value)
+    if shape == ():
+        return "", ""
+    if shape == (1,):
+        return "1", "0"
+    return size, iterator
+
+
+# -- products ---------------------------------------------------------------------------
+
+MATMUL_INTEGER = """
+matmul_integer(A: $TA[$sa], B: $TB[$sb], ZA: $TA[$sza], ZB: $TB[$szb]) -> Y: i32[$sy] {
+  Y[$iy] += (i32(A[$ia]) - i32(ZA[$iza])) * (i32(B[$ib]) - i32(ZB[$izb]))
+}"""
+
+MATMUL_INTEGER_PLAIN = """
+matmul_integer(A: $TA[M, K], B: $TB[K, N]) -> Y: i32[M, N] {
+  Y[m, n] += i32(A[m, k]) * i32(B[k, n])
+}"""
+
+MATMUL_INTEGER_CORRECTED = """
+matmul_integer(A: $TA[M, K], B: $TB[K, N], ZA: $TA[$sza], ZB: $TB[$szb]) -> Y: i32[M, N] {
+  acc[m, n] += i32(A[m, k]) * i32(B[k, n]) where m in 0..M, n in 0..N, k in 0..K
+?zb  rowsum[m] += i32(A[m, k]) where m in 0..M, k in 0..K
+?za  colsum[n] += i32(B[k, n]) where n in 0..N, k in 0..K
+?both  Y[m, n] = acc[m, n] - i32(ZB[$izb]) * rowsum[m] - i32(ZA[$iza]) * colsum[n] + $K * i32(ZA[$iza]) * i32(ZB[$izb])
+?onlya  Y[m, n] = acc[m, n] - i32(ZA[$iza]) * colsum[n]
+?onlyb  Y[m, n] = acc[m, n] - i32(ZB[$izb]) * rowsum[m]
+}"""
+
+
+@expresses(quant.MatMulIntegerOp)
+def matmul_integer(op: quant.MatMulIntegerOp) -> Expression:
+    """See the module docstring: plain, corrected or natural form."""
+    a, b = shape_of(op.a), shape_of(op.b)
+    za_zero, zb_zero = is_zero_constant(op.a_zero_point), is_zero_constant(op.b_zero_point)
+    ta, tb = dtype_of(op.a), dtype_of(op.b)
+    sza, iza = _zp(op.a_zero_point, "m", "M")
+    szb, izb = _zp(op.b_zero_point, "n", "N")
+    operands = ["A", "B", "ZA", "ZB"]
+    if len(a) == 2 and len(b) == 2:
+        if za_zero and zb_zero:
+            template = instantiate(MATMUL_INTEGER_PLAIN, subs={"TA": ta, "TB": tb})
+        else:
+            subs = {"TA": ta, "TB": tb, "sza": sza, "iza": iza, "szb": szb, "izb": izb}
+            subs["K"] = str(a[1])
+            flags = {
+                "za": not za_zero,
+                "zb": not zb_zero,
+                "both": not za_zero and not zb_zero,
+                "onlya": not za_zero and zb_zero,
+                "onlyb": za_zero and not zb_zero,
+            }
+            template = instantiate(MATMUL_INTEGER_CORRECTED, subs=subs, flags=flags)
+        return build(op, template, operands, ["Y"])
+    out = shape_of(op.output)
+    batch = out[:-2]
+    iters = [f"b{d}" for d in range(len(batch))]
+    names = size_names(batch)
+    sa, ia = broadcast(a[:-2], iters, names)
+    sb, ib = broadcast(b[:-2], iters, names)
+    lists = {
+        "sa": [*sa, "M", "K"],
+        "ia": [*ia, "m", "k"],
+        "sb": [*sb, "K", "N"],
+        "ib": [*ib, "k", "n"],
+        "sy": [*names, "M", "N"],
+        "iy": [*iters, "m", "n"],
+    }
+    subs = {k: ", ".join(v) for k, v in lists.items()}
+    subs |= {"TA": ta, "TB": tb, "sza": sza, "iza": iza, "szb": szb, "izb": izb}
+    return build(op, instantiate(MATMUL_INTEGER, subs=subs), operands, ["Y"])
+
+
+#: Output channel m is in group m / MG; it reads that group's CG input channels.
+CONV_INTEGER = """
+conv_integer<G, CG, MG, @(S#, D#, P#)>(X: $TX[N, G * CG, @(H#)], Wt: $TW[G * MG, CG, @(K#)],
+    ZX: $TX[$szx], ZW: $TW[$szw]) -> Y: i32[N, G * MG, @(O#)] {
+  Y[n, m, @(o#)] += ($x if in bounds else 0) * $w
+}"""
+
+
+@expresses(quant.ConvIntegerOp)
+def conv_integer(op: quant.ConvIntegerOp) -> Expression:
+    """Grouped N-d convolution of (X - zx) and (W - zw) in i32."""
+    x, y = shape_of(op.input), shape_of(op.output)
+    rank, group = len(x) - 2, op.props.int("group")
+    w = shape_of(op.weight)
+    sizes = {
+        "G": group,
+        "CG": x[1] // group,
+        "MG": w[0] // group,
+        **per_axis("S", op.props.ints("strides")),
+        **per_axis("D", op.props.ints("dilations")),
+        **per_axis("P", op.props.ints("pads")[:rank]),
+        **per_axis("O", y[2:]),
+    }
+    szx, izx = _zp(op.x_zero_point, "", "")
+    szw, izw = _zp(op.w_zero_point, "m", "G * MG")
+    xr = "i32(X[n, m / MG * CG + c, @(o# * S# + k# * D# - P#)])"
+    wr = "i32(Wt[m, c, @(k#)])"
+    if not is_zero_constant(op.x_zero_point):
+        xr = f"({xr} - i32(ZX[{izx}]))"
+    if not is_zero_constant(op.w_zero_point):
+        wr = f"({wr} - i32(ZW[{izw}]))"
+    subs = {"TX": dtype_of(op.input), "TW": dtype_of(op.weight), "x": xr, "w": wr}
+    subs |= {"szx": szx, "szw": szw}
+    template = instantiate(CONV_INTEGER, {"": range(rank)}, subs)
+    return build(op, template, ["X", "Wt", "ZX", "ZW"], ["Y"], sizes)
+
+
+# -- quantize / dequantize --------------------------------------------------------------
+
+QUANTIZE_LINEAR = """
+quantize_linear(X: $T[$sx], S: $T[$ss], Z: $TZ[$sz]) -> Y: $TZ[$sx] {
+  Y[$ix] = $TZ(min(max($round + $T(Z[$iz]), $lo), $hi))
+}"""
+
+DEQUANTIZE_LINEAR = """
+dequantize_linear(X: $TX[$sx], S: f32[$ss], Z: $TX[$sz]) -> Y: f32[$sx] {
+  Y[$ix] = (f32(X[$ix]) - f32(Z[$iz])) * S[$is]
+}"""
+
+
+def _quant_subs(op: quant.QuantizeLinearOp | quant.DequantizeLinearOp) -> dict[str, str]:
+    shape = shape_of(op.input)
+    names = [f"D{d}" for d in range(len(shape))]
+    iters = [f"i{d}" for d in range(len(shape))]
+    axis = quant.quant_axis(op.name, op.input.type, op.scale.type, op.props)  # type: ignore[arg-type]
+
+    def dims(value: SSAValue) -> tuple[str, str]:
+        if axis is not None:
+            return names[axis], iters[axis]
+        return ("1", "0") if shape_of(value) == (1,) else ("", "")
+
+    (ss, index), (sz, iz) = dims(op.scale), dims(op.zero_point)
+    subs = {"sx": ", ".join(names), "ix": ", ".join(iters)}
+    return subs | {"ss": ss, "is": index, "sz": sz, "iz": iz}
+
+
+@expresses(quant.QuantizeLinearOp)
+def quantize_linear(op: quant.QuantizeLinearOp) -> Expression:
+    """saturate(round_half_even(X / S) + Z), clamped in the float type, then converted."""
+    subs = _quant_subs(op)
+    t, tz = dtype_of(op.input), dtype_of(op.output)
+    info = np.iinfo(texpr_numpy_dtype(tz))
+    quotient = f"(X[{subs['ix']}] / S[{subs['is']}])"
+    subs |= {
+        "T": t,
+        "TZ": tz,
+        "round": ROUND_HALF_EVEN.replace("$x0", quotient),
+        "lo": lit(int(info.min), t),
+        "hi": lit(int(info.max), t),
+    }
+    return build(op, instantiate(QUANTIZE_LINEAR, subs=subs), ["X", "S", "Z"], ["Y"])
+
+
+@expresses(quant.DequantizeLinearOp)
+def dequantize_linear(op: quant.DequantizeLinearOp) -> Expression:
+    """(f32(X) - f32(Z)) * S."""
+    subs = _quant_subs(op) | {"TX": dtype_of(op.input)}
+    return build(op, instantiate(DEQUANTIZE_LINEAR, subs=subs), ["X", "S", "Z"], ["Y"])

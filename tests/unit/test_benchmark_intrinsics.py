@@ -1,0 +1,24 @@
+"""The intrinsic benchmark's harness on tiny shapes: every runner's output matches
+onnxruntime's and the report has each part (speed itself is measured, not tested)."""
+
+import re
+
+import pytest
+
+from mlc.benchmarks import intrinsics
+
+
+def test_small_run_checks_every_runner(capsys: pytest.CaptureFixture[str]) -> None:
+    assert intrinsics.main(["--small", "--repeat", "1", "--budget-s", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "fp32 FMA peak" in out
+    assert "| mlc fma_tile microkernel |" in out and "WRONG" not in out and "error" not in out
+    assert re.search(r"\| simulated \(`targets.accel`\) \| [1-9]\d* \| [1-9]\d* \| \d+\.\d%", out)
+
+
+def test_int8_case_is_matmul_integer() -> None:
+    case = intrinsics.int8_gemm(4, 8, 16)
+    assert [n.op_type for n in case.model.graph.node] == ["MatMulInteger"]
+    assert case.numpy_fn is not None
+    (y,) = case.numpy_fn(*case.inputs)
+    assert y.shape == (4, 16) and y.dtype.kind == "i"

@@ -1,0 +1,437 @@
+"""The blocked layout (`graph.to_blocked` / `from_blocked` / `conv_blocked`,
+`graph-blocked-layout`): property tests that the pass and each of its patterns preserve
+the reference semantics, and deterministic tests of the ops and of what the pass leaves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from xdsl.dialects.builtin import ModuleOp, TensorType, f32, f64
+from xdsl.ir import SSAValue
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import RewritePattern
+
+import mlc
+from mlc.dialects import graph as g
+from mlc.interpreters.graph.layout import block_weight, from_blocked, to_blocked
+from mlc.parser.mlir import IRDiagnostic, parse_module
+from mlc.testing.coverage import covers
+from mlc.testing.semantics import assert_preserves_semantics
+from mlc.testing.strategies import OpGenerator, Program, ProgramBuilder, graph_programs
+from mlc.transforms.graph import (
+    BlockConv,
+    BlockedLayoutPass,
+    CancelBlockedPair,
+    PropagateBinary,
+    PropagatePool,
+    PropagateUnary,
+    default_block,
+)
+from mlc.transforms.graph.layout import worth_blocking
+
+# --------------------------------------------------------------------------- generators
+
+
+def _shape(v: SSAValue) -> list[int]:
+    assert isinstance(v.type, TensorType)
+    return list(v.type.get_shape())
+
+
+def _image(v: SSAValue, p: ProgramBuilder) -> bool:
+    """A non-constant float N x C x H x W value with an even channel count."""
+    ty = v.type
+    return (
+        isinstance(ty, TensorType)
+        and ty.element_type == p.element_type
+        and len(ty.get_shape()) == 4
+        and ty.get_shape()[1] % 2 == 0
+        and not isinstance(v.owner, g.ConstantOp)
+    )
+
+
+def _nchw(draw: st.DrawFn, p: ProgramBuilder) -> SSAValue:
+    """An existing image (preferably a from_blocked result) or a new argument."""
+    blocked = p.pick(lambda v: _image(v, p) and isinstance(v.owner, g.FromBlockedOp))
+    if blocked is not None and draw(st.integers(0, 3)):
+        return blocked
+    x = p.pick(lambda v: _image(v, p))
+    if x is not None and draw(st.booleans()):
+        return x
+    shape = [
+        draw(st.integers(1, 2)),
+        draw(st.sampled_from([2, 4, 6, 8])),
+        draw(st.integers(1, 5)),
+        draw(st.integers(1, 5)),
+    ]
+    x = p.new_arg(shape)
+    if blocked is None and draw(st.booleans()):  # give the patterns something to move
+        xb = p.insert(g.ToBlockedOp.create([x], block=_divisor(draw, shape[1])))
+        x = p.insert(g.FromBlockedOp.create([xb]))
+    return x
+
+
+def _divisor(draw: st.DrawFn, n: int, limit: int = 8) -> int:
+    return draw(st.sampled_from([d for d in range(1, min(n, limit) + 1) if n % d == 0]))
+
+
+def gen_blocked(draw: st.DrawFn, p: ProgramBuilder) -> None:
+    # from_blocked(to_blocked(x)): an image in NCHW that was blocked
+    x = _nchw(draw, p)
+    xb = p.insert(g.ToBlockedOp.create([x], block=_divisor(draw, _shape(x)[1])))
+    p.insert(g.FromBlockedOp.create([xb]))
+
+
+def gen_conv(draw: st.DrawFn, p: ProgramBuilder) -> None:
+    # conv(x, w, b?) with constant (or argument) weights, sometimes grouped
+    x = _nchw(draw, p)
+    n, c, h, w = _shape(x)
+    group = draw(st.sampled_from([1, 1, 1, 2]))
+    m = group * draw(st.sampled_from([2, 4, 8]))
+    k = [draw(st.sampled_from([1, 2, 3])) for _ in range(2)]
+    dil = [draw(st.integers(1, 2)) for _ in range(2)]
+    pads = [draw(st.integers(0, 2)) for _ in range(4)]
+    for d, size in enumerate((h, w)):  # the window must fit the padded input
+        while size + pads[d] + pads[d + 2] < dil[d] * (k[d] - 1) + 1:
+            pads[d] += 1
+    shape = [m, c // group, *k]
+    weight = p.new_arg(shape) if draw(st.integers(0, 4)) == 0 else p.constant(shape)
+    operands = [x, weight] + ([p.constant([m])] if draw(st.booleans()) else [])
+    conv = g.ConvOp.create(
+        operands,
+        strides=[draw(st.integers(1, 2)) for _ in range(2)],
+        pads=pads,
+        dilations=dil,
+        group=group,
+    )
+    p.insert(conv)
+
+
+UNARY = [g.ReluOp, g.NegOp, g.SigmoidOp, g.AbsOp, g.ExpOp, g.TanhOp]
+
+
+def gen_unary(draw: st.DrawFn, p: ProgramBuilder) -> None:
+    # f(x) for elementwise unary f (or a cast)
+    x = _nchw(draw, p)
+    if draw(st.integers(0, 5)) == 0:
+        p.insert(g.CastOp.to(x, f64 if p.element_type == f32 else f32))
+        return
+    cls = draw(st.sampled_from(UNARY))
+    p.insert(cls.create([x]))
+
+
+def _other_operand(draw: st.DrawFn, p: ProgramBuilder, x: SSAValue) -> SSAValue:
+    n, c, h, w = _shape(x)
+    kind = draw(st.sampled_from(["same", "channel", "scalar", "full", "arg", "spatial", "bigger"]))
+    if kind == "same":
+        other = p.pick(lambda v: _image(v, p) and _shape(v) == [n, c, h, w] and v is not x)
+        if other is not None:
+            return other
+        kind = "full"
+    if kind == "channel":
+        shape = draw(st.sampled_from([[c, 1, 1], [1, c, 1, 1], [n, c, 1, 1]]))
+        return p.constant(shape)
+    if kind == "scalar":
+        return p.constant(draw(st.sampled_from([[], [1], [1, 1, 1], [1, 1, 1, 1]])))
+    if kind == "full":
+        return p.constant([n, c, h, w])
+    if kind == "arg":
+        arg = p.new_arg([n, c, h, w])
+        if draw(st.booleans()):  # already blocked elsewhere: converting it is free
+            blocks = [b for b in range(1, 9) if c % b == 0]
+            p.insert(g.ToBlockedOp.create([arg], block=draw(st.sampled_from(blocks))))
+        return arg
+    if kind == "spatial":
+        return p.constant([1, 1, h, w])
+    return p.constant([2, n, c, h, w])  # broadcasting makes the result larger
+
+
+def gen_binary(draw: st.DrawFn, p: ProgramBuilder) -> None:
+    # x op o for o another image, a per-channel / scalar / full constant, an argument
+    x = _nchw(draw, p)
+    other = _other_operand(draw, p, x)
+    operands = [x, other] if draw(st.booleans()) else [other, x]
+    cls = draw(st.sampled_from([g.AddOp, g.SubOp, g.MulOp, g.DivOp, g.MaxOp, g.PReluOp]))
+    if cls is g.PReluOp and len(_shape(other)) > 4:
+        cls = g.AddOp
+    p.insert(cls.create(operands))
+
+
+def gen_pool(draw: st.DrawFn, p: ProgramBuilder) -> None:
+    # max / average / lp / global pools
+    x = _nchw(draw, p)
+    kind = draw(st.sampled_from(["max", "average", "lp", "global_average", "global_max"]))
+    if kind == "global_average":
+        p.insert(g.GlobalAveragePoolOp.create([x]))
+        return
+    if kind == "global_max":
+        p.insert(g.GlobalMaxPoolOp.create([x]))
+        return
+    _, _, h, w = _shape(x)
+    kernel = [draw(st.integers(1, min(3, h))), draw(st.integers(1, min(3, w)))]
+    pads = [draw(st.integers(0, k - 1)) for k in kernel] * 2
+    props = {
+        "kernel_shape": kernel,
+        "strides": [draw(st.integers(1, 2)) for _ in range(2)],
+        "pads": pads,
+        "dilations": [1, 1],
+        "ceil_mode": draw(st.booleans()),
+    }
+    if kind == "max":
+        p.insert(g.MaxPoolOp.create([x], **props))
+    elif kind == "average":
+        p.insert(g.AveragePoolOp.create([x], count_include_pad=draw(st.booleans()), **props))
+    else:
+        p.insert(g.LpPoolOp.create([x], p=draw(st.sampled_from([1, 2])), **props))
+
+
+def gen_to_blocked(draw: st.DrawFn, p: ProgramBuilder) -> None:
+    # to_blocked(x) (of a from_blocked value: a pair that may cancel), maybe from_blocked
+    x = _nchw(draw, p)
+    fb = x.owner
+    c = _shape(x)[1]
+    block = _shape(fb.input)[-1] if isinstance(fb, g.FromBlockedOp) else _divisor(draw, c)
+    if draw(st.integers(0, 3)) == 0:
+        block = _divisor(draw, c)
+    xb = p.insert(g.ToBlockedOp.create([x], block=block))
+    if draw(st.booleans()):
+        p.insert(g.FromBlockedOp.create([xb]))
+
+
+def programs(*generators: OpGenerator, max_ops: int = 4) -> st.SearchStrategy[Program]:
+    return graph_programs(generators, element_types=(f32,), max_ops=max_ops)
+
+
+ALL = (gen_conv, gen_conv, gen_unary, gen_binary, gen_pool, gen_blocked, gen_to_blocked)
+
+
+def check(transform: RewritePattern | ModulePass, program: Program) -> None:
+    assert_preserves_semantics(transform, program.module, inputs=program.inputs)
+
+
+def count(module: ModuleOp, op_type: type) -> int:
+    return sum(isinstance(op, op_type) for op in module.walk())
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@covers("graph-blocked-layout")
+@given(programs(*ALL, max_ops=5), st.sampled_from([2, 4, 8]))
+def test_blocked_layout_preserves_semantics(program: Program, block: int) -> None:
+    check(BlockedLayoutPass(block=block), program)
+
+
+@covers("graph-block-conv")
+@given(programs(gen_conv, gen_conv, gen_unary, max_ops=3), st.sampled_from([2, 4, 8]))
+def test_block_conv_preserves_semantics(program: Program, block: int) -> None:
+    check(BlockConv(block), program)
+
+
+@covers("graph-propagate-blocked-unary")
+@given(programs(gen_unary, gen_unary, gen_blocked, max_ops=4))
+def test_propagate_unary_preserves_semantics(program: Program) -> None:
+    check(PropagateUnary(), program)
+
+
+@covers("graph-propagate-blocked-binary")
+@given(programs(gen_binary, gen_binary, gen_unary, max_ops=4))
+def test_propagate_binary_preserves_semantics(program: Program) -> None:
+    check(PropagateBinary(), program)
+
+
+@covers("graph-propagate-blocked-pool")
+@given(programs(gen_pool, gen_pool, gen_unary, max_ops=4))
+def test_propagate_pool_preserves_semantics(program: Program) -> None:
+    check(PropagatePool(), program)
+
+
+@covers("graph-cancel-blocked-pair")
+@given(programs(gen_blocked, gen_to_blocked, gen_to_blocked, gen_unary, max_ops=4))
+def test_cancel_blocked_pair_preserves_semantics(program: Program) -> None:
+    check(CancelBlockedPair(), program)
+
+
+# --------------------------------------------------------------------------- ops
+
+RNG = np.random.default_rng(3)
+
+
+def rand(*shape: int) -> np.ndarray:
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def test_blocking_helpers_round_trip() -> None:
+    x = rand(2, 12, 3, 5)
+    xb = to_blocked(x, 4)
+    assert xb.shape == (2, 3, 3, 5, 4)
+    assert xb[1, 2, 0, 4, 3] == x[1, 2 * 4 + 3, 0, 4]
+    np.testing.assert_array_equal(from_blocked(xb), x)
+    w = rand(8, 6, 3, 2)
+    wb = block_weight(w, 3, 4)
+    assert wb.shape == (2, 2, 3, 2, 3, 4)
+    assert wb[1, 1, 2, 0, 2, 3] == w[1 * 4 + 3, 1 * 3 + 2, 2, 0]
+
+
+CONV = (
+    "{{strides = array<i64: {s}, {s}>, pads = array<i64: 1, 0, 1, 2>, "
+    "dilations = array<i64: 1, 1>{extra}}}"
+)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_blocked_matches_conv(stride: int) -> None:
+    x, w, b = rand(2, 6, 7, 6), rand(8, 6, 3, 2), rand(8)
+    s = stride
+    ho, wo = (7 + 2 - 3) // s + 1, (6 + 2 - 2) // s + 1
+    text = f"""
+    func.func @f(%x: tensor<2x6x7x6xf32>, %w: tensor<8x6x3x2xf32>, %wb: tensor<2x2x3x2x3x4xf32>, %b: tensor<8xf32>) -> (tensor<2x8x{ho}x{wo}xf32>, tensor<2x8x{ho}x{wo}xf32>) {{
+      %y = graph.conv %x, %w, %b {CONV.format(s=s, extra=", group = 1 : i64")} : (tensor<2x6x7x6xf32>, tensor<8x6x3x2xf32>, tensor<8xf32>) -> tensor<2x8x{ho}x{wo}xf32>
+      %xb = graph.to_blocked %x {{block = 3 : i64}} : (tensor<2x6x7x6xf32>) -> tensor<2x2x7x6x3xf32>
+      %yb = graph.conv_blocked %xb, %wb, %b {CONV.format(s=s, extra="")} : (tensor<2x2x7x6x3xf32>, tensor<2x2x3x2x3x4xf32>, tensor<8xf32>) -> tensor<2x2x{ho}x{wo}x4xf32>
+      %z = graph.from_blocked %yb : (tensor<2x2x{ho}x{wo}x4xf32>) -> tensor<2x8x{ho}x{wo}xf32>
+      func.return %y, %z : tensor<2x8x{ho}x{wo}xf32>, tensor<2x8x{ho}x{wo}xf32>
+    }}"""
+    module = parse_module(mlc.context(), text)
+    wb = np.ascontiguousarray(block_weight(w, 3, 4))
+    y, z = mlc.interpret(module, x, w, wb, b)
+    np.testing.assert_allclose(z, y, rtol=1e-5, atol=1e-5)
+    compiled = mlc.compile(module)
+    y2, z2 = compiled(x, w, wb, b)
+    np.testing.assert_allclose(z2, y, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y2, y, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "%y = graph.to_blocked %x {block = 4 : i64} : (tensor<1x6x2x2xf32>) -> tensor<1x1x2x2x4xf32>",
+            "does not divide",
+        ),
+        (
+            "%y = graph.to_blocked %x {block = 2 : i64} : (tensor<1x6x2x2xf32>) -> tensor<1x3x2x2x3xf32>",
+            "result type",
+        ),
+        (
+            "%w = graph.constant dense<1.0> : tensor<1x2x1x1x4x2xf32>\n"
+            "%xb = graph.to_blocked %x {block = 3 : i64} : (tensor<1x6x2x2xf32>) -> tensor<1x2x2x2x3xf32>\n"
+            "%y = graph.conv_blocked %xb, %w {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x2x2x2x3xf32>, tensor<1x2x1x1x4x2xf32>) -> tensor<1x1x2x2x2xf32>",
+            "input channels",
+        ),
+    ],
+)
+def test_layout_ops_verify(text: str, message: str) -> None:
+    module_text = f"""
+    func.func @f(%x: tensor<1x6x2x2xf32>) {{
+      {text}
+      func.return
+    }}"""
+    with pytest.raises(IRDiagnostic, match=message):
+        parse_module(mlc.context(), module_text)
+
+
+# --------------------------------------------------------------------------- the pass
+
+CHAIN = """
+func.func @chain(%x: tensor<1x16x6x6xf32>, %w1: tensor<16x16x3x3xf32>, %b1: tensor<16xf32>, %w2: tensor<16x16x3x3xf32>) -> tensor<1x16x3x3xf32> {
+  %a = graph.conv %x, %w1, %b1 {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = 1 : i64} : (tensor<1x16x6x6xf32>, tensor<16x16x3x3xf32>, tensor<16xf32>) -> tensor<1x16x6x6xf32>
+  %r = graph.relu %a : (tensor<1x16x6x6xf32>) -> tensor<1x16x6x6xf32>
+  %c = graph.conv %r, %w2 {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = 1 : i64} : (tensor<1x16x6x6xf32>, tensor<16x16x3x3xf32>) -> tensor<1x16x6x6xf32>
+  %s = graph.add %c, %x : (tensor<1x16x6x6xf32>, tensor<1x16x6x6xf32>) -> tensor<1x16x6x6xf32>
+  %t = graph.relu %s : (tensor<1x16x6x6xf32>) -> tensor<1x16x6x6xf32>
+  %p = graph.max_pool %t {kernel_shape = array<i64: 2, 2>, strides = array<i64: 2, 2>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, ceil_mode = false} : (tensor<1x16x6x6xf32>) -> tensor<1x16x3x3xf32>
+  func.return %p : tensor<1x16x3x3xf32>
+}"""
+
+
+@pytest.mark.parametrize("block", [4, 8, 16])
+def test_chain_has_transposes_only_at_the_boundaries(block: int) -> None:
+    module = parse_module(mlc.context(), CHAIN)
+    inputs = [rand(1, 16, 6, 6), rand(16, 16, 3, 3), rand(16), rand(16, 16, 3, 3)]
+    expected = mlc.interpret(module, *inputs)
+    BlockedLayoutPass(block=block).apply(mlc.context(), module)
+    module.verify()
+    assert count(module, g.ToBlockedOp) == 1
+    assert count(module, g.FromBlockedOp) == 1
+    assert count(module, g.ConvBlockedOp) == 2
+    assert count(module, g.ConvOp) == 0
+    (got,) = mlc.interpret(module, *inputs)
+    np.testing.assert_allclose(got, expected[0], rtol=1e-5, atol=1e-5)
+
+
+def test_constant_weights_are_blocked_by_folding() -> None:
+    text = """
+    func.func @f(%x: tensor<1x8x4x4xf32>) -> tensor<1x8x4x4xf32> {
+      %w = graph.constant dense<0.5> : tensor<8x8x1x1xf32>
+      %y = graph.conv %x, %w {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, group = 1 : i64} : (tensor<1x8x4x4xf32>, tensor<8x8x1x1xf32>) -> tensor<1x8x4x4xf32>
+      func.return %y : tensor<1x8x4x4xf32>
+    }"""
+    module = parse_module(mlc.context(), text)
+    BlockedLayoutPass(block=4).apply(mlc.context(), module)
+    assert count(module, g.ReshapeOp) == count(module, g.TransposeOp) == 0
+    (conv,) = [op for op in module.walk() if isinstance(op, g.ConvBlockedOp)]
+    assert isinstance(conv.weight.owner, g.ConstantOp)
+    assert _shape(conv.weight) == [2, 2, 1, 1, 4, 4]
+
+
+def test_ineligible_convs_stay() -> None:
+    # group 2, and 6 output channels with block 4 (neither 4 nor 2 ... 2 < 4 is too narrow)
+    text = """
+    func.func @f(%x: tensor<1x4x4x4xf32>, %w: tensor<4x2x1x1xf32>, %v: tensor<6x4x1x1xf32>) -> (tensor<1x4x4x4xf32>, tensor<1x6x4x4xf32>) {
+      %y = graph.conv %x, %w {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, group = 2 : i64} : (tensor<1x4x4x4xf32>, tensor<4x2x1x1xf32>) -> tensor<1x4x4x4xf32>
+      %z = graph.conv %x, %v {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, group = 1 : i64} : (tensor<1x4x4x4xf32>, tensor<6x4x1x1xf32>) -> tensor<1x6x4x4xf32>
+      func.return %y, %z : tensor<1x4x4x4xf32>, tensor<1x6x4x4xf32>
+    }"""
+    module = parse_module(mlc.context(), text)
+    BlockedLayoutPass(block=8).apply(mlc.context(), module)
+    assert count(module, g.ConvOp) == 2
+    assert count(module, g.ToBlockedOp) == 0
+
+
+def test_global_average_pool_becomes_a_blocked_reduction() -> None:
+    text = """
+    func.func @f(%x: tensor<1x8x4x4xf32>, %w: tensor<8x8x1x1xf32>) -> tensor<1x8x1x1xf32> {
+      %y = graph.conv %x, %w {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, group = 1 : i64} : (tensor<1x8x4x4xf32>, tensor<8x8x1x1xf32>) -> tensor<1x8x4x4xf32>
+      %p = graph.global_average_pool %y : (tensor<1x8x4x4xf32>) -> tensor<1x8x1x1xf32>
+      func.return %p : tensor<1x8x1x1xf32>
+    }"""
+    module = parse_module(mlc.context(), text)
+    inputs = [rand(1, 8, 4, 4), rand(8, 8, 1, 1)]
+    (expected,) = mlc.interpret(module, *inputs)
+    BlockedLayoutPass(block=4).apply(mlc.context(), module)
+    (fb,) = [op for op in module.walk() if isinstance(op, g.FromBlockedOp)]
+    assert isinstance(fb.input.owner, g.ReduceMeanOp)
+    (got,) = mlc.interpret(module, *inputs)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("bits", "block"), [(512, 16), (256, 8), (128, 4)])
+def test_default_block(bits: int, block: int) -> None:
+    assert default_block(bits) == block
+
+
+def _compile_both(module: ModuleOp, inputs: Sequence[np.ndarray]) -> None:
+    (expected,) = mlc.interpret(module, *inputs)
+    got = mlc.compile(module, layout="nchwc")(*inputs)
+    got = got[0] if isinstance(got, list | tuple) else got
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_compile_with_the_blocked_layout() -> None:
+    module = parse_module(mlc.context(), CHAIN)
+    inputs = [rand(1, 16, 6, 6), rand(16, 16, 3, 3), rand(16), rand(16, 16, 3, 3)]
+    _compile_both(module, inputs)
+    with pytest.raises(ValueError, match="unknown layout"):
+        mlc.compile(module, layout="nhwc")
+
+
+def test_worth_blocking_counts_eligible_convs() -> None:
+    chain = parse_module(mlc.context(), CHAIN)  # two 16 -> 16 channel convs
+    assert worth_blocking(chain, 8)
+    assert worth_blocking(chain, 32)  # 16 = 32 / 2 divides the channels
+    assert not worth_blocking(chain, 64)
+    assert not worth_blocking(chain, 8, min_convs=3)

@@ -1,0 +1,155 @@
+"""Register tiles for contractions whose vector axis is one channel block (NCHW[c]c
+convolutions, `graph.conv_blocked`): the default schedule's step 3 when the output's
+contiguous iterator `v` is exactly one vector (`c` lanes) and so cannot supply NR vectors.
+
+The NR vectors of the tile then come from a second parallel iterator `q` (the output
+channel blocks `mb`): the vector inputs (the blocked weight) and the output depend on
+`q`, the other inputs (the blocked image) do not. The MR rows come from a parallel
+iterator `r` the vector inputs do not depend on (the output width: the image is read as
+broadcast scalars, one per row). Loop order, with `q` split by NR and `r` by MR:
+
+    others (n, output rows), q.o, r.o, reductions (cb, kh, kw, ci), r.i, q.i, v
+
+with `r.i` and `q.i` unrolled and `v` vectorized: MR x NR accumulators (e.g. 14 x 2 x 16
+lanes on AVX-512 for a 56-wide row) stay in registers across the reductions. A padded
+input is copied once into a buffer holding its padding (no bounds checks in the tile).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mlc.dialects.tl import BlockOp
+from mlc.transforms.loops.common import ScheduleError, block_loops, find_block, loop_name
+from mlc.transforms.loops.schedule import Schedule
+
+if TYPE_CHECKING:
+    from mlc.transforms.loops.default_schedule import CpuDefaultSchedule
+
+MAX_CHANNEL_BLOCKS = 2
+"""Channel blocks (vectors) per register tile row at most."""
+
+
+def _used(block: BlockOp, k: int) -> set[int]:
+    out: set[int] = set()
+    for e in block.input_maps[k].results:
+        out |= e.used_dims()
+    return out
+
+
+def _output_used(block: BlockOp) -> set[int]:
+    out: set[int] = set()
+    for m in block.output_maps:
+        for e in m.results:
+            out |= e.used_dims()
+    return out
+
+
+def channel_block_dims(block: BlockOp, v: int, vector_inputs: list[int]) -> tuple[int, int] | None:
+    """(r, q): the row and channel-block iterators of the tile, or None if the block
+    does not have the shape described in the module docstring."""
+    others = [k for k in range(len(block.inputs)) if k not in vector_inputs]
+    if not vector_inputs or not others:
+        return None
+    out = _output_used(block)
+    extents = [it.extent.data for it in block.iterator_list]
+    q_dims = [
+        d
+        for d in block.parallel_dims
+        if d != v
+        and d in out
+        and extents[d] >= 2
+        and all(d in _used(block, k) for k in vector_inputs)
+        and not any(d in _used(block, k) for k in others)
+    ]
+    r_dims = [
+        d
+        for d in block.parallel_dims
+        if d != v
+        and d in out
+        and extents[d] >= 2
+        and not any(d in _used(block, k) for k in vector_inputs)
+        and any(d in _used(block, k) for k in others)
+    ]
+    if not q_dims or not r_dims:
+        return None
+    return r_dims[-1], q_dims[-1]  # the innermost: the output width, the channel blocks
+
+
+def choose_tile(strategy: CpuDefaultSchedule, r_extent: int, q_extent: int) -> tuple[int, int]:
+    """(MR, NR): the fewest loads per FMA ((MR + NR) / (MR * NR)) with at most the
+    strategy's accumulators and a register left for the loaded vectors and a broadcast,
+    preferring an MR that divides the row."""
+    limit = strategy.max_accumulators or (28 if strategy.vector_bits >= 512 else 12)
+    registers = 32 if strategy.vector_bits >= 512 else 16
+    best: tuple[float, int, int] | None = None
+    for nr in range(1, min(MAX_CHANNEL_BLOCKS, q_extent) + 1):
+        if q_extent % nr:
+            continue
+        for mr in range(1, min(r_extent, limit) + 1):
+            if mr * nr > limit or mr * nr + nr + 1 > registers:
+                break
+            cost = (mr + nr) / (mr * nr) + (r_extent % mr != 0)
+            key = (cost, -mr, -nr)
+            if best is None or key < best:
+                best = key
+    assert best is not None
+    return -best[1], -best[2]
+
+
+def schedule_channel_block_tile(
+    strategy: CpuDefaultSchedule,
+    sch: Schedule,
+    label: str,
+    block: BlockOp,
+    v: int,
+    width: int,
+    vector_inputs: list[int],
+) -> bool:
+    """Apply the schedule of the module docstring; False (nothing done) when the block
+    does not qualify."""
+    names = block.iterator_names
+    extents = [it.extent.data for it in block.iterator_list]
+    if extents[v] != width or width < 4:
+        return False
+    dims = channel_block_dims(block, v, vector_inputs)
+    if dims is None:
+        return False
+    r, q = dims
+    mr, nr = choose_tile(strategy, extents[r], extents[q])
+    rname, qname = names[r], names[q]
+
+    def split(name: str, factor: int) -> tuple[str | None, str]:
+        if factor >= extents[names.index(name)]:
+            return None, name
+        outer, inner = sch.split(f"{label}/{name}", factor)
+        return outer.rpartition("/")[2], inner.rpartition("/")[2]
+
+    q_outer, q_inner = split(qname, nr)
+    r_outer, r_inner = split(rname, mr)
+    reductions = [names[d] for d in block.reduction_dims]
+    others = [names[d] for d in block.parallel_dims if d not in (r, q, v)]
+    tile_outer = [n for n in (q_outer, r_outer) if n]
+    order = others + tile_outer + reductions + [r_inner, q_inner, names[v]]
+    sch.reorder(*(f"{label}/{n}" for n in order))
+    sch.unroll(f"{label}/{r_inner}")
+    sch.unroll(f"{label}/{q_inner}")
+    sch.vectorize(f"{label}/{names[v]}", width)
+    _materialize_all_pads(sch, label)
+    strategy._parallel(sch, label, find_block(sch.root, label), order)
+    return True
+
+
+def _materialize_all_pads(sch: Schedule, label: str) -> None:
+    """Copy each guarded (padded) input into a buffer holding its padding, once before
+    the nest."""
+    block = find_block(sch.root, label)
+    outer = f"{label}/{loop_name(block_loops(block)[0])}"
+    for k in range(len(block.inputs)):
+        if block.pad_values[k] is None:
+            continue
+        try:
+            sch.cache_read(label, k, outer)
+        except ScheduleError:
+            continue
+        block = find_block(sch.root, label)
