@@ -170,6 +170,8 @@ def ort_runner(threads: int) -> Runner:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # idle worker threads would otherwise spin on the cores the next runner times on
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         start = time.perf_counter()
         session = ort.InferenceSession(
             case.model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
