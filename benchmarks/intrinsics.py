@@ -12,6 +12,9 @@ Three parts:
 - int8 GEMM 1024^3, ONNX `MatMulInteger` (u8 activations x s8 weights -> i32): mlc through
   `vpdpbusd` (`VnniGemmSchedule`) against onnxruntime; GOP/s, % of the measured
   `vpdpbusd` peak and the ratio to mlc's own fp32 GEMM. Skipped (n/a) where the host lacks AVX-512 VNNI.
+- int8 conv, ONNX `ConvInteger` 3x3 64 -> 64 on 56 x 56, pad 1, u8 activations with zero
+  point 128 x s8 weights: mlc's default pipeline (im2col patches, the product through
+  `vpdpbusd`, zero-point correction) against its direct one-kernel form and onnxruntime.
 - the simulated accelerator (`targets.accel`): a 3x3 conv layer, 32 -> 64 channels on a
   16 x 16 output, int8: cycles and GEMM-unit utilisation from the simulator's cost model.
 
@@ -60,6 +63,51 @@ def int8_gemm(m: int = 1024, k: int = 1024, n: int = 1024, seed: int = 0) -> Cas
         return [x.astype(np.int32) @ b.astype(np.int32)]
 
     return Case("gemm_int8", model, [a], numpy_fn, 2 * m * k * n, f"{m}x{k}x{n} u8*s8")
+
+
+def int8_conv(size: int = 56, channels: int = 64, seed: int = 0) -> Case:
+    """`Y = ConvInteger(X, W, zx=128)`: X a u8 [1, C, S, S] input, W an s8 [C, C, 3, 3]
+    weight, pad 1, Y i32 [1, C, S, S]."""
+    rng = np.random.default_rng(seed)
+    c, s = channels, size
+    w = rng.integers(-128, 128, (c, c, 3, 3)).astype(np.int8)
+    zx = np.array(128, np.uint8)
+    graph = helper.make_graph(
+        [helper.make_node("ConvInteger", ["X", "W", "zx"], ["Y"], pads=[1, 1, 1, 1])],
+        "int8_conv",
+        [helper.make_tensor_value_info("X", TensorProto.UINT8, [1, c, s, s])],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, [1, c, s, s])],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(zx, "zx")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    x = rng.integers(0, 256, (1, c, s, s)).astype(np.uint8)
+    return Case("conv_int8", model, [x], None, 2 * c * c * 9 * s * s, f"1x{c}x{s}x{s} u8*s8")
+
+
+def int8_conv_runners() -> list[Runner]:
+    """mlc's default pipeline, mlc with the direct conv_integer kernel, onnxruntime."""
+    return [
+        mlc_runner("mlc", "mlc default (im2col, vpdpbusd)", 1),
+        _direct_conv_runner(),
+        ort_runner(1),
+    ]
+
+
+def _direct_conv_runner() -> Runner:
+    """mlc with the im2col form off (`quant.IM2COL_MAX_BYTES = 0` while it compiles)."""
+    base = mlc_runner("mlc_direct", "mlc direct conv kernel", 1)
+
+    def prepare(case: Case) -> Any:
+        from mlc.lowering.expressions import quant
+
+        saved, quant.IM2COL_MAX_BYTES = quant.IM2COL_MAX_BYTES, 0
+        try:
+            return base.prepare(case)
+        finally:
+            quant.IM2COL_MAX_BYTES = saved
+
+    return Runner(base.name, base.label, prepare, base.env)
 
 
 def fp32_runners() -> list[Runner]:
@@ -121,7 +169,14 @@ def _check(result: Result, runner: str) -> str:
     return "ok" if m.ok else ("n/a" if m.ok is None else "WRONG")
 
 
-def report(fp32: Result, int8: Result, peak: float, vnni_peak: float | None, accel: Any) -> str:
+def report(
+    fp32: Result,
+    int8: Result,
+    conv: Result,
+    peak: float,
+    vnni_peak: float | None,
+    accel: Any,
+) -> str:
     """The markdown tables of one run."""
     lines = [
         f"fp32 FMA peak, 1 core (measured): {peak:.1f} GFLOP/s; "
@@ -164,6 +219,25 @@ def report(fp32: Result, int8: Result, peak: float, vnni_peak: float | None, acc
         )
     lines += [
         "",
+        "| int8 conv "
+        + conv.shape
+        + " 3x3 pad 1, zx 128 | ms | GOP/s | x ORT throughput | check |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    conv_ort = _rate(conv, "ort1")
+    for name, label in (
+        ("mlc", "mlc default (im2col, vpdpbusd)"),
+        ("mlc_direct", "mlc direct conv kernel"),
+        ("ort1", "onnxruntime ConvInteger 1t"),
+    ):
+        rate = _rate(conv, name)
+        vs_ort = rate / conv_ort if rate is not None and conv_ort else None
+        lines.append(
+            f"| {label} | {_ms(conv, name)} | {_fmt(rate)} | {_fmt(vs_ort, '{:.2f}')} | "
+            f"{_check(conv, name)} |"
+        )
+    lines += [
+        "",
         "| accelerator conv 1x18x18x32 * 3x3x32x64, int8 | cycles | GEMM busy | utilisation |",
         "| --- | --- | --- | --- |",
         f"| simulated (`targets.accel`) | {accel.cycles} | {accel.gemm_busy} | "
@@ -187,13 +261,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         vnni_peak = vnni_peak_gops(iterations=iterations)
         fp32 = benchmark_case(gemm(size, size, size), fp32_runners(), **timing)
         int8 = benchmark_case(int8_gemm(size, size, size), int8_runners(), **timing)
-    text = report(fp32, int8, peak, vnni_peak, accel_conv_report())
+        conv_case = int8_conv(8, 16) if args.small else int8_conv()
+        conv = benchmark_case(conv_case, int8_conv_runners(), **timing)
+    text = report(fp32, int8, conv, peak, vnni_peak, accel_conv_report())
     print(text, end="")
     if args.markdown:
         from pathlib import Path
 
         Path(args.markdown).write_text(text)
-    failed = any(m.error or m.ok is False for r in (fp32, int8) for m in r.measurements.values())
+    results = (fp32, int8, conv)
+    failed = any(m.error or m.ok is False for r in results for m in r.measurements.values())
     return 1 if failed else 0
 
 

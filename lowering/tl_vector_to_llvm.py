@@ -27,6 +27,7 @@ multiple of `w` ends with one masked iteration (`vectorize(w, masked)`) or a sca
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -86,6 +87,64 @@ def coefficient(e: AffineExpr, dims: Sequence[int | None]) -> int | None:
             return rhs * e.lhs.value
         return None if lhs != 0 or rhs != 0 else 0
     return 0 if lhs == 0 and rhs == 0 else None  # floordiv / mod / ceildiv
+
+
+@dataclass(frozen=True)
+class LaneForm:
+    """An index over one vector iteration: `coef * lane + R`, where R does not depend on
+    the lane and is a multiple of `multiple` (0: R is 0) whatever the other loops are."""
+
+    coef: int
+    multiple: int
+
+
+def lane_form(e: AffineExpr, dims: Sequence[LaneForm], width: int) -> LaneForm | None:
+    """`e` over loop variables (`dims[d]`: loop variable d's form) as a `LaneForm`, for
+    lanes 0 .. width-1, or None. Unlike `coefficient`, floordiv and mod by a constant c
+    are kept where the lane cannot carry across a multiple of c: with k = 16 * ko + ki
+    and ki the lane, `k floordiv 64` is lane-invariant and `k mod 64` moves with it."""
+    if isinstance(e, AffineDimExpr):
+        return dims[e.position]
+    if isinstance(e, AffineConstantExpr):
+        return LaneForm(0, abs(e.value))
+    assert isinstance(e, AffineBinaryOpExpr)
+    lhs, rhs = lane_form(e.lhs, dims, width), lane_form(e.rhs, dims, width)
+    if lhs is None or rhs is None:
+        return None
+    if e.kind == AffineBinaryOpKind.Add:
+        return LaneForm(lhs.coef + rhs.coef, math.gcd(lhs.multiple, rhs.multiple))
+    if e.kind == AffineBinaryOpKind.Mul:
+        if isinstance(e.rhs, AffineConstantExpr):
+            return LaneForm(lhs.coef * e.rhs.value, lhs.multiple * abs(e.rhs.value))
+        if isinstance(e.lhs, AffineConstantExpr):
+            return LaneForm(rhs.coef * e.lhs.value, rhs.multiple * abs(e.lhs.value))
+        return None
+    if not isinstance(e.rhs, AffineConstantExpr) or e.rhs.value <= 0 or lhs.coef < 0:
+        return None
+    c = e.rhs.value
+    q = math.gcd(lhs.multiple, c)  # R is a multiple of q, and q divides c
+    if lhs.coef * (width - 1) >= q:
+        return None  # some lane may cross a multiple of c
+    if e.kind == AffineBinaryOpKind.FloorDiv:  # floor((R + x) / c) = floor(R / c), x < q
+        return LaneForm(0, lhs.multiple // c if lhs.multiple % c == 0 else 1)
+    if e.kind == AffineBinaryOpKind.Mod:  # (R + x) mod c = (R mod c) + x, x < q
+        return LaneForm(lhs.coef, q)
+    return None
+
+
+def _loop_var_forms(op: BlockOp, loop: ForOp, width: int) -> list[LaneForm]:
+    """The `LaneForm` of each loop variable of `op` in one iteration of the vector `loop`:
+    its induction variable is `base + step * lane` with base in `lb + width * step * Z`."""
+    forms = []
+    for v in op.loop_vars:
+        owner = v.owner.parent_op() if isinstance(v, BlockArgument) else None
+        if v is loop.induction_var:
+            forms.append(LaneForm(loop.step_value, math.gcd(loop.lb, width * loop.step_value)))
+        elif isinstance(owner, ForOp):
+            forms.append(LaneForm(0, math.gcd(owner.lb, owner.step_value)))
+        else:
+            forms.append(LaneForm(0, 1))
+    return forms
 
 
 @dataclass
@@ -273,7 +332,7 @@ class LoopKindCodegen:
         self.values[loop.induction_var] = base
         loop_dims = [step if v is loop.induction_var else 0 for v in op.loop_vars]
         point_coef = [coefficient(e, loop_dims) for e in op.binding_map.results]
-        operands = self.vector_operands(op, point_coef)
+        operands = self.vector_operands(op, point_coef, loop, width)
         pred = op.predicate_map.results if op.predicate_map is not None else ()
         if op in self.assume_predicates:
             pred = ()  # holds at every point here (see versioned_loop)
@@ -402,7 +461,11 @@ class LoopKindCodegen:
             self.block = after
 
     def vector_operands(
-        self: _FunctionLowering, op: BlockOp, point_coef: list[int | None]
+        self: _FunctionLowering,
+        op: BlockOp,
+        point_coef: list[int | None],
+        loop: ForOp,
+        width: int,
     ) -> list[_Operand] | None:
         """Each operand's access pattern, or None where one is not vectorizable."""
         if None in point_coef:
@@ -414,6 +477,10 @@ class LoopKindCodegen:
         for k, (buf, m) in enumerate(zip([*op.inputs, *op.outputs], op.maps)):
             ty = _static_memref(buf.type, f'tl.block "{op.label.data}" operand #{k}')
             coefs = [coefficient(e, point_coef) for e in m.results]
+            if None in coefs:  # floordiv / mod: exact per lane where no lane carries
+                forms = _loop_var_forms(op, loop, width)
+                lanes = [lane_form(e.compose(op.binding_map), forms, width) for e in m.results]
+                coefs = [None if f is None else f.coef for f in lanes]
             if None in coefs:
                 return None
             c = cast(list[int], coefs)

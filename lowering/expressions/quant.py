@@ -26,7 +26,6 @@ from __future__ import annotations
 import numpy as np
 from xdsl.ir import SSAValue
 
-from mlc.dialects.graph import elementwise as ew
 from mlc.dialects.graph import quant
 from mlc.lowering.expressions.elementwise import ROUND_HALF_EVEN
 from mlc.lowering.expressions.registry import expresses
@@ -34,6 +33,7 @@ from mlc.lowering.expressions.template import (
     Expression,
     broadcast,
     build,
+    constant_value,
     dtype_of,
     instantiate,
     lit,
@@ -45,9 +45,9 @@ from mlc.parser.texpr import numpy_dtype as texpr_numpy_dtype
 
 
 def is_zero_constant(value: SSAValue) -> bool:
-    """Whether ``value`` is a `graph.constant` of zeros."""
-    owner = value.owner
-    return isinstance(owner, ew.ConstantOp) and not np.any(owner.to_array())
+    """Whether ``value`` is a constant of zeros (`constant_value`)."""
+    array = constant_value(value)
+    return array is not None and not np.any(array)
 
 
 def _zp(value: SSAValue, iterator: str, size: str) -> tuple[str, str]:
@@ -134,9 +134,88 @@ conv_integer<G, CG, MG, @(S#, D#, P#)>(X: $TX[N, G * CG, @(H#)], Wt: $TW[G * MG,
 }"""
 
 
+#: u8 x i8 2-D convolution as a matrix product of image patches and weights (im2col):
+#: `acc` is exactly `MATMUL_U8S8`, so VNNI computes it; zero points as in
+#: `MATMUL_INTEGER_CORRECTED`. The image is first transposed to NHWC and a patch row is
+#: ordered (kh, kw, c), so patches are copied channel-contiguous (vectorizable); a patch
+#: element outside the image reads zx, so (P - zx) is 0 there. `acc` rows are output
+#: pixels: the result is transposed back to NCHW.
+CONV_INTEGER_IM2COL = """
+conv_integer(X: u8[$N, $C, $H, $W], Wt: i8[$M, $C, $KH, $KW], ZX: u8[$szx], ZW: i8[$szw])
+    -> Y: i32[$N, $M, $OH, $OW] {
+  Xh[n, h, w, c] = X[n, c, h, w] where n in 0..$N, h in 0..$H, w in 0..$W, c in 0..$C
+  P[p, k] = Xh[p / $OHW, p / $OW % $OH * $S0 + k / $KWC * $D0 - $P0, p % $OW * $S1 + k / $C % $KW * $D1 - $P1, k % $C] if in bounds else $zx where p in 0..$NP, k in 0..$KK
+  B[k, m] = Wt[m, k % $C, k / $KWC, k / $C % $KW] where k in 0..$KK, m in 0..$M
+  acc[p, m] += i32(P[p, k]) * i32(B[k, m]) where p in 0..$NP, m in 0..$M, k in 0..$KK
+?zw  rowsum[p] += i32(P[p, k]) where p in 0..$NP, k in 0..$KK
+?zx  colsum[m] += i32(B[k, m]) where m in 0..$M, k in 0..$KK
+  Y[n, m, oh, ow] = acc[n * $OHW + oh * $OW + ow, m]$correction
+}"""
+
+
+#: largest patch matrix (u8 elements) the im2col form allocates
+IM2COL_MAX_BYTES = 1 << 26
+
+
+def _constant_scalar(value: SSAValue) -> int | None:
+    """The value of a one-element constant (None: not a constant)."""
+    array = constant_value(value)
+    return None if array is None or array.size != 1 else int(array.reshape(()))
+
+
+def _conv_integer_im2col(op: quant.ConvIntegerOp) -> Expression | None:
+    """The im2col form of a u8 x i8, group-1 2-D `conv_integer`; None where it does not
+    apply (other dtypes, ranks or groups, or padding with a zero point not known here)."""
+    x, y, w = shape_of(op.input), shape_of(op.output), shape_of(op.weight)
+    if len(x) != 4 or op.props.int("group") != 1:
+        return None
+    if (dtype_of(op.input), dtype_of(op.weight)) != ("u8", "i8"):
+        return None
+    zx_zero, zw_zero = is_zero_constant(op.x_zero_point), is_zero_constant(op.w_zero_point)
+    pads = op.props.ints("pads")
+    zx = 0 if zx_zero else _constant_scalar(op.x_zero_point)
+    if zx is None and any(pads):
+        return None
+    kk = x[1] * w[2] * w[3]
+    if x[0] * y[2] * y[3] * kk > IM2COL_MAX_BYTES:
+        return None
+    szx, izx = _zp(op.x_zero_point, "", "")
+    szw, izw = _zp(op.w_zero_point, "m", str(w[0]))
+    pixel = f"n * {y[2] * y[3]} + oh * {y[3]} + ow"
+    correction = ""
+    if not zw_zero:
+        correction += f" - i32(ZW[{izw}]) * rowsum[{pixel}]"
+    if not zx_zero:
+        correction += f" - i32(ZX[{izx}]) * colsum[m]"
+    if not zx_zero and not zw_zero:
+        correction += f" + {kk} * i32(ZX[{izx}]) * i32(ZW[{izw}])"
+    names = ("N", "C", "H", "W", "M", "KH", "KW", "OH", "OW")
+    subs: dict[str, object] = dict(zip(names, (*x, w[0], *w[2:], *y[2:]), strict=True))
+    subs |= {
+        "szx": szx,
+        "szw": szw,
+        "OHW": y[2] * y[3],
+        "KWC": w[3] * x[1],
+        "NP": x[0] * y[2] * y[3],
+        "KK": kk,
+        "zx": zx or 0,
+        "correction": correction,
+        **per_axis("S", op.props.ints("strides")),
+        **per_axis("D", op.props.ints("dilations")),
+        **per_axis("P", pads[:2]),
+    }
+    flags = {"zx": not zx_zero, "zw": not zw_zero}
+    template = instantiate(CONV_INTEGER_IM2COL, subs=subs, flags=flags)
+    return build(op, template, ["X", "Wt", "ZX", "ZW"], ["Y"])
+
+
 @expresses(quant.ConvIntegerOp)
 def conv_integer(op: quant.ConvIntegerOp) -> Expression:
-    """Grouped N-d convolution of (X - zx) and (W - zw) in i32."""
+    """Grouped N-d convolution of (X - zx) and (W - zw) in i32: u8 x i8 2-D convolutions
+    in the im2col form (`CONV_INTEGER_IM2COL`), the others in one kernel."""
+    im2col = _conv_integer_im2col(op)
+    if im2col is not None:
+        return im2col
     x, y = shape_of(op.input), shape_of(op.output)
     rank, group = len(x) - 2, op.props.int("group")
     w = shape_of(op.weight)

@@ -28,8 +28,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from xdsl.dialects.builtin import TensorType
+from xdsl.dialects import memref
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    TensorType,
+    UnrealizedConversionCastOp,
+)
 from xdsl.ir import Operation, SSAValue
+from xdsl.traits import SymbolTable
 
 from mlc.dialects.graph.types import numpy_dtype
 from mlc.parser.texpr import (
@@ -107,6 +113,30 @@ def shape_of(value: SSAValue) -> tuple[int, ...]:
     ty = value.type
     assert isinstance(ty, TensorType)
     return tuple(ty.get_shape())
+
+
+def constant_value(value: SSAValue) -> np.ndarray | None:
+    """The value of a tensor that is a constant, or None: a `graph.constant`, or (once
+    `convert-graph-to-tl` lowered it, before the op that reads it) the cast of a
+    `memref.get_global` of a constant global, read with the tensor's element type."""
+    from mlc.dialects.graph.elementwise import ConstantOp, dense_to_array
+
+    owner = value.owner
+    if isinstance(owner, ConstantOp):
+        return owner.to_array()
+    if not isinstance(owner, UnrealizedConversionCastOp) or len(owner.inputs) != 1:
+        return None
+    get = owner.inputs[0].owner
+    if not isinstance(get, memref.GetGlobalOp):
+        return None
+    glob = SymbolTable.lookup_symbol(get, get.name_)
+    if not isinstance(glob, memref.GlobalOp) or glob.constant is None:
+        return None
+    init = glob.initial_value
+    if not isinstance(init, DenseIntOrFPElementsAttr):
+        return None
+    assert isinstance(value.type, TensorType)
+    return dense_to_array(init).view(numpy_dtype(value.type.element_type))
 
 
 def compute_dtype(dtype: str) -> str:

@@ -13,6 +13,8 @@ def test_small_run_checks_every_runner(capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     assert "fp32 FMA peak" in out
     assert "| mlc fma_tile microkernel |" in out and "WRONG" not in out and "error" not in out
+    assert re.search(r"\| mlc default \(im2col, vpdpbusd\) \| \d+\.\d+ \|.*\| ok \|", out)
+    assert re.search(r"\| mlc direct conv kernel \| \d+\.\d+ \|.*\| ok \|", out)
     assert re.search(r"\| simulated \(`targets.accel`\) \| [1-9]\d* \| [1-9]\d* \| \d+\.\d%", out)
 
 
@@ -22,3 +24,10 @@ def test_int8_case_is_matmul_integer() -> None:
     assert case.numpy_fn is not None
     (y,) = case.numpy_fn(*case.inputs)
     assert y.shape == (4, 16) and y.dtype.kind == "i"
+
+
+def test_int8_conv_case_is_conv_integer_with_a_zero_point() -> None:
+    case = intrinsics.int8_conv(6, 4)
+    (node,) = case.model.graph.node
+    assert node.op_type == "ConvInteger" and list(node.input) == ["X", "W", "zx"]
+    assert case.inputs[0].shape == (1, 4, 6, 6) and case.inputs[0].dtype.name == "uint8"

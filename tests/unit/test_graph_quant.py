@@ -460,3 +460,108 @@ def test_dequantize_zero_point_must_match_input_type() -> None:
     with pytest.raises(GraphError, match="zero point must have the input's element type"):
         quant.DequantizeLinearOp.create([x, s, z], axis=1)
     assert ew.ConstantOp  # the importer's zero points are graph.constants
+
+
+# -- ConvInteger: im2col + VNNI ---------------------------------------------------------------
+
+
+def _conv_integer_op(model: onnx.ModelProto) -> quant.ConvIntegerOp:
+    (op,) = [o for o in import_onnx(model).walk() if isinstance(o, quant.ConvIntegerOp)]
+    return op
+
+
+def test_zero_points_are_seen_through_lowered_constants() -> None:
+    """convert-graph-to-tl lowers constants first: the plain form still sees za = zb = 0."""
+    from mlc.dialects.tl import KernelOp
+    from mlc.lowering.graph_to_tl import ConvertGraphToTlPass
+    from mlc.registry import make_context
+
+    for zero_points, kernels in ((False, 1), (True, 4)):
+        model, _ = _matmul_integer_model(4, 8, 16, zero_points)
+        module = import_onnx(model)
+        ConvertGraphToTlPass().apply(make_context(), module)
+        assert sum(isinstance(op, KernelOp) for op in module.walk()) == kernels
+
+
+def test_conv_integer_forms() -> None:
+    """u8 x i8 group-1 2-D convolutions take the im2col form, unless padding needs a zero
+    point that is not a constant; everything else keeps the direct form."""
+    from mlc.lowering.expressions.quant import _conv_integer_im2col
+
+    rng = np.random.default_rng(8)
+    x = ints(rng, (1, 4, 5, 5), np.uint8)
+    zx = np.array(9, np.uint8)
+
+    def form(w: np.ndarray, constants: dict[str, np.ndarray], **attrs: Any) -> bool:
+        model, _ = make_model(
+            "ConvInteger", [("x", x), ("w", w), ("zx", zx)], constants=constants, **attrs
+        )
+        return _conv_integer_im2col(_conv_integer_op(model)) is not None
+
+    w8, wu8 = ints(rng, (4, 4, 3, 3), np.int8), ints(rng, (4, 4, 3, 3), np.uint8)
+    assert form(w8, {"w": w8, "zx": zx}, pads=[1, 1, 1, 1])
+    assert form(w8, {"w": w8}, pads=[0, 0, 0, 0])  # zx a graph input, no padding
+    assert not form(w8, {"w": w8}, pads=[1, 1, 1, 1])  # zx a graph input, padding
+    assert not form(wu8, {"w": wu8, "zx": zx})  # u8 weights: not the VNNI form
+    w_grouped = ints(rng, (4, 2, 3, 3), np.int8)
+    assert not form(w_grouped, {"w": w_grouped, "zx": zx}, group=2)
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    channels=st.sampled_from([3, 16]),
+    batch=st.sampled_from([1, 2]),
+    pads=st.sampled_from([[0, 0, 0, 0], [1, 1, 1, 1], [2, 0, 1, 1]]),
+    strides=st.sampled_from([[1, 1], [2, 1]]),
+    dilations=st.sampled_from([[1, 1], [1, 2]]),
+    zx=st.sampled_from([None, 0, 131]),
+    zw=st.sampled_from(["none", "tensor", "channel"]),
+)
+def test_conv_integer_im2col_native_matches_reference(
+    seed: int,
+    channels: int,
+    batch: int,
+    pads: list[int],
+    strides: list[int],
+    dilations: list[int],
+    zx: int | None,
+    zw: str,
+) -> None:
+    """The im2col form (patches, VNNI product, zero-point corrections, transpose back)
+    compiled natively equals the graph reference bit for bit."""
+    from mlc.lowering.expressions.quant import _conv_integer_im2col
+
+    rng = np.random.default_rng(seed)
+    x = ints(rng, (batch, channels, 7, 6), np.uint8)
+    w = ints(rng, (32, channels, 3, 2), np.int8)
+    consts: dict[str, np.ndarray] = {"w": w}
+    if zx is not None:
+        consts["zx"] = np.array(zx, np.uint8)
+    if zw == "tensor":
+        consts["zw"] = np.array(-5, np.int8)
+    elif zw == "channel":
+        consts["zw"] = ints(rng, (32,), np.int8)
+    inputs = [("x", x), ("w", w), ("zx", consts.get("zx")), ("zw", consts.get("zw"))]
+    attrs = {"pads": pads, "strides": strides, "dilations": dilations}
+    model, feeds = make_model("ConvInteger", inputs, constants=consts, **attrs)
+    assert _conv_integer_im2col(_conv_integer_op(model)) is not None
+    (expected,) = interpret(import_onnx(model), x)
+    (got,) = compile_model(model)(x)
+    np.testing.assert_array_equal(got, expected)
+
+
+@needs_vnni
+def test_conv_integer_compiles_to_vpdpbusd() -> None:
+    rng = np.random.default_rng(9)
+    x, w = ints(rng, (1, 16, 8, 8), np.uint8), ints(rng, (64, 16, 3, 3), np.int8)
+    zx = np.array(128, np.uint8)
+    model, feeds = make_model(
+        "ConvInteger",
+        [("x", x), ("w", w), ("zx", zx)],
+        constants={"w": w, "zx": zx},
+        pads=[1, 1, 1, 1],
+    )
+    compiled = compile_model(model)
+    assert "vpdpbusd" in compiled.llvm_ir
+    np.testing.assert_array_equal(compiled(x)[0], onnxruntime(model, feeds))

@@ -178,3 +178,71 @@ def test_graph_programs_compile_to_the_interpreters_results(program: Program) ->
     want = mlc.interpret(program.module, *program.inputs)
     got = compile_model(program.module)(*program.inputs)
     _compare(list(got), list(want))
+
+
+def test_lane_form_keeps_floordiv_and_mod_that_no_lane_carries() -> None:
+    """With k = 16 * ko + ki and ki the lane (16 lanes): k floordiv 64 is the same in every
+    lane, k mod 64 moves with it; floordiv 8 and a misaligned base are not linear."""
+    from xdsl.ir.affine import AffineExpr
+
+    from mlc.lowering.tl_vector_to_llvm import LaneForm, lane_form
+
+    ko, ki = AffineExpr.dimension(0), AffineExpr.dimension(1)
+    k = ko * 16 + ki
+    aligned = [LaneForm(0, 1), LaneForm(1, 16)]  # ki's base is a multiple of 16
+    assert lane_form(k // 64, aligned, 16) == LaneForm(0, 1)
+    assert lane_form(k % 64, aligned, 16) == LaneForm(1, 16)
+    assert lane_form((k % 64) * 3 + k // 192 * 48, aligned, 16) == LaneForm(3, 48)
+    assert lane_form(k // 8, aligned, 16) is None
+    assert lane_form(k % 64, [LaneForm(0, 1), LaneForm(1, 4)], 16) is None
+    assert lane_form((k + 1) // 64, aligned, 16) is None
+
+
+UNFLATTEN = """
+func.func @f(%x: memref<{p}x{b}x{c}xi32>, %y: memref<{p}x{bc}xi32>) {{
+  tl.kernel "rows" iterators(p: {p} parallel, k: {bc} parallel)
+      ins(%x[p, k floordiv {c} - 1, k mod {c}] pad 7 : memref<{p}x{b}x{c}xi32>)
+      outs(%y[p, k] : memref<{p}x{bc}xi32>) {{
+  ^bb0(%a: i32, %o: i32):
+    tl.yield %a : i32
+  }}
+  func.return
+}}
+"""
+
+
+@covers("convert-tl-to-llvm")
+@given(
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.sampled_from([1, 3, 4, 8, 16, 24, 32]),
+    st.sampled_from([4, 8, 16]),
+    st.booleans(),
+)
+def test_floordiv_mod_reads_vectorize(p: int, b: int, c: int, width: int, masked: bool) -> None:
+    """A padded read through `k floordiv c` / `k mod c` (an im2col row) with k vectorized:
+    contiguous vector loads where no lane crosses a multiple of c, scalar copies where one
+    may; both equal the interpreter."""
+    from mlc.targets.compiled import lower_model
+    from mlc.transforms.loops import Schedule
+
+    module = parse_module(mlc.context(), UNFLATTEN.format(p=p, b=b, c=c, bc=b * c))
+    rng = np.random.default_rng(c)
+    arrays = [rng.integers(-9, 9, (p, b, c)).astype(np.int32), np.zeros((p, b * c), np.int32)]
+    want = run_buffers(module, *arrays)
+    sch = Schedule(module)
+    sch.lower("rows")
+    if b * c > width:
+        sch.split("rows/k", width)
+        sch.vectorize("rows/k.i", width)
+    else:
+        sch.vectorize("rows/k", width)
+    if masked:
+        for op in module.walk():
+            if isinstance(op, ForOp) and op.loop_kind == LoopKind.VECTORIZE:
+                op.masked = UnitAttr()
+    note(str(module))
+    if c % width == 0:
+        assert f"<{width} x i32>" in lower_model(module, schedule=None).llvm_ir_unoptimized
+    got = compile_model(module).run_buffers(*arrays)
+    _compare(got, want)
