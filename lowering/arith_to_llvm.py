@@ -20,12 +20,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import ml_dtypes
+import numpy as np
 from xdsl.builder import Builder
 from xdsl.dialects import arith, llvm
 from xdsl.dialects import math as xmath
 from xdsl.dialects.builtin import (
     AnyFloat,
+    BFloat16Type,
     DenseIntOrFPElementsAttr,
+    Float16Type,
     Float32Type,
     Float64Type,
     FloatAttr,
@@ -33,6 +37,9 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     IntegerType,
     VectorType,
+    f32,
+    i16,
+    i32,
     i64,
 )
 from xdsl.dialects.utils.fast_math import FastMathFlag
@@ -57,11 +64,14 @@ class LlvmLoweringError(Exception):
 
 
 def llvm_scalar_type(ty: Attribute) -> Attribute:
-    """The LLVM-dialect type of a builtin scalar type (`index` is `i64`)."""
+    """The LLVM-dialect type of a builtin scalar type (`index` is `i64`; `bf16` is `i16`
+    holding the bits, since llvmlite has no `bfloat`: see `_extf` / `_truncf`)."""
     if isinstance(ty, IndexType):
         return i64
-    if isinstance(ty, IntegerType | Float32Type | Float64Type):
+    if isinstance(ty, IntegerType | Float16Type | Float32Type | Float64Type):
         return ty
+    if isinstance(ty, BFloat16Type):
+        return i16
     raise LlvmLoweringError(f"type {ty} is not supported by the LLVM lowering yet")
 
 
@@ -85,9 +95,17 @@ def constant(b: Builder, value: int | float, ty: Attribute) -> SSAValue:
     if isinstance(ty, VectorType):
         element = llvm_scalar_type(ty.element_type)
         vty = VectorType(element, ty.get_shape())
-        v = float(value) if isinstance(element, AnyFloat) else _int_value(value, element)
+        if isinstance(ty.element_type, BFloat16Type):
+            v: int | float = int(np.array(value, ml_dtypes.bfloat16).view(np.int16))
+        elif isinstance(element, AnyFloat):
+            v = float(value)
+        else:
+            v = _int_value(value, element)
         dense = DenseIntOrFPElementsAttr.from_list(vty, [v] * ty.get_shape()[0])
         return b.insert(llvm.ConstantOp(dense, vty)).result
+    if isinstance(ty, BFloat16Type):  # its bits (round to nearest even, as ml_dtypes)
+        bits = np.array(value, ml_dtypes.bfloat16).view(np.int16)
+        return b.insert(llvm.ConstantOp(IntegerAttr(int(bits), i16), i16)).result
     ty = llvm_scalar_type(ty)
     if isinstance(ty, AnyFloat):
         attr: Attribute = FloatAttr(float(value), ty)
@@ -282,6 +300,64 @@ def _int_cast(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
     return b.insert(llvm.SExtOp(args[0], dst_type)).results[0]
 
 
+def _element(ty: Attribute) -> Attribute:
+    return ty.element_type if isinstance(ty, VectorType) else ty
+
+
+def _like(ty: Attribute, lanes: int) -> Attribute:
+    """Scalar LLVM type `ty`, as a vector of `lanes` lanes where lanes > 1."""
+    return VectorType(ty, [lanes]) if lanes > 1 else ty
+
+
+def _bf16_to_f32(b: Builder, bits: SSAValue) -> SSAValue:
+    """bf16 bits (i16) -> f32: the bits are the top half of the f32's."""
+    n = lanes_of(bits)
+    wide = b.insert(llvm.ZExtOp(bits, _like(i32, n))).results[0]
+    shifted = b.insert(llvm.ShlOp(wide, constant(b, 16, _like(i32, n)))).results[0]
+    return b.insert(llvm.BitcastOp(shifted, _like(f32, n))).results[0]
+
+
+def _f32_to_bf16(b: Builder, x: SSAValue) -> SSAValue:
+    """f32 -> bf16 bits (i16), rounding to nearest even; NaN stays a (quiet) NaN."""
+    n = lanes_of(x)
+    i32n = _like(i32, n)
+    bits = b.insert(llvm.BitcastOp(x, i32n)).results[0]
+    sixteen = constant(b, 16, i32n)
+    high = b.insert(llvm.LShrOp(bits, sixteen)).results[0]
+    lsb = b.insert(llvm.AndOp(high, constant(b, 1, i32n))).results[0]
+    bias = b.insert(llvm.AddOp(lsb, constant(b, 0x7FFF, i32n))).results[0]
+    rounded = b.insert(llvm.AddOp(bits, bias)).results[0]
+    rounded = b.insert(llvm.LShrOp(rounded, sixteen)).results[0]
+    quiet = b.insert(llvm.OrOp(high, constant(b, 0x40, i32n))).results[0]
+    if n > 1:
+        nan = b.insert(llvmx.FCmpOp(x, x, "uno")).res
+    else:
+        nan = b.insert(llvm.FCmpOp(x, x, IntegerAttr(14, i64))).results[0]  # uno
+    out = select(b, nan, quiet, rounded)
+    return b.insert(llvm.TruncOp(out, _like(i16, n))).results[0]
+
+
+def _extf(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
+    """f16 / f32 -> wider: fpext; bf16 -> f32 by its bits (then fpext to f64)."""
+    x = args[0]
+    if isinstance(_element(op.operands[0].type), BFloat16Type):
+        x = _bf16_to_f32(b, x)
+        if isinstance(_element(op.results[0].type), Float32Type):
+            return x
+    return b.insert(llvm.FPExtOp(x, result_type(op, args))).results[0]
+
+
+def _truncf(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
+    """-> f16 / f32: fptrunc; -> bf16 by bits, from f32 (an f64 is rounded to f32 first:
+    two roundings, which differ from one only on exact ties of the f32 rounding)."""
+    x = args[0]
+    if isinstance(_element(op.results[0].type), BFloat16Type):
+        if not isinstance(_element(op.operands[0].type), Float32Type):
+            x = b.insert(llvm.FPTruncOp(x, _like(f32, lanes_of(x)))).results[0]
+        return _f32_to_bf16(b, x)
+    return b.insert(llvm.FPTruncOp(x, result_type(op, args))).results[0]
+
+
 def _cast(op_cls: Callable[[SSAValue, Attribute], Operation]) -> Lowering:
     def lower(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
         return b.insert(op_cls(args[0], result_type(op, args))).results[0]
@@ -326,8 +402,8 @@ SCALAR_LOWERINGS.update(
         arith.ExtUIOp: _int_cast,
         arith.TruncIOp: _int_cast,
         arith.SIToFPOp: _cast(llvm.SIToFPOp),
-        arith.ExtFOp: _cast(llvm.FPExtOp),
-        arith.TruncFOp: _cast(llvm.FPTruncOp),
+        arith.ExtFOp: _extf,
+        arith.TruncFOp: _truncf,
         arith.BitcastOp: _cast(llvm.BitcastOp),
         xmath.AbsFOp: _intrinsic("fabs"),
         xmath.CeilOp: _intrinsic("ceil"),

@@ -14,7 +14,13 @@ does the work; this module drives it and does what it lacks or gets wrong for us
   intrinsic for, see `lowering.arith_to_llvm._libm`) calls `<fn>f` / `<fn>`, declared
   once, per lane for vector operands.
 
-Still to come (xDSL's converter lacks them): extractelement, masked load, bf16, loop metadata, fast-math flags on intrinsic calls.
+- `llvmx.fcmp` (vector lanes) and `llvmx.extractelement`, which xDSL's llvm dialect
+  lacks; masked loads / stores are `llvm.call_intrinsic` of `llvm.masked.*`;
+- types: `f16` is LLVM `half`; `bf16` never reaches here (llvmlite has no `bfloat`): the
+  LLVM lowering keeps it as `i16` bits and converts with integer ops.
+
+Not emitted: loop metadata and fast-math flags on intrinsic calls (the lowering sets no
+flags that would need them: `contract` only, on fadd / fsub / fmul).
 """
 
 from __future__ import annotations
@@ -75,6 +81,8 @@ def _type_size(ty: ir.Type) -> int:
         return ty.count * _type_size(ty.element)
     if isinstance(ty, ir.IntType):
         return max(ty.width // 8, 1)
+    if isinstance(ty, ir.HalfType):
+        return 2
     if isinstance(ty, ir.FloatType):
         return 4
     if isinstance(ty, ir.DoubleType):
