@@ -435,3 +435,27 @@ def test_worth_blocking_counts_eligible_convs() -> None:
     assert worth_blocking(chain, 32)  # 16 = 32 / 2 divides the channels
     assert not worth_blocking(chain, 64)
     assert not worth_blocking(chain, 8, min_convs=3)
+
+
+def test_a_single_channel_block_gets_a_row_tile() -> None:
+    """16 output channels in one 16-lane block: no channel blocks to give NR vectors, so
+    the tile is MR output columns x 1 vector (not the vector split in halves), and the
+    compiled chain still matches the interpreter."""
+    from mlc.lowering.graph_to_tl import ConvertGraphToTlPass
+    from mlc.transforms.loops.default_schedule import CpuDefaultSchedule, apply_default_schedules
+
+    module = parse_module(mlc.context(), CHAIN)
+    inputs = [rand(1, 16, 6, 6), rand(16, 16, 3, 3), rand(16), rand(16, 16, 3, 3)]
+    (expected,) = mlc.interpret(module, *inputs)
+    BlockedLayoutPass(block=16).apply(mlc.context(), module)
+    ConvertGraphToTlPass().apply(mlc.context(), module)
+    texts = apply_default_schedules(module, CpuDefaultSchedule(vector_bits=512))
+    # the products, not their bias fills
+    convs = [t for label, t in texts.items() if label.startswith("conv_blocked") and "/ci" in t]
+    assert len(convs) == 2
+    for text in convs:
+        label = text.split()[1]
+        assert f"vectorize {label}/mi 16" in text and f"split {label}/mi" not in text
+        assert f"unroll {label}/o1\n" in text  # the 6 output columns of a row
+    (got,) = mlc.compile(module)(*inputs)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)

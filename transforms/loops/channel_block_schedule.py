@@ -3,7 +3,7 @@ convolutions, `graph.conv_blocked`): the default schedule's step 3 when the outp
 contiguous iterator `v` is exactly one vector (`c` lanes) and so cannot supply NR vectors.
 
 The NR vectors of the tile then come from a second parallel iterator `q` (the output
-channel blocks `mb`): the vector inputs (the blocked weight) and the output depend on
+channel blocks `mb`; with a single block there is no `q` and the tile is MR x 1): the vector inputs (the blocked weight) and the output depend on
 `q`, the other inputs (the blocked image) do not. The MR rows come from a parallel
 iterator `r` the vector inputs do not depend on (the output width: the image is read as
 broadcast scalars, one per row). Loop order, with `q` split by NR and `r` by MR:
@@ -45,9 +45,12 @@ def _output_used(block: BlockOp) -> set[int]:
     return out
 
 
-def channel_block_dims(block: BlockOp, v: int, vector_inputs: list[int]) -> tuple[int, int] | None:
-    """(r, q): the row and channel-block iterators of the tile, or None if the block
-    does not have the shape described in the module docstring."""
+def channel_block_dims(
+    block: BlockOp, v: int, vector_inputs: list[int]
+) -> tuple[int, int | None] | None:
+    """(r, q): the row and channel-block iterators of the tile (q None: one channel block,
+    an MR x 1 tile), or None if the block does not have the shape described in the module
+    docstring."""
     others = [k for k in range(len(block.inputs)) if k not in vector_inputs]
     if not vector_inputs or not others:
         return None
@@ -71,9 +74,10 @@ def channel_block_dims(block: BlockOp, v: int, vector_inputs: list[int]) -> tupl
         and not any(d in _used(block, k) for k in vector_inputs)
         and any(d in _used(block, k) for k in others)
     ]
-    if not q_dims or not r_dims:
+    if not r_dims:
         return None
-    return r_dims[-1], q_dims[-1]  # the innermost: the output width, the channel blocks
+    # the innermost: the output width, the channel blocks
+    return r_dims[-1], (q_dims[-1] if q_dims else None)
 
 
 def choose_tile(strategy: CpuDefaultSchedule, r_extent: int, q_extent: int) -> tuple[int, int]:
@@ -116,8 +120,8 @@ def schedule_channel_block_tile(
     if dims is None:
         return False
     r, q = dims
-    mr, nr = choose_tile(strategy, extents[r], extents[q])
-    rname, qname = names[r], names[q]
+    mr, nr = choose_tile(strategy, extents[r], 1 if q is None else extents[q])
+    rname = names[r]
 
     def split(name: str, factor: int) -> tuple[str | None, str]:
         if factor >= extents[names.index(name)]:
@@ -125,15 +129,16 @@ def schedule_channel_block_tile(
         outer, inner = sch.split(f"{label}/{name}", factor)
         return outer.rpartition("/")[2], inner.rpartition("/")[2]
 
-    q_outer, q_inner = split(qname, nr)
+    q_outer, q_inner = split(names[q], nr) if q is not None else (None, None)
     r_outer, r_inner = split(rname, mr)
     reductions = [names[d] for d in block.reduction_dims]
     others = [names[d] for d in block.parallel_dims if d not in (r, q, v)]
     tile_outer = [n for n in (q_outer, r_outer) if n]
-    order = others + tile_outer + reductions + [r_inner, q_inner, names[v]]
+    tile_inner = [n for n in (r_inner, q_inner) if n]
+    order = others + tile_outer + reductions + tile_inner + [names[v]]
     sch.reorder(*(f"{label}/{n}" for n in order))
-    sch.unroll(f"{label}/{r_inner}")
-    sch.unroll(f"{label}/{q_inner}")
+    for name in tile_inner:
+        sch.unroll(f"{label}/{name}")
     sch.vectorize(f"{label}/{names[v]}", width)
     _materialize_all_pads(sch, label)
     strategy._parallel(sch, label, find_block(sch.root, label), order)
