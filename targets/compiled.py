@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -73,9 +74,11 @@ class BufferSpec:
 
 def aligned_empty(shape: Sequence[int], dtype: np.dtype, alignment: int = ALIGNMENT) -> np.ndarray:
     """An uninitialized C-contiguous array whose data is `alignment`-byte aligned."""
-    n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # math.prod and __array_interface__: a few microseconds less per call than np.prod
+    # and .ctypes, which matters for models that run in 0.1 ms
+    n = math.prod(shape) * dtype.itemsize
     raw = np.empty(n + alignment, np.uint8)
-    offset = (-raw.ctypes.data) % alignment
+    offset = -raw.__array_interface__["data"][0] % alignment
     return raw[offset : offset + n].view(dtype).reshape(tuple(shape))
 
 
