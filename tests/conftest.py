@@ -10,5 +10,7 @@ settings.register_profile(
     derandomize=True,
 )
 settings.register_profile("dev", max_examples=25, deadline=None)
+# dev-sized and reproducible: for tests that run another test in a subprocess
+settings.register_profile("smoke", max_examples=25, deadline=None, derandomize=True)
 settings.register_profile("thorough", max_examples=1000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

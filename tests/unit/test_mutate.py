@@ -116,7 +116,8 @@ LOWERING_TEST = (
 
 
 def test_mutants_are_killed_survive_or_are_invalid(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HYPOTHESIS_PROFILE", "dev")  # fewer examples: this tests the machinery
+    # fewer examples, always the same ones (random ones missed the mutant once in a while)
+    monkeypatch.setenv("HYPOTHESIS_PROFILE", "smoke")
     sites = M.find_sites(M.ROOT / "lowering/tl_kernel_to_loops.py")
     killer = next(
         m
