@@ -73,6 +73,12 @@ def _convert_tl_kernel_to_loops() -> type[ModulePass]:
     return ConvertTlKernelToLoopsPass
 
 
+def _rfactor() -> type[ModulePass]:
+    from mlc.transforms.tl_rfactor import RfactorPass
+
+    return RfactorPass
+
+
 def _tl_fusion(class_name: str) -> Callable[[], type[ModulePass]]:
     def factory() -> type[ModulePass]:
         from mlc.transforms import tl_fusion
@@ -169,6 +175,7 @@ def all_pass_factories() -> dict[str, Callable[[], type[ModulePass]]]:
         **{name: _loop_pass(cls) for name, cls in _LOOP_PASSES.items()},
         "tl-tensorize": _tensorize,
         "tl-inline-elementwise": _tl_fusion("TlInlineElementwisePass"),
+        "tl-rfactor": _rfactor,
         "tl-fuse-epilogues": _tl_fusion("TlFuseEpiloguesPass"),
         **{name: _graph_transform(cls) for name, cls in _GRAPH_PASSES.items()},
         "accel-placement": _accel_placement,

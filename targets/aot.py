@@ -45,6 +45,7 @@ from llvmlite import ir
 from mlc.lowering.tl_to_llvm import ALIGNMENT
 from mlc.targets.compiled import BufferSpec, NativeFunction
 from mlc.targets.cpu import TargetError, emit_object, host_features, is_host_triple
+from mlc.targets.vector_math import LIBMVEC
 
 __all__ = [
     "AotError",
@@ -340,15 +341,20 @@ def _emit(
     cpu: str | None,
     features: str | None,
     opt: int,
-) -> tuple[bytes, dict[str, Any], bool]:
+) -> tuple[bytes, dict[str, Any], list[str]]:
+    """The object file, the signature and the libraries it needs besides libm."""
     target_triple = triple or llvm.get_default_triple()
     text, signature = _library_ir(model, prefix, target_triple, _target_cpu(triple, cpu))
     try:
         obj = emit_object(text, triple=triple, cpu=cpu, features=features, opt=opt)
     except TargetError as e:
         raise AotError(str(e)) from None
-    uses_openmp = re.search(r'@"?(GOMP_|omp_)', text) is not None
-    return obj, signature, uses_openmp
+    needs = []
+    if re.search(r'@"?(GOMP_|omp_)', text) is not None:
+        needs.append("gomp")
+    if re.search(r'@"?_ZGV', text) is not None:  # targets.vector_math
+        needs.append("mvec")
+    return obj, signature, needs
 
 
 def export_object(
@@ -365,7 +371,7 @@ def export_object(
     """Write `model` as an object file `path` (any target LLVM has: `triple`, `cpu`,
     `features`; default the host) and its C header (`path` with suffix `.h`). Link it into
     a shared library yourself: `cc -shared -o m.so m.o -lm` (plus `-lgomp` if it uses
-    OpenMP)."""
+    OpenMP, `-lmvec` if it calls glibc's vector math: `targets.vector_math`)."""
     path = Path(path)
     prefix = prefix or default_prefix(path)
     obj, signature, _ = _emit(model, prefix, triple, cpu, features, opt)
@@ -390,8 +396,10 @@ def export_library(
     path = Path(path)
     prefix = prefix or default_prefix(path)
     compiler = _c_compiler()
-    obj, signature, uses_openmp = _emit(model, prefix, None, cpu, features, opt)
-    libs = ["-lm", *(_openmp_link_flags(compiler) if uses_openmp else [])]
+    obj, signature, needs = _emit(model, prefix, None, cpu, features, opt)
+    libs = ["-lm", *(_openmp_link_flags(compiler) if "gomp" in needs else [])]
+    if "mvec" in needs:
+        libs.append(f"-l:{LIBMVEC}")
     with tempfile.TemporaryDirectory(prefix="mlc-export-") as tmp:
         obj_path = Path(tmp) / f"{prefix}.o"
         obj_path.write_bytes(obj)

@@ -262,6 +262,7 @@ def lower_model(
     schedule: Any = "default",
     fuse: bool = True,
     layout: str | None = "default",
+    vector_math: bool = True,
 ) -> LoweredModel:
     """Lower an ONNX model (path, bytes, ModelProto) or a module at the graph or tl level
     to LLVM IR. The module is not modified; `input_shapes` is for ONNX models only."""
@@ -297,6 +298,11 @@ def lower_model(
     if _has_op(module, "tl.kernel"):
         from mlc.lowering.tl_kernel_to_loops import ConvertTlKernelToLoopsPass
 
+        if schedule == "default":  # reductions along a contiguous axis: lanes of partials
+            from mlc.targets.cpu import host_features
+            from mlc.transforms.tl_rfactor import rfactor_contiguous_reductions
+
+            rfactor_contiguous_reductions(module, host_features().vector_bits // 32)
         if schedule is not None:
             from mlc.transforms.loops.default_schedule import apply_default_schedules
 
@@ -316,6 +322,11 @@ def lower_model(
         outs = _with_tensor_dtypes(outs, tensor_dtypes[1])
     plan = plan_workspace(f)
     lower_module(module)
+    if vector_math:
+        from mlc.targets.cpu import host_features
+        from mlc.targets.vector_math import use_vector_math
+
+        use_vector_math(module, host_features())
     module.verify()
     text = io.StringIO()
     Printer(text).print_op(module)
@@ -419,6 +430,7 @@ def compile_model(
     schedule: Any = "default",
     fuse: bool = True,
     layout: str | None = "default",
+    vector_math: bool = True,
 ) -> CompiledModel:
     """JIT-compile an ONNX model (path, bytes, ModelProto) or a module at the graph, tl
     (kernel or explicit-loop) level for the host CPU. The module is not modified.
@@ -436,7 +448,12 @@ def compile_model(
     the blocked NCHW[c]c layout, c = the host's fp32 vector lanes; transposes only where
     the layout meets NCHW values); None keeps NCHW; "default" is "nchwc" when `fuse` and
     at least two convolutions would be blocked (`worth_blocking`: one alone does not pay
-    for the two transposes)."""
+    for the two transposes).
+
+    `vector_math`: vectorized math functions (exp, tanh, erf, ...) call glibc's libmvec
+    where it has them for the host's vector width (`targets.vector_math`: within 4 ulp,
+    not always the correctly rounded value libm gives); False keeps one libm call per
+    lane."""
     lowered = lower_model(
         model,
         function=function,
@@ -444,6 +461,7 @@ def compile_model(
         schedule=schedule,
         fuse=fuse,
         layout=layout,
+        vector_math=vector_math,
     )
     engine = JitEngine(opt)
     engine.add_module(lowered.llvm_ir_unoptimized)

@@ -212,6 +212,10 @@ class JitEngine:
         text = str(module)
         if "GOMP_parallel" in text:
             load_openmp()
+        if "_ZGV" in text:  # glibc's vector math (targets.vector_math)
+            from mlc.targets.vector_math import load_vector_math
+
+            load_vector_math()
         ref = llvm.parse_assembly(text)
         ref.triple = self.triple
         ref.data_layout = self.data_layout

@@ -12,7 +12,8 @@ does the work; this module drives it and does what it lacks or gets wrong for us
   branches xDSL converts);
 - libm calls: `llvm.call_intrinsic "llvm.mlc.libm.<fn>"` (math functions LLVM has no
   intrinsic for, see `lowering.arith_to_llvm._libm`) calls `<fn>f` / `<fn>`, declared
-  once, per lane for vector operands.
+  once, per lane for vector operands; `llvm.call_intrinsic "llvm.mlc.vecmath.<symbol>"`
+  (`targets.vector_math`) calls the whole-vector function `<symbol>`;
 
 - `llvmx.fcmp` (vector lanes) and `llvmx.extractelement`, which xDSL's llvm dialect
   lacks; masked loads / stores are `llvm.call_intrinsic` of `llvm.masked.*`;
@@ -173,9 +174,20 @@ def _emit_call_intrinsic(
     """`llvm.call_intrinsic "llvm.mlc.libm.<fn>"` (see `lowering.arith_to_llvm._libm`): a
     libm call per lane; other intrinsics go to xDSL's converter."""
     from mlc.lowering.arith_to_llvm import LIBM_PREFIX
+    from mlc.targets.vector_math import PREFIX as VECMATH_PREFIX
 
     assert isinstance(op, llvm.CallIntrinsicOp)
     name = op.intrin.data
+    if name.startswith(VECMATH_PREFIX):  # one call of a whole-vector function
+        args = [values[a] for a in op.args]
+        assert op.ress is not None
+        ty = convert_type(op.ress.type)
+        symbol = name[len(VECMATH_PREFIX) :]
+        fn = builder.module.globals.get(symbol)
+        if fn is None:
+            fn = ir.Function(builder.module, ir.FunctionType(ty, [a.type for a in args]), symbol)
+        values[op.ress] = builder.call(fn, args)
+        return
     if not name.startswith(LIBM_PREFIX):
         convert_op(op, builder, values)
         return

@@ -1,0 +1,248 @@
+"""`tl-rfactor`: a reduction along a contiguous axis as `lanes` partial results and a
+short final reduction (TVM's rfactor), so the long part vectorizes along that axis.
+
+A row sum reads its input along the reduced axis; no output index is contiguous there,
+so the default schedule could only vectorize across rows (a gather per lane) or not at
+all. Split the reduction iterator `r` (extent R, a multiple of `lanes`) into
+`r_o * lanes + r_i`, make `r_i` a parallel iterator indexing a new partials buffer, and
+combine the partials in a second kernel:
+
+    tl.kernel "sum" iterators(i: 64 parallel, j: 1024 reduction)
+        ins(%x[i, j]) outs(%y[i] init 0.0)              { y += x }
+      ->
+    tl.kernel "sum_rf" iterators(i: 64 parallel, j_o: 64 reduction, j_i: 16 parallel)
+        ins(%x[i, j_o * 16 + j_i]) outs(%p[i, j_i] init 0.0)   { p += x }
+    tl.kernel "sum" iterators(i: 64 parallel, l: 16 reduction)
+        ins(%p[i, l]) outs(%y[i] init 0.0)              { y += p }
+
+The body must end in one combining op of the accumulator (`addf`, `maxnumf`, `addi`,
+...). Integer and min / max reductions give identical results; a float sum or product is
+reassociated (lanes partial sums), as any vectorized reduction is.
+
+`rfactor_contiguous_reductions` applies it where it pays: every input that depends on
+the innermost reduction iterator reads it contiguously, and that iterator has at least
+`4 * lanes` steps (softmax, layer norm, mean over the last axis; not a matmul, whose B
+is read across rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+from xdsl.context import Context
+from xdsl.dialects import arith, memref
+from xdsl.dialects.builtin import AnyFloat, IntegerType, MemRefType, ModuleOp, UnitAttr
+from xdsl.ir import Attribute, Block, Operation, Region
+from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
+from xdsl.passes import ModulePass
+
+from mlc.dialects.tl import KernelOp
+from mlc.dialects.tl.attrs import IteratorAttr, IteratorKind
+from mlc.dialects.tl.base import YieldOp, scalar_attr
+
+__all__ = ["RfactorPass", "rfactor", "rfactor_contiguous_reductions"]
+
+
+def _float_identity(value: float) -> Callable[[Attribute], float | int]:
+    return lambda ty: value
+
+
+def _int_identity(fn: Callable[[int], int]) -> Callable[[Attribute], float | int]:
+    return lambda ty: fn(cast(IntegerType, ty).width.data)
+
+
+#: combining ops and their identity for an element type
+COMBINERS: dict[type[Operation], Callable[[Attribute], float | int]] = {
+    arith.AddfOp: _float_identity(0.0),
+    arith.MulfOp: _float_identity(1.0),
+    arith.MaximumfOp: _float_identity(float("-inf")),
+    arith.MaxnumfOp: _float_identity(float("-inf")),
+    arith.MinimumfOp: _float_identity(float("inf")),
+    arith.MinnumfOp: _float_identity(float("inf")),
+    arith.AddiOp: _int_identity(lambda w: 0),
+    arith.MuliOp: _int_identity(lambda w: 1),
+    arith.MaxSIOp: _int_identity(lambda w: -(1 << (w - 1))),
+    arith.MinSIOp: _int_identity(lambda w: (1 << (w - 1)) - 1),
+    arith.MaxUIOp: _int_identity(lambda w: 0),
+    arith.MinUIOp: _int_identity(lambda w: -1),
+    arith.OrIOp: _int_identity(lambda w: 0),
+    arith.XOrIOp: _int_identity(lambda w: 0),
+    arith.AndIOp: _int_identity(lambda w: -1),
+}
+
+
+def combiner_of(kernel: KernelOp) -> Operation | None:
+    """The op that combines the accumulator with the new value (None: not of that form)."""
+    if len(kernel.outputs) != 1 or not kernel.reduction_dims:
+        return None
+    block = kernel.body_block
+    acc = block.args[-1]
+    ops = list(block.ops)
+    last = ops[-1]
+    if not isinstance(last, YieldOp) or len(last.operands) != 1:
+        return None
+    op = last.operands[0].owner
+    if type(op) not in COMBINERS or not isinstance(op, Operation):
+        return None
+    if list(op.operands).count(acc) != 1 or len(list(acc.uses)) != 1:
+        return None
+    element = cast(MemRefType, kernel.outputs[0].type).element_type
+    if isinstance(op, arith.AddiOp | arith.MuliOp) and not isinstance(element, IntegerType):
+        return None
+    return op
+
+
+def rfactor(kernel: KernelOp, iterator: str, lanes: int) -> tuple[KernelOp, KernelOp] | None:
+    """Split `kernel` (see the module docstring) along reduction `iterator`; returns the
+    partials kernel and the combining kernel, or None where it does not apply."""
+    combiner = combiner_of(kernel)
+    iters = kernel.iterator_list
+    names = [it.label for it in iters]
+    if combiner is None or iterator not in names or lanes < 2:
+        return None
+    r = names.index(iterator)
+    extent = iters[r].size
+    if not iters[r].is_reduction or extent % lanes or extent == lanes:
+        return None
+    n = len(iters)
+    out = kernel.outputs[0]
+    out_type = cast(MemRefType, out.type)
+    element = out_type.element_type
+    out_map = kernel.maps[len(kernel.inputs)]
+    # partials: the old iterators with r -> r.o, then r.i (parallel, innermost)
+    part_iters = [
+        IteratorAttr(f"{iterator}_o", extent // lanes, IteratorKind.REDUCTION) if d == r else it
+        for d, it in enumerate(iters)
+    ] + [IteratorAttr(f"{iterator}_i", lanes, IteratorKind.PARALLEL)]
+    dims = [AffineDimExpr(d) for d in range(n + 1)]
+    subst: list[AffineExpr] = [dims[r] * lanes + dims[n] if d == r else dims[d] for d in range(n)]
+    in_maps = [
+        AffineMap(n + 1, 0, tuple(e.replace_dims_and_symbols(subst, []) for e in m.results))
+        for m in kernel.maps[: len(kernel.inputs)]
+    ]
+    part_out = AffineMap(
+        n + 1, 0, (*(e.replace_dims_and_symbols(subst, []) for e in out_map.results), dims[n])
+    )
+    alloc = memref.AllocOp.get(element, shape=[*out_type.get_shape(), lanes])
+    identity = scalar_attr(COMBINERS[type(combiner)](element), element)
+    mapping = {}
+    block = Block(arg_types=[a.type for a in kernel.body_block.args])
+    for old, new in zip(kernel.body_block.args, block.args):
+        mapping[old] = new
+    for op in kernel.body_block.ops:
+        block.add_op(op.clone(value_mapper=mapping))
+    label = kernel.label.data
+    partials = KernelOp(
+        f"{label}_rf",
+        part_iters,
+        list(kernel.inputs),
+        [alloc.memref],
+        [*in_maps, part_out],
+        [p if p is not None else UnitAttr() for p in kernel.pad_values],
+        [identity],
+        Region(block),
+    )
+    # combine: the output's iterators (the old parallel ones), then l over the lanes
+    par = [d for d in range(n) if not iters[d].is_reduction]
+    m = len(par)
+    comb_dims = [AffineDimExpr(k) for k in range(m + 1)]
+    old_to_comb: list[AffineExpr] = [
+        comb_dims[par.index(d)] if d in par else AffineExpr.constant(0) for d in range(n)
+    ]
+    comb_out = AffineMap(
+        m + 1, 0, tuple(e.replace_dims_and_symbols(old_to_comb, []) for e in out_map.results)
+    )
+    comb_in = AffineMap(m + 1, 0, (*comb_out.results, comb_dims[m]))
+    cblock = Block(arg_types=[element, element])
+    value, acc = cblock.args
+    combined = type(combiner).build(operands=[acc, value], result_types=[element])
+    cblock.add_ops([combined, YieldOp(combined.results[0])])
+    init = kernel.init_values[0]
+    combine = KernelOp(
+        label,
+        [iters[d] for d in par] + [IteratorAttr("l", lanes, IteratorKind.REDUCTION)],
+        [alloc.memref],
+        [out],
+        [comb_in, comb_out],
+        [UnitAttr()],
+        [init if init is not None else UnitAttr()],
+        Region(cblock),
+        attributes=dict(kernel.attributes),
+    )
+    parent = kernel.parent_block()
+    assert parent is not None
+    parent.insert_ops_before([alloc, partials, combine], kernel)
+    parent.erase_op(kernel)
+    return partials, combine
+
+
+def _contiguous_reduction(kernel: KernelOp, lanes: int) -> str | None:
+    """The innermost reduction iterator every input depending on it reads with stride 1
+    (and at least 4 * lanes long), or None."""
+    from mlc.transforms.loops.default_schedule import _lane_stride
+
+    iters = kernel.iterator_list
+    reductions = [d for d in kernel.reduction_dims if iters[d].size % lanes == 0]
+    for d in reversed(reductions):
+        if iters[d].size < 4 * lanes:
+            continue
+        readers = [
+            k
+            for k, m in enumerate(kernel.maps[: len(kernel.inputs)])
+            if any(d in e.used_dims() for e in m.results)
+        ]
+        strides = [
+            _lane_stride(kernel.maps[k], d, cast(MemRefType, kernel.inputs[k].type).get_shape())
+            for k in readers
+        ]
+        if readers and all(s == 1 for s in strides):
+            return iters[d].label
+    return None
+
+
+def rfactor_contiguous_reductions(root: Operation, lanes: int) -> int:
+    """`rfactor` every kernel under `root` whose reduction runs along a contiguous axis
+    (see the module docstring); returns how many."""
+    count = 0
+    for kernel in [op for op in root.walk() if isinstance(op, KernelOp)]:
+        if combiner_of(kernel) is None:
+            continue
+        element = cast(MemRefType, kernel.outputs[0].type).element_type
+        if not isinstance(element, AnyFloat | IntegerType):
+            continue
+        iterator = _contiguous_reduction(kernel, lanes)
+        if iterator is not None and rfactor(kernel, iterator, lanes) is not None:
+            count += 1
+    return count
+
+
+@dataclass(frozen=True)
+class RfactorPass(ModulePass):
+    """`tl-rfactor{lanes=16 kernel="" iterator=""}`: `rfactor` the named kernel along the
+    named reduction iterator, or (no kernel named) every kernel reducing along a
+    contiguous axis."""
+
+    name = "tl-rfactor"
+    lanes: int = 16
+    kernel: str = ""
+    iterator: str = ""
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if not self.kernel:
+            rfactor_contiguous_reductions(op, self.lanes)
+            return
+        from mlc.transforms.loops.common import ScheduleError
+
+        kernels = [k for k in op.walk() if isinstance(k, KernelOp) and k.label.data == self.kernel]
+        if not kernels:
+            raise ScheduleError(f'tl-rfactor: no tl.kernel "{self.kernel}"')
+        for k in kernels:
+            if rfactor(k, self.iterator, self.lanes) is None:
+                raise ScheduleError(
+                    f'tl-rfactor: kernel "{self.kernel}" cannot be split along '
+                    f"'{self.iterator}' by {self.lanes} (not a reduction iterator whose "
+                    "extent is a multiple of lanes, or the body does not end in one "
+                    "combining op)"
+                )
