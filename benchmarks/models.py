@@ -16,6 +16,9 @@ defaults are the sizes named in the benchmark issue:
 - `resnet_block`: a ResNet basic block on 1x64x56x56: conv3x3-BN-Relu-conv3x3-BN, identity
   shortcut Add, Relu; convs without bias, BN as real `BatchNormalization` nodes.
 - `cnn`: the bundled `examples/tiny_resnet.onnx` (a full small CNN; no numpy baseline).
+- `softmax`: Softmax over the last axis of a 64x1024 fp32 input (attention-score rows).
+- `layernorm`: LayerNormalization over the last axis of 128x768 fp32 (a transformer's
+  hidden size), with constant scale and bias.
 
 The numpy baselines compute the same function with numpy's BLAS-backed matmul (convolution by
 im2col through `sliding_window_view` + one matmul); they are what a user would write in numpy.
@@ -38,8 +41,10 @@ __all__ = [
     "cnn",
     "conv_bias_relu",
     "gemm",
+    "layer_norm",
     "mlp",
     "resnet_basic_block",
+    "softmax",
 ]
 
 OPSET = 17
@@ -261,6 +266,36 @@ def cnn() -> Case:
     return Case("cnn", model, [_input((1, 3, 32, 32))], None, None, "tiny_resnet 1x3x32x32")
 
 
+def softmax(rows: int = 64, cols: int = 1024) -> Case:
+    """`Softmax(x, axis=-1)` on a [rows, cols] input."""
+    b = _Builder(seed=0)
+    y = b.node("Softmax", ["x"], axis=-1)
+    model = b.model("softmax", [("x", [rows, cols])], y, [rows, cols])
+
+    def numpy_fn(x: np.ndarray) -> list[np.ndarray]:
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        return [e / e.sum(axis=-1, keepdims=True)]
+
+    return Case("softmax", model, [_input((rows, cols))], numpy_fn, None, f"{rows}x{cols}")
+
+
+def layer_norm(rows: int = 128, cols: int = 768) -> Case:
+    """`LayerNormalization(x, scale, bias, axis=-1)` on a [rows, cols] input."""
+    b = _Builder(seed=0)
+    scale = b.const("scale", 1 + 0.1 * b.rng.standard_normal(cols))
+    bias = b.const("bias", 0.1 * b.rng.standard_normal(cols))
+    y = b.node("LayerNormalization", ["x", scale, bias], axis=-1, epsilon=1e-5)
+    model = b.model("layernorm", [("x", [rows, cols])], y, [rows, cols])
+    g, beta = b.weights["scale"], b.weights["bias"]
+
+    def numpy_fn(x: np.ndarray) -> list[np.ndarray]:
+        mean = x.mean(axis=-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+        return [(x - mean) / np.sqrt(var + 1e-5) * g + beta]
+
+    return Case("layernorm", model, [_input((rows, cols))], numpy_fn, None, f"{rows}x{cols}")
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     b.name: b
     for b in (
@@ -284,5 +319,14 @@ BENCHMARKS: dict[str, Benchmark] = {
             lambda: resnet_basic_block(1, 4, 8),
         ),
         Benchmark("cnn", "examples/tiny_resnet.onnx, 1x3x32x32", cnn, cnn),
+        Benchmark(
+            "softmax", "Softmax over the last axis, 64x1024", softmax, lambda: softmax(3, 64)
+        ),
+        Benchmark(
+            "layernorm",
+            "LayerNormalization over the last axis, 128x768",
+            layer_norm,
+            lambda: layer_norm(3, 64),
+        ),
     )
 }
