@@ -22,7 +22,7 @@ reassociated (lanes partial sums), as any vectorized reduction is.
 `rfactor_contiguous_reductions` applies it where it pays: every input that depends on
 the innermost reduction iterator reads it contiguously, and that iterator has at least
 `4 * lanes` steps (softmax, layer norm, mean over the last axis; not a matmul, whose B
-is read across rows).
+is read across rows), and the partials buffer has at most `MAX_PARTIALS` elements.
 """
 
 from __future__ import annotations
@@ -202,15 +202,21 @@ def _contiguous_reduction(kernel: KernelOp, lanes: int) -> str | None:
     return None
 
 
+#: the largest partials buffer (elements) `rfactor_contiguous_reductions` allocates
+MAX_PARTIALS = 1 << 20
+
+
 def rfactor_contiguous_reductions(root: Operation, lanes: int) -> int:
     """`rfactor` every kernel under `root` whose reduction runs along a contiguous axis
-    (see the module docstring); returns how many."""
+    (see the module docstring) and whose partials fit `MAX_PARTIALS`; returns how many."""
     count = 0
     for kernel in [op for op in root.walk() if isinstance(op, KernelOp)]:
         if combiner_of(kernel) is None:
             continue
-        element = cast(MemRefType, kernel.outputs[0].type).element_type
-        if not isinstance(element, AnyFloat | IntegerType):
+        out_type = cast(MemRefType, kernel.outputs[0].type)
+        if not isinstance(out_type.element_type, AnyFloat | IntegerType):
+            continue
+        if out_type.element_count() * lanes > MAX_PARTIALS:
             continue
         iterator = _contiguous_reduction(kernel, lanes)
         if iterator is not None and rfactor(kernel, iterator, lanes) is not None:

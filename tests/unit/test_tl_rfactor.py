@@ -152,6 +152,18 @@ def test_the_default_pipeline_picks_contiguous_reductions_only() -> None:
     assert rfactor_contiguous_reductions(parse_module(mlc.context(), MATMUL), 16) == 0
 
 
+def test_partials_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlc.transforms.tl_rfactor as rf
+
+    text = REDUCTION.format(
+        r=4, c=64, t="f32", init="0.0", op="arith.addf", prefix="%v = arith.subf %a, %b : f32"
+    )
+    monkeypatch.setattr(rf, "MAX_PARTIALS", 4 * 16 - 1)  # 4 rows x 16 lanes do not fit
+    assert rfactor_contiguous_reductions(parse_module(mlc.context(), text), 16) == 0
+    monkeypatch.setattr(rf, "MAX_PARTIALS", 4 * 16)
+    assert rfactor_contiguous_reductions(parse_module(mlc.context(), text), 16) == 1
+
+
 def test_compiled_softmax_and_layer_norm_match_onnxruntime() -> None:
     """End to end through `mlc.compile` (rfactor + vector math in the default pipeline)."""
     import onnxruntime as ort
