@@ -182,12 +182,21 @@ def _preview(array: np.ndarray, n: int = 6) -> str:
 
 
 def _median_time(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+    return _median_times([fn], repeat)[0]
+
+
+def _median_times(fns, repeat: int) -> list[float]:  # type: ignore[no-untyped-def]
+    """Median seconds per call of each of `fns`, timed in alternating rounds (after one
+    warm-up call each) so that load from elsewhere hits them alike."""
+    times: list[list[float]] = [[] for _ in fns]
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    for _ in range(repeat):
+        for fn, samples in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - start)
+    return [float(np.median(t)) for t in times]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -241,8 +250,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"  max |mlc - onnxruntime| = {d_ort:.3g}, max |mlc - reference interpreter| = {d_ref:.3g}"
         )
         ok = ok and bool(np.allclose(a, o, rtol=1e-4, atol=1e-5))
-    t_native = _median_time(lambda: compiled(*inputs), args.repeat)
-    t_ort = _median_time(lambda: session.run(None, feed), args.repeat)
+    t_native, t_ort = _median_times(
+        [lambda: compiled(*inputs), lambda: session.run(None, feed)], args.repeat
+    )
     t_ref = _median_time(lambda: interpret(module, *inputs), max(1, args.repeat // 10))
     print(
         f"median latency: mlc native {t_native * 1e3:.3f} ms, onnxruntime (1 thread) "
