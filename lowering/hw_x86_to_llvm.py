@@ -10,8 +10,8 @@ element strides (`GEP` on the buffer's element type):
   `llvm.x86.avx512.vpdpbusd.512` / `.256` (acc, u8 operand, s8 operand), store.
 * `hw.x86.vdpbf16ps`: the same with `llvm.x86.avx512bf16.dpbf16ps.512` / `.256` in its
   `<L x i32>`-operand form, which LLVM auto-upgrades to the `bfloat` vector signature
-  (llvmlite has no bfloat type). Only bf16 buffers that are function arguments can be
-  lowered: the rest of the LLVM path has no bf16 loads, stores or allocations yet.
+  (llvmlite has no bfloat type). The rest of the LLVM path carries bf16 the same way, as
+  16-bit integers (`lowering.arith_to_llvm`).
 * `hw.x86.fma_tile`: the MR x NR/L accumulators are loaded into SSA values, a loop over
   the K panel carries them (block arguments: registers), each step loads NR/L vectors
   of B, broadcasts MR scalars of A and issues `llvm.fma.v<L>f32`; the tile is stored after
