@@ -81,12 +81,21 @@ def lanes_of(value: SSAValue) -> int:
     return ty.get_shape()[0] if isinstance(ty, VectorType) else 1
 
 
+def _element(ty: Attribute) -> Attribute:
+    """The element type of a vector type, a scalar type itself."""
+    return ty.element_type if isinstance(ty, VectorType) else ty
+
+
+def _like(ty: Attribute, lanes: int) -> Attribute:
+    """Scalar type `ty`, as a vector of `lanes` lanes where lanes > 1."""
+    return VectorType(ty, [lanes]) if lanes > 1 else ty
+
+
 def result_type(op: Operation, args: Sequence[SSAValue]) -> Attribute:
     """The LLVM type of `op`'s result: its scalar type, as a vector when the (lowered)
     operands are vectors (a `tl.block` body in a vectorized loop)."""
     ty = llvm_scalar_type(op.results[0].type)
-    lanes = max((lanes_of(a) for a in args), default=1)
-    return VectorType(ty, [lanes]) if lanes > 1 else ty
+    return _like(ty, max((lanes_of(a) for a in args), default=1))
 
 
 def constant(b: Builder, value: int | float, ty: Attribute) -> SSAValue:
@@ -96,16 +105,15 @@ def constant(b: Builder, value: int | float, ty: Attribute) -> SSAValue:
         element = llvm_scalar_type(ty.element_type)
         vty = VectorType(element, ty.get_shape())
         if isinstance(ty.element_type, BFloat16Type):
-            v: int | float = int(np.array(value, ml_dtypes.bfloat16).view(np.int16))
+            v: int | float = _bf16_bits(value)
         elif isinstance(element, AnyFloat):
             v = float(value)
         else:
             v = _int_value(value, element)
         dense = DenseIntOrFPElementsAttr.from_list(vty, [v] * ty.get_shape()[0])
         return b.insert(llvm.ConstantOp(dense, vty)).result
-    if isinstance(ty, BFloat16Type):  # its bits (round to nearest even, as ml_dtypes)
-        bits = np.array(value, ml_dtypes.bfloat16).view(np.int16)
-        return b.insert(llvm.ConstantOp(IntegerAttr(int(bits), i16), i16)).result
+    if isinstance(ty, BFloat16Type):
+        return b.insert(llvm.ConstantOp(IntegerAttr(_bf16_bits(value), i16), i16)).result
     ty = llvm_scalar_type(ty)
     if isinstance(ty, AnyFloat):
         attr: Attribute = FloatAttr(float(value), ty)
@@ -113,6 +121,11 @@ def constant(b: Builder, value: int | float, ty: Attribute) -> SSAValue:
         assert isinstance(ty, IntegerType)
         attr = IntegerAttr(_int_value(value, ty), ty)
     return b.insert(llvm.ConstantOp(attr, ty)).result
+
+
+def _bf16_bits(value: int | float) -> int:
+    """The bits of `value` as bf16 (round to nearest even, as ml_dtypes), as an i16."""
+    return int(np.array(value, ml_dtypes.bfloat16).view(np.int16))
 
 
 def _int_value(value: int | float, ty: Attribute) -> int:
@@ -210,7 +223,7 @@ def _icmp(b: Builder, pred: str, x: SSAValue, y: SSAValue) -> SSAValue:
 
 def _safe_divisor(b: Builder, x: SSAValue, y: SSAValue, signed: bool) -> SSAValue:
     ty = x.type
-    element = ty.element_type if isinstance(ty, VectorType) else ty
+    element = _element(ty)
     assert isinstance(element, IntegerType)
     one = constant(b, 1, ty)
     bad = _icmp(b, "eq", y, constant(b, 0, ty))
@@ -265,9 +278,14 @@ def _cmpf(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
     pred = op.predicate.value.data  # same numbering as llvm.fcmp
     if pred in (0, 15):
         return constant(b, pred == 15, result_type(op, args))
-    if lanes_of(args[0]) > 1:  # xDSL's llvm.fcmp is scalar only
-        return b.insert(llvmx.FCmpOp(args[0], args[1], llvmx.FCMP_PREDICATES[pred])).res
-    return b.insert(llvm.FCmpOp(args[0], args[1], IntegerAttr(pred, i64))).results[0]
+    return fcmp(b, args[0], args[1], pred)
+
+
+def fcmp(b: Builder, x: SSAValue, y: SSAValue, pred: int) -> SSAValue:
+    """`x <pred> y` (`arith.cmpf` numbering, the same as llvm.fcmp's), scalars or vectors."""
+    if lanes_of(x) > 1:  # xDSL's llvm.fcmp is scalar only
+        return b.insert(llvmx.FCmpOp(x, y, llvmx.FCMP_PREDICATES[pred])).res
+    return b.insert(llvm.FCmpOp(x, y, IntegerAttr(pred, i64))).results[0]
 
 
 def _select(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
@@ -300,15 +318,6 @@ def _int_cast(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
     return b.insert(llvm.SExtOp(args[0], dst_type)).results[0]
 
 
-def _element(ty: Attribute) -> Attribute:
-    return ty.element_type if isinstance(ty, VectorType) else ty
-
-
-def _like(ty: Attribute, lanes: int) -> Attribute:
-    """Scalar LLVM type `ty`, as a vector of `lanes` lanes where lanes > 1."""
-    return VectorType(ty, [lanes]) if lanes > 1 else ty
-
-
 def _bf16_to_f32(b: Builder, bits: SSAValue) -> SSAValue:
     """bf16 bits (i16) -> f32: the bits are the top half of the f32's."""
     n = lanes_of(bits)
@@ -329,10 +338,7 @@ def _f32_to_bf16(b: Builder, x: SSAValue) -> SSAValue:
     rounded = b.insert(llvm.AddOp(bits, bias)).results[0]
     rounded = b.insert(llvm.LShrOp(rounded, sixteen)).results[0]
     quiet = b.insert(llvm.OrOp(high, constant(b, 0x40, i32n))).results[0]
-    if n > 1:
-        nan = b.insert(llvmx.FCmpOp(x, x, "uno")).res
-    else:
-        nan = b.insert(llvm.FCmpOp(x, x, IntegerAttr(14, i64))).results[0]  # uno
+    nan = fcmp(b, x, x, llvmx.FCMP_PREDICATES.index("uno"))
     out = select(b, nan, quiet, rounded)
     return b.insert(llvm.TruncOp(out, _like(i16, n))).results[0]
 

@@ -127,12 +127,6 @@ def rfactor(kernel: KernelOp, iterator: str, lanes: int) -> tuple[KernelOp, Kern
     )
     alloc = memref.AllocOp.get(element, shape=[*out_type.get_shape(), lanes])
     identity = scalar_attr(COMBINERS[type(combiner)](element), element)
-    mapping = {}
-    block = Block(arg_types=[a.type for a in kernel.body_block.args])
-    for old, new in zip(kernel.body_block.args, block.args):
-        mapping[old] = new
-    for op in kernel.body_block.ops:
-        block.add_op(op.clone(value_mapper=mapping))
     label = kernel.label.data
     partials = KernelOp(
         f"{label}_rf",
@@ -142,7 +136,7 @@ def rfactor(kernel: KernelOp, iterator: str, lanes: int) -> tuple[KernelOp, Kern
         [*in_maps, part_out],
         [p if p is not None else UnitAttr() for p in kernel.pad_values],
         [identity],
-        Region(block),
+        kernel.body.clone(),
     )
     # combine: the output's iterators (the old parallel ones), then l over the lanes
     par = [d for d in range(n) if not iters[d].is_reduction]

@@ -3,8 +3,9 @@ convolutions, `graph.conv_blocked`): the default schedule's step 3 when the outp
 contiguous iterator `v` is exactly one vector (`c` lanes) and so cannot supply NR vectors.
 
 The NR vectors of the tile then come from a second parallel iterator `q` (the output
-channel blocks `mb`; with a single block there is no `q` and the tile is MR x 1): the vector inputs (the blocked weight) and the output depend on
-`q`, the other inputs (the blocked image) do not. The MR rows come from a parallel
+channel blocks `mb`; with a single block there is no `q` and the tile is MR x 1): the
+vector inputs (the blocked weight) and the output depend on `q`, the other inputs (the
+blocked image) do not. The MR rows come from a parallel
 iterator `r` the vector inputs do not depend on (the output width: the image is read as
 broadcast scalars, one per row). Loop order, with `q` split by NR and `r` by MR:
 
