@@ -34,11 +34,12 @@ plain text (`Schedule.text()`) and replays with `tl-apply-schedule`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from xdsl.dialects.builtin import AnyFloat, IntegerType
+from xdsl.dialects.builtin import AnyFloat, IntegerType, ModuleOp
 from xdsl.ir import Attribute, Operation
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
@@ -257,14 +258,53 @@ def apply_default_schedules(
     strategy = strategy or CpuDefaultSchedule()
     texts: dict[str, str] = {}
     kernels = [op for op in root.walk() if isinstance(op, KernelOp)]
+    outside = _block_labels(root)  # blocks lowered before: no new block may take a label
     for kernel in kernels:
         if kernel.parent is None:
             continue  # already scheduled with another kernel (a fused epilogue)
-        sch = Schedule(root)
         label = kernel.label.data
-        strategy.schedule_kernel(sch, kernel)
+        with _kernel_scope(kernel) as scope:
+            sch = Schedule(scope)
+            strategy.schedule_kernel(sch, kernel)
+            new = _block_labels(scope)
+        if clash := sorted(new & outside):
+            raise ScheduleError(f'scheduling "{label}" made labels used elsewhere: {clash}')
+        outside |= new
         texts[label] = sch.text()
     return texts
+
+
+def _block_labels(root: Operation) -> set[str]:
+    return {op.label.data for op in root.walk() if isinstance(op, BlockOp)}
+
+
+@contextmanager
+def _kernel_scope(kernel: KernelOp) -> Iterator[ModuleOp]:
+    """`kernel` (and the epilogue kernel that finishes its output in place, with the ops
+    between them) moved into a scratch module for the time it is scheduled, then put back
+    where it was. Every schedule step looks blocks and loops up by name under its root:
+    over the kernel alone, scheduling a model is linear in its size instead of quadratic."""
+    parent = kernel.parent_block()
+    assert parent is not None
+    last: Operation = _in_place_epilogue(kernel) or kernel
+    ops: list[Operation] = [kernel]
+    while ops[-1] is not last:
+        nxt = ops[-1].next_op
+        assert nxt is not None
+        ops.append(nxt)
+    anchor = last.next_op
+    for op in ops:
+        op.detach()
+    scope = ModuleOp(ops)
+    try:
+        yield scope
+    finally:
+        for op in list(scope.body.block.ops):
+            op.detach()
+            if anchor is None:
+                parent.add_op(op)
+            else:
+                parent.insert_op_before(op, anchor)
 
 
 # ---------------------------------------------------------------------- analysis
