@@ -311,7 +311,7 @@ def invalid_cases() -> list[tuple[str, str, int]]:
     text = path.read_text()
     cases, offset = [], 0
     for chunk in text.split("// -----"):
-        expected = re.findall(r"// CHECK: (?:\S+:\d+:\d+: )?error: (.*)", chunk)
+        expected = re.findall(r"// expected-error(?:@\S+)? \{\{(.*)\}\}", chunk)
         if expected:
             cases.append((chunk, expected[0], offset))
         offset += chunk.count("\n")
