@@ -79,6 +79,15 @@ def _rfactor() -> type[ModulePass]:
     return RfactorPass
 
 
+def _target_pass(module_name: str, class_name: str) -> Callable[[], type[ModulePass]]:
+    def factory() -> type[ModulePass]:
+        import importlib
+
+        return getattr(importlib.import_module(f"mlc.targets.{module_name}"), class_name)
+
+    return factory
+
+
 def _tl_fusion(class_name: str) -> Callable[[], type[ModulePass]]:
     def factory() -> type[ModulePass]:
         from mlc.transforms import tl_fusion
@@ -179,6 +188,9 @@ def all_pass_factories() -> dict[str, Callable[[], type[ModulePass]]]:
         "tl-fuse-epilogues": _tl_fusion("TlFuseEpiloguesPass"),
         **{name: _graph_transform(cls) for name, cls in _GRAPH_PASSES.items()},
         "accel-placement": _accel_placement,
+        "tl-default-schedule": _target_pass("pipeline", "TlDefaultSchedulePass"),
+        "llvm-use-vector-math": _target_pass("pipeline", "LlvmUseVectorMathPass"),
+        "mlc-cpu-pipeline": _target_pass("pipeline", "MlcCpuPipelinePass"),
     }
 
 

@@ -82,6 +82,8 @@ from mlc.lowering.workspace import plan_workspace
 
 __all__ = [
     "ALIGNMENT",
+    "INTERMEDIATE_BYTES",
+    "WORKSPACE_BYTES",
     "ConvertTlToLlvmPass",
     "LlvmLoweringError",
     "OP_LOWERINGS",
@@ -98,6 +100,11 @@ OP_LOWERINGS: dict[type[Operation], OpLowering] = {}
 
 ALIGNMENT = 64
 """Alignment (bytes) of every buffer: arguments, results, allocations, globals."""
+
+#: attributes of a lowered function with a workspace: its bytes (liveness-planned) and what
+#: its intermediates would take as separate allocations
+WORKSPACE_BYTES = "mlc.workspace_bytes"
+INTERMEDIATE_BYTES = "mlc.intermediate_bytes"
 
 PTR = llvm.LLVMPointerType()
 
@@ -526,13 +533,17 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen):
         self.lower_ops(self.f.body.block)
         n = len(self.region.blocks[0].args)
         fn_type = llvm.LLVMFunctionType([PTR] * n, llvm.LLVMVoidType())
-        return llvm.FuncOp(
+        fn = llvm.FuncOp(
             self.f.sym_name.data,
             fn_type,
             linkage=llvm.LinkageAttr("external"),
             body=self.region,
             other_props={"arg_attrs": ArrayAttr([_arg_attrs()] * n)},
         )
+        if self.workspace.offsets:  # what the workspace saves, for reports
+            fn.attributes[WORKSPACE_BYTES] = IntegerAttr(self.workspace.peak_bytes, i64)
+            fn.attributes[INTERMEDIATE_BYTES] = IntegerAttr(self.workspace.total_bytes, i64)
+        return fn
 
 
 _EXTERNAL_SIGNATURES: dict[str, tuple[list[Attribute], Attribute]] = {

@@ -4,8 +4,9 @@
     (y,) = model(x)                               # numpy in, numpy out
     model.export("mlp.so")                        # + mlp.h; mlc.load("mlp.so") calls it again
 
-Pipeline: graph ops -> `convert-graph-to-tl`; `tl.kernel`s -> `convert-tl-kernel-to-loops`;
-then `convert-tl-to-llvm`, `targets.llvm_emit`, LLVM O3 and MCJIT (`targets.cpu`).
+Pipeline: `mlc-cpu-pipeline` (`targets.pipeline`: graph passes, graph -> tl, fusion,
+default schedules, tl -> llvm dialect), then `targets.llvm_emit`, LLVM O3 and MCJIT
+(`targets.cpu`).
 
 Calling convention (see `lowering/tl_to_llvm.py`): one pointer per memref argument, then
 one per memref result. Every input is checked (count, shape, dtype, C-contiguity) before
@@ -20,21 +21,25 @@ import ctypes
 import io
 import math
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from xdsl.dialects import func
-from xdsl.dialects.builtin import MemRefType, ModuleOp, TensorType
+from xdsl.dialects import func, llvm
+from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp, TensorType
+from xdsl.ir import Attribute
 from xdsl.printer import Printer
 
 from mlc.interpreters.tl.buffers import numpy_dtype
 from mlc.lowering.tl_parallel_to_llvm import NUM_THREADS_GLOBAL
-from mlc.lowering.tl_to_llvm import ALIGNMENT, lower_module
-from mlc.lowering.workspace import plan_workspace
+from mlc.lowering.tl_to_llvm import ALIGNMENT, INTERMEDIATE_BYTES, WORKSPACE_BYTES
+from mlc.parser.mlir import verify_module
 from mlc.targets.cpu import JitEngine, target_machine
 from mlc.targets.llvm_emit import emit_module
+from mlc.targets.pipeline import LAYOUTS, MlcCpuPipelinePass, run_passes
+from mlc.targets.timings import Timings
 
 if TYPE_CHECKING:
     from mlc.targets.aot import ExportedLibrary
@@ -47,6 +52,7 @@ __all__ = [
     "NativeFunction",
     "aligned_empty",
     "compile_model",
+    "cpu_pipeline",
     "lower_model",
 ]
 
@@ -157,15 +163,16 @@ class CompiledModel(NativeFunction):
         name: str,
         inputs: Sequence[BufferSpec],
         outputs: Sequence[BufferSpec],
-        llvm_dialect: str = "",
+        llvm_dialect: str | ModuleOp = "",
         *,
         llvm_ir_unoptimized: str = "",
     ) -> None:
         self.engine = engine
-        #: the module in the llvm dialect, as text (re-parseable by mlc-opt)
-        self.llvm_dialect = llvm_dialect
+        self._llvm_dialect = llvm_dialect
         #: the LLVM IR before O3 (what `export` compiles again, for any target)
         self.llvm_ir_unoptimized = llvm_ir_unoptimized
+        #: wall time per compile stage and pass (`timings.table()` prints them)
+        self.timings = Timings()
         super().__init__(name, inputs, outputs, engine.function_address(name))
         #: the liveness-planned workspace vs separate intermediate buffers (bytes)
         self.workspace_bytes = 0
@@ -192,6 +199,14 @@ class CompiledModel(NativeFunction):
             self._threads.value = n
 
     @property
+    def llvm_dialect(self) -> str:
+        """The module in the llvm dialect, as text (re-parseable by mlc-opt); printed when
+        first asked for."""
+        if isinstance(self._llvm_dialect, ModuleOp):
+            self._llvm_dialect = _print(self._llvm_dialect)
+        return self._llvm_dialect
+
+    @property
     def llvm_ir(self) -> str:
         """The optimized LLVM IR."""
         return "\n".join(str(m) for m in self.engine.modules)
@@ -212,28 +227,27 @@ class LoweredModel:
     name: str
     inputs: list[BufferSpec]
     outputs: list[BufferSpec]
-    #: the module in the llvm dialect, as text
-    llvm_dialect: str
+    #: the module in the llvm dialect (`llvm_dialect` prints it)
+    module: ModuleOp
     #: llvmlite IR text for the host triple and data layout (retargeted by `emit_object`)
     llvm_ir_unoptimized: str
     #: bytes of the one workspace holding every intermediate buffer (liveness-planned) ...
     workspace_bytes: int = 0
     #: ... and what the intermediates would take as separate allocations
     intermediate_bytes: int = 0
+    #: wall time per stage and pass of the compile so far
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def llvm_dialect(self) -> str:
+        """The module in the llvm dialect, as text (re-parseable by mlc-opt)."""
+        return _print(self.module)
 
 
-def _has_op(module: ModuleOp, prefix: str) -> bool:
-    return any(op.name.startswith(prefix) for op in module.walk())
-
-
-def _has_tensor_signature(module: ModuleOp) -> bool:
-    """A function over tensors (graph level, even with no graph op: an identity model)."""
-    return any(
-        isinstance(t, TensorType)
-        for op in module.ops
-        if isinstance(op, func.FuncOp)
-        for t in (*op.function_type.inputs.data, *op.function_type.outputs.data)
-    )
+def _print(module: ModuleOp) -> str:
+    text = io.StringIO()
+    Printer(text).print_op(module)
+    return text.getvalue()
 
 
 def _entry(module: ModuleOp, name: str | None) -> func.FuncOp:
@@ -254,6 +268,55 @@ def _names(attrs: Any, n: int) -> list[str]:
     return names
 
 
+def _buffer_specs(types: Sequence[Attribute], names: Sequence[str]) -> list[BufferSpec]:
+    """What callers pass and get for tensors / memrefs of these types (a `ui8` tensor is
+    an `i8` buffer in native code, and a uint8 array for callers)."""
+    from mlc.dialects.graph.types import UnsupportedTypeError
+    from mlc.dialects.graph.types import numpy_dtype as tensor_numpy_dtype
+
+    specs = []
+    for t, name in zip(types, names):
+        if isinstance(t, MemRefType):
+            specs.append(BufferSpec.of(t, name))
+        elif isinstance(t, TensorType):
+            try:
+                dtype = tensor_numpy_dtype(t.element_type)
+            except UnsupportedTypeError:
+                dtype = numpy_dtype(t.element_type)
+            specs.append(BufferSpec(tuple(t.get_shape()), np.dtype(dtype), name))
+    return specs
+
+
+def _signature(module: ModuleOp, function: str | None) -> tuple[str, list, list]:
+    f = _entry(module, function)
+    in_types = f.function_type.inputs.data
+    out_types = f.function_type.outputs.data
+    ins = _buffer_specs(in_types, _names(f.arg_attrs, len(in_types)))
+    outs = _buffer_specs(out_types, _names(f.res_attrs, len(out_types)))
+    return f.sym_name.data, ins, outs
+
+
+def cpu_pipeline(
+    *,
+    schedule: Any = "default",
+    fuse: bool = True,
+    layout: str | None = "default",
+    vector_math: bool = True,
+    threads: bool = True,
+) -> MlcCpuPipelinePass:
+    """The `mlc-cpu-pipeline` for `mlc.compile`'s options (a `ScheduleStrategy` object for
+    `schedule` is passed to `MlcCpuPipelinePass.passes` separately)."""
+    if layout not in (None, *LAYOUTS):
+        raise ValueError(f"unknown layout {layout!r} (expected None, 'default' or 'nchwc')")
+    return MlcCpuPipelinePass(
+        fuse=fuse,
+        layout="none" if layout is None else layout,
+        schedule="default" if schedule == "default" else "none",
+        vector_math=vector_math,
+        threads=threads,
+    )
+
+
 def lower_model(
     model: ModuleOp | str | os.PathLike[str] | bytes | Any,
     *,
@@ -263,162 +326,47 @@ def lower_model(
     fuse: bool = True,
     layout: str | None = "default",
     vector_math: bool = True,
+    timings: Timings | None = None,
+    verify_each: bool = False,
+    progress: bool = False,
 ) -> LoweredModel:
     """Lower an ONNX model (path, bytes, ModelProto) or a module at the graph or tl level
-    to LLVM IR. The module is not modified; `input_shapes` is for ONNX models only."""
+    to LLVM IR: `mlc-cpu-pipeline` (`cpu_pipeline(...)`), then the llvm dialect emitted as
+    LLVM IR. The module is not modified; `input_shapes` is for ONNX models only.
+
+    `timings` collects wall time per stage and pass; `verify_each` verifies the module
+    after every pass (a debugging aid: by default it is verified once, at the end)."""
     from mlc.registry import make_context
 
-    if isinstance(model, ModuleOp):
-        module = model.clone()
-    else:
-        from mlc.parser.onnx import import_onnx
+    timings = timings if timings is not None else Timings()
+    with timings.stage("import"):
+        if isinstance(model, ModuleOp):
+            module = model.clone()
+        else:
+            from mlc.parser.onnx import import_onnx
 
-        module = import_onnx(model, input_shapes=input_shapes)
-    ctx = make_context()
-    tensor_dtypes = _tensor_dtypes(module, function)
-    if _has_op(module, "graph.") or _has_tensor_signature(module):
-        from mlc.lowering.graph_to_tl import ConvertGraphToTlPass
-
-        if fuse:
-            from mlc.transforms.graph.optimize import GraphOptimizePass
-
-            GraphOptimizePass().apply(ctx, module)
-            _pad_gemm_columns(ctx, module)
-        if layout == "default":
-            layout = "nchwc" if fuse and _worth_blocking(module) else None
-        if layout is not None:
-            _apply_layout(ctx, module, layout)
-
-        ConvertGraphToTlPass().apply(ctx, module)
-        if fuse:
-            from mlc.transforms.tl_fusion import fuse_epilogues, inline_elementwise
-
-            inline_elementwise(module)
-            fuse_epilogues(module)
-    if _has_op(module, "tl.kernel"):
-        from mlc.lowering.tl_kernel_to_loops import ConvertTlKernelToLoopsPass
-
-        if schedule == "default":  # reductions along a contiguous axis: lanes of partials
-            from mlc.targets.cpu import host_features
-            from mlc.transforms.tl_rfactor import rfactor_contiguous_reductions
-
-            rfactor_contiguous_reductions(module, host_features().vector_bits // 32)
-        if schedule is not None:
-            from mlc.transforms.loops.default_schedule import apply_default_schedules
-
-            strategy = default_strategy() if schedule == "default" else schedule
-            apply_default_schedules(module, strategy)  # type: ignore[arg-type]
-        ConvertTlKernelToLoopsPass().apply(ctx, module)
-    f = _entry(module, function)
-    name = f.sym_name.data
-    in_types = f.function_type.inputs.data
-    out_types = f.function_type.outputs.data
-    in_names = _names(f.arg_attrs, len(in_types))
-    out_names = _names(f.res_attrs, len(out_types))
-    ins = [BufferSpec.of(t, n) for t, n in zip(in_types, in_names) if isinstance(t, MemRefType)]
-    outs = [BufferSpec.of(t, n) for t, n in zip(out_types, out_names) if isinstance(t, MemRefType)]
-    if tensor_dtypes is not None:  # ui8 tensors are i8 buffers: callers pass and get uint8
-        ins = _with_tensor_dtypes(ins, tensor_dtypes[0])
-        outs = _with_tensor_dtypes(outs, tensor_dtypes[1])
-    plan = plan_workspace(f)
-    lower_module(module)
-    if vector_math:
-        from mlc.targets.cpu import host_features
-        from mlc.targets.vector_math import use_vector_math
-
-        use_vector_math(module, host_features())
-    module.verify()
-    text = io.StringIO()
-    Printer(text).print_op(module)
-    tm = target_machine()
-    ir_module = emit_module(module, tm.triple, str(tm.target_data))
-    return LoweredModel(
-        name, ins, outs, text.getvalue(), str(ir_module), plan.peak_bytes, plan.total_bytes
+            module = import_onnx(model, input_shapes=input_shapes)
+    name, ins, outs = _signature(module, function)
+    pipeline = cpu_pipeline(schedule=schedule, fuse=fuse, layout=layout, vector_math=vector_math)
+    strategy = None if schedule in ("default", None) else schedule
+    passes = pipeline.passes(module, strategy)
+    after = (lambda p, m: verify_module(m, f"after pass '{p.name}'")) if verify_each else None
+    run_passes(passes, make_context(), module, timings, after, progress)
+    with timings.stage("verify"):
+        module.verify()
+    with timings.stage("emit LLVM IR"):
+        tm = target_machine()
+        ir_module = str(emit_module(module, tm.triple, str(tm.target_data)))
+    entry = next(
+        (op for op in module.ops if isinstance(op, llvm.FuncOp) and op.sym_name.data == name),
+        None,
     )
-
-
-def _tensor_dtypes(
-    module: ModuleOp, function: str | None
-) -> tuple[list[np.dtype | None], list[np.dtype | None]] | None:
-    """Numpy dtypes of the entry function's tensor arguments and results (None for
-    non-tensors), before bufferization turns `ui8` tensors into signless `i8` buffers."""
-    from mlc.dialects.graph.types import UnsupportedTypeError
-    from mlc.dialects.graph.types import numpy_dtype as tensor_numpy_dtype
-
-    try:
-        f = _entry(module, function)
-    except ValueError:
-        return None
-
-    def dtypes(types: Sequence[Any]) -> list[np.dtype | None]:
-        out: list[np.dtype | None] = []
-        for t in types:
-            try:
-                out.append(
-                    tensor_numpy_dtype(t.element_type) if isinstance(t, TensorType) else None
-                )
-            except UnsupportedTypeError:
-                out.append(None)
-        return out
-
-    return dtypes(f.function_type.inputs.data), dtypes(f.function_type.outputs.data)
-
-
-def _with_tensor_dtypes(specs: list[BufferSpec], dtypes: list[np.dtype | None]) -> list[BufferSpec]:
-    """`specs` with an unsigned tensor dtype where the buffer is its signless twin."""
-    if len(specs) != len(dtypes):
-        return specs
-    out = []
-    for spec, dt in zip(specs, dtypes):
-        if (
-            dt is not None
-            and dt.kind == "u"
-            and spec.dtype.kind == "i"
-            and dt.itemsize == spec.dtype.itemsize
-        ):
-            spec = BufferSpec(spec.shape, dt, spec.name)
-        out.append(spec)
-    return out
-
-
-def _pad_gemm_columns(ctx: Any, module: ModuleOp) -> None:
-    """`pad-gemm-columns` with the host's fp32 vector width (whole-vector gemm tiles)."""
-    from mlc.targets.cpu import host_features
-    from mlc.transforms.graph.pad_gemm import PadGemmColumnsPass
-
-    PadGemmColumnsPass(multiple=max(host_features().vector_bits // 32, 1)).apply(ctx, module)
-
-
-def _worth_blocking(module: ModuleOp) -> bool:
-    from mlc.transforms.graph.layout import worth_blocking
-
-    return worth_blocking(module)
-
-
-def _apply_layout(ctx: Any, module: ModuleOp, layout: str) -> None:
-    """`layout="nchwc"`: `graph-blocked-layout` with the host's fp32 vector lanes."""
-    if layout != "nchwc":
-        raise ValueError(f"unknown layout {layout!r} (expected None, 'default' or 'nchwc')")
-    from mlc.transforms.graph.layout import BlockedLayoutPass
-
-    BlockedLayoutPass().apply(ctx, module)
-
-
-def default_strategy() -> Any:
-    """`CpuDefaultSchedule` for the host CPU's vector width; on a host with AVX-512 VNNI,
-    `VnniGemmSchedule` in front of it (u8 x s8 -> i32 matmul kernels, e.g. from ONNX
-    MatMulInteger / QLinearMatMul, tensorized to `vpdpbusd`; every other kernel, and
-    matmuls whose sizes do not fit its tiles, get the `CpuDefaultSchedule`)."""
-    from mlc.targets.cpu import host_features
-    from mlc.transforms.loops.default_schedule import CpuDefaultSchedule
-
-    host = host_features()
-    cpu = CpuDefaultSchedule(vector_bits=host.vector_bits, threads=True)
-    if host.avx512vnni:
-        from mlc.targets.x86 import VnniGemmSchedule
-
-        return VnniGemmSchedule(threads=True, fallback=cpu)
-    return cpu
+    sizes = [
+        attr.value.data if isinstance(attr := entry.attributes.get(key), IntegerAttr) else 0
+        for key in (WORKSPACE_BYTES, INTERMEDIATE_BYTES)
+        if entry is not None
+    ] or [0, 0]
+    return LoweredModel(name, ins, outs, module, ir_module, sizes[0], sizes[1], timings)
 
 
 def compile_model(
@@ -431,6 +379,9 @@ def compile_model(
     fuse: bool = True,
     layout: str | None = "default",
     vector_math: bool = True,
+    timings: bool = False,
+    verify_each: bool = False,
+    progress: bool = False,
 ) -> CompiledModel:
     """JIT-compile an ONNX model (path, bytes, ModelProto) or a module at the graph, tl
     (kernel or explicit-loop) level for the host CPU. The module is not modified.
@@ -453,7 +404,15 @@ def compile_model(
     `vector_math`: vectorized math functions (exp, tanh, erf, ...) call glibc's libmvec
     where it has them for the host's vector width (`targets.vector_math`: within 4 ulp,
     not always the correctly rounded value libm gives); False keeps one libm call per
-    lane."""
+    lane.
+
+    The compile is `mlc-cpu-pipeline` (`cpu_pipeline(...)`, printed pass by pass by
+    `cpu_pipeline(...).pipeline_text()`) and code generation. `timings=True` prints wall
+    time per stage and pass to stderr (`CompiledModel.timings` has them either way);
+    `verify_each=True` verifies the IR after every pass instead of once; `progress=True`
+    shows a progress bar on stderr (the CLI does where stderr is a terminal)."""
+    print_timings = timings
+    timings = Timings()
     lowered = lower_model(
         model,
         function=function,
@@ -462,17 +421,24 @@ def compile_model(
         fuse=fuse,
         layout=layout,
         vector_math=vector_math,
+        timings=timings,
+        verify_each=verify_each,
+        progress=progress,
     )
     engine = JitEngine(opt)
-    engine.add_module(lowered.llvm_ir_unoptimized)
+    with timings.stage("LLVM O3 + codegen"):
+        engine.add_module(lowered.llvm_ir_unoptimized)
     model = CompiledModel(
         engine,
         lowered.name,
         lowered.inputs,
         lowered.outputs,
-        lowered.llvm_dialect,
+        lowered.module,
         llvm_ir_unoptimized=lowered.llvm_ir_unoptimized,
     )
     model.workspace_bytes = lowered.workspace_bytes
     model.intermediate_bytes = lowered.intermediate_bytes
+    model.timings = timings
+    if print_timings:
+        print(timings.table(), file=sys.stderr)
     return model

@@ -124,7 +124,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         timing = f"reference interpreter: {(time.perf_counter() - start) * 1e3:.1f} ms"
     else:
         start = time.perf_counter()
-        compiled = _lower(module, lambda m: compile_model(m, function=function.sym_name.data))
+        progress = not args.quiet and sys.stderr.isatty()
+        compiled = _lower(
+            module,
+            lambda m: compile_model(m, function=function.sym_name.data, progress=progress),
+        )
         compile_time = time.perf_counter() - start
         start = time.perf_counter()
         outputs = compiled(*inputs)
@@ -145,7 +149,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from mlc.targets.aot import export_library, export_object
     from mlc.targets.compiled import lower_model
     from mlc.targets.cpu import is_host_triple
+    from mlc.targets.timings import Timings
 
+    if args.print_pipeline:
+        from mlc.targets.compiled import cpu_pipeline
+
+        print(cpu_pipeline().pipeline_text())
+        return 0
+    if not args.output:
+        raise CliError("the following argument is required: -o/--output")
     out = Path(args.output)
     as_object = out.suffix == ".o"
     if not is_host_triple(args.triple) and not as_object:
@@ -156,12 +168,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise CliError(f"{out.parent}: no such directory")
     module = _load_module(args.model, _parse_shapes(args.input_shape))
-    lowered = _lower(module, lower_model)
+    timings = Timings()
+    progress = not args.quiet and sys.stderr.isatty()
+    lowered = _lower(module, lambda m: lower_model(m, timings=timings, progress=progress))
     options = {"prefix": args.prefix, "cpu": args.cpu, "features": args.features, "opt": args.opt}
-    if as_object:
-        lib = export_object(lowered, out, triple=args.triple, **options)
-    else:
-        lib = export_library(lowered, out, **options)
+    with timings.stage("LLVM O3 + codegen + link"):
+        if as_object:
+            lib = export_object(lowered, out, triple=args.triple, **options)
+        else:
+            lib = export_library(lowered, out, **options)
     print(f"wrote {lib.path} ({lib.path.stat().st_size / 1024:.0f} KiB) and {lib.header}")
     ins = ", ".join(f"{b['dtype']}{b['shape']}" for b in lib.signature["inputs"])
     outs = ", ".join(f"{b['dtype']}{b['shape']}" for b in lib.signature["outputs"])
@@ -169,6 +184,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         f" ({lib.signature['cpu']})" if lib.signature["cpu"] else ""
     )
     print(f"entry: {lib.entry}({ins}) -> ({outs}), for {target}")
+    if args.timings:
+        print(timings.table(), file=sys.stderr)
     return 0
 
 
@@ -264,7 +281,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mlc import __version__
+
     parser = argparse.ArgumentParser(prog="mlc", description="mlc machine-learning compiler")
+    parser.add_argument("--version", action="version", version=f"mlc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("import", help="import an ONNX model as graph-dialect IR")
@@ -278,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxD")
     p.add_argument("--output-dir", help="save outputs as outputN.npy here")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--interpret",
         action="store_true",
@@ -290,9 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="compile ahead of time: a shared library + C header, or an object file (-o x.o)",
     )
     p.add_argument("model")
+    p.add_argument("-o", "--output", help="NAME.so (library + NAME.h) or NAME.o (object)")
     p.add_argument(
-        "-o", "--output", required=True, help="NAME.so (library + NAME.h) or NAME.o (object)"
+        "--print-pipeline",
+        action="store_true",
+        help="print the expanded mlc-cpu-pipeline (replay it with mlc-opt -p) and exit",
     )
+    p.add_argument(
+        "--timings", action="store_true", help="print wall time per stage and pass to stderr"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxD")
     p.add_argument("--triple", help="target triple (default: this machine); objects only")
     p.add_argument("--cpu", help="target CPU (default: this machine's, or generic)")

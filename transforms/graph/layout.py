@@ -303,14 +303,19 @@ PROPAGATION_PATTERNS: tuple[type[RewritePattern], ...] = (
 
 @dataclass(frozen=True)
 class BlockedLayoutPass(ModulePass):
-    """`graph-blocked-layout{block=N}`: see the module docstring (`block=0`: the host's
-    fp32 vector lanes)."""
+    """`graph-blocked-layout{block=N min-convs=K}`: see the module docstring (`block=0`:
+    the host's fp32 vector lanes). With `min-convs=K` the module is left as it is unless at
+    least K convolutions would be blocked (`worth_blocking`: one alone does not pay for
+    the two transposes)."""
 
     name = "graph-blocked-layout"
     block: int = 0
     max_elements: int = DEFAULT_MAX_ELEMENTS
+    min_convs: int = 0
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if self.min_convs and not worth_blocking(op, self.block, self.min_convs):
+            return
         patterns: list[RewritePattern] = [
             BlockConv(self.block),
             *(p() for p in PROPAGATION_PATTERNS),
