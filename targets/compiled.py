@@ -18,6 +18,7 @@ the caller passes one array twice or an unaligned view) and results are allocate
 from __future__ import annotations
 
 import ctypes
+import functools
 import io
 import math
 import os
@@ -37,7 +38,7 @@ from mlc.lowering.tl_parallel_to_llvm import NUM_THREADS_GLOBAL
 from mlc.lowering.tl_to_llvm import ALIGNMENT, INTERMEDIATE_BYTES, WORKSPACE_BYTES
 from mlc.parser.mlir import verify_module
 from mlc.targets.cpu import JitEngine, target_machine
-from mlc.targets.llvm_emit import emit_module
+from mlc.targets.llvm_emit import content_address_constants, emit_module
 from mlc.targets.pipeline import LAYOUTS, MlcCpuPipelinePass, run_passes
 from mlc.targets.timings import Timings
 
@@ -163,14 +164,15 @@ class CompiledModel(NativeFunction):
         name: str,
         inputs: Sequence[BufferSpec],
         outputs: Sequence[BufferSpec],
-        llvm_dialect: str | ModuleOp = "",
+        llvm_dialect: str = "",
         *,
         llvm_ir_unoptimized: str = "",
+        lowered: LoweredModel | None = None,
     ) -> None:
         self.engine = engine
         self._llvm_dialect = llvm_dialect
-        #: the LLVM IR before O3 (what `export` compiles again, for any target)
-        self.llvm_ir_unoptimized = llvm_ir_unoptimized
+        self._llvm_ir_unoptimized = llvm_ir_unoptimized
+        self._lowered = lowered
         #: wall time per compile stage and pass (`timings.table()` prints them)
         self.timings = Timings()
         super().__init__(name, inputs, outputs, engine.function_address(name))
@@ -202,9 +204,17 @@ class CompiledModel(NativeFunction):
     def llvm_dialect(self) -> str:
         """The module in the llvm dialect, as text (re-parseable by mlc-opt); printed when
         first asked for."""
-        if isinstance(self._llvm_dialect, ModuleOp):
-            self._llvm_dialect = _print(self._llvm_dialect)
+        if not self._llvm_dialect and self._lowered is not None:
+            self._llvm_dialect = self._lowered.llvm_dialect
         return self._llvm_dialect
+
+    @property
+    def llvm_ir_unoptimized(self) -> str:
+        """The LLVM IR before O3, constants included (what `export` compiles again, for
+        any target); emitted when first asked for."""
+        if not self._llvm_ir_unoptimized and self._lowered is not None:
+            self._llvm_ir_unoptimized = self._lowered.llvm_ir_unoptimized
+        return self._llvm_ir_unoptimized
 
     @property
     def llvm_ir(self) -> str:
@@ -229,8 +239,6 @@ class LoweredModel:
     outputs: list[BufferSpec]
     #: the module in the llvm dialect (`llvm_dialect` prints it)
     module: ModuleOp
-    #: llvmlite IR text for the host triple and data layout (retargeted by `emit_object`)
-    llvm_ir_unoptimized: str
     #: bytes of the one workspace holding every intermediate buffer (liveness-planned) ...
     workspace_bytes: int = 0
     #: ... and what the intermediates would take as separate allocations
@@ -242,6 +250,21 @@ class LoweredModel:
     def llvm_dialect(self) -> str:
         """The module in the llvm dialect, as text (re-parseable by mlc-opt)."""
         return _print(self.module)
+
+    @functools.cached_property
+    def llvm_ir_unoptimized(self) -> str:
+        """LLVM IR text for the host triple and data layout, constants included (what
+        `mlc.targets.aot` compiles, retargeted by `emit_object`)."""
+        tm = target_machine()
+        return str(emit_module(self.module, tm.triple, str(tm.target_data)))
+
+    def jit_ir(self) -> tuple[str, dict[str, bytes]]:
+        """LLVM IR text for the JIT, with the large constants only declared, and their
+        bytes by symbol (`JitEngine.bind_constants`)."""
+        tm = target_machine()
+        constants: dict[str, bytes] = {}
+        text = str(emit_module(self.module, tm.triple, str(tm.target_data), constants))
+        return text, constants
 
 
 def _print(module: ModuleOp) -> str:
@@ -354,9 +377,7 @@ def lower_model(
     run_passes(passes, make_context(), module, timings, after, progress)
     with timings.stage("verify"):
         module.verify()
-    with timings.stage("emit LLVM IR"):
-        tm = target_machine()
-        ir_module = str(emit_module(module, tm.triple, str(tm.target_data)))
+    content_address_constants(module)
     entry = next(
         (op for op in module.ops if isinstance(op, llvm.FuncOp) and op.sym_name.data == name),
         None,
@@ -366,7 +387,7 @@ def lower_model(
         for key in (WORKSPACE_BYTES, INTERMEDIATE_BYTES)
         if entry is not None
     ] or [0, 0]
-    return LoweredModel(name, ins, outs, module, ir_module, sizes[0], sizes[1], timings)
+    return LoweredModel(name, ins, outs, module, sizes[0], sizes[1], timings)
 
 
 def compile_model(
@@ -425,17 +446,13 @@ def compile_model(
         verify_each=verify_each,
         progress=progress,
     )
+    with timings.stage("emit LLVM IR"):
+        text, constants = lowered.jit_ir()
     engine = JitEngine(opt)
+    engine.bind_constants(constants)
     with timings.stage("LLVM O3 + codegen"):
-        engine.add_module(lowered.llvm_ir_unoptimized)
-    model = CompiledModel(
-        engine,
-        lowered.name,
-        lowered.inputs,
-        lowered.outputs,
-        lowered.module,
-        llvm_ir_unoptimized=lowered.llvm_ir_unoptimized,
-    )
+        engine.add_module(text)
+    model = CompiledModel(engine, lowered.name, lowered.inputs, lowered.outputs, lowered=lowered)
     model.workspace_bytes = lowered.workspace_bytes
     model.intermediate_bytes = lowered.intermediate_bytes
     model.timings = timings

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import numpy as np
 from llvmlite import binding as llvm
 from llvmlite import ir
 
@@ -188,6 +189,10 @@ def load_openmp() -> str:
     return path
 
 
+#: constant symbol -> the buffer holding its bytes (see `JitEngine.bind_constants`)
+_BOUND_CONSTANTS: dict[str, np.ndarray] = {}
+
+
 class JitEngine:
     """One MCJIT execution engine (in process) holding compiled modules."""
 
@@ -225,6 +230,21 @@ class JitEngine:
         self.engine.finalize_object()
         self.modules.append(ref)
         return ref
+
+    def bind_constants(self, constants: dict[str, bytes]) -> None:
+        """Make each constant symbol (declared, not defined, in the IR: see
+        `llvm_emit.content_address_constants`) resolve to a 64-byte aligned copy of its
+        bytes, held for the life of the process (a content-addressed name always means the
+        same bytes, so models that share a constant share one copy)."""
+        for name, raw in constants.items():
+            if name in _BOUND_CONSTANTS:
+                continue
+            buf = np.empty(len(raw) + 64, np.uint8)
+            offset = -buf.ctypes.data % 64
+            data = buf[offset : offset + len(raw)]
+            data[...] = np.frombuffer(raw, np.uint8)
+            _BOUND_CONSTANTS[name] = buf
+            llvm.add_symbol(name, data.ctypes.data)
 
     def function_address(self, name: str) -> int:
         address = self.engine.get_function_address(name)

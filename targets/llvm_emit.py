@@ -5,7 +5,12 @@ does the work; this module drives it and does what it lacks or gets wrong for us
 
 - globals: dense initializers are emitted from their raw little-endian bytes as one
   `[n x i8]` constant (xDSL builds one llvmlite constant per element: slow for weights);
-  splats are expanded; globals without a value are zero-initialized, never external;
+  splats are expanded; globals without a value are zero-initialized, never external.
+  With `external_constants` (the JIT), constants of `EXTERNAL_MIN_BYTES` or more are only
+  declared and their bytes collected instead: the JIT binds the symbols to memory it
+  holds, so a model's weights never go through LLVM IR text (about 10 s of printing and
+  parsing for a ResNet-50's 100 MB). `content_address_constants` names them by content
+  first, so that a symbol always means the same bytes in a process;
 - function declarations: `llvm.noalias` / `llvm.align` argument attributes, external
   C functions (`aligned_alloc`, `free`) declared once;
 - blocks: one llvmlite block per dialect block, block arguments as phis (filled by the
@@ -25,6 +30,7 @@ flags that would need them: `contract` only, on fadd / fsub / fmul).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 from llvmlite import binding as llvm_binding
@@ -32,12 +38,26 @@ from llvmlite import ir
 from xdsl.backend.llvm.convert_op import convert_op
 from xdsl.backend.llvm.convert_type import convert_type
 from xdsl.dialects import llvm
-from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, IntegerAttr, ModuleOp, UnitAttr
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    IntegerAttr,
+    ModuleOp,
+    StringAttr,
+    SymbolRefAttr,
+    UnitAttr,
+)
 from xdsl.ir import Block, Operation, SSAValue
 
 from mlc.dialects import llvmx
 
-__all__ = ["EmitError", "OWN_OP_EMITTERS", "emit_module"]
+__all__ = [
+    "CONSTANT_PREFIX",
+    "EXTERNAL_MIN_BYTES",
+    "EmitError",
+    "OWN_OP_EMITTERS",
+    "content_address_constants",
+    "emit_module",
+]
 
 
 class EmitError(Exception):
@@ -133,8 +153,55 @@ def _emit_body(op: llvm.FuncOp, fn: ir.Function) -> None:
                 raise EmitError(f"{inner.name}: {e}") from e
 
 
-def emit_module(module: ModuleOp, triple: str | None = None, data_layout: str = "") -> ir.Module:
-    """The llvmlite module for a module of `llvm.func` / `llvm.mlir.global` ops."""
+#: constants at least this large are left out of the IR with `external_constants`
+EXTERNAL_MIN_BYTES = 256
+#: the symbol prefix of content-addressed constants
+CONSTANT_PREFIX = "mlc_const_"
+
+
+def _raw_bytes(op: llvm.GlobalOp) -> bytes | None:
+    value = op.value
+    if op.constant is None or not isinstance(value, DenseIntOrFPElementsAttr):
+        return None
+    raw = bytes(value.data.data)
+    size = _type_size(convert_type(op.global_type))
+    if len(raw) != size and size % max(len(raw), 1) == 0:
+        raw = raw * (size // len(raw))  # a splat
+    return raw if len(raw) == size else None
+
+
+def content_address_constants(module: ModuleOp) -> None:
+    """Rename every constant global with a dense value to `mlc_const_<sha256 of its
+    bytes>` (references follow); identical constants become one global."""
+    renamed: dict[str, str] = {}
+    kept: set[str] = set()
+    for op in list(module.ops):
+        if not isinstance(op, llvm.GlobalOp) or (raw := _raw_bytes(op)) is None:
+            continue
+        name = CONSTANT_PREFIX + hashlib.sha256(raw).hexdigest()[:32]
+        renamed[op.sym_name.data] = name
+        if name in kept:
+            module.body.block.erase_op(op)
+        else:
+            kept.add(name)
+            op.sym_name = StringAttr(name)
+    if not renamed:
+        return
+    for op in module.walk():
+        if isinstance(op, llvm.AddressOfOp):
+            new = renamed.get(op.global_name.root_reference.data)
+            if new is not None:
+                op.global_name = SymbolRefAttr(new)
+
+
+def emit_module(
+    module: ModuleOp,
+    triple: str | None = None,
+    data_layout: str = "",
+    external_constants: dict[str, bytes] | None = None,
+) -> ir.Module:
+    """The llvmlite module for a module of `llvm.func` / `llvm.mlir.global` ops; with
+    `external_constants`, large constants are declared and their bytes put there."""
     out = ir.Module()
     out.triple = triple or llvm_binding.get_default_triple()
     if data_layout:
@@ -142,6 +209,16 @@ def emit_module(module: ModuleOp, triple: str | None = None, data_layout: str = 
     funcs: list[llvm.FuncOp] = []
     for op in module.ops:
         if isinstance(op, llvm.GlobalOp):
+            raw = _raw_bytes(op) if external_constants is not None else None
+            if raw is not None and len(raw) >= EXTERNAL_MIN_BYTES:
+                assert external_constants is not None
+                external_constants[op.sym_name.data] = raw
+                gvar = ir.GlobalVariable(
+                    out, ir.ArrayType(ir.IntType(8), len(raw)), op.sym_name.data
+                )
+                gvar.global_constant = True
+                gvar.align = 64
+                continue
             _emit_global(op, out)
         elif isinstance(op, llvm.FuncOp):
             funcs.append(op)
