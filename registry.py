@@ -119,6 +119,7 @@ _LOOP_PASSES = {
     "tl-compute-at": "TlComputeAtPass",
     "tl-reverse-compute-at": "TlReverseComputeAtPass",
     "tl-cache-write": "TlCacheWritePass",
+    "tl-outline-kernels": "TlOutlineKernelsPass",
 }
 
 

@@ -357,6 +357,11 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen):
             self.values[op.memref] = self.b.insert(llvm.AddressOfOp(ref, PTR)).result
         elif isinstance(op, func.ReturnOp):
             self.ret(op)
+        elif isinstance(op, func.CallOp):  # an outlined kernel: buffers in, nothing out
+            if op.results:
+                raise LlvmLoweringError(f"func.call @{op.callee.string_value()}: results")
+            args = [self.v(self.values[a]) for a in op.arguments]
+            self.b.insert(llvm.CallOp(op.callee.string_value(), *args, return_type=None))
         elif type(op) in OP_LOWERINGS:  # hardware dialects register theirs
             OP_LOWERINGS[type(op)](self, op)
         else:

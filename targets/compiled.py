@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from llvmlite import binding as llvm_binding
 from xdsl.dialects import func, llvm
 from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp, TensorType
 from xdsl.ir import Attribute
@@ -37,7 +38,9 @@ from mlc.interpreters.tl.buffers import numpy_dtype
 from mlc.lowering.tl_parallel_to_llvm import NUM_THREADS_GLOBAL
 from mlc.lowering.tl_to_llvm import ALIGNMENT, INTERMEDIATE_BYTES, WORKSPACE_BYTES
 from mlc.parser.mlir import verify_module
-from mlc.targets.cpu import JitEngine, target_machine
+from mlc.targets.codegen import compile_objects
+from mlc.targets.compile_cache import CompileCache
+from mlc.targets.cpu import JitEngine, optimize, target_machine
 from mlc.targets.llvm_emit import content_address_constants, emit_module
 from mlc.targets.pipeline import LAYOUTS, MlcCpuPipelinePass, run_passes
 from mlc.targets.timings import Timings
@@ -173,6 +176,9 @@ class CompiledModel(NativeFunction):
         self._llvm_dialect = llvm_dialect
         self._llvm_ir_unoptimized = llvm_ir_unoptimized
         self._lowered = lowered
+        #: kernel and model objects linked, and how many of them the compile cache had
+        self.object_count = 0
+        self.cache_hits = 0
         #: wall time per compile stage and pass (`timings.table()` prints them)
         self.timings = Timings()
         super().__init__(name, inputs, outputs, engine.function_address(name))
@@ -218,8 +224,14 @@ class CompiledModel(NativeFunction):
 
     @property
     def llvm_ir(self) -> str:
-        """The optimized LLVM IR."""
-        return "\n".join(str(m) for m in self.engine.modules)
+        """The optimized LLVM IR (of the whole model, optimized again when first asked
+        for: the JIT links object code)."""
+        if self.engine.modules:
+            return "\n".join(str(m) for m in self.engine.modules)
+        ref = llvm_binding.parse_assembly(self.llvm_ir_unoptimized)
+        optimize(ref, self.engine.tm, self.engine.opt)
+        self._optimized = str(ref)
+        return self._optimized
 
     def export(self, path: str | os.PathLike[str], **options: Any) -> ExportedLibrary:
         """Write a shared library `path` (e.g. `model.so`) and its C header next to it
@@ -257,14 +269,6 @@ class LoweredModel:
         `mlc.targets.aot` compiles, retargeted by `emit_object`)."""
         tm = target_machine()
         return str(emit_module(self.module, tm.triple, str(tm.target_data)))
-
-    def jit_ir(self) -> tuple[str, dict[str, bytes]]:
-        """LLVM IR text for the JIT, with the large constants only declared, and their
-        bytes by symbol (`JitEngine.bind_constants`)."""
-        tm = target_machine()
-        constants: dict[str, bytes] = {}
-        text = str(emit_module(self.module, tm.triple, str(tm.target_data), constants))
-        return text, constants
 
 
 def _print(module: ModuleOp) -> str:
@@ -403,6 +407,8 @@ def compile_model(
     timings: bool = False,
     verify_each: bool = False,
     progress: bool = False,
+    cache: bool = True,
+    jobs: int = 0,
 ) -> CompiledModel:
     """JIT-compile an ONNX model (path, bytes, ModelProto) or a module at the graph, tl
     (kernel or explicit-loop) level for the host CPU. The module is not modified.
@@ -431,7 +437,12 @@ def compile_model(
     `cpu_pipeline(...).pipeline_text()`) and code generation. `timings=True` prints wall
     time per stage and pass to stderr (`CompiledModel.timings` has them either way);
     `verify_each=True` verifies the IR after every pass instead of once; `progress=True`
-    shows a progress bar on stderr (the CLI does where stderr is a terminal)."""
+    shows a progress bar on stderr (the CLI does where stderr is a terminal).
+
+    Code generation is per kernel (`targets.codegen`): each distinct kernel function is
+    optimized and compiled once, in `jobs` threads (0: `MLC_COMPILE_JOBS`, else the
+    cores), its object kept in the persistent compile cache (`targets.compile_cache`;
+    `cache=False` neither reads nor writes it)."""
     print_timings = timings
     timings = Timings()
     lowered = lower_model(
@@ -446,13 +457,22 @@ def compile_model(
         verify_each=verify_each,
         progress=progress,
     )
-    with timings.stage("emit LLVM IR"):
-        text, constants = lowered.jit_ir()
+    constants: dict[str, bytes] = {}
+    objects = compile_objects(
+        lowered.module,
+        opt,
+        cache=CompileCache() if cache else None,
+        jobs=jobs,
+        constants=constants,
+        timings=timings,
+    )
     engine = JitEngine(opt)
     engine.bind_constants(constants)
-    with timings.stage("LLVM O3 + codegen"):
-        engine.add_module(text)
+    with timings.stage("link"):
+        engine.add_objects(objects.objects, objects.llvm_ir)
     model = CompiledModel(engine, lowered.name, lowered.inputs, lowered.outputs, lowered=lowered)
+    model.cache_hits = objects.cache_hits
+    model.object_count = len(objects.objects)
     model.workspace_bytes = lowered.workspace_bytes
     model.intermediate_bytes = lowered.intermediate_bytes
     model.timings = timings

@@ -231,6 +231,19 @@ class JitEngine:
         self.modules.append(ref)
         return ref
 
+    def add_objects(self, objects: list[bytes], llvm_ir: list[str] = ()) -> None:  # type: ignore[assignment]
+        """Link object files (`targets.codegen`) into the engine and finalize it; the
+        runtimes their IR calls (OpenMP, libmvec) are loaded first."""
+        if any("GOMP_parallel" in t for t in llvm_ir):
+            load_openmp()
+        if any("_ZGV" in t for t in llvm_ir):
+            from mlc.targets.vector_math import load_vector_math
+
+            load_vector_math()
+        for obj in objects:
+            self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        self.engine.finalize_object()
+
     def bind_constants(self, constants: dict[str, bytes]) -> None:
         """Make each constant symbol (declared, not defined, in the IR: see
         `llvm_emit.content_address_constants`) resolve to a 64-byte aligned copy of its

@@ -199,10 +199,15 @@ def emit_module(
     triple: str | None = None,
     data_layout: str = "",
     external_constants: dict[str, bytes] | None = None,
+    declare: set[str] | frozenset[str] = frozenset(),
 ) -> ir.Module:
     """The llvmlite module for a module of `llvm.func` / `llvm.mlir.global` ops; with
-    `external_constants`, large constants are declared and their bytes put there."""
+    `external_constants`, large constants are declared and their bytes put there. The
+    globals named in `declare` are not in `module` but defined elsewhere (another part of
+    a split module): they are declared."""
     out = ir.Module()
+    for name in sorted(declare):  # only addressed: the type does not matter (opaque ptr)
+        ir.GlobalVariable(out, ir.IntType(8), name)
     out.triple = triple or llvm_binding.get_default_triple()
     if data_layout:
         out.data_layout = data_layout

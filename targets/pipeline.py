@@ -11,12 +11,14 @@ default, it is
     graph-optimize, pad-gemm-columns{multiple=16}, graph-blocked-layout{block=16
     min-convs=2}, convert-graph-to-tl, tl-inline-elementwise, tl-fuse-epilogues,
     tl-rfactor{lanes=16}, tl-default-schedule{vector-bits=512 threads=true},
-    convert-tl-kernel-to-loops, convert-tl-to-llvm{threads=true},
+    convert-tl-kernel-to-loops, tl-outline-kernels, convert-tl-to-llvm{threads=true},
     llvm-use-vector-math{vector-bits=512}
 
 (`fuse=false` drops the graph optimizations and fusion, `layout=none` the blocked layout,
 `layout=nchwc` blocks even a single convolution, `schedule=none` keeps kernels as plain
-loops in iterator order, `vector-math=false` keeps per-lane libm calls). A module that is
+loops in iterator order, `vector-math=false` keeps per-lane libm calls, `outline=false`
+keeps every loop nest inside the model's function instead of deduplicated kernel
+functions). A module that is
 already at the tl level skips the graph stage; `mlc.compile` then emits the llvm dialect
 as LLVM IR and compiles it (`targets.compiled`).
 """
@@ -45,6 +47,7 @@ from mlc.transforms.loops.default_schedule import (
     ScheduleStrategy,
     apply_default_schedules,
 )
+from mlc.transforms.loops.outline import TlOutlineKernelsPass
 from mlc.transforms.tl_fusion import TlFuseEpiloguesPass, TlInlineElementwisePass
 from mlc.transforms.tl_rfactor import RfactorPass
 
@@ -146,7 +149,7 @@ def is_graph_level(module: ModuleOp) -> bool:
 @dataclass(frozen=True)
 class MlcCpuPipelinePass(ModulePass):
     """`mlc-cpu-pipeline{fuse=true layout=default schedule=default vector-math=true
-    threads=true vector-bits=0}`: the whole compile of `mlc.compile` for the host CPU
+    threads=true vector-bits=0 outline=true}`: the whole compile of `mlc.compile` for the host CPU
     (see the module docstring); `vector-bits=0` is the host's vector width."""
 
     name = "mlc-cpu-pipeline"
@@ -156,6 +159,7 @@ class MlcCpuPipelinePass(ModulePass):
     vector_math: bool = True
     threads: bool = True
     vector_bits: int = 0
+    outline: bool = True
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -190,7 +194,10 @@ class MlcCpuPipelinePass(ModulePass):
                 RfactorPass(lanes=max(bits // 32, 1)),
                 TlDefaultSchedulePass(vector_bits=bits, threads=self.threads),
             ]
-        passes += [ConvertTlKernelToLoopsPass(), ConvertTlToLlvmPass(threads=self.threads)]
+        passes.append(ConvertTlKernelToLoopsPass())
+        if self.outline:
+            passes.append(TlOutlineKernelsPass())
+        passes.append(ConvertTlToLlvmPass(threads=self.threads))
         if self.vector_math:
             passes.append(LlvmUseVectorMathPass(vector_bits=bits))
         return passes

@@ -1,6 +1,11 @@
 import os
+import tempfile
 
 from hypothesis import HealthCheck, settings
+
+# the compile cache of the tests is their own (one fresh directory per test process), never
+# the user's
+os.environ["MLC_CACHE_DIR"] = tempfile.mkdtemp(prefix="mlc-test-cache-")
 
 settings.register_profile(
     "ci",

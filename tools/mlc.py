@@ -336,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=50)
     p.set_defaults(fn=cmd_demo)
 
+    p = sub.add_parser("cache", help="the compile cache: info, or clear it")
+    p.add_argument("action", choices=["info", "clear"])
+    p.set_defaults(fn=cmd_cache)
+
     p = sub.add_parser(
         "bench",
         help="benchmarks against onnxruntime and numpy (see docs/performance.md)",
@@ -343,6 +347,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(fn=cmd_bench)
     return parser
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    """`mlc cache info` / `mlc cache clear` (`MLC_CACHE_DIR` overrides the directory)."""
+    from mlc.targets.compile_cache import CompileCache
+
+    cache = CompileCache()
+    if args.action == "clear":
+        print(f"removed {cache.clear()} objects from {cache.root}")
+    else:
+        print(cache.info())
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -18,12 +18,14 @@ from xdsl.passes import ModulePass
 
 from mlc.dialects.tl import KernelOp
 from mlc.transforms.loops.common import ScheduleError
+from mlc.transforms.loops.outline import TlOutlineKernelsPass
 from mlc.transforms.loops.schedule import Schedule
 
 __all__ = [
     "TlApplySchedulePass",
     "TlCacheReadPass",
     "TlCacheWritePass",
+    "TlOutlineKernelsPass",
     "TlComputeAtPass",
     "TlDecomposeReductionPass",
     "TlFusePass",

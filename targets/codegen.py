@@ -1,0 +1,159 @@
+"""Code generation per kernel: the llvm-dialect module split into one LLVM module per
+kernel function (`tl-outline-kernels`) plus the model's own, each optimized and compiled
+to object code once (the compile cache), in parallel, then linked into the JIT.
+
+    objects = compile_objects(module, opt=3, cache=CompileCache(), jobs=2)
+    engine.add_objects(objects)            # JitEngine: link and finalize
+
+Parallelism: threads, one LLVM context and target machine each (llvmlite's calls release
+the GIL while LLVM works), `MLC_COMPILE_JOBS` of them (default: the cores). Objects are
+returned in module order, so the result does not depend on the job count.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from llvmlite import binding as llvm
+from xdsl.dialects import llvm as llvmd
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation
+
+from mlc.targets.compile_cache import CompileCache, object_key
+from mlc.targets.cpu import host_features, optimize, target_machine
+from mlc.targets.llvm_emit import emit_module
+from mlc.targets.timings import Timings
+from mlc.transforms.loops.outline import KERNEL_PREFIX
+
+__all__ = ["Objects", "compile_jobs", "compile_objects", "split_kernels"]
+
+
+def compile_jobs() -> int:
+    """`MLC_COMPILE_JOBS`, else the number of cores."""
+    env = os.environ.get("MLC_COMPILE_JOBS", "").strip()
+    return max(1, int(env)) if env.isdigit() else max(1, os.cpu_count() or 1)
+
+
+def _declaration(f: llvmd.FuncOp) -> llvmd.FuncOp:
+    decl = llvmd.FuncOp(f.sym_name.data, f.function_type, linkage=llvmd.LinkageAttr("external"))
+    if f.arg_attrs is not None:
+        decl.arg_attrs = f.arg_attrs
+    return decl
+
+
+def _references(ops: Sequence[Operation]) -> tuple[set[str], set[str]]:
+    """Functions called and globals addressed by `ops`."""
+    calls: set[str] = set()
+    globals_: set[str] = set()
+    for top in ops:
+        for op in top.walk():
+            if isinstance(op, llvmd.CallOp) and op.callee is not None:
+                calls.add(op.callee.string_value())
+            elif isinstance(op, llvmd.AddressOfOp):
+                globals_.add(op.global_name.root_reference.data)
+    return calls, globals_
+
+
+def split_kernels(module: ModuleOp) -> list[tuple[ModuleOp, set[str]]]:
+    """(module, globals it only declares) per kernel function with its parallel bodies,
+    then the rest of `module` (the model's function and the globals)."""
+    funcs = {op.sym_name.data: op for op in module.ops if isinstance(op, llvmd.FuncOp)}
+    roots = sorted(
+        n for n in funcs if n.startswith(KERNEL_PREFIX) and "_par" not in n[len(KERNEL_PREFIX) :]
+    )
+    owned: set[str] = set()
+    parts: list[tuple[ModuleOp, set[str]]] = []
+    for root in roots:
+        group = [n for n in funcs if n == root or n.startswith(root + "_par")]
+        owned.update(group)
+        parts.append(_part([funcs[n] for n in group], funcs, module))
+    rest = [
+        op for op in module.ops if not (isinstance(op, llvmd.FuncOp) and op.sym_name.data in owned)
+    ]
+    parts.append(_part(rest, funcs, module))
+    return parts
+
+
+def _part(
+    ops: Sequence[Operation], funcs: dict[str, llvmd.FuncOp], module: ModuleOp
+) -> tuple[ModuleOp, set[str]]:
+    defined = {op.sym_name.data for op in ops if isinstance(op, llvmd.FuncOp | llvmd.GlobalOp)}
+    calls, addressed = _references(ops)
+    decls = [_declaration(funcs[n]) for n in sorted(calls - defined) if n in funcs]
+    external = {
+        op.sym_name.data
+        for op in module.ops
+        if isinstance(op, llvmd.GlobalOp) and op.sym_name.data in addressed - defined
+    }
+    return ModuleOp([op.clone() for op in ops] + decls), external
+
+
+@dataclass(frozen=True)
+class Objects:
+    """The object files of a model's parts, how many came from the cache, and the LLVM IR
+    of each part."""
+
+    objects: list[bytes]
+    cache_hits: int
+    llvm_ir: list[str]
+
+
+_local = threading.local()
+
+
+def _thread_target(opt: int) -> tuple[llvm.TargetMachine, object]:
+    """This thread's target machine and LLVM context (LLVM is thread-safe per context)."""
+    state = getattr(_local, "state", None)
+    if state is None or state[0] != opt:
+        state = (opt, target_machine(opt, jit=False, reloc="pic"), llvm.create_context())
+        _local.state = state
+    return state[1], state[2]
+
+
+def _emit_object(text: str, opt: int) -> bytes:
+    tm, context = _thread_target(opt)
+    ref = llvm.parse_assembly(text, context=context)  # type: ignore[arg-type]
+    ref.verify()
+    optimize(ref, tm, opt)
+    return tm.emit_object(ref)
+
+
+def compile_objects(
+    module: ModuleOp,
+    opt: int = 3,
+    *,
+    cache: CompileCache | None = None,
+    jobs: int = 0,
+    constants: dict[str, bytes] | None = None,
+    timings: Timings | None = None,
+) -> Objects:
+    """Object code for every part of `module` (`split_kernels`), from `cache` where it
+    has them; large constants go to `constants` instead of the IR (see `emit_module`)."""
+    timings = timings if timings is not None else Timings()
+    tm = target_machine(opt, jit=False, reloc="pic")
+    triple, layout = tm.triple, str(tm.target_data)
+    features = host_features()
+    texts: list[str] = []
+    with timings.stage("emit LLVM IR"):
+        for part, external in split_kernels(module):
+            ir_module = emit_module(part, triple, layout, constants, declare=external)
+            texts.append(str(ir_module))
+    keys = [object_key(t, triple, features.cpu, features.features, opt) for t in texts]
+    objects: list[bytes | None] = [cache.get(k) if cache else None for k in keys]
+    todo = [i for i, o in enumerate(objects) if o is None]
+    with timings.stage("LLVM O3 + codegen"):
+        workers = min(jobs or compile_jobs(), len(todo))
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                built = list(pool.map(lambda i: _emit_object(texts[i], opt), todo))
+        else:
+            built = [_emit_object(texts[i], opt) for i in todo]
+    for i, obj in zip(todo, built):
+        objects[i] = obj
+        if cache is not None:
+            cache.put(keys[i], obj)
+    return Objects([o for o in objects if o is not None], len(texts) - len(todo), texts)

@@ -1,0 +1,159 @@
+"""The compile cache and per-kernel code generation: hits are bit-identical to a cold
+compile, a corrupted entry is rebuilt, concurrent processes both succeed, any key input
+misses, identical kernels are compiled once, and the job count does not change the code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlc.benchmarks.models import mlp
+from mlc.registry import make_context
+from mlc.targets.compile_cache import CompileCache, object_key
+from mlc.targets.compiled import compile_model
+from mlc.testing.coverage import covers
+from mlc.testing.strategies import graph_programs
+from mlc.transforms.loops.outline import KERNEL_PREFIX, TlOutlineKernelsPass
+
+ROOT = Path(__file__).resolve().parents[2]
+CNN = ROOT / "examples" / "tiny_resnet.onnx"
+X = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+
+
+def test_a_hit_is_bit_identical_to_a_cold_compile(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MLC_CACHE_DIR", str(tmp_path))
+    cold = compile_model(CNN)
+    assert cold.cache_hits == 0 and cold.object_count > 1
+    warm = compile_model(CNN)
+    assert warm.cache_hits == warm.object_count == cold.object_count
+    np.testing.assert_array_equal(warm(X)[0], cold(X)[0])
+    off = compile_model(CNN, cache=False)
+    assert off.cache_hits == 0
+    np.testing.assert_array_equal(off(X)[0], cold(X)[0])
+
+
+def test_a_corrupted_entry_is_rebuilt(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MLC_CACHE_DIR", str(tmp_path))
+    cold = compile_model(CNN)
+    entries = sorted(tmp_path.glob("*/*.o"))
+    assert len(entries) == cold.object_count
+    data = entries[0].read_bytes()
+    entries[0].write_bytes(data[: len(data) // 2])  # truncated
+    entries[1].write_bytes(
+        data[:-1] + bytes([data[-1] ^ 0xFF]) if entries[1] != entries[0] else data
+    )
+    warm = compile_model(CNN)
+    assert warm.cache_hits <= cold.object_count - 1
+    np.testing.assert_array_equal(warm(X)[0], cold(X)[0])
+    assert CompileCache(tmp_path).info().entries == cold.object_count
+
+
+def test_cache_get_rejects_garbage_and_evicts_lru(tmp_path: Path) -> None:
+    cache = CompileCache(tmp_path, max_bytes=3000)
+    for i in range(5):
+        cache.put(f"{i:02d}" + "a" * 62, bytes([i]) * 1000)
+    assert cache.info().entries <= 2  # cap: ~1 KiB entries, 3000 bytes
+    assert cache.get("04" + "a" * 62) == bytes([4]) * 1000
+    path = tmp_path / "zz" / ("zz" + "b" * 62 + ".o")
+    path.parent.mkdir()
+    path.write_bytes(b"not an object")
+    assert cache.get("zz" + "b" * 62) is None and not path.exists()
+    assert cache.clear() >= 1 and cache.info().entries == 0
+
+
+def test_every_key_input_changes_the_key() -> None:
+    base = ("define void @f() { ret void }", "x86_64-unknown-linux-gnu", "znver3", "+avx2", 3)
+    keys = {object_key(*base)}
+    for i, other in enumerate(("; other", "aarch64-unknown-linux-gnu", "skylake", "-avx2", 2)):
+        changed = list(base)
+        changed[i] = other if i else base[0] + other
+        keys.add(object_key(*changed))  # type: ignore[arg-type]
+    assert len(keys) == 6
+    import mlc
+
+    old = mlc.__version__
+    try:
+        mlc.__version__ = old + ".dev1"
+        assert object_key(*base) not in keys
+    finally:
+        mlc.__version__ = old
+
+
+def test_two_processes_compiling_at_once_both_succeed(tmp_path: Path) -> None:
+    code = (
+        f"import numpy as np, mlc; m = mlc.compile({str(CNN)!r}); "
+        "print(float(m(np.ones((1,3,32,32), np.float32))[0].sum()))"
+    )
+    env = dict(os.environ, MLC_CACHE_DIR=str(tmp_path))
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert outs[0] == outs[1]
+
+
+def test_identical_kernels_are_compiled_once() -> None:
+    """An MLP with two identical hidden layers (16 -> 16, bias, Relu): their kernels are
+    one function called twice; the output layer (no Relu) has its own."""
+    case = mlp(4, (16, 16, 16, 16))
+    model = compile_model(case.model, cache=False)
+    text = model.llvm_dialect
+    roots = {
+        line.split("@")[1].split("(")[0]
+        for line in text.splitlines()
+        if line.lstrip().startswith(f"llvm.func @{KERNEL_PREFIX}") and "_par" not in line
+    }
+    calls = [text.count(f"llvm.call @{name}(") for name in sorted(roots)]
+    assert 2 in calls, calls
+    (y,) = model(*case.inputs)
+    np.testing.assert_allclose(y, case.numpy_fn(*case.inputs)[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_job_count_does_not_change_the_code(jobs: int) -> None:
+    from mlc.targets.codegen import compile_objects
+    from mlc.targets.compiled import lower_model
+
+    lowered = lower_model(CNN)
+    a = compile_objects(lowered.module, cache=None, jobs=1)
+    b = compile_objects(lowered.module, cache=None, jobs=jobs)
+    assert a.objects == b.objects
+
+
+@covers("tl-outline-kernels")
+@settings(max_examples=20)
+@given(graph_programs(), st.booleans())
+def test_outlining_preserves_semantics(program, dedupe_twice: bool) -> None:  # type: ignore[no-untyped-def]
+    """Random graph programs, their tl loop nests outlined into (shared) kernel functions:
+    interpreted results equal the unoutlined module's, and compiled ones the interpreter's."""
+    import mlc
+    from mlc.lowering.graph_to_tl import ConvertGraphToTlPass
+    from mlc.lowering.tl_kernel_to_loops import ConvertTlKernelToLoopsPass
+    from mlc.targets.pipeline import TlDefaultSchedulePass
+
+    ctx = make_context()
+    module = program.module.clone()
+    for p in (ConvertGraphToTlPass(), TlDefaultSchedulePass(), ConvertTlKernelToLoopsPass()):
+        p.apply(ctx, module)
+    want = mlc.interpret(module, *program.inputs)
+    TlOutlineKernelsPass().apply(ctx, module)
+    if dedupe_twice:  # idempotent: kernel functions are not outlined again
+        TlOutlineKernelsPass().apply(ctx, module)
+    got = mlc.interpret(module, *program.inputs)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+    native = compile_model(program.module, cache=False)(*program.inputs)
+    for g, w in zip(native, want):
+        if np.issubdtype(np.asarray(w).dtype, np.floating):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+        else:
+            np.testing.assert_array_equal(g, w)

@@ -1,0 +1,137 @@
+"""`tl-outline-kernels`: every top-level loop nest of a function at the explicit-loop level
+becomes a private function of its own, called where it was; structurally identical nests
+(same loops, schedule, body, shapes and element types: block labels aside) share one.
+
+    func.func @main(%x: memref<8xf32>) -> memref<8xf32> {
+      %0 = memref.alloc() : memref<8xf32>
+      tl.for %i = 0 to 8 { tl.block "relu" ... ins(%x[i]) outs(%0[i]) ... }
+      func.return %0 : memref<8xf32>
+    }
+ ->
+    func.func private @mlc_kernel_5d0c...(%0: memref<8xf32>, %1: memref<8xf32>) {
+      tl.for %i = 0 to 8 { tl.block "relu" ... ins(%0[i]) outs(%1[i]) ... }
+      func.return
+    }
+    func.func @main(%x: memref<8xf32>) -> memref<8xf32> {
+      %0 = memref.alloc() : memref<8xf32>
+      func.call @mlc_kernel_5d0c...(%x, %0) : (memref<8xf32>, memref<8xf32>) -> ()
+      func.return %0 : memref<8xf32>
+    }
+
+A kernel function's name is the hash of its text with labels blanked (`kernel_key`): the
+unit of deduplication, of the compile cache and of parallel code generation (a ResNet-50's
+53 convolutions are far fewer distinct kernels). A nest is outlined only when every value
+it uses from outside is a whole buffer (a function argument, `memref.alloc` or
+`memref.get_global` result: no views, so no two arguments overlap) and it refers to no
+symbol; anything else stays inline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import func, memref
+from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr, SymbolRefAttr
+from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.printer import Printer
+
+from mlc.dialects.tl import BlockOp, ForOp
+
+__all__ = ["KERNEL_PREFIX", "TlOutlineKernelsPass", "kernel_key", "outline_kernels"]
+
+#: the symbol prefix of outlined kernel functions
+KERNEL_PREFIX = "mlc_kernel_"
+
+
+def _inside(value: SSAValue, root: Operation) -> bool:
+    owner = value.owner
+    op = owner.parent_op() if isinstance(owner, Block) else owner
+    while op is not None:
+        if op is root:
+            return True
+        op = op.parent_op()
+    return False
+
+
+def _captures(root: Operation) -> list[SSAValue] | None:
+    """The values `root` uses from outside, in order of first use; None if one is not a
+    whole static buffer or `root` refers to a symbol."""
+    seen: list[SSAValue] = []
+    for op in root.walk():
+        if any(isinstance(a, SymbolRefAttr) for a in op.properties.values()):
+            return None
+        for v in op.operands:
+            if v in seen or _inside(v, root):
+                continue
+            if not isinstance(v.type, MemRefType) or not v.type.has_static_shape():
+                return None
+            whole = isinstance(v, BlockArgument) and isinstance(v.owner.parent_op(), func.FuncOp)
+            if not whole and not isinstance(v.owner, memref.AllocOp | memref.GetGlobalOp):
+                return None
+            seen.append(v)
+    return seen
+
+
+def _function(root: Operation, captures: list[SSAValue], name: str) -> func.FuncOp:
+    block = Block(arg_types=[v.type for v in captures])
+    mapping: dict[SSAValue, SSAValue] = dict(zip(captures, block.args))
+    block.add_op(root.clone(value_mapper=mapping))  # type: ignore[arg-type]
+    block.add_op(func.ReturnOp())
+    return func.FuncOp(name, ([v.type for v in captures], []), Region(block), visibility="private")
+
+
+def kernel_key(f: func.FuncOp) -> str:
+    """Hex digest of `f`'s text with its name and every block label blanked."""
+    copy = f.clone()
+    copy.sym_name = StringAttr("k")
+    for op in copy.walk():
+        if isinstance(op, BlockOp):
+            op.label = StringAttr("")
+    text = _text(copy)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _text(op: Operation) -> str:
+    import io
+
+    out = io.StringIO()
+    Printer(out).print_op(op)
+    return out.getvalue()
+
+
+def outline_kernels(module: ModuleOp) -> dict[str, int]:
+    """Outline (see the module docstring); returns each kernel function's call count."""
+    kernels: dict[str, func.FuncOp] = {}
+    calls: dict[str, int] = {}
+    for f in [op for op in module.ops if isinstance(op, func.FuncOp) and not op.is_declaration]:
+        if f.sym_name.data.startswith(KERNEL_PREFIX):
+            continue
+        for op in list(f.body.block.ops):
+            if not isinstance(op, ForOp | BlockOp):
+                continue
+            captures = _captures(op)
+            if captures is None:
+                continue
+            candidate = _function(op, captures, "k")
+            name = KERNEL_PREFIX + kernel_key(candidate)
+            if name not in kernels:
+                candidate.sym_name = StringAttr(name)
+                kernels[name] = candidate
+                module.body.block.insert_op_before(candidate, f)
+            calls[name] = calls.get(name, 0) + 1
+            f.body.block.insert_op_before(func.CallOp(name, captures, []), op)
+            f.body.block.erase_op(op)
+    return calls
+
+
+@dataclass(frozen=True)
+class TlOutlineKernelsPass(ModulePass):
+    """`tl-outline-kernels`: top-level loop nests become (shared) kernel functions."""
+
+    name = "tl-outline-kernels"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        outline_kernels(op)
