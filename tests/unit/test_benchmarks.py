@@ -134,3 +134,15 @@ def test_custom_runner_budget_and_columns() -> None:
 def test_unknown_benchmark_is_a_usage_error() -> None:
     with pytest.raises(SystemExit):
         bench.main(["--only", "nope"])
+
+
+def test_compile_time_benchmark_runs_a_small_model(capsys) -> None:  # type: ignore[no-untyped-def]
+    """`python -m mlc.benchmarks.compile_time --small squeezenet`: cold then warm compile
+    in a fresh cache (every object a hit the second time), checked against onnxruntime."""
+    from mlc.benchmarks.compile_time import main, measure
+
+    row = measure("squeezenet", small=True)
+    assert row["warm_hits"] == row["kernels"] + 1
+    assert row["cold_s"] > 0 and row["ort_s"] > 0
+    assert main(["cnn", "--small"]) == 0
+    assert "mlc cold s" in capsys.readouterr().out

@@ -1,0 +1,100 @@
+"""Compile-time benchmark: cold (empty compile cache) and warm (cache hit) `mlc.compile`
+of standard CNNs and the benchmark models, next to onnxruntime's session creation for the
+same model in the same run, with mlc's per-stage breakdown.
+
+    python -m mlc.benchmarks.compile_time                      # every model
+    python -m mlc.benchmarks.compile_time resnet50 densenet121 --stages
+    MLC_COMPILE_JOBS=1 python -m mlc.benchmarks.compile_time cnn   # one core
+
+Each model is compiled twice in a fresh temporary cache directory (cold, then warm); the
+outputs of both are checked against onnxruntime before a time is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from mlc.benchmarks.models import BENCHMARKS
+from mlc.benchmarks.zoo import ZOO
+
+__all__ = ["main", "measure"]
+
+MODELS = {**ZOO, **{k: v for k, v in BENCHMARKS.items() if k in ("cnn", "resnet_block", "mlp")}}
+
+
+def measure(name: str, small: bool = False) -> dict[str, object]:
+    """Cold and warm compile seconds, onnxruntime session seconds and the stage table."""
+    import onnxruntime as ort
+
+    import mlc
+
+    case = MODELS[name].make(small=small)
+    data = case.model.SerializeToString()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    start = time.perf_counter()
+    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    ort_s = time.perf_counter() - start
+    feeds = {i.name: x for i, x in zip(session.get_inputs(), case.inputs)}
+    (ref,) = session.run(None, feeds)[:1]
+    with tempfile.TemporaryDirectory(prefix="mlc-bench-cache-") as cache_dir:
+        old = os.environ.get("MLC_CACHE_DIR")
+        os.environ["MLC_CACHE_DIR"] = cache_dir
+        try:
+            start = time.perf_counter()
+            cold = mlc.compile(case.model)
+            cold_s = time.perf_counter() - start
+            start = time.perf_counter()
+            warm = mlc.compile(case.model)
+            warm_s = time.perf_counter() - start
+        finally:
+            if old is None:
+                del os.environ["MLC_CACHE_DIR"]
+            else:
+                os.environ["MLC_CACHE_DIR"] = old
+    for model in (cold, warm):
+        (y,) = model(*case.inputs)[:1]
+        np.testing.assert_allclose(y, ref, rtol=1e-3, atol=1e-3)
+    return {
+        "model": name,
+        "cold_s": cold_s,
+        "warm_s": warm_s,
+        "ort_s": ort_s,
+        "kernels": cold.object_count - 1,
+        "warm_hits": warm.cache_hits,
+        "stages": cold.timings.table(f"{name}: cold compile"),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlc.benchmarks.compile_time")
+    parser.add_argument("models", nargs="*", default=list(MODELS), choices=[[], *MODELS])
+    parser.add_argument("--small", action="store_true", help="the tiny test variants")
+    parser.add_argument("--stages", action="store_true", help="print the per-stage tables")
+    args = parser.parse_args(argv)
+    rows = [measure(m, args.small) for m in args.models]
+    print(f"jobs: {os.environ.get('MLC_COMPILE_JOBS', os.cpu_count())}")
+    print(
+        f"{'model':<14}{'mlc cold s':>11}{'mlc warm s':>11}{'ort session s':>14}"
+        f"{'kernels':>9}{'warm hits':>10}"
+    )
+    for r in rows:
+        print(
+            f"{r['model']:<14}{r['cold_s']:>11.2f}{r['warm_s']:>11.2f}{r['ort_s']:>14.3f}"
+            f"{r['kernels']:>9}{r['warm_hits']:>10}"
+        )
+    if args.stages:
+        for r in rows:
+            print()
+            print(r["stages"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
