@@ -100,6 +100,8 @@ class Objects:
     objects: list[bytes]
     cache_hits: int
     llvm_ir: list[str]
+    #: each object's compile-cache key
+    keys: list[str]
 
 
 _local = threading.local()
@@ -156,4 +158,4 @@ def compile_objects(
         objects[i] = obj
         if cache is not None:
             cache.put(keys[i], obj)
-    return Objects([o for o in objects if o is not None], len(texts) - len(todo), texts)
+    return Objects([o for o in objects if o is not None], len(texts) - len(todo), texts, keys)

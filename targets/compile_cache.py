@@ -1,4 +1,5 @@
-"""The persistent compile cache: object code per kernel module, content-addressed.
+"""The persistent compile cache: object code per kernel module, content-addressed (and the
+records and constants of whole compiled models, `targets.model_cache`).
 
     cache = CompileCache()                      # $MLC_CACHE_DIR, else ~/.cache/mlc
     obj = cache.get(key)                        # bytes or None (a bad entry is deleted)
@@ -62,7 +63,7 @@ class CacheInfo:
 
     def __str__(self) -> str:
         return (
-            f"{self.path}: {self.entries} objects, {self.bytes / 2**20:.1f} MiB "
+            f"{self.path}: {self.entries} entries, {self.bytes / 2**20:.1f} MiB "
             f"(cap {self.max_bytes / 2**20:.0f} MiB)"
         )
 
@@ -75,11 +76,13 @@ class CompileCache:
         env = os.environ.get("MLC_CACHE_MAX_BYTES", "")
         self.max_bytes = max_bytes or (int(env) if env.isdigit() else DEFAULT_MAX_BYTES)
 
-    def _path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.o"
+    def _path(self, key: str, kind: str) -> Path:
+        return self.root / key[:2] / f"{key}.{kind}"
 
-    def get(self, key: str) -> bytes | None:
-        path = self._path(key)
+    def get(self, key: str, kind: str = "o") -> bytes | None:
+        """The entry `key` of `kind` (`o`: object code, `model`: a compiled model's
+        record, `const`: a constant's bytes), or None; a bad entry is deleted."""
+        path = self._path(key, kind)
         try:
             data = path.read_bytes()
         except OSError:
@@ -103,8 +106,8 @@ class CompileCache:
             pass
         return None
 
-    def put(self, key: str, obj: bytes) -> None:
-        path = self._path(key)
+    def put(self, key: str, obj: bytes, kind: str = "o") -> None:
+        path = self._path(key, kind)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             header = _HEADER.pack(MAGIC, len(obj), hashlib.sha256(obj).digest())
@@ -118,7 +121,9 @@ class CompileCache:
 
     def _entries(self) -> list[tuple[float, int, Path]]:
         out = []
-        for p in self.root.glob("*/*.o"):
+        for p in self.root.glob("*/*.*"):
+            if p.name.startswith(".tmp-"):
+                continue
             try:
                 st = p.stat()
             except OSError:

@@ -23,7 +23,7 @@ import io
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,15 @@ from mlc.targets.codegen import compile_objects
 from mlc.targets.compile_cache import CompileCache
 from mlc.targets.cpu import JitEngine, optimize, target_machine
 from mlc.targets.llvm_emit import content_address_constants, emit_module
+from mlc.targets.model_cache import (
+    RUNTIME_MARKERS,
+    ModelRecord,
+    buffer_from_json,
+    buffer_json,
+    load_model,
+    model_key,
+    save_model,
+)
 from mlc.targets.pipeline import LAYOUTS, MlcCpuPipelinePass, run_passes
 from mlc.targets.timings import Timings
 
@@ -171,11 +180,13 @@ class CompiledModel(NativeFunction):
         *,
         llvm_ir_unoptimized: str = "",
         lowered: LoweredModel | None = None,
+        relower: Callable[[], LoweredModel] | None = None,
     ) -> None:
         self.engine = engine
         self._llvm_dialect = llvm_dialect
         self._llvm_ir_unoptimized = llvm_ir_unoptimized
         self._lowered = lowered
+        self._relower = relower
         #: kernel and model objects linked, and how many of them the compile cache had
         self.object_count = 0
         self.cache_hits = 0
@@ -210,16 +221,22 @@ class CompiledModel(NativeFunction):
     def llvm_dialect(self) -> str:
         """The module in the llvm dialect, as text (re-parseable by mlc-opt); printed when
         first asked for."""
-        if not self._llvm_dialect and self._lowered is not None:
-            self._llvm_dialect = self._lowered.llvm_dialect
+        if not self._llvm_dialect and (lowered := self._lowered_model()) is not None:
+            self._llvm_dialect = lowered.llvm_dialect
         return self._llvm_dialect
+
+    def _lowered_model(self) -> LoweredModel | None:
+        """The lowered model; lowered again for a model that came from the cache whole."""
+        if self._lowered is None and self._relower is not None:
+            self._lowered = self._relower()
+        return self._lowered
 
     @property
     def llvm_ir_unoptimized(self) -> str:
         """The LLVM IR before O3, constants included (what `export` compiles again, for
         any target); emitted when first asked for."""
-        if not self._llvm_ir_unoptimized and self._lowered is not None:
-            self._llvm_ir_unoptimized = self._lowered.llvm_ir_unoptimized
+        if not self._llvm_ir_unoptimized and (lowered := self._lowered_model()) is not None:
+            self._llvm_ir_unoptimized = lowered.llvm_ir_unoptimized
         return self._llvm_ir_unoptimized
 
     @property
@@ -445,7 +462,24 @@ def compile_model(
     `cache=False` neither reads nor writes it)."""
     print_timings = timings
     timings = Timings()
-    lowered = lower_model(
+    store = CompileCache() if cache else None
+    options = {
+        "function": function,
+        "opt": opt,
+        "input_shapes": input_shapes,
+        "pipeline": cpu_pipeline(
+            schedule=schedule, fuse=fuse, layout=layout, vector_math=vector_math
+        ).pipeline_text(),
+    }
+    cacheable = store is not None and schedule in ("default", None)
+    key, hit = None, None
+    if cacheable:
+        assert store is not None
+        with timings.stage("model cache lookup"):
+            key = model_key(model, options)
+            hit = load_model(store, key) if key is not None else None
+    relower = functools.partial(
+        lower_model,
         model,
         function=function,
         input_shapes=input_shapes,
@@ -453,18 +487,43 @@ def compile_model(
         fuse=fuse,
         layout=layout,
         vector_math=vector_math,
-        timings=timings,
-        verify_each=verify_each,
-        progress=progress,
     )
+    if hit is not None:
+        record, objs, constants = hit
+        engine = JitEngine(opt)
+        engine.bind_constants(constants)
+        with timings.stage("link"):
+            engine.add_objects(objs, record.runtimes)
+        ins = [BufferSpec(*buffer_from_json(b)) for b in record.inputs]
+        outs = [BufferSpec(*buffer_from_json(b)) for b in record.outputs]
+        compiled = CompiledModel(engine, record.name, ins, outs, relower=relower)
+        compiled.cache_hits = compiled.object_count = len(objs)
+        compiled.workspace_bytes = record.workspace_bytes
+        compiled.intermediate_bytes = record.intermediate_bytes
+    else:
+        compiled = _compile_cold(relower, opt, store, key, jobs, timings, verify_each, progress)
+    compiled.timings = timings
+    if print_timings:
+        print(timings.table(), file=sys.stderr)
+    return compiled
+
+
+def _compile_cold(
+    relower: Any,
+    opt: int,
+    store: CompileCache | None,
+    key: str | None,
+    jobs: int,
+    timings: Timings,
+    verify_each: bool,
+    progress: bool,
+) -> CompiledModel:
+    """Lower, generate code per kernel (from the cache where it can), link; store the
+    model's record under `key`."""
+    lowered = relower(timings=timings, verify_each=verify_each, progress=progress)
     constants: dict[str, bytes] = {}
     objects = compile_objects(
-        lowered.module,
-        opt,
-        cache=CompileCache() if cache else None,
-        jobs=jobs,
-        constants=constants,
-        timings=timings,
+        lowered.module, opt, cache=store, jobs=jobs, constants=constants, timings=timings
     )
     engine = JitEngine(opt)
     engine.bind_constants(constants)
@@ -475,7 +534,17 @@ def compile_model(
     model.object_count = len(objects.objects)
     model.workspace_bytes = lowered.workspace_bytes
     model.intermediate_bytes = lowered.intermediate_bytes
-    model.timings = timings
-    if print_timings:
-        print(timings.table(), file=sys.stderr)
+    if store is not None and key is not None:
+        runtimes = [m for m in RUNTIME_MARKERS if any(m in t for t in objects.llvm_ir)]
+        record = ModelRecord(
+            lowered.name,
+            [buffer_json(b) for b in lowered.inputs],
+            [buffer_json(b) for b in lowered.outputs],
+            lowered.workspace_bytes,
+            lowered.intermediate_bytes,
+            objects.keys,
+            sorted(constants),
+            runtimes,
+        )
+        save_model(store, key, record, constants)
     return model

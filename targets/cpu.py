@@ -16,6 +16,7 @@ libraries):
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -231,9 +232,9 @@ class JitEngine:
         self.modules.append(ref)
         return ref
 
-    def add_objects(self, objects: list[bytes], llvm_ir: list[str] = ()) -> None:  # type: ignore[assignment]
+    def add_objects(self, objects: list[bytes], llvm_ir: Sequence[str] = ()) -> None:
         """Link object files (`targets.codegen`) into the engine and finalize it; the
-        runtimes their IR calls (OpenMP, libmvec) are loaded first."""
+        runtimes their IR (or markers of it) calls (OpenMP, libmvec) are loaded first."""
         if any("GOMP_parallel" in t for t in llvm_ir):
             load_openmp()
         if any("_ZGV" in t for t in llvm_ir):

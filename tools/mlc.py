@@ -355,7 +355,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
     cache = CompileCache()
     if args.action == "clear":
-        print(f"removed {cache.clear()} objects from {cache.root}")
+        print(f"removed {cache.clear()} entries from {cache.root}")
     else:
         print(cache.info())
     return 0

@@ -1,0 +1,163 @@
+"""Whole compiled models in the compile cache: a warm `mlc.compile` of a model compiled
+before skips import, passes and code generation and only links.
+
+    key = model_key(model, options)               # None: this model is not cacheable
+    record = load_model(cache, key)               # ModelRecord or None
+    save_model(cache, key, record, objects, constants)
+
+The key hashes the model's bytes (an ONNX file or `ModelProto` as serialized, a module as
+printed), every compile option, the target (triple, CPU, features), the `-O` level and the
+mlc and llvmlite versions. The record (JSON, parsed with `json` only) names the model's
+function, its input and output buffers, workspace sizes, the compile-cache keys of its
+objects and the content-addressed names of its constants; constants are stored as
+entries of their own (`const`), their name being the SHA-256 of their bytes, and checked
+against it when read. Any entry missing or corrupted makes the lookup a miss, and the
+model is compiled (and stored) again. ONNX models with external data files and schedules
+given as Python objects are not cached at this level (their content is not in the key);
+their kernels still are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlc.targets.compile_cache import CompileCache
+from mlc.targets.cpu import host_features, target_machine
+from mlc.targets.llvm_emit import CONSTANT_PREFIX
+
+__all__ = ["ModelRecord", "load_model", "model_key", "save_model"]
+
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """What a compiled model is made of, in the cache."""
+
+    name: str
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    workspace_bytes: int
+    intermediate_bytes: int
+    objects: list[str]
+    constants: list[str]
+    #: the `RUNTIME_MARKERS` the model's IR contains
+    runtimes: list[str]
+
+
+def _model_bytes(model: Any) -> bytes | None:
+    from xdsl.dialects.builtin import ModuleOp
+
+    if isinstance(model, ModuleOp):
+        return str(model).encode()
+    if isinstance(model, bytes):
+        data = model
+    elif isinstance(model, str | os.PathLike):
+        try:
+            data = Path(model).read_bytes()
+        except OSError:
+            return None
+    else:
+        serialize = getattr(model, "SerializeToString", None)
+        if serialize is None:
+            return None
+        data = serialize()
+    try:
+        import onnx
+        from onnx.external_data_helper import uses_external_data
+
+        proto = onnx.load_from_string(data)
+    except Exception:
+        return None  # not a model the importer reads: it reports the error
+    if any(uses_external_data(t) for t in proto.graph.initializer):
+        return None
+    return data
+
+
+def model_key(model: Any, options: dict[str, Any]) -> str | None:
+    """The cache key of compiling `model` with `options` for the host, or None."""
+    import llvmlite
+
+    from mlc import __version__
+
+    data = _model_bytes(model)
+    if data is None:
+        return None
+    tm = target_machine()
+    host = host_features()
+    h = hashlib.sha256()
+    meta = [RECORD_VERSION, __version__, llvmlite.__version__, tm.triple, host.cpu]
+    meta += [host.features, sorted(options.items())]
+    h.update(json.dumps(meta, default=str).encode())
+    h.update(data)
+    return h.hexdigest()
+
+
+def save_model(
+    cache: CompileCache,
+    key: str,
+    record: ModelRecord,
+    constants: dict[str, bytes],
+) -> None:
+    """Store `record` and its constants (its objects are in the cache already)."""
+    for name, raw in constants.items():
+        cache.put(name, raw, "const")
+    cache.put(key, json.dumps(asdict(record), sort_keys=True).encode(), "model")
+
+
+def load_model(
+    cache: CompileCache, key: str
+) -> tuple[ModelRecord, list[bytes], dict[str, bytes]] | None:
+    """The record, its objects and its constants, or None if anything is missing or bad."""
+    raw = cache.get(key, "model")
+    if raw is None:
+        return None
+    try:
+        fields = json.loads(raw)
+        if not isinstance(fields, dict):
+            return None
+        record = ModelRecord(**fields)
+    except (ValueError, TypeError):
+        return None
+    objects = []
+    for k in record.objects:
+        obj = cache.get(k)
+        if obj is None:
+            return None
+        objects.append(obj)
+    constants: dict[str, bytes] = {}
+    for name in record.constants:
+        data = cache.get(name, "const")
+        if data is None or not name.startswith(CONSTANT_PREFIX):
+            return None
+        if hashlib.sha256(data).hexdigest()[:32] != name[len(CONSTANT_PREFIX) :]:
+            return None
+        constants[name] = data
+    return record, objects, constants
+
+
+def buffer_json(spec: Any) -> dict[str, Any]:
+    return {"name": spec.name, "dtype": spec.dtype.name, "shape": list(spec.shape)}
+
+
+def buffer_from_json(entry: dict[str, Any]) -> tuple[tuple[int, ...], np.dtype, str]:
+    """(shape, dtype, name); dtypes by name, numpy's or ml_dtypes' (`bfloat16`)."""
+    name = str(entry["dtype"])
+    try:
+        dtype = np.dtype(name)
+    except TypeError:
+        import ml_dtypes
+
+        dtype = np.dtype(getattr(ml_dtypes, name))
+    return tuple(int(d) for d in entry["shape"]), dtype, str(entry["name"])
+
+
+#: runtimes that object code may call, by a marker of its IR (see `JitEngine.add_objects`)
+RUNTIME_MARKERS = ("GOMP_parallel", "_ZGV")
