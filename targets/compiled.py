@@ -347,6 +347,7 @@ def cpu_pipeline(
     layout: str | None = "default",
     vector_math: bool = True,
     threads: bool = True,
+    outline: bool = True,
 ) -> MlcCpuPipelinePass:
     """The `mlc-cpu-pipeline` for `mlc.compile`'s options (a `ScheduleStrategy` object for
     `schedule` is passed to `MlcCpuPipelinePass.passes` separately)."""
@@ -358,6 +359,7 @@ def cpu_pipeline(
         schedule="default" if schedule == "default" else "none",
         vector_math=vector_math,
         threads=threads,
+        outline=outline,
     )
 
 
@@ -370,6 +372,7 @@ def lower_model(
     fuse: bool = True,
     layout: str | None = "default",
     vector_math: bool = True,
+    outline: bool = True,
     timings: Timings | None = None,
     verify_each: bool = False,
     progress: bool = False,
@@ -391,7 +394,9 @@ def lower_model(
 
             module = import_onnx(model, input_shapes=input_shapes)
     name, ins, outs = _signature(module, function)
-    pipeline = cpu_pipeline(schedule=schedule, fuse=fuse, layout=layout, vector_math=vector_math)
+    pipeline = cpu_pipeline(
+        schedule=schedule, fuse=fuse, layout=layout, vector_math=vector_math, outline=outline
+    )
     strategy = None if schedule in ("default", None) else schedule
     passes = pipeline.passes(module, strategy)
     after = (lambda p, m: verify_module(m, f"after pass '{p.name}'")) if verify_each else None
@@ -421,6 +426,7 @@ def compile_model(
     fuse: bool = True,
     layout: str | None = "default",
     vector_math: bool = True,
+    outline: bool = True,
     timings: bool = False,
     verify_each: bool = False,
     progress: bool = False,
@@ -468,7 +474,7 @@ def compile_model(
         "opt": opt,
         "input_shapes": input_shapes,
         "pipeline": cpu_pipeline(
-            schedule=schedule, fuse=fuse, layout=layout, vector_math=vector_math
+            schedule=schedule, fuse=fuse, layout=layout, vector_math=vector_math, outline=outline
         ).pipeline_text(),
     }
     cacheable = store is not None and schedule in ("default", None)
@@ -487,6 +493,7 @@ def compile_model(
         fuse=fuse,
         layout=layout,
         vector_math=vector_math,
+        outline=outline,
     )
     if hit is not None:
         record, objs, constants = hit
