@@ -74,7 +74,7 @@ def _convert_tl_kernel_to_loops() -> type[ModulePass]:
 
 
 def _rfactor() -> type[ModulePass]:
-    from mlc.transforms.tl_rfactor import RfactorPass
+    from mlc.transforms.loops.rfactor import RfactorPass
 
     return RfactorPass
 
@@ -90,9 +90,9 @@ def _target_pass(module_name: str, class_name: str) -> Callable[[], type[ModuleP
 
 def _tl_fusion(class_name: str) -> Callable[[], type[ModulePass]]:
     def factory() -> type[ModulePass]:
-        from mlc.transforms import tl_fusion
+        from mlc.transforms.loops import fusion
 
-        return getattr(tl_fusion, class_name)
+        return getattr(fusion, class_name)
 
     return factory
 

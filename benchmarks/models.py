@@ -6,7 +6,7 @@
 
 Every builder is deterministic: weights come from `numpy.random.default_rng(seed)` and the
 models use opset 17 (IR version 8). Sizes are parameters so tests can use tiny shapes; the
-defaults are the sizes named in the benchmark issue:
+defaults are the sizes the benchmark reports use:
 
 - `gemm`: one MatMul `Y = A @ B`, A a [M, K] graph input and B a [K, N] constant initializer
   (a weight, as in a linear layer without bias); 1024x1024x1024 fp32.

@@ -89,29 +89,13 @@ def expression_of(op: Operation) -> OpSemantics | None:
     """The expression library's semantics of ``op`` (``None``: the library has none).
 
     The one place that knows the library's API (`mlc.lowering.expressions`)."""
-    import mlc.lowering.expressions as lib
+    from mlc.lowering.expressions import expression_for
+    from mlc.lowering.expressions.template import ExpressionError
 
-    expression_for = getattr(lib, "expression_for", None)
     try:
-        if expression_for is not None:
-            expr = expression_for(op)
-        else:  # the library before it had `expression_for`: its registry of builders
-            from mlc.lowering.expressions.registry import BUILDERS
-
-            for family in ("elementwise", "nn", "reduce", "shape"):
-                try:
-                    __import__(f"mlc.lowering.expressions.{family}")
-                except ImportError:
-                    continue
-            builder = BUILDERS.get(type(op))
-            expr = None if builder is None else builder(op)
-    except Exception as exc:  # the library's "not covered" errors
-        if isinstance(exc, NotImplementedError | KeyError) or type(exc).__name__ in (
-            "ExpressionError",
-            "NotAffineError",
-        ):
-            return None
-        raise
+        expr = expression_for(op)
+    except (NotImplementedError, KeyError, ExpressionError):  # not covered by the library
+        return None
     if expr is None:
         return None
     return OpSemantics(expr.definition, tuple(expr.operands), tuple(expr.results))

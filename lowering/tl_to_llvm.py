@@ -22,8 +22,10 @@ The ABI (bare pointers, static shapes):
   and freed before returning (`memref.dealloc` is ignored).
 
 Loops become header / body / exit blocks with the induction variable (and scf iter_args)
-as block arguments; every `tl.for` kind lowers to a plain loop for now (LLVM's loop
-vectorizer sees the unit-stride inner loops). A `tl.block` becomes straight-line code:
+as block arguments; `vectorize` and `unroll` loops are emitted as vector code and
+repeated bodies (`tl_vector_to_llvm`), `parallel` loops as OpenMP regions
+(`tl_parallel_to_llvm`). A `func.call` of an outlined kernel (`tl-outline-kernels`) is
+an `llvm.call` with the buffers' pointers. A `tl.block` becomes straight-line code:
 iterator values from its bindings, the predicate as a conditional branch, one load per
 operand (a padded input loads from a clamped address and selects the pad value where the
 index is outside the buffer: no branch, no out-of-bounds access), the init value where

@@ -443,7 +443,7 @@ def compile_model(
     `fuse`: the graph-level optimizations (`graph-optimize`: constant folding,
     canonicalization, batch-norm folding, CSE, DCE) and, after graph -> tl, kernel fusion:
     elementwise kernels inlined into their consumers, elementwise consumers of reductions
-    finishing the output in place (`tl_fusion`). False compiles every op as it is.
+    finishing the output in place (`transforms.loops.fusion`). False compiles every op as it is.
 
     `layout`: "nchwc" runs `graph-blocked-layout` after the graph passes (convolutions in
     the blocked NCHW[c]c layout, c = the host's fp32 vector lanes; transposes only where

@@ -47,9 +47,9 @@ from mlc.transforms.loops.default_schedule import (
     ScheduleStrategy,
     apply_default_schedules,
 )
+from mlc.transforms.loops.fusion import TlFuseEpiloguesPass, TlInlineElementwisePass
 from mlc.transforms.loops.outline import TlOutlineKernelsPass
-from mlc.transforms.tl_fusion import TlFuseEpiloguesPass, TlInlineElementwisePass
-from mlc.transforms.tl_rfactor import RfactorPass
+from mlc.transforms.loops.rfactor import RfactorPass
 
 __all__ = [
     "LAYOUTS",

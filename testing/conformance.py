@@ -29,7 +29,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-#: The operators the foundation issue puts in scope; a case is "in scope" when every node
+#: The operators mlc set out to cover first; a case is "in scope" when every node
 #: of its model is one of these.
 IN_SCOPE_OPS = frozenset(
     """Constant MatMul Gemm Conv Add Sub Mul Div Pow Max Min Sum Relu LeakyRelu Sigmoid

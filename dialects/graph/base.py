@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
 from xdsl.dialects.builtin import (
-    I64,
     DenseArrayBase,
     FloatAttr,
     IntegerAttr,
@@ -227,7 +226,3 @@ class GraphOp(IRDLOperation, ABC):
     @property
     def props(self) -> Props:
         return Props(self.properties)
-
-
-def array_i64(values: Sequence[int]) -> DenseArrayBase[I64]:
-    return DenseArrayBase.from_list(i64, list(values))

@@ -31,7 +31,7 @@ from xdsl.dialects.builtin import (
     MemRefType,
     i64,
 )
-from xdsl.ir import Attribute, Dialect, Operation, SSAValue
+from xdsl.ir import Attribute, Dialect, SSAValue
 from xdsl.irdl import (
     AttrSizedOperandSegments,
     IRDLOperation,
@@ -136,10 +136,6 @@ class HwTileOp(IRDLOperation, ABC):
 
     def verify_sizes(self) -> None:
         """Op-specific checks of sizes and strides."""
-
-
-def _lanes_prop(op: Operation) -> int:
-    return cast(IntegerAttr, op.properties["lanes"]).value.data
 
 
 class _BroadcastDotOp(HwTileOp, ABC):

@@ -98,13 +98,6 @@ class Poly:
             raise ValueError(f"{self} is not a constant")
         return self.terms[0][1] if self.terms else 0
 
-    def constant_term(self) -> int:
-        """The monomial-free part of the polynomial."""
-        for mono, coeff in self.terms:
-            if not mono:
-                return coeff
-        return 0
-
     def as_iterator(self) -> str | None:
         """The iterator name if this polynomial is exactly one iterator, else ``None``."""
         if len(self.terms) == 1:

@@ -19,7 +19,7 @@ from mlc.parser.mlir import parse_module
 from mlc.targets.compiled import compile_model
 from mlc.testing.coverage import covers
 from mlc.transforms.loops.default_schedule import CpuDefaultSchedule, apply_default_schedules
-from mlc.transforms.tl_fusion import (
+from mlc.transforms.loops.fusion import (
     TlFuseEpiloguesPass,
     TlInlineElementwisePass,
     fuse_epilogues,

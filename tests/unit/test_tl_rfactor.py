@@ -19,7 +19,7 @@ from mlc.targets.compiled import compile_model
 from mlc.testing.coverage import covers
 from mlc.transforms.loops.common import ScheduleError
 from mlc.transforms.loops.default_schedule import CpuDefaultSchedule, apply_default_schedules
-from mlc.transforms.tl_rfactor import RfactorPass, rfactor_contiguous_reductions
+from mlc.transforms.loops.rfactor import RfactorPass, rfactor_contiguous_reductions
 
 REDUCTION = """
 func.func @f(%x: memref<{r}x{c}x{t}>, %s: memref<{r}x{t}>, %y: memref<{r}x{t}>) {{
@@ -153,7 +153,7 @@ def test_the_default_pipeline_picks_contiguous_reductions_only() -> None:
 
 
 def test_partials_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    import mlc.transforms.tl_rfactor as rf
+    import mlc.transforms.loops.rfactor as rf
 
     text = REDUCTION.format(
         r=4, c=64, t="f32", init="0.0", op="arith.addf", prefix="%v = arith.subf %a, %b : f32"

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import AffineMapAttr, UnitAttr
+from xdsl.dialects.builtin import AffineMapAttr
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.ir.affine import AffineExpr, AffineMap
 from xdsl.utils.exceptions import DiagnosticException
@@ -240,7 +240,3 @@ def order_insensitive(block: BlockOp) -> bool:
     an associative and commutative combiner (floats: up to reassociation)."""
     combiners = find_combiners(block)
     return combiners is not None and all(isinstance(c.op, COMMUTATIVE_COMBINERS) for c in combiners)
-
-
-def clear_inits(block: BlockOp) -> BlockOp:
-    return remake_block(block, inits=[UnitAttr()] * len(block.outputs))

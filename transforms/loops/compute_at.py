@@ -311,7 +311,7 @@ def reverse_compute_at(consumer: BlockOp, loop: ForOp, names: Sequence[str] = ()
     if loop.is_ancestor(consumer):
         raise ScheduleError(f"{fail}: it is already inside it")
     # an output without init is read too: an epilogue updating the producer's buffer in
-    # place (mlc.transforms.tl_fusion.epilogue_in_place)
+    # place (mlc.transforms.loops.fusion.epilogue_in_place)
     updated = {o for o, init in zip(consumer.outputs, consumer.init_values) if init is None}
     reads = set(consumer.inputs) | updated
     writers = [b for b in blocks_under(loop) if set(b.outputs) & reads]

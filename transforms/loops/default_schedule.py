@@ -5,7 +5,7 @@
 
 A strategy is anything with `schedule_kernel(sch: Schedule, kernel: KernelOp) -> None`
 (`ScheduleStrategy`); `mlc.compile(..., schedule=...)` takes one, so a tuned or
-hardware-specific strategy (the tensor-intrinsic issue) replaces this one without touching
+hardware-specific strategy (`targets.x86.VnniGemmSchedule`) replaces this one without touching
 the compiler. Every step goes through the recording `Schedule`, so the chosen schedule is
 plain text (`Schedule.text()`) and replays with `tl-apply-schedule`.
 
@@ -101,7 +101,7 @@ class CpuDefaultSchedule:
 
     def _fuse_epilogue(self, sch: Schedule, label: str, epilogue: KernelOp) -> None:
         """Move the kernel that finishes `label`'s output in place (a bias, activation or
-        residual add: `tl_fusion.epilogue_in_place`) into `label`'s nest right after the
+        residual add: `transforms.loops.fusion.epilogue_in_place`) into `label`'s nest right after the
         reduction loops, so each register tile is finished before it is stored for good."""
         block = find_block(sch.root, label)
         loops = block_loops(block)
@@ -340,17 +340,6 @@ def _floor_pow2(n: int) -> int:
     while p * 2 <= n:
         p *= 2
     return p
-
-
-def _tile_rows(extent: int, limit: int) -> int:
-    """The largest divisor of `extent` up to `limit` if it is at least half the limit
-    (no remainder), else `limit` (the last tile is predicated)."""
-    if extent <= limit:
-        return extent
-    for rows in range(limit, limit // 2 - 1, -1):
-        if extent % rows == 0:
-            return rows
-    return limit
 
 
 def _plain_dim(m: AffineMap, position: int) -> int | None:
