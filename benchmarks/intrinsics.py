@@ -99,7 +99,7 @@ def _direct_conv_runner() -> Runner:
     base = mlc_runner("mlc_direct", "mlc direct conv kernel", 1)
 
     def prepare(case: Case) -> Any:
-        from mlc.lowering.expressions import quant
+        from mlc.texpr.library import quant
 
         saved, quant.IM2COL_MAX_BYTES = quant.IM2COL_MAX_BYTES, 0
         try:

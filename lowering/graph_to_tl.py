@@ -2,7 +2,7 @@
 
 Each graph op becomes kernels writing freshly allocated result buffers:
 
-* ops with an expression in `mlc.lowering.expressions` (elementwise, nn, reduce, shape
+* ops with an expression in `mlc.texpr.library` (elementwise, nn, reduce, shape
   families) are translated statement by statement by `mlc.lowering.texpr_to_tl`;
 * ops the library does not cover (its `NOT_AFFINE` ones, or instances it declines) use a
   hand-written lowering here (`HANDWRITTEN`): gather and gather_elements (data-dependent
@@ -60,8 +60,8 @@ from mlc.dialects.graph import shape as sh
 from mlc.dialects.graph.base import GraphOp
 from mlc.dialects.tl import KernelOp, build_kernel
 from mlc.lowering.texpr_to_tl import TranslationError, emit_definition
-from mlc.parser.texpr import Definition, Iterator, Read, Statement, TensorDecl, const, it
-from mlc.parser.texpr.dtypes import dtype_name
+from mlc.texpr import Definition, Iterator, Read, Statement, TensorDecl, const, it
+from mlc.texpr.dtypes import dtype_name
 
 
 class GraphToTlError(Exception):
@@ -88,9 +88,9 @@ class OpSemantics:
 def expression_of(op: Operation) -> OpSemantics | None:
     """The expression library's semantics of ``op`` (``None``: the library has none).
 
-    The one place that knows the library's API (`mlc.lowering.expressions`)."""
-    from mlc.lowering.expressions import expression_for
-    from mlc.lowering.expressions.template import ExpressionError
+    The one place that knows the library's API (`mlc.texpr.library`)."""
+    from mlc.texpr.library import expression_for
+    from mlc.texpr.library.template import ExpressionError
 
     try:
         expr = expression_for(op)
@@ -103,7 +103,7 @@ def expression_of(op: Operation) -> OpSemantics | None:
 
 def not_affine() -> frozenset[type[Operation]]:
     """The op types the library declares not affine (hand-written lowerings only)."""
-    import mlc.lowering.expressions as lib
+    import mlc.texpr.library as lib
 
     return frozenset(getattr(lib, "NOT_AFFINE", ()))
 
@@ -221,7 +221,7 @@ def lower_reshape(
 
 
 def _simplify(index: object, shape: Sequence[int], names: Sequence[str]) -> object:
-    from mlc.lowering.expressions.template import simplify_index
+    from mlc.texpr.library.template import simplify_index
 
     ranges = {n: (0, s - 1) for n, s in zip(names, shape, strict=True) if s > 0}
     return simplify_index(index, ranges)  # type: ignore[arg-type]
@@ -340,8 +340,7 @@ class LowerGraphOp(RewritePattern):
             why = (
                 "it is not affine and has no hand-written lowering"
                 if type(op) in not_affine()
-                else "it has neither an expression in mlc.lowering.expressions nor a "
-                "hand-written lowering"
+                else "it has neither an expression in mlc.texpr.library nor a hand-written lowering"
             )
             raise _fail(op, why)
         operands = [to_buffer(rewriter, v, op) for v in op.operands]

@@ -43,7 +43,7 @@ from xdsl.ir.affine import AffineExpr, AffineMap
 
 from mlc.dialects.tl import IndexOp, IteratorAttr, KernelOp, YieldOp, scalar_attr
 from mlc.dialects.tl.affine import RESERVED_NAMES, affine_range
-from mlc.parser.texpr import (
+from mlc.texpr import (
     Binary,
     Call,
     Cast,
@@ -59,7 +59,7 @@ from mlc.parser.texpr import (
     identity,
     it,
 )
-from mlc.parser.texpr.affine import FloorDiv, Iter, Mod, Sym
+from mlc.texpr.affine import FloorDiv, Iter, Mod, Sym
 
 
 class TranslationError(Exception):

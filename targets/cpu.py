@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from llvmlite import binding as llvm
 from llvmlite import ir
+
+from mlc.host import HostFeatures, host_features
 
 __all__ = [
     "HostFeatures",
@@ -51,43 +52,6 @@ def _initialize_all() -> None:
     _initialize()
     llvm.initialize_all_targets()
     llvm.initialize_all_asmprinters()
-
-
-@dataclass(frozen=True)
-class HostFeatures:
-    """What the host CPU offers (from LLVM's host feature detection)."""
-
-    cpu: str
-    features: str
-    avx2: bool
-    fma: bool
-    avx512f: bool
-    avx512vnni: bool
-    avx512bf16: bool
-
-    @property
-    def vector_bits(self) -> int:
-        """Width of the widest vector registers code should use."""
-        return 512 if self.avx512f else 256 if self.avx2 else 128
-
-    def vector_width(self, element_bytes: int) -> int:
-        """Lanes of `element_bytes`-byte elements in one vector register."""
-        return max(1, self.vector_bits // (8 * element_bytes))
-
-
-@functools.cache
-def host_features() -> HostFeatures:
-    _initialize()
-    flags = llvm.get_host_cpu_features()
-    return HostFeatures(
-        cpu=llvm.get_host_cpu_name(),
-        features=flags.flatten(),
-        avx2=bool(flags.get("avx2")),
-        fma=bool(flags.get("fma")),
-        avx512f=bool(flags.get("avx512f")),
-        avx512vnni=bool(flags.get("avx512vnni")),
-        avx512bf16=bool(flags.get("avx512bf16")),
-    )
 
 
 def is_host_triple(triple: str | None) -> bool:

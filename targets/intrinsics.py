@@ -42,7 +42,7 @@ from xdsl.dialects import arith
 from xdsl.dialects.builtin import MemRefType
 from xdsl.ir import Block, Operation, SSAValue
 
-from mlc.parser.texpr import (
+from mlc.texpr import (
     Binary,
     Call,
     Cast,

@@ -180,8 +180,8 @@ def int8_matmul_module(m: int, n: int, k: int) -> ModuleOp:
     from xdsl.dialects import func, memref
     from xdsl.dialects.builtin import MemRefType, i8, i32
 
-    from mlc.parser.texpr import parse, specialize
     from mlc.targets.intrinsics import texpr_kernel
+    from mlc.texpr import parse, specialize
 
     a_ty, b_ty, c_ty = MemRefType(i8, [m, k]), MemRefType(i8, [k, n]), MemRefType(i32, [m, n])
     f = func.FuncOp("main", ([a_ty, b_ty], [c_ty]))
@@ -217,8 +217,8 @@ def _is_u8s8_matmul(kernel: KernelOp) -> bool:
 
 def texpr_kernel_of(source: str, like: KernelOp) -> KernelOp | None:
     """The detached kernel of `source` with the sizes of `like`'s operands (or None)."""
-    from mlc.parser.texpr import parse, specialize
     from mlc.targets.intrinsics import normalized_kernel
+    from mlc.texpr import parse, specialize
 
     shapes = [cast(MemRefType, v.type).get_shape() for v in like.operands]
     (mk, kn, mn) = shapes
@@ -307,8 +307,8 @@ def _matmul_module(source: str, m: int, n: int, k: int) -> ModuleOp:
     from xdsl.dialects import func, memref
 
     from mlc.lowering.texpr_to_tl import element_type
-    from mlc.parser.texpr import parse, specialize
     from mlc.targets.intrinsics import texpr_kernel
+    from mlc.texpr import parse, specialize
 
     defn = specialize(parse(source), {"M": m, "N": n, "K": k})
     a_d, b_d = defn.inputs

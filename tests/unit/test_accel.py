@@ -185,9 +185,9 @@ def test_tensorize_unifies_the_intrinsic_and_explains_why_it_is_not_used() -> No
     from xdsl.dialects import func, memref
     from xdsl.dialects.builtin import MemRefType, StringAttr, i8, i32
 
-    from mlc.parser.texpr import parse
     from mlc.targets.accel import GEMM16, NOT_A_CPU_TILE
     from mlc.targets.intrinsics import texpr_kernel
+    from mlc.texpr import parse
     from mlc.transforms.loops.schedule import Schedule
     from mlc.transforms.loops.tensorize import explain
 

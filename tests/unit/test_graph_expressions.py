@@ -1,4 +1,4 @@
-"""The expression library (`mlc.lowering.expressions`) against the graph reference semantics.
+"""The expression library (`mlc.texpr.library`) against the graph reference semantics.
 
 Every covered op is built over its attribute variations (Hypothesis) and its specialized
 tensor expression, evaluated by the texpr evaluator, must equal `evaluate_op`: exactly
@@ -26,7 +26,8 @@ from mlc.dialects.graph import reduce as rd
 from mlc.dialects.graph import shape as sh
 from mlc.dialects.graph.types import element_type_from_numpy, numpy_dtype, tensor
 from mlc.interpreters.graph import evaluate as evaluate_op
-from mlc.lowering.expressions import (
+from mlc.texpr import check_bounds_at, const, it
+from mlc.texpr.library import (
     LIMITATIONS,
     NOT_AFFINE,
     Expression,
@@ -34,8 +35,7 @@ from mlc.lowering.expressions import (
     covered_ops,
     expression_for,
 )
-from mlc.lowering.expressions.template import expand, simplify_index
-from mlc.parser.texpr import check_bounds_at, const, it
+from mlc.texpr.library.template import expand, simplify_index
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 F32, F64, F16 = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16)
@@ -751,6 +751,6 @@ def test_index_simplification() -> None:
 def test_module_docstring_example() -> None:
     import doctest
 
-    import mlc.lowering.expressions as expressions
+    import mlc.texpr.library as expressions
 
     assert doctest.testmod(expressions).failed == 0

@@ -516,7 +516,7 @@ def test_zero_points_are_seen_through_lowered_constants() -> None:
 def test_conv_integer_forms() -> None:
     """u8 x i8 group-1 2-D convolutions take the im2col form, unless padding needs a zero
     point that is not a constant; everything else keeps the direct form."""
-    from mlc.lowering.expressions.quant import _conv_integer_im2col
+    from mlc.texpr.library.quant import _conv_integer_im2col
 
     rng = np.random.default_rng(8)
     x = ints(rng, (1, 4, 5, 5), np.uint8)
@@ -560,7 +560,7 @@ def test_conv_integer_im2col_native_matches_reference(
 ) -> None:
     """The im2col form (patches, VNNI product, zero-point corrections, transpose back)
     compiled natively equals the graph reference bit for bit."""
-    from mlc.lowering.expressions.quant import _conv_integer_im2col
+    from mlc.texpr.library.quant import _conv_integer_im2col
 
     rng = np.random.default_rng(seed)
     x = ints(rng, (batch, channels, 7, 6), np.uint8)

@@ -22,8 +22,8 @@ from mlc.interpreters.tl import run_buffers
 from mlc.lowering.graph_to_tl import ConvertGraphToTlPass, GraphToTlError
 from mlc.lowering.texpr_to_tl import TranslationError, element_type, emit_definition
 from mlc.lowering.tl_kernel_to_loops import ConvertTlKernelToLoopsPass
-from mlc.parser.texpr import evaluate, infer_sizes, parse, specialize
 from mlc.testing.coverage import covers
+from mlc.texpr import evaluate, infer_sizes, parse, specialize
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

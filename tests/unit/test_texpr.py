@@ -8,7 +8,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from mlc.parser.texpr import (
+from mlc.texpr import (
     Definition,
     TexprError,
     const,
@@ -537,7 +537,7 @@ def test_evaluation_errors() -> None:
 
 
 def test_blocked_evaluation_matches(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlc.parser.texpr import evaluator as evaluate_module
+    from mlc.texpr import evaluator as evaluate_module
 
     x, w = rand(2, 3, 9, 9), rand(4, 3, 3, 3)
     xs = rand(5, 7)
@@ -569,7 +569,7 @@ def test_guarded_subject_reading_over_different_iterators(
     path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The guard's masks (over n, k; over n; a scalar for unpadded reads) broadcast together."""
-    from mlc.parser.texpr import evaluator as evaluate_module
+    from mlc.texpr import evaluator as evaluate_module
 
     if path == "generic":
         monkeypatch.setattr(evaluate_module, "_EINSUM_TYPES", frozenset())
@@ -674,6 +674,6 @@ def test_specialize_rejects_impossible_sizes() -> None:
 def test_module_docstring_examples() -> None:
     import doctest
 
-    import mlc.parser.texpr as texpr
+    import mlc.texpr as texpr
 
     assert doctest.testmod(texpr).failed == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlc.parser.texpr import TexprError, parse
+from mlc.texpr import TexprError, parse
 
 
 def error_of(text: str) -> TexprError:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from mlc.parser.texpr import Poly, TexprError, const, evaluate, parse, sym
-from mlc.parser.texpr import evaluator as evaluator_module
+from mlc.texpr import Poly, TexprError, const, evaluate, parse, sym
+from mlc.texpr import evaluator as evaluator_module
 
 MATMUL = "matmul(A: f32[M, K], B: f32[K, N]) -> C: f32[M, N] { C[m, n] += A[m, k] * B[k, n] }"
 _MATMUL = parse(MATMUL)

@@ -67,7 +67,7 @@ def default_block(vector_bits: int | None = None, element_bits: int = 32) -> int
     """Channels per block: one vector register of `element_bits` elements (16 fp32 lanes
     with AVX-512, 8 with AVX2), from the host's vector width when not given."""
     if vector_bits is None:
-        from mlc.targets.cpu import host_features
+        from mlc.host import host_features
 
         vector_bits = host_features().vector_bits
     return max(4, min(16, vector_bits // element_bits))

@@ -687,7 +687,7 @@ class TlTensorizePass(ModulePass):
             raise ScheduleError("tl-tensorize needs loop=<block label>/<loop>")
         features = None
         if self.host:
-            from mlc.targets.cpu import host_features
+            from mlc.host import host_features
 
             features = host_features()
         if self.explain:

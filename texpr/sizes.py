@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from mlc.parser.texpr.affine import Poly
-from mlc.parser.texpr.ast import (
+from mlc.texpr.affine import Poly
+from mlc.texpr.ast import (
     Binary,
     Call,
     Cast,
@@ -20,8 +20,8 @@ from mlc.parser.texpr.ast import (
     TensorDecl,
     Unary,
 )
-from mlc.parser.texpr.bounds import check_bounds_at
-from mlc.parser.texpr.errors import TexprError
+from mlc.texpr.bounds import check_bounds_at
+from mlc.texpr.errors import TexprError
 
 
 def infer_sizes(

@@ -12,8 +12,8 @@ import math
 from collections.abc import Sequence
 
 from mlc.dialects.graph import shape as sh
-from mlc.lowering.expressions.registry import expresses
-from mlc.lowering.expressions.template import (
+from mlc.texpr.library.registry import expresses
+from mlc.texpr.library.template import (
     Expression,
     ExpressionError,
     broadcast,

@@ -7,7 +7,7 @@ from functools import lru_cache
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from mlc.parser.texpr.errors import TexprError
+from mlc.texpr.errors import TexprError
 
 GRAMMAR = r"""
 start: definition+

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlc.parser.texpr.errors import TexprError
+from mlc.texpr.errors import TexprError
 
 #: A value an expression evaluates to: a Python int or an integer numpy array.
 Value = int | np.ndarray

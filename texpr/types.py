@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from mlc.parser.texpr.affine import Poly, const
-from mlc.parser.texpr.ast import ARITH_OPS, Binary, Call, Cast, Const, Expr, Guarded, Index, Unary
-from mlc.parser.texpr.dtypes import DTYPES, highest, int_range, is_float, is_int, lowest
-from mlc.parser.texpr.errors import Loc, TexprError, error_at
+from mlc.texpr.affine import Poly, const
+from mlc.texpr.ast import ARITH_OPS, Binary, Call, Cast, Const, Expr, Guarded, Index, Unary
+from mlc.texpr.dtypes import DTYPES, highest, int_range, is_float, is_int, lowest
+from mlc.texpr.errors import Loc, TexprError, error_at
 
 UNTYPED_INT = "#int"
 UNTYPED_FLOAT = "#float"

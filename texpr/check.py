@@ -13,8 +13,8 @@ from typing import Any, Literal, cast
 
 from lark import Token, Tree
 
-from mlc.parser.texpr.affine import Poly, const, it, sym
-from mlc.parser.texpr.ast import (
+from mlc.texpr.affine import Poly, const, it, sym
+from mlc.texpr.ast import (
     FLOAT_FUNCTIONS,
     FUNCTIONS,
     AssignOp,
@@ -34,9 +34,9 @@ from mlc.parser.texpr.ast import (
     Unary,
     reads,
 )
-from mlc.parser.texpr.dtypes import DTYPES, is_float
-from mlc.parser.texpr.errors import Loc, TexprError, error_at
-from mlc.parser.texpr.types import (
+from mlc.texpr.dtypes import DTYPES, is_float
+from mlc.texpr.errors import Loc, TexprError, error_at
+from mlc.texpr.types import (
     UNTYPED_ANY,
     UNTYPED_FLOAT,
     UNTYPED_INT,
@@ -397,7 +397,7 @@ class _DefinitionBuilder:
     # -- scalar expressions --------------------------------------------------------------
 
     def _scalar(self, tree: Tree[Token], guarded: bool) -> Expr:
-        """A (possibly untyped) scalar expression; see `mlc.parser.texpr.types`."""
+        """A (possibly untyped) scalar expression; see `mlc.texpr.types`."""
         loc = loc_of(tree)
         kind = tree.data
         if kind == "int_lit":

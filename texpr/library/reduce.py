@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 
 from mlc.dialects.graph import reduce as rd
-from mlc.lowering.expressions.registry import expresses
-from mlc.lowering.expressions.template import (
+from mlc.texpr.dtypes import is_float
+from mlc.texpr.library.registry import expresses
+from mlc.texpr.library.template import (
     Expression,
     build,
     compute_dtype,
@@ -20,7 +21,6 @@ from mlc.lowering.expressions.template import (
     instantiate,
     shape_of,
 )
-from mlc.parser.texpr.dtypes import is_float
 
 #: ``$op`` is a texpr reduction, ``$body`` the reduced value of ``X[@(i#)]``.
 REDUCE = """

@@ -34,7 +34,7 @@ from xdsl.ir import Operation
 
 from mlc.dialects.graph import elementwise as _ew
 from mlc.dialects.graph import shape as _sh
-from mlc.lowering.expressions import (  # noqa: F401  (register)
+from mlc.texpr.library import (  # noqa: F401  (register)
     elementwise,
     layout,
     nn,
@@ -42,8 +42,8 @@ from mlc.lowering.expressions import (  # noqa: F401  (register)
     reduce,
     shape,
 )
-from mlc.lowering.expressions.registry import BUILDERS
-from mlc.lowering.expressions.template import Expression, ExpressionError, simplify, widen
+from mlc.texpr.library.registry import BUILDERS
+from mlc.texpr.library.template import Expression, ExpressionError, simplify, widen
 
 #: Graph ops without an expression, and why; they get hand-written lowerings.
 NOT_AFFINE: dict[type[Operation], str] = {

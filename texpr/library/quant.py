@@ -27,9 +27,10 @@ import numpy as np
 from xdsl.ir import SSAValue
 
 from mlc.dialects.graph import quant
-from mlc.lowering.expressions.elementwise import ROUND_HALF_EVEN
-from mlc.lowering.expressions.registry import expresses
-from mlc.lowering.expressions.template import (
+from mlc.texpr import numpy_dtype as texpr_numpy_dtype
+from mlc.texpr.library.elementwise import ROUND_HALF_EVEN
+from mlc.texpr.library.registry import expresses
+from mlc.texpr.library.template import (
     Expression,
     broadcast,
     build,
@@ -41,7 +42,6 @@ from mlc.lowering.expressions.template import (
     shape_of,
     size_names,
 )
-from mlc.parser.texpr import numpy_dtype as texpr_numpy_dtype
 
 
 def is_zero_constant(value: SSAValue) -> bool:

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from xdsl.ir import Operation
 
-from mlc.lowering.expressions.template import Expression
+from mlc.texpr.library.template import Expression
 
 Builder = Callable[[Any], Expression]
 F = TypeVar("F", bound=Builder)

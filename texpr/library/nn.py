@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 
 from mlc.dialects.graph import nn
-from mlc.lowering.expressions.registry import expresses
-from mlc.lowering.expressions.template import (
+from mlc.texpr.dtypes import is_float
+from mlc.texpr.library.registry import expresses
+from mlc.texpr.library.template import (
     Expression,
     ExpressionError,
     broadcast,
@@ -27,7 +28,6 @@ from mlc.lowering.expressions.template import (
     shape_of,
     size_names,
 )
-from mlc.parser.texpr.dtypes import is_float
 
 # -- products ---------------------------------------------------------------------------
 

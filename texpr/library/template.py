@@ -38,7 +38,7 @@ from xdsl.ir import Operation, SSAValue
 from xdsl.traits import SymbolTable
 
 from mlc.dialects.graph.types import numpy_dtype
-from mlc.parser.texpr import (
+from mlc.texpr import (
     Binary,
     Call,
     Cast,
@@ -62,9 +62,9 @@ from mlc.parser.texpr import (
     reads,
     specialize,
 )
-from mlc.parser.texpr import numpy_dtype as texpr_numpy_dtype
-from mlc.parser.texpr.affine import FloorDiv, Iter, Mod
-from mlc.parser.texpr.dtypes import dtype_name, is_float
+from mlc.texpr import numpy_dtype as texpr_numpy_dtype
+from mlc.texpr.affine import FloorDiv, Iter, Mod
+from mlc.texpr.dtypes import dtype_name, is_float
 
 Array = np.ndarray
 

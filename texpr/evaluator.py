@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.special
 
-from mlc.parser.texpr.ast import (
+from mlc.texpr.ast import (
     Binary,
     Call,
     Cast,
@@ -41,8 +41,8 @@ from mlc.parser.texpr.ast import (
     Unary,
     free_iterators,
 )
-from mlc.parser.texpr.bounds import check_bounds_at
-from mlc.parser.texpr.dtypes import (
+from mlc.texpr.bounds import check_bounds_at
+from mlc.texpr.dtypes import (
     INT_TYPES,
     accumulator_type,
     dtype_name,
@@ -51,8 +51,8 @@ from mlc.parser.texpr.dtypes import (
     lowest,
     numpy_dtype,
 )
-from mlc.parser.texpr.errors import TexprError
-from mlc.parser.texpr.sizes import infer_sizes
+from mlc.texpr.errors import TexprError
+from mlc.texpr.sizes import infer_sizes
 
 #: Largest number of domain points a generic block evaluates at once.
 BLOCK_ELEMENTS = 1 << 22

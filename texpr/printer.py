@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from mlc.parser.texpr.affine import Poly, const
-from mlc.parser.texpr.ast import (
+from mlc.texpr.affine import Poly, const
+from mlc.texpr.ast import (
     COMPARE_OPS,
     Binary,
     Call,
@@ -22,7 +22,7 @@ from mlc.parser.texpr.ast import (
     Unary,
     reads,
 )
-from mlc.parser.texpr.dtypes import DTYPES, highest, is_float, lowest
+from mlc.texpr.dtypes import DTYPES, highest, is_float, lowest
 
 # Binding strength, loosest first.
 _GUARD, _OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _UNARY, _ATOM = range(9)

@@ -15,8 +15,9 @@ from xdsl.dialects.builtin import FloatAttr, IntegerAttr
 
 from mlc.dialects.graph import elementwise as ew
 from mlc.dialects.graph.base import GraphOp
-from mlc.lowering.expressions.registry import expresses
-from mlc.lowering.expressions.template import (
+from mlc.texpr.dtypes import is_float
+from mlc.texpr.library.registry import expresses
+from mlc.texpr.library.template import (
     Expression,
     ExpressionError,
     broadcast,
@@ -28,7 +29,6 @@ from mlc.lowering.expressions.template import (
     shape_of,
     size_names,
 )
-from mlc.parser.texpr.dtypes import is_float
 
 ELEMENTWISE = """
 $name($params) -> Y: $TY[$dims] {

@@ -1,6 +1,6 @@
 """mlc's tensor-expression language: one source of semantics for kernels and intrinsics.
 
->>> from mlc.parser.texpr import parse, evaluate
+>>> from mlc.texpr import parse, evaluate
 >>> mm = parse("matmul(A: f32[M, K], B: f32[K, N]) -> C: f32[M, N] { C[m, n] += A[m, k] * B[k, n] }")
 >>> [(i.name, str(i.extent), i.kind) for i in mm.iterators]
 [('m', 'M', 'parallel'), ('n', 'N', 'parallel'), ('k', 'K', 'reduction')]
@@ -47,8 +47,8 @@ counterexample (`bounds`); `evaluate` and `specialize` check exactly for the act
 Semantics of evaluation are in `evaluator`.
 """
 
-from mlc.parser.texpr.affine import FloorDiv, Iter, Mod, Poly, Sym, const, it, sym
-from mlc.parser.texpr.ast import (
+from mlc.texpr.affine import FloorDiv, Iter, Mod, Poly, Sym, const, it, sym
+from mlc.texpr.ast import (
     Binary,
     Call,
     Cast,
@@ -67,13 +67,13 @@ from mlc.parser.texpr.ast import (
     reads,
     walk,
 )
-from mlc.parser.texpr.bounds import check_bounds, check_bounds_at
-from mlc.parser.texpr.dtypes import DTYPES, numpy_dtype
-from mlc.parser.texpr.errors import TexprError
-from mlc.parser.texpr.evaluator import evaluate, identity
-from mlc.parser.texpr.parser import parse, parse_all
-from mlc.parser.texpr.printer import format_definition, format_expr
-from mlc.parser.texpr.sizes import infer_sizes, specialize
+from mlc.texpr.bounds import check_bounds, check_bounds_at
+from mlc.texpr.dtypes import DTYPES, numpy_dtype
+from mlc.texpr.errors import TexprError
+from mlc.texpr.evaluator import evaluate, identity
+from mlc.texpr.parser import parse, parse_all
+from mlc.texpr.printer import format_definition, format_expr
+from mlc.texpr.sizes import infer_sizes, specialize
 
 __all__ = [
     "DTYPES",

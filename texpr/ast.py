@@ -2,7 +2,7 @@
 
 Every node is a frozen dataclass; source positions (``loc``) do not take part in
 equality, so two definitions that print the same compare equal. Index and size
-expressions are `Poly` values (see `mlc.parser.texpr.affine`).
+expressions are `Poly` values (see `mlc.texpr.affine`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Iterator as PyIterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mlc.parser.texpr.affine import Poly
-from mlc.parser.texpr.errors import Loc
+from mlc.texpr.affine import Poly
+from mlc.texpr.errors import Loc
 
 #: Reduction and assignment operators of a statement.
 AssignOp = Literal["=", "+=", "*=", "max=", "min="]
@@ -302,6 +302,6 @@ class Definition:
         return self.statements[0].iterators
 
     def __str__(self) -> str:
-        from mlc.parser.texpr.printer import format_definition
+        from mlc.texpr.printer import format_definition
 
         return format_definition(self)

@@ -8,8 +8,8 @@ weight and the output, so a schedule vectorizes it and broadcasts input elements
 from __future__ import annotations
 
 from mlc.dialects.graph import layout
-from mlc.lowering.expressions.registry import expresses
-from mlc.lowering.expressions.template import (
+from mlc.texpr.library.registry import expresses
+from mlc.texpr.library.template import (
     Expression,
     build,
     compute_dtype,

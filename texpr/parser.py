@@ -6,11 +6,11 @@ from functools import lru_cache
 
 from lark import Tree
 
-from mlc.parser.texpr.ast import Definition
-from mlc.parser.texpr.bounds import check_bounds
-from mlc.parser.texpr.check import build_definition
-from mlc.parser.texpr.errors import TexprError
-from mlc.parser.texpr.grammar import parse_tree
+from mlc.texpr.ast import Definition
+from mlc.texpr.bounds import check_bounds
+from mlc.texpr.check import build_definition
+from mlc.texpr.errors import TexprError
+from mlc.texpr.grammar import parse_tree
 
 
 def parse_all(text: str) -> dict[str, Definition]:

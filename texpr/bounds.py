@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlc.parser.texpr.affine import Atom, FloorDiv, Iter, Mod, Poly, it
-from mlc.parser.texpr.ast import Definition, Read, Statement, reads
-from mlc.parser.texpr.errors import error_at
-from mlc.parser.texpr.printer import format_expr
+from mlc.texpr.affine import Atom, FloorDiv, Iter, Mod, Poly, it
+from mlc.texpr.ast import Definition, Read, Statement, reads
+from mlc.texpr.errors import error_at
+from mlc.texpr.printer import format_expr
 
 #: Values each size takes in the parse-time search.
 SAMPLE_VALUES = (0, 1, 2, 3, 4, 5, 7)
