@@ -15,7 +15,7 @@ Three parts:
 - int8 conv, ONNX `ConvInteger` 3x3 64 -> 64 on 56 x 56, pad 1, u8 activations with zero
   point 128 x s8 weights: mlc's default pipeline (im2col patches, the product through
   `vpdpbusd`, zero-point correction) against its direct one-kernel form and onnxruntime.
-- the simulated accelerator (`targets.accel`): a 3x3 conv layer, 32 -> 64 channels on a
+- the simulated accelerator (`lowering.graph_to_accel`): a 3x3 conv layer, 32 -> 64 channels on a
   16 x 16 output, int8: cycles and GEMM-unit utilisation from the simulator's cost model.
 
 Timing is `run.benchmark_case`'s: interleaved rotated rounds, medians, outputs checked
@@ -136,7 +136,7 @@ def int8_runners() -> list[Runner]:
 def accel_conv_report() -> Any:
     """Simulate the accelerator's 3x3 conv layer on random int8 data; the `Report`."""
     from mlc.interpreters.accel import simulate
-    from mlc.targets.accel import lower_conv2d, program_of
+    from mlc.lowering.graph_to_accel import lower_conv2d, program_of
 
     rng = np.random.default_rng(0)
     shape, m = (1, 18, 18, 32), 64
@@ -240,7 +240,7 @@ def report(
         "",
         "| accelerator conv 1x18x18x32 * 3x3x32x64, int8 | cycles | GEMM busy | utilisation |",
         "| --- | --- | --- | --- |",
-        f"| simulated (`targets.accel`) | {accel.cycles} | {accel.gemm_busy} | "
+        f"| simulated (`lowering.graph_to_accel`) | {accel.cycles} | {accel.gemm_busy} | "
         f"{accel.utilization:.1%} |",
     ]
     return "\n".join(lines) + "\n"

@@ -19,9 +19,9 @@ from xdsl.interpreter import (
 )
 from xdsl.utils.exceptions import InterpretationError
 
+from mlc.dialects.hw.intrinsics import semantics_of
 from mlc.dialects.hw.x86 import FmaTileOp, HwTileOp, Vdpbf16psOp, VpdpbusdOp
 from mlc.interpreters.tl.buffers import buffer_view, numpy_dtype
-from mlc.targets.intrinsics import semantics_of
 
 __all__ = ["HwFunctions", "run_hw_op"]
 

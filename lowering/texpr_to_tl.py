@@ -19,6 +19,7 @@ One kernel per statement, in statement order, inserted by a `Builder`:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -41,6 +42,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.ir.affine import AffineExpr, AffineMap
 
+from mlc.dialects.hw.intrinsics import Intrinsic, IntrinsicError
 from mlc.dialects.tl import IndexOp, IteratorAttr, KernelOp, YieldOp, scalar_attr
 from mlc.dialects.tl.affine import RESERVED_NAMES, affine_range
 from mlc.texpr import (
@@ -55,6 +57,7 @@ from mlc.texpr import (
     Poly,
     Read,
     Statement,
+    TensorDecl,
     Unary,
     identity,
     it,
@@ -601,6 +604,105 @@ __all__ = [
     "TranslationError",
     "element_type",
     "emit_definition",
+    "intrinsic_kernel",
+    "normalized_kernel",
     "poly_to_affine",
     "statement_kernel",
+    "texpr_kernel",
 ]
+
+
+# ------------------------------------------------------------------ intrinsic kernels
+
+
+def _signless(dtype: str) -> str:
+    return "i" + dtype[1:] if dtype.startswith("u") else dtype
+
+
+def _signless_expr(expr: Expr) -> Expr:
+    """`expr` with unsigned reads re-typed signless (the casts are fixed in the kernel)."""
+    if isinstance(expr, Read):
+        return dataclasses.replace(expr, dtype=_signless(expr.dtype))
+    if isinstance(expr, Cast):
+        return dataclasses.replace(expr, operand=_signless_expr(expr.operand))
+    if isinstance(expr, Unary):
+        return dataclasses.replace(expr, operand=_signless_expr(expr.operand))
+    if isinstance(expr, Binary):
+        if expr.dtype.startswith("u") or expr.lhs.dtype.startswith("u"):
+            raise IntrinsicError("unsigned arithmetic other than casts is not supported")
+        return dataclasses.replace(expr, lhs=_signless_expr(expr.lhs), rhs=_signless_expr(expr.rhs))
+    if isinstance(expr, Call):
+        return dataclasses.replace(expr, args=tuple(_signless_expr(a) for a in expr.args))
+    if isinstance(expr, Guarded):
+        return dataclasses.replace(
+            expr, subject=_signless_expr(expr.subject), fallback=_signless_expr(expr.fallback)
+        )
+    return expr
+
+
+def normalized_kernel(defn: Definition) -> KernelOp:
+    """The `tl.kernel` of a specialized one-statement definition over block arguments of
+    a detached block (see `intrinsic_kernel`)."""
+    return texpr_kernel(defn)
+
+
+def intrinsic_kernel(intrinsic: Intrinsic, sizes: Mapping[str, int] | None = None) -> KernelOp:
+    """The normalised `tl.kernel` of an intrinsic's declaration (what tensorize unifies a
+    tile with), over block arguments of a detached block (unsigned tensors in signless
+    buffers, their reads zero-extended)."""
+    return normalized_kernel(intrinsic.specialized(sizes or {}))
+
+
+def texpr_kernel(defn: Definition, buffers: Mapping[str, SSAValue] | None = None) -> KernelOp:
+    """The `tl.kernel` of a specialized one-statement definition, over `buffers` (tensor
+    name -> memref; default: arguments of a fresh detached block). Unsigned tensors are
+    signless buffers whose reads are zero-extended (`arith.extui` / `arith.uitofp`): the
+    tl form of u8 data (as `lowering.texpr_to_tl` makes u8 buffers i8)."""
+    unsigned = {d.name for d in defn.inputs if d.dtype.startswith("u")}
+
+    def decl(d: TensorDecl) -> TensorDecl:
+        return dataclasses.replace(d, dtype=_signless(d.dtype))
+
+    (stmt,) = defn.statements
+    signless = dataclasses.replace(
+        defn,
+        inputs=tuple(decl(d) for d in defn.inputs),
+        statements=(dataclasses.replace(stmt, body=_signless_expr(stmt.body)),),
+    )
+    block = Block(
+        arg_types=[
+            MemRefType(element_type(d.dtype), [s.const_value() for s in d.shape])
+            for d in (*signless.inputs, *signless.outputs)
+        ]
+    )
+    detached = buffers is None
+    if buffers is None:
+        buffers = {d.name: a for d, a in zip((*signless.inputs, *signless.outputs), block.args)}
+    st: Statement = signless.statements[0]
+    kernel = statement_kernel(st, signless, buffers, defn.name)
+    if kernel is None:
+        raise IntrinsicError(f"`{defn.name}` has an empty iteration domain")
+    unsigned_buffers = {buffers[n] for n in unsigned}
+    body = kernel.body.block
+    for arg, buf in zip(body.args, kernel.inputs):
+        if buf not in unsigned_buffers:
+            continue
+        for use in list(arg.uses):
+            user = use.operation
+            new: Operation
+            if isinstance(user, arith.ExtSIOp):
+                new = arith.ExtUIOp(user.input, user.result.type)
+            elif isinstance(user, arith.SIToFPOp):
+                new = arith.UIToFPOp(user.input, user.result.type)
+            else:
+                raise IntrinsicError(
+                    f"`{defn.name}`: an unsigned read may only be widened (used by {user.name})"
+                )
+            parent = user.parent_block()
+            assert parent is not None
+            parent.insert_op_before(new, user)
+            user.results[0].replace_all_uses_with(new.results[0])
+            parent.erase_op(user)
+    if detached:
+        block.add_op(kernel)
+    return kernel

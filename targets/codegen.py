@@ -2,7 +2,7 @@
 kernel function (`tl-outline-kernels`) plus the model's own, each optimized and compiled
 to object code once (the compile cache), in parallel, then linked into the JIT.
 
-    objects = compile_objects(module, opt=3, cache=CompileCache(), jobs=2)
+    objects = compile_objects(split_kernels(module), opt=3, cache=CompileCache(), jobs=2)
     engine.add_objects(objects)            # JitEngine: link and finalize
 
 Parallelism: threads, one LLVM context and target machine each (llvmlite's calls release
@@ -89,7 +89,9 @@ def _part(
         for op in module.ops
         if isinstance(op, llvmd.GlobalOp) and op.sym_name.data in addressed - defined
     }
-    return ModuleOp([op.clone() for op in ops] + decls), external
+    # declarations first: xDSL resolves a call's callee by scanning the module's ops in
+    # order, and the model's function calls every kernel
+    return ModuleOp(decls + [op.clone() for op in ops]), external
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ def _emit_object(text: str, opt: int) -> bytes:
 
 
 def compile_objects(
-    module: ModuleOp,
+    parts: Sequence[tuple[ModuleOp, set[str]]],
     opt: int = 3,
     *,
     cache: CompileCache | None = None,
@@ -133,7 +135,7 @@ def compile_objects(
     constants: dict[str, bytes] | None = None,
     timings: Timings | None = None,
 ) -> Objects:
-    """Object code for every part of `module` (`split_kernels`), from `cache` where it
+    """Object code for every part of a module (`split_kernels`), from `cache` where it
     has them; large constants go to `constants` instead of the IR (see `emit_module`)."""
     timings = timings if timings is not None else Timings()
     tm = target_machine(opt, jit=False, reloc="pic")
@@ -141,7 +143,7 @@ def compile_objects(
     features = host_features()
     texts: list[str] = []
     with timings.stage("emit LLVM IR"):
-        for part, external in split_kernels(module):
+        for part, external in parts:
             ir_module = emit_module(part, triple, layout, constants, declare=external)
             texts.append(str(ir_module))
     keys = [object_key(t, triple, features.cpu, features.features, opt) for t in texts]

@@ -38,7 +38,7 @@ from mlc.interpreters.tl.buffers import numpy_dtype
 from mlc.lowering.tl_parallel_to_llvm import NUM_THREADS_GLOBAL
 from mlc.lowering.tl_to_llvm import ALIGNMENT, INTERMEDIATE_BYTES, WORKSPACE_BYTES
 from mlc.parser.mlir import verify_module
-from mlc.targets.codegen import compile_objects
+from mlc.targets.codegen import compile_objects, split_kernels
 from mlc.targets.compile_cache import CompileCache
 from mlc.targets.cpu import JitEngine, optimize, target_machine
 from mlc.targets.llvm_emit import content_address_constants, emit_module
@@ -268,6 +268,8 @@ class LoweredModel:
     outputs: list[BufferSpec]
     #: the module in the llvm dialect (`llvm_dialect` prints it)
     module: ModuleOp
+    #: the module split for code generation (`targets.codegen.split_kernels`)
+    parts: list[tuple[ModuleOp, set[str]]]
     #: bytes of the one workspace holding every intermediate buffer (liveness-planned) ...
     workspace_bytes: int = 0
     #: ... and what the intermediates would take as separate allocations
@@ -401,9 +403,12 @@ def lower_model(
     passes = pipeline.passes(module, strategy)
     after = (lambda p, m: verify_module(m, f"after pass '{p.name}'")) if verify_each else None
     run_passes(passes, make_context(), module, timings, after, progress)
-    with timings.stage("verify"):
-        module.verify()
     content_address_constants(module)
+    with timings.stage("split"):
+        parts = split_kernels(module)
+    with timings.stage("verify"):  # part by part: each resolves its calls among few symbols
+        for part, _ in parts:
+            part.verify()
     entry = next(
         (op for op in module.ops if isinstance(op, llvm.FuncOp) and op.sym_name.data == name),
         None,
@@ -413,7 +418,7 @@ def lower_model(
         for key in (WORKSPACE_BYTES, INTERMEDIATE_BYTES)
         if entry is not None
     ] or [0, 0]
-    return LoweredModel(name, ins, outs, module, sizes[0], sizes[1], timings)
+    return LoweredModel(name, ins, outs, module, parts, sizes[0], sizes[1], timings)
 
 
 def compile_model(
@@ -530,7 +535,7 @@ def _compile_cold(
     lowered = relower(timings=timings, verify_each=verify_each, progress=progress)
     constants: dict[str, bytes] = {}
     objects = compile_objects(
-        lowered.module, opt, cache=store, jobs=jobs, constants=constants, timings=timings
+        lowered.parts, opt, cache=store, jobs=jobs, constants=constants, timings=timings
     )
     engine = JitEngine(opt)
     engine.bind_constants(constants)

@@ -69,6 +69,8 @@ def _model_bytes(model: Any) -> bytes | None:
         if serialize is None:
             return None
         data = serialize()
+    if b"location" not in data:  # external data names its file under the key "location"
+        return data
     try:
         import onnx
         from onnx.external_data_helper import uses_external_data

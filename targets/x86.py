@@ -18,16 +18,14 @@ tensorizes the 16 x 4 tile with `vpdpbusd`; other kernels get `CpuDefaultSchedul
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr
 
-from mlc.dialects.hw.x86 import FmaTileOp, Vdpbf16psOp, VpdpbusdOp
+from mlc.dialects.hw.x86_intrinsics import FMA_TILE, VDPBF16PS, VPDPBUSD
 from mlc.dialects.tl import KernelOp
 from mlc.lowering import hw_x86_to_llvm  # noqa: F401  (registers the hw.x86 lowerings)
-from mlc.targets.intrinsics import Intrinsic, TileOperand, register_intrinsic
 
 __all__ = [
     "FMA_TILE",
@@ -40,131 +38,6 @@ __all__ = [
     "f32_matmul_module",
     "int8_matmul_module",
 ]
-
-#: u8 x s8 -> i32 dot products of 4, broadcast A (one dword) against L lanes of B
-VPDPBUSD = "vpdpbusd<L>(A: u8[4], B: i8[L, 4]) -> C: i32[L] { C[j] += i32(A[k]) * i32(B[j, k]) }"
-#: bf16 pairs -> f32, broadcast A (one pair) against L lanes of B
-VDPBF16PS = (
-    "vdpbf16ps<L>(A: bf16[2], B: bf16[L, 2]) -> C: f32[L] { C[j] += f32(A[k]) * f32(B[j, k]) }"
-)
-#: an MR x NR fp32 register tile updated over a K panel (outer products)
-FMA_TILE = (
-    "fma_tile(A: f32[MR, K], B: f32[K, NR]) -> C: f32[MR, NR] { C[i, j] += A[i, k] * B[k, j] }"
-)
-
-
-def _tiles(tiles: Mapping[str, TileOperand]) -> tuple[tuple, tuple, tuple]:
-    def tile(name: str) -> tuple:
-        return (tiles[name].buffer, list(tiles[name].indices))
-
-    return tile("C"), tile("A"), tile("B")
-
-
-def build_broadcast_dot(
-    intrinsic: Intrinsic, tiles: Mapping[str, TileOperand], sizes: Mapping[str, int]
-) -> VpdpbusdOp | Vdpbf16psOp:
-    """The `vpdpbusd` / `vdpbf16ps` op of a matched tile."""
-    c, a, b = _tiles(tiles)
-    op_class = intrinsic.op
-    assert op_class in (VpdpbusdOp, Vdpbf16psOp)
-    return op_class(c, a, b, lanes=sizes["L"])  # type: ignore[call-arg]
-
-
-@dataclass(frozen=True)
-class _FmaTileBuilder:
-    lanes: int
-
-    def __call__(
-        self, intrinsic: Intrinsic, tiles: Mapping[str, TileOperand], sizes: Mapping[str, int]
-    ) -> FmaTileOp:
-        c, a, b = _tiles(tiles)
-        return FmaTileOp(
-            c,
-            a,
-            b,
-            mr=sizes["MR"],
-            nr=sizes["NR"],
-            kc=sizes["K"],
-            lanes=self.lanes,
-            a_strides=tiles["A"].strides,
-            b_strides=tiles["B"].strides,
-            c_strides=tiles["C"].strides,
-        )
-
-
-@dataclass(frozen=True)
-class _FmaTileSizes:
-    """NR a multiple of the lanes; the MR x NR accumulators fit the vector registers
-    (leaving room for the B row and the broadcast A element)."""
-
-    lanes: int
-    registers: int
-
-    def __call__(self, sizes: Mapping[str, int]) -> str | None:
-        nr, mr = sizes["NR"], sizes["MR"]
-        if nr % self.lanes:
-            return f"NR = {nr} is not a multiple of {self.lanes} lanes"
-        vectors = mr * nr // self.lanes
-        if vectors > self.registers:
-            return (
-                f"MR x NR = {mr} x {nr} needs {vectors} accumulator registers, more than "
-                f"{self.registers}"
-            )
-        return None
-
-
-for _name, _lanes, _features, _cost in (
-    ("x86.avx512.vpdpbusd", 16, {"avx512vnni"}, 1.0),
-    ("x86.avx512vl.vpdpbusd", 8, {"avx512vnni", "avx512vl"}, 1.0),
-    ("x86.avxvnni.vpdpbusd", 8, {"avxvnni"}, 1.0),
-):
-    register_intrinsic(
-        Intrinsic(
-            name=_name,
-            source=VPDPBUSD,
-            op=VpdpbusdOp,
-            build=build_broadcast_dot,
-            features=frozenset(_features),
-            sizes=(("L", _lanes),),
-            strides=(("A", (1,)), ("B", (4, 1)), ("C", (1,))),
-            cost=_cost,
-        )
-    )
-
-for _name, _lanes, _features in (
-    ("x86.avx512.vdpbf16ps", 16, {"avx512bf16"}),
-    ("x86.avx512vl.vdpbf16ps", 8, {"avx512bf16", "avx512vl"}),
-):
-    register_intrinsic(
-        Intrinsic(
-            name=_name,
-            source=VDPBF16PS,
-            op=Vdpbf16psOp,
-            build=build_broadcast_dot,
-            features=frozenset(_features),
-            sizes=(("L", _lanes),),
-            strides=(("A", (1,)), ("B", (2, 1)), ("C", (1,))),
-            cost=1.0,
-        )
-    )
-
-for _name, _lanes, _features, _registers in (
-    ("x86.avx512.fma_tile", 16, {"avx512f"}, 28),
-    ("x86.avx2.fma_tile", 8, {"avx2", "fma"}, 12),
-):
-    register_intrinsic(
-        Intrinsic(
-            name=_name,
-            source=FMA_TILE,
-            op=FmaTileOp,
-            build=_FmaTileBuilder(_lanes),
-            features=frozenset(_features),
-            strides=(("A", (None, None)), ("B", (None, 1)), ("C", (None, 1))),
-            cost=2.0,
-            check_sizes=_FmaTileSizes(_lanes, _registers),
-        )
-    )
-
 
 #: MatMulInteger without zero points, u8 x s8 -> i32 (the tl kernel VNNI tensorizes)
 MATMUL_U8S8 = (
@@ -180,7 +53,7 @@ def int8_matmul_module(m: int, n: int, k: int) -> ModuleOp:
     from xdsl.dialects import func, memref
     from xdsl.dialects.builtin import MemRefType, i8, i32
 
-    from mlc.targets.intrinsics import texpr_kernel
+    from mlc.lowering.texpr_to_tl import texpr_kernel
     from mlc.texpr import parse, specialize
 
     a_ty, b_ty, c_ty = MemRefType(i8, [m, k]), MemRefType(i8, [k, n]), MemRefType(i32, [m, n])
@@ -217,7 +90,7 @@ def _is_u8s8_matmul(kernel: KernelOp) -> bool:
 
 def texpr_kernel_of(source: str, like: KernelOp) -> KernelOp | None:
     """The detached kernel of `source` with the sizes of `like`'s operands (or None)."""
-    from mlc.targets.intrinsics import normalized_kernel
+    from mlc.lowering.texpr_to_tl import normalized_kernel
     from mlc.texpr import parse, specialize
 
     shapes = [cast(MemRefType, v.type).get_shape() for v in like.operands]
@@ -306,8 +179,7 @@ def _matmul_module(source: str, m: int, n: int, k: int) -> ModuleOp:
     from xdsl.builder import Builder, InsertPoint
     from xdsl.dialects import func, memref
 
-    from mlc.lowering.texpr_to_tl import element_type
-    from mlc.targets.intrinsics import texpr_kernel
+    from mlc.lowering.texpr_to_tl import element_type, texpr_kernel
     from mlc.texpr import parse, specialize
 
     defn = specialize(parse(source), {"M": m, "N": n, "K": k})

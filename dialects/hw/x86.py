@@ -104,7 +104,7 @@ class HwTileOp(IRDLOperation, ABC):
 
     def tile_shapes(self) -> dict[str, tuple[int, ...]]:
         """Per tensor of the semantics: its shape (the tile's extent per dim)."""
-        from mlc.targets.intrinsics import semantics_of
+        from mlc.dialects.hw.intrinsics import semantics_of
 
         return semantics_of(self).shapes(self.sizes())
 

@@ -16,10 +16,11 @@ from xdsl.dialects.builtin import ModuleOp
 
 import mlc
 from mlc.dialects.hw.accel import INSTRUCTIONS, AluOpcode, ProgramOp
+from mlc.dialects.hw.accel_intrinsics import ACCEL_GEMM
 from mlc.interpreters.accel import CostModel, SimulationError, simulate
+from mlc.lowering.graph_to_accel import Epilogue, lower_conv2d, lower_matmul, program_of
 from mlc.parser.mlir import IRDiagnostic, parse_module
 from mlc.registry import make_context
-from mlc.targets.accel import ACCEL_GEMM, Epilogue, lower_conv2d, lower_matmul, program_of
 from mlc.testing.coverage import covers
 from mlc.testing.semantics import assert_preserves_semantics
 from mlc.transforms.graph.placement import AccelPlacementPass
@@ -185,8 +186,8 @@ def test_tensorize_unifies_the_intrinsic_and_explains_why_it_is_not_used() -> No
     from xdsl.dialects import func, memref
     from xdsl.dialects.builtin import MemRefType, StringAttr, i8, i32
 
-    from mlc.targets.accel import GEMM16, NOT_A_CPU_TILE
-    from mlc.targets.intrinsics import texpr_kernel
+    from mlc.dialects.hw.accel_intrinsics import GEMM16, NOT_A_CPU_TILE
+    from mlc.lowering.texpr_to_tl import texpr_kernel
     from mlc.texpr import parse
     from mlc.transforms.loops.schedule import Schedule
     from mlc.transforms.loops.tensorize import explain
@@ -401,7 +402,12 @@ def test_placement_keeps_unsupported_ops_on_the_cpu() -> None:
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "new-hardware.md"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
-SOURCES = ["dialects/hw/accel.py", "interpreters/accel.py", "targets/accel.py"]
+SOURCES = [
+    "dialects/hw/accel.py",
+    "dialects/hw/accel_intrinsics.py",
+    "interpreters/accel.py",
+    "lowering/graph_to_accel.py",
+]
 
 
 def test_new_hardware_doc_excerpts_match_the_code_and_its_examples_run() -> None:

@@ -15,7 +15,9 @@ def test_small_run_checks_every_runner(capsys: pytest.CaptureFixture[str]) -> No
     assert "| mlc fma_tile microkernel |" in out and "WRONG" not in out and "error" not in out
     assert re.search(r"\| mlc default \(im2col, vpdpbusd\) \| \d+\.\d+ \|.*\| ok \|", out)
     assert re.search(r"\| mlc direct conv kernel \| \d+\.\d+ \|.*\| ok \|", out)
-    assert re.search(r"\| simulated \(`targets.accel`\) \| [1-9]\d* \| [1-9]\d* \| \d+\.\d%", out)
+    assert re.search(
+        r"\| simulated \(`lowering.graph_to_accel`\) \| [1-9]\d* \| [1-9]\d* \| \d+\.\d%", out
+    )
 
 
 def test_int8_case_is_matmul_integer() -> None:

@@ -150,8 +150,8 @@ def test_the_job_count_does_not_change_the_code(jobs: int) -> None:
     from mlc.targets.compiled import lower_model
 
     lowered = lower_model(CNN)
-    a = compile_objects(lowered.module, cache=None, jobs=1)
-    b = compile_objects(lowered.module, cache=None, jobs=jobs)
+    a = compile_objects(lowered.parts, cache=None, jobs=1)
+    b = compile_objects(lowered.parts, cache=None, jobs=jobs)
     assert a.objects == b.objects
 
 
@@ -183,3 +183,18 @@ def test_outlining_preserves_semantics(program, dedupe_twice: bool) -> None:  # 
             np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
         else:
             np.testing.assert_array_equal(g, w)
+
+
+def test_models_with_external_data_are_not_cached_whole(tmp_path: Path) -> None:
+    """The key covers the .onnx bytes only: a model whose weights live in another file
+    gets no model-level key (its kernels are still cached)."""
+    import onnx
+
+    from mlc.targets.model_cache import model_key
+
+    model = mlp(4, (16, 16, 16, 16)).model
+    assert model_key(model, {}) is not None
+    path = tmp_path / "m.onnx"
+    onnx.save_model(model, path, save_as_external_data=True, size_threshold=0)
+    assert model_key(str(path), {}) is None
+    assert model_key(str(tmp_path / "missing.onnx"), {}) is None

@@ -23,11 +23,11 @@ from xdsl.dialects.builtin import (
 from xdsl.parser import Parser
 
 import mlc
+from mlc.dialects.hw.intrinsics import get_intrinsic, has_features, intrinsics, semantics_of
 from mlc.dialects.hw.x86 import FmaTileOp, Vdpbf16psOp, VpdpbusdOp
 from mlc.interpreters.tl import run_buffers
 from mlc.registry import make_context
 from mlc.targets.cpu import host_features
-from mlc.targets.intrinsics import get_intrinsic, has_features, intrinsics, semantics_of
 
 HOST = host_features()
 needs_vnni = pytest.mark.skipif(not HOST.avx512vnni, reason="CPU lacks AVX-512 VNNI")

@@ -30,7 +30,7 @@ from xdsl.passes import ModulePass
 
 from mlc.dialects import graph as g
 from mlc.dialects.hw.accel import AluOpcode, ProgramOp
-from mlc.targets.accel import Epilogue, lower_matmul
+from mlc.lowering.graph_to_accel import Epilogue, lower_matmul
 
 I32 = (-(2**31), 2**31 - 1)
 

@@ -54,9 +54,10 @@ from xdsl.ir.affine import (
 )
 from xdsl.passes import ModulePass
 
+from mlc.dialects.hw.intrinsics import Intrinsic, TileOperand, get_intrinsic, intrinsics
 from mlc.dialects.tl import BlockOp, ForOp, KernelOp, YieldOp, affine_range, linear_form
 from mlc.dialects.tl.loops import loop_var_range
-from mlc.targets.intrinsics import Intrinsic, TileOperand, get_intrinsic, intrinsics
+from mlc.lowering.texpr_to_tl import intrinsic_kernel
 from mlc.transforms.loops.common import (
     ScheduleError,
     block_loops,
@@ -368,7 +369,7 @@ def _try_match(intrinsic: Intrinsic, tile: _Tile) -> TensorizeMatch:
     # body first: it fixes which tile operand is which tensor
     fixed = intrinsic.fixed_sizes
     probe = {s: 1 for s in intrinsic.definition.symbols if s not in fixed}
-    probe_kernel = intrinsic.kernel(probe)
+    probe_kernel = intrinsic_kernel(intrinsic, probe)
     block = tile.block
     n_in_i = len(probe_kernel.inputs)
     arg_map = _unify_bodies(probe_kernel.body.block, block.body.block, n_in_i, len(block.inputs))
@@ -408,7 +409,7 @@ def _try_match(intrinsic: Intrinsic, tile: _Tile) -> TensorizeMatch:
                 if why:
                     raise _Mismatch(why)
             score += 1
-            kernel = intrinsic.kernel(sizes)
+            kernel = intrinsic_kernel(intrinsic, sizes)
             strides = _check_strides(intrinsic, kernel, kernel_tensors, operands, tile, perm)
             return TensorizeMatch(intrinsic, sizes, operands, strides, tile)
         except _Mismatch as e:

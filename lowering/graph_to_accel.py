@@ -1,5 +1,6 @@
-"""The simulated accelerator as a target: its GEMM intrinsic and the lowering of int8
-matrix products (and convolutions, through im2col tiles) to `hw.accel` instruction streams.
+"""graph -> the simulated accelerator: int8 matrix products (and convolutions, through
+im2col tiles) as `hw.accel` instruction streams (its GEMM intrinsic is declared with the
+dialect, `dialects/hw/accel_intrinsics.py`).
 
     fn = lower_matmul(40, 64, 24, Epilogue(bias="row", alu=((AluOpcode.MAX, 0),)))
     (c,), report = simulate(program_of(fn), [a_i8, b_i8, bias_i32])  # mlc.interpreters.accel
@@ -14,12 +15,12 @@ between queues need, so the schedule is written without them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import MemRefType, TensorType, i8, i32
-from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.ir import Block, Region, SSAValue
 
 from mlc.dialects.hw.accel import (
     CAPACITY,
@@ -33,41 +34,6 @@ from mlc.dialects.hw.accel import (
     ProgramOp,
     StoreOp,
     Tile,
-)
-from mlc.targets.intrinsics import Intrinsic, IntrinsicError, TileOperand, register_intrinsic
-
-#: the GEMM unit: one 16 x 16 x 16 int8 tile product accumulated in int32
-GEMM16 = (
-    "accel_gemm16(A: i8[16, 16], B: i8[16, 16]) -> C: i32[16, 16] "
-    "{ C[i, j] += i32(A[i, k]) * i32(B[k, j]) }"
-)
-
-
-#: why tensorize (which rewrites tl loops over memrefs on the CPU) never uses it
-NOT_A_CPU_TILE = (
-    "accel.gemm16 reads on-chip buffer slots, not memref tiles: accelerator programs come "
-    "from `accel-placement` / `mlc.targets.accel.emit_gemm`"
-)
-
-
-def _build_gemm(
-    intrinsic: Intrinsic, tiles: Mapping[str, TileOperand], sizes: Mapping[str, int]
-) -> Operation:
-    raise IntrinsicError(NOT_A_CPU_TILE)
-
-
-ACCEL_GEMM = register_intrinsic(
-    Intrinsic(
-        name="accel.gemm16",
-        source=GEMM16,
-        op=GemmOp,
-        build=_build_gemm,
-        features=frozenset({"hw.accel"}),  # no CPU has it
-        strides=(("A", (TILE, 1)), ("B", (TILE, 1)), ("C", (TILE, 1))),
-        cost=16.0,  # cycles (CostModel.gemm_cycles)
-        target="accel",
-        check_sizes=lambda sizes: NOT_A_CPU_TILE,  # tensorize's matcher reports this
-    )
 )
 
 QUEUE_INDEX = {"load": 0, "compute": 1, "store": 2}

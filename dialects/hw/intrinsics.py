@@ -1,8 +1,11 @@
 """Tensor intrinsics: one declaration per hardware instruction (or register-tile
 microkernel) — its semantics as a tensor expression, the CPU features it needs, the
 stride constraints on its operands, the hw op it becomes and a cost. The declaration is
-the spec, the matcher's pattern (`mlc.transforms.loops.tensorize`) and the test oracle
-(the hw op's interpreter evaluates the same expression).
+the spec, the matcher's pattern (`mlc.transforms.loops.tensorize`, through
+`lowering.texpr_to_tl.intrinsic_kernel`) and the test oracle (the hw op's interpreter
+evaluates the same expression). The declarations live with their hw ops
+(`dialects/hw/x86_intrinsics.py`, `dialects/hw/accel_intrinsics.py`); the schedules that
+place them are the targets' (`targets/x86.py`).
 
     register_intrinsic(Intrinsic(
         name="x86.avx512.vpdpbusd",
@@ -25,12 +28,12 @@ Conventions:
 * `strides`: per tensor, the required element stride of each of its dims in the buffer
   (`None`: any stride, which the hw op then carries as a property).
 * Unsigned element types (`u8`) live in signless buffers (`i8`); their reads are
-  zero-extended in kernel bodies (`arith.extui`, `arith.uitofp`), see `kernel`.
+  zero-extended in kernel bodies (`arith.extui`, `arith.uitofp`), see
+  `lowering.texpr_to_tl.intrinsic_kernel`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,21 +41,10 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from xdsl.dialects import arith
-from xdsl.dialects.builtin import MemRefType
-from xdsl.ir import Block, Operation, SSAValue
+from xdsl.ir import Operation, SSAValue
 
 from mlc.texpr import (
-    Binary,
-    Call,
-    Cast,
     Definition,
-    Expr,
-    Guarded,
-    Read,
-    Statement,
-    TensorDecl,
-    Unary,
     evaluate,
     numpy_dtype,
     parse,
@@ -61,7 +53,6 @@ from mlc.texpr import (
 
 if TYPE_CHECKING:
     from mlc.dialects.hw.x86 import HwTileOp
-    from mlc.dialects.tl import KernelOp
 
 __all__ = [
     "Intrinsic",
@@ -72,11 +63,13 @@ __all__ = [
     "intrinsics",
     "register_intrinsic",
     "semantics_of",
-    "texpr_kernel",
 ]
 
 #: target name -> module declaring its intrinsics (imported on first use)
-TARGET_MODULES: dict[str, str] = {"x86": "mlc.targets.x86", "accel": "mlc.targets.accel"}
+TARGET_MODULES: dict[str, str] = {
+    "x86": "mlc.dialects.hw.x86_intrinsics",
+    "accel": "mlc.dialects.hw.accel_intrinsics",
+}
 
 
 class IntrinsicError(ValueError):
@@ -145,12 +138,6 @@ class Intrinsic:
             d.name: tuple(s.const_value() for s in d.shape) for d in (*defn.inputs, *defn.outputs)
         }
 
-    def kernel(self, sizes: Mapping[str, int] | None = None) -> KernelOp:
-        """The normalised `tl.kernel` of the declaration (what tensorize unifies a tile
-        with), over block arguments of a detached block (unsigned tensors in signless
-        buffers, their reads zero-extended)."""
-        return normalized_kernel(self.specialized(sizes or {}))
-
     def reference(self, arrays: Mapping[str, np.ndarray], sizes: Mapping[str, int]) -> np.ndarray:
         """The output the expression computes from `arrays` (inputs by tensor name;
         unsigned tensors may be passed with the signless dtype: they are reinterpreted)."""
@@ -179,97 +166,6 @@ def _parse(source: str) -> Definition:
 @cache
 def _specialize(source: str, sizes: tuple[tuple[str, int], ...]) -> Definition:
     return specialize(_parse(source), dict(sizes))
-
-
-# ------------------------------------------------------------------ normalised kernels
-
-
-def _signless(dtype: str) -> str:
-    return "i" + dtype[1:] if dtype.startswith("u") else dtype
-
-
-def _signless_expr(expr: Expr) -> Expr:
-    """`expr` with unsigned reads re-typed signless (the casts are fixed in the kernel)."""
-    if isinstance(expr, Read):
-        return dataclasses.replace(expr, dtype=_signless(expr.dtype))
-    if isinstance(expr, Cast):
-        return dataclasses.replace(expr, operand=_signless_expr(expr.operand))
-    if isinstance(expr, Unary):
-        return dataclasses.replace(expr, operand=_signless_expr(expr.operand))
-    if isinstance(expr, Binary):
-        if expr.dtype.startswith("u") or expr.lhs.dtype.startswith("u"):
-            raise IntrinsicError("unsigned arithmetic other than casts is not supported")
-        return dataclasses.replace(expr, lhs=_signless_expr(expr.lhs), rhs=_signless_expr(expr.rhs))
-    if isinstance(expr, Call):
-        return dataclasses.replace(expr, args=tuple(_signless_expr(a) for a in expr.args))
-    if isinstance(expr, Guarded):
-        return dataclasses.replace(
-            expr, subject=_signless_expr(expr.subject), fallback=_signless_expr(expr.fallback)
-        )
-    return expr
-
-
-def normalized_kernel(defn: Definition) -> KernelOp:
-    """The `tl.kernel` of a specialized one-statement definition over block arguments of
-    a detached block (see `Intrinsic.kernel`)."""
-    return texpr_kernel(defn)
-
-
-def texpr_kernel(defn: Definition, buffers: Mapping[str, SSAValue] | None = None) -> KernelOp:
-    """The `tl.kernel` of a specialized one-statement definition, over `buffers` (tensor
-    name -> memref; default: arguments of a fresh detached block). Unsigned tensors are
-    signless buffers whose reads are zero-extended (`arith.extui` / `arith.uitofp`): the
-    tl form of u8 data (as `lowering.texpr_to_tl` makes u8 buffers i8)."""
-    from mlc.lowering.texpr_to_tl import element_type, statement_kernel
-
-    unsigned = {d.name for d in defn.inputs if d.dtype.startswith("u")}
-
-    def decl(d: TensorDecl) -> TensorDecl:
-        return dataclasses.replace(d, dtype=_signless(d.dtype))
-
-    (stmt,) = defn.statements
-    signless = dataclasses.replace(
-        defn,
-        inputs=tuple(decl(d) for d in defn.inputs),
-        statements=(dataclasses.replace(stmt, body=_signless_expr(stmt.body)),),
-    )
-    block = Block(
-        arg_types=[
-            MemRefType(element_type(d.dtype), [s.const_value() for s in d.shape])
-            for d in (*signless.inputs, *signless.outputs)
-        ]
-    )
-    detached = buffers is None
-    if buffers is None:
-        buffers = {d.name: a for d, a in zip((*signless.inputs, *signless.outputs), block.args)}
-    st: Statement = signless.statements[0]
-    kernel = statement_kernel(st, signless, buffers, defn.name)
-    if kernel is None:
-        raise IntrinsicError(f"`{defn.name}` has an empty iteration domain")
-    unsigned_buffers = {buffers[n] for n in unsigned}
-    body = kernel.body.block
-    for arg, buf in zip(body.args, kernel.inputs):
-        if buf not in unsigned_buffers:
-            continue
-        for use in list(arg.uses):
-            user = use.operation
-            new: Operation
-            if isinstance(user, arith.ExtSIOp):
-                new = arith.ExtUIOp(user.input, user.result.type)
-            elif isinstance(user, arith.SIToFPOp):
-                new = arith.UIToFPOp(user.input, user.result.type)
-            else:
-                raise IntrinsicError(
-                    f"`{defn.name}`: an unsigned read may only be widened (used by {user.name})"
-                )
-            parent = user.parent_block()
-            assert parent is not None
-            parent.insert_op_before(new, user)
-            user.results[0].replace_all_uses_with(new.results[0])
-            parent.erase_op(user)
-    if detached:
-        block.add_op(kernel)
-    return kernel
 
 
 # ------------------------------------------------------------------ the registry
