@@ -74,11 +74,14 @@ def measure(name: str, small: bool = False) -> dict[str, object]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlc.benchmarks.compile_time")
-    parser.add_argument("models", nargs="*", default=list(MODELS), choices=[[], *MODELS])
+    parser.add_argument("models", nargs="*", help=f"any of {', '.join(MODELS)} (default: all)")
     parser.add_argument("--small", action="store_true", help="the tiny test variants")
     parser.add_argument("--stages", action="store_true", help="print the per-stage tables")
     args = parser.parse_args(argv)
-    rows = [measure(m, args.small) for m in args.models]
+    unknown = [m for m in args.models if m not in MODELS]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
+    rows = [measure(m, args.small) for m in args.models or MODELS]
     print(f"jobs: {os.environ.get('MLC_COMPILE_JOBS', os.cpu_count())}")
     print(
         f"{'model':<14}{'mlc cold s':>11}{'mlc warm s':>11}{'ort session s':>14}"

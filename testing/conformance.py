@@ -353,11 +353,17 @@ def run_all(
     cases: Iterable[object],
     native: bool | Callable[[str], bool] = False,
     jobs: int = 2,
+    progress: bool = False,
 ) -> list[CaseResult]:
     """Every case through the interpreter; with `native` (True, or a filter on case names),
-    every (selected) case that passed it is also compiled and run natively."""
+    every (selected) case that passed it is also compiled and run natively. `progress`:
+    a progress bar over the interpreted cases on stderr (tqdm)."""
     results = []
     tasks = []
+    if progress:
+        from tqdm import tqdm
+
+        cases = tqdm(list(cases), desc="conformance", unit="case", leave=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for case in cases:
@@ -524,9 +530,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-native", action="store_true", help="only the interpreter: do not compile cases"
     )
     parser.add_argument("-j", "--jobs", type=int, default=2, help="native worker processes")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    results = run_all(collect_cases(args.pattern), native=not args.no_native, jobs=args.jobs)
+    results = run_all(
+        collect_cases(args.pattern),
+        native=not args.no_native,
+        jobs=args.jobs,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
     elapsed = time.perf_counter() - start
     summary = summarize(results)
     if args.verbose:

@@ -146,3 +146,12 @@ def test_compile_time_benchmark_runs_a_small_model(capsys) -> None:  # type: ign
     assert row["cold_s"] > 0 and row["ort_s"] > 0
     assert main(["cnn", "--small"]) == 0
     assert "mlc cold s" in capsys.readouterr().out
+
+
+def test_compile_time_benchmark_rejects_unknown_models() -> None:
+    import pytest
+
+    from mlc.benchmarks.compile_time import main
+
+    with pytest.raises(SystemExit):
+        main(["alexnet"])

@@ -198,3 +198,83 @@ def test_models_with_external_data_are_not_cached_whole(tmp_path: Path) -> None:
     onnx.save_model(model, path, save_as_external_data=True, size_threshold=0)
     assert model_key(str(path), {}) is None
     assert model_key(str(tmp_path / "missing.onnx"), {}) is None
+
+
+_UNARY = ["relu", "tanh", "sigmoid", "exp"]
+
+
+@st.composite
+def repeated_subgraphs(draw: st.DrawFn) -> tuple[str, list[np.ndarray], int]:
+    """`y = block(x0) + block(x1) + block'(x2)`: `block` (a matmul with a constant weight,
+    then a chain of unary ops and a constant add) twice on same-shaped inputs, and
+    `block'` the same block with one change (another constant, another op, or another
+    width): a repeat and a near-repeat. Returns the IR, inputs and how many distinct
+    blocks there are (2)."""
+    m, k, n = draw(st.integers(1, 5)), draw(st.integers(1, 9)), draw(st.integers(1, 20))
+    ops = draw(st.lists(st.sampled_from(_UNARY), min_size=1, max_size=3))
+    change = draw(st.sampled_from(["constant", "op", "width"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+
+    def literal(a: np.ndarray) -> str:
+        if a.ndim == 1:
+            return "[" + ", ".join(f"{v:.3f}" for v in a) + "]"
+        return "[" + ", ".join(literal(row) for row in a) + "]"
+
+    def dense(shape: tuple[int, ...]) -> str:
+        values = literal(rng.uniform(-1, 1, shape))
+        return f"dense<{values}> : tensor<{'x'.join(map(str, shape))}xf32>"
+
+    w, b = dense((k, n)), dense((n,))
+    lines = []
+
+    def block(x: str, tag: str, ops_: list[str], bias: str, kk: int) -> str:
+        t_in, t = f"tensor<{m}x{kk}xf32>", f"tensor<{m}x{n}xf32>"
+        weight = w if kk == k else dense((kk, n))
+        lines.append(f"  %w{tag} = graph.constant {weight}")
+        lines.append(f"  %b{tag} = graph.constant {bias}")
+        lines.append(
+            f"  %mm{tag} = graph.matmul {x}, %w{tag} : ({t_in}, tensor<{kk}x{n}xf32>) -> {t}"
+        )
+        cur = f"%mm{tag}"
+        for i, op in enumerate(ops_):
+            lines.append(f"  %u{tag}{i} = graph.{op} {cur} : ({t}) -> {t}")
+            cur = f"%u{tag}{i}"
+        lines.append(f"  %o{tag} = graph.add {cur}, %b{tag} : ({t}, tensor<{n}xf32>) -> {t}")
+        return f"%o{tag}"
+
+    k2 = k + 1 if change == "width" else k
+    ops2 = [*ops[:-1], _UNARY[(_UNARY.index(ops[-1]) + 1) % 4]] if change == "op" else ops
+    b2 = dense((n,)) if change == "constant" else b
+    y0, y1 = block("%x0", "a", ops, b, k), block("%x1", "b", ops, b, k)
+    y2 = block("%x2", "c", ops2, b2, k2)
+    t = f"tensor<{m}x{n}xf32>"
+    lines.append(f"  %s = graph.add {y0}, {y1} : ({t}, {t}) -> {t}")
+    lines.append(f"  %y = graph.add %s, {y2} : ({t}, {t}) -> {t}")
+    args = f"%x0: tensor<{m}x{k}xf32>, %x1: tensor<{m}x{k}xf32>, %x2: tensor<{m}x{k2}xf32>"
+    text = f"func.func @main({args}) -> {t} {{\n" + "\n".join(lines)
+    text += f"\n  func.return %y : {t}\n}}\n"
+    inputs = [rng.uniform(-1, 1, (m, kk)).astype(np.float32) for kk in (k, k, k2)]
+    return text, inputs, 2
+
+
+@settings(max_examples=15)
+@given(repeated_subgraphs())
+def test_only_identical_kernels_are_shared(case: tuple[str, list[np.ndarray], int]) -> None:
+    """Repeated and near-repeated subgraphs compile to the interpreter's results: a
+    near-repeat (another constant, op or width) never borrows the repeat's kernel."""
+    import mlc
+    from mlc.parser.mlir import parse_module
+
+    text, inputs, _ = case
+    module = parse_module(make_context(), text)
+    want = mlc.interpret(module, *inputs)
+    model = compile_model(module, cache=False, layout=None)
+    (got,) = model(*inputs)
+    np.testing.assert_allclose(got, want[0], rtol=1e-4, atol=1e-5)
+    text = model.llvm_dialect
+    roots = {
+        line.split("@")[1].split("(")[0]
+        for line in text.splitlines()
+        if line.lstrip().startswith(f"llvm.func @{KERNEL_PREFIX}") and "_par" not in line
+    }
+    assert max(text.count(f"llvm.call @{name}(") for name in roots) >= 2  # the repeat
