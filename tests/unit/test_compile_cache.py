@@ -27,6 +27,16 @@ CNN = ROOT / "examples" / "tiny_resnet.onnx"
 X = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
 
 
+def _kernel_calls(llvm_dialect: str) -> dict[str, int]:
+    """Kernel function (parallel bodies aside) -> how many calls the module makes of it."""
+    roots = {
+        line.split("@")[1].split("(")[0]
+        for line in llvm_dialect.splitlines()
+        if line.lstrip().startswith(f"llvm.func @{KERNEL_PREFIX}") and "_par" not in line
+    }
+    return {name: llvm_dialect.count(f"llvm.call @{name}(") for name in sorted(roots)}
+
+
 def test_a_hit_is_bit_identical_to_a_cold_compile(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("MLC_CACHE_DIR", str(tmp_path))
     cold = compile_model(CNN)
@@ -132,14 +142,8 @@ def test_identical_kernels_are_compiled_once() -> None:
     one function called twice; the output layer (no Relu) has its own."""
     case = mlp(4, (16, 16, 16, 16))
     model = compile_model(case.model, cache=False)
-    text = model.llvm_dialect
-    roots = {
-        line.split("@")[1].split("(")[0]
-        for line in text.splitlines()
-        if line.lstrip().startswith(f"llvm.func @{KERNEL_PREFIX}") and "_par" not in line
-    }
-    calls = [text.count(f"llvm.call @{name}(") for name in sorted(roots)]
-    assert 2 in calls, calls
+    calls = _kernel_calls(model.llvm_dialect)
+    assert 2 in calls.values(), calls
     (y,) = model(*case.inputs)
     np.testing.assert_allclose(y, case.numpy_fn(*case.inputs)[0], rtol=1e-4, atol=1e-4)
 
@@ -271,10 +275,4 @@ def test_only_identical_kernels_are_shared(case: tuple[str, list[np.ndarray], in
     model = compile_model(module, cache=False, layout=None)
     (got,) = model(*inputs)
     np.testing.assert_allclose(got, want[0], rtol=1e-4, atol=1e-5)
-    text = model.llvm_dialect
-    roots = {
-        line.split("@")[1].split("(")[0]
-        for line in text.splitlines()
-        if line.lstrip().startswith(f"llvm.func @{KERNEL_PREFIX}") and "_par" not in line
-    }
-    assert max(text.count(f"llvm.call @{name}(") for name in roots) >= 2  # the repeat
+    assert max(_kernel_calls(model.llvm_dialect).values()) >= 2  # the repeat
