@@ -42,10 +42,10 @@ import numpy as np
 from llvmlite import binding as llvm
 from llvmlite import ir
 
+from mlc.lowering.llvm_vector_math import LIBMVEC
 from mlc.lowering.tl_to_llvm import ALIGNMENT
 from mlc.targets.compiled import BufferSpec, NativeFunction
 from mlc.targets.cpu import TargetError, emit_object, host_features, is_host_triple
-from mlc.targets.vector_math import LIBMVEC
 
 __all__ = [
     "AotError",
@@ -352,7 +352,7 @@ def _emit(
     needs = []
     if re.search(r'@"?(GOMP_|omp_)', text) is not None:
         needs.append("gomp")
-    if re.search(r'@"?_ZGV', text) is not None:  # targets.vector_math
+    if re.search(r'@"?_ZGV', text) is not None:  # lowering.llvm_vector_math
         needs.append("mvec")
     return obj, signature, needs
 
@@ -371,7 +371,7 @@ def export_object(
     """Write `model` as an object file `path` (any target LLVM has: `triple`, `cpu`,
     `features`; default the host) and its C header (`path` with suffix `.h`). Link it into
     a shared library yourself: `cc -shared -o m.so m.o -lm` (plus `-lgomp` if it uses
-    OpenMP, `-lmvec` if it calls glibc's vector math: `targets.vector_math`)."""
+    OpenMP, `-lmvec` if it calls glibc's vector math: `lowering.llvm_vector_math`)."""
     path = Path(path)
     prefix = prefix or default_prefix(path)
     obj, signature, _ = _emit(model, prefix, triple, cpu, features, opt)

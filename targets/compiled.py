@@ -473,7 +473,7 @@ def compile_model(
     for the two transposes).
 
     `vector_math`: vectorized math functions (exp, tanh, erf, ...) call glibc's libmvec
-    where it has them for the host's vector width (`targets.vector_math`: within 4 ulp,
+    where it has them for the host's vector width (`lowering.llvm_vector_math`: within 4 ulp,
     not always the correctly rounded value libm gives); False keeps one libm call per
     lane.
 

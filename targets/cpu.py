@@ -182,8 +182,8 @@ class JitEngine:
         text = str(module)
         if "GOMP_parallel" in text:
             load_openmp()
-        if "_ZGV" in text:  # glibc's vector math (targets.vector_math)
-            from mlc.targets.vector_math import load_vector_math
+        if "_ZGV" in text:  # glibc's vector math (lowering.llvm_vector_math)
+            from mlc.lowering.llvm_vector_math import load_vector_math
 
             load_vector_math()
         ref = llvm.parse_assembly(text)
@@ -202,7 +202,7 @@ class JitEngine:
         if any("GOMP_parallel" in t for t in llvm_ir):
             load_openmp()
         if any("_ZGV" in t for t in llvm_ir):
-            from mlc.targets.vector_math import load_vector_math
+            from mlc.lowering.llvm_vector_math import load_vector_math
 
             load_vector_math()
         for obj in objects:

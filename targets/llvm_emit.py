@@ -18,7 +18,7 @@ does the work; this module drives it and does what it lacks or gets wrong for us
 - libm calls: `llvm.call_intrinsic "llvm.mlc.libm.<fn>"` (math functions LLVM has no
   intrinsic for, see `lowering.arith_to_llvm._libm`) calls `<fn>f` / `<fn>`, declared
   once, per lane for vector operands; `llvm.call_intrinsic "llvm.mlc.vecmath.<symbol>"`
-  (`targets.vector_math`) calls the whole-vector function `<symbol>`;
+  (`lowering.llvm_vector_math`) calls the whole-vector function `<symbol>`;
 - `llvmx.fcmp` (vector lanes) and `llvmx.extractelement`, which xDSL's llvm dialect
   lacks; masked loads / stores are `llvm.call_intrinsic` of `llvm.masked.*`;
 - types: `f16` is LLVM `half`; `bf16` never reaches here (llvmlite has no `bfloat`): the
@@ -253,10 +253,10 @@ def _emit_call_intrinsic(
     op: Operation, builder: ir.IRBuilder, values: dict[SSAValue, ir.Value]
 ) -> None:
     """`llvm.call_intrinsic "llvm.mlc.libm.<fn>"` (see `lowering.arith_to_llvm._libm`): a
-    libm call per lane; `"llvm.mlc.vecmath.<symbol>"` (`targets.vector_math`): one call of
+    libm call per lane; `"llvm.mlc.vecmath.<symbol>"` (`lowering.llvm_vector_math`): one call of
     the vector function; other intrinsics go to xDSL's converter."""
     from mlc.lowering.arith_to_llvm import LIBM_PREFIX
-    from mlc.targets.vector_math import PREFIX as VECMATH_PREFIX
+    from mlc.lowering.llvm_vector_math import PREFIX as VECMATH_PREFIX
 
     assert isinstance(op, llvm.CallIntrinsicOp)
     name = op.intrin.data

@@ -34,11 +34,11 @@ from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.passes import ModulePass
 
 from mlc.lowering.graph_to_tl import ConvertGraphToTlPass
+from mlc.lowering.llvm_vector_math import use_vector_math
 from mlc.lowering.tl_kernel_to_loops import ConvertTlKernelToLoopsPass
 from mlc.lowering.tl_to_llvm import ConvertTlToLlvmPass
 from mlc.targets.cpu import HostFeatures, host_features
 from mlc.targets.timings import Timings
-from mlc.targets.vector_math import use_vector_math
 from mlc.transforms.graph.layout import BlockedLayoutPass
 from mlc.transforms.graph.optimize import GraphOptimizePass
 from mlc.transforms.graph.pad_gemm import PadGemmColumnsPass
@@ -124,7 +124,7 @@ class StrategySchedulePass(ModulePass):
 @dataclass(frozen=True)
 class LlvmUseVectorMathPass(ModulePass):
     """`llvm-use-vector-math{vector-bits=0}`: vector math calls in the llvm dialect call
-    glibc's libmvec where it has a variant for the vector width (`targets.vector_math`)."""
+    glibc's libmvec where it has a variant for the vector width (`lowering.llvm_vector_math`)."""
 
     name = "llvm-use-vector-math"
     vector_bits: int = 0

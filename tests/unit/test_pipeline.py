@@ -101,7 +101,7 @@ def test_vector_math_pass_rewrites_exp_calls() -> None:
     MlcCpuPipelinePass(vector_math=False).apply(make_context(), module)
     before = str(module)
     LlvmUseVectorMathPass().apply(make_context(), module)
-    from mlc.targets.vector_math import _libmvec
+    from mlc.lowering.llvm_vector_math import _libmvec
 
     if _libmvec() is not None:
         assert "vecmath._ZGV" in str(module) and "vecmath" not in before

@@ -1,4 +1,4 @@
-"""Vector math through glibc's libmvec (`targets.vector_math`): whole-vector calls where
+"""Vector math through glibc's libmvec (`lowering.llvm_vector_math`): whole-vector calls where
 the host has a variant, results within a few ulp of numpy's, a per-lane libm fallback,
 and shared libraries that link libmvec."""
 
@@ -12,8 +12,8 @@ import pytest
 from onnx import TensorProto, helper
 
 import mlc
+from mlc.lowering.llvm_vector_math import vector_symbol
 from mlc.targets.cpu import host_features
-from mlc.targets.vector_math import vector_symbol
 
 HOST = host_features()
 LANES = HOST.vector_bits // 32

@@ -25,7 +25,7 @@ import re
 from xdsl.dialects import llvm
 from xdsl.dialects.builtin import Float32Type, Float64Type, ModuleOp, StringAttr, VectorType
 
-from mlc.targets.cpu import HostFeatures
+from mlc.host import HostFeatures
 
 __all__ = ["LIBMVEC", "PREFIX", "load_vector_math", "use_vector_math", "vector_symbol"]
 
