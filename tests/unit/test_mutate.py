@@ -2,7 +2,7 @@
 mutations keep line numbers, sampling is deterministic, mutated modules run in a
 subprocess through the import hook (killed / survived / invalid), and the covering tests
 of a module come from `@covers` + the registry. The full mutation run is a script
-(`python -m mlc.testing.mutate`), not a test."""
+(`python -m mlc.tools.mutate`), not a test."""
 
 from __future__ import annotations
 
