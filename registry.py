@@ -33,7 +33,6 @@ def _hw() -> Dialect:
     are registered together under it."""
     from mlc.dialects.hw.accel import Accel
     from mlc.dialects.hw.x86 import HW_X86
-    from mlc.lowering import hw_x86_to_llvm  # noqa: F401  (registers the op lowerings)
 
     parts = (HW_X86, Accel)
     return Dialect(

@@ -34,6 +34,7 @@ every reduction iterator is 0, the body, and one store per output.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -88,8 +89,10 @@ __all__ = [
     "WORKSPACE_BYTES",
     "ConvertTlToLlvmPass",
     "LlvmLoweringError",
+    "HW_LOWERING_MODULES",
     "OP_LOWERINGS",
     "lower_function",
+    "load_hw_lowerings",
     "lower_global",
     "lower_module",
 ]
@@ -99,6 +102,18 @@ OpLowering = Callable[["_FunctionLowering", Operation], None]
 #: the function lowering (`values`, `b`, `element_ptr`, `load`, `store`, `call`, ...) and
 #: the op, and records its results in `values`
 OP_LOWERINGS: dict[type[Operation], OpLowering] = {}
+
+#: the modules adding mlc's own hardware ops to `OP_LOWERINGS` (imported by
+#: `lower_module` before it lowers anything; another dialect's lowering adds itself to
+#: this tuple or registers directly)
+HW_LOWERING_MODULES: tuple[str, ...] = ("mlc.lowering.hw_x86_to_llvm",)
+
+
+def load_hw_lowerings() -> None:
+    """Import every module of `HW_LOWERING_MODULES` (each registers its ops' lowerings)."""
+    for name in HW_LOWERING_MODULES:
+        importlib.import_module(name)
+
 
 ALIGNMENT = 64
 """Alignment (bytes) of every buffer: arguments, results, allocations, globals."""
@@ -590,6 +605,7 @@ def lower_global(op: memref.GlobalOp) -> llvm.GlobalOp:
 def lower_module(module: ModuleOp, threads: bool = True) -> None:
     """Replace every func.func and memref.global of `module` by its llvm counterpart
     (`threads=False`: parallel loops run serially, no OpenMP calls)."""
+    load_hw_lowerings()
     externals: set[str] = set()
     for op in list(module.ops):
         if isinstance(op, func.FuncOp):

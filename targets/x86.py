@@ -25,7 +25,6 @@ from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr
 
 from mlc.dialects.hw.x86_intrinsics import FMA_TILE, VDPBF16PS, VPDPBUSD
 from mlc.dialects.tl import KernelOp
-from mlc.lowering import hw_x86_to_llvm  # noqa: F401  (registers the hw.x86 lowerings)
 
 __all__ = [
     "FMA_TILE",
