@@ -82,6 +82,11 @@ class CompileCache:
     def get(self, key: str, kind: str = "o") -> bytes | None:
         """The entry `key` of `kind` (`o`: object code, `model`: a compiled model's
         record, `const`: a constant's bytes), or None; a bad entry is deleted."""
+        found = self.get_with_digest(key, kind)
+        return None if found is None else found[0]
+
+    def get_with_digest(self, key: str, kind: str = "o") -> tuple[bytes, bytes] | None:
+        """The entry and the SHA-256 digest of its bytes (checked), or None."""
         path = self._path(key, kind)
         try:
             data = path.read_bytes()
@@ -99,7 +104,7 @@ class CompileCache:
                     os.utime(path)  # least recently used goes first
                 except OSError:
                     pass
-                return payload
+                return payload, digest
         try:  # corrupted or truncated: never loaded, rebuilt by the caller
             path.unlink()
         except OSError:

@@ -136,10 +136,11 @@ def load_model(
         objects.append(obj)
     constants: dict[str, bytes] = {}
     for name in record.constants:
-        data = cache.get(name, "const")
-        if data is None or not name.startswith(CONSTANT_PREFIX):
+        found = cache.get_with_digest(name, "const")  # bytes checked against their digest
+        if found is None or not name.startswith(CONSTANT_PREFIX):
             return None
-        if hashlib.sha256(data).hexdigest()[:32] != name[len(CONSTANT_PREFIX) :]:
+        data, digest = found
+        if digest.hex()[:32] != name[len(CONSTANT_PREFIX) :]:  # ... which names them
             return None
         constants[name] = data
     return record, objects, constants
