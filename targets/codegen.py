@@ -159,5 +159,7 @@ def compile_objects(
     for i, obj in zip(todo, built):
         objects[i] = obj
         if cache is not None:
-            cache.put(keys[i], obj)
+            cache.put(keys[i], obj, evict=False)
+    if cache is not None and built:
+        cache.evict()
     return Objects([o for o in objects if o is not None], len(texts) - len(todo), texts, keys)

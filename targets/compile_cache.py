@@ -111,7 +111,9 @@ class CompileCache:
             pass
         return None
 
-    def put(self, key: str, obj: bytes, kind: str = "o") -> None:
+    def put(self, key: str, obj: bytes, kind: str = "o", evict: bool = True) -> None:
+        """Store `obj` (atomically); with `evict`, then keep the cache under its cap
+        (a caller storing many entries passes False and calls `evict()` once)."""
         path = self._path(key, kind)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +124,8 @@ class CompileCache:
             os.replace(tmp, path)
         except OSError:
             return  # a read-only or full cache directory only costs speed
-        self._evict()
+        if evict:
+            self.evict()
 
     def _entries(self) -> list[tuple[float, int, Path]]:
         out = []
@@ -136,7 +139,8 @@ class CompileCache:
             out.append((st.st_mtime, st.st_size, p))
         return out
 
-    def _evict(self) -> None:
+    def evict(self) -> None:
+        """Delete least recently used entries until the cache is under its cap."""
         entries = self._entries()
         total = sum(size for _, size, _ in entries)
         for _, size, p in sorted(entries):

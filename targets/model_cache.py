@@ -110,7 +110,7 @@ def save_model(
 ) -> None:
     """Store `record` and its constants (its objects are in the cache already)."""
     for name, raw in constants.items():
-        cache.put(name, raw, "const")
+        cache.put(name, raw, "const", evict=False)
     cache.put(key, json.dumps(asdict(record), sort_keys=True).encode(), "model")
 
 

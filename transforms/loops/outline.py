@@ -29,6 +29,7 @@ symbol; anything else stays inline.
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -84,19 +85,24 @@ def _function(root: Operation, captures: list[SSAValue], name: str) -> func.Func
 
 
 def kernel_key(f: func.FuncOp) -> str:
-    """Hex digest of `f`'s text with its name and every block label blanked."""
-    copy = f.clone()
-    copy.sym_name = StringAttr("k")
-    for op in copy.walk():
-        if isinstance(op, BlockOp):
-            op.label = StringAttr("")
-    text = _text(copy)
+    """Hex digest of `f`'s text with its name and every block label blanked (blanked in
+    place while printing, then restored)."""
+    blocks = [op for op in f.walk() if isinstance(op, BlockOp)]
+    labels = [b.label for b in blocks]
+    name = f.sym_name
+    try:
+        f.sym_name = StringAttr("k")
+        for b in blocks:
+            b.label = StringAttr("")
+        text = _text(f)
+    finally:
+        f.sym_name = name
+        for b, label in zip(blocks, labels):
+            b.label = label
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def _text(op: Operation) -> str:
-    import io
-
     out = io.StringIO()
     Printer(out).print_op(op)
     return out.getvalue()
