@@ -62,33 +62,28 @@ def split_kernels(module: ModuleOp) -> list[tuple[ModuleOp, set[str]]]:
     """(module, globals it only declares) per kernel function with its parallel bodies,
     then the rest of `module` (the model's function and the globals)."""
     funcs = {op.sym_name.data: op for op in module.ops if isinstance(op, llvmd.FuncOp)}
-    roots = sorted(
-        n for n in funcs if n.startswith(KERNEL_PREFIX) and "_par" not in n[len(KERNEL_PREFIX) :]
-    )
-    owned: set[str] = set()
-    parts: list[tuple[ModuleOp, set[str]]] = []
-    for root in roots:
-        group = [n for n in funcs if n == root or n.startswith(root + "_par")]
-        owned.update(group)
-        parts.append(_part([funcs[n] for n in group], funcs, module))
+    globals_ = {op.sym_name.data for op in module.ops if isinstance(op, llvmd.GlobalOp)}
+    groups: dict[str, list[str]] = {}
+    for name in funcs:  # mlc_kernel_<key> and its parallel regions mlc_kernel_<key>_parN...
+        if name.startswith(KERNEL_PREFIX):
+            root = KERNEL_PREFIX + name[len(KERNEL_PREFIX) :].split("_par")[0]
+            groups.setdefault(root, []).append(name)
+    owned = {name for group in groups.values() for name in group}
+    parts = [_part([funcs[n] for n in groups[root]], funcs, globals_) for root in sorted(groups)]
     rest = [
         op for op in module.ops if not (isinstance(op, llvmd.FuncOp) and op.sym_name.data in owned)
     ]
-    parts.append(_part(rest, funcs, module))
+    parts.append(_part(rest, funcs, globals_))
     return parts
 
 
 def _part(
-    ops: Sequence[Operation], funcs: dict[str, llvmd.FuncOp], module: ModuleOp
+    ops: Sequence[Operation], funcs: dict[str, llvmd.FuncOp], globals_: set[str]
 ) -> tuple[ModuleOp, set[str]]:
     defined = {op.sym_name.data for op in ops if isinstance(op, llvmd.FuncOp | llvmd.GlobalOp)}
     calls, addressed = _references(ops)
     decls = [_declaration(funcs[n]) for n in sorted(calls - defined) if n in funcs]
-    external = {
-        op.sym_name.data
-        for op in module.ops
-        if isinstance(op, llvmd.GlobalOp) and op.sym_name.data in addressed - defined
-    }
+    external = (addressed - defined) & globals_
     # declarations first: xDSL resolves a call's callee by scanning the module's ops in
     # order, and the model's function calls every kernel
     return ModuleOp(decls + [op.clone() for op in ops]), external
@@ -107,6 +102,15 @@ class Objects:
 
 
 _local = threading.local()
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    """`workers` code-generation threads, kept between compiles (each keeps its LLVM
+    context, instead of a new context per thread per compile)."""
+    if workers not in _pools:
+        _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="mlc-codegen")
+    return _pools[workers]
 
 
 def _thread_target(opt: int) -> tuple[llvm.TargetMachine, object]:
@@ -152,8 +156,7 @@ def compile_objects(
     with timings.stage("LLVM O3 + codegen"):
         workers = min(jobs or compile_jobs(), len(todo))
         if workers > 1:
-            with ThreadPoolExecutor(workers) as pool:
-                built = list(pool.map(lambda i: _emit_object(texts[i], opt), todo))
+            built = list(_executor(workers).map(lambda i: _emit_object(texts[i], opt), todo))
         else:
             built = [_emit_object(texts[i], opt) for i in todo]
     for i, obj in zip(todo, built):
