@@ -36,11 +36,8 @@ from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp, TensorType
 from xdsl.ir import Attribute
 from xdsl.printer import Printer
 
-from mlc.interpreters.tl.buffers import numpy_dtype
 from mlc.lowering.tl_parallel_to_llvm import NUM_THREADS_GLOBAL
 from mlc.lowering.tl_to_llvm import ALIGNMENT, INTERMEDIATE_BYTES, WORKSPACE_BYTES
-from mlc.parser.mlir import verify_module
-from mlc.targets.codegen import compile_objects, split_kernels
 from mlc.targets.compile_cache import CompileCache
 from mlc.targets.cpu import JitEngine, optimize, target_machine
 from mlc.targets.llvm_emit import content_address_constants, emit_module
@@ -53,11 +50,15 @@ from mlc.targets.model_cache import (
     model_key,
     save_model,
 )
-from mlc.targets.pipeline import LAYOUTS, MlcCpuPipelinePass, run_passes
 from mlc.targets.timings import Timings
 
 if TYPE_CHECKING:
     from mlc.targets.aot import ExportedLibrary
+    from mlc.targets.pipeline import MlcCpuPipelinePass
+
+# The pipeline and code generation (`targets.pipeline`, `targets.codegen`) are imported
+# where a model is compiled cold: a warm compile (the model cache) needs neither, nor the
+# passes and interpreters behind them.
 
 __all__ = [
     "BufferSpec",
@@ -87,6 +88,8 @@ class BufferSpec:
 
     @staticmethod
     def of(ty: MemRefType, name: str = "") -> BufferSpec:
+        from mlc.interpreters.tl.buffers import numpy_dtype  # (the interpreter: lazily)
+
         return BufferSpec(tuple(ty.get_shape()), numpy_dtype(ty.element_type), name)
 
     def __str__(self) -> str:
@@ -321,6 +324,7 @@ def _buffer_specs(types: Sequence[Attribute], names: Sequence[str]) -> list[Buff
     an `i8` buffer in native code, and a uint8 array for callers)."""
     from mlc.dialects.graph.types import UnsupportedTypeError
     from mlc.dialects.graph.types import numpy_dtype as tensor_numpy_dtype
+    from mlc.interpreters.tl.buffers import numpy_dtype
 
     specs = []
     for t, name in zip(types, names):
@@ -368,6 +372,8 @@ def cpu_pipeline(
 ) -> MlcCpuPipelinePass:
     """The `mlc-cpu-pipeline` for `mlc.compile`'s options (a `ScheduleStrategy` object for
     `schedule` is passed to `MlcCpuPipelinePass.passes` separately)."""
+    from mlc.targets.pipeline import LAYOUTS, MlcCpuPipelinePass
+
     if layout not in (None, *LAYOUTS):
         raise ValueError(f"unknown layout {layout!r} (expected None, 'default' or 'nchwc')")
     return MlcCpuPipelinePass(
@@ -416,6 +422,10 @@ def lower_model(
     )
     strategy = None if schedule in ("default", None) else schedule
     passes = pipeline.passes(module, strategy)
+    from mlc.parser.mlir import verify_module
+    from mlc.targets.codegen import split_kernels
+    from mlc.targets.pipeline import run_passes
+
     after = (lambda p, m: verify_module(m, f"after pass '{p.name}'")) if verify_each else None
     with _gc_paused():  # the passes build and drop millions of objects: no cycle scans
         run_passes(passes, make_context(), module, timings, after, progress)
@@ -494,10 +504,12 @@ def compile_model(
         "function": function,
         "opt": opt,
         "input_shapes": input_shapes,
-        "pipeline": cpu_pipeline(
-            schedule=schedule, fuse=fuse, layout=layout, vector_math=vector_math, outline=outline
-        ).pipeline_text(),
-    }
+        "schedule": schedule,
+        "fuse": fuse,
+        "layout": layout,
+        "vector_math": vector_math,
+        "outline": outline,
+    }  # the pipeline they make is fixed by these, the host and the mlc version (in the key)
     cacheable = store is not None and schedule in ("default", None)
     key, hit = None, None
     if cacheable:
@@ -548,6 +560,8 @@ def _compile_cold(
 ) -> CompiledModel:
     """Lower, generate code per kernel (from the cache where it can), link; store the
     model's record under `key`."""
+    from mlc.targets.codegen import compile_objects
+
     lowered = relower(timings=timings, verify_each=verify_each, progress=progress)
     constants: dict[str, bytes] = {}
     objects = compile_objects(

@@ -125,9 +125,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         start = time.perf_counter()
         progress = not args.quiet and sys.stderr.isatty()
+        shapes = _parse_shapes(args.input_shape)
+        # an ONNX file is compiled from the file (its bytes key the compile cache: no
+        # printing of the imported module, and a warm compile skips the import)
+        source = module if args.model.endswith(".mlir") else args.model
         compiled = _lower(
-            module,
-            lambda m: compile_model(m, function=function.sym_name.data, progress=progress),
+            source,
+            lambda m: compile_model(
+                m,
+                function=function.sym_name.data,
+                input_shapes=shapes if m is not module else None,
+                progress=progress,
+            ),
         )
         compile_time = time.perf_counter() - start
         start = time.perf_counter()
