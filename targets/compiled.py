@@ -1,6 +1,6 @@
 """`compile_model(...) -> CompiledModel`: a model JIT-compiled for the host CPU.
 
-    model = compile_model("examples/mlp.onnx")    # or a graph / tl / llvm-level ModuleOp
+    model = compile_model("examples/mlp.onnx")    # or a graph / tl-level ModuleOp
     (y,) = model(x)                               # numpy in, numpy out
     model.export("mlp.so")                        # + mlp.h; mlc.load("mlp.so") calls it again
 
@@ -493,10 +493,14 @@ def compile_model(
     `verify_each=True` verifies the IR after every pass instead of once; `progress=True`
     shows a progress bar on stderr (the CLI does where stderr is a terminal).
 
+    `outline`: loop nests become kernel functions, identical ones shared
+    (`tl-outline-kernels`); False keeps them in the model's function.
+
     Code generation is per kernel (`targets.codegen`): each distinct kernel function is
     optimized and compiled once, in `jobs` threads (0: `MLC_COMPILE_JOBS`, else the
-    cores), its object kept in the persistent compile cache (`targets.compile_cache`;
-    `cache=False` neither reads nor writes it)."""
+    cores), its object kept in the persistent compile cache (`targets.compile_cache`),
+    and the compiled model's record too (`targets.model_cache`: compiling it again only
+    links); `cache=False` neither reads nor writes the cache."""
     print_timings = timings
     timings = Timings()
     store = CompileCache() if cache else None
