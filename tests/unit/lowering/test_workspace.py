@@ -27,7 +27,7 @@ from mlc.parser.mlir import parse_module
 from mlc.registry import make_context
 
 A = WORKSPACE_ALIGNMENT
-EXAMPLES = Path(__file__).parents[2] / "examples"
+EXAMPLES = Path(__file__).parents[3] / "examples"
 
 # --------------------------------------------------------------------------- invariants
 

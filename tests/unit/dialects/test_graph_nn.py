@@ -380,7 +380,7 @@ def test_tiny_resnet_example_matches_onnxruntime() -> None:
 
     import onnx
 
-    model = onnx.load(Path(__file__).parents[2] / "examples" / "tiny_resnet.onnx")
+    model = onnx.load(Path(__file__).parents[3] / "examples" / "tiny_resnet.onnx")
     x = randn(1, 3, 32, 32)
     assert_matches_onnxruntime(model, {model.graph.input[0].name: x}, rtol=1e-3, atol=1e-4)
 

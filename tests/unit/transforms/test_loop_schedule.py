@@ -18,7 +18,7 @@ from mlc.registry import make_context
 from mlc.testing.coverage import covers
 from mlc.testing.schedules import VERBS, kernel_label, random_schedule, schedules, try_step
 from mlc.testing.strategies import KernelCase, kernel_modules
-from mlc.tests.unit.test_tl_lowering import assert_same
+from mlc.tests.unit.lowering.test_tl_lowering import assert_same
 from mlc.transforms.loops import (
     Schedule,
     ScheduleError,

@@ -5,7 +5,7 @@ import re
 import runpy
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "testing.md"
 
 
 def test_tutorial_example_runs(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from mlc.dialects.tl import (
 from mlc.parser.mlir import IRDiagnostic, parse_module
 from mlc.registry import make_context
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def round_trip(text: str) -> ModuleOp:

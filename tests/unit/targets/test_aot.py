@@ -19,7 +19,7 @@ from mlc.targets.aot import AotError, LoadedModel, export_library, export_object
 from mlc.targets.compiled import CompiledModel, InvalidInputError, lower_model
 from mlc.testing.onnx_models import run_onnxruntime
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 needs_cc = pytest.mark.skipif(
     shutil.which("cc") is None, reason="no C compiler (`cc`) on PATH to link or build C programs"
 )

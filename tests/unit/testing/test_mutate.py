@@ -111,7 +111,7 @@ def test_covering_tests_come_from_covers_and_the_registry() -> None:
 
 
 LOWERING_TEST = (
-    str(M.ROOT / "tests/unit/test_tl_lowering.py") + "::test_lowering_preserves_semantics"
+    str(M.ROOT / "tests/unit/lowering/test_tl_lowering.py") + "::test_lowering_preserves_semantics"
 )
 
 

@@ -399,7 +399,7 @@ def test_placement_keeps_unsupported_ops_on_the_cpu() -> None:
 
 # --------------------------------------------------------------------------- the tutorial
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs" / "new-hardware.md"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 SOURCES = [

@@ -27,7 +27,7 @@ from mlc.testing.coverage import covers
 from mlc.testing.strategies import KernelCase, kernel_modules
 from mlc.transforms.loops.tiling import split
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def _text(module: ModuleOp) -> str:

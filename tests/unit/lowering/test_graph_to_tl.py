@@ -25,7 +25,7 @@ from mlc.lowering.tl_kernel_to_loops import ConvertTlKernelToLoopsPass
 from mlc.testing.coverage import covers
 from mlc.texpr import evaluate, infer_sizes, parse, specialize
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def lower(module: ModuleOp) -> ModuleOp:

@@ -30,7 +30,7 @@ from mlc.testing.strategies import (
     random_array,
     random_expr,
 )
-from mlc.tests.unit.test_tl_lowering import assert_same
+from mlc.tests.unit.lowering.test_tl_lowering import assert_same
 from mlc.transforms.loops import (
     Schedule,
     ScheduleError,

@@ -13,7 +13,7 @@ from mlc.registry import make_context
 from mlc.tools import mlc as mlc_cli
 from mlc.tools import mlc_opt
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def _relu_model(path: Path) -> None:

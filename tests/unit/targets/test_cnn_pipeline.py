@@ -9,7 +9,7 @@ import mlc
 from mlc.registry import all_pass_factories, make_context
 from mlc.tools import mlc_opt
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 SCHEDULE = (
     'convert-graph-to-tl,tl-split{kernel="relu_1" loop="i2" factor=4},'
     'tl-reorder{kernel="relu_1" order="i0,i2.o,i1,i2.i,i3"},'

@@ -22,7 +22,7 @@ from mlc.testing.coverage import covers
 from mlc.testing.strategies import graph_programs
 from mlc.transforms.loops.outline import KERNEL_PREFIX, TlOutlineKernelsPass
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CNN = ROOT / "examples" / "tiny_resnet.onnx"
 X = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
 
