@@ -102,15 +102,17 @@ class Objects:
 
 
 _local = threading.local()
-_pools: dict[int, ThreadPoolExecutor] = {}
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
     """`workers` code-generation threads, kept between compiles (each keeps its LLVM
-    context, instead of a new context per thread per compile)."""
-    if workers not in _pools:
-        _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="mlc-codegen")
-    return _pools[workers]
+    context, instead of a new context per thread per compile); per process, since a
+    forked child has none of its parent's threads."""
+    key = (os.getpid(), workers)
+    if key not in _pools:
+        _pools[key] = ThreadPoolExecutor(workers, thread_name_prefix="mlc-codegen")
+    return _pools[key]
 
 
 def _thread_target(opt: int) -> tuple[llvm.TargetMachine, object]:

@@ -276,3 +276,19 @@ def test_only_identical_kernels_are_shared(case: tuple[str, list[np.ndarray], in
     (got,) = model(*inputs)
     np.testing.assert_allclose(got, want[0], rtol=1e-4, atol=1e-5)
     assert max(_kernel_calls(model.llvm_dialect).values()) >= 2  # the repeat
+
+
+def test_a_forked_child_compiles_with_threads_of_its_own() -> None:
+    """The code-generation threads are per process: a child forked after a compile gets
+    new ones instead of waiting on its parent's (which it does not have)."""
+    import multiprocessing
+
+    compile_model(CNN, cache=False, jobs=2)
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        total = pool.apply_async(_compile_and_sum).get(timeout=300)
+    assert np.isfinite(total)
+
+
+def _compile_and_sum() -> float:
+    return float(compile_model(CNN, cache=False, jobs=2)(X)[0].sum())
