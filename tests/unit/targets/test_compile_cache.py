@@ -280,15 +280,17 @@ def test_only_identical_kernels_are_shared(case: tuple[str, list[np.ndarray], in
 
 def test_a_forked_child_compiles_with_threads_of_its_own() -> None:
     """The code-generation threads are per process: a child forked after a compile gets
-    new ones instead of waiting on its parent's (which it does not have)."""
+    new ones instead of waiting on its parent's (which it does not have). The child only
+    compiles: running OpenMP code in a child forked after OpenMP ran is libgomp's own
+    limitation."""
     import multiprocessing
 
-    compile_model(CNN, cache=False, jobs=2)
+    parent = compile_model(CNN, cache=False, jobs=2)
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(1) as pool:
-        total = pool.apply_async(_compile_and_sum).get(timeout=300)
-    assert np.isfinite(total)
+        count = pool.apply_async(_compile_in_child).get(timeout=300)
+    assert count == parent.object_count
 
 
-def _compile_and_sum() -> float:
-    return float(compile_model(CNN, cache=False, jobs=2)(X)[0].sum())
+def _compile_in_child() -> int:
+    return compile_model(CNN, cache=False, jobs=2).object_count
