@@ -24,7 +24,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
 
 from mlc.targets.compile_cache import CompileCache, object_key
-from mlc.targets.cpu import host_features, optimize, target_machine
+from mlc.targets.cpu import host_features, optimize, runtimes_called, target_machine
 from mlc.targets.llvm_emit import emit_module
 from mlc.targets.timings import Timings
 from mlc.transforms.loops.outline import KERNEL_PREFIX
@@ -99,6 +99,11 @@ class Objects:
     llvm_ir: list[str]
     #: each object's compile-cache key
     keys: list[str]
+
+    @property
+    def runtimes(self) -> list[str]:
+        """The runtimes the objects call (`targets.cpu.runtimes_called`)."""
+        return runtimes_called(self.llvm_ir)
 
 
 _local = threading.local()

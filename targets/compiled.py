@@ -42,7 +42,6 @@ from mlc.targets.compile_cache import CompileCache
 from mlc.targets.cpu import JitEngine, optimize, target_machine
 from mlc.targets.llvm_emit import content_address_constants, emit_module
 from mlc.targets.model_cache import (
-    RUNTIME_MARKERS,
     ModelRecord,
     buffer_from_json,
     buffer_json,
@@ -190,6 +189,7 @@ class CompiledModel(NativeFunction):
         self.engine = engine
         self._llvm_dialect = llvm_dialect
         self._llvm_ir_unoptimized = llvm_ir_unoptimized
+        self._llvm_ir_optimized = ""
         self._lowered = lowered
         self._relower = relower
         #: kernel and model objects linked, and how many of them the compile cache had
@@ -250,10 +250,11 @@ class CompiledModel(NativeFunction):
         for: the JIT links object code)."""
         if self.engine.modules:
             return "\n".join(str(m) for m in self.engine.modules)
-        ref = llvm_binding.parse_assembly(self.llvm_ir_unoptimized)
-        optimize(ref, self.engine.tm, self.engine.opt)
-        self._optimized = str(ref)
-        return self._optimized
+        if not self._llvm_ir_optimized:
+            ref = llvm_binding.parse_assembly(self.llvm_ir_unoptimized)
+            optimize(ref, self.engine.tm, self.engine.opt)
+            self._llvm_ir_optimized = str(ref)
+        return self._llvm_ir_optimized
 
     def export(self, path: str | os.PathLike[str], **options: Any) -> ExportedLibrary:
         """Write a shared library `path` (e.g. `model.so`) and its C header next to it
@@ -351,7 +352,7 @@ def _signature(module: ModuleOp, function: str | None) -> tuple[str, list, list]
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off for the `with` body (about 6 % of a compile
-    went to its scans of the IR's objects, all of them alive); collected afterwards."""
+    went to its scans of the IR's objects, all of them alive); it runs again after."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -435,16 +436,16 @@ def lower_model(
     with timings.stage("verify"):  # part by part: each resolves its calls among few symbols
         for part, _ in parts:
             part.verify()
-    entry = next(
-        (op for op in module.ops if isinstance(op, llvm.FuncOp) and op.sym_name.data == name),
-        None,
+    attrs = next(
+        op.attributes
+        for op in module.ops
+        if isinstance(op, llvm.FuncOp) and op.sym_name.data == name
     )
-    sizes = [
-        attr.value.data if isinstance(attr := entry.attributes.get(key), IntegerAttr) else 0
+    workspace, intermediates = (
+        attr.value.data if isinstance(attr := attrs.get(key), IntegerAttr) else 0
         for key in (WORKSPACE_BYTES, INTERMEDIATE_BYTES)
-        if entry is not None
-    ] or [0, 0]
-    return LoweredModel(name, ins, outs, module, parts, sizes[0], sizes[1], timings)
+    )
+    return LoweredModel(name, ins, outs, module, parts, workspace, intermediates, timings)
 
 
 def compile_model(
@@ -534,14 +535,20 @@ def compile_model(
     )
     if hit is not None:
         record, objs, constants = hit
-        engine = JitEngine(opt)
-        engine.bind_constants(constants)
-        with timings.stage("link"):
-            engine.add_objects(objs, record.runtimes)
         ins = [BufferSpec(*buffer_from_json(b)) for b in record.inputs]
         outs = [BufferSpec(*buffer_from_json(b)) for b in record.outputs]
-        compiled = CompiledModel(engine, record.name, ins, outs, relower=relower)
-        compiled.cache_hits = compiled.object_count = len(objs)
+        compiled = _link(
+            record.name,
+            ins,
+            outs,
+            objs,
+            record.runtimes,
+            constants,
+            opt,
+            timings,
+            relower=relower,  # its IR, on demand: lowered again
+        )
+        compiled.cache_hits = len(objs)
         compiled.workspace_bytes = record.workspace_bytes
         compiled.intermediate_bytes = record.intermediate_bytes
     else:
@@ -571,17 +578,22 @@ def _compile_cold(
     objects = compile_objects(
         lowered.parts, opt, cache=store, jobs=jobs, constants=constants, timings=timings
     )
-    engine = JitEngine(opt)
-    engine.bind_constants(constants)
-    with timings.stage("link"):
-        engine.add_objects(objects.objects, objects.llvm_ir)
-    model = CompiledModel(engine, lowered.name, lowered.inputs, lowered.outputs, lowered=lowered)
+    runtimes = objects.runtimes
+    model = _link(
+        lowered.name,
+        lowered.inputs,
+        lowered.outputs,
+        objects.objects,
+        runtimes,
+        constants,
+        opt,
+        timings,
+        lowered=lowered,
+    )
     model.cache_hits = objects.cache_hits
-    model.object_count = len(objects.objects)
     model.workspace_bytes = lowered.workspace_bytes
     model.intermediate_bytes = lowered.intermediate_bytes
     if store is not None and key is not None:
-        runtimes = [m for m in RUNTIME_MARKERS if any(m in t for t in objects.llvm_ir)]
         record = ModelRecord(
             lowered.name,
             [buffer_json(b) for b in lowered.inputs],
@@ -593,4 +605,28 @@ def _compile_cold(
             runtimes,
         )
         save_model(store, key, record, constants)
+    return model
+
+
+def _link(
+    name: str,
+    inputs: list[BufferSpec],
+    outputs: list[BufferSpec],
+    objects: list[bytes],
+    runtimes: list[str],
+    constants: dict[str, bytes],
+    opt: int,
+    timings: Timings,
+    *,
+    lowered: LoweredModel | None = None,
+    relower: Callable[[], LoweredModel] | None = None,
+) -> CompiledModel:
+    """A JIT engine with `constants` bound and `objects` linked: the compiled model (its
+    IR from `lowered`, or from `relower` when first asked for)."""
+    engine = JitEngine(opt)
+    engine.bind_constants(constants)
+    with timings.stage("link"):
+        engine.add_objects(objects, runtimes)
+    model = CompiledModel(engine, name, inputs, outputs, lowered=lowered, relower=relower)
+    model.object_count = len(objects)
     return model

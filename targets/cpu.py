@@ -16,7 +16,7 @@ libraries):
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from llvmlite import binding as llvm
@@ -158,6 +158,28 @@ def load_openmp() -> str:
 _BOUND_CONSTANTS: dict[str, np.ndarray] = {}
 
 
+#: a runtime JIT-compiled code may call -> a symbol its LLVM IR then contains
+RUNTIMES = {"openmp": "GOMP_parallel", "libmvec": "_ZGV"}
+
+
+def runtimes_called(llvm_ir: Iterable[str]) -> list[str]:
+    """The `RUNTIMES` that code compiled from these LLVM IR texts calls."""
+    texts = list(llvm_ir)
+    return [name for name, mark in RUNTIMES.items() if any(mark in t for t in texts)]
+
+
+def load_runtimes(names: Iterable[str]) -> None:
+    """Make the named `RUNTIMES` visible to JIT-compiled code: libgomp (parallel loops),
+    glibc's libmvec (vector math, `lowering.llvm_vector_math`)."""
+    for name in names:
+        if name == "openmp":
+            load_openmp()
+        elif name == "libmvec":
+            from mlc.lowering.llvm_vector_math import load_vector_math
+
+            load_vector_math()
+
+
 class JitEngine:
     """One MCJIT execution engine (in process) holding compiled modules."""
 
@@ -180,12 +202,7 @@ class JitEngine:
     def add_module(self, module: ir.Module | str) -> llvm.ModuleRef:
         """Parse, verify, optimize and finalize `module`; returns the optimized module."""
         text = str(module)
-        if "GOMP_parallel" in text:
-            load_openmp()
-        if "_ZGV" in text:  # glibc's vector math (lowering.llvm_vector_math)
-            from mlc.lowering.llvm_vector_math import load_vector_math
-
-            load_vector_math()
+        load_runtimes(runtimes_called([text]))
         ref = llvm.parse_assembly(text)
         ref.triple = self.triple
         ref.data_layout = self.data_layout
@@ -196,15 +213,10 @@ class JitEngine:
         self.modules.append(ref)
         return ref
 
-    def add_objects(self, objects: list[bytes], llvm_ir: Sequence[str] = ()) -> None:
-        """Link object files (`targets.codegen`) into the engine and finalize it; the
-        runtimes their IR (or markers of it) calls (OpenMP, libmvec) are loaded first."""
-        if any("GOMP_parallel" in t for t in llvm_ir):
-            load_openmp()
-        if any("_ZGV" in t for t in llvm_ir):
-            from mlc.lowering.llvm_vector_math import load_vector_math
-
-            load_vector_math()
+    def add_objects(self, objects: Sequence[bytes], runtimes: Iterable[str] = ()) -> None:
+        """Link object files (`targets.codegen`) into the engine and finalize it, after
+        loading the `runtimes` they call (`runtimes_called` of their IR)."""
+        load_runtimes(runtimes)
         for obj in objects:
             self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
         self.engine.finalize_object()

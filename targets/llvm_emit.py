@@ -73,13 +73,12 @@ def _emit_global(op: llvm.GlobalOp, module: ir.Module) -> None:
     ty = convert_type(op.global_type)
     value = op.value
     if isinstance(value, DenseIntOrFPElementsAttr):
-        raw = value.data.data
+        raw = _dense_bytes(op)
         size = _type_size(ty)
-        if len(raw) != size and size % max(len(raw), 1) == 0:
-            raw = raw * (size // len(raw))  # a splat
-        if len(raw) != size:
+        if raw is None:
             raise EmitError(
-                f"@{op.sym_name.data}: initializer has {len(raw)} bytes, the global {size}"
+                f"@{op.sym_name.data}: initializer has {len(value.data.data)} bytes, the "
+                f"global {size}"
             )
         ty = ir.ArrayType(ir.IntType(8), size)
         init = ir.Constant(ty, bytearray(raw))
@@ -159,15 +158,22 @@ EXTERNAL_MIN_BYTES = 256
 CONSTANT_PREFIX = "mlc_const_"
 
 
-def _raw_bytes(op: llvm.GlobalOp) -> bytes | None:
+def _dense_bytes(op: llvm.GlobalOp) -> bytes | None:
+    """The bytes of a global's dense initializer, a splat expanded; None without one, or
+    when its size is not the global's."""
     value = op.value
-    if op.constant is None or not isinstance(value, DenseIntOrFPElementsAttr):
+    if not isinstance(value, DenseIntOrFPElementsAttr):
         return None
     raw = bytes(value.data.data)
     size = _type_size(convert_type(op.global_type))
     if len(raw) != size and size % max(len(raw), 1) == 0:
         raw = raw * (size // len(raw))  # a splat
     return raw if len(raw) == size else None
+
+
+def _raw_bytes(op: llvm.GlobalOp) -> bytes | None:
+    """The bytes of a constant global (`_dense_bytes`); None for a variable."""
+    return _dense_bytes(op) if op.constant is not None else None
 
 
 def content_address_constants(module: ModuleOp) -> None:

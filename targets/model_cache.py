@@ -34,7 +34,7 @@ from mlc.targets.llvm_emit import CONSTANT_PREFIX
 
 __all__ = ["ModelRecord", "load_model", "model_key", "save_model"]
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: runtimes by name
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class ModelRecord:
     intermediate_bytes: int
     objects: list[str]
     constants: list[str]
-    #: the `RUNTIME_MARKERS` the model's IR contains
+    #: the runtimes its code calls (`targets.cpu.RUNTIMES`)
     runtimes: list[str]
 
 
@@ -160,7 +160,3 @@ def buffer_from_json(entry: dict[str, Any]) -> tuple[tuple[int, ...], np.dtype, 
 
         dtype = np.dtype(getattr(ml_dtypes, name))
     return tuple(int(d) for d in entry["shape"]), dtype, str(entry["name"])
-
-
-#: runtimes that object code may call, by a marker of its IR (see `JitEngine.add_objects`)
-RUNTIME_MARKERS = ("GOMP_parallel", "_ZGV")
