@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import inspect
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from types import NoneType, UnionType
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -47,16 +47,27 @@ def suggest(name: str, known: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _outside_options(text: str) -> Iterable[tuple[int, str]]:
-    """(index, char) of each character of `text` outside `{...}`, `[...]` and quotes."""
-    depth, quote, escaped = 0, False, False
+def _unquoted(text: str) -> Iterator[tuple[int, str]]:
+    """(index, char) of each character of `text` outside double-quoted strings; a
+    `PipelineError` if a string is not closed."""
+    quote, escaped = False, False
     for i, c in enumerate(text):
         if quote:
             quote = escaped or c != '"'
             escaped = not escaped and c == "\\"
         elif c == '"':
             quote = True
-        elif c in "{[":
+        else:
+            yield i, c
+    if quote:
+        raise PipelineError(f"malformed pass pipeline '{text}': unclosed '\"'")
+
+
+def _outside_options(text: str) -> Iterable[tuple[int, str]]:
+    """(index, char) of each character of `text` outside `{...}`, `[...]` and quotes."""
+    depth = 0
+    for i, c in _unquoted(text):
+        if c in "{[":
             depth += 1
         elif c in "}]":
             depth = max(depth - 1, 0)
@@ -67,21 +78,12 @@ def _outside_options(text: str) -> Iterable[tuple[int, str]]:
 def _check_balanced(text: str) -> None:
     """Raise a `PipelineError` for an unclosed or unopened `{`, `(` or quote in `text`."""
     stack: list[str] = []
-    quote = False
-    escaped = False
-    for c in text:
-        if quote:
-            quote = escaped or c != '"'
-            escaped = not escaped and c == "\\"
-        elif c == '"':
-            quote = True
-        elif c in "{([":
+    for _, c in _unquoted(text):
+        if c in "{([":
             stack.append(c)
         elif c in "})]":
             if not stack or "{([".index(stack.pop()) != "})]".index(c):
                 raise PipelineError(f"malformed pass pipeline '{text}': unbalanced '{c}'")
-    if quote:
-        raise PipelineError(f"malformed pass pipeline '{text}': unclosed '\"'")
     if stack:
         closing = "})]"["{([".index(stack[-1])]
         raise PipelineError(
