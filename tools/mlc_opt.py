@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from xdsl.printer import Printer
 from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException
 from xdsl.xdsl_opt_main import xDSLOptMain
 
+from mlc import __version__
 from mlc.parser.mlir import IRDiagnostic, parse_module, verify_module
 from mlc.registry import all_dialect_factories, all_pass_factories
 from mlc.targets.timings import Timings
@@ -43,16 +43,6 @@ from mlc.tools.opt_pipeline import (
 
 LOWER_TO_LLVM = "convert-graph-to-tl,convert-tl-kernel-to-loops,convert-tl-to-llvm"
 """The pipeline that takes graph-level IR to the `llvm` dialect (named in errors)."""
-
-
-def mlc_version() -> str:
-    """The installed mlc version (`mlc.__version__` when mlc is not installed)."""
-    try:
-        return importlib.metadata.version("mlc")
-    except importlib.metadata.PackageNotFoundError:
-        from mlc import __version__
-
-        return __version__
 
 
 def expand_pipelines(passes: Sequence[ModulePass], module: ModuleOp) -> list[ModulePass]:
@@ -72,7 +62,7 @@ class MlcOptMain(xDSLOptMain):
     diagnostics_failed: bool = False
     """Set when `--verify-diagnostics` found a mismatch (exit code 1)."""
 
-    version_format = f"mlc-opt {mlc_version()} (xDSL {{xdsl_version}})"
+    version_format = f"mlc-opt {__version__} (xDSL {{xdsl_version}})"  # as `mlc --version`
 
     def __init__(self, args: Sequence[str] | None = None):
         self._bisect_reports: list[str] = []
