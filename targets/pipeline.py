@@ -33,11 +33,11 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.passes import ModulePass
 
+from mlc.host import HostFeatures, host_features
 from mlc.lowering.graph_to_tl import ConvertGraphToTlPass
 from mlc.lowering.llvm_vector_math import use_vector_math
 from mlc.lowering.tl_kernel_to_loops import ConvertTlKernelToLoopsPass
 from mlc.lowering.tl_to_llvm import ConvertTlToLlvmPass
-from mlc.targets.cpu import HostFeatures, host_features
 from mlc.targets.timings import Timings
 from mlc.transforms.graph.layout import BlockedLayoutPass
 from mlc.transforms.graph.optimize import GraphOptimizePass
