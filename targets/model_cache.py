@@ -6,8 +6,10 @@ before skips import, passes and code generation and only links.
     save_model(cache, key, record, objects, constants)
 
 The key hashes the model's bytes (an ONNX file or `ModelProto` as serialized, a module as
-printed), every compile option, the target (triple, CPU, features), the `-O` level and the
-mlc and llvmlite versions. The record (JSON, parsed with `json` only) names the model's
+printed), every compile option, the target (triple, CPU, features), the `-O` level, the
+mlc and llvmlite versions and a fingerprint of mlc's own source files (`code_fingerprint`:
+an edited schedule or pass in a development checkout misses instead of returning the old
+code). The record (JSON, parsed with `json` only) names the model's
 function, its input and output buffers, workspace sizes, the compile-cache keys of its
 objects and the content-addressed names of its constants; constants are stored as
 entries of their own (`const`), their name being the SHA-256 of their bytes, and checked
@@ -19,6 +21,7 @@ their kernels still are.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -32,7 +35,7 @@ from mlc.targets.compile_cache import CompileCache
 from mlc.targets.cpu import host_features, target_machine
 from mlc.targets.llvm_emit import CONSTANT_PREFIX
 
-__all__ = ["ModelRecord", "load_model", "model_key", "save_model"]
+__all__ = ["ModelRecord", "code_fingerprint", "load_model", "model_key", "save_model"]
 
 RECORD_VERSION = 2  # 2: runtimes by name
 
@@ -83,6 +86,30 @@ def _model_bytes(model: Any) -> bytes | None:
     return data
 
 
+#: top-level folders of the package that are not compiler code
+_NOT_COMPILER = frozenset({"tests", "benchmarks", "docs", "examples", "__pycache__"})
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """SHA-256 of the path, size and modification time of every `.py` file of the mlc
+    package (the compiler's code; once per process, a few milliseconds)."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".") and not (Path(dirpath) == root and d in _NOT_COMPILER)
+        )
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                stat = os.stat(os.path.join(dirpath, name))
+                rel = os.path.relpath(os.path.join(dirpath, name), root)
+                h.update(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
 def model_key(model: Any, options: dict[str, Any]) -> str | None:
     """The cache key of compiling `model` with `options` for the host, or None."""
     import llvmlite
@@ -95,7 +122,8 @@ def model_key(model: Any, options: dict[str, Any]) -> str | None:
     tm = target_machine()
     host = host_features()
     h = hashlib.sha256()
-    meta = [RECORD_VERSION, __version__, llvmlite.__version__, tm.triple, host.cpu]
+    meta = [RECORD_VERSION, __version__, code_fingerprint(), llvmlite.__version__, tm.triple]
+    meta += [host.cpu]
     meta += [host.features, sorted(options.items())]
     h.update(json.dumps(meta, default=str).encode())
     h.update(data)

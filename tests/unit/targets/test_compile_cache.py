@@ -294,3 +294,15 @@ def test_a_forked_child_compiles_with_threads_of_its_own() -> None:
 
 def _compile_in_child() -> int:
     return compile_model(CNN, cache=False, jobs=2).object_count
+
+
+def test_editing_mlc_source_misses_the_model_cache(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A development checkout whose schedules or passes changed must not get the model
+    compiled by the old code: mlc's source fingerprint is in the key."""
+    from mlc.targets import model_cache
+
+    model = mlp(4, (16, 16, 16, 16)).model
+    before = model_cache.model_key(model, {})
+    assert model_cache.code_fingerprint() == model_cache.code_fingerprint()  # stable
+    monkeypatch.setattr(model_cache, "code_fingerprint", lambda: "edited")
+    assert model_cache.model_key(model, {}) != before
