@@ -72,6 +72,12 @@ def _convert_tl_kernel_to_loops() -> type[ModulePass]:
     return ConvertTlKernelToLoopsPass
 
 
+def _llvm_profile_kernels() -> type[ModulePass]:
+    from mlc.lowering.llvm_profile import LlvmProfileKernelsPass
+
+    return LlvmProfileKernelsPass
+
+
 def _rfactor() -> type[ModulePass]:
     from mlc.transforms.loops.rfactor import RfactorPass
 
@@ -190,6 +196,7 @@ def all_pass_factories() -> dict[str, Callable[[], type[ModulePass]]]:
         "accel-placement": _accel_placement,
         "tl-default-schedule": _target_pass("pipeline", "TlDefaultSchedulePass"),
         "llvm-use-vector-math": _target_pass("pipeline", "LlvmUseVectorMathPass"),
+        "llvm-profile-kernels": _llvm_profile_kernels,
         "mlc-cpu-pipeline": _target_pass("pipeline", "MlcCpuPipelinePass"),
     }
 

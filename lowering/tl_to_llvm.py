@@ -378,7 +378,9 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen):
             if op.results:
                 raise LlvmLoweringError(f"func.call @{op.callee.string_value()}: results")
             args = [self.v(self.values[a]) for a in op.arguments]
-            self.b.insert(llvm.CallOp(op.callee.string_value(), *args, return_type=None))
+            call = self.b.insert(llvm.CallOp(op.callee.string_value(), *args, return_type=None))
+            # what the call runs (`outline.SITE_ATTRIBUTES`), for profiles
+            call.attributes.update({k: v for k, v in op.attributes.items() if k.startswith("mlc.")})
         elif type(op) in OP_LOWERINGS:  # hardware dialects register theirs
             OP_LOWERINGS[type(op)](self, op)
         else:

@@ -486,25 +486,11 @@ class LoadedModel(NativeFunction):
         inputs = [_spec(b) for b in self.signature["inputs"]]
         outputs = [_spec(b) for b in self.signature["outputs"]]
         super().__init__(self.entry, inputs, outputs, address)
-
-    @property
-    def num_threads(self) -> int:
-        """Threads for parallel loops (0: the OpenMP default); 1 if the model has none."""
         threads = self.signature.get("num_threads")
-        if not threads:
-            return 1
-        getter = self._lib[threads["get"]]
-        getter.restype, getter.argtypes = ctypes.c_int32, []
-        return int(getter())
-
-    @num_threads.setter
-    def num_threads(self, n: int) -> None:
-        threads = self.signature.get("num_threads")
-        if not threads:
-            raise AotError(f"{self.path}: the model has no parallel loops to set threads for")
-        setter = self._lib[threads["set"]]
-        setter.restype, setter.argtypes = None, [ctypes.c_int32]
-        setter(int(n))
+        if threads:
+            setter = self._lib[threads["set"]]
+            setter.restype, setter.argtypes = None, [ctypes.c_int32]
+            self._init_threads(lambda n: setter(int(n)))
 
     def __repr__(self) -> str:
         ins = ", ".join(map(str, self.inputs))

@@ -25,6 +25,7 @@ import io
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp, TensorType
 from xdsl.ir import Attribute
 from xdsl.printer import Printer
 
+from mlc.lowering.llvm_profile import TICKS_GLOBAL
 from mlc.lowering.tl_parallel_to_llvm import NUM_THREADS_GLOBAL
 from mlc.lowering.tl_to_llvm import ALIGNMENT, INTERMEDIATE_BYTES, WORKSPACE_BYTES
 from mlc.targets.compile_cache import CompileCache
@@ -49,11 +51,13 @@ from mlc.targets.model_cache import (
     model_key,
     save_model,
 )
+from mlc.targets.threads import AutoThreads
 from mlc.targets.timings import Timings
 
 if TYPE_CHECKING:
     from mlc.targets.aot import ExportedLibrary
     from mlc.targets.pipeline import MlcCpuPipelinePass
+    from mlc.targets.profile import Profile
 
 # The pipeline and code generation (`targets.pipeline`, `targets.codegen`) are imported
 # where a model is compiled cold: a warm compile (the model cache) needs neither, nor the
@@ -123,6 +127,9 @@ class NativeFunction:
         n = len(self.inputs) + len(self.outputs)
         proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n))
         self._fn = proto(address)
+        self._set_threads = None
+        self._auto: AutoThreads | None = None
+        self._fixed_threads = 1
 
     def check_inputs(self, arrays: Sequence[Any]) -> list[np.ndarray]:
         """The inputs as arrays, or `InvalidInputError` naming the first bad one."""
@@ -163,8 +170,55 @@ class NativeFunction:
             buf[...] = a
             args.append(buf)
         results = [aligned_empty(s.shape, s.dtype) for s in self.outputs]
-        self._fn(*(b.ctypes.data for b in (*args, *results)))
+        self._call_native([b.ctypes.data for b in (*args, *results)])
         return [*args, *results]
+
+    # -- threads ------------------------------------------------------------------------
+
+    def _init_threads(self, set_threads: Callable[[int], None]) -> None:
+        """The model has parallel loops; `set_threads(n)` sets their thread count in
+        native code. Starts from `MLC_NUM_THREADS`, else auto."""
+        self._set_threads: Callable[[int], None] | None = set_threads
+        env = os.environ.get("MLC_NUM_THREADS", "").strip()
+        self.num_threads = int(env) if env.isdigit() else 0
+
+    @property
+    def num_threads(self) -> int:
+        """Threads for parallel loops: 0 is "auto" (`targets.threads.AutoThreads`: one
+        thread or all cores, whichever the last calls found faster); always 1 for a model
+        without parallel loops (setting it does nothing). Starts from the
+        `MLC_NUM_THREADS` environment variable."""
+        if self._set_threads is None:
+            return 1
+        return 0 if self._auto is not None else self._fixed_threads
+
+    @num_threads.setter
+    def num_threads(self, n: int) -> None:
+        if n < 0:
+            raise ValueError(f"num_threads must be >= 0, got {n}")
+        if self._set_threads is None:
+            return
+        self._auto = AutoThreads() if n == 0 else None
+        self._fixed_threads = n
+        self._set_threads(self.threads_in_use)
+
+    @property
+    def threads_in_use(self) -> int:
+        """The thread count calls run with now (auto's current choice)."""
+        if self._set_threads is None:
+            return 1
+        return self._auto.current if self._auto is not None else self._fixed_threads
+
+    def _call_native(self, addresses: list[int]) -> None:
+        auto = self._auto
+        if auto is None or self._set_threads is None:
+            self._fn(*addresses)
+            return
+        n = auto.choose()
+        self._set_threads(n)
+        start = time.perf_counter()
+        self._fn(*addresses)
+        auto.record(n, time.perf_counter() - start)
 
     def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
         """The results for `arrays` (a list, one array per function result)."""
@@ -201,26 +255,38 @@ class CompiledModel(NativeFunction):
         #: the liveness-planned workspace vs separate intermediate buffers (bytes)
         self.workspace_bytes = 0
         self.intermediate_bytes = 0
-        self._threads: ctypes.c_int32 | None = None
+        #: `compile_model` again with this model's source and options (`profile` uses it)
+        self.recompile: Callable[..., CompiledModel] | None = None
+        self._profiled: CompiledModel | None = None
         address = engine.engine.get_global_value_address(NUM_THREADS_GLOBAL)
         if address:
-            self._threads = ctypes.c_int32.from_address(address)
-            env = os.environ.get("MLC_NUM_THREADS", "").strip()
-            self.num_threads = int(env) if env.isdigit() else 0
+            threads = ctypes.c_int32.from_address(address)
+            self._init_threads(lambda n: setattr(threads, "value", n))
 
-    @property
-    def num_threads(self) -> int:
-        """Threads for parallel loops (0: OpenMP's default, all cores unless
-        OMP_NUM_THREADS says otherwise); 1 for a model without parallel loops. Starts from
-        the `MLC_NUM_THREADS` environment variable."""
-        return 1 if self._threads is None else self._threads.value
+    def profile(self, *inputs: np.ndarray, repeat: int = 20, warmup: int = 2) -> Profile:
+        """Time every kernel call over `repeat` calls on `inputs` (`targets.profile`):
+        `print(p.table())`, `p.save_chrome_trace("trace.json")`. A model compiled without
+        `profile=True` is compiled again with it (once; the compile cache keeps it)."""
+        from mlc.targets.profile import profile_native
 
-    @num_threads.setter
-    def num_threads(self, n: int) -> None:
-        if n < 0:
-            raise ValueError(f"num_threads must be >= 0, got {n}")
-        if self._threads is not None:
-            self._threads.value = n
+        target = self
+        if not self.engine.engine.get_global_value_address(TICKS_GLOBAL):
+            if self._profiled is None:
+                if self.recompile is None:
+                    raise ValueError(f"@{self.name}: no source to compile a profiled twin from")
+                self._profiled = self.recompile(profile=True)
+            target = self._profiled
+        threads = self.threads_in_use
+        target.num_threads = threads
+        arrays = target.check_inputs(inputs)
+        return profile_native(
+            lambda: target(*arrays),
+            target.engine.engine.get_global_value_address,
+            self.name,
+            repeat=repeat,
+            warmup=warmup,
+            threads=threads,
+        )
 
     @property
     def llvm_dialect(self) -> str:
@@ -282,6 +348,31 @@ class LoweredModel:
     intermediate_bytes: int = 0
     #: wall time per stage and pass of the compile so far
     timings: Timings = field(default_factory=Timings)
+
+    def profile(self, *inputs: np.ndarray, repeat: int = 20, warmup: int = 2) -> Profile:
+        """Time every kernel call over `repeat` calls on `inputs` (`targets.profile`):
+        `print(p.table())`, `p.save_chrome_trace("trace.json")`. A model compiled without
+        `profile=True` is compiled again with it (once; the compile cache keeps it)."""
+        from mlc.targets.profile import profile_native
+
+        target = self
+        if not self.engine.engine.get_global_value_address(TICKS_GLOBAL):
+            if self._profiled is None:
+                if self.recompile is None:
+                    raise ValueError(f"@{self.name}: no source to compile a profiled twin from")
+                self._profiled = self.recompile(profile=True)
+            target = self._profiled
+        threads = self.threads_in_use
+        target.num_threads = threads
+        arrays = target.check_inputs(inputs)
+        return profile_native(
+            lambda: target(*arrays),
+            target.engine.engine.get_global_value_address,
+            self.name,
+            repeat=repeat,
+            warmup=warmup,
+            threads=threads,
+        )
 
     @property
     def llvm_dialect(self) -> str:
@@ -370,6 +461,7 @@ def cpu_pipeline(
     vector_math: bool = True,
     threads: bool = True,
     outline: bool = True,
+    profile: bool = False,
 ) -> MlcCpuPipelinePass:
     """The `mlc-cpu-pipeline` for `mlc.compile`'s options (a `ScheduleStrategy` object for
     `schedule` is passed to `MlcCpuPipelinePass.passes` separately)."""
@@ -384,6 +476,7 @@ def cpu_pipeline(
         vector_math=vector_math,
         threads=threads,
         outline=outline,
+        profile=profile,
     )
 
 
@@ -397,6 +490,7 @@ def lower_model(
     layout: str | None = "default",
     vector_math: bool = True,
     outline: bool = True,
+    profile: bool = False,
     timings: Timings | None = None,
     verify_each: bool = False,
     progress: bool = False,
@@ -419,7 +513,12 @@ def lower_model(
             module = import_onnx(model, input_shapes=input_shapes)
     name, ins, outs = _signature(module, function)
     pipeline = cpu_pipeline(
-        schedule=schedule, fuse=fuse, layout=layout, vector_math=vector_math, outline=outline
+        schedule=schedule,
+        fuse=fuse,
+        layout=layout,
+        vector_math=vector_math,
+        outline=outline,
+        profile=profile,
     )
     strategy = None if schedule in ("default", None) else schedule
     passes = pipeline.passes(module, strategy)
@@ -459,6 +558,7 @@ def compile_model(
     layout: str | None = "default",
     vector_math: bool = True,
     outline: bool = True,
+    profile: bool = False,
     timings: bool = False,
     verify_each: bool = False,
     progress: bool = False,
@@ -497,6 +597,9 @@ def compile_model(
     `outline`: loop nests become kernel functions, identical ones shared
     (`tl-outline-kernels`); False keeps them in the model's function.
 
+    `profile`: timestamps around every kernel call (`llvm-profile-kernels`), read by
+    `CompiledModel.profile` (which compiles a profiled twin of a model compiled without).
+
     Code generation is per kernel (`targets.codegen`): each distinct kernel function is
     optimized and compiled once, in `jobs` threads (0: `MLC_COMPILE_JOBS`, else the
     cores), its object kept in the persistent compile cache (`targets.compile_cache`),
@@ -514,6 +617,7 @@ def compile_model(
         "layout": layout,
         "vector_math": vector_math,
         "outline": outline,
+        "profile": profile,
     }  # the pipeline they make is fixed by these, the host and the mlc version (in the key)
     cacheable = store is not None and schedule in ("default", None)
     key, hit = None, None
@@ -532,6 +636,7 @@ def compile_model(
         layout=layout,
         vector_math=vector_math,
         outline=outline,
+        profile=profile,
     )
     if hit is not None:
         record, objs, constants = hit
@@ -554,6 +659,9 @@ def compile_model(
     else:
         compiled = _compile_cold(relower, opt, store, key, jobs, timings, verify_each, progress)
     compiled.timings = timings
+    compiled.recompile = functools.partial(
+        compile_model, model, **{**options, "cache": cache, "jobs": jobs}
+    )
     if print_timings:
         print(timings.table(), file=sys.stderr)
     return compiled

@@ -35,6 +35,7 @@ from xdsl.passes import ModulePass
 
 from mlc.host import HostFeatures, host_features
 from mlc.lowering.graph_to_tl import ConvertGraphToTlPass
+from mlc.lowering.llvm_profile import LlvmProfileKernelsPass
 from mlc.lowering.llvm_vector_math import use_vector_math
 from mlc.lowering.tl_kernel_to_loops import ConvertTlKernelToLoopsPass
 from mlc.lowering.tl_to_llvm import ConvertTlToLlvmPass
@@ -160,6 +161,7 @@ class MlcCpuPipelinePass(ModulePass):
     threads: bool = True
     vector_bits: int = 0
     outline: bool = True
+    profile: bool = False
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -200,6 +202,8 @@ class MlcCpuPipelinePass(ModulePass):
         passes.append(ConvertTlToLlvmPass(threads=self.threads))
         if self.vector_math:
             passes.append(LlvmUseVectorMathPass(vector_bits=bits))
+        if self.profile:
+            passes.append(LlvmProfileKernelsPass())
         return passes
 
     def passes(

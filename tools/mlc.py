@@ -198,6 +198,52 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _random_inputs(function) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+    """Seeded random inputs for `function`'s arguments (floats normal, integers small)."""
+    from mlc.targets.compiled import BufferSpec
+
+    rng = np.random.default_rng(0)
+    inputs = []
+    for arg in function.body.blocks[0].args:
+        spec = BufferSpec.of(arg.type)
+        if spec.dtype.kind == "f":
+            inputs.append(rng.standard_normal(spec.shape).astype(spec.dtype))
+        elif spec.dtype.kind == "b":
+            inputs.append(rng.integers(0, 2, spec.shape).astype(spec.dtype))
+        else:
+            inputs.append(rng.integers(0, 4, spec.shape).astype(spec.dtype))
+    return inputs
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    """Compile with timestamps around every kernel, run, print time per kernel."""
+    from mlc.interpreters import check_inputs, entry_function
+    from mlc.targets.compiled import compile_model
+
+    module = _load_module(args.model, _parse_shapes(args.input_shape))
+    function = entry_function(module)
+    if args.input:
+        inputs = [np.ascontiguousarray(x) for x in _read_inputs(args.input, function)]
+        check_inputs(function, inputs)
+    else:
+        inputs = _random_inputs(function)
+    progress = not args.quiet and sys.stderr.isatty()
+    compiled = _lower(
+        module,
+        lambda m: compile_model(
+            m, function=function.sym_name.data, profile=True, progress=progress
+        ),
+    )
+    if args.threads is not None:
+        compiled.num_threads = args.threads
+    prof = compiled.profile(*inputs, repeat=args.repeat)
+    print(prof.table(top=args.top))
+    if args.trace:
+        prof.save_chrome_trace(args.trace)
+        print(f"wrote {args.trace} (Chrome trace: open in https://ui.perfetto.dev)")
+    return 0
+
+
 def _preview(array: np.ndarray, n: int = 6) -> str:
     flat = array.reshape(-1)[:n]
     return (
@@ -344,6 +390,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="another .onnx model instead of the bundled one")
     p.add_argument("--repeat", type=int, default=50)
     p.set_defaults(fn=cmd_demo)
+
+    p = sub.add_parser(
+        "profile",
+        help="time every kernel of a compiled model (a table, and a Chrome trace with --trace)",
+    )
+    p.add_argument("model")
+    p.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=FILE.npy",
+        help="inputs (default: seeded random ones)",
+    )
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxD")
+    p.add_argument("--repeat", type=int, default=50, help="timed runs (medians are reported)")
+    p.add_argument("--threads", type=int, help="threads (default: MLC_NUM_THREADS, else all)")
+    p.add_argument("--top", type=int, help="only the N slowest kernels")
+    p.add_argument("--trace", metavar="FILE.json", help="write a Chrome trace of every run")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_profile)
 
     p = sub.add_parser("cache", help="the compile cache: info, or clear it")
     p.add_argument("action", choices=["info", "clear"])

@@ -11,11 +11,12 @@ suffix still finds such a loop when that is unambiguous.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import AffineMapAttr
+from xdsl.dialects.builtin import AffineMapAttr, AnyFloat
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.ir.affine import AffineExpr, AffineMap
 from xdsl.utils.exceptions import DiagnosticException
@@ -27,6 +28,8 @@ __all__ = [
     "COMMUTATIVE_COMBINERS",
     "ScheduleError",
     "block_loops",
+    "block_flops",
+    "block_work",
     "blocks_under",
     "check_only_block_users",
     "find_block",
@@ -134,6 +137,31 @@ def fresh_label(root: Operation, base: str) -> str:
     while f"{base}{k}" in labels:
         k += 1
     return f"{base}{k}"
+
+
+def _float_ops(block: BlockOp) -> int:
+    """Floating-point arithmetic ops in `block`'s body (constants aside)."""
+    return sum(
+        1
+        for op in block.body.walk()
+        if op.name.startswith("arith.")
+        and not isinstance(op, arith.ConstantOp)
+        and any(isinstance(r.type, AnyFloat) for r in op.results)
+    )
+
+
+def block_flops(block: BlockOp) -> int:
+    """Floating-point operations of `block` over its iteration space (a multiply-add is 2)."""
+    return math.prod(block.extents) * _float_ops(block)
+
+
+def block_work(block: BlockOp) -> int:
+    """`block`'s iteration space times the ops of its body (at least 1 per point: a copy
+    or an integer op): a machine-independent measure of its run time."""
+    body_ops = max(
+        1, sum(1 for op in block.body.walk() if not isinstance(op, arith.ConstantOp)) - 1
+    )
+    return math.prod(block.extents) * body_ops
 
 
 def blocks_under(op: Operation) -> list[BlockOp]:

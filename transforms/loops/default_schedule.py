@@ -29,7 +29,9 @@ plain text (`Schedule.text()`) and replays with `tl-apply-schedule`.
    that holds its padding, so the tile loop reads it without bounds checks.
    When `v` is exactly one vector (a blocked conv's output-channel block), the NR vectors
    come from another parallel iterator instead (`channel_block_schedule`).
-4. The outermost parallel loop runs on threads (`parallel`) when `threads` is set.
+4. The outermost parallel loop runs on threads (`parallel`) when `threads` is set and
+   each parallel region has enough work to pay for its fork and join
+   (`min_parallel_work`, measured: `python -m mlc.benchmarks.threads`).
 """
 
 from __future__ import annotations
@@ -45,7 +47,13 @@ from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
 from mlc.dialects.tl import BlockOp, KernelOp, linear_form
 from mlc.transforms.loops.channel_block_schedule import schedule_channel_block_tile
-from mlc.transforms.loops.common import ScheduleError, block_loops, find_block, loop_name
+from mlc.transforms.loops.common import (
+    ScheduleError,
+    block_loops,
+    block_work,
+    find_block,
+    loop_name,
+)
 from mlc.transforms.loops.schedule import Schedule
 
 __all__ = [
@@ -74,6 +82,8 @@ class CpuDefaultSchedule:
     max_tile_rows: int = 8
     max_accumulators: int = 0  # 0: 28 with 32 vector registers (AVX-512), else 12
     k_block: int = 256
+    #: the least work (`block_work`) per parallel region: smaller nests run on one thread
+    min_parallel_work: int = 1 << 20
 
     def lanes(self, element: Attribute) -> int:
         bits = element.width.data if isinstance(element, IntegerType) else 0
@@ -237,15 +247,23 @@ class CpuDefaultSchedule:
             block = find_block(sch.root, label)
 
     def _parallel(self, sch: Schedule, label: str, block: BlockOp, order: Sequence[str]) -> None:
-        """Mark the outermost loop over parallel iterators only as `parallel`."""
+        """Mark the outermost loop over parallel iterators only as `parallel`, where each
+        parallel region (one per iteration of the serial loops around it) has at least
+        `min_parallel_work` (`block_work`) to share: a smaller one loses more to the fork
+        and join than the threads win."""
         if not self.threads:
             return
+        regions = 1
+        work = block_work(block)
         for f in block_loops(block):
             if f.trip_count < 2:
                 continue
+            if work < self.min_parallel_work * regions:
+                return
             try:
                 sch.parallel(f"{label}/{loop_name(f)}")
             except ScheduleError:
+                regions *= f.trip_count  # serial: a region inside forks on every iteration
                 continue
             return
 

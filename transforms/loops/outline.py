@@ -18,6 +18,13 @@ becomes a private function of its own, called where it was; structurally identic
       func.return %0 : memref<8xf32>
     }
 
+Each call records what it runs, for profiles (`mlc.profile`): `mlc.label` (its blocks'
+labels, `+`-joined), `mlc.flops` (floating-point operations: each block's iteration count
+times the float arithmetic in its body) and `mlc.bytes` (the sizes of its buffers):
+
+    func.call @mlc_kernel_5d0c...(%x, %0) {mlc.label = "relu", mlc.flops = 8 : i64,
+                                           mlc.bytes = 64 : i64} : (...) -> ()
+
 A kernel function's name is the hash of its text with labels blanked (`kernel_key`): the
 unit of deduplication, of the compile cache and of parallel code generation (a ResNet-50's
 53 convolutions are far fewer distinct kernels). A nest is outlined only when every value
@@ -30,21 +37,39 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func, memref
-from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr, SymbolRefAttr
-from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
+from xdsl.dialects.builtin import (
+    IntegerAttr,
+    MemRefType,
+    ModuleOp,
+    StringAttr,
+    SymbolRefAttr,
+    i64,
+)
+from xdsl.ir import Attribute, Block, BlockArgument, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.printer import Printer
 
 from mlc.dialects.tl import BlockOp, ForOp
+from mlc.transforms.loops.common import block_flops
 
-__all__ = ["KERNEL_PREFIX", "TlOutlineKernelsPass", "kernel_key", "outline_kernels"]
+__all__ = [
+    "KERNEL_PREFIX",
+    "SITE_ATTRIBUTES",
+    "TlOutlineKernelsPass",
+    "kernel_key",
+    "outline_kernels",
+    "site_attributes",
+]
 
 #: the symbol prefix of outlined kernel functions
 KERNEL_PREFIX = "mlc_kernel_"
+#: the attributes a kernel call carries (see the module docstring)
+SITE_ATTRIBUTES = ("mlc.label", "mlc.flops", "mlc.bytes")
 
 
 def _inside(value: SSAValue, root: Operation) -> bool:
@@ -108,6 +133,28 @@ def _text(op: Operation) -> str:
     return out.getvalue()
 
 
+def _byte_size(t: MemRefType) -> int:
+    bits = getattr(t.element_type, "bitwidth", 8)
+    return t.element_count() * max(bits // 8, 1)
+
+
+def site_attributes(root: Operation, captures: Sequence[SSAValue]) -> dict[str, Attribute]:
+    """`SITE_ATTRIBUTES` of the loop nest `root` over the buffers `captures`."""
+    labels: list[str] = []
+    flops = 0
+    for block in root.walk():
+        if isinstance(block, BlockOp):
+            if block.label.data not in labels:
+                labels.append(block.label.data)
+            flops += block_flops(block)
+    size = sum(_byte_size(v.type) for v in captures if isinstance(v.type, MemRefType))
+    return {
+        "mlc.label": StringAttr("+".join(labels)),
+        "mlc.flops": IntegerAttr(flops, i64),
+        "mlc.bytes": IntegerAttr(size, i64),
+    }
+
+
 def outline_kernels(module: ModuleOp) -> dict[str, int]:
     """Outline (see the module docstring); returns each kernel function's call count."""
     kernels: dict[str, func.FuncOp] = {}
@@ -128,7 +175,9 @@ def outline_kernels(module: ModuleOp) -> dict[str, int]:
                 kernels[name] = candidate
                 module.body.block.insert_op_before(candidate, f)
             calls[name] = calls.get(name, 0) + 1
-            f.body.block.insert_op_before(func.CallOp(name, captures, []), op)
+            call = func.CallOp(name, captures, [])
+            call.attributes.update(site_attributes(op, captures))
+            f.body.block.insert_op_before(call, op)
             f.body.block.erase_op(op)
     return calls
 
