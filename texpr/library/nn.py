@@ -359,12 +359,14 @@ def lrn(op: nn.LrnOp) -> Expression:
 
 # -- softmax family ---------------------------------------------------------------------
 
-#: ``@k`` are the kept axes (not in `axes`); ``mx`` and ``sum`` are per kept index.
+#: ``@k`` are the kept axes (not in `axes`); ``mx`` and ``sum`` are per kept index. The
+#: exponentials are computed once, into ``e`` (read twice: it is not inlined).
 SOFTMAX = """
 softmax(X: $T[@(D#)]) -> Y: $T[@(D#)] {
   mx[@k(i#)] max= X[@(i#)]
-  sum[@k(i#)] += exp(X[@(i#)] - mx[@k(i#)])
-  Y[@(i#)] = exp(X[@(i#)] - mx[@k(i#)]) / sum[@k(i#)]
+  e[@(i#)] = exp(X[@(i#)] - mx[@k(i#)])
+  sum[@k(i#)] += e[@(i#)]
+  Y[@(i#)] = e[@(i#)] / sum[@k(i#)]
 }"""
 
 LOG_SOFTMAX = """
