@@ -35,7 +35,7 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 from xdsl.passes import ModulePass
 
-from mlc.dialects.tl import IndexOp, KernelOp, YieldOp
+from mlc.dialects.tl import IndexOp, KernelOp, YieldOp, linear_form
 from mlc.lowering.tl_vector_to_llvm import always_in_bounds
 
 __all__ = [
@@ -86,9 +86,14 @@ def _producer_of(kernel: KernelOp) -> tuple[SSAValue, KernelOp] | None:
 
 
 def _reads_once(consumer: KernelOp, read: AffineMap) -> bool:
-    """`read` uses every parallel iterator of `consumer`: no element it reads is read
-    again for another output point (a matmul's A[m, k] is read once per column n)."""
-    used = set().union(*(e.used_dims() for e in read.results))
+    """`read` uses every parallel iterator of `consumer` linearly: no element it reads is
+    read again for another output point (a matmul's A[m, k] is read once per column n; a
+    grouped conv's X[n, m / MG * CG + c, ...] once per output channel m of a group, as
+    `m` is only under a division)."""
+    used: set[int] = set()
+    for e in read.results:
+        coeffs, _, _ = linear_form(e)
+        used |= {d for d, k in coeffs.items() if k}
     return all(d in used for d in consumer.parallel_dims)
 
 

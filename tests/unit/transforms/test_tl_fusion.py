@@ -151,3 +151,24 @@ def test_an_elementwise_producer_is_not_recomputed_inside_a_contraction() -> Non
     assert "relu" in labels and "relu_matmul" not in labels
     assert any(label.startswith("neg_") for label in labels)
     _close(mlc.interpret(module, *arrays), want)
+
+
+def test_an_elementwise_producer_is_not_recomputed_inside_a_grouped_conv() -> None:
+    """A grouped conv reads x[n, m / MG * CG + c, ...]: `m` appears only under the
+    division, so every input element is read once per output channel of its group, and
+    inlining relu(x) would recompute it that many times."""
+    t_x, t_w, t_y = "tensor<1x8x6x6xf32>", "tensor<8x4x1x1xf32>", "tensor<1x8x6x6xf32>"
+    text = f"""
+    func.func @main(%x: {t_x}, %w: {t_w}) -> {t_y} {{
+      %r = graph.relu %x : ({t_x}) -> {t_x}
+      %y = graph.conv %r, %w {{strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, group = 2 : i64}} : ({t_x}, {t_w}) -> {t_y}
+      func.return %y : {t_y}
+    }}"""
+    module = _tl(parse_module(mlc.context(), text))
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((1, 8, 6, 6), (8, 4, 1, 1))]
+    want = mlc.interpret(module, *arrays)
+    assert inline_elementwise(module) == 0
+    labels = sorted(op.label.data for op in module.walk() if isinstance(op, KernelOp))
+    assert "relu" in labels
+    _close(mlc.interpret(module, *arrays), want)
