@@ -46,7 +46,7 @@ from xdsl.ir import Attribute, Operation
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
 from mlc.dialects.tl import BlockOp, KernelOp, linear_form
-from mlc.transforms.loops.channel_block_schedule import schedule_channel_block_tile
+from mlc.transforms.loops.channel_block_schedule import row_waste, schedule_channel_block_tile
 from mlc.transforms.loops.common import (
     ScheduleError,
     block_loops,
@@ -209,8 +209,9 @@ class CpuDefaultSchedule:
     def _register_tile(self, lanes: int, v_extent: int, r_extent: int) -> tuple[int, int, int]:
         """(vector width, tile rows MR, vectors per row NR) for a tile over an `r_extent` x
         `v_extent` output: the fewest loads per FMA ((MR + NR) / (MR * NR)) with at most
-        `max_accumulators` accumulators, preferring no remainder (a width and tile that
-        divide the extents: no lane masks) and then wider vectors."""
+        `max_accumulators` accumulators, counting the rows a partial last tile wastes
+        (`row_waste`), preferring a width that divides the vector extent (no lane masks)
+        and then wider vectors."""
         best: tuple[float, int, int, int] | None = None
         limit = self.max_accumulators or (28 if self.vector_bits >= 512 else 12)
         registers = 32 if self.vector_bits >= 512 else 16
@@ -223,8 +224,8 @@ class CpuDefaultSchedule:
                 for rows in range(1, min(r_extent, self.max_tile_rows) + 1):
                     if rows * vectors > limit or rows * vectors + vectors + 1 > registers:
                         break  # accumulators + one row of loaded vectors + a broadcast
-                    ragged = (v_extent % width != 0) + (r_extent % rows != 0)
-                    cost = (rows + vectors) / (rows * vectors) + ragged + (width < lanes) * 0.01
+                    loads = (rows + vectors) / (rows * vectors) * row_waste(r_extent, rows)
+                    cost = loads + (v_extent % width != 0) + (width < lanes) * 0.01
                     key = (cost, -width, -rows, vectors)
                     if best is None or key < best:
                         best = key
