@@ -13,6 +13,13 @@ whole vectors of channels.
 - `graph.conv_blocked`: a group-1 convolution on a blocked input with a pre-blocked
   weight `M/oc x C/ic x K1..Kn x ic x oc` (OIHW -> OIHW[ic]i[oc]o) and an optional bias
   (M), producing a blocked output `N x M/oc x O1..On x oc`.
+- `graph.group_conv_blocked`: a grouped convolution on a blocked input with an explicit
+  group axis, `N x G x C/G/ic x D1..Dn x ic` (a reshape of the blocked input), weight
+  `G x M/G/oc x C/G/ic x K1..Kn x ic x oc`, output `N x G x M/G/oc x O1..On x oc`: an
+  output channel block reads only its group's input blocks, which do not depend on it.
+- `graph.depthwise_conv_blocked`: a depthwise convolution (group = channels, one output
+  channel per input channel) on a blocked input, weight `C/c x K1..Kn x c`: each lane
+  of a vector is one channel, so the channels are the vector.
 
 Elementwise ops, pools (with a unit window along the block axis) and reductions over the
 spatial axes act on blocked tensors unchanged; `transforms/graph/layout.py` moves
@@ -141,6 +148,129 @@ class ConvBlockedOp(GraphOp):
         return [tensor((n, mblocks, *out, oc), x_ty.element_type)]
 
 
-LAYOUT_OPS: list[type[GraphOp]] = [ToBlockedOp, FromBlockedOp, ConvBlockedOp]
+@irdl_op_definition
+class GroupConvBlockedOp(GraphOp):
+    """Grouped convolution in blocked layout with an explicit group axis: input
+    N x G x CB x D1..Dn x ic, weight G x MB x CB x K1..Kn x ic x oc, optional bias
+    (G * MB * oc), output N x G x MB x O1..On x oc. With `x` of C = G * CB * ic channels
+    and `w` of M = G * MB * oc, `reshape(conv_out, [N, G * MB, O.., oc])` after
+    `group_conv_blocked(reshape(to_blocked(x, ic), [N, G, CB, D.., ic]), wb, b)` is
+    `to_blocked(conv(x, w, b, group = G), oc)`, where
+    `wb[g, mb, cb, k..., ci, mi] = w[(g * MB + mb) * oc + mi, cb * ic + ci, k...]`.
 
-__all__ = ["LAYOUT_OPS", "ConvBlockedOp", "FromBlockedOp", "ToBlockedOp"]
+    %y = graph.group_conv_blocked %x, %w {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x2x3x6x6x8xf32>, tensor<2x4x3x3x3x8x8xf32>) -> tensor<1x2x4x6x6x8xf32>
+    """
+
+    name = "graph.group_conv_blocked"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    output = result_def(TensorType)
+    strides = prop_def(DenseArrayBase[I64])
+    pads = prop_def(DenseArrayBase[I64])
+    dilations = prop_def(DenseArrayBase[I64])
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Props
+    ) -> list[TensorType]:
+        if len(operand_types) not in (2, 3):
+            raise GraphError(f"{cls.name} takes 2 or 3 operands (input, weight, bias)")
+        x_ty, w_ty = operand_types[:2]
+        if not is_float(x_ty.element_type):
+            raise GraphError(f"{cls.name} expects a floating-point input, got {x_ty}")
+        if len({t.element_type for t in operand_types}) > 1:
+            raise GraphError(f"{cls.name} operands must have the same element type")
+        x, w = tuple(x_ty.get_shape()), tuple(w_ty.get_shape())
+        _rank_at_least(cls.name, x, 5, "input")
+        rank = len(x) - 4
+        if len(w) != rank + 5:
+            raise GraphError(
+                f"{cls.name} weight must have rank {rank + 5} "
+                f"(G x M/G/oc x C/G/ic x K1..Kn x ic x oc), got shape {w}"
+            )
+        n, groups, cblocks, *spatial, ic = x
+        wg, mblocks, wcblocks, *kernel, wic, oc = w
+        if (wg, wcblocks, wic) != (groups, cblocks, ic):
+            raise GraphError(
+                f"{cls.name} weight expects {wg} groups of {wcblocks} x {wic} input "
+                f"channels, the input has {groups} of {cblocks} x {ic}"
+            )
+        if len(operand_types) == 3 and tuple(operand_types[2].get_shape()) != (
+            groups * mblocks * oc,
+        ):
+            raise GraphError(
+                f"{cls.name} bias must have shape ({groups * mblocks * oc},), got "
+                f"{operand_types[2]}"
+            )
+        out = check_window(cls.name, spatial, kernel, props)
+        return [tensor((n, groups, mblocks, *out, oc), x_ty.element_type)]
+
+
+@irdl_op_definition
+class DepthwiseConvBlockedOp(GraphOp):
+    """Depthwise convolution in blocked layout: input N x C/c x D1..Dn x c, weight
+    C/c x K1..Kn x c, optional bias (C), output N x C/c x O1..On x c:
+    `from_blocked(depthwise_conv_blocked(to_blocked(x), wb, b))` = `conv(x, w, b)` with
+    `group = C` and `w: C x 1 x K1..Kn`, where `wb[cb, k..., ci] = w[cb * c + ci, 0, k...]`.
+    Strides, pads and dilations as for `graph.conv`.
+
+    %y = graph.depthwise_conv_blocked %x, %w, %b {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x2x8x8x8xf32>, tensor<2x3x3x8xf32>, tensor<16xf32>) -> tensor<1x2x8x8x8xf32>
+    """
+
+    name = "graph.depthwise_conv_blocked"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    output = result_def(TensorType)
+    strides = prop_def(DenseArrayBase[I64])
+    pads = prop_def(DenseArrayBase[I64])
+    dilations = prop_def(DenseArrayBase[I64])
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Props
+    ) -> list[TensorType]:
+        if len(operand_types) not in (2, 3):
+            raise GraphError(f"{cls.name} takes 2 or 3 operands (input, weight, bias)")
+        x_ty, w_ty = operand_types[:2]
+        if not is_float(x_ty.element_type):
+            raise GraphError(f"{cls.name} expects a floating-point input, got {x_ty}")
+        if len({t.element_type for t in operand_types}) > 1:
+            raise GraphError(f"{cls.name} operands must have the same element type")
+        x, w = tuple(x_ty.get_shape()), tuple(w_ty.get_shape())
+        _rank_at_least(cls.name, x, 4, "input")
+        rank = len(x) - 3
+        if len(w) != rank + 2:
+            raise GraphError(
+                f"{cls.name} weight must have rank {rank + 2} (C/c x K1..Kn x c), got shape {w}"
+            )
+        n, cblocks, *spatial, c = x
+        if (w[0], w[-1]) != (cblocks, c):
+            raise GraphError(
+                f"{cls.name} weight has {w[0]} x {w[-1]} channels, the input {cblocks} x {c}"
+            )
+        if len(operand_types) == 3 and tuple(operand_types[2].get_shape()) != (cblocks * c,):
+            raise GraphError(
+                f"{cls.name} bias must have shape ({cblocks * c},), got {operand_types[2]}"
+            )
+        out = check_window(cls.name, spatial, list(w[1:-1]), props)
+        return [tensor((n, cblocks, *out, c), x_ty.element_type)]
+
+
+LAYOUT_OPS: list[type[GraphOp]] = [
+    ToBlockedOp,
+    FromBlockedOp,
+    ConvBlockedOp,
+    GroupConvBlockedOp,
+    DepthwiseConvBlockedOp,
+]
+
+__all__ = [
+    "LAYOUT_OPS",
+    "ConvBlockedOp",
+    "DepthwiseConvBlockedOp",
+    "FromBlockedOp",
+    "GroupConvBlockedOp",
+    "ToBlockedOp",
+]

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from mlc.dialects.graph import layout
-from mlc.dialects.graph.base import Props, to_attr
+from mlc.dialects.graph.base import GraphOp, Props, to_attr
 from mlc.interpreters.graph.nn import conv as plain_conv
 from mlc.interpreters.graph.registry import reference
 
@@ -50,10 +50,10 @@ def from_blocked_ref(op: layout.FromBlockedOp, x: np.ndarray) -> np.ndarray:
     return from_blocked(x)
 
 
-def _plain_conv_view(op: layout.ConvBlockedOp, out_shape: list[int]) -> SimpleNamespace:
+def _plain_conv_view(op: GraphOp, out_shape: list[int], group: int = 1) -> SimpleNamespace:
     """What the plain convolution's reference reads of an op (properties, result shape),
-    for the equivalent group-1 `graph.conv`."""
-    props = Props({**op.properties, "group": to_attr(1)})
+    for the equivalent `graph.conv` with `group`."""
+    props = Props({**op.properties, "group": to_attr(group)})
     result_type = SimpleNamespace(get_shape=lambda: out_shape)
     return SimpleNamespace(props=props, output=SimpleNamespace(type=result_type))
 
@@ -67,3 +67,26 @@ def conv_blocked(
     plain = _plain_conv_view(op, [n, mb * oc, *spatial])
     y = plain_conv(plain, from_blocked(x), unblock_weight(w), b)  # type: ignore[arg-type]
     return to_blocked(y, oc)
+
+
+@reference(layout.DepthwiseConvBlockedOp)
+def depthwise_conv_blocked(
+    op: layout.DepthwiseConvBlockedOp, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None
+) -> np.ndarray:
+    n, cb, *spatial, c = list(op.output.type.get_shape())  # type: ignore[attr-defined]
+    plain = _plain_conv_view(op, [n, cb * c, *spatial], group=cb * c)
+    weight = np.moveaxis(w, -1, 1).reshape(cb * c, 1, *w.shape[1:-1])  # C x 1 x K...
+    y = plain_conv(plain, from_blocked(x), weight, b)  # type: ignore[arg-type]
+    return to_blocked(y, c)
+
+
+@reference(layout.GroupConvBlockedOp)
+def group_conv_blocked(
+    op: layout.GroupConvBlockedOp, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None
+) -> np.ndarray:
+    n, groups, mb, *spatial, oc = list(op.output.type.get_shape())  # type: ignore[attr-defined]
+    plain = _plain_conv_view(op, [n, groups * mb * oc, *spatial], group=groups)
+    xb = x.reshape(n, groups * x.shape[2], *x.shape[3:])  # N x C/ic x D.. x ic
+    weight = unblock_weight(w.reshape(groups * w.shape[1], *w.shape[2:]))  # M x C/G x K..
+    y = plain_conv(plain, from_blocked(xb), weight, b)  # type: ignore[arg-type]
+    return to_blocked(y, oc).reshape(n, groups, mb, *spatial, oc)

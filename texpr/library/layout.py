@@ -39,6 +39,27 @@ conv_blocked<@(S#, D#, P#)>(X: $T[N, CB, @(H#), IC], Wt: $T[MB, CB, @(K#), IC, O
 }"""
 
 
+#: grouped: the input blocks of group `g` only; they do not depend on the output block `mb`
+GROUP_CONV_BLOCKED = """
+group_conv_blocked<@(S#, D#, P#)>(X: $T[N, G, CB, @(H#), IC], Wt: $T[G, MB, CB, @(K#), IC, OC]
+?bias   , B: $T[G * MB * OC]
+) -> Y: $T[N, G, MB, @(O#), OC] {
+?bias   Y[n, g, mb, @(o#), mi] = B[(g * MB + mb) * OC + mi]
+  Y[n, g, mb, @(o#), mi] += (X[n, g, cb, @(o# * S# + k# * D# - P#), ci] if in bounds else 0)
+                            * Wt[g, mb, cb, @(k#), ci, mi]
+}"""
+
+#: depthwise: lane `ci` of block `cb` is channel `cb * C + ci`, its own group
+DEPTHWISE_CONV_BLOCKED = """
+depthwise_conv_blocked<@(S#, D#, P#)>(X: $T[N, CB, @(H#), C], Wt: $T[CB, @(K#), C]
+?bias   , B: $T[CB * C]
+) -> Y: $T[N, CB, @(O#), C] {
+?bias   Y[n, cb, @(o#), ci] = B[cb * C + ci]
+  Y[n, cb, @(o#), ci] += (X[n, cb, @(o# * S# + k# * D# - P#), ci] if in bounds else 0)
+                         * Wt[cb, @(k#), ci]
+}"""
+
+
 @expresses(layout.ToBlockedOp)
 def to_blocked(op: layout.ToBlockedOp) -> Expression:
     """Y[n, cb, h..., ci] = X[n, cb * B + ci, h...]."""
@@ -58,19 +79,29 @@ def from_blocked(op: layout.FromBlockedOp) -> Expression:
     return build(op, template, ["X"], ["Y"], {"CB": x[1], "B": x[-1]})
 
 
-@expresses(layout.ConvBlockedOp)
-def conv_blocked(op: layout.ConvBlockedOp) -> Expression:
-    """Blocked convolution with optional bias (see the module docstring)."""
+_BLOCKED_CONVS = {
+    layout.ConvBlockedOp: (CONV_BLOCKED, 3),
+    layout.GroupConvBlockedOp: (GROUP_CONV_BLOCKED, 4),
+    layout.DepthwiseConvBlockedOp: (DEPTHWISE_CONV_BLOCKED, 3),
+}
+
+
+@expresses(*_BLOCKED_CONVS)
+def conv_blocked(
+    op: layout.ConvBlockedOp | layout.GroupConvBlockedOp | layout.DepthwiseConvBlockedOp,
+) -> Expression:
+    """Blocked (grouped, depthwise) convolution with optional bias (module docstring)."""
+    text, non_spatial = _BLOCKED_CONVS[type(op)]
     y = shape_of(op.output)
-    rank = len(y) - 3
+    rank = len(y) - non_spatial
     sizes = {
         **per_axis("S", op.props.ints("strides")),
         **per_axis("D", op.props.ints("dilations")),
         **per_axis("P", op.props.ints("pads")[:rank]),
-        **per_axis("O", y[2:-1]),
+        **per_axis("O", y[non_spatial - 1 : -1]),
     }
     subs = {"T": compute_dtype(dtype_of(op.input))}
     flags = {"bias": op.bias is not None}
-    template = instantiate(CONV_BLOCKED, {"": range(rank)}, subs, flags)
+    template = instantiate(text, {"": range(rank)}, subs, flags)
     operands = ["X", "Wt", "B"] if op.bias is not None else ["X", "Wt"]
     return build(op, template, operands, ["Y"], sizes)

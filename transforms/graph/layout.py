@@ -17,7 +17,11 @@ Patterns (each registered and property-tested on its own):
   from_blocked(conv_blocked(to_blocked(x, ic), block(w), b)). The output block `oc` is
   the pass's block (or half of it) and must divide the output channels, else the conv is
   left alone; the input block `ic` is the largest divisor of the input channels up to
-  the block (3 for an RGB image). The weight is blocked by `graph.reshape` +
+  the block (3 for an RGB image). A depthwise conv (group = input = output channels) ->
+  from_blocked(depthwise_conv_blocked(to_blocked(x, c), block(w), b)), `c` the block or
+  half of it dividing the channels. A grouped conv whose groups' channel counts the blocks
+  divide -> from_blocked(reshape(group_conv_blocked(reshape(to_blocked(x, ic)), block(w),
+  b))), the reshapes splitting and merging the group axis. The weight is blocked by `graph.reshape` +
   `graph.transpose`, which constant folding turns into a blocked constant.
 - `PropagateUnary`: f(from_blocked(y)) -> from_blocked(f(y)) for elementwise unary ops
   and casts.
@@ -34,7 +38,9 @@ Patterns (each registered and property-tested on its own):
 
 The pass runs all of them with constant folding, CSE and DCE. Its block (`block=0`:
 from the host's vector width, 16 fp32 lanes with AVX-512, 8 with AVX2, 4 otherwise).
-`mlc.compile` runs it by default when `worth_blocking` (two or more convs to block).
+`mlc.compile` runs it by default when `worth_blocking` (two or more convs to block, or one
+that the NCHW schedules handle badly: grouped, or an output width not a multiple of the
+vector).
 """
 
 from __future__ import annotations
@@ -125,12 +131,60 @@ def conv_blocks(op: Operation, block: int) -> tuple[int, int] | None:
     return input_block(x_shape[1], block), oc
 
 
+def depthwise_block(op: Operation, block: int) -> int | None:
+    """The channel block when `BlockConv` rewrites `op` (a float depthwise conv: group =
+    input channels = output channels) as `graph.depthwise_conv_blocked`, else None."""
+    if not isinstance(op, g.ConvOp) or not is_float(_element_type(op.output)):
+        return None
+    channels, group = tensor_shape(op.input)[1], op.props.int("group")
+    if group == 1 or group != channels or tensor_shape(op.weight)[0] != channels:
+        return None
+    return output_block(channels, block)
+
+
+def group_blocks(op: Operation, block: int) -> tuple[int, int, int] | None:
+    """(groups, input block, output block) when `BlockConv` rewrites `op` (a float conv
+    with 1 < group, not depthwise, whose per-group output channels `block` or `block / 2`
+    divides) as `graph.group_conv_blocked`, else None."""
+    if not isinstance(op, g.ConvOp) or not is_float(_element_type(op.output)):
+        return None
+    group = op.props.int("group")
+    x_shape, w_shape = tensor_shape(op.input), tensor_shape(op.weight)
+    if group == 1 or depthwise_block(op, block) is not None or math.prod(x_shape) == 0:
+        return None
+    oc = output_block(w_shape[0] // group, block)
+    if oc is None:
+        return None
+    return group, input_block(x_shape[1] // group, block), oc
+
+
+def _blockable(op: Operation, block: int) -> bool:
+    return (
+        conv_blocks(op, block) is not None
+        or depthwise_block(op, block) is not None
+        or group_blocks(op, block) is not None
+    )
+
+
+def _poor_in_nchw(op: Operation, block: int) -> bool:
+    """A conv the NCHW schedules handle badly: grouped (no register tile: every output
+    channel of a group reads the same inputs through a division) or with an output
+    width that is not a whole number of vectors (masked lanes in every tile)."""
+    assert isinstance(op, g.ConvOp)
+    width = tensor_shape(op.output)[-1]
+    return op.props.int("group") != 1 or width % block != 0
+
+
 def worth_blocking(module: Operation, block: int = 0, min_convs: int = 2) -> bool:
-    """At least `min_convs` convs would be blocked: the transposes where the layout meets
-    NCHW values cost about what one blocked conv saves (3x3 64->64 56x56 on one core:
-    2.73 ms with, 2.64 ms without the layout; a ResNet basic block 4.9 vs 6.1 ms)."""
+    """At least `min_convs` convs would be blocked, or one that is poor in NCHW
+    (`_poor_in_nchw`): the transposes where the layout meets NCHW values cost about what
+    one blocked conv saves (3x3 64->64 56x56 on one core: 2.73 ms with, 2.64 ms without
+    the layout; a ResNet basic block 4.9 vs 6.1 ms), far less than a conv the NCHW
+    schedules handle badly (AlexNet's 13x13 group-2 conv4: 20.5 ms in NCHW, 3.2 ms
+    blocked)."""
     block = block or default_block()
-    return sum(conv_blocks(op, block) is not None for op in module.walk()) >= min_convs
+    convs = [op for op in module.walk() if _blockable(op, block)]
+    return len(convs) >= min_convs or any(_poor_in_nchw(op, block) for op in convs)
 
 
 class BlockConv(RewritePattern):
@@ -142,6 +196,8 @@ class BlockConv(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
         blocks = conv_blocks(op, self.block)
         if blocks is None:
+            self._depthwise(op, rewriter)
+            self._grouped(op, rewriter)
             return
         assert isinstance(op, g.ConvOp)
         ic, oc = blocks
@@ -152,6 +208,46 @@ class BlockConv(RewritePattern):
         conv = g.ConvBlockedOp.create(operands, **props)
         back = g.FromBlockedOp.create([conv])
         rewriter.replace(op, [to, *weight_ops, conv, back], [back.results[0]])
+
+    def _depthwise(self, op: Operation, rewriter: PatternRewriter) -> None:
+        c = depthwise_block(op, self.block)
+        if c is None:
+            return
+        assert isinstance(op, g.ConvOp)
+        to = g.ToBlockedOp.create([op.input], block=c)
+        channels, _, *kernel = tensor_shape(op.weight)
+        split = g.ReshapeOp.to(op.weight, [channels // c, c, *kernel])  # C/c x c x K..
+        wb = g.TransposeOp.create([split], perm=[0, *range(2, 2 + len(kernel)), 1])
+        operands = [to.results[0], wb.results[0]] + ([op.bias] if op.bias is not None else [])
+        props = {k: op.properties[k] for k in ("strides", "pads", "dilations")}
+        conv = g.DepthwiseConvBlockedOp.create(operands, **props)
+        back = g.FromBlockedOp.create([conv])
+        rewriter.replace(op, [to, split, wb, conv, back], [back.results[0]])
+
+    def _grouped(self, op: Operation, rewriter: PatternRewriter) -> None:
+        blocks = group_blocks(op, self.block)
+        if blocks is None:
+            return
+        assert isinstance(op, g.ConvOp)
+        groups, ic, oc = blocks
+        n, c, *spatial = tensor_shape(op.input)
+        m, cg, *kernel = tensor_shape(op.weight)
+        to = g.ToBlockedOp.create([op.input], block=ic)
+        split_x = g.ReshapeOp.to(to.results[0], [n, groups, cg // ic, *spatial, ic])
+        # M x C/G x K.. -> G x MB x oc x CB x ic x K.. -> G x MB x CB x K.. x ic x oc
+        split_w = g.ReshapeOp.to(op.weight, [groups, m // groups // oc, oc, cg // ic, ic, *kernel])
+        rank = len(kernel)
+        perm = [0, 1, 3, *range(5, 5 + rank), 4, 2]
+        wb = g.TransposeOp.create([split_w], perm=perm)
+        operands = [split_x.results[0], wb.results[0]]
+        operands += [op.bias] if op.bias is not None else []
+        props = {k: op.properties[k] for k in ("strides", "pads", "dilations")}
+        conv = g.GroupConvBlockedOp.create(operands, **props)
+        out_spatial = tensor_shape(conv.results[0])[3:-1]
+        merged = g.ReshapeOp.to(conv.results[0], [n, m // oc, *out_spatial, oc])
+        back = g.FromBlockedOp.create([merged])
+        new = [to, split_x, split_w, wb, conv, merged, back]
+        rewriter.replace(op, new, [back.results[0]])
 
 
 def _blocked_type(op: Operation, operand: SSAValue) -> TensorType:
@@ -305,8 +401,8 @@ PROPAGATION_PATTERNS: tuple[type[RewritePattern], ...] = (
 class BlockedLayoutPass(ModulePass):
     """`graph-blocked-layout{block=N min-convs=K}`: see the module docstring (`block=0`:
     the host's fp32 vector lanes). With `min-convs=K` the module is left as it is unless at
-    least K convolutions would be blocked (`worth_blocking`: one alone does not pay for
-    the two transposes)."""
+    least K convolutions would be blocked or one that NCHW handles badly (`worth_blocking`:
+    one ordinary conv alone does not pay for the two transposes)."""
 
     name = "graph-blocked-layout"
     block: int = 0

@@ -89,8 +89,8 @@ def gen_conv(draw: st.DrawFn, p: ProgramBuilder) -> None:
     # conv(x, w, b?) with constant (or argument) weights, sometimes grouped
     x = _nchw(draw, p)
     n, c, h, w = _shape(x)
-    group = draw(st.sampled_from([1, 1, 1, 2]))
-    m = group * draw(st.sampled_from([2, 4, 8]))
+    group = draw(st.sampled_from([1, 1, 1, 2, c]))  # c: depthwise
+    m = c if group == c else group * draw(st.sampled_from([2, 4, 8]))
     k = [draw(st.sampled_from([1, 2, 3])) for _ in range(2)]
     dil = [draw(st.integers(1, 2)) for _ in range(2)]
     pads = [draw(st.integers(0, 2)) for _ in range(4)]
@@ -305,9 +305,65 @@ def test_conv_blocked_matches_conv(stride: int) -> None:
     np.testing.assert_allclose(y2, y, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_conv_is_blocked_and_matches_conv(stride: int) -> None:
+    """A depthwise conv (group = channels) becomes graph.depthwise_conv_blocked between
+    to_blocked / from_blocked; interpreted and compiled, it equals the plain conv."""
+    x, w, b = rand(1, 16, 9, 7), rand(16, 1, 3, 3), rand(16)
+    t = f"""
+    func.func @f(%x: tensor<1x16x9x7xf32>, %w: tensor<16x1x3x3xf32>, %b: tensor<16xf32>) -> tensor<1x16x?x?xf32> {{
+      %y = graph.conv %x, %w, %b {{strides = array<i64: {stride}, {stride}>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = 16 : i64}} : (tensor<1x16x9x7xf32>, tensor<16x1x3x3xf32>, tensor<16xf32>) -> tensor<1x16x?x?xf32>
+      func.return %y : tensor<1x16x?x?xf32>
+    }}"""
+    ho, wo = (9 - 1) // stride + 1, (7 - 1) // stride + 1
+    module = parse_module(mlc.context(), t.replace("?x?", f"{ho}x{wo}"))
+    (want,) = mlc.interpret(module, x, w, b)
+    blocked = module.clone()
+    BlockedLayoutPass(block=8).apply(mlc.context(), blocked)
+    assert count(blocked, g.DepthwiseConvBlockedOp) == 1 and count(blocked, g.ConvOp) == 0
+    (got,) = mlc.interpret(blocked, x, w, b)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    (native,) = mlc.compile(module, layout="nchwc")(x, w, b)
+    np.testing.assert_allclose(native, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("group", "stride"), [(2, 1), (4, 2)])
+def test_grouped_conv_is_blocked_and_matches_conv(group: int, stride: int) -> None:
+    """A grouped conv becomes graph.group_conv_blocked between reshapes that split and
+    merge the group axis; interpreted and compiled, it equals the plain conv."""
+    x, w, b = rand(1, 32, 13, 13), rand(64, 32 // group, 3, 3), rand(64)
+    o = (13 - 1) // stride + 1
+    t_in, t_w, t_out = (
+        "tensor<1x32x13x13xf32>",
+        f"tensor<64x{32 // group}x3x3xf32>",
+        f"tensor<1x64x{o}x{o}xf32>",
+    )
+    module = parse_module(
+        mlc.context(),
+        f"""func.func @f(%x: {t_in}, %w: {t_w}, %b: tensor<64xf32>) -> {t_out} {{
+          %y = graph.conv %x, %w, %b {{strides = array<i64: {stride}, {stride}>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = {group} : i64}} : ({t_in}, {t_w}, tensor<64xf32>) -> {t_out}
+          func.return %y : {t_out}
+        }}""",
+    )
+    (want,) = mlc.interpret(module, x, w, b)
+    blocked = module.clone()
+    BlockedLayoutPass(block=8).apply(mlc.context(), blocked)
+    assert count(blocked, g.GroupConvBlockedOp) == 1 and count(blocked, g.ConvOp) == 0
+    (got,) = mlc.interpret(blocked, x, w, b)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    (native,) = mlc.compile(module)(x, w, b)  # blocked by default: grouped
+    np.testing.assert_allclose(native, want, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
+        (
+            "%w = graph.constant dense<1.0> : tensor<2x3x3x4xf32>\n"
+            "%xb = graph.to_blocked %x {block = 3 : i64} : (tensor<1x6x2x2xf32>) -> tensor<1x2x2x2x3xf32>\n"
+            "%y = graph.depthwise_conv_blocked %xb, %w {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x2x2x2x3xf32>, tensor<2x3x3x4xf32>) -> tensor<1x2x2x2x3xf32>",
+            "channels",
+        ),
         (
             "%y = graph.to_blocked %x {block = 4 : i64} : (tensor<1x6x2x2xf32>) -> tensor<1x1x2x2x4xf32>",
             "does not divide",
@@ -434,7 +490,40 @@ def test_worth_blocking_counts_eligible_convs() -> None:
     assert worth_blocking(chain, 8)
     assert worth_blocking(chain, 32)  # 16 = 32 / 2 divides the channels
     assert not worth_blocking(chain, 64)
-    assert not worth_blocking(chain, 8, min_convs=3)
+    # three needed, but a 6-wide output is not a whole number of 4- or 8-lane vectors
+    assert worth_blocking(chain, 8, min_convs=3)
+    t, w = "tensor<1x16x16x16xf32>", "tensor<16x16x3x3xf32>"
+    attrs = "strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = 1 : i64"
+    wide = parse_module(
+        mlc.context(),
+        f"""func.func @f(%x: {t}, %w: {w}) -> {t} {{
+          %a = graph.conv %x, %w {{{attrs}}} : ({t}, {w}) -> {t}
+          %b = graph.conv %a, %w {{{attrs}}} : ({t}, {w}) -> {t}
+          func.return %b : {t}
+        }}""",
+    )
+    assert not worth_blocking(wide, 8, min_convs=3)
+    assert worth_blocking(wide, 8, min_convs=2)
+
+
+def test_a_single_grouped_or_ragged_conv_is_worth_blocking() -> None:
+    """One conv does not pay for two transposes, unless NCHW handles it badly."""
+
+    def conv(channels: int, width: int, group: int) -> ModuleOp:
+        t = f"tensor<1x{channels}x{width}x{width}xf32>"
+        w = f"tensor<{channels}x{channels // group}x3x3xf32>"
+        return parse_module(
+            mlc.context(),
+            f"""func.func @f(%x: {t}, %w: {w}) -> {t} {{
+              %y = graph.conv %x, %w {{strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = {group} : i64}} : ({t}, {w}) -> {t}
+              func.return %y : {t}
+            }}""",
+        )
+
+    assert not worth_blocking(conv(16, 16, 1), 8)
+    assert worth_blocking(conv(16, 13, 1), 8)  # 13 columns: masked lanes in NCHW
+    assert worth_blocking(conv(16, 16, 2), 8)  # grouped
+    assert worth_blocking(conv(16, 16, 16), 8)  # depthwise
 
 
 def test_a_single_channel_block_gets_a_row_tile() -> None:
