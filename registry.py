@@ -150,6 +150,7 @@ _GRAPH_PASSES = {
     "graph-optimize": "GraphOptimizePass",
     "pad-gemm-columns": "PadGemmColumnsPass",
     "graph-blocked-layout": "BlockedLayoutPass",
+    "pointwise-conv-to-matmul": "PointwiseConvToMatmulPass",
 }
 
 _GRAPH_PATTERNS = {
@@ -168,6 +169,7 @@ _GRAPH_PATTERNS = {
     "graph-propagate-blocked-binary": "PropagateBinary",
     "graph-propagate-blocked-pool": "PropagatePool",
     "graph-cancel-blocked-pair": "CancelBlockedPair",
+    "graph-pointwise-conv-to-matmul": "PointwiseConvToMatmul",
 }
 
 

@@ -9,12 +9,12 @@ Expanded with the host's vector width (AVX-512: 16 fp32 lanes) and every option 
 default, it is
 
     graph-optimize, pad-gemm-columns{multiple=16}, graph-blocked-layout{block=16
-    min-convs=2}, convert-graph-to-tl, tl-inline-elementwise, tl-fuse-epilogues,
+    min-convs=2}, pointwise-conv-to-matmul, convert-graph-to-tl, tl-inline-elementwise, tl-fuse-epilogues,
     tl-rfactor{lanes=16}, tl-default-schedule{vector-bits=512 threads=true},
     convert-tl-kernel-to-loops, tl-outline-kernels, convert-tl-to-llvm{threads=true},
     llvm-use-vector-math{vector-bits=512}
 
-(`fuse=false` drops the graph optimizations and fusion, `layout=none` the blocked layout,
+(`fuse=false` drops the graph optimizations, 1x1 convs as products and fusion, `layout=none` the blocked layout,
 `layout=nchwc` blocks even a single convolution, `schedule=none` keeps kernels as plain
 loops in iterator order, `vector-math=false` keeps per-lane libm calls, `outline=false`
 keeps every loop nest inside the model's function instead of deduplicated kernel
@@ -40,6 +40,7 @@ from mlc.lowering.llvm_vector_math import use_vector_math
 from mlc.lowering.tl_kernel_to_loops import ConvertTlKernelToLoopsPass
 from mlc.lowering.tl_to_llvm import ConvertTlToLlvmPass
 from mlc.targets.timings import Timings
+from mlc.transforms.graph.conv_to_matmul import PointwiseConvToMatmulPass
 from mlc.transforms.graph.layout import BlockedLayoutPass
 from mlc.transforms.graph.optimize import GraphOptimizePass
 from mlc.transforms.graph.pad_gemm import PadGemmColumnsPass
@@ -182,6 +183,8 @@ class MlcCpuPipelinePass(ModulePass):
         if self.layout == "nchwc" or (self.layout == "default" and self.fuse):
             min_convs = 2 if self.layout == "default" else 0
             passes.append(BlockedLayoutPass(block=lanes, min_convs=min_convs))
+        if self.fuse:
+            passes.append(PointwiseConvToMatmulPass())
         return [*passes, ConvertGraphToTlPass()]
 
     def tl_passes(self, strategy: ScheduleStrategy | None = None) -> list[ModulePass]:

@@ -11,6 +11,7 @@ from mlc.transforms.graph.canonicalize import (
     RemoveNeutralOperand,
     RemoveNoOp,
 )
+from mlc.transforms.graph.conv_to_matmul import PointwiseConvToMatmul, PointwiseConvToMatmulPass
 from mlc.transforms.graph.fold_batchnorm import (
     BATCHNORM_PATTERNS,
     FoldBatchNorm,
@@ -40,6 +41,8 @@ from mlc.transforms.graph.pad_gemm import PadGemmColumns, PadGemmColumnsPass
 
 __all__ = [
     "PROPAGATION_PATTERNS",
+    "PointwiseConvToMatmul",
+    "PointwiseConvToMatmulPass",
     "BlockConv",
     "BlockedLayoutPass",
     "CancelBlockedPair",
