@@ -154,21 +154,39 @@ def schedule_channel_block_tile(
     for name in tile_inner:
         sch.unroll(f"{label}/{name}")
     sch.vectorize(f"{label}/{names[v]}", width)
-    _materialize_all_pads(sch, label)
+    materialize_all_pads(sch, label, strategy)
     strategy._parallel(sch, label, find_block(sch.root, label), order)
     return True
 
 
-def _materialize_all_pads(sch: Schedule, label: str) -> None:
+def materialize_all_pads(
+    sch: Schedule, label: str, strategy: CpuDefaultSchedule | None = None
+) -> None:
     """Copy each guarded (padded) input into a buffer holding its padding, once before
-    the nest."""
+    the nest; with `strategy`, the copy is scheduled too (vectorized along its rows)."""
     block = find_block(sch.root, label)
     outer = f"{label}/{loop_name(block_loops(block)[0])}"
     for k in range(len(block.inputs)):
         if block.pad_values[k] is None:
             continue
         try:
-            sch.cache_read(label, k, outer)
+            copy = sch.cache_read(label, k, outer)
         except ScheduleError:
             continue
+        if strategy is not None:
+            _vectorize_rows(strategy, sch, copy)
         block = find_block(sch.root, label)
+
+
+def _vectorize_rows(strategy: CpuDefaultSchedule, sch: Schedule, label: str) -> None:
+    """Vectorize the innermost loop of the copy block `label` (contiguous in both
+    buffers; its guarded reads become masked loads)."""
+    block = find_block(sch.root, label)
+    inner = block_loops(block)[-1]
+    width = strategy.lanes(block.buffer_types[len(block.inputs)].element_type)
+    if width < 2 or inner.trip_count < width:
+        return
+    name = f"{label}/{loop_name(inner)}"
+    if inner.trip_count > width:
+        name = sch.split(name, width)[1]
+    sch.vectorize(name, width)

@@ -46,7 +46,11 @@ from xdsl.ir import Attribute, Operation
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
 from mlc.dialects.tl import BlockOp, KernelOp, linear_form
-from mlc.transforms.loops.channel_block_schedule import row_waste, schedule_channel_block_tile
+from mlc.transforms.loops.channel_block_schedule import (
+    materialize_all_pads,
+    row_waste,
+    schedule_channel_block_tile,
+)
 from mlc.transforms.loops.common import (
     ScheduleError,
     block_loops,
@@ -151,7 +155,8 @@ class CpuDefaultSchedule:
             self._parallel(sch, label, block, order)
             return
         if reductions and not _contiguous_inputs(block, v):
-            self._parallel(sch, label, block, order)
+            materialize_all_pads(sch, label, self)  # no bounds check per scalar load
+            self._parallel(sch, label, find_block(sch.root, label), order)
             return
         if reductions and schedule_channel_block_tile(
             self, sch, label, block, v, width, _contiguous_inputs(block, v)

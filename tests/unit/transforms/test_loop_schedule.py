@@ -355,3 +355,27 @@ def test_schedules_strategy_draws_valid_replayable_schedules(
     random_schedule(data.draw, sch, max_steps=2, verbs=["parallel", "vectorize"])
     check(sch, case, before)
     assert_passes_replay(original, sch)
+
+
+def test_a_strided_padded_pool_reads_a_padded_copy_without_bounds_checks() -> None:
+    """A 3x3 stride-2 max pool in NCHW reads its input with stride 2 (no contiguous
+    vector), so it runs scalar; its padding is materialized once by a vectorized copy
+    (no bounds check per load), and the result is the interpreter's."""
+    import mlc
+    from mlc.lowering.graph_to_tl import ConvertGraphToTlPass
+    from mlc.parser.mlir import parse_module
+    from mlc.transforms.loops.default_schedule import CpuDefaultSchedule, apply_default_schedules
+
+    t, o = "tensor<1x4x12x12xf32>", "tensor<1x4x6x6xf32>"
+    text = f"""func.func @f(%x: {t}) -> {o} {{
+      %y = graph.max_pool %x {{kernel_shape = array<i64: 3, 3>, strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, ceil_mode = false}} : ({t}) -> {o}
+      func.return %y : {o}
+    }}"""
+    module = parse_module(mlc.context(), text)
+    ConvertGraphToTlPass().apply(mlc.context(), module)
+    schedule = apply_default_schedules(module, CpuDefaultSchedule(vector_bits=256))["max_pool"]
+    assert "cache_read max_pool 0 max_pool/n" in schedule
+    assert "vectorize max_pool_cache/c3.i 8" in schedule
+    x = np.random.default_rng(0).standard_normal((1, 4, 12, 12)).astype(np.float32)
+    graph = parse_module(mlc.context(), text)
+    np.testing.assert_array_equal(mlc.compile(graph)(x)[0], mlc.interpret(graph, x)[0])
