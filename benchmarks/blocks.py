@@ -48,8 +48,8 @@ thread count to the others, mlc's GFLOP/s (GB/s for memory-bound blocks) and whe
 outputs match; below it the geometric mean of each ratio and the blocks over 1.2x.
 
 `--latency-calls N` adds a latency table: N single calls each of mlc with its default thread
-count (`MLC_NUM_THREADS` unset while compiling and calling: OpenMP's default, all cores unless
-`OMP_NUM_THREADS` says otherwise), mlc with `MLC_NUM_THREADS=1`, and onnxruntime with its
+count (`MLC_NUM_THREADS` unset while compiling and calling: "auto", one thread or all cores
+by measured latency, `targets.threads`), mlc with `MLC_NUM_THREADS=1`, and onnxruntime with its
 default intra-op thread count (spinning off, as in `run.ort_runner`), interleaved in chunks of
 `--latency-chunk` calls in rotated order; median and p99 per runner.
 """

@@ -12,7 +12,9 @@ broadcast scalars, one per row). Loop order, with `q` split by NR and `r` by MR:
     others (n, output rows), q.o, r.o, reductions (cb, kh, kw, ci), r.i, q.i, v
 
 with `r.i` and `q.i` unrolled and `v` vectorized: MR x NR accumulators (e.g. 14 x 2 x 16
-lanes on AVX-512 for a 56-wide row) stay in registers across the reductions. A padded
+lanes on AVX-512 for a 56-wide row) stay in registers across the reductions. A depthwise
+conv (`graph.depthwise_conv_blocked`: the image is a vector input too, there is no `q`)
+gets an MR x 1 tile over the output width: each weight vector is loaded once for MR rows. A padded
 input is copied once into a buffer holding its padding (no bounds checks in the tile).
 """
 
@@ -51,34 +53,35 @@ def channel_block_dims(
 ) -> tuple[int, int | None] | None:
     """(r, q): the row and channel-block iterators of the tile (q None: one channel block,
     an MR x 1 tile), or None if the block does not have the shape described in the module
-    docstring."""
+    docstring. Failing that, a depthwise conv's rows: an `r` that some input does not use
+    (its vectors, the weights, stay in registers across the MR rows) and another does."""
     others = [k for k in range(len(block.inputs)) if k not in vector_inputs]
-    if not vector_inputs or not others:
-        return None
     out = _output_used(block)
     extents = [it.extent.data for it in block.iterator_list]
-    q_dims = [
+    candidates = [d for d in block.parallel_dims if d != v and d in out and extents[d] >= 2]
+    if vector_inputs and others:
+        q_dims = [
+            d
+            for d in candidates
+            if all(d in _used(block, k) for k in vector_inputs)
+            and not any(d in _used(block, k) for k in others)
+        ]
+        r_dims = [
+            d
+            for d in candidates
+            if not any(d in _used(block, k) for k in vector_inputs)
+            and any(d in _used(block, k) for k in others)
+        ]
+        if r_dims:  # the innermost: the output width, the channel blocks
+            return r_dims[-1], (q_dims[-1] if q_dims else None)
+    inputs = range(len(block.inputs))
+    rows = [
         d
-        for d in block.parallel_dims
-        if d != v
-        and d in out
-        and extents[d] >= 2
-        and all(d in _used(block, k) for k in vector_inputs)
-        and not any(d in _used(block, k) for k in others)
+        for d in candidates
+        if any(d not in _used(block, k) for k in inputs)
+        and any(d in _used(block, k) for k in inputs)
     ]
-    r_dims = [
-        d
-        for d in block.parallel_dims
-        if d != v
-        and d in out
-        and extents[d] >= 2
-        and not any(d in _used(block, k) for k in vector_inputs)
-        and any(d in _used(block, k) for k in others)
-    ]
-    if not r_dims:
-        return None
-    # the innermost: the output width, the channel blocks
-    return r_dims[-1], (q_dims[-1] if q_dims else None)
+    return (rows[-1], None) if rows else None
 
 
 #: the cost of a tile that does not divide the rows, beyond the rows it wastes (its last
