@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -495,8 +496,8 @@ def lower_model(
     verify_each: bool = False,
     progress: bool = False,
 ) -> LoweredModel:
-    """Lower an ONNX model (path, bytes, ModelProto) or a module at the graph or tl level
-    to LLVM IR: `mlc-cpu-pipeline` (`cpu_pipeline(...)`), then the llvm dialect emitted as
+    """Lower an ONNX model (path, bytes, ModelProto), a module at the graph or tl level, or
+    a `.mlir` file of one, to LLVM IR: `mlc-cpu-pipeline` (`cpu_pipeline(...)`), then the llvm dialect emitted as
     LLVM IR. The module is not modified; `input_shapes` is for ONNX models only.
 
     `timings` collects wall time per stage and pass; `verify_each` verifies the module
@@ -507,6 +508,15 @@ def lower_model(
     with timings.stage("import"):
         if isinstance(model, ModuleOp):
             module = model.clone()
+        elif isinstance(model, str | os.PathLike) and os.fspath(model).endswith(".mlir"):
+            from mlc.parser.mlir import parse_module
+
+            path = os.fspath(model)
+            try:
+                text = Path(path).read_text()
+            except OSError as e:
+                raise FileNotFoundError(f"{path}: {e.strerror or e}") from None
+            module = parse_module(make_context(), text, path)
         else:
             from mlc.parser.onnx import import_onnx
 
@@ -566,7 +576,7 @@ def compile_model(
     jobs: int = 0,
 ) -> CompiledModel:
     """JIT-compile an ONNX model (path, bytes, ModelProto) or a module at the graph, tl
-    (kernel or explicit-loop) level for the host CPU. The module is not modified.
+    (kernel or explicit-loop) level (a `ModuleOp`, or a `.mlir` file) for the host CPU. The module is not modified.
 
     `schedule`: how `tl.kernel`s are scheduled before lowering: "default" (the host's
     `CpuDefaultSchedule`), any `ScheduleStrategy`, or None (plain loops in iterator

@@ -151,3 +151,25 @@ def test_timings_table_sums_stages() -> None:
     t.add("a", 1.0)
     table = t.table()
     assert "2.000" in table and "40.0%" in table and "5.000   100.0%  total" in table
+
+
+def test_compile_reads_a_mlir_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`mlc.compile("model.mlir")` parses the textual IR (errors located in the file)."""
+    import pytest
+
+    from mlc.parser.mlir import IRDiagnostic
+
+    path = tmp_path / "exp.mlir"
+    path.write_text(UNARY.replace("OP", "exp"))
+    x = np.random.default_rng(0).standard_normal((4, 37)).astype(np.float32)
+    (got,) = mlc.compile(path)(x)
+    (want,) = mlc.compile(parse_module(make_context(), UNARY.replace("OP", "exp")))(x)
+    np.testing.assert_array_equal(got, want)
+    bad = tmp_path / "bad.mlir"
+    bad.write_text(
+        UNARY.replace("OP", "exp").replace("(tensor<4x37xf32>) ->", "(tensor<4x3xf32>) ->")
+    )
+    with pytest.raises(IRDiagnostic, match=r"bad\.mlir:\d+:\d+: error"):
+        mlc.compile(bad)
+    with pytest.raises(FileNotFoundError, match="missing.mlir"):
+        mlc.compile(tmp_path / "missing.mlir")
