@@ -350,31 +350,6 @@ class LoweredModel:
     #: wall time per stage and pass of the compile so far
     timings: Timings = field(default_factory=Timings)
 
-    def profile(self, *inputs: np.ndarray, repeat: int = 20, warmup: int = 2) -> Profile:
-        """Time every kernel call over `repeat` calls on `inputs` (`targets.profile`):
-        `print(p.table())`, `p.save_chrome_trace("trace.json")`. A model compiled without
-        `profile=True` is compiled again with it (once; the compile cache keeps it)."""
-        from mlc.targets.profile import profile_native
-
-        target = self
-        if not self.engine.engine.get_global_value_address(TICKS_GLOBAL):
-            if self._profiled is None:
-                if self.recompile is None:
-                    raise ValueError(f"@{self.name}: no source to compile a profiled twin from")
-                self._profiled = self.recompile(profile=True)
-            target = self._profiled
-        threads = self.threads_in_use
-        target.num_threads = threads
-        arrays = target.check_inputs(inputs)
-        return profile_native(
-            lambda: target(*arrays),
-            target.engine.engine.get_global_value_address,
-            self.name,
-            repeat=repeat,
-            warmup=warmup,
-            threads=threads,
-        )
-
     @property
     def llvm_dialect(self) -> str:
         """The module in the llvm dialect, as text (re-parseable by mlc-opt)."""

@@ -94,8 +94,48 @@ class FromBlockedOp(GraphOp):
         return [tensor((n, blocks * c, *spatial), ty.element_type)]
 
 
+class _BlockedConvBase(GraphOp):
+    """Operands, properties and shared checks of the blocked convolutions."""
+
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    output = result_def(TensorType)
+    strides = prop_def(DenseArrayBase[I64])
+    pads = prop_def(DenseArrayBase[I64])
+    dilations = prop_def(DenseArrayBase[I64])
+
+    @classmethod
+    def _shapes(
+        cls, operand_types: Sequence[TensorType], input_dims: int, weight_dims: int
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(input, weight) shapes, after checking the operand count, the element types,
+        and the ranks: the input has `input_dims` non-spatial dims and at least one
+        spatial one, the weight `weight_dims` non-spatial dims and as many spatial ones."""
+        if len(operand_types) not in (2, 3):
+            raise GraphError(f"{cls.name} takes 2 or 3 operands (input, weight, bias)")
+        x_ty, w_ty = operand_types[:2]
+        if not is_float(x_ty.element_type):
+            raise GraphError(f"{cls.name} expects a floating-point input, got {x_ty}")
+        if len({t.element_type for t in operand_types}) > 1:
+            raise GraphError(f"{cls.name} operands must have the same element type")
+        x, w = tuple(x_ty.get_shape()), tuple(w_ty.get_shape())
+        _rank_at_least(cls.name, x, input_dims + 1, "input")
+        rank = len(x) - input_dims + weight_dims
+        if len(w) != rank:
+            raise GraphError(f"{cls.name} weight must have rank {rank}, got shape {w}")
+        return x, w
+
+    @classmethod
+    def _check_bias(cls, operand_types: Sequence[TensorType], channels: int) -> None:
+        if len(operand_types) == 3 and tuple(operand_types[2].get_shape()) != (channels,):
+            raise GraphError(
+                f"{cls.name} bias must have shape ({channels},), got {operand_types[2]}"
+            )
+
+
 @irdl_op_definition
-class ConvBlockedOp(GraphOp):
+class ConvBlockedOp(_BlockedConvBase):
     """Convolution (group 1) in blocked layout: input N x C/ic x D1..Dn x ic, weight
     M/oc x C/ic x K1..Kn x ic x oc, optional bias (M), output N x M/oc x O1..On x oc:
     `from_blocked(conv_blocked(to_blocked(x), wb, b))` = `conv(x, w, b)` where
@@ -106,33 +146,13 @@ class ConvBlockedOp(GraphOp):
     """
 
     name = "graph.conv_blocked"
-    input = operand_def(TensorType)
-    weight = operand_def(TensorType)
-    bias = opt_operand_def(TensorType)
-    output = result_def(TensorType)
-    strides = prop_def(DenseArrayBase[I64])
-    pads = prop_def(DenseArrayBase[I64])
-    dilations = prop_def(DenseArrayBase[I64])
 
     @classmethod
     def infer_result_types(
         cls, operand_types: Sequence[TensorType], props: Props
     ) -> list[TensorType]:
-        if len(operand_types) not in (2, 3):
-            raise GraphError(f"{cls.name} takes 2 or 3 operands (input, weight, bias)")
-        x_ty, w_ty = operand_types[:2]
-        if not is_float(x_ty.element_type):
-            raise GraphError(f"{cls.name} expects a floating-point input, got {x_ty}")
-        if len({t.element_type for t in operand_types}) > 1:
-            raise GraphError(f"{cls.name} operands must have the same element type")
-        x, w = tuple(x_ty.get_shape()), tuple(w_ty.get_shape())
-        _rank_at_least(cls.name, x, 4, "input")
-        rank = len(x) - 3
-        if len(w) != rank + 4:
-            raise GraphError(
-                f"{cls.name} weight must have rank {rank + 4} "
-                f"(M/oc x C/ic x K1..Kn x ic x oc), got shape {w}"
-            )
+        # N x C/ic x D.. x ic; M/oc x C/ic x K.. x ic x oc
+        x, w = cls._shapes(operand_types, 3, 4)
         n, cblocks, *spatial, ic = x
         mblocks, wcblocks, *kernel, wic, oc = w
         if (wcblocks, wic) != (cblocks, ic):
@@ -140,16 +160,13 @@ class ConvBlockedOp(GraphOp):
                 f"{cls.name} weight expects {wcblocks} x {wic} input channels, "
                 f"the input has {cblocks} x {ic}"
             )
-        if len(operand_types) == 3 and tuple(operand_types[2].get_shape()) != (mblocks * oc,):
-            raise GraphError(
-                f"{cls.name} bias must have shape ({mblocks * oc},), got {operand_types[2]}"
-            )
+        cls._check_bias(operand_types, mblocks * oc)
         out = check_window(cls.name, spatial, kernel, props)
-        return [tensor((n, mblocks, *out, oc), x_ty.element_type)]
+        return [tensor((n, mblocks, *out, oc), operand_types[0].element_type)]
 
 
 @irdl_op_definition
-class GroupConvBlockedOp(GraphOp):
+class GroupConvBlockedOp(_BlockedConvBase):
     """Grouped convolution in blocked layout with an explicit group axis: input
     N x G x CB x D1..Dn x ic, weight G x MB x CB x K1..Kn x ic x oc, optional bias
     (G * MB * oc), output N x G x MB x O1..On x oc. With `x` of C = G * CB * ic channels
@@ -162,33 +179,13 @@ class GroupConvBlockedOp(GraphOp):
     """
 
     name = "graph.group_conv_blocked"
-    input = operand_def(TensorType)
-    weight = operand_def(TensorType)
-    bias = opt_operand_def(TensorType)
-    output = result_def(TensorType)
-    strides = prop_def(DenseArrayBase[I64])
-    pads = prop_def(DenseArrayBase[I64])
-    dilations = prop_def(DenseArrayBase[I64])
 
     @classmethod
     def infer_result_types(
         cls, operand_types: Sequence[TensorType], props: Props
     ) -> list[TensorType]:
-        if len(operand_types) not in (2, 3):
-            raise GraphError(f"{cls.name} takes 2 or 3 operands (input, weight, bias)")
-        x_ty, w_ty = operand_types[:2]
-        if not is_float(x_ty.element_type):
-            raise GraphError(f"{cls.name} expects a floating-point input, got {x_ty}")
-        if len({t.element_type for t in operand_types}) > 1:
-            raise GraphError(f"{cls.name} operands must have the same element type")
-        x, w = tuple(x_ty.get_shape()), tuple(w_ty.get_shape())
-        _rank_at_least(cls.name, x, 5, "input")
-        rank = len(x) - 4
-        if len(w) != rank + 5:
-            raise GraphError(
-                f"{cls.name} weight must have rank {rank + 5} "
-                f"(G x M/G/oc x C/G/ic x K1..Kn x ic x oc), got shape {w}"
-            )
+        # N x G x C/G/ic x D.. x ic; G x M/G/oc x C/G/ic x K.. x ic x oc
+        x, w = cls._shapes(operand_types, 4, 5)
         n, groups, cblocks, *spatial, ic = x
         wg, mblocks, wcblocks, *kernel, wic, oc = w
         if (wg, wcblocks, wic) != (groups, cblocks, ic):
@@ -196,19 +193,13 @@ class GroupConvBlockedOp(GraphOp):
                 f"{cls.name} weight expects {wg} groups of {wcblocks} x {wic} input "
                 f"channels, the input has {groups} of {cblocks} x {ic}"
             )
-        if len(operand_types) == 3 and tuple(operand_types[2].get_shape()) != (
-            groups * mblocks * oc,
-        ):
-            raise GraphError(
-                f"{cls.name} bias must have shape ({groups * mblocks * oc},), got "
-                f"{operand_types[2]}"
-            )
+        cls._check_bias(operand_types, groups * mblocks * oc)
         out = check_window(cls.name, spatial, kernel, props)
-        return [tensor((n, groups, mblocks, *out, oc), x_ty.element_type)]
+        return [tensor((n, groups, mblocks, *out, oc), operand_types[0].element_type)]
 
 
 @irdl_op_definition
-class DepthwiseConvBlockedOp(GraphOp):
+class DepthwiseConvBlockedOp(_BlockedConvBase):
     """Depthwise convolution in blocked layout: input N x C/c x D1..Dn x c, weight
     C/c x K1..Kn x c, optional bias (C), output N x C/c x O1..On x c:
     `from_blocked(depthwise_conv_blocked(to_blocked(x), wb, b))` = `conv(x, w, b)` with
@@ -219,43 +210,21 @@ class DepthwiseConvBlockedOp(GraphOp):
     """
 
     name = "graph.depthwise_conv_blocked"
-    input = operand_def(TensorType)
-    weight = operand_def(TensorType)
-    bias = opt_operand_def(TensorType)
-    output = result_def(TensorType)
-    strides = prop_def(DenseArrayBase[I64])
-    pads = prop_def(DenseArrayBase[I64])
-    dilations = prop_def(DenseArrayBase[I64])
 
     @classmethod
     def infer_result_types(
         cls, operand_types: Sequence[TensorType], props: Props
     ) -> list[TensorType]:
-        if len(operand_types) not in (2, 3):
-            raise GraphError(f"{cls.name} takes 2 or 3 operands (input, weight, bias)")
-        x_ty, w_ty = operand_types[:2]
-        if not is_float(x_ty.element_type):
-            raise GraphError(f"{cls.name} expects a floating-point input, got {x_ty}")
-        if len({t.element_type for t in operand_types}) > 1:
-            raise GraphError(f"{cls.name} operands must have the same element type")
-        x, w = tuple(x_ty.get_shape()), tuple(w_ty.get_shape())
-        _rank_at_least(cls.name, x, 4, "input")
-        rank = len(x) - 3
-        if len(w) != rank + 2:
-            raise GraphError(
-                f"{cls.name} weight must have rank {rank + 2} (C/c x K1..Kn x c), got shape {w}"
-            )
+        # N x C/c x D.. x c; C/c x K.. x c
+        x, w = cls._shapes(operand_types, 3, 2)
         n, cblocks, *spatial, c = x
         if (w[0], w[-1]) != (cblocks, c):
             raise GraphError(
                 f"{cls.name} weight has {w[0]} x {w[-1]} channels, the input {cblocks} x {c}"
             )
-        if len(operand_types) == 3 and tuple(operand_types[2].get_shape()) != (cblocks * c,):
-            raise GraphError(
-                f"{cls.name} bias must have shape ({cblocks * c},), got {operand_types[2]}"
-            )
+        cls._check_bias(operand_types, cblocks * c)
         out = check_window(cls.name, spatial, list(w[1:-1]), props)
-        return [tensor((n, cblocks, *out, c), x_ty.element_type)]
+        return [tensor((n, cblocks, *out, c), operand_types[0].element_type)]
 
 
 LAYOUT_OPS: list[type[GraphOp]] = [
