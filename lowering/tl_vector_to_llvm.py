@@ -89,6 +89,50 @@ def coefficient(e: AffineExpr, dims: Sequence[int | None]) -> int | None:
     return 0 if lhs == 0 and rhs == 0 else None  # floordiv / mod / ceildiv
 
 
+def flat_address(indices: Sequence[AffineExpr], strides: Sequence[int]) -> AffineExpr:
+    """The element offset `sum(index_d * stride_d)`, with every pair
+    `k * c * (e floordiv c) + k * (e mod c)` folded to `k * e` (a row-major split of `e`
+    read back whole: a reshape's `(h floordiv 28) * 28 + h mod 28` is `h`)."""
+    total: AffineExpr = AffineConstantExpr(0)
+    for e, stride in zip(indices, strides, strict=True):
+        total = total + e * stride
+    coeffs, atoms, const = linear_form(total)
+    remaining = list(atoms)
+    folded: AffineExpr = AffineConstantExpr(const)
+    for k_div, div in atoms:
+        if (k_div, div) not in remaining or not _is(div, AffineBinaryOpKind.FloorDiv):
+            continue
+        assert isinstance(div, AffineBinaryOpExpr) and isinstance(div.rhs, AffineConstantExpr)
+        c = div.rhs.value
+        for k_mod, mod in remaining:
+            if (
+                _is(mod, AffineBinaryOpKind.Mod)
+                and isinstance(mod, AffineBinaryOpExpr)
+                and mod.rhs == div.rhs
+                and mod.lhs == div.lhs
+                and k_div == k_mod * c
+            ):
+                remaining.remove((k_div, div))
+                remaining.remove((k_mod, mod))
+                folded = folded + div.lhs * k_mod
+                break
+    for d, k in coeffs.items():
+        folded = folded + AffineDimExpr(d) * k
+    for k, atom in remaining:
+        folded = folded + atom * k
+    return folded
+
+
+def _is(e: AffineExpr, kind: AffineBinaryOpKind) -> bool:
+    """`e` is `x <kind> c` for a positive constant c."""
+    return (
+        isinstance(e, AffineBinaryOpExpr)
+        and e.kind == kind
+        and isinstance(e.rhs, AffineConstantExpr)
+        and e.rhs.value > 0
+    )
+
+
 @dataclass(frozen=True)
 class LaneForm:
     """An index over one vector iteration: `coef * lane + R`, where R does not depend on
@@ -481,13 +525,20 @@ class LoopKindCodegen:
                 forms = _loop_var_forms(op, loop, width)
                 lanes = [lane_form(e.compose(op.binding_map), forms, width) for e in m.results]
                 coefs = [None if f is None else f.coef for f in lanes]
+            pad = op.pad_values[k] if k < n_in else None
+            if pad is not None and always_in_bounds(op, m, ty.get_shape()):
+                pad = None  # every read is inside the buffer: the guard is dead
+            if None in coefs and k < n_in and pad is None:
+                # no lane form per index (a reshape's `h floordiv 28, h mod 28`), but the
+                # address as a whole may move linearly with the lane
+                address = flat_address(list(m.results), _strides(ty.get_shape()))
+                flat_coef = coefficient(address, point_coef)
+                if flat_coef in (0, 1):  # a scalar or one contiguous vector load
+                    coefs = [0] * (len(coefs) - 1) + [flat_coef]
             if None in coefs:
                 return None
             c = cast(list[int], coefs)
             flat = sum(ci * s for ci, s in zip(c, _strides(ty.get_shape())))
-            pad = op.pad_values[k] if k < n_in else None
-            if pad is not None and always_in_bounds(op, m, ty.get_shape()):
-                pad = None  # every read is inside the buffer: the guard is dead
             init = op.init_values[k - n_in] if k >= n_in else None
             if k >= n_in and flat != 1:
                 return None  # outputs are stored as whole vectors
