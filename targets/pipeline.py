@@ -9,17 +9,17 @@ Expanded with the host's vector width (AVX-512: 16 fp32 lanes) and every option 
 default, it is
 
     graph-optimize, pad-gemm-columns{multiple=16}, graph-blocked-layout{block=16
-    min-convs=2}, pointwise-conv-to-matmul, convert-graph-to-tl, tl-inline-elementwise, tl-fuse-epilogues,
-    tl-rfactor{lanes=16}, tl-default-schedule{vector-bits=512 threads=true},
-    convert-tl-kernel-to-loops, tl-outline-kernels, convert-tl-to-llvm{threads=true},
-    llvm-use-vector-math{vector-bits=512}
+    min-convs=2}, pointwise-conv-to-matmul, convert-graph-to-tl, tl-inline-elementwise,
+    tl-fuse-epilogues, tl-rfactor{lanes=16}, tl-default-schedule{vector-bits=512
+    threads=true}, convert-tl-kernel-to-loops, tl-outline-kernels,
+    convert-tl-to-llvm{threads=true}, llvm-use-vector-math{vector-bits=512}
 
-(`fuse=false` drops the graph optimizations, 1x1 convs as products and fusion, `layout=none` the blocked layout,
-`layout=nchwc` blocks even a single convolution, `schedule=none` keeps kernels as plain
-loops in iterator order, `vector-math=false` keeps per-lane libm calls, `outline=false`
-keeps every loop nest inside the model's function instead of deduplicated kernel
-functions). A module that is
-already at the tl level skips the graph stage; `mlc.compile` then emits the llvm dialect
+(`fuse=false` drops the graph optimizations, 1x1 convs as products and kernel fusion,
+`layout=none` the blocked layout, `layout=nchwc` blocks even a single convolution,
+`schedule=none` keeps kernels as plain loops in iterator order, `vector-math=false` keeps
+per-lane libm calls, `outline=false` keeps every loop nest inside the model's function
+instead of deduplicated kernel functions). A module that is already at the tl level
+skips the graph stage; `mlc.compile` then emits the llvm dialect
 as LLVM IR and compiles it (`targets.compiled`).
 """
 
@@ -151,8 +151,9 @@ def is_graph_level(module: ModuleOp) -> bool:
 @dataclass(frozen=True)
 class MlcCpuPipelinePass(ModulePass):
     """`mlc-cpu-pipeline{fuse=true layout=default schedule=default vector-math=true
-    threads=true vector-bits=0 outline=true}`: the whole compile of `mlc.compile` for the host CPU
-    (see the module docstring); `vector-bits=0` is the host's vector width."""
+    threads=true vector-bits=0 outline=true profile=false}`: the whole compile of
+    `mlc.compile` for the host CPU (see the module docstring); `vector-bits=0` is the host's
+    vector width; `profile=true` ends with `llvm-profile-kernels`."""
 
     name = "mlc-cpu-pipeline"
     fuse: bool = True
