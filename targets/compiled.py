@@ -611,18 +611,8 @@ def compile_model(
         with timings.stage("model cache lookup"):
             key = model_key(model, options)
             hit = load_model(store, key) if key is not None else None
-    relower = functools.partial(
-        lower_model,
-        model,
-        function=function,
-        input_shapes=input_shapes,
-        schedule=schedule,
-        fuse=fuse,
-        layout=layout,
-        vector_math=vector_math,
-        outline=outline,
-        profile=profile,
-    )
+    lowering_options = {k: v for k, v in options.items() if k != "opt"}  # lower_model's
+    relower = functools.partial(lower_model, model, **lowering_options)
     if hit is not None:
         record, objs, constants = hit
         ins = [BufferSpec(*buffer_from_json(b)) for b in record.inputs]
