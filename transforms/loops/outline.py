@@ -55,6 +55,7 @@ from xdsl.passes import ModulePass
 from xdsl.printer import Printer
 
 from mlc.dialects.tl import BlockOp, ForOp
+from mlc.lowering.workspace import buffer_bytes
 from mlc.transforms.loops.common import block_flops
 
 __all__ = [
@@ -133,11 +134,6 @@ def _text(op: Operation) -> str:
     return out.getvalue()
 
 
-def _byte_size(t: MemRefType) -> int:
-    bits = getattr(t.element_type, "bitwidth", 8)
-    return t.element_count() * max(bits // 8, 1)
-
-
 def site_attributes(root: Operation, captures: Sequence[SSAValue]) -> dict[str, Attribute]:
     """`SITE_ATTRIBUTES` of the loop nest `root` over the buffers `captures`."""
     labels: list[str] = []
@@ -147,7 +143,7 @@ def site_attributes(root: Operation, captures: Sequence[SSAValue]) -> dict[str, 
             if block.label.data not in labels:
                 labels.append(block.label.data)
             flops += block_flops(block)
-    size = sum(_byte_size(v.type) for v in captures if isinstance(v.type, MemRefType))
+    size = sum(buffer_bytes(v.type) or 0 for v in captures)
     return {
         "mlc.label": StringAttr("+".join(labels)),
         "mlc.flops": IntegerAttr(flops, i64),
