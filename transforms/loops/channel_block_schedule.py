@@ -20,6 +20,7 @@ input is copied once into a buffer holding its padding (no bounds checks in the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mlc.dialects.tl import BlockOp
@@ -157,19 +158,24 @@ def schedule_channel_block_tile(
     for name in tile_inner:
         sch.unroll(f"{label}/{name}")
     sch.vectorize(f"{label}/{names[v]}", width)
-    materialize_all_pads(sch, label, strategy)
+    materialize_pads(sch, label, strategy)
     strategy._parallel(sch, label, find_block(sch.root, label), order)
     return True
 
 
-def materialize_all_pads(
-    sch: Schedule, label: str, strategy: CpuDefaultSchedule | None = None
+def materialize_pads(
+    sch: Schedule,
+    label: str,
+    strategy: CpuDefaultSchedule | None = None,
+    inputs: Sequence[int] | None = None,
 ) -> None:
-    """Copy each guarded (padded) input into a buffer holding its padding, once before
-    the nest; with `strategy`, the copy is scheduled too (vectorized along its rows)."""
+    """Copy each guarded (padded) input (of `inputs`, default all) into a buffer holding
+    its padding, once before the nest (a cache_read at the outermost loop), so the hot
+    loop reads without bounds checks; with `strategy`, the copy is scheduled too
+    (vectorized along its rows)."""
     block = find_block(sch.root, label)
     outer = f"{label}/{loop_name(block_loops(block)[0])}"
-    for k in range(len(block.inputs)):
+    for k in range(len(block.inputs)) if inputs is None else inputs:
         if block.pad_values[k] is None:
             continue
         try:

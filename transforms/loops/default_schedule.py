@@ -47,7 +47,7 @@ from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
 from mlc.dialects.tl import BlockOp, KernelOp, linear_form
 from mlc.transforms.loops.channel_block_schedule import (
-    materialize_all_pads,
+    materialize_pads,
     row_waste,
     schedule_channel_block_tile,
 )
@@ -155,7 +155,7 @@ class CpuDefaultSchedule:
             self._parallel(sch, label, block, order)
             return
         if reductions and not _contiguous_inputs(block, v):
-            materialize_all_pads(sch, label, self)  # no bounds check per scalar load
+            materialize_pads(sch, label, self)  # no bounds check per scalar load
             self._parallel(sch, label, find_block(sch.root, label), order)
             return
         if reductions and schedule_channel_block_tile(
@@ -208,7 +208,7 @@ class CpuDefaultSchedule:
         for n in tile_inner:
             sch.unroll(f"{label}/{n}")
         sch.vectorize(f"{label}/{v_inner}", width)
-        self._materialize_pads(sch, label, v)
+        materialize_pads(sch, label, inputs=_contiguous_inputs(find_block(sch.root, label), v))
         self._parallel(sch, label, find_block(sch.root, label), new_order)
 
     def _register_tile(self, lanes: int, v_extent: int, r_extent: int) -> tuple[int, int, int]:
@@ -236,21 +236,6 @@ class CpuDefaultSchedule:
                         best = key
         assert best is not None
         return -best[1], -best[2], best[3]
-
-    def _materialize_pads(self, sch: Schedule, label: str, v: int) -> None:
-        """Copy each guarded (padded) vector input into a buffer that holds its padding,
-        once before the nest (a cache_read at the outermost loop): the hot loop then reads
-        without bounds checks or lane masks."""
-        block = find_block(sch.root, label)
-        outer = f"{label}/{loop_name(block_loops(block)[0])}"
-        for k in _contiguous_inputs(block, v):
-            if block.pad_values[k] is None:
-                continue
-            try:
-                sch.cache_read(label, k, outer)
-            except ScheduleError:
-                continue
-            block = find_block(sch.root, label)
 
     def _parallel(self, sch: Schedule, label: str, block: BlockOp, order: Sequence[str]) -> None:
         """Mark the outermost loop over parallel iterators only as `parallel`, where each
