@@ -66,6 +66,7 @@ from mlc.dialects.graph.elementwise import BinaryOp, UnaryOp, VariadicOp
 from mlc.dialects.graph.nn import PoolOp
 from mlc.dialects.graph.types import is_float
 from mlc.transforms.graph.common import is_constant, tensor_shape
+from mlc.transforms.graph.conv_to_matmul import is_pointwise
 from mlc.transforms.graph.fold_constants import DEFAULT_MAX_ELEMENTS, FoldConstantOp
 
 
@@ -157,7 +158,7 @@ def group_blocks(op: Operation, block: int) -> tuple[int, int, int] | None:
     oc = output_block(w_shape[0] // group, block)
     if oc is None:
         return None
-    if oc < block and all(k == 1 for k in w_shape[2:]) and not any(op.props.ints("pads")):
+    if oc < block and is_pointwise(op):
         return None  # half vectors: a product over the pixels does better (conv_to_matmul)
     return group, input_block(x_shape[1] // group, block), oc
 

@@ -526,6 +526,28 @@ def test_a_single_grouped_or_ragged_conv_is_worth_blocking() -> None:
     assert worth_blocking(conv(16, 16, 16), 8)  # depthwise
 
 
+def test_half_width_grouped_convs_go_to_products_only_when_products_take_them() -> None:
+    """A grouped 1x1 conv with half-width channel blocks is left in NCHW for
+    `pointwise-conv-to-matmul`, but only one that pass rewrites (stride 1, unpadded): a
+    strided one is blocked, not left as a slow NCHW grouped conv."""
+    from mlc.transforms.graph.layout import group_blocks
+
+    def conv(stride: int) -> g.ConvOp:
+        t, w = "tensor<1x16x8x8xf32>", "tensor<16x4x1x1xf32>"
+        o = f"tensor<1x16x{8 // stride}x{8 // stride}xf32>"
+        module = parse_module(
+            mlc.context(),
+            f"""func.func @f(%x: {t}, %w: {w}) -> {o} {{
+              %y = graph.conv %x, %w {{strides = array<i64: {stride}, {stride}>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, group = 4 : i64}} : ({t}, {w}) -> {o}
+              func.return %y : {o}
+            }}""",
+        )
+        return next(op for op in module.walk() if isinstance(op, g.ConvOp))
+
+    assert group_blocks(conv(1), 8) is None  # 4 output channels per group: half of 8
+    assert group_blocks(conv(2), 8) == (4, 4, 4)
+
+
 def test_a_single_channel_block_gets_a_row_tile() -> None:
     """16 output channels in one 16-lane block: no channel blocks to give NR vectors, so
     the tile is MR output columns x 1 vector (not the vector split in halves), and the
