@@ -291,10 +291,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     compiled = compile_model(module)
     compile_time = time.perf_counter() - start
     compiled.num_threads = 1  # compared with onnxruntime on one thread
-    function = next(iter(module.body.block.ops))
-    arg_types = [a.type for a in function.body.blocks[0].args]  # type: ignore[attr-defined]
-    rng = np.random.default_rng(0)
-    inputs = [rng.standard_normal(t.get_shape()).astype(np.float32) for t in arg_types]
+    inputs = _random_inputs(next(iter(module.body.block.ops)))
     model = onnx.load(str(path))
     feed = {i.name: x for i, x in zip(model.graph.input, inputs)}
     session = onnxruntime_session(model, threads=1)
