@@ -68,6 +68,14 @@ class Case:
     shape: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 
+    def onnxruntime_outputs(self) -> list[np.ndarray]:
+        """onnxruntime's outputs for `inputs` (the reference the harness checks against)."""
+        from mlc.testing.onnx_models import run_onnxruntime
+
+        initializers = {t.name for t in self.model.graph.initializer}
+        names = [i.name for i in self.model.graph.input if i.name not in initializers]
+        return run_onnxruntime(self.model, dict(zip(names, self.inputs, strict=True)))
+
 
 @dataclass(frozen=True)
 class Benchmark:

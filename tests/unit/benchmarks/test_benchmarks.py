@@ -13,22 +13,14 @@ import pytest
 from mlc.benchmarks import run as bench
 from mlc.benchmarks.models import BENCHMARKS, Case
 
-ort = pytest.importorskip("onnxruntime")
-
-
-def _ort_outputs(case: Case) -> list[np.ndarray]:
-    session = ort.InferenceSession(
-        case.model.SerializeToString(), providers=["CPUExecutionProvider"]
-    )
-    feed = {i.name: a for i, a in zip(session.get_inputs(), case.inputs)}
-    return session.run(None, feed)
+pytest.importorskip("onnxruntime")
 
 
 @pytest.mark.parametrize("name", list(BENCHMARKS))
 def test_small_model_is_valid_and_numpy_baseline_matches_ort(name: str) -> None:
     case = BENCHMARKS[name].make(small=True)
     onnx.checker.check_model(case.model, full_check=True)
-    expected = _ort_outputs(case)
+    expected = case.onnxruntime_outputs()
     if case.numpy_fn is None:
         return
     actual = case.numpy_fn(*case.inputs)

@@ -18,15 +18,7 @@ from mlc.benchmarks import blocks
 from mlc.benchmarks.blocks import BLOCKS
 from mlc.benchmarks.models import Case
 
-ort = pytest.importorskip("onnxruntime")
-
-
-def _ort_outputs(case: Case) -> list[np.ndarray]:
-    session = ort.InferenceSession(
-        case.model.SerializeToString(), providers=["CPUExecutionProvider"]
-    )
-    feed = {i.name: a for i, a in zip(session.get_inputs(), case.inputs)}
-    return session.run(None, feed)
+pytest.importorskip("onnxruntime")
 
 
 def _ops(case: Case) -> Counter[str]:
@@ -40,7 +32,7 @@ def test_small_block_is_valid_and_mlc_matches_ort(name: str) -> None:
     assert case.name == name and case.shape
     assert case.flops is not None and case.flops > 0
     assert case.extra["bound"] in ("compute", "memory") and case.extra["bytes"] > 0
-    expected = _ort_outputs(case)
+    expected = case.onnxruntime_outputs()
     actual = mlc.compile(case.model)(*case.inputs)
     assert len(actual) == len(expected)
     for a, e in zip(actual, expected):
