@@ -187,6 +187,8 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen):
         self.assume_predicates: set[BlockOp] = set()  # ... in the copy where they hold
         self.uses_threads = False
         self.values: dict[SSAValue, Index] = {}
+        # id(entry block) -> (the block, its i64 constants by value): see `v`
+        self.index_constants: dict[int, tuple[Block, dict[int, SSAValue]]] = {}
         self.region = Region()
         body = f.body.blocks
         if len(body) != 1:
@@ -233,7 +235,16 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen):
         return block
 
     def v(self, x: Index) -> SSAValue:
-        return constant(self.b, x, i64) if isinstance(x, int) else x
+        """An index as an SSA value: a Python int is an i64 constant, built once per value
+        per function at the top of its entry block (constants emit no LLVM instruction:
+        sharing them only saves building thousands of ops)."""
+        if not isinstance(x, int):
+            return x
+        entry = self.region.blocks[0]
+        _, constants = self.index_constants.setdefault(id(entry), (entry, {}))
+        if x not in constants:
+            constants[x] = constant(Builder(InsertPoint.at_start(entry)), x, i64)
+        return constants[x]
 
     def call(self, callee: str, args: Sequence[SSAValue], ret: Attribute | None) -> SSAValue | None:
         self.externals.add(callee)

@@ -29,7 +29,7 @@ from mlc.targets.llvm_emit import emit_module
 from mlc.targets.timings import Timings
 from mlc.transforms.loops.outline import KERNEL_PREFIX
 
-__all__ = ["Objects", "compile_jobs", "compile_objects", "split_kernels"]
+__all__ = ["Objects", "Part", "compile_jobs", "compile_objects", "split_kernels"]
 
 
 def compile_jobs() -> int:
@@ -58,9 +58,28 @@ def _references(ops: Sequence[Operation]) -> tuple[set[str], set[str]]:
     return calls, globals_
 
 
-def split_kernels(module: ModuleOp) -> list[tuple[ModuleOp, set[str]]]:
-    """(module, globals it only declares) per kernel function with its parallel bodies,
-    then the rest of `module` (the model's function and the globals)."""
+@dataclass(frozen=True)
+class Part:
+    """One LLVM module's worth of a split module: `ops` are the module's own (not copies:
+    splitting a large model is then free), `declarations` new external declarations of the
+    functions they call in other parts, `external` the globals they address in other parts."""
+
+    ops: list[Operation]
+    declarations: list[llvmd.FuncOp]
+    external: set[str]
+
+    def module(self) -> ModuleOp:
+        """A module of copies of the part's ops, e.g. to verify the part alone (each
+        resolves its calls among few symbols, instead of the whole model's)."""
+        # declarations first: xDSL resolves a call's callee by scanning the module's ops
+        # in order, and the model's function calls every kernel
+        return ModuleOp([d.clone() for d in self.declarations] + [op.clone() for op in self.ops])
+
+
+def split_kernels(module: ModuleOp) -> list[Part]:
+    """One `Part` per kernel function with its parallel bodies, then the rest of `module`
+    (the model's function and the globals). The parts hold `module`'s ops: do not change
+    `module` while they are in use."""
     funcs = {op.sym_name.data: op for op in module.ops if isinstance(op, llvmd.FuncOp)}
     globals_ = {op.sym_name.data for op in module.ops if isinstance(op, llvmd.GlobalOp)}
     groups: dict[str, list[str]] = {}
@@ -77,16 +96,11 @@ def split_kernels(module: ModuleOp) -> list[tuple[ModuleOp, set[str]]]:
     return parts
 
 
-def _part(
-    ops: Sequence[Operation], funcs: dict[str, llvmd.FuncOp], globals_: set[str]
-) -> tuple[ModuleOp, set[str]]:
+def _part(ops: list[Operation], funcs: dict[str, llvmd.FuncOp], globals_: set[str]) -> Part:
     defined = {op.sym_name.data for op in ops if isinstance(op, llvmd.FuncOp | llvmd.GlobalOp)}
     calls, addressed = _references(ops)
     decls = [_declaration(funcs[n]) for n in sorted(calls - defined) if n in funcs]
-    external = (addressed - defined) & globals_
-    # declarations first: xDSL resolves a call's callee by scanning the module's ops in
-    # order, and the model's function calls every kernel
-    return ModuleOp(decls + [op.clone() for op in ops]), external
+    return Part(ops, decls, (addressed - defined) & globals_)
 
 
 @dataclass(frozen=True)
@@ -138,7 +152,7 @@ def _emit_object(text: str, opt: int) -> bytes:
 
 
 def compile_objects(
-    parts: Sequence[tuple[ModuleOp, set[str]]],
+    parts: Sequence[Part],
     opt: int = 3,
     *,
     cache: CompileCache | None = None,
@@ -154,8 +168,10 @@ def compile_objects(
     features = host_features()
     texts: list[str] = []
     with timings.stage("emit LLVM IR"):
-        for part, external in parts:
-            ir_module = emit_module(part, triple, layout, constants, declare=external)
+        for part in parts:
+            ir_module = emit_module(
+                part.declarations + part.ops, triple, layout, constants, declare=part.external
+            )
             texts.append(str(ir_module))
     keys = [object_key(t, triple, features.cpu, features.features, opt) for t in texts]
     objects: list[bytes | None] = [cache.get(k) if cache else None for k in keys]

@@ -31,7 +31,7 @@ flags that would need them: `contract` only, on fadd / fsub / fmul).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from llvmlite import binding as llvm_binding
 from llvmlite import ir
@@ -201,13 +201,13 @@ def content_address_constants(module: ModuleOp) -> None:
 
 
 def emit_module(
-    module: ModuleOp,
+    module: ModuleOp | Sequence[Operation],
     triple: str | None = None,
     data_layout: str = "",
     external_constants: dict[str, bytes] | None = None,
     declare: set[str] | frozenset[str] = frozenset(),
 ) -> ir.Module:
-    """The llvmlite module for a module of `llvm.func` / `llvm.mlir.global` ops; with
+    """The llvmlite module for a module (or a list) of `llvm.func` / `llvm.mlir.global` ops; with
     `external_constants`, large constants are declared and their bytes put there. The
     globals named in `declare` are not in `module` but defined elsewhere (another part of
     a split module): they are declared."""
@@ -218,7 +218,7 @@ def emit_module(
     if data_layout:
         out.data_layout = data_layout
     funcs: list[llvm.FuncOp] = []
-    for op in module.ops:
+    for op in module.ops if isinstance(module, ModuleOp) else module:
         if isinstance(op, llvm.GlobalOp):
             raw = _raw_bytes(op) if external_constants is not None else None
             if raw is not None and len(raw) >= EXTERNAL_MIN_BYTES:

@@ -6,6 +6,8 @@ from hypothesis import HealthCheck, settings
 # the compile cache of the tests is their own (one fresh directory per test process), never
 # the user's
 os.environ["MLC_CACHE_DIR"] = tempfile.mkdtemp(prefix="mlc-test-cache-")
+# every compiled model's llvm-dialect module is verified (off by default: LLVM verifies its IR)
+os.environ.setdefault("MLC_VERIFY", "1")
 
 settings.register_profile(
     "ci",

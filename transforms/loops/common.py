@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from xdsl.dialects import arith
 from xdsl.dialects.builtin import AffineMapAttr, AnyFloat
@@ -31,6 +31,7 @@ __all__ = [
     "block_flops",
     "block_work",
     "blocks_under",
+    "loop_structure",
     "check_only_block_users",
     "find_block",
     "find_loop",
@@ -88,11 +89,25 @@ def block_loops(block: Operation) -> list[ForOp]:
     return loops[::-1]
 
 
+def loop_structure(root: Operation) -> Iterator[Operation]:
+    """`root` and the ops under it, in `walk` order, without entering `tl.block` bodies
+    (scalar code, with no blocks or loops in it: most of a scheduled kernel's ops)."""
+    yield root
+    if isinstance(root, BlockOp):
+        return
+    for region in root.regions:
+        for block in region.blocks:
+            for op in block.ops:
+                yield from loop_structure(op)
+
+
 def find_block(root: Operation, label: str) -> BlockOp:
     """The one `tl.block` labelled `label` under `root`."""
-    found = [op for op in root.walk() if isinstance(op, BlockOp) and op.label.data == label]
+    found = [
+        op for op in loop_structure(root) if isinstance(op, BlockOp) and op.label.data == label
+    ]
     if not found:
-        labels = sorted({op.label.data for op in root.walk() if isinstance(op, BlockOp)})
+        labels = sorted({op.label.data for op in blocks_under(root)})
         raise ScheduleError(
             f'no tl.block labelled "{label}" (blocks: {", ".join(labels) or "none"})'
         )
@@ -130,7 +145,7 @@ def fresh_loop_name(taken: Sequence[str], base: str) -> str:
 
 def fresh_label(root: Operation, base: str) -> str:
     """A block label not used under `root`."""
-    labels = {op.label.data for op in root.walk() if isinstance(op, BlockOp)}
+    labels = {op.label.data for op in blocks_under(root)}
     if base not in labels:
         return base
     k = 2
@@ -165,7 +180,8 @@ def block_work(block: BlockOp) -> int:
 
 
 def blocks_under(op: Operation) -> list[BlockOp]:
-    return [b for b in op.walk() if isinstance(b, BlockOp)]
+    """The `tl.block`s under `op` (and `op` itself, if one), in walk order."""
+    return [b for b in loop_structure(op) if isinstance(b, BlockOp)]
 
 
 def uses_of(value: SSAValue) -> list[tuple[Operation, int]]:
