@@ -58,7 +58,7 @@ from xdsl.rewriter import Rewriter
 from mlc.dialects.graph import elementwise as ew
 from mlc.dialects.graph import shape as sh
 from mlc.dialects.graph.base import GraphOp
-from mlc.dialects.tl import KernelOp, build_kernel
+from mlc.dialects.tl import CheckOp, KernelOp, build_kernel
 from mlc.lowering.texpr_to_tl import TranslationError, emit_definition
 from mlc.texpr import Definition, Iterator, Read, Statement, TensorDecl, const, it
 from mlc.texpr.dtypes import dtype_name
@@ -244,37 +244,56 @@ def _loop_nest(builder: Builder, shape: Sequence[int]) -> tuple[Builder, list[SS
     return builder, ivs
 
 
-def _normalized_index(builder: Builder, raw: SSAValue, dim: int) -> SSAValue:
-    """An ``index`` value of integer ``raw``, counted from the end when negative."""
+def _checked_index(builder: Builder, raw: SSAValue, dim: int, what: str) -> SSAValue:
+    """An ``index`` value of integer ``raw`` counted from the end when negative, checked to
+    lie in ``[-dim, dim)`` (`tl.check`): out of range it reads as 0, so the load that uses
+    it stays inside the buffer whatever the input (``dim`` > 0)."""
+
+    def const(v: int) -> SSAValue:
+        return builder.insert(arith.ConstantOp(IntegerAttr(v, IndexType()))).result
+
     idx = builder.insert(arith.IndexCastOp(raw, IndexType())).result
-    size = builder.insert(arith.ConstantOp(IntegerAttr(dim, IndexType()))).result
-    zero = builder.insert(arith.ConstantOp(IntegerAttr(0, IndexType()))).result
+    size, zero = const(dim), const(0)
+    above = builder.insert(arith.CmpiOp(idx, const(-dim), "sge")).result
+    below = builder.insert(arith.CmpiOp(idx, size, "slt")).result
+    ok = builder.insert(arith.AndIOp(above, below)).result
+    builder.insert(CheckOp(ok, f"{what}: an index is out of range [-{dim}, {dim})"))
     neg = builder.insert(arith.CmpiOp(idx, zero, "slt")).result
     wrapped = builder.insert(arith.AddiOp(idx, size)).result
-    return builder.insert(arith.SelectOp(neg, wrapped, idx)).result
+    normalized = builder.insert(arith.SelectOp(neg, wrapped, idx)).result
+    return builder.insert(arith.SelectOp(ok, normalized, zero)).result
 
 
 @handwritten(sh.GatherOp, sh.GatherElementsOp)
 def lower_gather(
     builder: Builder, op: Operation, operands: Sequence[SSAValue], results: Sequence[SSAValue]
 ) -> None:
-    # gather: Y[o] = X[o[:a], idx[o[a:a+r]], o[a+r:]]; gather_elements: X[o with o[a] = idx[o]]
+    """Y[o] = X[o[:a], idx[o[a:a+r]], o[a+r:]] (gather); X[o with o[a] = idx[o]]
+    (gather_elements). Every index is checked (`tl.check`): native code never reads
+    outside X, and the call fails as the interpreter and onnxruntime do."""
     data, indices = operands
     out = results[0]
     out_shape = memref_type_of(out).get_shape()
     if 0 in out_shape:
         return
-    data_shape = memref_type_of(data).get_shape()
+    data_type = memref_type_of(data)
+    data_shape = data_type.get_shape()
     axis = op.props.int("axis")  # type: ignore[attr-defined]
     axis = axis + len(data_shape) if axis < 0 else axis
+    dim = data_shape[axis]
+    what = f"{op.name} (axis {axis}, size {dim})"
     inner, ivs = _loop_nest(builder, out_shape)
+    if dim == 0:  # every index is out of range: nothing to read
+        false = inner.insert(arith.ConstantOp(IntegerAttr(0, IntegerType(1)))).result
+        inner.insert(CheckOp(false, f"{what}: an index is out of range of an empty axis"))
+        return
     if isinstance(op, sh.GatherOp):
         rank = memref_type_of(indices).get_num_dims()
         raw = inner.insert(memref.LoadOp.get(indices, ivs[axis : axis + rank])).res
-        where = [*ivs[:axis], _normalized_index(inner, raw, data_shape[axis]), *ivs[axis + rank :]]
+        where = [*ivs[:axis], _checked_index(inner, raw, dim, what), *ivs[axis + rank :]]
     else:
         raw = inner.insert(memref.LoadOp.get(indices, ivs)).res
-        where = [*ivs[:axis], _normalized_index(inner, raw, data_shape[axis]), *ivs[axis + 1 :]]
+        where = [*ivs[:axis], _checked_index(inner, raw, dim, what), *ivs[axis + 1 :]]
     value = inner.insert(memref.LoadOp.get(data, where)).res
     inner.insert(memref.StoreOp.get(value, out, ivs))
 

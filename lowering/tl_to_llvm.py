@@ -68,13 +68,14 @@ from xdsl.ir.affine import (
 )
 from xdsl.passes import ModulePass
 
-from mlc.dialects.tl import BlockOp, ForOp, IndexOp, YieldOp
+from mlc.dialects.tl import BlockOp, CheckOp, ForOp, IndexOp, YieldOp
 from mlc.lowering.arith_to_llvm import (
     LlvmLoweringError,
     constant,
     llvm_scalar_type,
     lower_scalar_op,
 )
+from mlc.lowering.tl_check_to_llvm import CheckCodegen, check_globals
 from mlc.lowering.tl_parallel_to_llvm import (
     PARALLEL_EXTERNALS,
     ParallelCodegen,
@@ -175,12 +176,19 @@ def _arg_attrs() -> DictionaryAttr:
     return DictionaryAttr({"llvm.noalias": UnitAttr(), "llvm.align": IntegerAttr(ALIGNMENT, i64)})
 
 
-class _FunctionLowering(LoopKindCodegen, ParallelCodegen):
+class _FunctionLowering(LoopKindCodegen, ParallelCodegen, CheckCodegen):
     """Builds one `llvm.func` from one `func.func` (single-block body)."""
 
-    def __init__(self, f: func.FuncOp, externals: set[str], threads: bool = False) -> None:
+    def __init__(
+        self,
+        f: func.FuncOp,
+        externals: set[str],
+        threads: bool = False,
+        checks: list[str] | None = None,
+    ) -> None:
         self.f = f
         self.externals = externals
+        self.checks = checks if checks is not None else []  # `tl.check` messages
         self.threads = threads
         self.outlined: list[llvm.FuncOp] = []  # parallel loop bodies
         self.versioned: set[BlockOp] = set()  # predicated blocks split by versioned_loop
@@ -376,6 +384,8 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen):
                 self.values[op.res] = self.load(ptr, ty.element_type)
             else:
                 self.store(self.v(self.values[op.value]), ptr, ty.element_type)
+        elif isinstance(op, CheckOp):
+            self.check(op)
         elif isinstance(op, memref.AllocOp):
             self.alloc(op)
         elif isinstance(op, memref.DeallocOp):
@@ -588,11 +598,13 @@ _EXTERNAL_SIGNATURES: dict[str, tuple[list[Attribute], Attribute]] = {
 }
 
 
-def lower_function(f: func.FuncOp, externals: set[str], threads: bool = True) -> list[llvm.FuncOp]:
+def lower_function(
+    f: func.FuncOp, externals: set[str], threads: bool = True, checks: list[str] | None = None
+) -> list[llvm.FuncOp]:
     """The `llvm.func` for `f` followed by its outlined parallel loop bodies; adds the
-    names of C functions it calls to `externals`. With `threads=False`, parallel loops
-    run serially."""
-    lowering = _FunctionLowering(f, externals, threads)
+    names of C functions it calls to `externals` and the messages of its `tl.check`s to
+    `checks` (the module's table). With `threads=False`, parallel loops run serially."""
+    lowering = _FunctionLowering(f, externals, threads, checks)
     main = lowering.build()
     return [main, *lowering.outlined]
 
@@ -620,11 +632,12 @@ def lower_module(module: ModuleOp, threads: bool = True) -> None:
     (`threads=False`: parallel loops run serially, no OpenMP calls)."""
     load_hw_lowerings()
     externals: set[str] = set()
+    checks: list[str] = []
     for op in list(module.ops):
         if isinstance(op, func.FuncOp):
             if op.is_declaration:
                 raise LlvmLoweringError(f"@{op.sym_name.data}: declarations are not supported")
-            new: list[Operation] = list(lower_function(op, externals, threads))
+            new: list[Operation] = list(lower_function(op, externals, threads, checks))
         elif isinstance(op, memref.GlobalOp):
             new = [lower_global(op)]
         else:
@@ -634,6 +647,8 @@ def lower_module(module: ModuleOp, threads: bool = True) -> None:
         op.erase(safe_erase=False)
     if "GOMP_parallel" in externals:
         module.body.block.insert_op_before(num_threads_global(), module.body.block.first_op)
+    if checks:
+        module.body.block.insert_ops_before(check_globals(checks), module.body.block.first_op)
     for name in sorted(externals):
         inputs, output = _EXTERNAL_SIGNATURES[name]
         module.body.block.add_op(

@@ -15,6 +15,10 @@ internal, except
   and shapes) from which `load` rebuilds the Python wrapper (json only: no pickle, no eval);
 - `<prefix>_set_num_threads` / `<prefix>_get_num_threads`, when the module has the
   `mlc_num_threads` global (threads for parallel loops; 0 = the OpenMP default).
+- `int64_t <prefix>_status`, when the model has run-time checks (`tl.check`: gather indices
+  in range, ...): nonzero after a call whose inputs failed one (k: the k-th message of the
+  signature's `checks`), whose outputs are then meaningless; clear it before a call. It is
+  the library's, not the call's: serialize calls (`load` does).
 
 The object is the JIT's IR (`CompiledModel.llvm_ir_unoptimized`) put through the same O3
 pipeline, position independent, linked by the system C compiler (`cc`, or `$CC`) with
@@ -64,6 +68,8 @@ SIGNATURE_FORMAT = "mlc-library"
 SIGNATURE_VERSION = 1
 #: the module-level thread-count global the generated code may read
 NUM_THREADS_GLOBAL = "mlc_num_threads"
+#: the run-time check status word (`lowering.tl_check_to_llvm`)
+STATUS_GLOBAL = "mlc_status"
 
 #: numpy dtype name -> C element type in headers (16-bit floats as raw bits)
 C_TYPES: dict[str, str] = {
@@ -99,6 +105,7 @@ class _Exportable(Protocol):
     inputs: list[BufferSpec]
     outputs: list[BufferSpec]
     llvm_ir_unoptimized: str
+    check_messages: list[str]
 
 
 @dataclass(frozen=True)
@@ -144,7 +151,7 @@ def _buffer_json(spec: BufferSpec) -> dict[str, Any]:
 
 
 def _signature(
-    model: _Exportable, prefix: str, threads: bool, triple: str, cpu: str
+    model: _Exportable, prefix: str, threads: bool, checks: bool, triple: str, cpu: str
 ) -> dict[str, Any]:
     from mlc import __version__
 
@@ -160,6 +167,11 @@ def _signature(
         "num_threads": (
             {"set": f"{prefix}_set_num_threads", "get": f"{prefix}_get_num_threads"}
             if threads
+            else None
+        ),
+        "checks": (
+            {"status": f"{prefix}_status", "messages": list(model.check_messages)}
+            if checks
             else None
         ),
         "triple": triple,
@@ -179,7 +191,10 @@ def _library_ir(model: _Exportable, prefix: str, triple: str, cpu: str) -> tuple
         raise AotError(f"cannot export @{model.name}: {str(e).strip()}") from None
     # (get_global_variable does not see internal globals)
     threads_var = next((g for g in ref.global_variables if g.name == NUM_THREADS_GLOBAL), None)
-    signature = _signature(model, prefix, threads_var is not None, triple, cpu)
+    status_var = next((g for g in ref.global_variables if g.name == STATUS_GLOBAL), None)
+    signature = _signature(
+        model, prefix, threads_var is not None, status_var is not None, triple, cpu
+    )
     extra = ir.Module()
     extra.triple, extra.data_layout = ref.triple, ref.data_layout
     text = json.dumps(signature, sort_keys=True).encode() + b"\0"
@@ -211,6 +226,11 @@ def _library_ir(model: _Exportable, prefix: str, triple: str, cpu: str) -> tuple
         exported |= {setter.name, getter.name}
         if not threads_var.is_declaration:
             threads_var.linkage = "external"  # so that the accessors resolve to it
+    if status_var is not None:  # the run-time check status word, under the library's prefix
+        status_var.name = signature["checks"]["status"]
+        if status_var.name != signature["checks"]["status"]:
+            raise AotError(f"cannot name the status word {signature['checks']['status']}")
+        exported.add(status_var.name)
     ref.link_in(llvm.parse_assembly(str(extra)))
     entry.name = signature["entry"]
     if entry.name != signature["entry"]:
@@ -311,6 +331,16 @@ def c_header(signature: dict[str, Any], library: str = "") -> str:
             " * (OMP_NUM_THREADS, else one per core). Set it between calls, not during one. */",
             f"void {threads['set']}(int32_t n);",
             f"int32_t {threads['get']}(void);",
+        ]
+    checks = signature.get("checks")
+    if checks:
+        lines += [
+            "",
+            "/* Run-time checks on input values: set to 0 before a call; nonzero after it when",
+            " * the inputs failed check k (the outputs are then meaningless):",
+            *(f" *   {k}: {m.replace('*/', '* /')}" for k, m in enumerate(checks["messages"], 1)),
+            " * One word for the library: serialize calls that read it. */",
+            f"extern int64_t {checks['status']};",
         ]
     lines += [
         "",
@@ -491,6 +521,15 @@ class LoadedModel(NativeFunction):
             setter = self._lib[threads["set"]]
             setter.restype, setter.argtypes = None, [ctypes.c_int32]
             self._init_threads(lambda n: setter(int(n)))
+        checks = self.signature.get("checks")
+        if checks:
+            try:
+                status = ctypes.c_int64.in_dll(self._lib, checks["status"])
+            except ValueError:
+                raise AotError(
+                    f"{self.path}: the status word {checks['status']} is missing"
+                ) from None
+            self._init_status(status, checks["messages"])
 
     def __repr__(self) -> str:
         ins = ", ".join(map(str, self.inputs))
@@ -520,6 +559,13 @@ def _parse_signature(raw: bytes, path: Path) -> dict[str, Any]:
                 _dtype(b["dtype"])
                 if not all(isinstance(d, int) and d >= 0 for d in b["shape"]):
                     raise ValueError(f"bad shape {b['shape']}")
+        checks = signature.get("checks")
+        if checks is not None and (
+            not isinstance(checks.get("status"), str)
+            or not isinstance(checks.get("messages"), list)
+            or not all(isinstance(m, str) for m in checks["messages"])
+        ):
+            raise ValueError("bad run-time check table")
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise AotError(f"{path}: invalid {SIGNATURE_SYMBOL}: {e}") from None
     return signature

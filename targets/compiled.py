@@ -22,9 +22,11 @@ import ctypes
 import functools
 import gc
 import io
+import json
 import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +40,9 @@ from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp, TensorType
 from xdsl.ir import Attribute
 from xdsl.printer import Printer
 
+from mlc.dialects.tl import RuntimeCheckError
 from mlc.lowering.llvm_profile import TICKS_GLOBAL
+from mlc.lowering.tl_check_to_llvm import MESSAGES_GLOBAL, STATUS_GLOBAL
 from mlc.lowering.tl_parallel_to_llvm import NUM_THREADS_GLOBAL
 from mlc.lowering.tl_to_llvm import ALIGNMENT, INTERMEDIATE_BYTES, WORKSPACE_BYTES
 from mlc.targets.compile_cache import CompileCache
@@ -132,6 +136,10 @@ class NativeFunction:
         self._set_threads = None
         self._auto: AutoThreads | None = None
         self._fixed_threads = 1
+        self._status: ctypes.c_int64 | None = None
+        self._status_lock = threading.Lock()
+        #: what each failed run-time check (`tl.check`) means: status k is messages[k - 1]
+        self.check_messages: list[str] = []
 
     def check_inputs(self, arrays: Sequence[Any]) -> list[np.ndarray]:
         """The inputs as arrays, or `InvalidInputError` naming the first bad one."""
@@ -211,7 +219,28 @@ class NativeFunction:
             return 1
         return self._auto.current if self._auto is not None else self._fixed_threads
 
+    def _init_status(self, status: ctypes.c_int64, messages: list[str]) -> None:
+        """The model has run-time checks: native code stores the number of a failed one
+        in `status` (`lowering.tl_check_to_llvm`). Calls are then serialized, since the
+        word is the module's, not the call's."""
+        self._status = status
+        self.check_messages = list(messages)
+
     def _call_native(self, addresses: list[int]) -> None:
+        status = self._status
+        if status is None:
+            self._call_threaded(addresses)
+            return
+        with self._status_lock:
+            status.value = 0
+            self._call_threaded(addresses)
+            code, status.value = status.value, 0
+        if code:
+            known = 0 < code <= len(self.check_messages)
+            message = self.check_messages[code - 1] if known else f"run-time check #{code}"
+            raise RuntimeCheckError(f"@{self.name}: {message}; the outputs were discarded")
+
+    def _call_threaded(self, addresses: list[int]) -> None:
         auto = self._auto
         if auto is None or self._set_threads is None:
             self._fn(*addresses)
@@ -264,6 +293,11 @@ class CompiledModel(NativeFunction):
         if address:
             threads = ctypes.c_int32.from_address(address)
             self._init_threads(lambda n: setattr(threads, "value", n))
+        status_at = engine.engine.get_global_value_address(STATUS_GLOBAL)
+        if status_at:
+            messages_at = engine.engine.get_global_value_address(MESSAGES_GLOBAL)
+            messages = json.loads(ctypes.string_at(messages_at).decode()) if messages_at else []
+            self._init_status(ctypes.c_int64.from_address(status_at), messages)
 
     def profile(self, *inputs: np.ndarray, repeat: int = 20, warmup: int = 2) -> Profile:
         """Time every kernel call over `repeat` calls on `inputs` (`targets.profile`):

@@ -58,21 +58,24 @@ from mlc.dialects.tl.base import (
     scalar_value,
 )
 from mlc.dialects.tl.builders import Access, build_body, build_kernel, build_loop_nest
+from mlc.dialects.tl.check import CheckOp, RuntimeCheckError
 from mlc.dialects.tl.loops import ForOp, loop_var_range
 from mlc.dialects.tl.structured import BlockOp, KernelOp
 
 Tl = Dialect(
     "tl",
-    [KernelOp, BlockOp, ForOp, IndexOp, YieldOp],
+    [KernelOp, BlockOp, ForOp, IndexOp, YieldOp, CheckOp],
     [IteratorAttr, IteratorKindAttr, LoopKindAttr],
 )
 
-ALL_OPS: tuple[type[IRDLOperation], ...] = (KernelOp, BlockOp, ForOp, IndexOp, YieldOp)
+ALL_OPS: tuple[type[IRDLOperation], ...] = (KernelOp, BlockOp, ForOp, IndexOp, YieldOp, CheckOp)
 
 __all__ = [
     "ALL_OPS",
     "Access",
     "BlockOp",
+    "CheckOp",
+    "RuntimeCheckError",
     "ForOp",
     "IndexOp",
     "Interval",

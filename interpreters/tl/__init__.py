@@ -45,7 +45,7 @@ from xdsl.interpreter import (
     register_impls,
 )
 
-from mlc.dialects.tl import BlockOp, ForOp, KernelOp, YieldOp
+from mlc.dialects.tl import BlockOp, CheckOp, ForOp, KernelOp, RuntimeCheckError, YieldOp
 from mlc.interpreters.tl.body import evaluate_body, find_combiners
 from mlc.interpreters.tl.buffers import buffer_view, from_buffer, numpy_dtype, to_buffer
 from mlc.interpreters.tl.kernel import run_block, run_kernel
@@ -72,6 +72,12 @@ class TlFunctions(InterpreterFunctions):
     def run_for(self, interpreter: Interpreter, op: ForOp, args: PythonValues) -> PythonValues:
         for i in range(op.lb, op.ub, op.step_value):
             interpreter.run_ssacfg_region(op.body, (i,), "tl.for")
+        return ()
+
+    @impl(CheckOp)
+    def run_check(self, interpreter: Interpreter, op: CheckOp, args: PythonValues) -> PythonValues:
+        if not args[0]:
+            raise RuntimeCheckError(op.message.data)
         return ()
 
     @impl_terminator(YieldOp)

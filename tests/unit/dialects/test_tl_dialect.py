@@ -66,6 +66,7 @@ WRAPPERS = {
     "tl.yield": "func.func @f(%X: memref<4xf32>) {{\n"
     '  tl.kernel "id" iterators(k: 4 parallel) outs(%X[k] : memref<4xf32>) {{\n'
     "  ^bb0(%s: f32):\n{}\n  }}\n  func.return\n}}",
+    "tl.check": "func.func @f(%ok: i1) {{\n{}\n  func.return\n}}",
 }
 
 
