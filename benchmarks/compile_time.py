@@ -4,7 +4,11 @@ same model in the same run, with mlc's per-stage breakdown.
 
     python -m mlc.benchmarks.compile_time                      # every model
     python -m mlc.benchmarks.compile_time resnet50 densenet121 --stages
+    python -m mlc.benchmarks.compile_time --scaling            # lowering vs model length
     MLC_COMPILE_JOBS=1 python -m mlc.benchmarks.compile_time cnn   # one core
+
+`--scaling` lowers chains of 500 to 4000 elementwise ops (graph -> llvm dialect, no LLVM)
+and prints the time per op: constant if the pipeline is linear in model length.
 
 Each model is written to an .onnx file and compiled from it twice in a fresh temporary
 cache directory (cold, then warm); the outputs of both are checked against onnxruntime
@@ -24,7 +28,7 @@ import numpy as np
 from mlc.benchmarks.models import BENCHMARKS
 from mlc.benchmarks.zoo import ZOO
 
-__all__ = ["main", "measure"]
+__all__ = ["chain_model", "main", "measure", "scaling"]
 
 MODELS = {**ZOO, **{k: v for k, v in BENCHMARKS.items() if k in ("cnn", "resnet_block", "mlp")}}
 
@@ -76,12 +80,50 @@ def measure(name: str, small: bool = False) -> dict[str, object]:
     }
 
 
+def chain_model(n: int) -> object:
+    """An ONNX model of `n` elementwise ops in a chain (Relu, Neg, Abs, Sigmoid, ...) on
+    a 4x16 tensor: one long fused kernel."""
+    from onnx import TensorProto, helper
+
+    kinds = ["Relu", "Neg", "Abs", "Sigmoid"]
+    names = ["x", *(f"t{i}" for i in range(n))]
+    nodes = [helper.make_node(kinds[i % 4], [names[i]], [names[i + 1]]) for i in range(n)]
+    graph = helper.make_graph(
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 16])],
+        [helper.make_tensor_value_info(names[-1], TensorProto.FLOAT, [4, 16])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def scaling(lengths: Sequence[int] = (500, 1000, 2000, 4000)) -> list[tuple[int, float]]:
+    """(ops, seconds to lower a chain of that many ops to the llvm dialect)."""
+    from mlc.targets.compiled import lower_model
+
+    rows = []
+    for n in lengths:
+        model = chain_model(n)
+        start = time.perf_counter()
+        lower_model(model)
+        rows.append((n, time.perf_counter() - start))
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlc.benchmarks.compile_time")
     parser.add_argument("models", nargs="*", help=f"any of {', '.join(MODELS)} (default: all)")
     parser.add_argument("--small", action="store_true", help="the tiny test variants")
     parser.add_argument("--stages", action="store_true", help="print the per-stage tables")
+    parser.add_argument(
+        "--scaling", action="store_true", help="lowering time of 500..4000-op chains"
+    )
     args = parser.parse_args(argv)
+    if args.scaling:
+        print(f"{'ops':>6}{'lower s':>10}{'ms/op':>8}")
+        for n, seconds in scaling():
+            print(f"{n:>6}{seconds:>10.2f}{1000 * seconds / n:>8.2f}")
+        return 0
     unknown = [m for m in args.models if m not in MODELS]
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")

@@ -37,6 +37,7 @@ from xdsl.passes import ModulePass
 
 from mlc.dialects.tl import IndexOp, KernelOp, YieldOp, linear_form
 from mlc.lowering.tl_vector_to_llvm import always_in_bounds
+from mlc.transforms.loops.common import loop_structure
 
 __all__ = [
     "TlFuseEpiloguesPass",
@@ -97,6 +98,41 @@ def _reads_once(consumer: KernelOp, read: AffineMap) -> bool:
     return all(d in used for d in consumer.parallel_dims)
 
 
+def _fused_label(producer: str, consumer: str) -> str:
+    """`producer_consumer`, or for long chains the first and last names only (a chain of
+    n kernels would otherwise carry a label of n names)."""
+    joined = f"{producer}_{consumer}"
+    if len(joined) <= 48:
+        return joined
+    return f"{producer.split('_')[0]}_{consumer.rsplit('_', 1)[-1]}_fused"
+
+
+def _fused_body(producer: KernelOp, consumer: KernelOp, j: int) -> Block:
+    """The consumer's body block, taken over and extended in place (linear in the
+    producer's body, however long the consumer's: a chain fuses in linear time): its
+    arguments become [consumer inputs but #j, producer inputs, consumer outputs], the
+    producer's body ops move in front, and what read input #j reads the producer's
+    yielded value. Both kernels are left with empty bodies."""
+    block = consumer.body.detach_block(0)
+    c_read = block.args[j]
+    n_cin, p_body = len(consumer.inputs), producer.body_block
+    n_pin = len(producer.inputs)
+    for k, p_arg in enumerate(p_body.args[:n_pin]):
+        p_arg.replace_all_uses_with(block.insert_arg(p_arg.type, n_cin + k))
+    first = block.first_op
+    for op in list(p_body.ops):
+        op.detach()
+        if isinstance(op, YieldOp):
+            c_read.replace_all_uses_with(op.arguments[0])
+            op.erase()
+        elif first is not None:
+            block.insert_op_before(op, first)
+        else:
+            block.add_op(op)
+    block.erase_arg(c_read)
+    return block
+
+
 def inline_into_consumer(producer: KernelOp) -> KernelOp | None:
     """Inline `producer` into its consumer; returns the fused kernel (None: not legal)."""
     found = _producer_of(producer)
@@ -119,38 +155,16 @@ def inline_into_consumer(producer: KernelOp) -> KernelOp | None:
     ]
     maps += list(consumer.output_maps)
     pads = [p for k, p in enumerate(consumer.pad_values) if k != j] + list(producer.pad_values)
-    # the fused body: [consumer inputs but T, producer inputs, consumer outputs]
-    c_args, p_args = consumer.body_block.args, producer.body_block.args
-    n_cin, n_pin = len(consumer.inputs), len(producer.inputs)
-    kept = [a for k, a in enumerate(c_args[:n_cin]) if k != j]
-    types = [a.type for a in kept] + [a.type for a in p_args[:n_pin]]
-    types += [a.type for a in c_args[n_cin:]]
-    block = Block(arg_types=types)
-    new_args = list(block.args)
-    mapping: dict[SSAValue, SSAValue] = {}
-    for old, new in zip(kept, new_args):
-        mapping[old] = new
-    for old, new in zip(p_args[:n_pin], new_args[len(kept) : len(kept) + n_pin]):
-        mapping[old] = new
-    for old, new in zip(c_args[n_cin:], new_args[len(kept) + n_pin :]):
-        mapping[old] = new
-    for op in producer.body_block.ops:
-        if isinstance(op, YieldOp):
-            mapping[c_args[j]] = mapping[op.arguments[0]]
-            continue
-        block.add_op(op.clone(value_mapper=mapping))
-    for op in consumer.body_block.ops:
-        block.add_op(op.clone(value_mapper=mapping))
     inits = [init if init is not None else UnitAttr() for init in consumer.init_values]
     fused = KernelOp(
-        f"{producer.label.data}_{consumer.label.data}",
+        _fused_label(producer.label.data, consumer.label.data),
         consumer.iterator_list,
         inputs,
         list(consumer.outputs),
         maps,
         [p if p is not None else UnitAttr() for p in pads],
         inits,
-        Region(block),
+        Region(_fused_body(producer, consumer, j)),
         attributes=dict(consumer.attributes),
     )
     parent = consumer.parent_block()
@@ -171,15 +185,12 @@ def inline_elementwise(root: Operation) -> int:
     into its last kernel); returns how many were inlined."""
     count = 0
     changed = True
-    while changed:
+    while changed:  # last kernel first: a chain folds into its consumer in one sweep
         changed = False
-        for kernel in [op for op in root.walk() if isinstance(op, KernelOp)]:
-            if kernel.parent is None:
-                continue
-            if inline_into_consumer(kernel) is not None:
+        for kernel in reversed([op for op in loop_structure(root) if isinstance(op, KernelOp)]):
+            if kernel.parent is not None and inline_into_consumer(kernel) is not None:
                 count += 1
                 changed = True
-                break
     return count
 
 

@@ -147,3 +147,16 @@ def test_compile_time_benchmark_rejects_unknown_models() -> None:
 
     with pytest.raises(SystemExit):
         main(["alexnet"])
+
+
+def test_compile_time_scaling_lowers_chains_that_compute_the_chain() -> None:
+    """`--scaling`'s chain model fuses into one kernel that computes the whole chain."""
+    import mlc
+    from mlc.benchmarks.compile_time import chain_model, scaling
+
+    rows = scaling((3, 6))
+    assert [n for n, _ in rows] == [3, 6]
+    model = chain_model(9)
+    x = np.linspace(-2, 2, 64, dtype=np.float32).reshape(4, 16)
+    expected = mlc.interpret(mlc.import_onnx(model), x)[0]
+    np.testing.assert_allclose(mlc.compile(model)(x)[0], expected, rtol=1e-6, atol=1e-6)
