@@ -53,12 +53,13 @@ def compile(model: Any, **options: Any) -> CompiledModel:  # noqa: A001
     return compile_model(model, **options)
 
 
-def load(path: Any) -> LoadedModel:
-    """Load a shared library written by `CompiledModel.export` (or `mlc compile`); the
-    result is called like the compiled model: numpy arrays in, numpy arrays out."""
+def load(path: Any, *, verify: bool = True) -> LoadedModel:
+    """Load a shared library written by `CompiledModel.export` (or `mlc compile`), once it
+    matches its manifest (`<library>.mlc.json`; `verify=False` skips that, for libraries
+    you trust); the result is called like the compiled model: numpy in, numpy out."""
     from mlc.targets.aot import load as _load
 
-    return _load(path)
+    return _load(path, verify=verify)
 
 
 __all__ = ["compile", "context", "import_onnx", "interpret", "load", "__version__"]

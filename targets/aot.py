@@ -2,7 +2,9 @@
 
     model = mlc.compile("examples/mlp.onnx")
     export_library(model, "mlp.so")     # mlp.so + mlp.h: void mlp_run(const float *x, float *y)
-    again = load("mlp.so")              # mlc.load: the same call and input checks as `model`
+                                        # + mlp.so.mlc.json, its manifest (sha256, signature)
+    again = load("mlp.so")              # mlc.load: checked against the manifest, then the
+                                        # same call and input checks as `model`
     export_object(model, "mlp.o", triple="aarch64-unknown-linux-gnu")   # cross: an object
 
 The C ABI (written into every header): `void <prefix>_run(const T *in0, ..., T *out0, ...)`,
@@ -23,20 +25,44 @@ internal, except
 The object is the JIT's IR (`CompiledModel.llvm_ir_unoptimized`) put through the same O3
 pipeline, position independent, linked by the system C compiler (`cc`, or `$CC`) with
 `-lm` and, when the IR calls OpenMP, libgomp.
+
+Integrity: next to every library `export_library` writes its manifest, `<library>.mlc.json`
+(`mlp.so.mlc.json`; JSON: `format`, `version`, `library`, `size`, `sha256` of the library's
+bytes, `signature`), atomically like the library; the header repeats the digest. `load`
+checks, before `dlopen`: the manifest is there and valid, the library has the recorded size
+and sha256 (one streamed read) and sane ELF headers (every segment and section inside the
+file); after it, that the embedded `mlc_signature` equals the manifest's. A truncated,
+corrupted, edited or swapped library is an `AotError`, never a crash. This guards against
+accidents, not attackers: whoever can rewrite the library can rewrite its manifest too.
+`load(path, verify=False)` loads a library without manifest (e.g. one linked by hand from
+`export_object`): no digest check, the ELF check and, if a manifest is there, the
+signature cross-check still run.
+
+Between hash and dlopen: the library is opened once, hashed through that descriptor and,
+on Linux, `dlopen`ed as `/proc/self/fd/N`: the inode that was hashed, even if the path is
+replaced meanwhile. That descriptor stays open for the life of the process, like the
+mapping (one per distinct library): glibc hands out an already loaded library again for the
+same name, so a name must never point at another file; this also makes a library re-exported
+to the same path load anew. The gap left: bytes written into that very inode between the
+hash and the mapping (size and mtime are compared before and after; never rewrite a library
+in place). Elsewhere the path is `dlopen`ed and its inode, size and mtime compared after.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import json
 import os
 import re
 import shlex
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,11 +81,13 @@ __all__ = [
     "AotError",
     "ExportedLibrary",
     "LoadedModel",
+    "MANIFEST_SUFFIX",
     "SIGNATURE_SYMBOL",
     "c_header",
     "export_library",
     "export_object",
     "load",
+    "manifest_path",
 ]
 
 #: the exported JSON signature every mlc library carries
@@ -70,6 +98,14 @@ SIGNATURE_VERSION = 1
 NUM_THREADS_GLOBAL = "mlc_num_threads"
 #: the run-time check status word (`lowering.tl_check_to_llvm`)
 STATUS_GLOBAL = "mlc_status"
+#: a library's manifest is the library's path plus this (`mlp.so` -> `mlp.so.mlc.json`)
+MANIFEST_SUFFIX = ".mlc.json"
+MANIFEST_FORMAT = "mlc-library-manifest"
+MANIFEST_VERSION = 1
+_MANIFEST_MAX_BYTES = 16 << 20
+_HASH_CHUNK = 1 << 20
+#: platforms whose shared libraries are ELF files
+_ELF_PLATFORM = sys.platform.startswith(("linux", "freebsd", "netbsd", "openbsd"))
 
 #: numpy dtype name -> C element type in headers (16-bit floats as raw bits)
 C_TYPES: dict[str, str] = {
@@ -120,6 +156,8 @@ class ExportedLibrary:
     entry: str
     #: the JSON signature embedded as `mlc_signature`
     signature: dict[str, Any]
+    #: the manifest (`<library>.mlc.json`: digest + signature) of a shared library
+    manifest: Path | None = None
 
 
 def _dtype(name: str) -> np.dtype:
@@ -241,8 +279,9 @@ def _library_ir(model: _Exportable, prefix: str, triple: str, cpu: str) -> tuple
     return str(ref), signature
 
 
-def c_header(signature: dict[str, Any], library: str = "") -> str:
-    """The C header for a library with `signature` (the embedded JSON)."""
+def c_header(signature: dict[str, Any], library: str = "", sha256: str = "") -> str:
+    """The C header for a library with `signature` (the embedded JSON) and, if given, the
+    `sha256` of its bytes (as in its manifest)."""
     entry: str = signature["entry"]
     prefix = entry.removesuffix("_run")
     macro = prefix.upper()
@@ -278,6 +317,15 @@ def c_header(signature: dict[str, Any], library: str = "") -> str:
     lines = [
         f"/* {Path(library).name or prefix}: generated by mlc {signature['mlc_version']}; "
         "do not edit.",
+        *(
+            [
+                f" * sha256 {sha256}",
+                f" * (as in its manifest, {Path(library).name}{MANIFEST_SUFFIX}: checked by "
+                "mlc.load).",
+            ]
+            if sha256
+            else []
+        ),
         " *",
         f" * {proto};",
         " *",
@@ -421,7 +469,8 @@ def export_library(
     header: bool = True,
 ) -> ExportedLibrary:
     """Write `model` as a shared library `path` for this machine (`cpu`: default the host
-    CPU with all its features; e.g. "x86-64-v3" for a portable library) and its C header
+    CPU with all its features; e.g. "x86-64-v3" for a portable library), its manifest
+    (`manifest_path(path)`: sha256 and signature, checked by `load`) and its C header
     (`path` with suffix `.h`). Needs a C compiler (`cc`, or `$CC`) to link."""
     path = Path(path)
     prefix = prefix or default_prefix(path)
@@ -444,9 +493,11 @@ def export_library(
             lines = [ln for ln in done.stderr.splitlines() if ln.strip()] or ["no output"]
             detail = next((ln for ln in lines if "error" in ln.lower()), lines[0])
             raise AotError(f"linking {path} with {compiler[0]} failed: {detail.strip()}")
+        digest, size = _sha256_path(out)  # the very bytes that go in place
         os.replace(out, path)  # a new inode: a copy already loaded in a process stays intact
-    h = _write_header(path, signature) if header else None
-    return ExportedLibrary(path, h, signature["entry"], signature)
+    manifest = _write_manifest(path, digest, size, signature)
+    h = _write_header(path, signature, digest) if header else None
+    return ExportedLibrary(path, h, signature["entry"], signature, manifest)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -455,10 +506,48 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _write_header(path: Path, signature: dict[str, Any]) -> Path:
+def _write_header(path: Path, signature: dict[str, Any], sha256: str = "") -> Path:
     h = path.with_suffix(".h")
-    h.write_text(c_header(signature, path.name))
+    h.write_text(c_header(signature, path.name, sha256))
     return h
+
+
+def manifest_path(library: str | os.PathLike[str]) -> Path:
+    """Where the manifest of `library` is: `mlp.so` -> `mlp.so.mlc.json`."""
+    library = Path(library)
+    return library.with_name(library.name + MANIFEST_SUFFIX)
+
+
+def _sha256_fd(fd: int) -> tuple[str, int]:
+    """The sha256 (hex) of what `fd` holds, read once in chunks, and its byte count."""
+    digest, size = hashlib.sha256(), 0
+    while chunk := os.pread(fd, _HASH_CHUNK, size):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _sha256_path(path: Path) -> tuple[str, int]:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        return _sha256_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_manifest(path: Path, sha256: str, size: int, signature: dict[str, Any]) -> Path:
+    """Write the manifest of the library `path` (JSON, atomically)."""
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "library": path.name,
+        "size": size,
+        "sha256": sha256,
+        "signature": signature,
+    }
+    out = manifest_path(path)
+    _write_atomic(out, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+    return out
 
 
 def _c_compiler() -> list[str]:
@@ -489,17 +578,17 @@ def _openmp_link_flags(compiler: list[str]) -> list[str]:
 
 
 class LoadedModel(NativeFunction):
-    """A model exported by mlc, loaded from its shared library: called like the
-    `CompiledModel` it came from (numpy in, numpy out, inputs checked first)."""
+    """A model exported by mlc, loaded from its shared library once it matched its manifest
+    (`verify=False`: none needed, no digest): called like the `CompiledModel` it came from
+    (numpy in, numpy out, inputs checked first)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, verify: bool = True) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise AotError(f"{self.path}: no such file")
-        try:
-            self._lib = ctypes.CDLL(str(self.path.resolve()))
-        except OSError as e:
-            raise AotError(f"{self.path}: cannot load it as a shared library ({e})") from None
+        self._lib, manifest = _open_library(self.path, verify)
+        #: the manifest `load` checked the library against (None: none, with verify=False)
+        self.manifest: dict[str, Any] | None = manifest
         try:
             raw = ctypes.c_char.in_dll(self._lib, SIGNATURE_SYMBOL)
         except ValueError:
@@ -507,6 +596,12 @@ class LoadedModel(NativeFunction):
                 f"{self.path}: not a library exported by mlc (no {SIGNATURE_SYMBOL} symbol)"
             ) from None
         self.signature = _parse_signature(ctypes.string_at(ctypes.addressof(raw)), self.path)
+        if manifest is not None and self.signature != manifest["signature"]:
+            raise AotError(
+                f"{self.path}: its embedded {SIGNATURE_SYMBOL} does not match the signature in "
+                f"its manifest {manifest_path(self.path).name} (corrupted or modified since "
+                "export); re-export the model"
+            )
         self.entry: str = self.signature["entry"]
         try:
             address = ctypes.cast(self._lib[self.entry], ctypes.c_void_p).value
@@ -571,6 +666,189 @@ def _parse_signature(raw: bytes, path: Path) -> dict[str, Any]:
     return signature
 
 
-def load(path: str | os.PathLike[str]) -> LoadedModel:
-    """Load a shared library written by `export_library` / `CompiledModel.export`."""
-    return LoadedModel(path)
+def load(path: str | os.PathLike[str], *, verify: bool = True) -> LoadedModel:
+    """Load a shared library written by `export_library` / `CompiledModel.export`, after
+    checking it against its manifest (see the module docstring). `verify=False` also loads
+    a library without one and skips the digest: only for libraries you trust."""
+    return LoadedModel(path, verify=verify)
+
+
+# -- verifying a library before dlopen -------------------------------------------------------
+
+#: (st_dev, st_ino) -> the descriptor through which that library was dlopen-ed, kept open
+_PINNED: dict[tuple[int, int], int] = {}
+_PIN_LOCK = threading.Lock()
+
+
+def _open_library(path: Path, verify: bool) -> tuple[ctypes.CDLL, dict[str, Any] | None]:
+    """`dlopen` the library `path` once it passed `_verify`; its manifest (if any)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise AotError(f"{path}: cannot read it ({e.strerror})") from None
+    keep = False
+    try:
+        before = os.fstat(fd)
+        manifest = _verify(fd, before.st_size, path, verify)
+        lib, keep = _dlopen(fd, before, path)
+        if _file_id(before) != _file_id(os.fstat(fd)):
+            raise AotError(f"{path}: the library changed while it was being loaded")
+    finally:
+        if not keep:
+            os.close(fd)
+    return lib, manifest
+
+
+def _verify(fd: int, size: int, path: Path, verify: bool) -> dict[str, Any] | None:
+    """Check the library open as `fd` (`size` bytes): against its manifest (if `verify`, or
+    if there is one) and its ELF headers; return the manifest."""
+    manifest = _read_manifest(path)
+    if manifest is not None and verify:
+        _check_digest(fd, size, manifest, path)
+    if _ELF_PLATFORM:
+        _check_elf(fd, size, path)
+    if manifest is None and verify:
+        raise AotError(
+            f"{path}: the library has no mlc manifest ({manifest_path(path).name}): not a "
+            "library exported by mlc, or its manifest was not copied along; re-export the "
+            "model (model.export / mlc compile) and keep the manifest next to the library"
+        )
+    return manifest
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    """The manifest of the library `path`, validated; None if there is none."""
+    where = manifest_path(path)
+    try:
+        with where.open("rb") as f:
+            data = f.read(_MANIFEST_MAX_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise AotError(f"{where}: cannot read the manifest ({e.strerror})") from None
+    try:
+        if len(data) > _MANIFEST_MAX_BYTES:
+            raise ValueError(f"larger than {_MANIFEST_MAX_BYTES} bytes")
+        manifest = json.loads(data.decode())
+        if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+            raise ValueError("not an mlc manifest")
+        if manifest.get("version") != MANIFEST_VERSION:
+            raise ValueError(
+                f"version {manifest.get('version')}, this mlc reads {MANIFEST_VERSION}"
+            )
+        sha256, size = manifest.get("sha256"), manifest.get("size")
+        if not isinstance(sha256, str) or re.fullmatch(r"[0-9a-f]{64}", sha256) is None:
+            raise ValueError("no sha256 digest")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError("no size")
+        if not isinstance(manifest.get("signature"), dict):
+            raise ValueError("no signature")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise AotError(f"{where}: invalid mlc manifest ({e}); re-export the model") from None
+    _parse_signature(json.dumps(manifest["signature"]).encode(), where)
+    return manifest
+
+
+def _check_digest(fd: int, size: int, manifest: dict[str, Any], path: Path) -> None:
+    """The library (`size` bytes by fstat, then read once) has the manifest's size and
+    sha256."""
+    if size == manifest["size"]:
+        sha256, size = _sha256_fd(fd)
+        if size == manifest["size"] and sha256 == manifest["sha256"]:
+            return
+    detail = (
+        f"{size} bytes, the manifest says {manifest['size']}"
+        if size != manifest["size"]
+        else "its sha256 differs"
+    )
+    raise AotError(
+        f"{path}: the library does not match its manifest (corrupted or modified since "
+        f"export: {detail}); re-export the model"
+    )
+
+
+#: ELF class -> (header fields from e_type on, program header, section header)
+_ELF_LAYOUT = {
+    1: ("HHIIIIIHHHHHH", "IIIIIIII", "IIIIIIIIII"),
+    2: ("HHIQQQIHHHHHH", "IIQQQQQQ", "IIQQQQIIQQ"),
+}
+_ET_DYN, _SHT_NOBITS = 3, 8
+
+
+def _check_elf(fd: int, size: int, path: Path) -> None:
+    """The file is an ELF shared library of this machine's word size and byte order whose
+    headers, segments and sections lie inside its `size` bytes (else dlopen could fault)."""
+    ident = os.pread(fd, 16, 0)
+    if len(ident) < 16 or ident[:4] != b"\x7fELF":
+        raise _not_loadable(path, "not an ELF file")
+    host = (struct.calcsize("P") // 4, 1 if sys.byteorder == "little" else 2)
+    if (ident[4], ident[5]) != host:  # EI_CLASS (1: 32-bit, 2: 64-bit), EI_DATA (1: LE, 2: BE)
+        raise _not_loadable(path, f"ELF class {ident[4]}, data {ident[5]}: not this machine's")
+    order = "<" if ident[5] == 1 else ">"
+    header, phdr, shdr = (order + f for f in _ELF_LAYOUT[ident[4]])
+    fields = _unpack(fd, header, 16, size, path, "ELF header")
+    e_type, phoff, shoff = fields[0], fields[4], fields[5]
+    phentsize, phnum, shentsize, shnum = fields[8:12]
+    if e_type != _ET_DYN:
+        raise _not_loadable(path, f"ELF type {e_type}, not a shared library")
+    if phnum == 0 or phentsize != struct.calcsize(phdr):
+        raise _not_loadable(path, "no valid program headers")
+    for i in range(phnum):  # p_offset + p_filesz: what mmap reads
+        ph = _unpack(fd, phdr, phoff + i * phentsize, size, path, "program headers")
+        offset, filesz = (ph[2], ph[5]) if ident[4] == 2 else (ph[1], ph[4])
+        _inside(offset, filesz, size, path, f"segment {i}")
+    if shoff == 0:
+        return
+    if shentsize != struct.calcsize(shdr):
+        raise _not_loadable(path, "invalid section headers")
+    for i in range(max(shnum, 1)):  # (e_shnum 0: extended numbering, at least section 0)
+        sh = _unpack(fd, shdr, shoff + i * shentsize, size, path, "section headers")
+        if sh[1] != _SHT_NOBITS:
+            _inside(sh[4], sh[5], size, path, f"section {i}")
+
+
+def _unpack(fd: int, fmt: str, offset: int, size: int, path: Path, what: str) -> tuple[int, ...]:
+    """`fmt` unpacked from the file at `offset`, which must hold it."""
+    length = struct.calcsize(fmt)
+    _inside(offset, length, size, path, what)
+    return struct.unpack(fmt, os.pread(fd, length, offset))
+
+
+def _inside(offset: int, length: int, size: int, path: Path, what: str) -> None:
+    if offset + length > size:
+        raise _not_loadable(
+            path, f"truncated: its {what} end at byte {offset + length}, the file has {size}"
+        )
+
+
+def _not_loadable(path: Path, why: str) -> AotError:
+    return AotError(f"{path}: cannot load it as a shared library ({why})")
+
+
+def _file_id(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What changes when a file is replaced or rewritten."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _dlopen(fd: int, st: os.stat_result, path: Path) -> tuple[ctypes.CDLL, bool]:
+    """`dlopen` the file open as `fd` (status `st`); whether `fd` must now stay open."""
+    if not os.path.exists(f"/proc/self/fd/{fd}"):  # not Linux: by path, then compare
+        lib = _cdll(str(path.resolve()), path)
+        if _file_id(st) != _file_id(os.stat(path.resolve())):
+            raise AotError(f"{path}: the library changed while it was being loaded")
+        return lib, False
+    # one name per inode, never reused: glibc hands out a loaded library again by name
+    with _PIN_LOCK:
+        pinned = _PINNED.get((st.st_dev, st.st_ino))
+        lib = _cdll(f"/proc/self/fd/{fd if pinned is None else pinned}", path)
+        if pinned is None:
+            _PINNED[(st.st_dev, st.st_ino)] = fd
+        return lib, pinned is None
+
+
+def _cdll(name: str, path: Path) -> ctypes.CDLL:
+    try:
+        return ctypes.CDLL(name)
+    except OSError as e:
+        why = str(e).replace(name, str(path))
+        raise AotError(f"{path}: cannot load it as a shared library ({why})") from None

@@ -186,7 +186,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
             lib = export_object(lowered, out, triple=args.triple, **options)
         else:
             lib = export_library(lowered, out, **options)
-    print(f"wrote {lib.path} ({lib.path.stat().st_size / 1024:.0f} KiB) and {lib.header}")
+    size = f"{lib.path.stat().st_size / 1024:.0f} KiB"
+    manifest = f", {lib.manifest}" if lib.manifest else ""  # to ship with the library
+    print(f"wrote {lib.path} ({size}){manifest} and {lib.header}")
     ins = ", ".join(f"{b['dtype']}{b['shape']}" for b in lib.signature["inputs"])
     outs = ", ".join(f"{b['dtype']}{b['shape']}" for b in lib.signature["outputs"])
     target = lib.signature["triple"] + (
