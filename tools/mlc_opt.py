@@ -30,7 +30,8 @@ from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from mlc import __version__
-from mlc.parser.mlir import IRDiagnostic, parse_module, verify_module
+from mlc.parser.limits import static_element_count
+from mlc.parser.mlir import IRDiagnostic, format_location, parse_module, verify_module
 from mlc.registry import all_dialect_factories, all_pass_factories
 from mlc.targets.timings import Timings
 from mlc.tools.opt_pipeline import (
@@ -38,11 +39,37 @@ from mlc.tools.opt_pipeline import (
     check_target,
     help_pass,
     list_passes,
+    one_line,
     parse_passes,
+    spec_error_parts,
 )
 
 LOWER_TO_LLVM = "convert-graph-to-tl,convert-tl-kernel-to-loops,convert-tl-to-llvm"
 """The pipeline that takes graph-level IR to the `llvm` dialect (named in errors)."""
+
+
+MAX_BISECT_ELEMENTS = 2**24
+"""The most elements `--bisect-semantics` generates for one input (its reference runs
+interpret every op with numpy, several times)."""
+
+
+def check_bisect_inputs(module: ModuleOp) -> None:
+    """An `IRDiagnostic` if an input of the module's entry function is too large for
+    `--bisect-semantics` to generate (a type alone allocates nothing; its inputs would)."""
+    from mlc.interpreters import InterpretError, entry_function
+
+    try:
+        function = entry_function(module)
+    except InterpretError:
+        return  # bisect_semantics reports it
+    for i, ty in enumerate(function.function_type.inputs.data):
+        count = static_element_count(ty) or 0
+        if count > MAX_BISECT_ELEMENTS:
+            raise IRDiagnostic(
+                f"{format_location(function)}: error: --bisect-semantics: argument #{i} of "
+                f"@{function.sym_name.data} ({ty}) has {count} elements, more than the "
+                f"{MAX_BISECT_ELEMENTS} it generates inputs of"
+            )
 
 
 def expand_pipelines(passes: Sequence[ModulePass], module: ModuleOp) -> list[ModulePass]:
@@ -243,6 +270,7 @@ class MlcOptMain(xDSLOptMain):
         if self.args.bisect_semantics:
             from mlc.testing.bisect import bisect_semantics
 
+            check_bisect_inputs(prog)
             result = bisect_semantics(prog, self.pipeline.passes, self.ctx)
             if result is None:
                 self._bisect_reports.append("every pass preserves semantics on the inputs tried")
@@ -317,12 +345,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # argparse: --help/--version (0) or a usage error (1)
         return 0 if e.code in (0, None) else 1
     except OptError as e:
-        print(f"mlc-opt: error: {e}", file=sys.stderr)
+        print(f"mlc-opt: error: {one_line(str(e))}", file=sys.stderr)
         return 1
     except ArgSpecParseError as e:  # a malformed -t TARGET{options}, before check_target
-        print(
-            f"mlc-opt: error: malformed target: {str(e).splitlines()[-1].strip()}", file=sys.stderr
-        )
+        print(f"mlc-opt: error: malformed target: {spec_error_parts(e)[1]}", file=sys.stderr)
         return 1
     except DiagnosticException as e:
         print(str(e).rstrip(), file=sys.stderr)
@@ -333,6 +359,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except RecursionError:  # the input nests deeper than Python's stack (past the parser)
+        print("mlc-opt: error: the input is nested too deeply to process", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(
+            "mlc-opt: error: out of memory (the input or its results are too large)",
+            file=sys.stderr,
+        )
+        return 1
     except Exception as e:  # a bug in mlc: one line, the traceback only on request
         if os.environ.get("MLC_DEBUG"):
             raise

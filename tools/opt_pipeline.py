@@ -118,13 +118,29 @@ def unwrap_mlir_pipeline(text: str) -> str:
     return inner
 
 
+def spec_error_parts(error: ArgSpecParseError) -> tuple[str, str]:
+    """Where (` at column C`, ` at line L, column C` or ``) and what from xDSL's multi-line
+    spec syntax error: its header, `pass-pipeline:LINE:COL`, the source line, a caret
+    line, then the message."""
+    lines = str(error).splitlines()
+    position = re.search(r":(\d+):(\d+)$", lines[1]) if len(lines) > 1 else None
+    where = ""
+    if position is not None:
+        line, column = position.groups()
+        where = f" at column {column}" if line == "1" else f" at line {line}, column {column}"
+    message = lines[4].strip() if len(lines) > 4 else "syntax error"
+    return where, message
+
+
 def _syntax_error(text: str, error: ArgSpecParseError) -> PipelineError:
     """One line from xDSL's multi-line pipeline syntax error (position, then message)."""
-    lines = str(error).splitlines()
-    column = re.search(r":(\d+)$", lines[1]) if len(lines) > 1 else None
-    where = f" at column {column.group(1)}" if column else ""
-    message = lines[-1].strip() if lines else "syntax error"
+    where, message = spec_error_parts(error)
     return PipelineError(f"malformed pass pipeline '{text}'{where}: {message}")
+
+
+def one_line(text: str) -> str:
+    """`text` with its line breaks and other control characters escaped (`\\n`)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def describe_type(hint: Any) -> str:
@@ -143,6 +159,8 @@ def _accepts(values: tuple[Any, ...], hint: Any) -> bool:
     """Whether xDSL converts `values` (one option's values) to a field of type `hint`."""
     if not values:
         return get_origin(hint) in (Union, UnionType) and NoneType in get_args(hint)
+    if hint in (int, float) and any(isinstance(v, bool) for v in values):
+        return False  # `true` is no number, though Python's bool is an int
     return (len(values) == 1 and isa(values[0], hint)) or isa(values, hint)
 
 
@@ -172,10 +190,20 @@ def _instantiate(
                 f"{kind} '{spec.name}': option '{given}' expects {describe_type(hints[name])}, "
                 f"got {repr(got) if values else 'no value'}"
             )
+        if _is_mlc(cls) and hints[name] is int and values[0] < 0:
+            raise PipelineError(
+                f"{kind} '{spec.name}': option '{given}' must not be negative, got {values[0]}"
+            )
     try:
         return cls.from_spec(spec)
     except (ValueError, TypeError) as e:
         raise PipelineError(f"{kind} '{spec.name}': {e}") from None
+
+
+def _is_mlc(cls: type) -> bool:
+    """Whether `cls` is one of mlc's own passes or targets, none of whose integer options
+    (sizes, factors, counts, bit widths, operand indices) can be negative."""
+    return cls.__module__.split(".")[0] == "mlc"
 
 
 def parse_passes(text: str, available: PassFactories) -> tuple[ModulePass, ...]:

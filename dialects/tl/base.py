@@ -106,10 +106,19 @@ def _parse_scalar(parser: Parser) -> tuple[int | float, bool]:
 
 
 def _make_scalar(value: int | float, is_hex: bool, ty: Attribute) -> ScalarAttr:
+    """The pad/init attribute for `value` (hexadecimal: a float's bit pattern) of type
+    `ty`; a `TlError` if `ty` cannot hold it."""
     if isinstance(ty, AnyFloat) and is_hex and isinstance(value, int):
+        if value.bit_length() > ty.bitwidth:
+            raise TlError(
+                f"{hex(value)} is not a bit pattern of {ty}: it has more than {ty.bitwidth} bits"
+            )
         raw = value.to_bytes(ty.compile_time_size, "little")
         return FloatAttr(next(iter(ty.iter_unpack(raw))), ty)
-    return scalar_attr(value, ty)
+    try:
+        return scalar_attr(value, ty)
+    except OverflowError:
+        raise TlError(f"{value} is out of range for {ty}") from None
 
 
 # --------------------------------------------------------------------------- small ops

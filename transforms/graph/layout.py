@@ -414,6 +414,15 @@ class BlockedLayoutPass(ModulePass):
     max_elements: int = DEFAULT_MAX_ELEMENTS
     min_convs: int = 0
 
+    def __post_init__(self) -> None:
+        for option in ("block", "max_elements", "min_convs"):
+            value = getattr(self, option)
+            if value < 0:
+                hint = " (block=0 picks the host's fp32 vector lanes)" if option == "block" else ""
+                raise ValueError(
+                    f"{option.replace('_', '-')} must not be negative, got {value}{hint}"
+                )
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.min_convs and not worth_blocking(op, self.block, self.min_convs):
             return

@@ -298,6 +298,10 @@ class RfactorPass(ModulePass):
     iterator: str = ""
     outer: bool = False
 
+    def __post_init__(self) -> None:
+        if self.lanes < 1:
+            raise ValueError(f"lanes must be positive, got {self.lanes}")
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if not self.kernel:
             rfactor_contiguous_reductions(op, self.lanes)
