@@ -30,7 +30,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.parser import Parser
-from xdsl.parser.core import UnresolvedOperand
+from xdsl.parser.core import ForwardDeclaredValue, UnresolvedOperand
 from xdsl.parser.generic_parser import ParserState
 from xdsl.utils.exceptions import DiagnosticException, ParseError
 from xdsl.utils.lexer import Input, Span
@@ -217,6 +217,10 @@ def verify_module(module: Operation, context: str = "") -> None:
     """Verify every op, that each value's type fits a 64-bit address space and that each
     operand is defined before its use (SSA dominance); the first failure is raised with
     the op's location."""
+    for op in module.walk():  # first: verifiers of enclosing ops look at these operands
+        undefined = _undefined_operand(op)
+        if undefined is not None:
+            raise _verify_error(op, undefined, context)
     dominance = DominanceChecker()
     for op in module.walk():
         try:
@@ -227,6 +231,16 @@ def verify_module(module: Operation, context: str = "") -> None:
         problem = _oversized_value_problem(op) or dominance.problem(op)
         if problem is not None:
             raise _verify_error(op, problem, context)
+
+
+def _undefined_operand(op: Operation) -> str | None:
+    """Why an operand of `op` is not a value at all: a name the parser saw used but never
+    defined where it is visible (e.g. defined only inside a later op's region)."""
+    for i, operand in enumerate(op.operands):
+        if isinstance(operand, ForwardDeclaredValue):
+            name = f"%{operand.name_hint}" if operand.name_hint else "a value"
+            return f"operand #{i} uses {name}, which is never defined where it is visible"
+    return None
 
 
 def _verify_error(op: Operation, message: str, context: str) -> IRDiagnostic:

@@ -143,10 +143,15 @@ def cast(op: ew.CastOp, x: np.ndarray) -> np.ndarray:
 
 
 def _int_div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Integer division truncating toward zero (C semantics, as onnxruntime)."""
-    safe = np.where(y == 0, 1, y)
-    q = np.abs(x) // np.abs(safe)
-    return np.where((x < 0) != (safe < 0), -q, q).astype(x.dtype)
+    """Integer division truncating toward zero (C semantics, as onnxruntime): floor
+    division corrected where the remainder is non-zero and the signs differ (no `abs`,
+    which overflows on the type's minimum). The minimum divided by -1 wraps to itself;
+    a zero divisor counts as 1 (as the compiled code does)."""
+    safe = np.where(y == 0, 1, y).astype(x.dtype)
+    with np.errstate(over="ignore"):
+        q = np.floor_divide(x, safe)
+        r = x - q * safe
+    return np.where((r != 0) & ((x < 0) != (safe < 0)), q + 1, q).astype(x.dtype)
 
 
 def _div(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -472,3 +472,14 @@ def test_parse_module_and_compile_report_dominance(tmp_path: Path) -> None:
         parse_module(mlc.context(), SELF_USE, str(path))
     with pytest.raises(IRDiagnostic, match=re.escape(expected)):
         mlc.compile(str(path))
+
+
+def test_value_used_outside_the_region_defining_it(tmp_path: Path, capsys: Capsys) -> None:
+    """A name used at module level but defined only inside a later function (found by the
+    IR fuzzer): an unresolved forward reference, reported before any verifier reads it."""
+    text = (
+        'tl.kernel "k" iterators(m: 8 parallel) outs(%C[m] init 0.0 : memref<8xf32>) {\n'
+        "func.func @f(%C: memref<8xf32>) {\n}\n}\n"
+    )
+    line = _located_error(capsys, _write(tmp_path, text))
+    assert "never defined where it is visible" in line
