@@ -30,7 +30,9 @@ def context() -> Context:
 
 
 def import_onnx(model: Any, **options: Any) -> ModuleOp:
-    """Import an ONNX model (path, bytes or `onnx.ModelProto`) as a graph-dialect module."""
+    """Import an ONNX model (path, bytes or `onnx.ModelProto`) as a graph-dialect module;
+    options as `mlc.parser.onnx.import_onnx` (`input_shapes`, `input_values`, `base_dir`:
+    the directory of external data, needed for bytes or a ModelProto that has some)."""
     from mlc.parser.onnx import import_onnx as _import
 
     return _import(model, **options)

@@ -496,6 +496,7 @@ def lower_model(
     *,
     function: str | None = None,
     input_shapes: dict[str, list[int]] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
     schedule: Any = "default",
     fuse: bool = True,
     layout: str | None = "default",
@@ -508,7 +509,8 @@ def lower_model(
 ) -> LoweredModel:
     """Lower an ONNX model (path, bytes, ModelProto), a module at the graph or tl level, or
     a `.mlir` file of one, to LLVM IR: `mlc-cpu-pipeline` (`cpu_pipeline(...)`), then the llvm dialect emitted as
-    LLVM IR. The module is not modified; `input_shapes` is for ONNX models only.
+    LLVM IR. The module is not modified; `input_shapes` and `base_dir` (the directory of
+    external data, as for `import_onnx`) are for ONNX models only.
 
     `timings` collects wall time per stage and pass; `verify_each` verifies the module
     after every pass and the llvm-dialect result (a debugging aid; `MLC_VERIFY=1` verifies
@@ -533,7 +535,7 @@ def lower_model(
         else:
             from mlc.parser.onnx import import_onnx
 
-            module = import_onnx(model, input_shapes=input_shapes)
+            module = import_onnx(model, input_shapes=input_shapes, base_dir=base_dir)
     name, ins, outs = _signature(module, function)
     pipeline = cpu_pipeline(
         schedule=schedule,
@@ -577,6 +579,7 @@ def compile_model(
     function: str | None = None,
     opt: int = 3,
     input_shapes: dict[str, list[int]] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
     schedule: Any = "default",
     fuse: bool = True,
     layout: str | None = "default",
@@ -636,6 +639,7 @@ def compile_model(
         "function": function,
         "opt": opt,
         "input_shapes": input_shapes,
+        "base_dir": base_dir,
         "schedule": schedule,
         "fuse": fuse,
         "layout": layout,

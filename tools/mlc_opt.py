@@ -172,8 +172,11 @@ class MlcOptMain(xDSLOptMain):
         def parse_onnx(io: IO[bytes]) -> ModuleOp:
             from mlc.parser.onnx import OnnxImportError, import_onnx
 
+            # external data is read from the model file's own directory (stdin: none)
+            path = self.args.input_file
+            base_dir = None if path in (None, "-") else os.path.dirname(os.path.abspath(path))
             try:
-                return import_onnx(io.read())
+                return import_onnx(io.read(), base_dir=base_dir)
             except OnnxImportError as e:
                 raise IRDiagnostic(f"{self.get_input_name()}: error: {e}") from None
 

@@ -27,16 +27,21 @@ from xdsl.utils.exceptions import VerifyException
 from mlc.dialects.graph.elementwise import ConstantOp
 from mlc.dialects.graph.types import UnsupportedTypeError, element_type_from_onnx, tensor
 from mlc.interpreters.graph import evaluate, has_reference
+from mlc.parser.onnx.errors import OnnxImportError
+from mlc.parser.onnx.external import load_external_data
 from mlc.parser.onnx.node import CONVERTERS, NodeContext, Unsupported
+from mlc.parser.onnx.validate import (
+    ONNX_DOMAINS,
+    check_structure,
+    checker_input,
+    dims_problem,
+    output_mismatch,
+    reshapes_inputs,
+    run_onnx_checker,
+)
 
 #: values computed from constants are folded at import when no larger than this
 FOLD_LIMIT_ELEMENTS = 1 << 20
-
-ONNX_DOMAINS = ("", "ai.onnx")
-
-
-class OnnxImportError(ValueError):
-    """The model cannot be imported; the message lists every problem found."""
 
 
 @dataclass
@@ -50,8 +55,37 @@ class ImportProblem:
         return f"  node '{self.node}' ({self.op_type}, opset {self.opset}): {self.reason}"
 
 
-def load_model(model: str | os.PathLike[str] | bytes | onnx.ModelProto) -> onnx.ModelProto:
-    """Load a model from a path, serialized bytes or a ModelProto; one-line errors."""
+ModelSource = str | os.PathLike[str] | bytes | onnx.ModelProto
+
+
+def load_model(
+    model: ModelSource, base_dir: str | os.PathLike[str] | None = None
+) -> onnx.ModelProto:
+    """Load a model from a path, serialized bytes or a ModelProto; one-line errors.
+
+    External data is read from under `base_dir`, by default the model file's directory
+    (a model given as bytes or a ModelProto with external data needs `base_dir`)."""
+    proto = _parse(model)
+    return load_external_data(proto, _data_dir(model, base_dir), _given_as(model))
+
+
+def _data_dir(
+    model: ModelSource, base_dir: str | os.PathLike[str] | None
+) -> str | os.PathLike[str] | None:
+    """Where external data is read from: `base_dir`, else a model file's own directory."""
+    if base_dir is not None or not isinstance(model, str | os.PathLike):
+        return base_dir
+    return os.path.dirname(os.path.abspath(os.fspath(model)))
+
+
+def _given_as(model: ModelSource) -> str:
+    if isinstance(model, bytes):
+        return "bytes"
+    return "a ModelProto" if isinstance(model, onnx.ModelProto) else "a path"
+
+
+def _parse(model: ModelSource) -> onnx.ModelProto:
+    """The model's proto, external data not loaded."""
     if isinstance(model, onnx.ModelProto):
         return model
     if isinstance(model, bytes):
@@ -63,7 +97,7 @@ def load_model(model: str | os.PathLike[str] | bytes | onnx.ModelProto) -> onnx.
     if not os.path.exists(path):
         raise OnnxImportError(f"{path}: no such file")
     try:
-        proto = onnx.load(path)
+        proto = onnx.load(path, load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, OSError) as e:
         raise OnnxImportError(
             f"{path}: not a valid ONNX model ({str(e).splitlines()[0]})"
@@ -81,8 +115,14 @@ def default_opset(model: onnx.ModelProto) -> int:
 
 
 def _sanitize(name: str) -> str:
+    """An xDSL SSA name hint for an ONNX name (the ONNX name itself stays in `mlc.name`).
+
+    xDSL drops a `_<digits>` suffix from every hint it is given: a name made of such
+    suffixes only (`_0`, `%0` -> `_0`) would become empty, so it gets a prefix too."""
     cleaned = re.sub(r"[^A-Za-z0-9_$.]", "_", name)
-    return cleaned if cleaned and not cleaned[0].isdigit() else f"v{cleaned}"
+    if not cleaned or cleaned[0].isdigit() or re.fullmatch(r"(_[0-9]+)+", cleaned):
+        return f"v{cleaned}"
+    return cleaned
 
 
 class _Importer:
@@ -101,6 +141,13 @@ class _Importer:
         self.poisoned: set[str] = set()
         self.problems: list[ImportProblem] = []
         self.block = Block()
+        #: (node name, op type) of the node computing each value
+        self.producers: dict[str, tuple[str, str]] = {}
+        #: graph outputs declared with another type than the one computed
+        self.mismatches: list[str] = []
+        #: an input was given a static shape other than its declared one: the declared
+        #: output shapes need not hold
+        self.reshaped = reshapes_inputs(model.graph.input, input_shapes, input_values)
 
     # ------------------------------------------------------------------ entry
     def run(self) -> ModuleOp:
@@ -118,6 +165,8 @@ class _Importer:
             raise OnnxImportError(
                 f"cannot import model: {len(self.problems)} unsupported node(s) or input(s):\n{lines}"
             )
+        if self.mismatches:
+            raise OnnxImportError(f"invalid model: {self.mismatches[0]}")
         self.block.add_op(func.ReturnOp(*results))
         _erase_dead_ops(self.block)
         arg_types = [a.type for a in self.block.args]
@@ -174,16 +223,11 @@ class _Importer:
         except UnsupportedTypeError as e:
             raise Unsupported(str(e)) from None
         if info.name in self.input_shapes:
-            return tensor(list(self.input_shapes[info.name]), element)
-        if not tt.HasField("shape"):
-            raise Unsupported("input has no shape; pass input_shapes={name: shape}")
-        dims: list[int] = []
-        for d in tt.shape.dim:
-            if not d.HasField("dim_value"):
-                raise Unsupported(
-                    f"dynamic dimension '{d.dim_param or '?'}'; pass input_shapes={{name: shape}}"
-                )
-            dims.append(int(d.dim_value))
+            dims = [int(d) for d in self.input_shapes[info.name]]
+        else:
+            dims = _static_dims(tt)
+        if (problem := dims_problem(dims)) is not None:
+            raise Unsupported(problem)
         return tensor(dims, element)
 
     def _outputs(self, outputs: Sequence[onnx.ValueInfoProto]) -> list[SSAValue]:
@@ -191,11 +235,21 @@ class _Importer:
         for info in outputs:
             if info.name in self.values:
                 results.append(self.values[info.name])
+                self._check_declared(info, self.values[info.name])
             elif info.name not in self.poisoned:
                 self.problems.append(
                     ImportProblem(info.name, "graph output", self.opset, "output is never produced")
                 )
         return results
+
+    def _check_declared(self, info: onnx.ValueInfoProto, value: SSAValue) -> None:
+        """A graph output's declared type must be the computed one (unknown dims aside)."""
+        assert isinstance(value.type, TensorType)
+        reason = output_mismatch(info, value.type, compare_rank=not self.reshaped)
+        if reason is not None:
+            producer = self.producers.get(info.name)
+            where = f"node '{producer[0]}' ({producer[1]}): " if producer else ""
+            self.mismatches.append(where + reason)
 
     # ------------------------------------------------------------------ nodes
     def _convert_node(self, node: onnx.NodeProto, index: int) -> None:
@@ -249,6 +303,9 @@ class _Importer:
             if i >= len(results) or results[i] is None:
                 _erase(ctx.emitted)
                 return fail(f"output #{i} ('{out}') is not supported")
+            if (problem := _result_problem(results[i])) is not None:
+                _erase(ctx.emitted)
+                return fail(f"output #{i} ('{out}'): {problem}")
         if ctx.num_inputs and all(
             ctx.is_constant(i) or not ctx.has_input(i) for i in range(ctx.num_inputs)
         ):
@@ -257,6 +314,7 @@ class _Importer:
             if not out or value is None:
                 continue
             self.values[out] = value
+            self.producers[out] = (name, node.op_type)
             if value.owner is not None and isinstance(value.owner, ConstantOp):
                 self.constants[out] = value.owner.to_array()
             if not value.name_hint:
@@ -282,6 +340,30 @@ class _Importer:
         return [None if a is None else ctx.emit_constant(a) for a in folded]
 
 
+def _static_dims(tt: onnx.TypeProto.Tensor) -> list[int]:
+    """A graph input's declared static shape; `Unsupported` if it has none."""
+    if not tt.HasField("shape"):
+        raise Unsupported("input has no shape; pass input_shapes={name: shape}")
+    dims: list[int] = []
+    for d in tt.shape.dim:
+        if not d.HasField("dim_value"):
+            raise Unsupported(
+                f"dynamic dimension '{d.dim_param or '?'}'; pass input_shapes={{name: shape}}"
+            )
+        dims.append(int(d.dim_value))
+    return dims
+
+
+def _result_problem(value: SSAValue | None) -> str | None:
+    """Why a node's result type cannot be a tensor's (a huge shape), or None."""
+    if value is None or not isinstance(value.type, TensorType):
+        return None
+    shape = list(value.type.get_shape())
+    if any(d < 0 for d in shape):
+        return None  # a dynamic dimension: no size to check
+    return dims_problem(shape)
+
+
 def _erase(ops: list[Operation]) -> None:
     for op in reversed(ops):
         if (block := op.parent_block()) is not None:
@@ -301,20 +383,30 @@ def _name_attrs(names: Sequence[str]) -> list[DictionaryAttr]:
 
 
 def import_onnx(
-    model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    model: ModelSource,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     input_values: Mapping[str, np.ndarray] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
 ) -> ModuleOp:
     """Import an ONNX model as a module with one `func.func @main` of graph ops.
 
     `input_shapes` gives static shapes to inputs whose shapes are dynamic;
     `input_values` binds graph inputs to constants (they are no longer function
     arguments), for inputs that decide shapes (axes, target shapes, pads).
-    Raises `OnnxImportError` listing every unsupported node.
+    `base_dir` is the directory of the model's external data files: by default a model
+    file's own directory; required for a model given as bytes or a ModelProto that has
+    external data. Files outside it are never read.
+    The model is validated (mlc's own checks, then, once it imports, `onnx.checker`
+    with strict shape inference). Raises `OnnxImportError`: a list of every unsupported
+    node, or one line saying why the model is invalid.
     """
     _load_converters()
-    proto = load_model(model)
-    module = _Importer(proto, input_shapes or {}, input_values or {}).run()
+    proto = _parse(model)
+    check_structure(proto)
+    loaded = load_external_data(proto, _data_dir(model, base_dir), _given_as(model))
+    module = _Importer(loaded, input_shapes or {}, input_values or {}).run()
+    # after the import: a model mlc does not support keeps its list of unsupported nodes
+    run_onnx_checker(checker_input(model, loaded, loaded is not proto, base_dir), loaded)
     module.verify()
     return module
 
