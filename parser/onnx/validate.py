@@ -54,6 +54,7 @@ def check_structure(model: onnx.ModelProto) -> None:
     """mlc's own checks of what `onnx.checker` lets through or reports unclearly."""
     _check_opsets(model)
     graph = model.graph
+    _check_names(graph)
     for where, tensor in model_tensors(model):
         _check_tensor(tensor, where)
     for kind, infos in (
@@ -62,6 +63,19 @@ def check_structure(model: onnx.ModelProto) -> None:
         ("value_info", graph.value_info),
     ):
         _check_value_infos(kind, infos)
+
+
+def _check_names(graph: onnx.GraphProto) -> None:
+    """Every node, value and initializer name is text (protobuf hands a name that is not
+    valid UTF-8 over as bytes)."""
+    named = [("node", n.name) for n in graph.node]
+    named += [("value", v) for n in graph.node for v in (*n.input, *n.output)]
+    named += [("graph input", v.name) for v in graph.input]
+    named += [("graph output", v.name) for v in graph.output]
+    named += [("initializer", t.name) for t in graph.initializer]
+    for kind, name in named:
+        if not isinstance(name, str):
+            raise OnnxImportError(f"invalid model: a {kind} name is not valid UTF-8: {name!r}")
 
 
 def _check_opsets(model: onnx.ModelProto) -> None:

@@ -339,3 +339,18 @@ def test_external_data_of_a_constant_node_names_the_node(dirs: tuple[Path, Path]
     add = helper.make_node("Add", ["x", "c"], ["y"], name="add1")
     message = _one_line_error(_model([node, add]), base_dir=a)
     assert "node 'c1' (Constant)" in message and "points outside the directory" in message
+
+
+def test_a_name_that_is_not_utf8_is_an_import_error() -> None:
+    """Found by the ONNX fuzzer: protobuf hands such a name over as bytes (a TypeError in
+    the importer's name handling)."""
+    relu = helper.make_node("Relu", ["x"], ["name"])
+    graph = helper.make_graph(
+        [relu],
+        "g",
+        [_value("x", [2])],
+        [helper.make_tensor_value_info("name", TensorProto.FLOAT, [2])],
+    )
+    data = helper.make_model(graph).SerializeToString().replace(b"name", b"n\xffme")
+    with pytest.raises(OnnxImportError, match="not valid UTF-8"):
+        import_onnx(data)
