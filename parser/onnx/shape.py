@@ -340,6 +340,10 @@ def size(node: NodeContext) -> list[SSAValue]:
     return [node.emit_constant(np.array(math.prod(node.shape(0)), dtype=np.int64))]
 
 
+#: ConstantOfShape results with more elements stay a broadcast scalar (`graph.expand`)
+SPLAT_LIMIT_ELEMENTS = 1 << 20
+
+
 @converter("ConstantOfShape")
 def constant_of_shape(node: NodeContext) -> list[SSAValue]:
     shape = node.constant_ints(0, "shape")
@@ -356,7 +360,11 @@ def constant_of_shape(node: NodeContext) -> list[SSAValue]:
             raise GraphError("ConstantOfShape value must hold exactly one element")
     else:
         value = np.zeros(1, dtype=np.float32)
-    return [node.emit_constant(np.full(shape, value[0], dtype=value.dtype))]
+    if math.prod(shape) <= SPLAT_LIMIT_ELEMENTS:  # small: a constant later folds can read
+        return [node.emit_constant(np.full(shape, value[0], dtype=value.dtype))]
+    # large: a one-element constant broadcast (filled at run time, never built here)
+    scalar = node.emit_constant(value.reshape([1] * len(shape)))
+    return [node.emit(sh.ExpandOp.create([scalar], shape=list(shape))).output]
 
 
 @converter("Range")

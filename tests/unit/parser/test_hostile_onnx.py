@@ -354,3 +354,30 @@ def test_a_name_that_is_not_utf8_is_an_import_error() -> None:
     data = helper.make_model(graph).SerializeToString().replace(b"name", b"n\xffme")
     with pytest.raises(OnnxImportError, match="not valid UTF-8"):
         import_onnx(data)
+
+
+def _constant_of_shape_plus_x(shape: list[int]) -> onnx.ModelProto:
+    fill = onnx.numpy_helper.from_array(np.array([1.5], np.float32))
+    nodes = [
+        helper.make_node("ConstantOfShape", ["s"], ["c"], value=fill),
+        helper.make_node("Add", ["x", "c"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [_value("x", [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+        [onnx.numpy_helper.from_array(np.array(shape, np.int64), "s")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_a_large_constant_of_shape_stays_a_broadcast_scalar() -> None:
+    """ConstantOfShape [2^20, 2^12] allocated 16 GiB at import: above the fold limit it is a
+    one-element constant and a graph.expand, filled only when the model runs."""
+    module = import_onnx(_constant_of_shape_plus_x([2**20, 2**12]))
+    text = str(module)
+    assert "graph.expand" in text and "dense<1.500000e+00> : tensor<1x1xf32>" in text
+    small = _constant_of_shape_plus_x([3, 1 << 19])  # still above the limit: compiled
+    (y,) = mlc.compile(small)(np.array([1.0], np.float32))
+    assert y.shape == (3, 1 << 19) and np.all(y == 2.5)
