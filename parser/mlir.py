@@ -13,6 +13,7 @@ dominance (`mlc.parser.dominance`) and types too large for a 64-bit address spac
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 
@@ -50,9 +51,16 @@ MAX_OP_NESTING = 100
 the parser, the verifier, the printer or a pass."""
 
 MAX_SPLAT_ELEMENTS = 2**24
-"""The most elements a dense literal's type may have, unless the input is longer (in
-characters) than that: a literal written out in full takes a character per element at
-least, but a splat `dense<1.0> : tensor<NxT>` is built as N elements."""
+"""The most elements a dense literal's type may have (`MLC_MAX_SPLAT_ELEMENTS` overrides),
+unless the input is longer (in characters) than that: a literal written out in full takes a
+character per element at least, but a splat `dense<1.0> : tensor<NxT>` is built as N
+elements."""
+
+
+def max_splat_elements() -> int:
+    """`MLC_MAX_SPLAT_ELEMENTS` if set to a positive integer, else `MAX_SPLAT_ELEMENTS`."""
+    env = os.environ.get("MLC_MAX_SPLAT_ELEMENTS", "").strip()
+    return int(env) if env.isdigit() and int(env) > 0 else MAX_SPLAT_ELEMENTS
 
 BAD_VALUE_ERRORS = (
     OverflowError,
@@ -116,11 +124,11 @@ class LocatingParser(Parser):
         start = self.pos
         ty = super()._parse_dense_literal_type()
         count = static_element_count(ty) or 0
-        limit = max(MAX_SPLAT_ELEMENTS, len(self._text))
+        limit = max(max_splat_elements(), len(self._text))
         if count > limit:
             self.raise_error(
                 f"dense literal of type {ty} has {count} elements: too many to build "
-                f"(at most {limit})",
+                f"(at most {limit}; MLC_MAX_SPLAT_ELEMENTS raises the limit)",
                 start,
                 self.pos,
             )
