@@ -49,7 +49,9 @@ def interpret(
 
 def compile(model: Any, **options: Any) -> CompiledModel:  # noqa: A001
     """JIT-compile an ONNX model (path or ModelProto) or a graph/tl module for the host
-    CPU; the result is called with numpy arrays and returns numpy arrays."""
+    CPU; the result is called with numpy arrays and returns numpy arrays. Options as
+    `mlc.targets.compiled.compile_model` (e.g. `tuning_db="tuning.db"`: the best tuned
+    schedule per kernel, from `mlc tune` / `mlc.tuning.tune`)."""
     from mlc.targets.compiled import compile_model
 
     return compile_model(model, **options)

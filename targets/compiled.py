@@ -506,6 +506,7 @@ def lower_model(
     timings: Timings | None = None,
     verify_each: bool = False,
     progress: bool = False,
+    tuning_db: Any = None,
 ) -> LoweredModel:
     """Lower an ONNX model (path, bytes, ModelProto), a module at the graph or tl level, or
     a `.mlir` file of one, to LLVM IR: `mlc-cpu-pipeline` (`cpu_pipeline(...)`), then the llvm dialect emitted as
@@ -516,8 +517,16 @@ def lower_model(
     after every pass and the llvm-dialect result (a debugging aid; `MLC_VERIFY=1` verifies
     the result only, as the test suite does). By default nothing is verified here: LLVM
     verifies every part's IR before optimizing it, and the xDSL verifier took a tenth of a
-    ResNet-50's compile."""
+    ResNet-50's compile.
+
+    `tuning_db` (a path or `mlc.tuning.TuningDatabase`): kernels with a record there get
+    its best schedule (`mlc.tuning.TunedSchedule`, no measurement), the rest `schedule`."""
     from mlc.registry import make_context
+
+    if tuning_db is not None:
+        from mlc.tuning.apply import tuned_strategy
+
+        schedule = tuned_strategy(tuning_db, schedule)
 
     timings = timings if timings is not None else Timings()
     with timings.stage("import"):
@@ -591,6 +600,7 @@ def compile_model(
     progress: bool = False,
     cache: bool = True,
     jobs: int = 0,
+    tuning_db: Any = None,
 ) -> CompiledModel:
     """JIT-compile an ONNX model (path, bytes, ModelProto) or a module at the graph, tl
     (kernel or explicit-loop) level (a `ModuleOp`, or a `.mlir` file) for the host CPU. The module is not modified.
@@ -631,7 +641,11 @@ def compile_model(
     optimized and compiled once, in `jobs` threads (0: `MLC_COMPILE_JOBS`, else the
     cores), its object kept in the persistent compile cache (`targets.compile_cache`),
     and the compiled model's record too (`targets.model_cache`: compiling it again only
-    links); `cache=False` neither reads nor writes the cache."""
+    links); `cache=False` neither reads nor writes the cache.
+
+    `tuning_db`: a tuning database (path or `mlc.tuning.TuningDatabase`) whose best record
+    per kernel is applied (see `lower_model`); the model cache is then not used (kernel
+    objects still are)."""
     print_timings = timings
     timings = Timings()
     store = CompileCache() if cache else None
@@ -646,8 +660,9 @@ def compile_model(
         "vector_math": vector_math,
         "outline": outline,
         "profile": profile,
+        "tuning_db": tuning_db,
     }  # the pipeline they make is fixed by these, the host and the mlc version (in the key)
-    cacheable = store is not None and schedule in ("default", None)
+    cacheable = store is not None and schedule in ("default", None) and tuning_db is None
     key, hit = None, None
     if cacheable:
         assert store is not None

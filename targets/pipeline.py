@@ -194,6 +194,8 @@ class MlcCpuPipelinePass(ModulePass):
         if self.fuse:
             passes += [TlInlineElementwisePass(), TlFuseEpiloguesPass()]
         if strategy is not None:
+            if getattr(strategy, "rfactor_first", False):  # it schedules what tl-rfactor made
+                passes.append(RfactorPass(lanes=max(bits // 32, 1)))
             passes.append(StrategySchedulePass(strategy))
         elif self.schedule == "default":
             passes += [
@@ -214,7 +216,8 @@ class MlcCpuPipelinePass(ModulePass):
         self, module: ModuleOp | None = None, strategy: ScheduleStrategy | None = None
     ) -> list[ModulePass]:
         """The expanded pipeline; for `module`, without the graph stage if it is not at
-        the graph level. `strategy` replaces `tl-rfactor` and `tl-default-schedule`."""
+        the graph level. `strategy` replaces `tl-rfactor` and `tl-default-schedule`
+        (only the latter if it has `rfactor_first = True`, as `mlc.tuning.TunedSchedule`)."""
         graph = module is None or is_graph_level(module)
         return [*(self.graph_passes() if graph else []), *self.tl_passes(strategy)]
 

@@ -2,8 +2,8 @@
 goes down or sideways, never up. From the bottom:
 
     host, texpr (the language)  ->  dialects  ->  interpreters, texpr.library (graph-op
-    semantics)  ->  parser  ->  lowering, transforms  ->  targets, registry  ->  testing,
-    benchmarks  ->  tools
+    semantics)  ->  parser  ->  lowering, transforms  ->  targets, registry, tuning  ->
+    testing, benchmarks  ->  tools
 
 `mlc/__init__.py` and `universe.py` are the package's front door and may import
 anything (lazily)."""
@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"interpreters", "texpr.library"},
     {"parser"},
     {"lowering", "transforms"},
-    {"targets", "registry"},
+    {"targets", "registry", "tuning"},
     {"testing", "benchmarks"},
     {"tools"},
 ]

@@ -5,6 +5,7 @@
     mlc compile model.onnx -o model.so   # + model.h; -o model.o [--triple T --cpu C]: object
     mlc demo                      # the bundled example: import, run, compare with onnxruntime
     mlc bench [--only gemm,mlp]   # benchmarks against onnxruntime and numpy
+    mlc tune model.onnx --trials 64 --db tuning.db [--jobs J] [--time-budget 10m] [--cost-model]
 
 Every error is one line on stderr and a non-zero exit; no tracebacks.
 """
@@ -410,6 +411,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_profile)
 
+    p = sub.add_parser(
+        "tune",
+        help="search schedules per kernel, record the best in a tuning database "
+        "(then: mlc.compile(model, tuning_db=DB))",
+    )
+    p.add_argument("model")
+    p.add_argument("--db", required=True, help="the tuning database (SQLite; created if missing)")
+    p.add_argument("--trials", type=int, default=64, help="measured candidates per kernel")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, help="measurement worker processes")
+    p.add_argument(
+        "--time-budget", help="stop after this long overall: 90s, 10m, 1h (default: none)"
+    )
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per candidate")
+    p.add_argument(
+        "--cost-model",
+        action="store_true",
+        help="rank sampled candidates with a LightGBM model before measuring (needs the "
+        "'ml' extra: pip install 'mlc[ml]')",
+    )
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxD")
+    p.set_defaults(fn=cmd_tune)
+
     p = sub.add_parser("cache", help="the compile cache: info, or clear it")
     p.add_argument("action", choices=["info", "clear"])
     p.set_defaults(fn=cmd_cache)
@@ -421,6 +445,70 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(fn=cmd_bench)
     return parser
+
+
+def _duration(text: str) -> float:
+    """Seconds in `90`, `90s`, `10m` or `1h`."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
+    try:
+        seconds = float(number) * unit
+    except ValueError:
+        raise CliError(f"--time-budget expects e.g. 90s, 10m or 1h, got '{text}'") from None
+    if seconds <= 0:
+        raise CliError(f"--time-budget must be positive, got '{text}'")
+    return seconds
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """`mlc tune`: `mlc.tuning.tune` on a model; a line per kernel, then the table."""
+    from mlc.tuning.search import tune
+
+    if args.trials < 1 or args.jobs < 1:
+        raise CliError("--trials and --jobs must be at least 1")
+    if not os.path.exists(args.model):
+        raise CliError(f"{args.model}: no such file")
+    budget = _duration(args.time_budget) if args.time_budget else None
+    ranker = None
+    if args.cost_model:
+        import importlib.util
+
+        if importlib.util.find_spec("lightgbm") is None:
+            raise CliError("--cost-model needs lightgbm: pip install 'mlc[ml]'")
+        from mlc.tuning.cost_model import LightGBMRanker
+
+        ranker = LightGBMRanker()
+
+    def done(r) -> None:  # type: ignore[no-untyped-def]
+        speedup = f"{r.speedup:.2f}x" if r.speedup else "-"
+        print(
+            f"{r.task.name}: default {_seconds(r.default_seconds)}, best "
+            f"{_seconds(r.best_seconds)}, speed-up {speedup}, {r.trials} trials "
+            f"({r.invalid} invalid) in {r.wall_s:.1f} s",
+            flush=True,
+        )
+
+    report = tune(
+        args.model,
+        db=args.db,
+        trials=args.trials,
+        seed=args.seed,
+        jobs=args.jobs,
+        time_budget=budget,
+        timeout=args.timeout,
+        ranker=ranker,
+        input_shapes=_parse_shapes(args.input_shape),
+        on_task=done,
+    )
+    print(report.table())
+    print(f"records in {args.db}; compile with mlc.compile(model, tuning_db={args.db!r})")
+    return 130 if report.interrupted else 0
+
+
+def _seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1e6:.1f} us" if seconds < 1e-3 else f"{seconds * 1e3:.3f} ms"
 
 
 def cmd_cache(args: argparse.Namespace) -> int:

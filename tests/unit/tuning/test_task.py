@@ -1,0 +1,59 @@
+"""Tuning tasks: the distinct kernels of a model, keyed by structure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlc.parser.mlir import parse_module
+from mlc.registry import make_context
+from mlc.tuning.task import extract_tasks, tasks_in
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+TWO_RELUS = """
+func.func @f(%x: memref<4x8xf32>, %y: memref<4x8xf32>, %z: memref<4x8xf32>, %w: memref<4x9xf32>, %v: memref<4x9xf32>) {
+  tl.kernel "relu_a" iterators(i: 4 parallel, j: 8 parallel) ins(%x[i, j] : memref<4x8xf32>) outs(%y[i, j] : memref<4x8xf32>) {
+  ^bb0(%a: f32, %b: f32):
+    %z0 = arith.constant 0.0 : f32
+    %r = arith.maximumf %a, %z0 : f32
+    tl.yield %r : f32
+  }
+  tl.kernel "relu_b" iterators(i: 4 parallel, j: 8 parallel) ins(%y[i, j] : memref<4x8xf32>) outs(%z[i, j] : memref<4x8xf32>) {
+  ^bb0(%c: f32, %d: f32):
+    %zero = arith.constant 0.0 : f32
+    %s = arith.maximumf %c, %zero : f32
+    tl.yield %s : f32
+  }
+  tl.kernel "relu_c" iterators(i: 4 parallel, j: 9 parallel) ins(%w[i, j] : memref<4x9xf32>) outs(%v[i, j] : memref<4x9xf32>) {
+  ^bb0(%c: f32, %d: f32):
+    %zero = arith.constant 0.0 : f32
+    %s = arith.maximumf %c, %zero : f32
+    tl.yield %s : f32
+  }
+  func.return
+}
+"""
+
+
+def test_equal_structures_are_one_task_whatever_their_labels_and_names() -> None:
+    module = parse_module(make_context(), TWO_RELUS)
+    before = str(module)
+    tasks = tasks_in(module)
+    assert str(module) == before  # extraction leaves the module as it was
+    assert [(t.labels, t.count) for t in tasks] == [(("relu_a",), 2), (("relu_c",), 1)]
+    a, c = tasks
+    assert a.key != c.key  # another shape
+    assert '"t0"' in a.module_text and "relu_a" not in a.module_text
+    assert a.arguments == (((4, 8), "float32"), ((4, 8), "float32"))
+    assert a.work == 4 * 8 * 2
+
+
+def test_extract_tasks_runs_the_compile_pipeline_up_to_scheduling() -> None:
+    """mlp.onnx: Gemm + Relu fused into an in-place epilogue, the bias fill separate."""
+    tasks = extract_tasks(EXAMPLES / "mlp.onnx")
+    labels = [t.labels for t in tasks]
+    assert ("gemm_1", "gemm_1_relu") in labels
+    assert all(t.key and t.module().ops for t in tasks)
+    assert len({t.key for t in tasks}) == len(tasks)
+    # the same model twice: the same keys
+    assert [t.key for t in extract_tasks(EXAMPLES / "mlp.onnx")] == [t.key for t in tasks]
