@@ -160,3 +160,15 @@ def test_compile_time_scaling_lowers_chains_that_compute_the_chain() -> None:
     x = np.linspace(-2, 2, 64, dtype=np.float32).reshape(4, 16)
     expected = mlc.interpret(mlc.import_onnx(model), x)[0]
     np.testing.assert_allclose(mlc.compile(model)(x)[0], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_tuning_benchmark_tunes_compiles_and_times_a_tiny_kernel(capsys) -> None:  # type: ignore[no-untyped-def]
+    """`python -m mlc.benchmarks.tuning --small --trials 2 --only gemm`: a search into a
+    fresh database, then default, tuned and onnxruntime timed with matching outputs."""
+    from mlc.benchmarks.tuning import main, measure
+
+    row = measure("gemm", trials=2, jobs=1, small=True, repeat=3)
+    assert row.outputs_ok and row.trials >= 1
+    assert row.default_ms and row.tuned_ms and row.ort_ms
+    assert main(["--small", "--trials", "1", "--only", "grouped1x1", "--repeat", "2"]) == 0
+    assert "tuned/ORT" in capsys.readouterr().out
