@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -432,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
         "'ml' extra: pip install 'mlc[ml]')",
     )
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxD")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_tune)
 
     p = sub.add_parser("cache", help="the compile cache: info, or clear it")
@@ -479,7 +481,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
         ranker = LightGBMRanker()
 
+    bars = _TuneProgress(args.trials) if not args.quiet and sys.stderr.isatty() else None
+
     def done(r) -> None:  # type: ignore[no-untyped-def]
+        if bars is not None:
+            bars.close()
         speedup = f"{r.speedup:.2f}x" if r.speedup else "-"
         print(
             f"{r.task.name}: default {_seconds(r.default_seconds)}, best "
@@ -498,11 +504,42 @@ def cmd_tune(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         ranker=ranker,
         input_shapes=_parse_shapes(args.input_shape),
+        on_record=bars.record if bars is not None else None,
         on_task=done,
     )
+    if bars is not None:
+        bars.close()
     print(report.table())
     print(f"records in {args.db}; compile with mlc.compile(model, tuning_db={args.db!r})")
     return 130 if report.interrupted else 0
+
+
+class _TuneProgress:
+    """`mlc tune`'s progress on stderr: a tqdm bar per kernel (trials measured of
+    `--trials`, the best median so far)."""
+
+    def __init__(self, trials: int) -> None:
+        self.trials = trials
+        self.task: object = None
+        self.bar: Any = None
+
+    def record(self, result: Any, _record: Any) -> None:
+        from tqdm import tqdm
+
+        if result.task is not self.task:
+            self.close()
+            self.task = result.task
+            self.bar = tqdm(
+                total=self.trials, desc=result.task.name, unit="trial", leave=False, file=sys.stderr
+            )
+        self.bar.n = min(result.trials, self.trials)
+        self.bar.set_postfix_str(f"best {_seconds(result.best_seconds)}", refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.bar, self.task = None, None
 
 
 def _seconds(seconds: float | None) -> str:

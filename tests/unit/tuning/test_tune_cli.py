@@ -50,3 +50,19 @@ def test_tune_argument_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "no such file" in capsys.readouterr().err
     assert mlc_cli.main(["tune", str(model), "--db", db, "--trials", "0"]) == 1
     assert mlc_cli._duration("10m") == 600 and mlc_cli._duration("90") == 90
+
+
+def test_tune_progress_shows_trials_and_the_best_time_per_kernel(capsys) -> None:  # type: ignore[no-untyped-def]
+    """`mlc tune`'s bar (on a terminal): one per kernel, trials of --trials, best so far."""
+    from types import SimpleNamespace
+
+    from mlc.tools.mlc import _TuneProgress
+
+    bars = _TuneProgress(4)
+    first, second = SimpleNamespace(name="relu"), SimpleNamespace(name="gemm")
+    for trials, task in [(1, first), (2, first), (1, second)]:
+        bars.record(SimpleNamespace(task=task, trials=trials, best_seconds=2e-4 / trials), None)
+    assert bars.bar.desc.startswith("gemm") and bars.bar.n == 1
+    bars.close()
+    err = capsys.readouterr().err
+    assert "relu" in err and "2/4" in err and "best 100.0 us" in err
