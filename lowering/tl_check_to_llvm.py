@@ -20,43 +20,75 @@ between two failures loses nothing that matters (one message is reported).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from xdsl.dialects import llvm
 from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, IntegerAttr, TensorType, i1, i8, i64
+from xdsl.ir import SSAValue
 
 from mlc.dialects.tl import CheckOp
 
 if TYPE_CHECKING:
-    from mlc.lowering.tl_to_llvm import _FunctionLowering
+    from mlc.lowering.tl_to_llvm import Index, _FunctionLowering
 
-__all__ = ["MESSAGES_GLOBAL", "STATUS_GLOBAL", "CheckCodegen", "check_globals"]
+__all__ = [
+    "MESSAGES_GLOBAL",
+    "OUT_OF_MEMORY",
+    "STATUS_GLOBAL",
+    "CheckCodegen",
+    "CheckTable",
+    "check_globals",
+    "out_of_memory",
+]
 
 STATUS_GLOBAL = "mlc_status"
 MESSAGES_GLOBAL = "mlc_check_messages"
+#: how the message of a failed allocation starts (`NativeFunction` raises a MemoryError)
+OUT_OF_MEMORY = "out of memory"
 _PTR = llvm.LLVMPointerType()
 
 
-def check_globals(messages: list[str]) -> list[llvm.GlobalOp]:
-    """`@mlc_status` and `@mlc_check_messages` (variables, not constants: constants are
-    renamed by their content, and these are found by name)."""
-    data = json.dumps(messages, separators=(",", ":")).encode() + b"\0"
-    table = DenseIntOrFPElementsAttr.from_list(TensorType(i8, [len(data)]), list(data))
-    return [
-        llvm.GlobalOp(i64, STATUS_GLOBAL, "external", alignment=8),  # zero-initialized
-        llvm.GlobalOp(llvm.LLVMArrayType(len(data), i8), MESSAGES_GLOBAL, "external", value=table),
-    ]
+@dataclass
+class CheckTable:
+    """A module's failure messages (status k is `messages[k - 1]`), shared by its
+    functions, and whether a `tl.check` needs the status word."""
+
+    messages: list[str] = field(default_factory=list)
+    status_word: bool = False
+
+    def code(self, message: str) -> int:
+        """The number of `message` (added if new)."""
+        if message not in self.messages:
+            self.messages.append(message)
+        return self.messages.index(message) + 1
+
+
+def out_of_memory(size: int) -> str:
+    """The message of a failed allocation of `size` bytes."""
+    return f"{OUT_OF_MEMORY}: cannot allocate {size} bytes for the model's buffers"
+
+
+def check_globals(table: CheckTable) -> list[llvm.GlobalOp]:
+    """`@mlc_check_messages` and, if a `tl.check` uses it, `@mlc_status` (variables, not
+    constants: constants are renamed by their content, and these are found by name)."""
+    data = json.dumps(table.messages, separators=(",", ":")).encode() + b"\0"
+    values = DenseIntOrFPElementsAttr.from_list(TensorType(i8, [len(data)]), list(data))
+    messages = llvm.GlobalOp(
+        llvm.LLVMArrayType(len(data), i8), MESSAGES_GLOBAL, "external", value=values
+    )
+    if not table.status_word:
+        return [messages]
+    return [llvm.GlobalOp(i64, STATUS_GLOBAL, "external", alignment=8), messages]  # zero
 
 
 class CheckCodegen:
-    """Mixin of `_FunctionLowering`: `tl.check` (`checks` is the module's message table,
-    shared by its functions)."""
+    """Mixin of `_FunctionLowering`: `tl.check`, and allocations that can fail
+    (`checks` is the module's `CheckTable`)."""
 
     def check(self: _FunctionLowering, op: CheckOp) -> None:
-        message = op.message.data
-        if message not in self.checks:
-            self.checks.append(message)
-        code = self.checks.index(message) + 1
+        code = self.checks.code(op.message.data)
+        self.checks.status_word = True
         ok = self.values[op.ok]
         if isinstance(ok, int):  # folded: true never fails
             if ok:
@@ -69,3 +101,24 @@ class CheckCodegen:
         self.b.insert(llvm.StoreOp(self.v(code), status, alignment=8))
         self.b.insert(llvm.BrOp(after))
         self.block = after
+
+    def return_status_unless(self: _FunctionLowering, ok: SSAValue, code: Index) -> None:
+        """Unless `ok`: free what the function allocated so far and return `code` at once
+        (a status-returning entry function; `code` an int or an i64 value)."""
+        fail, after = self.new_block(), self.new_block()
+        self.b.insert(llvm.CondBrOp(ok, after, [], fail, []))
+        self.block = fail
+        for allocated in self.heap:
+            self.call("free", [allocated], None)
+        self.b.insert(llvm.ReturnOp(self.v(code)))
+        self.block = after
+
+    def check_allocation(self: _FunctionLowering, ptr: SSAValue, size: int) -> None:
+        """A NULL `ptr` (a failed `aligned_alloc` of `size` bytes) returns the
+        out-of-memory status instead of writing through it."""
+        if not self.returns_status:
+            return  # (a private function: nowhere to report; mlc's allocate in entries)
+        address = self.b.insert(llvm.PtrToIntOp(ptr, i64)).results[0]
+        self.return_status_unless(
+            self.icmp("ne", address, 0), self.checks.code(out_of_memory(size))
+        )

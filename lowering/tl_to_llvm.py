@@ -53,6 +53,7 @@ from xdsl.dialects.builtin import (
     ModuleOp,
     NoneAttr,
     StridedLayoutAttr,
+    StringAttr,
     UnitAttr,
     i1,
     i8,
@@ -75,7 +76,7 @@ from mlc.lowering.arith_to_llvm import (
     llvm_scalar_type,
     lower_scalar_op,
 )
-from mlc.lowering.tl_check_to_llvm import CheckCodegen, check_globals
+from mlc.lowering.tl_check_to_llvm import CheckCodegen, CheckTable, check_globals
 from mlc.lowering.tl_parallel_to_llvm import (
     PARALLEL_EXTERNALS,
     ParallelCodegen,
@@ -184,11 +185,15 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen, CheckCodegen):
         f: func.FuncOp,
         externals: set[str],
         threads: bool = False,
-        checks: list[str] | None = None,
+        checks: CheckTable | None = None,
+        status_functions: frozenset[str] = frozenset(),
     ) -> None:
         self.f = f
         self.externals = externals
-        self.checks = checks if checks is not None else []  # `tl.check` messages
+        self.checks = checks if checks is not None else CheckTable()  # failure messages
+        #: the functions that return a status (i64: 0, or a failure's number): entries
+        self.status_functions = status_functions
+        self.returns_status = f.sym_name.data in status_functions
         self.threads = threads
         self.outlined: list[llvm.FuncOp] = []  # parallel loop bodies
         self.versioned: set[BlockOp] = set()  # predicated blocks split by versioned_loop
@@ -399,9 +404,15 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen, CheckCodegen):
             if op.results:
                 raise LlvmLoweringError(f"func.call @{op.callee.string_value()}: results")
             args = [self.v(self.values[a]) for a in op.arguments]
-            call = self.b.insert(llvm.CallOp(op.callee.string_value(), *args, return_type=None))
+            callee = op.callee.string_value()
+            status = callee in self.status_functions  # another entry: pass its failure on
+            call = self.b.insert(llvm.CallOp(callee, *args, return_type=i64 if status else None))
             # what the call runs (`outline.SITE_ATTRIBUTES`), for profiles
             call.attributes.update({k: v for k, v in op.attributes.items() if k.startswith("mlc.")})
+            if status and self.returns_status:
+                failed = self.icmp("ne", call.results[0], 0)
+                ok = self.b.insert(llvm.XOrOp(failed, constant(self.b, 1, i1))).results[0]
+                self.return_status_unless(ok, call.results[0])
         elif type(op) in OP_LOWERINGS:  # hardware dialects register theirs
             OP_LOWERINGS[type(op)](self, op)
         else:
@@ -423,6 +434,7 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen, CheckCodegen):
                     "aligned_alloc", [self.v(ALIGNMENT), self.v(size)], PTR
                 )
                 assert self.workspace_ptr is not None
+                self.check_allocation(self.workspace_ptr, size)
                 self.heap.append(self.workspace_ptr)
             gep = llvm.GEPOp(
                 self.workspace_ptr,
@@ -436,6 +448,7 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen, CheckCodegen):
         size = -(-max(_byte_size(ty), 1) // ALIGNMENT) * ALIGNMENT
         ptr = self.call("aligned_alloc", [self.v(ALIGNMENT), self.v(size)], PTR)
         assert ptr is not None
+        self.check_allocation(ptr, size)
         self.values[op.memref] = ptr
         self.heap.append(ptr)
 
@@ -447,7 +460,7 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen, CheckCodegen):
             self.b.insert(llvm.CallIntrinsicOp("llvm.memcpy.p0.p0.i64", args, []))
         for ptr in self.heap:
             self.call("free", [ptr], None)
-        self.b.insert(llvm.ReturnOp())
+        self.b.insert(llvm.ReturnOp(self.v(0)) if self.returns_status else llvm.ReturnOp())
 
     def loop(
         self,
@@ -577,7 +590,8 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen, CheckCodegen):
     def build(self) -> llvm.FuncOp:
         self.lower_ops(self.f.body.block)
         n = len(self.region.blocks[0].args)
-        fn_type = llvm.LLVMFunctionType([PTR] * n, llvm.LLVMVoidType())
+        result = i64 if self.returns_status else llvm.LLVMVoidType()
+        fn_type = llvm.LLVMFunctionType([PTR] * n, result)
         fn = llvm.FuncOp(
             self.f.sym_name.data,
             fn_type,
@@ -599,12 +613,18 @@ _EXTERNAL_SIGNATURES: dict[str, tuple[list[Attribute], Attribute]] = {
 
 
 def lower_function(
-    f: func.FuncOp, externals: set[str], threads: bool = True, checks: list[str] | None = None
+    f: func.FuncOp,
+    externals: set[str],
+    threads: bool = True,
+    checks: CheckTable | None = None,
+    status_functions: frozenset[str] = frozenset(),
 ) -> list[llvm.FuncOp]:
     """The `llvm.func` for `f` followed by its outlined parallel loop bodies; adds the
-    names of C functions it calls to `externals` and the messages of its `tl.check`s to
-    `checks` (the module's table). With `threads=False`, parallel loops run serially."""
-    lowering = _FunctionLowering(f, externals, threads, checks)
+    names of C functions it calls to `externals` and its failure messages to `checks`
+    (the module's table). The functions named in `status_functions` (the module's entries)
+    return an i64 status: 0, or the number of the failure (an allocation that failed).
+    With `threads=False`, parallel loops run serially."""
+    lowering = _FunctionLowering(f, externals, threads, checks, status_functions)
     main = lowering.build()
     return [main, *lowering.outlined]
 
@@ -632,12 +652,17 @@ def lower_module(module: ModuleOp, threads: bool = True) -> None:
     (`threads=False`: parallel loops run serially, no OpenMP calls)."""
     load_hw_lowerings()
     externals: set[str] = set()
-    checks: list[str] = []
+    checks = CheckTable()
+    entries = frozenset(
+        op.sym_name.data
+        for op in module.ops
+        if isinstance(op, func.FuncOp) and op.sym_visibility in (None, StringAttr("public"))
+    )
     for op in list(module.ops):
         if isinstance(op, func.FuncOp):
             if op.is_declaration:
                 raise LlvmLoweringError(f"@{op.sym_name.data}: declarations are not supported")
-            new: list[Operation] = list(lower_function(op, externals, threads, checks))
+            new: list[Operation] = list(lower_function(op, externals, threads, checks, entries))
         elif isinstance(op, memref.GlobalOp):
             new = [lower_global(op)]
         else:
@@ -647,7 +672,7 @@ def lower_module(module: ModuleOp, threads: bool = True) -> None:
         op.erase(safe_erase=False)
     if "GOMP_parallel" in externals:
         module.body.block.insert_op_before(num_threads_global(), module.body.block.first_op)
-    if checks:
+    if checks.messages:
         module.body.block.insert_ops_before(check_globals(checks), module.body.block.first_op)
     for name in sorted(externals):
         inputs, output = _EXTERNAL_SIGNATURES[name]

@@ -1,13 +1,13 @@
 """Ahead-of-time compilation: a model as a shared library plus a C header, and back.
 
     model = mlc.compile("examples/mlp.onnx")
-    export_library(model, "mlp.so")     # mlp.so + mlp.h: void mlp_run(const float *x, float *y)
+    export_library(model, "mlp.so")     # mlp.so + mlp.h: int64_t mlp_run(const float *x, float *y)
                                         # + mlp.so.mlc.json, its manifest (sha256, signature)
     again = load("mlp.so")              # mlc.load: checked against the manifest, then the
                                         # same call and input checks as `model`
     export_object(model, "mlp.o", triple="aarch64-unknown-linux-gnu")   # cross: an object
 
-The C ABI (written into every header): `void <prefix>_run(const T *in0, ..., T *out0, ...)`,
+The C ABI (written into every header): `int64_t <prefix>_run(const T *in0, ..., T *out0, ...)`,
 one pointer per input then one per output, each to a dense row-major buffer of the declared
 shape and element type, 64-byte aligned, no two overlapping. `<prefix>` is a C identifier
 made from the file name (`mlp.so`, `libmlp.so` -> `mlp`) unless given. Every other symbol is
@@ -21,6 +21,9 @@ internal, except
   in range, ...): nonzero after a call whose inputs failed one (k: the k-th message of the
   signature's `checks`), whose outputs are then meaningless; clear it before a call. It is
   the library's, not the call's: serialize calls (`load` does).
+
+The entry returns an `int64_t`: 0, or the number of a failure of that call (k: the k-th
+message of `checks`; an allocation that failed: out of memory).
 
 The object is the JIT's IR (`CompiledModel.llvm_ir_unoptimized`) put through the same O3
 pipeline, position independent, linked by the system C compiler (`cc`, or `$CC`) with
@@ -93,7 +96,7 @@ __all__ = [
 #: the exported JSON signature every mlc library carries
 SIGNATURE_SYMBOL = "mlc_signature"
 SIGNATURE_FORMAT = "mlc-library"
-SIGNATURE_VERSION = 1
+SIGNATURE_VERSION = 2  # 2: the entry returns an int64_t status
 #: the module-level thread-count global the generated code may read
 NUM_THREADS_GLOBAL = "mlc_num_threads"
 #: the run-time check status word (`lowering.tl_check_to_llvm`)
@@ -189,7 +192,7 @@ def _buffer_json(spec: BufferSpec) -> dict[str, Any]:
 
 
 def _signature(
-    model: _Exportable, prefix: str, threads: bool, checks: bool, triple: str, cpu: str
+    model: _Exportable, prefix: str, threads: bool, status: bool, triple: str, cpu: str
 ) -> dict[str, Any]:
     from mlc import __version__
 
@@ -208,8 +211,11 @@ def _signature(
             else None
         ),
         "checks": (
-            {"status": f"{prefix}_status", "messages": list(model.check_messages)}
-            if checks
+            {
+                "status": f"{prefix}_status" if status else None,
+                "messages": list(model.check_messages),
+            }
+            if model.check_messages
             else None
         ),
         "triple": triple,
@@ -300,7 +306,7 @@ def c_header(signature: dict[str, Any], library: str = "", sha256: str = "") -> 
     ]
     params = [f"const {C_TYPES[b['dtype']]} *{p}" for b, p, _ in inputs]
     params += [f"{C_TYPES[b['dtype']]} *{p}" for b, p, _ in outputs]
-    proto = f"void {entry}({', '.join(params) or 'void'})"
+    proto = f"int64_t {entry}({', '.join(params) or 'void'})"
     width = max([len(p) for _, p, _ in (*inputs, *outputs)] + [1])
 
     rows = [*inputs, *outputs]
@@ -335,6 +341,8 @@ def c_header(signature: dict[str, Any], library: str = "", sha256: str = "") -> 
         *(described(outputs) or [" *   none"]),
         " *",
         " * ABI:",
+        " * - returns 0, or k > 0 when the call failed (failure k is listed below, e.g. out of",
+        " *   memory): the outputs are then meaningless;",
         " * - one pointer per input, then one per output, each to a dense row-major (C order)",
         " *   buffer of exactly the shape and element type above;",
         f" * - every pointer is {signature['alignment']}-byte aligned ({macro}_ALIGNMENT), e.g. "
@@ -384,10 +392,15 @@ def c_header(signature: dict[str, Any], library: str = "", sha256: str = "") -> 
     if checks:
         lines += [
             "",
-            "/* Run-time checks on input values: set to 0 before a call; nonzero after it when",
-            " * the inputs failed check k (the outputs are then meaningless):",
+            "/* Failures, by the number the entry returns or the status word holds:",
             *(f" *   {k}: {m.replace('*/', '* /')}" for k, m in enumerate(checks["messages"], 1)),
-            " * One word for the library: serialize calls that read it. */",
+            " */",
+        ]
+    if checks and checks["status"]:
+        lines += [
+            "/* Run-time checks on input values (gather indices, ...): set to 0 before a call;",
+            " * nonzero (a failure number above) after one whose inputs failed a check. One word",
+            " * for the library: serialize calls that read it. */",
             f"extern int64_t {checks['status']};",
         ]
     lines += [
@@ -619,12 +632,14 @@ class LoadedModel(NativeFunction):
         checks = self.signature.get("checks")
         if checks:
             try:
-                status = ctypes.c_int64.in_dll(self._lib, checks["status"])
+                status = (
+                    ctypes.c_int64.in_dll(self._lib, checks["status"]) if checks["status"] else None
+                )
             except ValueError:
                 raise AotError(
                     f"{self.path}: the status word {checks['status']} is missing"
                 ) from None
-            self._init_status(status, checks["messages"])
+            self._init_checks(checks["messages"], status)
 
     def __repr__(self) -> str:
         ins = ", ".join(map(str, self.inputs))
@@ -656,7 +671,7 @@ def _parse_signature(raw: bytes, path: Path) -> dict[str, Any]:
                     raise ValueError(f"bad shape {b['shape']}")
         checks = signature.get("checks")
         if checks is not None and (
-            not isinstance(checks.get("status"), str)
+            not isinstance(checks.get("status"), str | None)
             or not isinstance(checks.get("messages"), list)
             or not all(isinstance(m, str) for m in checks["messages"])
         ):

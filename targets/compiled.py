@@ -36,13 +36,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from llvmlite import binding as llvm_binding
 from xdsl.dialects import func, llvm
-from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp, TensorType
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    IntegerAttr,
+    MemRefType,
+    ModuleOp,
+    TensorType,
+)
 from xdsl.ir import Attribute
 from xdsl.printer import Printer
 
 from mlc.dialects.tl import RuntimeCheckError
 from mlc.lowering.llvm_profile import TICKS_GLOBAL
-from mlc.lowering.tl_check_to_llvm import MESSAGES_GLOBAL, STATUS_GLOBAL
+from mlc.lowering.tl_check_to_llvm import MESSAGES_GLOBAL, OUT_OF_MEMORY, STATUS_GLOBAL
 from mlc.lowering.tl_parallel_to_llvm import NUM_THREADS_GLOBAL
 from mlc.lowering.tl_to_llvm import ALIGNMENT, INTERMEDIATE_BYTES, WORKSPACE_BYTES
 from mlc.targets.compile_cache import CompileCache
@@ -131,7 +137,8 @@ class NativeFunction:
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         n = len(self.inputs) + len(self.outputs)
-        proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n))
+        # the entry returns a status: 0, or the number of a failure (`check_messages`)
+        proto = ctypes.CFUNCTYPE(ctypes.c_int64, *([ctypes.c_void_p] * n))
         self._fn = proto(address)
         self._set_threads = None
         self._auto: AutoThreads | None = None
@@ -219,37 +226,46 @@ class NativeFunction:
             return 1
         return self._auto.current if self._auto is not None else self._fixed_threads
 
-    def _init_status(self, status: ctypes.c_int64, messages: list[str]) -> None:
-        """The model has run-time checks: native code stores the number of a failed one
-        in `status` (`lowering.tl_check_to_llvm`). Calls are then serialized, since the
-        word is the module's, not the call's."""
-        self._status = status
+    def _init_checks(self, messages: list[str], status: ctypes.c_int64 | None) -> None:
+        """What each failure number means (`lowering.tl_check_to_llvm`); `status`: the
+        module's status word, where `tl.check`s store theirs. Calls are then serialized,
+        since the word is the module's, not the call's (an entry's returned status, e.g.
+        out of memory, is the call's own)."""
         self.check_messages = list(messages)
+        self._status = status
 
     def _call_native(self, addresses: list[int]) -> None:
         status = self._status
         if status is None:
-            self._call_threaded(addresses)
+            self._raise_failure(self._call_threaded(addresses))
             return
         with self._status_lock:
             status.value = 0
-            self._call_threaded(addresses)
-            code, status.value = status.value, 0
-        if code:
-            known = 0 < code <= len(self.check_messages)
-            message = self.check_messages[code - 1] if known else f"run-time check #{code}"
-            raise RuntimeCheckError(f"@{self.name}: {message}; the outputs were discarded")
+            returned = self._call_threaded(addresses)
+            code, status.value = returned or status.value, 0
+        self._raise_failure(code)
 
-    def _call_threaded(self, addresses: list[int]) -> None:
+    def _raise_failure(self, code: int) -> None:
+        """`MemoryError` or `RuntimeCheckError` for a nonzero failure number."""
+        if not code:
+            return
+        known = 0 < code <= len(self.check_messages)
+        message = self.check_messages[code - 1] if known else f"run-time check #{code}"
+        text = f"@{self.name}: {message}; the outputs were discarded"
+        if message.startswith(OUT_OF_MEMORY):
+            raise MemoryError(text)
+        raise RuntimeCheckError(text)
+
+    def _call_threaded(self, addresses: list[int]) -> int:
         auto = self._auto
         if auto is None or self._set_threads is None:
-            self._fn(*addresses)
-            return
+            return self._fn(*addresses)
         n = auto.choose()
         self._set_threads(n)
         start = time.perf_counter()
-        self._fn(*addresses)
+        code = self._fn(*addresses)
         auto.record(n, time.perf_counter() - start)
+        return code
 
     def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
         """The results for `arrays` (a list, one array per function result)."""
@@ -293,11 +309,13 @@ class CompiledModel(NativeFunction):
         if address:
             threads = ctypes.c_int32.from_address(address)
             self._init_threads(lambda n: setattr(threads, "value", n))
-        status_at = engine.engine.get_global_value_address(STATUS_GLOBAL)
-        if status_at:
-            messages_at = engine.engine.get_global_value_address(MESSAGES_GLOBAL)
-            messages = json.loads(ctypes.string_at(messages_at).decode()) if messages_at else []
-            self._init_status(ctypes.c_int64.from_address(status_at), messages)
+        messages_at = engine.engine.get_global_value_address(MESSAGES_GLOBAL)
+        if messages_at:
+            status_at = engine.engine.get_global_value_address(STATUS_GLOBAL)
+            self._init_checks(
+                json.loads(ctypes.string_at(messages_at).decode()),
+                ctypes.c_int64.from_address(status_at) if status_at else None,
+            )
 
     def profile(self, *inputs: np.ndarray, repeat: int = 20, warmup: int = 2) -> Profile:
         """Time every kernel call over `repeat` calls on `inputs` (`targets.profile`):
@@ -389,6 +407,17 @@ class LoweredModel:
     def llvm_dialect(self) -> str:
         """The module in the llvm dialect, as text (re-parseable by mlc-opt)."""
         return _print(self.module)
+
+    @functools.cached_property
+    def check_messages(self) -> list[str]:
+        """What each failure number of the entry means (`@mlc_check_messages`)."""
+        for op in self.module.ops:
+            if isinstance(op, llvm.GlobalOp) and op.sym_name.data == MESSAGES_GLOBAL:
+                value = op.value
+                if isinstance(value, DenseIntOrFPElementsAttr):
+                    raw = bytes(v & 0xFF for v in value.get_values())
+                    return json.loads(raw.rstrip(b"\0").decode())
+        return []
 
     @functools.cached_property
     def llvm_ir_unoptimized(self) -> str:

@@ -74,7 +74,7 @@ def library(compiled: CompiledModel, tmp_path_factory: pytest.TempPathFactory) -
 
 def test_header_documents_the_abi(library: Path) -> None:
     header = library.with_suffix(".h").read_text()
-    assert "void mlp_run(const float *x, float *gemm_3);" in header
+    assert "int64_t mlp_run(const float *x, float *gemm_3);" in header
     assert re.search(r"x\s+float32\[8, 784\]", header)
     assert re.search(r"gemm_3\s+float32\[8, 10\]", header)
     assert "64-byte aligned" in header and "no two buffers overlap" in header
@@ -182,7 +182,7 @@ def test_integer_and_bool_buffers(tmp_path: Path) -> None:
     exported = model.export(tmp_path / "libmixed.so")
     assert exported.entry == "mixed_run"
     header = exported.header.read_text()  # type: ignore[union-attr]
-    assert "void mixed_run(const float *x, const int32_t *n, bool *x_0, int32_t *twice);" in header
+    assert "int64_t mixed_run(const float *x, const int32_t *n, bool *x_0, int32_t *twice);" in header
     assert 'ONNX name "x > 0"' in header
     x = np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)
     n = np.arange(12, dtype=np.int32).reshape(3, 4)
@@ -232,7 +232,7 @@ def test_cross_compiled_object(compiled: CompiledModel, tmp_path: Path) -> None:
     assert data[:4] == b"\x7fELF"
     assert int.from_bytes(data[18:20], "little") == 183  # e_machine: EM_AARCH64
     assert exported.signature["triple"] == "aarch64-unknown-linux-gnu"
-    assert "void mlp_arm_run(const float *x, float *gemm_3);" in exported.header.read_text()  # type: ignore[union-attr]
+    assert "int64_t mlp_arm_run(const float *x, float *gemm_3);" in exported.header.read_text()  # type: ignore[union-attr]
 
 
 def test_unknown_triple_is_one_line(compiled: CompiledModel, tmp_path: Path) -> None:

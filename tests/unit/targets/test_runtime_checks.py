@@ -142,3 +142,59 @@ def test_the_tl_interpreter_fails_the_check_like_the_graph_interpreter() -> None
         run_buffers(module, idx)
     ok = np.array([0, 1, 2, -1], np.int64)
     np.testing.assert_array_equal(run_buffers(module, ok)[-1], TABLE[ok])
+
+
+_OOM_CHILD = """
+import resource, sys
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+import mlc
+
+shape = [1 << 16, 1 << 12]  # 1 GiB of float32, read by two reductions: materialized
+fill = numpy_helper.from_array(np.array([1.0], np.float32))
+nodes = [
+    helper.make_node("ConstantOfShape", ["s"], ["c"], value=fill),
+    helper.make_node("Add", ["x", "c"], ["t"]),
+    helper.make_node("ReduceSum", ["t"], ["a"], keepdims=0),
+    helper.make_node("ReduceMax", ["t"], ["b"], keepdims=0),
+    helper.make_node("Add", ["a", "b"], ["y"]),
+]
+graph = helper.make_graph(
+    nodes, "g",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+    [numpy_helper.from_array(np.array(shape, np.int64), "s")],
+)
+model = mlc.compile(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (vm + (256 << 20), resource.RLIM_INFINITY))
+try:
+    model(np.array([1.0], np.float32))
+except MemoryError as e:
+    print("MemoryError:", e)
+    resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    print("after:", model(np.array([1.0], np.float32))[0])
+    sys.exit(0)
+print("no error")
+sys.exit(3)
+"""
+
+
+def test_a_failed_allocation_is_a_memory_error_not_a_crash(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Native code checks every aligned_alloc: with the address space capped below a
+    model's 1 GiB intermediate, the call raises MemoryError (the entry returns the failure,
+    freeing what it allocated) and works again once memory is there. In a child process:
+    the cap is process-wide."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "oom.py"
+    script.write_text(_OOM_CHILD)
+    env = {**os.environ, "MLC_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "MemoryError: @main: out of memory: cannot allocate 1073741952 bytes" in done.stdout
+    assert "after:" in done.stdout

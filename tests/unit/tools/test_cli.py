@@ -189,7 +189,7 @@ def test_compile_writes_a_library_and_header(
     assert mlc_cli.main(["compile", str(model), "-o", str(lib)]) == 0
     out = capsys.readouterr().out
     assert f"wrote {lib}" in out and "relu_run(float32[2, 3]) -> (float32[2, 3])" in out
-    assert "void relu_run(const float *x, float *y);" in (tmp_path / "relu.h").read_text()
+    assert "int64_t relu_run(const float *x, float *y);" in (tmp_path / "relu.h").read_text()
     x = np.array([[-1, 2, -3], [4, -5, 6]], np.float32)
     (y,) = mlc.load(lib)(x)
     np.testing.assert_array_equal(y, np.maximum(x, 0))
