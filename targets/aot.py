@@ -76,6 +76,8 @@ from llvmlite import binding as llvm
 from llvmlite import ir
 
 from mlc.lowering.llvm_vector_math import LIBMVEC
+from mlc.lowering.tl_check_to_llvm import STATUS_GLOBAL
+from mlc.lowering.tl_parallel_to_llvm import NUM_THREADS_GLOBAL
 from mlc.lowering.tl_to_llvm import ALIGNMENT
 from mlc.targets.compiled import BufferSpec, NativeFunction
 from mlc.targets.cpu import TargetError, emit_object, host_features, is_host_triple
@@ -97,10 +99,6 @@ __all__ = [
 SIGNATURE_SYMBOL = "mlc_signature"
 SIGNATURE_FORMAT = "mlc-library"
 SIGNATURE_VERSION = 2  # 2: the entry returns an int64_t status
-#: the module-level thread-count global the generated code may read
-NUM_THREADS_GLOBAL = "mlc_num_threads"
-#: the run-time check status word (`lowering.tl_check_to_llvm`)
-STATUS_GLOBAL = "mlc_status"
 #: a library's manifest is the library's path plus this (`mlp.so` -> `mlp.so.mlc.json`)
 MANIFEST_SUFFIX = ".mlc.json"
 MANIFEST_FORMAT = "mlc-library-manifest"

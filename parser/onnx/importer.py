@@ -29,7 +29,7 @@ from mlc.dialects.graph.types import UnsupportedTypeError, element_type_from_onn
 from mlc.interpreters.graph import evaluate, has_reference
 from mlc.parser.onnx.errors import OnnxImportError
 from mlc.parser.onnx.external import load_external_data
-from mlc.parser.onnx.node import CONVERTERS, NodeContext, Unsupported
+from mlc.parser.onnx.node import CONVERTERS, FOLD_LIMIT_ELEMENTS, NodeContext, Unsupported
 from mlc.parser.onnx.validate import (
     ONNX_DOMAINS,
     check_structure,
@@ -39,9 +39,6 @@ from mlc.parser.onnx.validate import (
     reshapes_inputs,
     run_onnx_checker,
 )
-
-#: values computed from constants are folded at import when no larger than this
-FOLD_LIMIT_ELEMENTS = 1 << 20
 
 
 @dataclass

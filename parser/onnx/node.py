@@ -29,6 +29,9 @@ OpT = TypeVar("OpT", bound=Operation)
 
 #: appended to "must be known at import time" reasons; the conformance harness keys on it
 BIND_HINT = " (a graph input can be bound with input_values=)"
+#: values computed from constants are folded at import when no larger than this (and
+#: ConstantOfShape results larger than this stay a broadcast scalar)
+FOLD_LIMIT_ELEMENTS = 1 << 20
 
 
 class Unsupported(Exception):

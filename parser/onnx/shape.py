@@ -24,7 +24,7 @@ from mlc.dialects.graph.types import (
     element_type_from_onnx,
     is_float,
 )
-from mlc.parser.onnx.node import NodeContext, converter
+from mlc.parser.onnx.node import FOLD_LIMIT_ELEMENTS, NodeContext, converter
 
 
 def _axis(axis: int, rank: int, what: str) -> int:
@@ -340,10 +340,6 @@ def size(node: NodeContext) -> list[SSAValue]:
     return [node.emit_constant(np.array(math.prod(node.shape(0)), dtype=np.int64))]
 
 
-#: ConstantOfShape results with more elements stay a broadcast scalar (`graph.expand`)
-SPLAT_LIMIT_ELEMENTS = 1 << 20
-
-
 @converter("ConstantOfShape")
 def constant_of_shape(node: NodeContext) -> list[SSAValue]:
     shape = node.constant_ints(0, "shape")
@@ -360,7 +356,7 @@ def constant_of_shape(node: NodeContext) -> list[SSAValue]:
             raise GraphError("ConstantOfShape value must hold exactly one element")
     else:
         value = np.zeros(1, dtype=np.float32)
-    if math.prod(shape) <= SPLAT_LIMIT_ELEMENTS:  # small: a constant later folds can read
+    if math.prod(shape) <= FOLD_LIMIT_ELEMENTS:  # small: a constant later folds can read
         return [node.emit_constant(np.full(shape, value[0], dtype=value.dtype))]
     # large: a one-element constant broadcast (filled at run time, never built here)
     scalar = node.emit_constant(value.reshape([1] * len(shape)))
