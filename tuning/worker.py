@@ -4,16 +4,21 @@ output against the reference, time it.
     result = measure_candidate(request)      # request: MeasureRequest.to_json()
 
 Requests and results are plain JSON-able dicts (strings and numbers), so nothing but
-text crosses the process boundary. The reference output (the interpreter's on the
-unscheduled kernel, or the default schedule's for kernels too large to interpret) is
-computed once per task and seed in each worker and kept for the next candidates.
+text crosses the process boundary; every result names the measuring machine's target
+(`"target": target_id()`), so measurements from different machines are never mixed.
+The same functions run in a local worker process or in a Ray actor (`ray_measure`).
+The reference output (the interpreter's on the unscheduled kernel, or the default
+schedule's for kernels too large to interpret) is computed once per task and seed in
+each worker and kept for the next candidates.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import statistics
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +28,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 from mlc.dialects.tl import KernelOp
 from mlc.transforms.loops.schedule import Schedule
+from mlc.tuning.target import target_id
 
 __all__ = [
     "INTERPRETER_WORK",
@@ -56,17 +62,21 @@ class ReplayTrace:
 
 
 def init_worker(cache_dir: str) -> None:
-    """Process initializer: a private compile cache, one thread unless asked."""
+    """Process initializer: a private compile cache, one thread unless asked; Ctrl-C
+    ignored (it reaches the whole process group: the tuner stops its workers itself,
+    and a worker must not print a traceback of its own)."""
     os.environ["MLC_CACHE_DIR"] = cache_dir
     os.environ["MLC_NUM_THREADS"] = "1"
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def worker_ready() -> int:
-    """Import what measuring needs; return the process id (so a hung worker can be
-    stopped by id)."""
+def worker_ready() -> dict[str, Any]:
+    """Import what measuring needs; return `{"pid": the process id (so a hung worker can
+    be stopped by id), "target": this machine's target_id()}`."""
     import mlc.targets.compiled  # noqa: F401
 
-    return os.getpid()
+    return {"pid": os.getpid(), "target": target_id()}
 
 
 def _parse(text: str) -> ModuleOp:
@@ -184,8 +194,18 @@ _BUILT: dict[int, tuple[Any, list[np.ndarray], dict[str, Any]]] = {}
 def build_candidate(request: dict[str, Any]) -> dict[str, Any]:
     """Compile one candidate (`MeasureRequest.to_json()` plus a `token`) and check its
     output; keep it for `time_candidate(token)`. Returns `{"status": "built" | "wrong" |
-    "crash", "error", "compile_s"}` (an exception compiling or running it is a
+    "crash", "error", "compile_s", "target"}` (an exception compiling or running it is a
     "crash")."""
+    return {**_build(request), "target": target_id()}
+
+
+def time_candidate(token: int) -> dict[str, Any]:
+    """Time the candidate `build_candidate` kept under `token` (and forget it): `{"status":
+    "ok", "seconds": the median, "runs", "target"}`."""
+    return {**_time_built(token), "target": target_id()}
+
+
+def _build(request: dict[str, Any]) -> dict[str, Any]:
     try:
         inputs, expected = _reference(request)
         start = time.perf_counter()
@@ -201,9 +221,7 @@ def build_candidate(request: dict[str, Any]) -> dict[str, Any]:
     return {"status": "built", "compile_s": compile_s}
 
 
-def time_candidate(token: int) -> dict[str, Any]:
-    """Time the candidate `build_candidate` kept under `token` (and forget it): `{"status":
-    "ok", "seconds": the median, "runs"}`."""
+def _time_built(token: int) -> dict[str, Any]:
     entry = _BUILT.pop(token, None)
     if entry is None:
         return {"status": "crash", "error": f"no built candidate #{token} in this worker"}
@@ -217,7 +235,7 @@ def time_candidate(token: int) -> dict[str, Any]:
 
 def measure_candidate(request: dict[str, Any]) -> dict[str, Any]:
     """`build_candidate` then `time_candidate`, in this process: `{"status": "ok" |
-    "wrong" | "crash", "seconds", "runs", "error", "compile_s"}`."""
+    "wrong" | "crash", "seconds", "runs", "error", "compile_s", "target"}`."""
     built = build_candidate({**request, "token": -1})
     if built["status"] != "built":
         return built
