@@ -4,12 +4,25 @@ kernel, in one interleaved timing run (docs/tuning.md).
     python -m mlc.benchmarks.tuning --trials 64 --jobs 2          # the issue's six kernels
     python -m mlc.benchmarks.tuning --only gemm,conv3x3 --trials 16
     python -m mlc.benchmarks.tuning --small --trials 2             # tiny shapes (the test)
+    python -m mlc.benchmarks.tuning --efficiency --only conv3x3 --random-trials 1000
+
 
 Each kernel is a one-node ONNX model (constant weights). It is tuned into a fresh
 database, then compiled twice (default schedule; `tuning_db=`) and timed next to
-onnxruntime (one thread each, interleaved rotated rounds, medians). Reported: the three
+onnxruntime (one thread each, interleaved rotated rounds, medians; so the search is for
+one thread too: `parallel=False`). Reported: the three
 times, tuned / default and tuned / onnxruntime, trials measured, candidates rejected
 before measurement, and the wall time the search took.
+
+`--efficiency` measures the search instead, on each kernel's main task (the one with
+the most work): random search (`search="random"`, `--random-trials`) and the
+cost-model-guided evolutionary search (`--guided-trials`), each into a fresh database.
+Reported: each search's best speed-up over the default schedule (both confirmed by
+re-measurement, each against the default measured in the same run, so a machine whose
+speed drifts between the runs does not decide), the guided best as a fraction of the
+random best (the issue's sample efficiency), the cost model's Kendall τ on held-out
+random measurements (trained on the first 70 %, in measurement order, ranking the rest)
+and on what the guided search chose (scored before measuring), and the wall times.
 """
 
 from __future__ import annotations
@@ -28,7 +41,7 @@ from onnx import TensorProto, helper, numpy_helper
 from mlc.benchmarks.models import Case, gemm
 from mlc.benchmarks.run import benchmark_case, mlc_runner, ort_runner
 
-__all__ = ["KERNELS", "TuningRow", "main", "measure"]
+__all__ = ["KERNELS", "EfficiencyRow", "TuningRow", "efficiency", "main", "measure"]
 
 
 def _conv(
@@ -123,7 +136,14 @@ class TuningRow:
 
 
 def measure(
-    name: str, *, trials: int, jobs: int, small: bool = False, repeat: int = 20, seed: int = 0
+    name: str,
+    *,
+    trials: int,
+    jobs: int,
+    small: bool = False,
+    repeat: int = 20,
+    seed: int = 0,
+    backend: str = "auto",
 ) -> TuningRow:
     """Tune kernel `name` into a fresh database, then time default, tuned and onnxruntime."""
     from mlc.tuning import tune
@@ -132,7 +152,15 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="mlc-tuning-bench-") as tmp:
         db = os.path.join(tmp, "tuning.db")
         start = time.perf_counter()
-        report = tune(case.model, db=db, trials=trials, jobs=jobs, seed=seed)
+        report = tune(
+            case.model,
+            db=db,
+            trials=trials,
+            jobs=jobs,
+            seed=seed,
+            backend=backend,
+            parallel=False,  # timed on one thread below: tuned for one thread
+        )
         tune_s = time.perf_counter() - start
         runners = [
             mlc_runner("default", "default"),
@@ -152,6 +180,106 @@ def measure(
         tune_s,
         ok,
     )
+
+
+@dataclass
+class EfficiencyRow:
+    """One kernel's search comparison (speed-ups over the default schedule)."""
+
+    name: str
+    shape: str
+    random_trials: int
+    random_speedup: float | None
+    random_s: float
+    guided_trials: int
+    guided_speedup: float | None
+    guided_s: float
+    held_out_tau: float | None
+    guided_tau: float | None
+
+    @property
+    def fraction(self) -> float | None:
+        """The guided best as a fraction of the random best (1.0: as fast)."""
+        if not self.random_speedup or not self.guided_speedup:
+            return None
+        return self.guided_speedup / self.random_speedup
+
+
+def efficiency(
+    name: str,
+    *,
+    random_trials: int,
+    guided_trials: int,
+    jobs: int,
+    small: bool = False,
+    seed: int = 0,
+    backend: str = "auto",
+) -> EfficiencyRow:
+    """Random search vs cost-model-guided evolutionary search on kernel `name`'s main
+    task, each into a fresh database (see the module docstring)."""
+    from mlc.tuning import extract_tasks, tune
+    from mlc.tuning.cost_model import LightGBMRanker, held_out_tau
+    from mlc.tuning.database import TuningDatabase
+    from mlc.tuning.space import Candidate
+
+    case = KERNELS[name][1 if small else 0]()
+    task = max(extract_tasks(case.model), key=lambda t: t.work)
+    runs = {}
+    with tempfile.TemporaryDirectory(prefix="mlc-tuning-efficiency-") as tmp:
+        for label, trials, ranker in (
+            ("random", random_trials, None),
+            ("guided", guided_trials, LightGBMRanker()),
+        ):
+            db = TuningDatabase(os.path.join(tmp, f"{label}.db"))
+            start = time.perf_counter()
+            report = tune(
+                task,
+                db=db,
+                trials=trials,
+                jobs=jobs,
+                seed=seed,
+                ranker=ranker,
+                search="random" if ranker is None else "evolutionary",
+                backend=backend,
+                parallel=False,
+            )
+            runs[label] = (report.tasks[0], time.perf_counter() - start, db)
+        random_result, random_s, random_db = runs["random"]
+        guided_result, guided_s, _ = runs["guided"]
+        first: dict[str, float] = {}
+        for r in random_db.records(status="ok"):
+            if not r.is_default:
+                first.setdefault(r.trace, r.seconds)  # type: ignore[arg-type]
+        measured = [(Candidate(t), s) for t, s in first.items()]
+        tau = held_out_tau(task, measured) if len(measured) >= 10 else None
+    return EfficiencyRow(
+        name,
+        case.shape,
+        random_result.trials,
+        random_result.speedup,
+        random_s,
+        guided_result.trials,
+        guided_result.speedup,
+        guided_s,
+        tau,
+        guided_result.tau,
+    )
+
+
+def efficiency_table(rows: Sequence[EfficiencyRow]) -> str:
+    head = (
+        f"{'kernel':<14}{'random':>8}{'speed-up':>9}{'s':>7}{'guided':>8}{'speed-up':>9}"
+        f"{'s':>7}{'guided/random':>14}{'tau held-out':>13}{'tau chosen':>11}"
+    )
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"{r.name:<14}{r.random_trials:>8}{_fmt(r.random_speedup, '.2f'):>9}"
+            f"{r.random_s:>7.0f}{r.guided_trials:>8}{_fmt(r.guided_speedup, '.2f'):>9}"
+            f"{r.guided_s:>7.0f}{_fmt(r.fraction, '.2f'):>14}{_fmt(r.held_out_tau, '.2f'):>13}"
+            f"{_fmt(r.guided_tau, '.2f'):>11}"
+        )
+    return "\n".join(lines)
 
 
 def _fmt(x: float | None, spec: str = ".3f") -> str:
@@ -181,6 +309,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="measurement worker processes")
     parser.add_argument("--repeat", type=int, default=20, help="timed calls per runner")
     parser.add_argument("--small", action="store_true", help="tiny shapes (a smoke test)")
+    parser.add_argument(
+        "--backend", choices=["auto", "ray", "process"], default="auto", help="where to measure"
+    )
+    parser.add_argument(
+        "--efficiency",
+        action="store_true",
+        help="compare random and cost-model-guided search instead (sample efficiency, tau)",
+    )
+    parser.add_argument("--random-trials", type=int, default=1000, help="with --efficiency")
+    parser.add_argument("--guided-trials", type=int, default=64, help="with --efficiency")
     args = parser.parse_args(argv)
     names = args.only.split(",") if args.only else list(KERNELS)
     unknown = [n for n in names if n not in KERNELS]
@@ -188,10 +326,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown kernel(s) {', '.join(unknown)}; known: {', '.join(KERNELS)}")
     if args.trials < 1 or args.jobs < 1:
         parser.error("--trials and --jobs must be at least 1")
+    if args.efficiency:
+        if min(args.random_trials, args.guided_trials) < 1:
+            parser.error("--random-trials and --guided-trials must be at least 1")
+        found = []
+        for name in names:
+            found.append(
+                efficiency(
+                    name,
+                    random_trials=args.random_trials,
+                    guided_trials=args.guided_trials,
+                    jobs=args.jobs,
+                    small=args.small,
+                    backend=args.backend,
+                )
+            )
+            print(f"{name}: done", flush=True)
+        print(efficiency_table(found))
+        return 0
     rows = []
     for name in names:
         rows.append(
-            measure(name, trials=args.trials, jobs=args.jobs, small=args.small, repeat=args.repeat)
+            measure(
+                name,
+                trials=args.trials,
+                jobs=args.jobs,
+                small=args.small,
+                repeat=args.repeat,
+                backend=args.backend,
+            )
         )
         print(f"{name}: done in {rows[-1].tune_s:.0f} s of tuning", flush=True)
     print(table(rows))

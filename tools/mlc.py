@@ -5,7 +5,9 @@
     mlc compile model.onnx -o model.so   # + model.h; -o model.o [--triple T --cpu C]: object
     mlc demo                      # the bundled example: import, run, compare with onnxruntime
     mlc bench [--only gemm,mlp]   # benchmarks against onnxruntime and numpy
-    mlc tune model.onnx --trials 64 --db tuning.db [--jobs J] [--time-budget 10m] [--cost-model]
+    mlc tune model.onnx --trials 64 --db tuning.db [--kernels 'conv*' ...] [--time-budget 10m]
+             [--plot tuning.png] [--jobs J] [--backend auto|ray|process] [--ray-address A]
+             [--cost-model]
 
 Every error is one line on stderr and a non-zero exit; no tracebacks.
 """
@@ -18,9 +20,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mlc.tuning.plot import CurveRecorder
+    from mlc.tuning.search import TuneReport
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -429,8 +435,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cost-model",
         action="store_true",
-        help="rank sampled candidates with a LightGBM model before measuring (needs the "
+        help="guide the search with a LightGBM model of the measurements (needs the "
         "'ml' extra: pip install 'mlc[ml]')",
+    )
+    p.add_argument(
+        "--search",
+        choices=["evolutionary", "random"],
+        default="evolutionary",
+        help="evolve children of the fastest candidates (default), or sample every "
+        "candidate afresh (the baseline)",
+    )
+    p.add_argument(
+        "--kernels",
+        nargs="+",
+        action="extend",
+        metavar="PATTERN",
+        help="tune only the kernels whose name matches one of these (exact names or globs "
+        "such as 'conv*'; a pattern matching none lists the kernels)",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="write tuning curves here (best time per kernel vs trials, the model's "
+        "estimated speed-up; needs the 'plot' extra: pip install 'mlc[plot]')",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["auto", "ray", "process"],
+        default="auto",
+        help="measure on Ray or a local process pool (auto: Ray when installed)",
+    )
+    p.add_argument(
+        "--ray-address", metavar="ADDRESS", help="a Ray cluster to measure on (ray://host:port)"
     )
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxD")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -463,18 +499,27 @@ def _duration(text: str) -> float:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    """`mlc tune`: `mlc.tuning.tune` on a model; a line per kernel, then the table."""
+    """`mlc tune`: `mlc.tuning.tune` on a model; a line per kernel, then the table (and
+    tuning curves with --plot, also when interrupted). Options are checked before
+    tuning; a --kernels pattern that matches no kernel exits with 2."""
+    import importlib.util
+
     from mlc.tuning.search import tune
+    from mlc.tuning.task import KernelPatternError
 
     if args.trials < 1 or args.jobs < 1:
         raise CliError("--trials and --jobs must be at least 1")
     if not os.path.exists(args.model):
         raise CliError(f"{args.model}: no such file")
     budget = _duration(args.time_budget) if args.time_budget else None
+    if args.ray_address and args.backend == "process":
+        raise CliError("--ray-address needs --backend ray (or auto)")
+    if args.backend == "ray" or args.ray_address:
+        if importlib.util.find_spec("ray") is None:
+            raise CliError("--backend ray needs ray: pip install 'mlc[distributed]'")
+    recorder = _plot_recorder(args.plot) if args.plot else None
     ranker = None
     if args.cost_model:
-        import importlib.util
-
         if importlib.util.find_spec("lightgbm") is None:
             raise CliError("--cost-model needs lightgbm: pip install 'mlc[ml]'")
         from mlc.tuning.cost_model import LightGBMRanker
@@ -482,6 +527,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
         ranker = LightGBMRanker()
 
     bars = _TuneProgress(args.trials) if not args.quiet and sys.stderr.isatty() else None
+
+    def on_record(result, record) -> None:  # type: ignore[no-untyped-def]
+        if bars is not None:
+            bars.record(result, record)
+        if recorder is not None:
+            recorder.record(result, record)
 
     def done(r) -> None:  # type: ignore[no-untyped-def]
         if bars is not None:
@@ -494,24 +545,63 @@ def cmd_tune(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    report = tune(
-        args.model,
-        db=args.db,
-        trials=args.trials,
-        seed=args.seed,
-        jobs=args.jobs,
-        time_budget=budget,
-        timeout=args.timeout,
-        ranker=ranker,
-        input_shapes=_parse_shapes(args.input_shape),
-        on_record=bars.record if bars is not None else None,
-        on_task=done,
-    )
-    if bars is not None:
-        bars.close()
+    report: TuneReport | None = None
+    try:
+        report = tune(
+            args.model,
+            db=args.db,
+            trials=args.trials,
+            seed=args.seed,
+            jobs=args.jobs,
+            time_budget=budget,
+            timeout=args.timeout,
+            backend=args.backend,
+            ray_address=args.ray_address,
+            ranker=ranker,
+            search=args.search,
+            input_shapes=_parse_shapes(args.input_shape),
+            kernels=args.kernels,
+            on_record=on_record if bars is not None or recorder is not None else None,
+            on_task=done,
+        )
+    except KernelPatternError as e:
+        print(f"mlc: error: --kernels: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if bars is not None:
+            bars.close()
+        # whatever was measured: also when interrupted, or stopped by an error
+        if recorder is not None and (report is not None or len(recorder)):
+            title = f"mlc tune {Path(args.model).name}"
+            if report is None or report.interrupted:
+                title += " (interrupted)" if report is not None else " (stopped by an error)"
+            _write_plot(recorder, args.plot, title)
+    assert report is not None  # tune returned (it returns when interrupted, too)
     print(report.table())
     print(f"records in {args.db}; compile with mlc.compile(model, tuning_db={args.db!r})")
+    if recorder is not None:
+        print(f"tuning curves in {args.plot}")
     return 130 if report.interrupted else 0
+
+
+def _plot_recorder(path: str) -> CurveRecorder:
+    """A `CurveRecorder` for --plot, once the plot is known to be writable at `path`."""
+    from mlc.tuning.plot import CurveRecorder, MatplotlibMissingError, check_plot_path
+
+    try:
+        check_plot_path(path)
+    except MatplotlibMissingError:
+        raise CliError("--plot needs matplotlib: pip install 'mlc[plot]'") from None
+    except ValueError as e:
+        raise CliError(f"--plot: {e}") from None
+    return CurveRecorder()
+
+
+def _write_plot(recorder: CurveRecorder, path: str, title: str) -> None:
+    """Draw `recorder`'s curves (`mlc.tuning.plot.plot_curves`) to `path`."""
+    from mlc.tuning import plot
+
+    plot.plot_curves(recorder.curves(), path, title=title)
 
 
 class _TuneProgress:

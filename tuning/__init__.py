@@ -7,9 +7,10 @@
 
 Modules: `task` (the kernels of a model as standalone tasks, keyed by a structural
 hash), `space` (sampled schedule traces; candidate 0 is the default schedule),
-`measure` / `worker` (isolated worker processes with timeouts), `database` (SQLite
-records, JSON lines), `apply` (`TunedSchedule`, what `tuning_db=` uses), `search`
-(`tune`), `cost_model` (optional LightGBM ranking), `target` (the target id). See
+`measure` / `worker` (isolated workers with timeouts: local processes, or Ray actors
+with `ray_measure`), `database` (SQLite records, JSON lines), `apply` (`TunedSchedule`,
+what `tuning_db=` uses), `search` (`tune`), `cost_model` (optional LightGBM ranking),
+`plot` (tuning curves, optional matplotlib), `target` (the target id). See
 docs/tuning.md. Names are imported on first use (compiling with a database needs only
 `apply` and what it imports).
 """
@@ -22,12 +23,16 @@ from typing import Any
 _EXPORTS = {
     "Task": "task",
     "extract_tasks": "task",
+    "select_tasks": "task",
+    "KernelPatternError": "task",
     "tasks_in": "task",
     "Candidate": "space",
     "SearchSpace": "space",
     "MeasureRequest": "measure",
     "MeasureResult": "measure",
     "Measurer": "measure",
+    "make_measurer": "measure",
+    "RayMeasurer": "ray_measure",
     "TuningDatabase": "database",
     "TuningRecord": "database",
     "StaleRecordWarning": "apply",
@@ -36,6 +41,8 @@ _EXPORTS = {
     "TuneReport": "search",
     "tune": "search",
     "LightGBMRanker": "cost_model",
+    "CurveRecorder": "plot",
+    "plot_curves": "plot",
     "target_id": "target",
 }
 

@@ -1,21 +1,20 @@
 """A learned cost model: LightGBM on nest features, ranking candidates before measurement.
 
     ranker = LightGBMRanker()                      # needs `pip install -e ".[ml]"`
-    tune(model, db=..., ranker=ranker)             # samples 8x, measures the top-k
+    tune(model, db=..., ranker=ranker)             # evolves over its predictions
 
 Trained online on every measurement of the run (and warm-started from the database's
 records of each task): the target is the candidate's speed-up over the task's first
 measured time (the default schedule's), as log2, so tasks of any size share one model.
-`select` scores the sampled candidates and measures the best `n`, except that a
-fraction `epsilon` of the `n` are drawn at random from the rest (exploration). Before
-`min_samples` measurements it keeps the sampled order. `lightgbm` is imported when the
+`predict` scores candidates for the search (`tuning.search`: evolution over the
+predictions, then the best measured, with ε-greedy exploration); before `min_samples`
+measurements every score is 0 (the proposal order is kept). `lightgbm` is imported when the
 model is first trained, so importing this module needs nothing extra.
 """
 
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +25,7 @@ from mlc.tuning.features import trace_features
 from mlc.tuning.space import Candidate
 from mlc.tuning.task import Task
 
-__all__ = ["LightGBMRanker", "kendall_tau"]
+__all__ = ["LightGBMRanker", "held_out_tau", "kendall_tau"]
 
 
 def kendall_tau(predicted: Sequence[float], measured: Sequence[float]) -> float:
@@ -41,7 +40,6 @@ def kendall_tau(predicted: Sequence[float], measured: Sequence[float]) -> float:
 class LightGBMRanker:
     """Ranks candidates by a LightGBM regressor of log2 speed-up (see the module doc)."""
 
-    epsilon: float = 0.2
     min_samples: int = 8
     rounds: int = 100
     params: dict[str, Any] = field(
@@ -80,6 +78,12 @@ class LightGBMRanker:
         self._model = lightgbm.train(self.params, data, num_boost_round=self.rounds)
         self._trained_on = len(self._y)
 
+    @property
+    def ready(self) -> bool:
+        """Whether predictions come from a trained model (else they are all 0)."""
+        self._train()
+        return self._model is not None
+
     def predict(self, task: Task, candidates: Sequence[Candidate]) -> list[float]:
         """Predicted log2 speed-ups over the task's default (0 before training)."""
         self._train()
@@ -88,18 +92,19 @@ class LightGBMRanker:
         x = np.asarray([c.features or trace_features(task, c.trace) for c in candidates])
         return [float(v) for v in self._model.predict(x)]
 
-    def select(
-        self, task: Task, candidates: Sequence[Candidate], n: int, rng: random.Random
-    ) -> list[Candidate]:
-        """The `n` candidates to measure: the best predicted, and about `epsilon * n`
-        random others."""
-        self._train()
-        if self._model is None or len(candidates) <= n:
-            return list(candidates[:n])
-        scores = self.predict(task, candidates)
-        order = sorted(range(len(candidates)), key=lambda i: -scores[i])
-        explore = min(n - 1, round(self.epsilon * n)) if n > 1 else 0
-        chosen = order[: n - explore]
-        rest = order[n - explore :]
-        chosen += rng.sample(rest, explore)
-        return [candidates[i] for i in chosen]
+
+def held_out_tau(
+    task: Task, measured: Sequence[tuple[Candidate, float]], *, train_fraction: float = 0.7
+) -> float:
+    """Kendall τ of a fresh `LightGBMRanker` trained on the first `train_fraction` of
+    `measured` (candidate, seconds), in order, then ranking the rest against their
+    measured speed."""
+    cut = int(len(measured) * train_fraction)
+    if cut < 2 or len(measured) - cut < 2:
+        raise ValueError(f"{len(measured)} measurements are too few to hold some out")
+    ranker = LightGBMRanker(min_samples=2)
+    for candidate, seconds in measured[:cut]:
+        ranker.update(task, candidate, seconds)
+    held = measured[cut:]
+    predicted = ranker.predict(task, [c for c, _ in held])
+    return kendall_tau(predicted, [-seconds for _, seconds in held])

@@ -31,7 +31,11 @@ __all__ = ["STATUSES", "DatabaseError", "TuningDatabase", "TuningRecord"]
 #: what a candidate's measurement can come to ("invalid": rejected before measurement)
 STATUSES = ("ok", "invalid", "wrong", "crash", "timeout")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: what each older schema version lacks, added when such a file is opened
+_MIGRATIONS = {
+    1: "ALTER TABLE records ADD COLUMN decisions TEXT NOT NULL DEFAULT '[]'",
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,6 +52,7 @@ CREATE TABLE IF NOT EXISTS records (
     is_default INTEGER NOT NULL DEFAULT 0,
     environment TEXT NOT NULL DEFAULT '{}',
     timestamp REAL NOT NULL,
+    decisions TEXT NOT NULL DEFAULT '[]',
     UNIQUE (task_key, target, trace, timestamp)
 );
 CREATE INDEX IF NOT EXISTS records_by_task ON records (task_key, target, status, seconds);
@@ -65,6 +70,7 @@ _COLUMNS = (
     "is_default",
     "environment",
     "timestamp",
+    "decisions",
 )
 
 
@@ -88,12 +94,17 @@ class TuningRecord:
     is_default: bool = False
     environment: dict[str, str] = field(default_factory=dict)
     timestamp: float = field(default_factory=time.time)
+    #: the search space's decisions that drew the trace (`Candidate.decisions`): what the
+    #: evolutionary search mutates; () for the default schedule
+    decisions: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise DatabaseError(f"unknown status {self.status!r} (expected one of {STATUSES})")
         if self.status == "ok" and self.seconds is None:
             raise DatabaseError("an 'ok' record needs its measured seconds")
+        if not all(isinstance(u, float) and 0.0 <= u < 1.0 for u in self.decisions):
+            raise DatabaseError("decisions must be numbers in [0, 1)")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,6 +119,7 @@ class TuningRecord:
             "is_default": self.is_default,
             "environment": dict(self.environment),
             "timestamp": self.timestamp,
+            "decisions": list(self.decisions),
         }
 
     @staticmethod
@@ -132,6 +144,7 @@ class TuningRecord:
                 is_default=bool(data.get("is_default", False)),
                 environment={_str(k): _str(v) for k, v in environment.items()},
                 timestamp=float(data.get("timestamp", time.time())),
+                decisions=tuple(float(u) for u in data.get("decisions", [])),
             )
         except KeyError as e:
             raise DatabaseError(f"a record lacks {e}") from None
@@ -151,6 +164,7 @@ class TuningRecord:
             int(self.is_default),
             json.dumps(self.environment, sort_keys=True),
             self.timestamp,
+            json.dumps(list(self.decisions)),
         )
 
     @staticmethod
@@ -167,6 +181,7 @@ class TuningRecord:
             is_default=bool(row["is_default"]),
             environment=json.loads(row["environment"]),
             timestamp=row["timestamp"],
+            decisions=tuple(json.loads(row["decisions"])),
         )
 
 
@@ -186,19 +201,36 @@ class TuningDatabase:
         try:
             self._db = sqlite3.connect(self.path, timeout=30)
             self._db.row_factory = sqlite3.Row
-            self._db.executescript(_SCHEMA)
-            version = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if version is None:
-                with self._db:
-                    self._db.execute(
-                        "INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
-                    )
-            elif version["value"] != str(SCHEMA_VERSION):
-                raise DatabaseError(
-                    f"{self.path}: schema version {version['value']}, expected {SCHEMA_VERSION}"
-                )
+            self._open()
         except sqlite3.DatabaseError as e:
             raise DatabaseError(f"{self.path}: not a tuning database ({e})") from None
+
+    def _open(self) -> None:
+        """Create the tables in a new file; bring an older schema up to date."""
+        has_records = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'records'"
+        ).fetchone()
+        if not has_records:
+            self._db.executescript(_SCHEMA)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        version = SCHEMA_VERSION if row is None and not has_records else None
+        if row is not None and row["value"].isdigit():
+            version = int(row["value"])
+        if version is None or not 1 <= version <= SCHEMA_VERSION:
+            found = "none" if row is None else row["value"]
+            raise DatabaseError(
+                f"{self.path}: schema version {found}, expected {SCHEMA_VERSION} or older"
+            )
+        with self._db:
+            for old in range(version, SCHEMA_VERSION):
+                self._db.execute(_MIGRATIONS[old])
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)",
+                (str(SCHEMA_VERSION),),
+            )
 
     def close(self) -> None:
         self._db.close()

@@ -11,20 +11,32 @@ vector width, its outer part optionally again by a number of vectors); the loop 
 outer tiles, reduction loops, inner tiles (shuffled within each group, now and then a
 random order); the innermost loop vectorized (usually the contiguous iterator's, at the
 element type's lanes); inner tile loops unrolled (at most `MAX_UNROLLED` body copies);
-optionally the outermost loop with more than one iteration parallel (more often for
-kernels with `PARALLEL_WORK`) and an input copied into a local buffer (`cache_read`,
-optionally packed); the
-in-place epilogue moved into the tile loop (`reverse_compute_at`). Each step is applied
+for a reduction, the output accumulated in a local tile (`cache_write`, at the first
+reduction loop: the register tile, or further out); optionally the outermost loop with
+more than one iteration parallel (more often for kernels with `PARALLEL_WORK`; now and
+then after fusing the two outermost loops) and an input copied into a local buffer
+(`cache_read`, optionally packed); the in-place epilogue moved into the tile loop
+(`reverse_compute_at`). Each step is applied
 as it is drawn; a step the legality checks reject makes the candidate invalid with that
 reason (`Candidate.error`), as does a trace that does not replay or verify
 (`validate`), so invalid candidates never reach measurement.
+
+Every choice the sampler makes comes from one stream of uniform numbers in [0, 1)
+(`DecisionTape`), kept with the candidate (`Candidate.decisions`): replaying the same
+numbers gives the same schedule, and changing a few of them gives a neighbour
+(`SearchSpace.mutate`), which is what the evolutionary search needs. A changed early
+decision can change what later numbers decide (the tape is re-read, not re-aligned), as
+in MetaSchedule's trace mutation.
+
+    child = space.mutate(parent, rng)         # 1-3 of the parent's decisions re-drawn
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from xdsl.dialects.builtin import AnyFloat, IntegerType, ModuleOp
 from xdsl.ir import Attribute
@@ -37,10 +49,12 @@ from mlc.transforms.loops.default_schedule import MAX_VECTOR_LANES, apply_defaul
 from mlc.transforms.loops.schedule import Schedule
 from mlc.tuning.task import Task, canonical_label
 
-__all__ = ["Candidate", "SearchSpace", "default_trace", "lanes_for", "validate"]
+__all__ = ["Candidate", "DecisionTape", "SearchSpace", "default_trace", "lanes_for", "validate"]
 
 #: the most copies of a kernel body that unrolling inner tile loops may make
 MAX_UNROLLED = 64
+#: draws `SearchSpace.mutate` makes for a child that differs from its parent
+MUTATION_TRIES = 8
 #: kernels with at least this much work (`Task.work`) are sampled with threads more often
 #: (the default schedule's threshold, `CpuDefaultSchedule.min_parallel_work`)
 PARALLEL_WORK = 1 << 20
@@ -54,6 +68,8 @@ class Candidate:
     trace: str
     error: str = ""
     features: tuple[float, ...] = field(default=(), compare=False, repr=False)
+    #: the sampler's decisions (uniform numbers in [0, 1)) that drew it; () for the default
+    decisions: tuple[float, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def valid(self) -> bool:
@@ -83,15 +99,51 @@ def validate(module: ModuleOp, trace: str) -> str:
     "" if it applies, else the reason it does not."""
     try:
         Schedule(module).replay(trace)
-        module.verify()
     except ScheduleError as e:
         return f"does not replay: {e}"
+    except Exception as e:  # a transformation bug
+        return f"{type(e).__name__}: {e}"
+    return _verify(module)
+
+
+def _verify(module: ModuleOp) -> str:
+    """ "" if `module` verifies, else the verifier's message."""
+    try:
+        module.verify()
     except Exception as e:  # a verifier error, or a transformation bug
         return f"{type(e).__name__}: {e}"
     return ""
 
 
 # ---------------------------------------------------------------------- sampling
+
+
+class DecisionTape(random.Random):
+    """A random source that replays recorded decisions: the i-th `random()` is
+    `tape[i]` while the tape lasts, then a fresh number from `source`; `drawn` is every
+    number returned. Only `random()` is overridden, so `choice`, `randint`, `shuffle`,
+    ... all derive from it (the documented way to subclass `random.Random`)."""
+
+    def __init__(self, tape: Sequence[float], source: random.Random) -> None:
+        self._tape = tuple(tape)
+        self._source = source
+        self.drawn: list[float] = []
+        super().__init__()
+
+    def seed(self, *args: object, **kwargs: object) -> None:
+        """Nothing to seed: the numbers come from the tape and `source`."""
+
+    def random(self) -> float:
+        i = len(self.drawn)
+        u = self._tape[i] if i < len(self._tape) else self._source.random()
+        self.drawn.append(u)
+        return u
+
+    def getstate(self) -> tuple[object, ...]:
+        raise TypeError("a DecisionTape has no state to save: keep its `drawn` numbers")
+
+    def setstate(self, state: object) -> None:
+        raise TypeError("a DecisionTape has no state to restore: replay its `drawn` numbers")
 
 
 def _factors(extent: int, rng: random.Random) -> int | None:
@@ -170,8 +222,18 @@ class _Sampler:
         elif self.chance(0.1):  # another innermost loop (gathers / scatters): explore
             self.sch.vectorize(f"{label}/{innermost}", self.rng.choice([2, 4, lanes]))
         self.unroll(label, tiles)
-        if self.parallel and self.chance(0.6 if self.work >= PARALLEL_WORK else 0.1):
-            self.parallelize(label, order)
+        threads = self.parallel and self.chance(0.6 if self.work >= PARALLEL_WORK else 0.1)
+        # (a cached tile is one buffer for the whole nest: never under a parallel loop)
+        if not threads and (tiles.reduction_outer or tiles.reduction_inner):
+            if self.chance(0.35):
+                self.cache_write(label, order, tiles, lanes)
+        if threads:
+            outside = self.outside_reductions(order, tiles)
+            if len(outside) > 1 and self.chance(0.25):
+                fused = self.fuse_outer(label, outside)
+                order = [fused, *order[2:]]
+                outside = [fused, *outside[2:]]
+            self.parallelize(label, outside)
         if main.inputs and self.chance(0.15):
             self.cache_read(label, len(main.inputs), order, lanes)
         epilogue = kernels.get(canonical_label(1))
@@ -243,12 +305,34 @@ class _Sampler:
                     f"{label}/{name}", self.rng.choice([f for f in (2, 4) if f <= trip])
                 )
 
-    def parallelize(self, label: str, order: Sequence[str]) -> None:
-        """Run the outermost loop with more than one iteration on threads."""
-        for name in order:
+    def parallelize(self, label: str, outside: Sequence[str]) -> None:
+        """Run the outermost loop outside the reductions with more than one iteration on
+        threads."""
+        for name in outside:
             if find_loop(self.sch.root, f"{label}/{name}")[1].trip_count > 1:
                 self.sch.parallel(f"{label}/{name}")
                 return
+
+    def cache_write(self, label: str, order: Sequence[str], tiles: _Tiles, lanes: int) -> None:
+        """Accumulate the output in a local tile (register-tile accumulation): cached at
+        the first reduction loop (the tile the reductions update), now and then at a loop
+        further out; the copy-in and copy-out loops vectorized."""
+        reductions = set(tiles.reduction_outer) | set(tiles.reduction_inner)
+        first = next(i for i, n in enumerate(order) if n in reductions)
+        at = order[first if first == 0 or self.chance(0.75) else self.rng.randrange(first)]
+        load, store = self.sch.cache_write(label, 0, f"{label}/{at}")
+        self.simple(load, lanes, optional=True)
+        self.simple(store, lanes, optional=True)
+
+    @staticmethod
+    def outside_reductions(order: Sequence[str], tiles: _Tiles) -> list[str]:
+        """The loops of `order` before the first reduction loop."""
+        reductions = set(tiles.reduction_outer) | set(tiles.reduction_inner)
+        return list(itertools.takewhile(lambda n: n not in reductions, order))
+
+    def fuse_outer(self, label: str, outside: Sequence[str]) -> str:
+        """Fuse the two outermost loops (more iterations to share out over threads)."""
+        return self.sch.fuse(f"{label}/{outside[0]}", f"{label}/{outside[1]}").rpartition("/")[2]
 
     def cache_read(self, label: str, inputs: int, order: Sequence[str], lanes: int) -> None:
         index = self.rng.randrange(inputs)
@@ -268,12 +352,7 @@ class _Sampler:
         """Lower the in-place epilogue; move it into the last loop outside the reductions
         (most of the time), else schedule it on its own."""
         self.sch.lower(epilogue)
-        reductions = set(tiles.reduction_outer) | set(tiles.reduction_inner)
-        outside: list[str] = []
-        for n in order:
-            if n in reductions:
-                break
-            outside.append(n)
+        outside = self.outside_reductions(order, tiles)
         if outside and self.chance(0.8):
             at = outside[-1] if self.chance(0.7) else self.rng.choice(outside)
             self.sch.reverse_compute_at(epilogue, f"{label}/{at}")
@@ -319,15 +398,28 @@ class SearchSpace:
         #: compute each valid candidate's `features` (for a cost model)
         self.features = features
 
-    def _checked(self, trace: str) -> Candidate:
-        module = self.task.module()
-        error = validate(module, trace)
+    def _checked(self, trace: str, scheduled: ModuleOp | None = None) -> Candidate:
+        """`trace` replayed on a fresh module and verified (`validate`); or, given the
+        module the sampler `scheduled` as it drew the trace, only that one verified (the
+        cheap check `sample(..., replay=False)` makes)."""
+        if scheduled is None:
+            module = self.task.module()
+            error = validate(module, trace)
+        else:
+            module = scheduled
+            error = _verify(module)
         if error or not self.features:
             return Candidate(trace, error)
         from mlc.tuning.features import nest_features
 
         block = find_block(module, canonical_label(0))
         return Candidate(trace, features=tuple(nest_features(block, trace, self.task.work)))
+
+    def replayed(self, candidate: Candidate) -> Candidate:
+        """`candidate`, or a copy with the reason it is invalid if its trace does not
+        replay on a fresh module (for candidates sampled with `replay=False`)."""
+        error = validate(self.task.module(), candidate.trace) if candidate.valid else ""
+        return replace(candidate, error=error) if error else candidate
 
     def default(self) -> Candidate:
         """The host's default schedule (what `mlc.compile` uses without a record); invalid
@@ -338,12 +430,47 @@ class SearchSpace:
             return Candidate("", f"the default schedule fails: {e}")
         return self._checked(trace)
 
-    def sample(self, rng: random.Random) -> Candidate:
-        """One random schedule, checked (`validate`) on a fresh module."""
-        sampler = _Sampler(self.task.module(), rng, self.vector_bits, self.parallel, self.task.work)
+    def sample(
+        self, rng: random.Random, tape: Sequence[float] = (), *, replay: bool = True
+    ) -> Candidate:
+        """One random schedule, checked (`validate`) on a fresh module: its decisions
+        are read from `tape` first, then drawn from `rng`. `replay=False` verifies the
+        sampler's own module instead (half the cost: for candidates a cost model may
+        discard; `replayed` checks one before it is measured)."""
+        decisions = DecisionTape(tape, rng)
+        sampler = _Sampler(
+            self.task.module(), decisions, self.vector_bits, self.parallel, self.task.work
+        )
         try:
             sampler.run()
         except ScheduleError as e:
-            trace = sampler.sch.text()
-            return Candidate(trace, f"rejected: {e}")
-        return self._checked(sampler.sch.text())
+            return Candidate(sampler.sch.text(), f"rejected: {e}", decisions=tuple(decisions.drawn))
+        trace = sampler.sch.text()
+        checked = self._checked(trace, None if replay else sampler.sch.root)
+        return replace(checked, decisions=tuple(decisions.drawn))
+
+    def mutate(self, parent: Candidate, rng: random.Random, *, replay: bool = True) -> Candidate:
+        """A neighbour of `parent` (a sampled candidate): its decisions with 1 to 3 of
+        them re-drawn from `rng`, replayed. Many decisions are coin flips that a new
+        number often leaves as they were: up to `MUTATION_TRIES` draws are made for a
+        child whose trace differs from the parent's."""
+        if not parent.decisions:
+            return self.sample(rng, replay=replay)
+        child = parent
+        for _ in range(MUTATION_TRIES):
+            tape = list(parent.decisions)
+            for _ in range(min(len(tape), rng.choice((1, 1, 1, 2, 2, 3)))):
+                tape[rng.randrange(len(tape))] = rng.random()
+            child = self.sample(rng, tape, replay=replay)
+            if child.trace != parent.trace:
+                break
+        return child
+
+    def crossover(
+        self, a: Candidate, b: Candidate, rng: random.Random, *, replay: bool = True
+    ) -> Candidate:
+        """A child of two sampled candidates: `a`'s first decisions, then `b`'s."""
+        if not a.decisions or not b.decisions:
+            return self.mutate(a if a.decisions else b, rng, replay=replay)
+        cut = rng.randrange(1, max(2, min(len(a.decisions), len(b.decisions))))
+        return self.sample(rng, a.decisions[:cut] + b.decisions[cut:], replay=replay)

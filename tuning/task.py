@@ -16,6 +16,7 @@ once their labels are renamed (`canonical_labels`).
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import hashlib
 import io
@@ -36,12 +37,14 @@ from mlc.transforms.loops.schedule import Schedule
 
 __all__ = [
     "TASK_FUNCTION",
+    "KernelPatternError",
     "Task",
     "TaskError",
     "canonical_labels",
     "extract_tasks",
     "kernel_scopes",
     "scheduling_prefix",
+    "select_tasks",
     "standalone_module",
     "structural_key",
     "tasks_in",
@@ -53,6 +56,18 @@ TASK_FUNCTION = "task"
 
 class TaskError(ValueError):
     """A kernel that cannot be tuned on its own (e.g. it uses a non-buffer value)."""
+
+
+class KernelPatternError(ValueError):
+    """Kernel-name patterns (`select_tasks`) of which some match no task."""
+
+    def __init__(self, unmatched: Sequence[str], names: Sequence[str]) -> None:
+        self.unmatched = list(unmatched)
+        self.names = list(names)
+        quoted = ", ".join(repr(p) for p in self.unmatched)
+        super().__init__(
+            f"no kernel matches {quoted}; the kernels are: {', '.join(self.names) or '(none)'}"
+        )
 
 
 def canonical_label(index: int) -> str:
@@ -297,6 +312,22 @@ def extract_tasks(
     for p in scheduling_prefix(module, fuse=fuse, layout=layout):
         p.apply(ctx, module)
     return tasks_in(module)
+
+
+def select_tasks(tasks: Sequence[Task], patterns: str | Sequence[str]) -> list[Task]:
+    """The tasks (in their order) whose `name` is one of `patterns` or matches one as a
+    shell glob (`fnmatch`, case-sensitive: `conv*`, `*_relu`, `matmul_[12]`). Raises
+    `KernelPatternError`, listing the task names, if a pattern matches none."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
+
+    def matches(name: str, pattern: str) -> bool:
+        return name == pattern or fnmatch.fnmatchcase(name, pattern)
+
+    unmatched = [p for p in patterns if not any(matches(t.name, p) for t in tasks)]
+    if unmatched:
+        raise KernelPatternError(unmatched, [t.name for t in tasks])
+    return [t for t in tasks if any(matches(t.name, p) for p in patterns)]
 
 
 def canonical_labels(ops: Sequence[Operation]) -> dict[str, str]:

@@ -167,8 +167,22 @@ def test_tuning_benchmark_tunes_compiles_and_times_a_tiny_kernel(capsys) -> None
     fresh database, then default, tuned and onnxruntime timed with matching outputs."""
     from mlc.benchmarks.tuning import main, measure
 
-    row = measure("gemm", trials=2, jobs=1, small=True, repeat=3)
+    row = measure("gemm", trials=2, jobs=1, small=True, repeat=3, backend="process")
     assert row.outputs_ok and row.trials >= 1
     assert row.default_ms and row.tuned_ms and row.ort_ms
-    assert main(["--small", "--trials", "1", "--only", "grouped1x1", "--repeat", "2"]) == 0
+    args = ["--small", "--trials", "1", "--only", "grouped1x1", "--repeat", "2"]
+    assert main([*args, "--backend", "process"]) == 0
     assert "tuned/ORT" in capsys.readouterr().out
+
+
+def test_the_efficiency_benchmark_runs_both_searches(capsys) -> None:  # type: ignore[no-untyped-def]
+    """`--efficiency`: random and guided search on a tiny kernel's main task, each
+    measured (speed-ups over the default, which is measured in each run)."""
+    from mlc.benchmarks.tuning import main
+
+    args = ["--efficiency", "--small", "--only", "gemm", "--backend", "process"]
+    assert main([*args, "--random-trials", "3", "--guided-trials", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2].split()[:3] == ["kernel", "random", "speed-up"]
+    row = out[-1].split()
+    assert row[0] == "gemm" and row[1] == "3" and float(row[2]) > 0 and row[4] == "3"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,49 @@ def test_bad_records_are_refused(tmp_path: Path) -> None:
         TuningDatabase(tmp_path / "junk.db")
     with pytest.raises(FileNotFoundError):
         TuningDatabase(tmp_path / "missing.db", create=False)
+
+
+def test_decisions_round_trip(tmp_path: Path) -> None:
+    """The sampling decisions of a record (what the evolution mutates) survive SQLite and
+    JSON lines exactly; out-of-range ones are refused."""
+    decisions = (0.1, 0.7310585786300049, 0.0, 0.9999999999999999)
+    with TuningDatabase(tmp_path / "a.db") as db:
+        db.add(record("lower t0\n", 1e-3, decisions=decisions))
+        assert db.records()[0].decisions == decisions
+        db.export_jsonl(tmp_path / "r.jsonl")
+    with TuningDatabase(tmp_path / "b.db") as other:
+        other.import_jsonl(tmp_path / "r.jsonl")
+        assert other.records()[0].decisions == decisions
+    with pytest.raises(DatabaseError, match="decisions"):
+        record("lower t0\n", 1.0, decisions=(1.5,))
+
+
+OLD_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, task_key TEXT NOT NULL, target TEXT NOT NULL,
+    task_name TEXT NOT NULL DEFAULT '', trace TEXT NOT NULL, status TEXT NOT NULL,
+    seconds REAL, runs TEXT NOT NULL DEFAULT '[]', error TEXT NOT NULL DEFAULT '',
+    is_default INTEGER NOT NULL DEFAULT 0, environment TEXT NOT NULL DEFAULT '{}',
+    timestamp REAL NOT NULL, UNIQUE (task_key, target, trace, timestamp));
+INSERT INTO meta VALUES ('schema', '1');
+INSERT INTO records (task_key, target, trace, status, seconds, timestamp)
+    VALUES ('k1', 'cpu-a', 'lower t0
+', 'ok', 0.002, 1.0);
+"""
+
+
+def test_a_version_1_database_is_brought_up_to_date(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.executescript(OLD_SCHEMA)
+    with TuningDatabase(path) as db:
+        (old_record,) = db.records()
+        assert old_record.seconds == 0.002 and old_record.decisions == ()
+        db.add(record("lower t0\nsplit t0/i 4\n", 1e-3, decisions=(0.5,), timestamp=2.0))
+    with TuningDatabase(path) as db:
+        assert [r.decisions for r in db.records()] == [(), (0.5,)]
+    with sqlite3.connect(path) as newer:
+        newer.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    with pytest.raises(DatabaseError, match="schema version 99"):
+        TuningDatabase(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from mlc.registry import make_context
 from mlc.tuning.database import TuningDatabase
 from mlc.tuning.measure import MeasureResult
 from mlc.tuning.search import tune
+from mlc.tuning.space import SearchSpace
 from mlc.tuning.target import target_id
 from mlc.tuning.task import Task, tasks_in
 
@@ -109,3 +111,88 @@ def test_an_interrupted_run_keeps_what_it_measured(tmp_path: Path) -> None:
     assert report.tasks[0].trials == 3
     assert len([r for r in db.records() if r.status != "invalid"]) == 3
     assert "interrupted" in report.table()
+
+
+class LandscapeMeasurer(FakeMeasurer):
+    """A machine on which the fastest schedule is one particular trace: a candidate's
+    time grows with the schedule steps it does not share with `goal`."""
+
+    def __init__(self, goal: str) -> None:
+        super().__init__()
+        self.goal = set(goal.splitlines())
+
+    def run(self, requests: Sequence[dict[str, Any]]) -> Iterator[tuple[int, MeasureResult]]:
+        for i, request in enumerate(requests):
+            self.requests.append(request)
+            steps = set(request["trace"].splitlines())
+            yield i, MeasureResult("ok", seconds=1e-6 * (1 + len(steps ^ self.goal)))
+
+
+def best_found(search: str, seed: int, goal: str) -> float:
+    report = tune(
+        MATMUL_TASK,
+        db=TuningDatabase(":memory:"),
+        trials=40,
+        seed=seed,
+        batch_size=4,
+        measurer=LandscapeMeasurer(goal),
+        search=search,
+        confirm=False,
+    )
+    (result,) = report.tasks
+    assert result.trials == 40
+    return result.best_seconds  # type: ignore[return-value]
+
+
+MATMUL_TASK = matmul_task()
+
+
+def test_evolution_finds_more_than_random_search_in_as_many_trials() -> None:
+    """Children of the fastest candidates climb towards the goal schedule; fresh random
+    samples do not (summed over seeds: deterministic, not a timing)."""
+    space = SearchSpace(MATMUL_TASK)
+    rng = random.Random(2024)
+    goal = next(c for c in (space.sample(rng) for _ in range(50)) if c.valid).trace
+    seeds = range(4)
+    evolved = sum(best_found("evolutionary", s, goal) for s in seeds)
+    randomly = sum(best_found("random", s, goal) for s in seeds)
+    assert evolved < randomly, (evolved, randomly)
+
+
+def test_records_keep_decisions_and_evolution_resumes_from_the_database(tmp_path: Path) -> None:
+    task = matmul_task()
+    db = TuningDatabase(tmp_path / "t.db")
+    tune(task, db=db, trials=8, seed=1, measurer=FakeMeasurer(), confirm=False)
+    sampled = [r for r in db.records() if r.status == "ok" and not r.is_default]
+    assert sampled and all(r.decisions for r in sampled)
+    space = SearchSpace(task)
+    for r in sampled:  # the decisions replay to the recorded trace
+        assert space.sample(random.Random(0), r.decisions).trace == r.trace
+    again = FakeMeasurer()
+    tune(task, db=db, trials=4, seed=9, measurer=again, confirm=False)
+    assert again.requests  # new candidates, bred from the database's records
+
+
+class ElsewhereMeasurer(FakeMeasurer):
+    """Every other result comes from a worker on another kind of machine."""
+
+    def run(self, requests: Sequence[dict[str, Any]]) -> Iterator[tuple[int, MeasureResult]]:
+        for i, (index, result) in enumerate(super().run(requests)):
+            target = "x86_64-other/znver9/0000" if i % 2 else target_id()
+            yield (
+                index,
+                MeasureResult(result.status, result.seconds, error=result.error, target=target),
+            )
+
+
+def test_results_from_another_target_are_recorded_there_and_never_mixed(tmp_path: Path) -> None:
+    task = matmul_task()
+    db = TuningDatabase(tmp_path / "t.db")
+    report = tune(task, db=db, trials=8, seed=4, measurer=ElsewhereMeasurer(), confirm=False)
+    (result,) = report.tasks
+    here = {r.trace for r in db.records(target=target_id()) if r.status == "ok"}
+    there = {r.trace for r in db.records(target="x86_64-other/znver9/0000")}
+    assert here and there
+    assert set(result.times) == here  # only this machine's times count
+    best = db.best(task.key, target_id())
+    assert best is not None and best.trace in here

@@ -89,8 +89,10 @@ def test_sampled_traces_preserve_semantics(case: KernelCase, seed: int, vector_b
     else:  # (the default schedule rejects a kernel whose output is not injective)
         assert default.error.startswith("the default schedule fails")
     rng = random.Random(seed)
-    for _ in range(3):
-        candidate = space.sample(rng)
+    sampled = [space.sample(rng) for _ in range(3)]
+    # the evolutionary search's children: mutations and a crossover of sampled ones
+    children = [space.mutate(sampled[0], rng), space.crossover(sampled[1], sampled[2], rng)]
+    for candidate in [*sampled, *children]:
         if candidate.valid:
             check_trace(task, candidate.trace, seed)
         else:
@@ -99,7 +101,8 @@ def test_sampled_traces_preserve_semantics(case: KernelCase, seed: int, vector_b
 
 def test_epilogue_candidates_preserve_semantics() -> None:
     """A kernel with an in-place epilogue (relu): sampled traces move it into the tile
-    loop (reverse_compute_at) or schedule it alone; all keep the results."""
+    loop (reverse_compute_at) or schedule it alone, accumulate in a local tile
+    (cache_write) or not; all keep the results."""
     module = parse_module(make_context(), EPILOGUE)
     (task,) = tasks_in(module)
     assert task.labels == ("mm", "mm_relu")
@@ -107,15 +110,15 @@ def test_epilogue_candidates_preserve_semantics() -> None:
     rng = random.Random(7)
     verbs: set[str] = set()
     valid = 0
-    for _ in range(10):
+    for _ in range(16):
         candidate = space.sample(rng)
         if not candidate.valid:
             continue
         valid += 1
         verbs |= {s.verb for s in parse_schedule(candidate.trace)}
         check_trace(task, candidate.trace, 1)
-    assert valid >= 5
-    assert {"reverse_compute_at", "split", "vectorize", "reorder"} <= verbs
+    assert valid >= 8
+    assert {"reverse_compute_at", "split", "vectorize", "reorder", "cache_write"} <= verbs
 
 
 def test_an_invalid_trace_is_rejected_with_its_reason() -> None:
@@ -124,6 +127,31 @@ def test_an_invalid_trace_is_rejected_with_its_reason() -> None:
     reason = validate(task.module(), "lower t0\nsplit t0/nowhere 4\n")
     assert "nowhere" in reason
     assert validate(task.module(), "lower t0\nparallel t0/k\n").startswith("does not replay")
+
+
+def test_decisions_replay_and_mutations_are_neighbours() -> None:
+    """A candidate's decisions replay to its trace whatever the random source; a
+    mutation re-draws a few of them: most children differ from the parent, and what
+    they keep of its decisions is all but the re-drawn ones (a child whose structure
+    changed may read fewer)."""
+    module = parse_module(make_context(), EPILOGUE)
+    (task,) = tasks_in(module)
+    space = SearchSpace(task)
+    rng = random.Random(11)
+    parent = next(c for c in (space.sample(rng) for _ in range(20)) if c.valid)
+    assert parent.decisions and all(0.0 <= u < 1.0 for u in parent.decisions)
+    assert space.sample(random.Random(99), parent.decisions).trace == parent.trace
+    children = [space.mutate(parent, rng) for _ in range(12)]
+    assert sum(c.trace != parent.trace for c in children) >= 6
+    for c in children:
+        kept = sum(a == b for a, b in zip(c.decisions, parent.decisions))
+        assert kept >= min(len(c.decisions), len(parent.decisions)) - 3
+    other = next(c for c in (space.sample(rng) for _ in range(20)) if c.valid)
+    child = space.crossover(parent, other, rng)
+    # the child read a tape of the parent's first numbers and the other's after them
+    cut = next(i for i, (a, b) in enumerate(zip(child.decisions, parent.decisions)) if a != b)
+    read = min(len(child.decisions), len(other.decisions))
+    assert child.decisions[cut:read] == other.decisions[cut:read]
 
 
 def test_sampling_is_seeded() -> None:

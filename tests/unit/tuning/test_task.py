@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mlc.parser.mlir import parse_module
 from mlc.registry import make_context
-from mlc.tuning.task import extract_tasks, tasks_in
+from mlc.tuning.task import KernelPatternError, Task, extract_tasks, select_tasks, tasks_in
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -57,3 +59,24 @@ def test_extract_tasks_runs_the_compile_pipeline_up_to_scheduling() -> None:
     assert len({t.key for t in tasks}) == len(tasks)
     # the same model twice: the same keys
     assert [t.key for t in extract_tasks(EXAMPLES / "mlp.onnx")] == [t.key for t in tasks]
+
+
+def test_select_tasks_by_name_or_glob() -> None:
+    tasks = tasks_in(parse_module(make_context(), TWO_RELUS))  # relu_a (x2), relu_c
+
+    def names(selected: list[Task]) -> list[str]:
+        return [t.name for t in selected]
+
+    assert names(select_tasks(tasks, ["relu_c"])) == ["relu_c"]
+    assert names(select_tasks(tasks, "relu_?")) == ["relu_a", "relu_c"]
+    # the model's order, each task once however many patterns match it
+    assert names(select_tasks(tasks, ["relu_c", "relu*", "*_a"])) == ["relu_a", "relu_c"]
+    assert names(select_tasks(tasks, ["relu_[a]"])) == ["relu_a"]
+    assert select_tasks(tasks, []) == []
+    with pytest.raises(KernelPatternError) as info:
+        select_tasks(tasks, ["relu_a", "conv*", "RELU_C"])  # case-sensitive
+    assert info.value.unmatched == ["conv*", "RELU_C"]
+    assert info.value.names == ["relu_a", "relu_c"]
+    assert str(info.value) == (
+        "no kernel matches 'conv*', 'RELU_C'; the kernels are: relu_a, relu_c"
+    )
