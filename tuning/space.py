@@ -34,6 +34,7 @@ in MetaSchedule's trace mutation.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -53,6 +54,8 @@ __all__ = ["Candidate", "DecisionTape", "SearchSpace", "default_trace", "lanes_f
 
 #: the most copies of a kernel body that unrolling inner tile loops may make
 MAX_UNROLLED = 64
+#: the most elements of an output tile the sampler accumulates locally (`cache_write`)
+MAX_CACHED_TILE = 4096
 #: draws `SearchSpace.mutate` makes for a child that differs from its parent
 MUTATION_TRIES = 8
 #: kernels with at least this much work (`Task.work`) are sampled with threads more often
@@ -321,6 +324,12 @@ class _Sampler:
         first = next(i for i, n in enumerate(order) if n in reductions)
         at = order[first if first == 0 or self.chance(0.75) else self.rng.randrange(first)]
         load, store = self.sch.cache_write(label, 0, f"{label}/{at}")
+        tile = math.prod(find_block(self.sch.root, load).buffer_types[-1].get_shape())
+        if tile > MAX_CACHED_TILE:  # (an imperfect split caches the whole dimension)
+            raise ScheduleError(
+                f"the tile cached at '{label}/{at}' has {tile} elements (at most "
+                f"{MAX_CACHED_TILE}: it is copied in and out around every reduction)"
+            )
         self.simple(load, lanes, optional=True)
         self.simple(store, lanes, optional=True)
 

@@ -6,6 +6,7 @@ import random
 from collections.abc import Sequence
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.builder import Builder, InsertPoint
@@ -17,6 +18,7 @@ from mlc.parser.mlir import parse_module
 from mlc.registry import make_context
 from mlc.testing.strategies import KernelCase, conv_like, elementwise, matmul_like, reduction
 from mlc.transforms.loops.schedule import Schedule, parse_schedule
+from mlc.tuning import space as space_module
 from mlc.tuning.space import SearchSpace, validate
 from mlc.tuning.task import Task, tasks_in
 from mlc.tuning.worker import random_inputs
@@ -161,3 +163,17 @@ def test_sampling_is_seeded() -> None:
     first = [space.sample(random.Random(3)).trace for _ in range(2)]
     assert first[0] == first[1]
     assert space.default().trace.startswith("lower t0")
+
+
+def test_a_large_cached_tile_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A local output tile past `MAX_CACHED_TILE` elements (an imperfect split caches the
+    whole dimension, copied in and out around every reduction) makes the candidate
+    invalid with that reason, before any measurement."""
+    module = parse_module(make_context(), EPILOGUE)
+    (task,) = tasks_in(module)
+    space = SearchSpace(task)
+    monkeypatch.setattr(space_module, "MAX_CACHED_TILE", 1)
+    rng = random.Random(7)
+    cached = [c for c in (space.sample(rng) for _ in range(16)) if "cache_write" in c.trace]
+    assert cached
+    assert all("elements (at most 1" in c.error for c in cached)
