@@ -203,6 +203,11 @@ class _Operand:
     flat: int  # d offset / d lane (elements)
     pad: Attribute | None
     init: Attribute | None
+    #: a small stride (2 .. MAX_DEINTERLEAVE): contiguous loads and a shuffle instead of a
+    #: gather (`strided_load`); `whole_rows`: `flat * width` elements from the lane-0
+    #: element stay inside the buffer
+    deinterleave: bool = False
+    whole_rows: bool = False
 
 
 class LoopKindCodegen:
@@ -485,6 +490,9 @@ class LoopKindCodegen:
             elif o.flat == 1:
                 ptr = self.element_ptr(self.values[o.buffer], o.type, idx)
                 env[args[o.index]] = self.vector_load(ptr, element, width, mask)
+            elif o.deinterleave and mask is None:
+                ptr = self.element_ptr(self.values[o.buffer], o.type, idx)
+                env[args[o.index]] = self.strided_load(ptr, element, width, o.flat, o.whole_rows)
             else:
                 env[args[o.index]] = self.gather(o, idx, width)
         names = op.iterator_names
@@ -544,7 +552,12 @@ class LoopKindCodegen:
                 return None  # outputs are stored as whole vectors
             if pad is not None and flat != 0 and (any(c[:-1]) or c[-1] != 1):
                 return None  # a padded read must be contiguous along the last dimension
-            operands.append(_Operand(k, buf, ty, list(m.results), c, flat, pad, init))
+            strided = k < n_in and pad is None and 2 <= flat <= MAX_DEINTERLEAVE
+            whole = strided and _wide_read_in_bounds(op, m, ty.get_shape(), flat)
+            strided = strided and (flat * (width - 1) + 1 <= 2 * width or whole)
+            operands.append(
+                _Operand(k, buf, ty, list(m.results), c, flat, pad, init, strided, whole)
+            )
         return operands
 
     # ------------------------------------------------------------------ vector helpers
@@ -659,6 +672,41 @@ class LoopKindCodegen:
         pad = self.splat(constant(self.b, o.pad.value.data, element), width)
         return self.vector_load(ptr, element, width, lane_ok, pad)
 
+    def strided_load(
+        self: _FunctionLowering,
+        ptr: SSAValue,
+        element: Attribute,
+        width: int,
+        stride: int,
+        whole: bool,
+    ) -> SSAValue:
+        """Lanes `ptr[0], ptr[stride], ...` from contiguous loads and one shuffle (a
+        stride-2 pooling window): two loads of `width` elements, the second ending at the
+        last lane's element, where they cover the span (stride 2); else one load of
+        `stride * width` (`whole`: that read past the last lane stays in the buffer)."""
+        from mlc.lowering.tl_to_llvm import storage_type
+
+        span = stride * (width - 1) + 1
+        lanes = [j * stride for j in range(width)]
+        if span <= 2 * width:
+            second_at = span - width
+            first = self.vector_load(ptr, element, width, None)
+            gep = llvm.GEPOp(
+                ptr,
+                [second_at],
+                storage_type(element),
+                inbounds=True,
+            )
+            second = self.vector_load(self.b.insert(gep).result, element, width, None)
+            picks = [e if e < width else width + e - second_at for e in lanes]
+        else:
+            assert whole, "a strided load past the span needs the whole read in bounds"
+            first = second = self.vector_load(ptr, element, stride * width, None)
+            picks = lanes
+        vty = VectorType(first.type.element_type, [width])  # type: ignore[attr-defined]
+        mask = DenseArrayBase.from_list(i32, picks)
+        return self.b.insert(llvm.ShuffleVectorOp(first, second, mask, vty)).res
+
     def gather(self: _FunctionLowering, o: _Operand, idx: list[Index], width: int) -> SSAValue:
         """Lane by lane: one scalar load each, inserted into a vector."""
         element = o.type.element_type
@@ -669,6 +717,22 @@ class LoopKindCodegen:
             value = self.load(ptr, element)
             vec = self.b.insert(llvm.InsertElementOp(vec, value, self.v(lane))).res
         return vec
+
+
+#: the largest lane stride read as one wide load and a shuffle (`strided_load`)
+MAX_DEINTERLEAVE = 4
+
+
+def _wide_read_in_bounds(op: BlockOp, m: AffineMap, shape: Sequence[int], stride: int) -> bool:
+    """A whole `strided_load` of map `m` (`stride * width` elements) reads `stride - 1`
+    elements past the last lane's: still inside the buffer over `op`'s iteration domain
+    (the flat offset's bound)?"""
+    from mlc.lowering.tl_to_llvm import _strides
+
+    ranges = [(0, it.extent.data - 1) for it in op.iterator_list]
+    address = flat_address(list(m.results), _strides(shape))
+    lo, hi = affine_range(address, ranges)
+    return lo >= 0 and hi + stride - 1 < math.prod(shape)
 
 
 def always_in_bounds(op: BlockOp, m: AffineMap, shape: Sequence[int]) -> bool:

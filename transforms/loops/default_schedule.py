@@ -36,6 +36,7 @@ plain text (`Schedule.text()`) and replays with `tl-apply-schedule`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from xdsl.ir import Attribute, Operation
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
 from mlc.dialects.tl import BlockOp, KernelOp, linear_form
+from mlc.lowering.tl_vector_to_llvm import MAX_DEINTERLEAVE, always_in_bounds
 from mlc.transforms.loops.channel_block_schedule import (
     materialize_pads,
     row_waste,
@@ -68,6 +70,8 @@ __all__ = [
 
 MAX_VECTOR_LANES = 16
 """Lanes per vector at most (wider element counts would need several registers)."""
+#: reduction windows up to this many points are unrolled under a strided vector loop
+MAX_UNROLLED_WINDOW = 16
 
 
 class ScheduleStrategy(Protocol):
@@ -156,7 +160,11 @@ class CpuDefaultSchedule:
             return
         if reductions and not _contiguous_inputs(block, v):
             materialize_pads(sch, label, self)  # no bounds check per scalar load
-            self._parallel(sch, label, find_block(sch.root, label), order)
+            block = find_block(sch.root, label)
+            if _strided_inputs(block, v):  # a stride-2 pooling window: wide loads
+                self._vectorize_strided(sch, label, block, v, width)
+            else:
+                self._parallel(sch, label, block, order)
             return
         if reductions and schedule_channel_block_tile(
             self, sch, label, block, v, width, _contiguous_inputs(block, v)
@@ -210,6 +218,32 @@ class CpuDefaultSchedule:
         sch.vectorize(f"{label}/{v_inner}", width)
         materialize_pads(sch, label, inputs=_contiguous_inputs(find_block(sch.root, label), v))
         self._parallel(sch, label, find_block(sch.root, label), new_order)
+
+    def _vectorize_strided(
+        self, sch: Schedule, label: str, block: BlockOp, v: int, width: int
+    ) -> None:
+        """A reduction whose inputs move by a small stride along the output's contiguous
+        iterator `v` (pooling with stride 2): vectors along `v` outside the reductions,
+        each input vector one wide load and a shuffle (`strided_load` in the lowering),
+        small reduction windows unrolled; the accumulator vector stays in a register."""
+        names = block.iterator_names
+        extent = block.iterator_list[v].extent.data
+        width = min(width, _floor_pow2(extent))
+        vname = names[v]
+        if extent > width:
+            v_outer, v_inner = map(_short, sch.split(f"{label}/{vname}", width))
+        else:
+            v_outer, v_inner = "", vname
+        others = [names[d] for d in block.parallel_dims if d != v]
+        reductions = [names[d] for d in block.reduction_dims]
+        order = [*others, *([v_outer] if v_outer else []), *reductions, v_inner]
+        sch.reorder(*(f"{label}/{n}" for n in order))
+        window = math.prod(block.iterator_list[d].extent.data for d in block.reduction_dims)
+        if window <= MAX_UNROLLED_WINDOW:
+            for n in reductions:
+                sch.unroll(f"{label}/{n}")
+        sch.vectorize(f"{label}/{v_inner}", width)
+        self._parallel(sch, label, find_block(sch.root, label), order)
 
     def _register_tile(self, lanes: int, v_extent: int, r_extent: int) -> tuple[int, int, int]:
         """(vector width, tile rows MR, vectors per row NR) for a tile over an `r_extent` x
@@ -375,6 +409,19 @@ def _lane_stride(m: AffineMap, d: int, shape: Sequence[int]) -> int | None:
         stride += coeffs.get(d, 0) * acc
         acc *= size
     return stride
+
+
+def _strided_inputs(block: BlockOp, v: int) -> list[int]:
+    """The inputs read with a small stride (2 .. MAX_DEINTERLEAVE) along iterator `v`, when
+    every other input is contiguous or constant along it and no read is guarded."""
+    types = block.buffer_types
+    strides = [_lane_stride(m, v, types[k].get_shape()) for k, m in enumerate(block.input_maps)]
+    for k, (m, pad) in enumerate(zip(block.input_maps, block.pad_values)):
+        if pad is not None and not always_in_bounds(block, m, types[k].get_shape()):
+            return []  # a guarded read (its padding not materialized)
+    if any(s is None or not (0 <= s <= MAX_DEINTERLEAVE) for s in strides):
+        return []
+    return [k for k, s in enumerate(strides) if s is not None and s >= 2]
 
 
 def _contiguous_inputs(block: BlockOp, v: int) -> list[int]:

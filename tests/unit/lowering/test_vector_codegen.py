@@ -246,3 +246,69 @@ def test_floordiv_mod_reads_vectorize(p: int, b: int, c: int, width: int, masked
         assert f"<{width} x i32>" in lower_model(module, schedule=None).llvm_ir_unoptimized
     got = compile_model(module).run_buffers(*arrays)
     _compare(got, want)
+
+
+STRIDED = """
+func.func @f(%x: memref<{c}x{n}xf32>, %y: memref<{c}x{w}xf32>) {{
+  tl.kernel "pool" iterators(c: {c} parallel, w: {w} parallel, k: {k} reduction) ins(%x[c, w * {s} + k] : memref<{c}x{n}xf32>) outs(%y[c, w] init 0xff800000 : memref<{c}x{w}xf32>) {{
+  ^bb0(%a: f32, %b: f32):
+    %m = arith.maximumf %b, %a : f32
+    tl.yield %m : f32
+  }}
+  func.return
+}}
+"""
+
+
+@covers("convert-tl-to-llvm")
+@given(
+    st.integers(1, 3),
+    st.integers(1, 40),
+    st.integers(2, 5),
+    st.integers(1, 3),
+    st.integers(0, 2),
+    st.sampled_from([4, 8]),
+    st.booleans(),
+)
+def test_strided_reads_vectorize_as_wide_loads(
+    c: int, w: int, s: int, k: int, extra: int, width: int, masked: bool
+) -> None:
+    """A read that moves by 2-4 elements per lane (a stride-2 pooling window) is
+    contiguous loads and a shuffle, never reading past the buffer (the row is exactly as
+    long as the last window needs, or a little longer); stride 5 stays a gather; masked
+    remainders stay lane by lane. All give the interpreter's results (NaN
+    propagating through `maximumf` included)."""
+    from mlc.transforms.loops import Schedule
+
+    n = s * (w - 1) + k + extra
+    module = parse_module(mlc.context(), STRIDED.format(c=c, w=w, n=n, k=k, s=s))
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((c, n)).astype(np.float32)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    arrays = [x, np.zeros((c, w), np.float32)]
+    want = run_buffers(module, *arrays)
+    sch = Schedule(module)
+    sch.lower("pool")
+    if w > width:
+        outer, inner = sch.split("pool/w", width)
+        sch.reorder("pool/c", outer, "pool/k", inner)
+        sch.vectorize(inner, width)
+    else:
+        sch.reorder("pool/c", "pool/k", "pool/w")
+        sch.vectorize("pool/w", width)
+    if masked:
+        for op in module.walk():
+            if isinstance(op, ForOp) and op.loop_kind == LoopKind.VECTORIZE:
+                op.masked = UnitAttr()
+    note(str(module))
+    compiled = compile_model(module)
+    got = compiled.run_buffers(*arrays)
+    np.testing.assert_array_equal(got[0], want[0])  # max: exact, NaN where the window has one
+    # the shuffle picking every s-th element (a splat's picks are all 0)
+    deinterleaved = f"<{width} x i32> <i32 0, i32 {s}," in compiled.llvm_ir_unoptimized
+    if s > 4:
+        assert not deinterleaved  # a gather
+    elif w >= width and not masked and (s == 2 or extra >= s - 1):
+        # stride 2: two overlapping loads; 3 and 4: one wide load, where the read past the
+        # last lane's element stays in the buffer (else a gather)
+        assert deinterleaved
