@@ -144,9 +144,12 @@ def measure(
     repeat: int = 20,
     seed: int = 0,
     backend: str = "auto",
+    cost_model: bool = False,
 ) -> TuningRow:
-    """Tune kernel `name` into a fresh database, then time default, tuned and onnxruntime."""
+    """Tune kernel `name` into a fresh database (`cost_model`: guided by the LightGBM
+    model), then time default, tuned and onnxruntime."""
     from mlc.tuning import tune
+    from mlc.tuning.cost_model import LightGBMRanker
 
     case = KERNELS[name][1 if small else 0]()
     with tempfile.TemporaryDirectory(prefix="mlc-tuning-bench-") as tmp:
@@ -160,6 +163,7 @@ def measure(
             seed=seed,
             backend=backend,
             parallel=False,  # timed on one thread below: tuned for one thread
+            ranker=LightGBMRanker() if cost_model else None,
         )
         tune_s = time.perf_counter() - start
         runners = [
@@ -317,6 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="compare random and cost-model-guided search instead (sample efficiency, tau)",
     )
+    parser.add_argument(
+        "--cost-model", action="store_true", help="guide the search with the LightGBM model"
+    )
     parser.add_argument("--random-trials", type=int, default=1000, help="with --efficiency")
     parser.add_argument("--guided-trials", type=int, default=64, help="with --efficiency")
     args = parser.parse_args(argv)
@@ -354,6 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 small=args.small,
                 repeat=args.repeat,
                 backend=args.backend,
+                cost_model=args.cost_model,
             )
         )
         print(f"{name}: done in {rows[-1].tune_s:.0f} s of tuning", flush=True)
