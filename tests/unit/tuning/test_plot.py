@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from mlc.parser.mlir import parse_module
-from mlc.registry import make_context
+from mlc.tests.unit.tuning.test_search import matmul_task
 from mlc.tuning.database import TuningDatabase, TuningRecord
 from mlc.tuning.measure import MeasureResult
 from mlc.tuning.plot import (
@@ -25,26 +24,8 @@ from mlc.tuning.plot import (
     plot_curves,
 )
 from mlc.tuning.search import TaskResult, tune
-from mlc.tuning.task import Task, tasks_in
-
-MATMUL = """
-func.func @f(%A: memref<8x12xf32>, %B: memref<12x16xf32>, %C: memref<8x16xf32>) {
-  tl.kernel "mm" iterators(m: 8 parallel, n: 16 parallel, k: 12 reduction) ins(%A[m, k] : memref<8x12xf32>, %B[k, n] : memref<12x16xf32>) outs(%C[m, n] init 0.0 : memref<8x16xf32>) {
-  ^bb0(%a: f32, %b: f32, %c: f32):
-    %p = arith.mulf %a, %b : f32
-    %s = arith.addf %c, %p : f32
-    tl.yield %s : f32
-  }
-  func.return
-}
-"""
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def matmul_task() -> Task:
-    (task,) = tasks_in(parse_module(make_context(), MATMUL))
-    return task
 
 
 class FakeMeasurer:

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from mlc.parser.mlir import parse_module
-from mlc.registry import make_context
+from mlc.tests.unit.tuning.test_search import matmul_task
 from mlc.tuning import worker
 from mlc.tuning.database import TuningDatabase
 from mlc.tuning.measure import Measurer, MeasureRequest, MeasureResult, SlotMeasurer, make_measurer
@@ -24,22 +23,9 @@ from mlc.tuning.ray_measure import INSTALL_HINT, RayMeasurer
 from mlc.tuning.search import tune
 from mlc.tuning.space import SearchSpace
 from mlc.tuning.target import target_id
-from mlc.tuning.task import Task, tasks_in
 from mlc.tuning.worker import build_candidate, time_candidate
 
 ray = pytest.importorskip("ray")
-
-MATMUL = """
-func.func @f(%A: memref<8x12xf32>, %B: memref<12x16xf32>, %C: memref<8x16xf32>) {
-  tl.kernel "mm" iterators(m: 8 parallel, n: 16 parallel, k: 12 reduction) ins(%A[m, k] : memref<8x12xf32>, %B[k, n] : memref<12x16xf32>) outs(%C[m, n] init 0.0 : memref<8x16xf32>) {
-  ^bb0(%a: f32, %b: f32, %c: f32):
-    %p = arith.mulf %a, %b : f32
-    %s = arith.addf %c, %p : f32
-    tl.yield %s : f32
-  }
-  func.return
-}
-"""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -53,11 +39,6 @@ def ray_instance() -> Iterator[None]:
     finally:
         ray.shutdown()
         ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-
-
-def matmul_task() -> Task:
-    (task,) = tasks_in(parse_module(make_context(), MATMUL))
-    return task
 
 
 def _digest(text: str) -> int:
