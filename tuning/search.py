@@ -9,8 +9,10 @@ Per task: candidate 0 is the default schedule (measured unless the database has 
 then batches of new candidates, from a `random.Random` seeded by `seed` and the task
 key. The first batch is sampled at random (`SearchSpace.sample`); later ones are
 *evolved*: children of the fastest measured candidates (`SearchSpace.mutate`: a few of a
-parent's sampling decisions re-drawn; now and then `crossover` of two parents), parents
-picked by tournament, and a fraction `epsilon` of fresh random samples (exploration).
+parent's sampling decisions re-drawn; now and then `crossover` of two parents; for a
+parent without decisions, such as the default schedule, and now and then for the others,
+`SearchSpace.neighbour`: one mutation of the trace itself), parents picked by
+tournament, and a fraction `epsilon` of fresh random samples (exploration).
 With a cost model (`ranker`), each batch evolves a population over the model's
 predictions for a few generations without measuring, then measures the best predicted
 candidates (and `epsilon` of them at random from the rest); candidates predicted but
@@ -103,9 +105,9 @@ class TaskResult:
         return sorted(self.times, key=lambda t: (statistics.median(self.times[t]), t))
 
     def parents(self, k: int) -> list[Candidate]:
-        """The `k` fastest measured candidates the search space drew (with decisions)."""
-        ranked = (t for t in self.ranked() if self.decisions.get(t))
-        return [Candidate(t, decisions=self.decisions[t]) for t, _ in zip(ranked, range(k))]
+        """The `k` fastest measured candidates (with their sampling decisions, if the
+        search space drew them; the default and imported traces have none)."""
+        return [Candidate(t, decisions=self.decisions.get(t, ())) for t in self.ranked()[:k]]
 
     @property
     def best_trace(self) -> str:
@@ -229,6 +231,9 @@ class _Tuner:
     population: int = 16
     #: the chance that a child is a crossover of two parents (else a mutation)
     crossover: float = 0.2
+    #: the chance that a sampled parent's child mutates its trace, not its decisions (a
+    #: parent without decisions, such as the default, always does)
+    trace_mutation: float = 0.3
     #: cost-model generations per batch, each of `pool_factor` x batch candidates
     generations: int = 2
     pool_factor: int = 4
@@ -331,8 +336,11 @@ class _Tuner:
             return parents[min(rng.randrange(len(parents)), rng.randrange(len(parents)))]
 
         parent = pick()
-        if len(parents) > 1 and rng.random() < self.crossover:
-            return space.crossover(parent, pick(), rng, replay=replay)
+        if not parent.decisions or rng.random() < self.trace_mutation:
+            return space.neighbour(parent, rng)
+        other = pick()
+        if other.decisions and rng.random() < self.crossover:
+            return space.crossover(parent, other, rng, replay=replay)
         return space.mutate(parent, rng, replay=replay)
 
     def draw(
@@ -401,7 +409,7 @@ class _Tuner:
             if not pool:
                 break
             scored = self.scored(task, [*population, *pool.values()])
-            population = [c for c, _ in scored[: self.population] if c.decisions]
+            population = [c for c, _ in scored[: self.population]]
         scored = self.scored(task, list(pool.values()))
         ranked = [c for c, _ in scored]
         explore = min(n - 1, round(self.epsilon * n)) if n > 1 else 0

@@ -50,7 +50,15 @@ from mlc.transforms.loops.default_schedule import MAX_VECTOR_LANES, apply_defaul
 from mlc.transforms.loops.schedule import Schedule
 from mlc.tuning.task import Task, canonical_label
 
-__all__ = ["Candidate", "DecisionTape", "SearchSpace", "default_trace", "lanes_for", "validate"]
+__all__ = [
+    "Candidate",
+    "DecisionTape",
+    "SearchSpace",
+    "default_trace",
+    "factor_choices",
+    "lanes_for",
+    "validate",
+]
 
 #: the most copies of a kernel body that unrolling inner tile loops may make
 MAX_UNROLLED = 64
@@ -149,15 +157,22 @@ class DecisionTape(random.Random):
         raise TypeError("a DecisionTape has no state to restore: replay its `drawn` numbers")
 
 
-def _factors(extent: int, rng: random.Random) -> int | None:
-    """A split factor for a loop of `extent` iterations: a divisor or a power of two (a
-    non-divisor leaves a guarded remainder), None if the loop is too short to split."""
+def factor_choices(extent: int, rng: random.Random) -> list[int]:
+    """Split factors for a loop of `extent` iterations: its divisors up to 64, the powers
+    of two below it (a non-divisor leaves a guarded remainder) and one random factor;
+    none if the loop is too short to split."""
     if extent < 4:
-        return None
+        return []
     choices = {d for d in range(2, min(extent - 1, 64) + 1) if extent % d == 0}
     choices |= {p for p in (2, 4, 8, 16, 32) if p < extent}
     choices |= {rng.randint(2, extent - 1)}
-    return rng.choice(sorted(choices))
+    return sorted(choices)
+
+
+def _factors(extent: int, rng: random.Random) -> int | None:
+    """One of `factor_choices`, None if the loop is too short to split."""
+    choices = factor_choices(extent, rng)
+    return rng.choice(choices) if choices else None
 
 
 def _vector_dim(kernel: KernelOp) -> int | None:
@@ -474,6 +489,16 @@ class SearchSpace:
             if child.trace != parent.trace:
                 break
         return child
+
+    def neighbour(self, parent: Candidate, rng: random.Random) -> Candidate:
+        """A child of any measured schedule, the default included: one mutation of its
+        trace itself (`trace_mutation.mutate_trace`: a split factor, two loops swapped,
+        an unroll or a pack added or dropped, ...), replayed and verified; a fresh
+        sample when no mutation applies."""
+        from mlc.tuning.trace_mutation import mutate_trace
+
+        child = mutate_trace(self.task, parent.trace, rng) if parent.trace else None
+        return self.sample(rng) if child is None else self._checked(child)
 
     def crossover(
         self, a: Candidate, b: Candidate, rng: random.Random, *, replay: bool = True

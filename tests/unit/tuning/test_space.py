@@ -86,14 +86,16 @@ def test_sampled_traces_preserve_semantics(case: KernelCase, seed: int, vector_b
     (task,) = tasks_in(case.module)
     space = SearchSpace(task, vector_bits=vector_bits)
     default = space.default()
+    rng = random.Random(seed)
+    children = []
     if default.valid:
         check_trace(task, default.trace, seed)
+        children.append(space.neighbour(default, rng))  # a mutation of the trace itself
     else:  # (the default schedule rejects a kernel whose output is not injective)
         assert default.error.startswith("the default schedule fails")
-    rng = random.Random(seed)
     sampled = [space.sample(rng) for _ in range(3)]
     # the evolutionary search's children: mutations and a crossover of sampled ones
-    children = [space.mutate(sampled[0], rng), space.crossover(sampled[1], sampled[2], rng)]
+    children += [space.mutate(sampled[0], rng), space.crossover(sampled[1], sampled[2], rng)]
     for candidate in [*sampled, *children]:
         if candidate.valid:
             check_trace(task, candidate.trace, seed)
@@ -177,3 +179,22 @@ def test_a_large_cached_tile_is_rejected(monkeypatch: pytest.MonkeyPatch) -> Non
     cached = [c for c in (space.sample(rng) for _ in range(16)) if "cache_write" in c.trace]
     assert cached
     assert all("elements (at most 1" in c.error for c in cached)
+
+
+def test_trace_mutations_are_neighbours_of_the_default() -> None:
+    """`neighbour` changes the default schedule's trace by one step (a split factor, two
+    loops swapped, an unroll or a pack added or dropped, a parallel dropped): valid,
+    different, and the same computation."""
+    module = parse_module(make_context(), EPILOGUE)
+    (task,) = tasks_in(module)
+    space = SearchSpace(task)
+    default = space.default()
+    rng = random.Random(3)
+    children = [space.neighbour(default, rng) for _ in range(12)]
+    valid = [c for c in children if c.valid]
+    assert len(valid) >= 8 and all(c.trace != default.trace for c in children)
+    before = set(default.trace.splitlines())
+    for c in valid:
+        changed = set(c.trace.splitlines()) ^ before
+        assert 1 <= len(changed) <= 2, c.trace  # one step replaced, added or dropped
+        check_trace(task, c.trace, 5)
