@@ -218,9 +218,12 @@ def efficiency(
     small: bool = False,
     seed: int = 0,
     backend: str = "auto",
+    db_dir: str | None = None,
 ) -> EfficiencyRow:
     """Random search vs cost-model-guided evolutionary search on kernel `name`'s main
-    task, each into a fresh database (see the module docstring)."""
+    task, each into a fresh database (see the module docstring) — `random.db` and
+    `guided.db` in `db_dir` if given (kept, e.g. to study the cost model), else in a
+    temporary directory."""
     from mlc.tuning import extract_tasks, tune
     from mlc.tuning.cost_model import LightGBMRanker, held_out_tau
     from mlc.tuning.database import TuningDatabase
@@ -230,11 +233,16 @@ def efficiency(
     task = max(extract_tasks(case.model), key=lambda t: t.work)
     runs = {}
     with tempfile.TemporaryDirectory(prefix="mlc-tuning-efficiency-") as tmp:
+        where = db_dir or tmp
+        os.makedirs(where, exist_ok=True)
         for label, trials, ranker in (
             ("random", random_trials, None),
             ("guided", guided_trials, LightGBMRanker()),
         ):
-            db = TuningDatabase(os.path.join(tmp, f"{label}.db"))
+            path = os.path.join(where, f"{label}.db")
+            if os.path.exists(path):
+                raise FileExistsError(f"{path} exists: the comparison needs fresh databases")
+            db = TuningDatabase(path)
             start = time.perf_counter()
             report = tune(
                 task,
@@ -326,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--random-trials", type=int, default=1000, help="with --efficiency")
     parser.add_argument("--guided-trials", type=int, default=64, help="with --efficiency")
+    parser.add_argument("--db-dir", help="with --efficiency: keep random.db / guided.db here")
     args = parser.parse_args(argv)
     names = args.only.split(",") if args.only else list(KERNELS)
     unknown = [n for n in names if n not in KERNELS]
@@ -346,6 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     jobs=args.jobs,
                     small=args.small,
                     backend=args.backend,
+                    db_dir=os.path.join(args.db_dir, name) if args.db_dir else None,
                 )
             )
             print(f"{name}: done", flush=True)
