@@ -9,10 +9,10 @@ Per task: candidate 0 is the default schedule (measured unless the database has 
 then batches of new candidates, from a `random.Random` seeded by `seed` and the task
 key. The first batch is sampled at random (`SearchSpace.sample`); later ones are
 *evolved*: children of the fastest measured candidates (`SearchSpace.mutate`: a few of a
-parent's sampling decisions re-drawn; now and then `crossover` of two parents; for a
-parent without decisions, such as the default schedule, and now and then for the others,
-`SearchSpace.neighbour`: one mutation of the trace itself), parents picked by
-tournament, and a fraction `epsilon` of fresh random samples (exploration).
+parent's sampling decisions re-drawn; now and then `crossover` of two parents; for 30 %
+of children, whatever the parent — the only way to breed from the default schedule,
+which has no decisions — `SearchSpace.neighbour`: one mutation of the trace itself),
+parents picked by tournament, and a fraction `epsilon` of fresh random samples.
 With a cost model (`ranker`), each batch evolves a population over the model's
 predictions for a few generations without measuring, then measures the best predicted
 candidates (and `epsilon` of them at random from the rest); candidates predicted but
@@ -231,8 +231,8 @@ class _Tuner:
     population: int = 16
     #: the chance that a child is a crossover of two parents (else a mutation)
     crossover: float = 0.2
-    #: the chance that a sampled parent's child mutates its trace, not its decisions (a
-    #: parent without decisions, such as the default, always does)
+    #: the chance that a child mutates its parent's trace, not its decisions (the only
+    #: way to breed from a parent without decisions, such as the default schedule)
     trace_mutation: float = 0.3
     #: cost-model generations per batch, each of `pool_factor` x batch candidates
     generations: int = 2
@@ -336,8 +336,13 @@ class _Tuner:
             return parents[min(rng.randrange(len(parents)), rng.randrange(len(parents)))]
 
         parent = pick()
-        if not parent.decisions or rng.random() < self.trace_mutation:
+        if rng.random() < self.trace_mutation:
             return space.neighbour(parent, rng)
+        sampled = [p for p in parents if p.decisions]
+        if not sampled:
+            return space.sample(rng, replay=replay)
+        if not parent.decisions:  # (the default): another parent's decisions instead
+            parent = sampled[min(rng.randrange(len(sampled)), rng.randrange(len(sampled)))]
         other = pick()
         if other.decisions and rng.random() < self.crossover:
             return space.crossover(parent, other, rng, replay=replay)
