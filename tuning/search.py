@@ -205,6 +205,11 @@ def _time(seconds: float | None) -> str:
     return f"{seconds * 1e3:.3f} ms"
 
 
+def _tournament(pool: Sequence[Candidate], rng: random.Random) -> Candidate:
+    """The fitter of two drawn from `pool` (best first)."""
+    return pool[min(rng.randrange(len(pool)), rng.randrange(len(pool)))]
+
+
 def _is_parallel(trace: str) -> bool:
     return any(step.verb == "parallel" for step in parse_schedule(trace))
 
@@ -331,19 +336,15 @@ class _Tuner:
         `replay=False`: checked cheaply (`SearchSpace.sample`)."""
         if not parents or rng.random() < self.epsilon:
             return space.sample(rng, replay=replay)
-
-        def pick() -> Candidate:
-            return parents[min(rng.randrange(len(parents)), rng.randrange(len(parents)))]
-
-        parent = pick()
+        parent = _tournament(parents, rng)
         if rng.random() < self.trace_mutation:
             return space.neighbour(parent, rng)
         sampled = [p for p in parents if p.decisions]
         if not sampled:
             return space.sample(rng, replay=replay)
         if not parent.decisions:  # (the default): another parent's decisions instead
-            parent = sampled[min(rng.randrange(len(sampled)), rng.randrange(len(sampled)))]
-        other = pick()
+            parent = _tournament(sampled, rng)
+        other = _tournament(parents, rng)
         if other.decisions and rng.random() < self.crossover:
             return space.crossover(parent, other, rng, replay=replay)
         return space.mutate(parent, rng, replay=replay)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +15,7 @@ from mlc.interpreters.tl import run_buffers
 from mlc.parser.mlir import parse_module
 from mlc.registry import make_context
 from mlc.testing.strategies import KernelCase, conv_like, elementwise, matmul_like, reduction
+from mlc.tests.unit.lowering.test_tl_lowering import assert_same
 from mlc.transforms.loops.schedule import Schedule, parse_schedule
 from mlc.tuning import space as space_module
 from mlc.tuning.space import SearchSpace, validate
@@ -40,16 +39,6 @@ func.func @f(%A: memref<3x5xf32>, %B: memref<5x16xf32>, %C: memref<3x16xf32>) {
   func.return
 }
 """
-
-
-def assert_same(before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> None:
-    assert len(before) == len(after)
-    for x, y in zip(before, after):
-        assert x.dtype == y.dtype and x.shape == y.shape
-        if np.issubdtype(x.dtype, np.floating):
-            np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5, equal_nan=True)
-        else:
-            np.testing.assert_array_equal(x, y)
 
 
 def check_trace(task: Task, trace: str, seed: int) -> None:
