@@ -130,6 +130,12 @@ class VnniGemmSchedule:
 
         return CpuDefaultSchedule(vector_bits=host_features().vector_bits, threads=self.threads)
 
+    @property
+    def structural(self) -> bool:
+        """Its decisions depend only on a kernel scope's structure where its fallback's do
+        (`transforms.loops.schedule_reuse`)."""
+        return bool(getattr(self._fallback(), "structural", False))
+
     def fits(self, kernel: KernelOp) -> bool:
         if not _is_u8s8_matmul(kernel):
             return False

@@ -19,11 +19,9 @@ import os
 import warnings
 from typing import Any
 
-from xdsl.dialects.builtin import StringAttr
-from xdsl.ir import Operation
-
-from mlc.dialects.tl import BlockOp, KernelOp
+from mlc.dialects.tl import KernelOp
 from mlc.transforms.loops.default_schedule import ScheduleStrategy
+from mlc.transforms.loops.kernel_scope import relabel
 from mlc.transforms.loops.schedule import Schedule
 from mlc.tuning.database import TuningDatabase
 from mlc.tuning.space import validate
@@ -35,21 +33,6 @@ __all__ = ["StaleRecordWarning", "TunedSchedule", "tuned_strategy"]
 
 class StaleRecordWarning(UserWarning):
     """A tuning record whose trace no longer applies to its kernel (skipped)."""
-
-
-def _relabel(root: Operation, mapping: dict[str, str], suffixes: bool = False) -> None:
-    """Rename every kernel / block label `old` under `root` to `new`, for `old -> new` in
-    `mapping`; with `suffixes`, `old_<suffix>` (a block a schedule step made from `old`)
-    to `new_<suffix>` too."""
-    olds = sorted(mapping, key=len, reverse=True)
-    for op in root.walk():
-        if not isinstance(op, KernelOp | BlockOp):
-            continue
-        label = op.label.data
-        for old in olds:
-            if label == old or (suffixes and label.startswith(old + "_")):
-                op.label = StringAttr(mapping[old] + label[len(old) :])
-                break
 
 
 class TunedSchedule:
@@ -99,11 +82,11 @@ class TunedSchedule:
             self.fallback.schedule_kernel(sch, kernel)
             return
         to_canonical = {v: k for k, v in canonical_labels(ops).items()}
-        _relabel(sch.root, to_canonical)
+        relabel(sch.root, to_canonical)
         try:
             sch.replay(record.trace)
         finally:
-            _relabel(sch.root, {k: v for v, k in to_canonical.items()}, suffixes=True)
+            relabel(sch.root, {k: v for v, k in to_canonical.items()}, suffixes=True)
         self.applied[label] = task.key
 
 

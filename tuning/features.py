@@ -27,8 +27,9 @@ from xdsl.dialects.builtin import MemRefType
 
 from mlc.dialects.tl import BlockOp, ForOp, LoopKind, linear_form
 from mlc.transforms.loops.common import block_loops, find_block
+from mlc.transforms.loops.kernel_scope import canonical_label
 from mlc.transforms.loops.schedule import Schedule, parse_schedule
-from mlc.tuning.task import Task, canonical_label
+from mlc.tuning.task import Task
 
 __all__ = ["BUFFERS", "LOOPS", "VERBS", "feature_count", "nest_features", "trace_features"]
 

@@ -47,8 +47,9 @@ from mlc.dialects.tl import BlockOp, KernelOp
 from mlc.host import host_features
 from mlc.transforms.loops.common import ScheduleError, find_block, find_loop
 from mlc.transforms.loops.default_schedule import MAX_VECTOR_LANES, apply_default_schedules
+from mlc.transforms.loops.kernel_scope import canonical_label
 from mlc.transforms.loops.schedule import Schedule
-from mlc.tuning.task import Task, canonical_label
+from mlc.tuning.task import Task
 
 __all__ = [
     "Candidate",

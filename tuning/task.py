@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import hashlib
 import io
 import math
 import os
@@ -27,12 +26,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xdsl.dialects import func
-from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr
-from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.dialects.builtin import MemRefType, ModuleOp
+from xdsl.ir import Operation
 from xdsl.printer import Printer
 
-from mlc.dialects.tl import BlockOp, KernelOp
+from mlc.dialects.tl import KernelOp
 from mlc.transforms.loops.default_schedule import apply_default_schedules
+from mlc.transforms.loops.kernel_scope import (
+    ScopeError,
+    canonical_labels,
+    standalone_module,
+    structural_key,
+)
 from mlc.transforms.loops.schedule import Schedule
 
 __all__ = [
@@ -54,8 +59,8 @@ __all__ = [
 TASK_FUNCTION = "task"
 
 
-class TaskError(ValueError):
-    """A kernel that cannot be tuned on its own (e.g. it uses a non-buffer value)."""
+#: a kernel that cannot be tuned on its own (e.g. it uses a non-buffer value)
+TaskError = ScopeError
 
 
 class KernelPatternError(ValueError):
@@ -68,11 +73,6 @@ class KernelPatternError(ValueError):
         super().__init__(
             f"no kernel matches {quoted}; the kernels are: {', '.join(self.names) or '(none)'}"
         )
-
-
-def canonical_label(index: int) -> str:
-    """The label of the `index`-th kernel of a task."""
-    return f"t{index}"
 
 
 @dataclass(frozen=True)
@@ -107,65 +107,6 @@ def _parsed(text: str) -> ModuleOp:
     from mlc.registry import make_context
 
     return parse_module(make_context(), text, "<task>")
-
-
-# ---------------------------------------------------------------------- standalone
-
-
-def _captures(ops: Sequence[Operation]) -> list[SSAValue]:
-    """Values the ops use that none of them defines, in order of first use."""
-    inside: set[SSAValue] = set()
-    for op in ops:
-        for inner in op.walk():
-            inside.update(inner.results)
-            for region in inner.regions:
-                for block in region.blocks:
-                    inside.update(block.args)
-    seen: dict[SSAValue, None] = {}
-    for op in ops:
-        for inner in op.walk():
-            for v in inner.operands:
-                if v not in inside:
-                    seen.setdefault(v, None)
-    return list(seen)
-
-
-def standalone_module(ops: Sequence[Operation]) -> tuple[ModuleOp, list[str]]:
-    """A module with one function `@task` holding copies of `ops`, the buffers they use
-    from outside as its arguments; kernels labelled `t0`, `t1`, ... in order and every
-    SSA name hint dropped (so equal structures print equally). Returns the module and
-    the kernels' original labels. `ops` are not modified."""
-    captures = _captures(ops)
-    for v in captures:
-        if not isinstance(v.type, MemRefType):
-            raise TaskError(f"the kernel uses a non-buffer value of type {v.type}")
-    block = Block(arg_types=[v.type for v in captures])
-    mapping: dict[SSAValue, SSAValue] = dict(zip(captures, block.args))
-    for op in ops:
-        block.add_op(op.clone(value_mapper=mapping))
-    block.add_op(func.ReturnOp())
-    f = func.FuncOp(TASK_FUNCTION, ([v.type for v in captures], []), Region(block))
-    module = ModuleOp([f])
-    labels: list[str] = []
-    for op in module.walk():
-        if isinstance(op, KernelOp | BlockOp):
-            labels.append(op.label.data)
-            op.label = StringAttr(canonical_label(len(labels) - 1))
-        for v in op.results:
-            v.name_hint = None
-        for region in op.regions:
-            for b in region.blocks:
-                for arg in b.args:
-                    arg.name_hint = None
-    return module, labels
-
-
-def structural_key(module: ModuleOp) -> str:
-    """SHA-256 (24 hex digits) of the module's text: its kernels' iterators, index maps,
-    body, buffer shapes and element types (labels and names are canonical)."""
-    out = io.StringIO()
-    Printer(out).print_op(module)
-    return hashlib.sha256(out.getvalue().encode()).hexdigest()[:24]
 
 
 def _work(module: ModuleOp) -> int:
@@ -328,10 +269,3 @@ def select_tasks(tasks: Sequence[Task], patterns: str | Sequence[str]) -> list[T
     if unmatched:
         raise KernelPatternError(unmatched, [t.name for t in tasks])
     return [t for t in tasks if any(matches(t.name, p) for p in patterns)]
-
-
-def canonical_labels(ops: Sequence[Operation]) -> dict[str, str]:
-    """Canonical label -> label of each kernel among `ops`, in order (the inverse of
-    `standalone_module`'s renaming)."""
-    labels = [op.label.data for o in ops for op in o.walk() if isinstance(op, KernelOp | BlockOp)]
-    return {canonical_label(i): label for i, label in enumerate(labels)}

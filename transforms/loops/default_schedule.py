@@ -61,6 +61,7 @@ from mlc.transforms.loops.common import (
     loop_name,
 )
 from mlc.transforms.loops.schedule import Schedule
+from mlc.transforms.loops.schedule_reuse import ScheduleReuse
 
 __all__ = [
     "CpuDefaultSchedule",
@@ -84,6 +85,9 @@ class ScheduleStrategy(Protocol):
 class CpuDefaultSchedule:
     """The schedule described in the module docstring, for a CPU with `vector_bits`-wide
     vector registers."""
+
+    #: decisions depend only on a kernel scope's structure (see `schedule_reuse`)
+    structural = True
 
     vector_bits: int = 512
     threads: bool = False
@@ -294,11 +298,20 @@ class CpuDefaultSchedule:
 
 
 def apply_default_schedules(
-    root: Operation, strategy: ScheduleStrategy | None = None
+    root: Operation,
+    strategy: ScheduleStrategy | None = None,
+    *,
+    reuse: bool | ScheduleReuse = True,
 ) -> dict[str, str]:
     """Schedule every `tl.kernel` under `root` with `strategy` (default:
-    `CpuDefaultSchedule()`); returns each kernel's schedule as text."""
+    `CpuDefaultSchedule()`); returns each kernel's schedule as text. With `reuse` (True,
+    or a `ScheduleReuse` to count with) and a strategy that declares `structural = True`,
+    a kernel scope identical to one scheduled before gets a copy of its result
+    (`schedule_reuse`: the same IR, built faster)."""
     strategy = strategy or CpuDefaultSchedule()
+    reused: ScheduleReuse | None = None
+    if reuse is not False and getattr(strategy, "structural", False):
+        reused = reuse if isinstance(reuse, ScheduleReuse) else ScheduleReuse()
     texts: dict[str, str] = {}
     kernels = [op for op in root.walk() if isinstance(op, KernelOp)]
     outside = _block_labels(root)  # blocks lowered before: no new block may take a label
@@ -307,13 +320,19 @@ def apply_default_schedules(
             continue  # already scheduled with another kernel (a fused epilogue)
         label = kernel.label.data
         with _kernel_scope(kernel) as scope:
-            sch = Schedule(scope)
-            strategy.schedule_kernel(sch, kernel)
+            shape = reused.shape(scope) if reused is not None else None
+            text = reused.reuse(shape, scope, outside) if shape is not None else None
+            if text is None:
+                sch = Schedule(scope)
+                strategy.schedule_kernel(sch, kernel)
+                text = sch.text()
+                if shape is not None:
+                    reused.record(shape, scope, text)  # type: ignore[union-attr]
             new = _block_labels(scope)
         if clash := sorted(new & outside):
             raise ScheduleError(f'scheduling "{label}" made labels used elsewhere: {clash}')
         outside |= new
-        texts[label] = sch.text()
+        texts[label] = text
     return texts
 
 
