@@ -25,7 +25,8 @@ times the float arithmetic in its body) and `mlc.bytes` (the sizes of its buffer
     func.call @mlc_kernel_5d0c...(%x, %0) {mlc.label = "relu", mlc.flops = 8 : i64,
                                            mlc.bytes = 64 : i64} : (...) -> ()
 
-A kernel function's name is the hash of its text with labels blanked (`kernel_key`): the
+A kernel function's name is the hash of its text with labels and names made canonical
+(`kernel_scope.scope_key`, the key schedule reuse uses too): the
 unit of deduplication, of the compile cache and of parallel code generation (a ResNet-50's
 53 convolutions are far fewer distinct kernels). A nest is outlined only when every value
 it uses from outside is a whole buffer (a function argument, `memref.alloc` or
@@ -35,8 +36,6 @@ symbol; anything else stays inline.
 
 from __future__ import annotations
 
-import hashlib
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,17 +51,16 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Block, BlockArgument, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
-from xdsl.printer import Printer
 
 from mlc.dialects.tl import BlockOp, ForOp
 from mlc.lowering.workspace import buffer_bytes
 from mlc.transforms.loops.common import block_flops
+from mlc.transforms.loops.kernel_scope import scope_key
 
 __all__ = [
     "KERNEL_PREFIX",
     "SITE_ATTRIBUTES",
     "TlOutlineKernelsPass",
-    "kernel_key",
     "outline_kernels",
     "site_attributes",
 ]
@@ -110,30 +108,6 @@ def _function(root: Operation, captures: list[SSAValue], name: str) -> func.Func
     return func.FuncOp(name, ([v.type for v in captures], []), Region(block), visibility="private")
 
 
-def kernel_key(f: func.FuncOp) -> str:
-    """Hex digest of `f`'s text with its name and every block label blanked (blanked in
-    place while printing, then restored)."""
-    blocks = [op for op in f.walk() if isinstance(op, BlockOp)]
-    labels = [b.label for b in blocks]
-    name = f.sym_name
-    try:
-        f.sym_name = StringAttr("k")
-        for b in blocks:
-            b.label = StringAttr("")
-        text = _text(f)
-    finally:
-        f.sym_name = name
-        for b, label in zip(blocks, labels):
-            b.label = label
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-def _text(op: Operation) -> str:
-    out = io.StringIO()
-    Printer(out).print_op(op)
-    return out.getvalue()
-
-
 def site_attributes(root: Operation, captures: Sequence[SSAValue]) -> dict[str, Attribute]:
     """`SITE_ATTRIBUTES` of the loop nest `root` over the buffers `captures`."""
     labels: list[str] = []
@@ -164,12 +138,10 @@ def outline_kernels(module: ModuleOp) -> dict[str, int]:
             captures = _captures(op)
             if captures is None:
                 continue
-            candidate = _function(op, captures, "k")
-            name = KERNEL_PREFIX + kernel_key(candidate)
+            name = KERNEL_PREFIX + scope_key([op])[0]
             if name not in kernels:
-                candidate.sym_name = StringAttr(name)
-                kernels[name] = candidate
-                module.body.block.insert_op_before(candidate, f)
+                kernels[name] = _function(op, captures, name)
+                module.body.block.insert_op_before(kernels[name], f)
             calls[name] = calls.get(name, 0) + 1
             call = func.CallOp(name, captures, [])
             call.attributes.update(site_attributes(op, captures))

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from xdsl.dialects.builtin import ModuleOp
 
 from mlc.benchmarks import zoo
+from mlc.benchmarks.models import mlp
 from mlc.dialects.tl import KernelOp
 from mlc.parser.mlir import parse_module
 from mlc.parser.onnx import import_onnx
@@ -57,6 +58,16 @@ def test_reuse_on_a_resnet() -> None:
     assert reusing == plain
     assert reused_texts == plain_texts
     assert reused >= scopes // 3
+
+
+def test_reuse_of_a_scope_whose_epilogue_did_not_fuse() -> None:
+    """An MLP's hidden layers: a matmul whose Relu epilogue stays a kernel of its own
+    after the matmul's schedule (scheduled when its turn comes): the repeat must not
+    copy the unscheduled Relu."""
+    module = _before_scheduling(import_onnx(mlp(4, (16, 16, 16, 16)).model))
+    plain, plain_texts, reusing, reused_texts, _ = _both_ways(module)
+    assert reusing == plain
+    assert reused_texts == plain_texts
 
 
 class _Counting(CpuDefaultSchedule):
