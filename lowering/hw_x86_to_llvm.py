@@ -1,9 +1,9 @@
 """`hw.x86` ops -> LLVM x86 intrinsics, as part of `convert-tl-to-llvm`.
 
-Importing this module registers one lowering per op in
-`mlc.lowering.tl_to_llvm.OP_LOWERINGS` (the registry's `hw.x86` dialect factory and
-`mlc.targets.x86` import it). Tiles are addressed from their first element with the op's
-element strides (`GEP` on the buffer's element type):
+Importing this module registers one lowering per op in `llvm_builder.OP_LOWERINGS`
+(`convert-tl-to-llvm` imports it: `tl_to_llvm.HW_LOWERING_MODULES`); each emits through
+the function's `FunctionBuilder`. Tiles are addressed from their first element with the
+op's element strides (`GEP` on the buffer's element type):
 
 * `hw.x86.vpdpbusd` (lanes L = 16 / 8): load the L accumulators, broadcast A's 4 bytes as
   one i32, load B's L x 4 bytes as `<L x i32>`, call
@@ -20,7 +20,7 @@ element strides (`GEP` on the buffer's element type):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from xdsl.dialects import llvm
 from xdsl.dialects.builtin import (
@@ -31,15 +31,11 @@ from xdsl.dialects.builtin import (
     f32,
     i16,
     i32,
-    i64,
 )
 from xdsl.ir import Attribute, Operation, SSAValue
 
 from mlc.dialects.hw.x86 import FmaTileOp, Vdpbf16psOp, VpdpbusdOp
-from mlc.lowering.tl_to_llvm import OP_LOWERINGS
-
-if TYPE_CHECKING:
-    from mlc.lowering.tl_to_llvm import Index, _FunctionLowering
+from mlc.lowering.llvm_builder import OP_LOWERINGS, FunctionBuilder, Index
 
 __all__ = ["lower_broadcast_dot", "lower_fma_tile"]
 
@@ -58,42 +54,23 @@ def _memory_type(element: Attribute) -> Attribute:
     return i16
 
 
-def _flat(ty: MemRefType, indices: list[Index], lowering: _FunctionLowering) -> Index:
-    offset: Index = 0
-    acc = 1
-    strides = []
-    for d in reversed(ty.get_shape()):
-        strides.append(acc)
-        acc *= d
-    for i, s in zip(indices, reversed(strides)):
-        offset = lowering.add(offset, lowering.mul(i, s))
-    return offset
-
-
-def _tile_ptr(lowering: _FunctionLowering, buf: SSAValue, idx: list[SSAValue]) -> SSAValue:
+def _tile_ptr(fb: FunctionBuilder, buf: SSAValue, idx: list[SSAValue]) -> SSAValue:
     ty = cast(MemRefType, buf.type)
-    offset = _flat(ty, [lowering.values[i] for i in idx], lowering)
-    return _gep(lowering, cast(SSAValue, lowering.values[buf]), offset, ty.element_type)
+    offset = fb.flat_offset(ty, [fb.values[i] for i in idx])
+    return _gep(fb, cast(SSAValue, fb.values[buf]), offset, ty.element_type)
 
 
-def _gep(lowering: _FunctionLowering, ptr: SSAValue, offset: Index, element: Attribute) -> SSAValue:
+def _gep(fb: FunctionBuilder, ptr: SSAValue, offset: Index, element: Attribute) -> SSAValue:
     if isinstance(offset, int) and offset == 0:
         return ptr
-    gep = llvm.GEPOp(
-        ptr,
-        [llvm.GEP_USE_SSA_VAL],
-        _memory_type(element),
-        ssa_indices=[lowering.v(offset)],
-        inbounds=True,
-    )
-    return lowering.b.insert(gep).result
+    return fb.gep(ptr, offset, _memory_type(element))
 
 
-def _load(lowering: _FunctionLowering, ptr: SSAValue, ty: Attribute, align: int) -> SSAValue:
-    return lowering.b.insert(llvm.LoadOp(ptr, ty, alignment=align)).dereferenced_value
+def _load(fb: FunctionBuilder, ptr: SSAValue, ty: Attribute, align: int) -> SSAValue:
+    return fb.insert(llvm.LoadOp(ptr, ty, alignment=align)).dereferenced_value
 
 
-def lower_broadcast_dot(lowering: _FunctionLowering, op: Operation) -> None:
+def lower_broadcast_dot(fb: FunctionBuilder, op: Operation) -> None:
     """`vpdpbusd` / `vdpbf16ps` (see the module docstring)."""
     assert isinstance(op, VpdpbusdOp | Vdpbf16psOp)
     lanes = op.lanes.value.data
@@ -101,19 +78,19 @@ def lower_broadcast_dot(lowering: _FunctionLowering, op: Operation) -> None:
     acc_elem: Attribute = i32 if isinstance(op, VpdpbusdOp) else f32
     acc_ty = VectorType(acc_elem, [lanes])
     word_ty = VectorType(i32, [lanes])
-    c_ptr = _tile_ptr(lowering, op.c, list(op.c_indices))
-    a_ptr = _tile_ptr(lowering, op.a, list(op.a_indices))
-    b_ptr = _tile_ptr(lowering, op.b, list(op.b_indices))
-    acc = _load(lowering, c_ptr, acc_ty, 4)
-    a_word = _load(lowering, a_ptr, i32, 1)
-    a_vec = lowering.splat(a_word, lanes)
-    b_vec = _load(lowering, b_ptr, word_ty, 1)
+    c_ptr = _tile_ptr(fb, op.c, list(op.c_indices))
+    a_ptr = _tile_ptr(fb, op.a, list(op.a_indices))
+    b_ptr = _tile_ptr(fb, op.b, list(op.b_indices))
+    acc = _load(fb, c_ptr, acc_ty, 4)
+    a_word = _load(fb, a_ptr, i32, 1)
+    a_vec = fb.splat(a_word, lanes)
+    b_vec = _load(fb, b_ptr, word_ty, 1)
     call = llvm.CallIntrinsicOp(name, [acc, a_vec, b_vec], [acc_ty])
-    result = lowering.b.insert(call).results[0]
-    lowering.b.insert(llvm.StoreOp(result, c_ptr, alignment=4))
+    result = fb.insert(call).results[0]
+    fb.insert(llvm.StoreOp(result, c_ptr, alignment=4))
 
 
-def lower_fma_tile(lowering: _FunctionLowering, op: Operation) -> None:
+def lower_fma_tile(fb: FunctionBuilder, op: Operation) -> None:
     """`fma_tile`: accumulators in registers across the K loop (module docstring)."""
     assert isinstance(op, FmaTileOp)
     mr, nr, kc = op.mr.value.data, op.nr.value.data, op.kc.value.data
@@ -125,38 +102,28 @@ def lower_fma_tile(lowering: _FunctionLowering, op: Operation) -> None:
     sc_i = strides["C"][0]
     vty = VectorType(f32, [lanes])
     fma = f"llvm.fma.v{lanes}f32"
-    c_ptr = _tile_ptr(lowering, op.c, list(op.c_indices))
-    a_ptr = _tile_ptr(lowering, op.a, list(op.a_indices))
-    b_ptr = _tile_ptr(lowering, op.b, list(op.b_indices))
-    c_ptrs = [
-        [_gep(lowering, c_ptr, i * sc_i + v * lanes, f32) for v in range(nv)] for i in range(mr)
-    ]
-    accs = [_load(lowering, p, vty, 4) for row in c_ptrs for p in row]
-    header = lowering.new_block([i64, *(vty for _ in accs)])
-    body = lowering.new_block()
-    exit_block = lowering.new_block()
-    lowering.b.insert(llvm.BrOp(header, lowering.v(0), *accs))
-    lowering.block = header
-    k = header.args[0]
-    cond = lowering.icmp("slt", k, kc)
-    lowering.b.insert(llvm.CondBrOp(cond, body, [], exit_block, []))
-    lowering.block = body
-    b_row = _gep(lowering, b_ptr, lowering.mul(k, sb_k), f32)
-    a_col = _gep(lowering, a_ptr, lowering.mul(k, sa_k), f32)
-    b_vecs = [_load(lowering, _gep(lowering, b_row, v * lanes, f32), vty, 4) for v in range(nv)]
-    new: list[SSAValue] = []
-    for i in range(mr):
-        a = _load(lowering, _gep(lowering, a_col, i * sa_i, f32), f32, 4)
-        a_vec = lowering.splat(a, lanes)
-        for v in range(nv):
-            acc = header.args[1 + i * nv + v]
-            call = llvm.CallIntrinsicOp(fma, [a_vec, b_vecs[v], acc], [vty])
-            new.append(lowering.b.insert(call).results[0])
-    nxt = lowering.b.insert(llvm.AddOp(k, lowering.v(1))).results[0]
-    lowering.b.insert(llvm.BrOp(header, nxt, *new))
-    lowering.block = exit_block
-    for n, ptr in enumerate(p for row in c_ptrs for p in row):
-        lowering.b.insert(llvm.StoreOp(header.args[1 + n], ptr, alignment=4))
+    c_ptr = _tile_ptr(fb, op.c, list(op.c_indices))
+    a_ptr = _tile_ptr(fb, op.a, list(op.a_indices))
+    b_ptr = _tile_ptr(fb, op.b, list(op.b_indices))
+    c_ptrs = [[_gep(fb, c_ptr, i * sc_i + v * lanes, f32) for v in range(nv)] for i in range(mr)]
+    accs = [_load(fb, p, vty, 4) for row in c_ptrs for p in row]
+
+    def k_step(k: SSAValue, accs: list[SSAValue]) -> list[SSAValue]:
+        b_row = _gep(fb, b_ptr, fb.mul(k, sb_k), f32)
+        a_col = _gep(fb, a_ptr, fb.mul(k, sa_k), f32)
+        b_vecs = [_load(fb, _gep(fb, b_row, v * lanes, f32), vty, 4) for v in range(nv)]
+        new: list[SSAValue] = []
+        for i in range(mr):
+            a = _load(fb, _gep(fb, a_col, i * sa_i, f32), f32, 4)
+            a_vec = fb.splat(a, lanes)
+            for v in range(nv):
+                call = llvm.CallIntrinsicOp(fma, [a_vec, b_vecs[v], accs[i * nv + v]], [vty])
+                new.append(fb.insert(call).results[0])
+        return new
+
+    accs = fb.loop(0, kc, 1, k_step, accs)  # the tile lives in the loop's block arguments
+    for acc, ptr in zip(accs, (p for row in c_ptrs for p in row), strict=True):
+        fb.insert(llvm.StoreOp(acc, ptr, alignment=4))
 
 
 def _register() -> None:

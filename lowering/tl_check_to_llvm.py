@@ -20,17 +20,15 @@ between two failures loses nothing that matters (one message is reported).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from xdsl.dialects import llvm
 from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, IntegerAttr, TensorType, i1, i8, i64
 from xdsl.ir import SSAValue
 
 from mlc.dialects.tl import CheckOp
-
-if TYPE_CHECKING:
-    from mlc.lowering.tl_to_llvm import Index, _FunctionLowering
+from mlc.lowering.llvm_builder import PTR, FunctionBuilder, Index
 
 __all__ = [
     "MESSAGES_GLOBAL",
@@ -46,7 +44,6 @@ STATUS_GLOBAL = "mlc_status"
 MESSAGES_GLOBAL = "mlc_check_messages"
 #: how the message of a failed allocation starts (`NativeFunction` raises a MemoryError)
 OUT_OF_MEMORY = "out of memory"
-_PTR = llvm.LLVMPointerType()
 
 
 @dataclass
@@ -83,42 +80,53 @@ def check_globals(table: CheckTable) -> list[llvm.GlobalOp]:
 
 
 class CheckCodegen:
-    """Mixin of `_FunctionLowering`: `tl.check`, and allocations that can fail
-    (`checks` is the module's `CheckTable`)."""
+    """`tl.check` and the failures of a status-returning function, emitted through `fb`:
+    `table` is the module's `CheckTable`; `returns_status`: the function is an entry,
+    which returns an i64 status (0, or a failure's number)."""
 
-    def check(self: _FunctionLowering, op: CheckOp) -> None:
-        code = self.checks.code(op.message.data)
-        self.checks.status_word = True
-        ok = self.values[op.ok]
+    def __init__(self, fb: FunctionBuilder, table: CheckTable, returns_status: bool) -> None:
+        self.fb = fb
+        self.table = table
+        self.returns_status = returns_status
+
+    def check(self, op: CheckOp) -> None:
+        """A failed `op` stores its number in `@mlc_status` and goes on."""
+        fb = self.fb
+        code = self.table.code(op.message.data)
+        self.table.status_word = True
+        ok = fb.values[op.ok]
         if isinstance(ok, int):  # folded: true never fails
             if ok:
                 return
-            ok = self.b.insert(llvm.ConstantOp(IntegerAttr(0, i1), i1)).result
-        fail, after = self.new_block(), self.new_block()
-        self.b.insert(llvm.CondBrOp(ok, after, [], fail, []))
-        self.block = fail
-        status = self.b.insert(llvm.AddressOfOp(STATUS_GLOBAL, _PTR)).result
-        self.b.insert(llvm.StoreOp(self.v(code), status, alignment=8))
-        self.b.insert(llvm.BrOp(after))
-        self.block = after
+            ok = fb.insert(llvm.ConstantOp(IntegerAttr(0, i1), i1)).result
+        fail, after = fb.new_block(), fb.new_block()
+        fb.insert(llvm.CondBrOp(ok, after, [], fail, []))
+        fb.block = fail
+        status = fb.insert(llvm.AddressOfOp(STATUS_GLOBAL, PTR)).result
+        fb.insert(llvm.StoreOp(fb.v(code), status, alignment=8))
+        fb.insert(llvm.BrOp(after))
+        fb.block = after
 
-    def return_status_unless(self: _FunctionLowering, ok: SSAValue, code: Index) -> None:
-        """Unless `ok`: free what the function allocated so far and return `code` at once
-        (a status-returning entry function; `code` an int or an i64 value)."""
-        fail, after = self.new_block(), self.new_block()
-        self.b.insert(llvm.CondBrOp(ok, after, [], fail, []))
-        self.block = fail
-        for allocated in self.heap:
-            self.call("free", [allocated], None)
-        self.b.insert(llvm.ReturnOp(self.v(code)))
-        self.block = after
+    def return_status_unless(
+        self, ok: SSAValue, code: Index, allocated: Sequence[SSAValue]
+    ) -> None:
+        """Unless `ok`: free `allocated` (what the function allocated so far) and return
+        `code` at once (an int or an i64 value)."""
+        fb = self.fb
+        fail, after = fb.new_block(), fb.new_block()
+        fb.insert(llvm.CondBrOp(ok, after, [], fail, []))
+        fb.block = fail
+        for ptr in allocated:
+            fb.call("free", [ptr], None)
+        fb.insert(llvm.ReturnOp(fb.v(code)))
+        fb.block = after
 
-    def check_allocation(self: _FunctionLowering, ptr: SSAValue, size: int) -> None:
-        """A NULL `ptr` (a failed `aligned_alloc` of `size` bytes) returns the
-        out-of-memory status instead of writing through it."""
+    def check_allocation(self, ptr: SSAValue, size: int, allocated: Sequence[SSAValue]) -> None:
+        """A NULL `ptr` (a failed `aligned_alloc` of `size` bytes) frees `allocated` and
+        returns the out-of-memory status instead of writing through it."""
         if not self.returns_status:
             return  # (a private function: nowhere to report; mlc's allocate in entries)
-        address = self.b.insert(llvm.PtrToIntOp(ptr, i64)).results[0]
+        address = self.fb.insert(llvm.PtrToIntOp(ptr, i64)).results[0]
         self.return_status_unless(
-            self.icmp("ne", address, 0), self.checks.code(out_of_memory(size))
+            self.fb.icmp("ne", address, 0), self.table.code(out_of_memory(size)), allocated
         )

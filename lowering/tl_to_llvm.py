@@ -24,7 +24,12 @@ The ABI (bare pointers, static shapes):
 Loops become header / body / exit blocks with the induction variable (and scf iter_args)
 as block arguments; `vectorize` and `unroll` loops are emitted as vector code and
 repeated bodies (`tl_vector_to_llvm`), `parallel` loops as OpenMP regions
-(`tl_parallel_to_llvm`). A `func.call` of an outlined kernel (`tl-outline-kernels`) is
+(`tl_parallel_to_llvm`), `tl.check`s and failed allocations as status stores and returns
+(`tl_check_to_llvm`), hw ops by their registered lowerings (`OP_LOWERINGS`, filled by the
+modules of `HW_LOWERING_MODULES`). This module composes those parts: each emits through
+the function's `llvm_builder.FunctionBuilder` and knows only that module, none imports
+this one; the loop parts lower the ops inside their loops through this module's function
+lowering (their `NestedLowering`). A `func.call` of an outlined kernel (`tl-outline-kernels`) is
 an `llvm.call` with the buffers' pointers. A `tl.block` becomes straight-line code:
 iterator values from its bindings, the predicate as a conditional branch, one load per
 operand (a padded input loads from a clamped address and selects the pad value where the
@@ -35,24 +40,16 @@ every reduction iterator is 0, the body, and one store per output.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import cast
 
-from xdsl.builder import Builder, InsertPoint
 from xdsl.context import Context
 from xdsl.dialects import func, llvm, memref, scf
 from xdsl.dialects.builtin import (
-    AnyFloat,
     ArrayAttr,
     DenseIntOrFPElementsAttr,
     DictionaryAttr,
     IntegerAttr,
-    IntegerType,
-    MemRefType,
     ModuleOp,
-    NoneAttr,
-    StridedLayoutAttr,
     StringAttr,
     UnitAttr,
     i1,
@@ -60,21 +57,18 @@ from xdsl.dialects.builtin import (
     i64,
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
-from xdsl.ir.affine import (
-    AffineBinaryOpExpr,
-    AffineBinaryOpKind,
-    AffineConstantExpr,
-    AffineDimExpr,
-    AffineExpr,
-)
 from xdsl.passes import ModulePass
 
-from mlc.dialects.tl import BlockOp, CheckOp, ForOp, IndexOp, YieldOp
-from mlc.lowering.arith_to_llvm import (
-    LlvmLoweringError,
-    constant,
-    llvm_scalar_type,
-    lower_scalar_op,
+from mlc.dialects.tl import BlockOp, CheckOp, ForOp, IndexOp, LoopKind, YieldOp
+from mlc.lowering.arith_to_llvm import LlvmLoweringError, constant, lower_scalar_op
+from mlc.lowering.llvm_builder import (
+    OP_LOWERINGS,
+    PTR,
+    FunctionBuilder,
+    Index,
+    byte_size,
+    static_memref,
+    storage_type,
 )
 from mlc.lowering.tl_check_to_llvm import CheckCodegen, CheckTable, check_globals
 from mlc.lowering.tl_parallel_to_llvm import (
@@ -99,12 +93,6 @@ __all__ = [
     "lower_module",
 ]
 
-OpLowering = Callable[["_FunctionLowering", Operation], None]
-#: lowerings of ops from other dialects (hw.x86, ...) found in function bodies: each gets
-#: the function lowering (`values`, `b`, `element_ptr`, `load`, `store`, `call`, ...) and
-#: the op, and records its results in `values`
-OP_LOWERINGS: dict[type[Operation], OpLowering] = {}
-
 #: the modules adding mlc's own hardware ops to `OP_LOWERINGS` (imported by
 #: `lower_module` before it lowers anything; another dialect's lowering adds itself to
 #: this tuple or registers directly)
@@ -125,60 +113,17 @@ ALIGNMENT = 64
 WORKSPACE_BYTES = "mlc.workspace_bytes"
 INTERMEDIATE_BYTES = "mlc.intermediate_bytes"
 
-PTR = llvm.LLVMPointerType()
-
-Index = int | SSAValue  # a statically known index or an i64 value
-
-
-def storage_type(element: Attribute) -> Attribute:
-    """The type an element has in memory (`i1` is a byte)."""
-    ty = llvm_scalar_type(element)
-    return i8 if ty == i1 else ty
-
-
-def _byte_size(ty: MemRefType) -> int:
-    n = 1
-    for d in ty.get_shape():
-        n *= d
-    st = storage_type(ty.element_type)
-    width = st.width.data if isinstance(st, IntegerType) else cast(AnyFloat, st).bitwidth
-    return n * (width // 8)
-
-
-def _static_memref(ty: Attribute, what: str) -> MemRefType:
-    if not isinstance(ty, MemRefType):
-        raise LlvmLoweringError(f"{what}: only memref arguments and results are supported")
-    ty = cast(MemRefType, ty)
-    if any(d < 0 for d in ty.get_shape()):
-        raise LlvmLoweringError(f"{what}: {ty} must have a static shape")
-    layout = ty.layout
-    if not isinstance(layout, NoneAttr):
-        if not (isinstance(layout, StridedLayoutAttr) and _is_row_major(ty, layout)):
-            raise LlvmLoweringError(f"{what}: {ty} must have the row-major identity layout")
-    return ty
-
-
-def _is_row_major(ty: MemRefType, layout: StridedLayoutAttr) -> bool:
-    return list(layout.get_strides()) == _strides(ty.get_shape()) and layout.get_offset() in (
-        0,
-        None,
-    )
-
-
-def _strides(shape: Sequence[int]) -> list[int]:
-    strides, acc = [], 1
-    for d in reversed(shape):
-        strides.append(acc)
-        acc *= d
-    return strides[::-1]
-
 
 def _arg_attrs() -> DictionaryAttr:
     return DictionaryAttr({"llvm.noalias": UnitAttr(), "llvm.align": IntegerAttr(ALIGNMENT, i64)})
 
 
-class _FunctionLowering(LoopKindCodegen, ParallelCodegen, CheckCodegen):
-    """Builds one `llvm.func` from one `func.func` (single-block body)."""
+class _FunctionLowering:
+    """Builds one `llvm.func` from one `func.func` (single-block body): the ops of this
+    module's concern itself, `tl.for` kinds through `LoopKindCodegen` and
+    `ParallelCodegen`, `tl.check` and failures through `CheckCodegen`, hw ops through
+    `OP_LOWERINGS`; all of them emit through one `FunctionBuilder` (`fb`). It is the
+    `NestedLowering` the loop code generators lower loop bodies with."""
 
     def __init__(
         self,
@@ -189,40 +134,33 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen, CheckCodegen):
         status_functions: frozenset[str] = frozenset(),
     ) -> None:
         self.f = f
-        self.externals = externals
-        self.checks = checks if checks is not None else CheckTable()  # failure messages
         #: the functions that return a status (i64: 0, or a failure's number): entries
         self.status_functions = status_functions
         self.returns_status = f.sym_name.data in status_functions
-        self.threads = threads
-        self.outlined: list[llvm.FuncOp] = []  # parallel loop bodies
-        self.versioned: set[BlockOp] = set()  # predicated blocks split by versioned_loop
-        self.assume_predicates: set[BlockOp] = set()  # ... in the copy where they hold
-        self.uses_threads = False
-        self.values: dict[SSAValue, Index] = {}
-        # id(entry block) -> (the block, its i64 constants by value): see `v`
-        self.index_constants: dict[int, tuple[Block, dict[int, SSAValue]]] = {}
-        self.region = Region()
         body = f.body.blocks
         if len(body) != 1:
             raise LlvmLoweringError(f"@{f.sym_name.data}: expected a single-block body")
         ret = body[0].last_op
         if not isinstance(ret, func.ReturnOp):
             raise LlvmLoweringError(f"@{f.sym_name.data}: the body must end with func.return")
-        self.arg_types = [
-            _static_memref(t, f"@{f.sym_name.data} argument #{i}")
-            for i, t in enumerate(f.function_type.inputs.data)
-        ]
+        n_args = len(f.function_type.inputs.data)
+        for i, t in enumerate(f.function_type.inputs.data):
+            static_memref(t, f"@{f.sym_name.data} argument #{i}")
         self.result_types = [
-            _static_memref(t, f"@{f.sym_name.data} result #{i}")
+            static_memref(t, f"@{f.sym_name.data} result #{i}")
             for i, t in enumerate(f.function_type.outputs.data)
         ]
-        n_args = len(self.arg_types)
-        self.block = Block(arg_types=[PTR] * (n_args + len(self.result_types)))
-        self.region.add_block(self.block)
-        for arg, new in zip(body[0].args, self.block.args):
-            self.values[arg] = new
-        self.result_ptrs = list(self.block.args[n_args:])
+        entry = Block(arg_types=[PTR] * (n_args + len(self.result_types)))
+        region = Region()
+        region.add_block(entry)
+        self.fb = FunctionBuilder(region, entry, externals)
+        table = checks if checks is not None else CheckTable()  # failure messages
+        self.checks = CheckCodegen(self.fb, table, self.returns_status)
+        self.loops = LoopKindCodegen(self.fb, self)
+        self.parallel = ParallelCodegen(self.fb, self, f.sym_name.data, threads)
+        for arg, new in zip(body[0].args, entry.args):
+            self.fb.values[arg] = new
+        self.result_ptrs = list(entry.args[n_args:])
         # returned allocs are built in place in the caller's buffer
         self.in_place: dict[SSAValue, SSAValue] = {}
         for v, ptr in zip(ret.arguments, self.result_ptrs):
@@ -232,279 +170,158 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen, CheckCodegen):
                 and v not in self.in_place
             ):
                 self.in_place[v] = ptr
-        self.heap: list[SSAValue] = []
+        self.heap: list[SSAValue] = []  # allocations, freed before returning
         self.workspace = plan_workspace(f)
         self.workspace_ptr: SSAValue | None = None
-
-    # ---- helpers
-
-    @property
-    def b(self) -> Builder:
-        return Builder(InsertPoint.at_end(self.block))
-
-    def new_block(self, arg_types: Sequence[Attribute] = ()) -> Block:
-        block = Block(arg_types=arg_types)
-        self.region.add_block(block)
-        return block
-
-    def v(self, x: Index) -> SSAValue:
-        """An index as an SSA value: a Python int is an i64 constant, built once per value
-        per function at the top of its entry block (constants emit no LLVM instruction:
-        sharing them only saves building thousands of ops)."""
-        if not isinstance(x, int):
-            return x
-        entry = self.region.blocks[0]
-        _, constants = self.index_constants.setdefault(id(entry), (entry, {}))
-        if x not in constants:
-            constants[x] = constant(Builder(InsertPoint.at_start(entry)), x, i64)
-        return constants[x]
-
-    def call(self, callee: str, args: Sequence[SSAValue], ret: Attribute | None) -> SSAValue | None:
-        self.externals.add(callee)
-        op = self.b.insert(llvm.CallOp(callee, *args, return_type=ret))
-        return op.results[0] if op.results else None
-
-    def element_ptr(
-        self, buf: Index, ty: MemRefType, idx: Sequence[Index], inbounds: bool = True
-    ) -> SSAValue:
-        assert not isinstance(buf, int)
-        offset: Index = 0
-        for i, s in zip(idx, _strides(ty.get_shape())):
-            offset = self.add(offset, self.mul(i, s))
-        gep = llvm.GEPOp(
-            buf,
-            [llvm.GEP_USE_SSA_VAL],
-            storage_type(ty.element_type),
-            ssa_indices=[self.v(offset)],
-            inbounds=inbounds,
-        )
-        return self.b.insert(gep).result
-
-    def load(self, ptr: SSAValue, element: Attribute) -> SSAValue:
-        st = storage_type(element)
-        value = self.b.insert(llvm.LoadOp(ptr, st)).dereferenced_value
-        if st != llvm_scalar_type(element):
-            value = self.b.insert(llvm.TruncOp(value, i1)).results[0]
-        return value
-
-    def store(self, value: SSAValue, ptr: SSAValue, element: Attribute) -> None:
-        st = storage_type(element)
-        if st != llvm_scalar_type(element):
-            value = self.b.insert(llvm.ZExtOp(value, st)).results[0]
-        self.b.insert(llvm.StoreOp(value, ptr))
-
-    # index arithmetic folding Python ints
-    def add(self, x: Index, y: Index) -> Index:
-        if isinstance(x, int) and isinstance(y, int):
-            return x + y
-        if x == 0:
-            return y
-        if y == 0:
-            return x
-        return self.b.insert(llvm.AddOp(self.v(x), self.v(y))).results[0]
-
-    def mul(self, x: Index, y: Index) -> Index:
-        if isinstance(x, int) and isinstance(y, int):
-            return x * y
-        if x == 0 or y == 0:
-            return 0
-        if x == 1:
-            return y
-        if y == 1:
-            return x
-        return self.b.insert(llvm.MulOp(self.v(x), self.v(y))).results[0]
-
-    def icmp(self, pred: str, x: Index, y: Index) -> SSAValue:
-        preds = ["eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge"]
-        cmp = llvm.ICmpOp(self.v(x), self.v(y), IntegerAttr(preds.index(pred), i64))
-        return self.b.insert(cmp).results[0]
-
-    def affine(self, e: AffineExpr, dims: Sequence[Index]) -> Index:
-        """`e` over `dims` (floordiv / mod / ceildiv by positive constants)."""
-        if isinstance(e, AffineDimExpr):
-            return dims[e.position]
-        if isinstance(e, AffineConstantExpr):
-            return e.value
-        if not isinstance(e, AffineBinaryOpExpr):
-            raise LlvmLoweringError(f"affine expression {e} is not supported")
-        lhs, rhs = self.affine(e.lhs, dims), self.affine(e.rhs, dims)
-        if e.kind == AffineBinaryOpKind.Add:
-            return self.add(lhs, rhs)
-        if e.kind == AffineBinaryOpKind.Mul:
-            return self.mul(lhs, rhs)
-        if not isinstance(rhs, int) or rhs <= 0:
-            raise LlvmLoweringError(f"affine {e.kind.name} needs a positive constant, in {e}")
-        if isinstance(lhs, int):
-            q, r = divmod(lhs, rhs)
-            if e.kind == AffineBinaryOpKind.Mod:
-                return r
-            return q if e.kind == AffineBinaryOpKind.FloorDiv else -(-lhs // rhs)
-        if e.kind == AffineBinaryOpKind.CeilDiv:  # ceil(a / c) = -floor(-a / c)
-            neg = self.b.insert(llvm.SubOp(self.v(0), lhs)).results[0]
-            fl = self.v(self.floor_divmod(neg, rhs)[0])
-            return self.b.insert(llvm.SubOp(self.v(0), fl)).results[0]
-        q, r = self.floor_divmod(lhs, rhs)
-        return r if e.kind == AffineBinaryOpKind.Mod else q
-
-    def floor_divmod(self, x: SSAValue, c: int) -> tuple[Index, Index]:
-        if c == 1:
-            return x, 0
-        cv = self.v(c)
-        q = self.b.insert(llvm.SDivOp(x, cv)).results[0]
-        r = self.b.insert(llvm.SRemOp(x, cv)).results[0]
-        neg = self.icmp("slt", r, 0)
-        borrow = self.b.insert(llvm.ZExtOp(neg, i64)).results[0]
-        q = self.b.insert(llvm.SubOp(q, borrow)).results[0]
-        r_adj = self.b.insert(llvm.AddOp(r, cv)).results[0]
-        r = self.b.insert(llvm.SelectOp(neg, r_adj, r)).results[0]
-        return q, r
 
     # ---- ops
 
     def lower_ops(self, block: Block) -> None:
+        """Lower `block`'s ops (its terminating `tl.yield` / `scf.yield` excepted)."""
         for op in block.ops:
             if isinstance(op, YieldOp | scf.YieldOp) and op is block.last_op:
                 continue
             self.lower_op(op)
 
     def lower_op(self, op: Operation) -> None:
+        """Lower one op at the insertion point, recording its results in `fb.values`."""
+        fb = self.fb
+        values = fb.values
         if isinstance(op, ForOp):
             self.tl_for(op)
         elif isinstance(op, scf.ForOp):
-            outs = self.loop(
-                self.v(self.values[op.lb]),
-                self.v(self.values[op.ub]),
-                self.v(self.values[op.step]),
-                op.body.block,
-                [self.v(self.values[v]) for v in op.iter_args],
-            )
-            for r, new in zip(op.results, outs):
-                self.values[r] = new
+            self.scf_for(op)
         elif isinstance(op, BlockOp):
-            self.tl_block(op)
+            self.lower_block(op)
         elif isinstance(op, memref.LoadOp | memref.StoreOp):
-            ty = _static_memref(op.memref.type, op.name)
-            ptr = self.element_ptr(self.values[op.memref], ty, [self.values[i] for i in op.indices])
+            ty = static_memref(op.memref.type, op.name)
+            ptr = fb.element_ptr(values[op.memref], ty, [values[i] for i in op.indices])
             if isinstance(op, memref.LoadOp):
-                self.values[op.res] = self.load(ptr, ty.element_type)
+                values[op.res] = fb.load(ptr, ty.element_type)
             else:
-                self.store(self.v(self.values[op.value]), ptr, ty.element_type)
+                fb.store(fb.v(values[op.value]), ptr, ty.element_type)
         elif isinstance(op, CheckOp):
-            self.check(op)
+            self.checks.check(op)
         elif isinstance(op, memref.AllocOp):
             self.alloc(op)
         elif isinstance(op, memref.DeallocOp):
             pass  # allocations are freed before returning
         elif isinstance(op, memref.GetGlobalOp):
             ref = op.name_.root_reference.data
-            self.values[op.memref] = self.b.insert(llvm.AddressOfOp(ref, PTR)).result
+            values[op.memref] = fb.insert(llvm.AddressOfOp(ref, PTR)).result
         elif isinstance(op, func.ReturnOp):
             self.ret(op)
-        elif isinstance(op, func.CallOp):  # an outlined kernel: buffers in, nothing out
-            if op.results:
-                raise LlvmLoweringError(f"func.call @{op.callee.string_value()}: results")
-            args = [self.v(self.values[a]) for a in op.arguments]
-            callee = op.callee.string_value()
-            status = callee in self.status_functions  # another entry: pass its failure on
-            call = self.b.insert(llvm.CallOp(callee, *args, return_type=i64 if status else None))
-            # what the call runs (`outline.SITE_ATTRIBUTES`), for profiles
-            call.attributes.update({k: v for k, v in op.attributes.items() if k.startswith("mlc.")})
-            if status and self.returns_status:
-                failed = self.icmp("ne", call.results[0], 0)
-                ok = self.b.insert(llvm.XOrOp(failed, constant(self.b, 1, i1))).results[0]
-                self.return_status_unless(ok, call.results[0])
+        elif isinstance(op, func.CallOp):
+            self.func_call(op)
         elif type(op) in OP_LOWERINGS:  # hardware dialects register theirs
-            OP_LOWERINGS[type(op)](self, op)
+            OP_LOWERINGS[type(op)](fb, op)
         else:
-            args = [self.v(self.values[v]) for v in op.operands]
-            self.values[op.results[0]] = lower_scalar_op(self.b, op, args)
+            args = [fb.v(values[v]) for v in op.operands]
+            values[op.results[0]] = lower_scalar_op(fb.b, op, args)
+
+    def tl_for(self, op: ForOp) -> None:
+        """A `tl.for` by its kind (unroll, vectorize, parallel; else serial, versioned)."""
+        kind, loops = op.loop_kind, self.loops
+        if kind == LoopKind.UNROLL and op.trip_count > 1:
+            loops.unrolled_loop(op)
+        elif kind == LoopKind.VECTORIZE and op.trip_count > 1 and loops.vectorizable(op):
+            loops.vector_loop(op)
+        elif kind == LoopKind.PARALLEL and op.trip_count > 1 and self.parallel.enabled:
+            self.parallel.parallel_loop(op)
+        elif not loops.versioned_loop(op):
+            self.fb.serial_loop(op.lb, op.ub, op.step_value, lambda iv: loops.body(op, iv))
+
+    def scf_for(self, op: scf.ForOp) -> None:
+        """`scf.for` with its iter_args as loop-carried block arguments."""
+        fb = self.fb
+        body = op.body.block
+
+        def iteration(iv: SSAValue, carried: list[SSAValue]) -> list[SSAValue]:
+            for arg, new in zip(body.args, [iv, *carried]):
+                fb.values[arg] = new
+            self.lower_ops(body)
+            last = body.last_op
+            if not isinstance(last, scf.YieldOp):
+                return []
+            return [fb.v(fb.values[v]) for v in last.operands]
+
+        lb, ub, step = (fb.v(fb.values[v]) for v in (op.lb, op.ub, op.step))
+        outs = fb.loop(lb, ub, step, iteration, [fb.v(fb.values[v]) for v in op.iter_args])
+        for r, new in zip(op.results, outs):
+            fb.values[r] = new
+
+    def func_call(self, op: func.CallOp) -> None:
+        """An outlined kernel: buffers in, nothing out (a status from another entry)."""
+        fb = self.fb
+        if op.results:
+            raise LlvmLoweringError(f"func.call @{op.callee.string_value()}: results")
+        args = [fb.v(fb.values[a]) for a in op.arguments]
+        callee = op.callee.string_value()
+        status = callee in self.status_functions  # another entry: pass its failure on
+        call = fb.insert(llvm.CallOp(callee, *args, return_type=i64 if status else None))
+        # what the call runs (`outline.SITE_ATTRIBUTES`), for profiles
+        call.attributes.update({k: v for k, v in op.attributes.items() if k.startswith("mlc.")})
+        if status and self.returns_status:
+            failed = fb.icmp("ne", call.results[0], 0)
+            ok = fb.insert(llvm.XOrOp(failed, constant(fb.b, 1, i1))).results[0]
+            self.checks.return_status_unless(ok, call.results[0], self.heap)
 
     def alloc(self, op: memref.AllocOp) -> None:
+        """`memref.alloc`: the result buffer, a slice of the workspace, or its own block."""
+        fb = self.fb
         if op.parent_block() is not self.f.body.block:
             raise LlvmLoweringError("memref.alloc is only supported at a function's top level")
-        ty = _static_memref(op.memref.type, "memref.alloc")
+        ty = static_memref(op.memref.type, "memref.alloc")
         if op.memref in self.in_place:
-            self.values[op.memref] = self.in_place[op.memref]
+            fb.values[op.memref] = self.in_place[op.memref]
             return
         offset = self.workspace.offsets.get(op.memref)
         if offset is not None:
             if self.workspace_ptr is None:  # one allocation for all planned buffers
                 size = max(self.workspace.peak_bytes, ALIGNMENT)
-                self.workspace_ptr = self.call(
-                    "aligned_alloc", [self.v(ALIGNMENT), self.v(size)], PTR
-                )
-                assert self.workspace_ptr is not None
-                self.check_allocation(self.workspace_ptr, size)
-                self.heap.append(self.workspace_ptr)
-            gep = llvm.GEPOp(
-                self.workspace_ptr,
-                [llvm.GEP_USE_SSA_VAL],
-                i8,
-                ssa_indices=[self.v(offset)],
-                inbounds=True,
-            )
-            self.values[op.memref] = self.b.insert(gep).result
+                self.workspace_ptr = self.aligned_alloc(size)
+            fb.values[op.memref] = fb.gep(self.workspace_ptr, offset, i8)
             return
-        size = -(-max(_byte_size(ty), 1) // ALIGNMENT) * ALIGNMENT
-        ptr = self.call("aligned_alloc", [self.v(ALIGNMENT), self.v(size)], PTR)
+        size = -(-max(byte_size(ty), 1) // ALIGNMENT) * ALIGNMENT
+        fb.values[op.memref] = self.aligned_alloc(size)
+
+    def aligned_alloc(self, size: int) -> SSAValue:
+        """`aligned_alloc(ALIGNMENT, size)`, checked, and freed before returning."""
+        fb = self.fb
+        ptr = fb.call("aligned_alloc", [fb.v(ALIGNMENT), fb.v(size)], PTR)
         assert ptr is not None
-        self.check_allocation(ptr, size)
-        self.values[op.memref] = ptr
+        self.checks.check_allocation(ptr, size, self.heap)
         self.heap.append(ptr)
+        return ptr
 
     def ret(self, op: func.ReturnOp) -> None:
+        """`func.return`: copy results not built in place, free, return (the status)."""
+        fb = self.fb
         for v, ptr, ty in zip(op.arguments, self.result_ptrs, self.result_types):
             if self.in_place.get(v) is ptr:
                 continue
-            args = [ptr, self.v(self.values[v]), self.v(_byte_size(ty)), constant(self.b, 0, i1)]
-            self.b.insert(llvm.CallIntrinsicOp("llvm.memcpy.p0.p0.i64", args, []))
+            args = [ptr, fb.v(fb.values[v]), fb.v(byte_size(ty)), constant(fb.b, 0, i1)]
+            fb.insert(llvm.CallIntrinsicOp("llvm.memcpy.p0.p0.i64", args, []))
         for ptr in self.heap:
-            self.call("free", [ptr], None)
-        self.b.insert(llvm.ReturnOp(self.v(0)) if self.returns_status else llvm.ReturnOp())
+            fb.call("free", [ptr], None)
+        fb.insert(llvm.ReturnOp(fb.v(0)) if self.returns_status else llvm.ReturnOp())
 
-    def loop(
-        self,
-        lb: SSAValue,
-        ub: SSAValue,
-        step: SSAValue,
-        body: Block,
-        inits: Sequence[SSAValue],
-    ) -> list[SSAValue]:
-        """for (iv = lb; iv < ub; iv += step) body; returns the final iter_args."""
-        header = self.new_block([i64, *(v.type for v in inits)])
-        inner = self.new_block()
-        exit_block = self.new_block()
-        self.b.insert(llvm.BrOp(header, lb, *inits))
-        self.block = header
-        cond = self.icmp("slt", header.args[0], ub)
-        self.b.insert(llvm.CondBrOp(cond, inner, [], exit_block, []))
-        self.block = inner
-        for arg, new in zip(body.args, header.args):
-            self.values[arg] = new
-        self.lower_ops(body)
-        last = body.last_op
-        carried = (
-            [self.v(self.values[v]) for v in last.operands] if isinstance(last, scf.YieldOp) else []
-        )
-        nxt = self.b.insert(llvm.AddOp(header.args[0], step)).results[0]
-        self.b.insert(llvm.BrOp(header, nxt, *carried))
-        self.block = exit_block
-        return list(header.args[1:])
-
-    def tl_block(self, op: BlockOp) -> None:
-        loop_vars: list[Index] = [self.values[v] for v in op.loop_vars]
-        point = [self.affine(e, loop_vars) for e in op.binding_map.results]
+    def lower_block(self, op: BlockOp) -> None:
+        """A `tl.block` as straight-line code (module docstring)."""
+        fb = self.fb
+        values = fb.values
+        loop_vars: list[Index] = [values[v] for v in op.loop_vars]
+        point = [fb.affine(e, loop_vars) for e in op.binding_map.results]
         after: Block | None = None
         pred = op.predicate_map
-        if pred is not None and pred.results and op not in self.assume_predicates:
+        if pred is not None and pred.results and not self.loops.predicate_holds(op):
             cond: SSAValue | None = None
             for e in pred.results:
-                c = self.icmp("slt", self.affine(e, point), 0)
-                cond = c if cond is None else self.b.insert(llvm.AndOp(cond, c)).results[0]
+                cond = fb.and_(cond, fb.icmp("slt", fb.affine(e, point), 0))
             assert cond is not None
-            then, after = self.new_block(), self.new_block()
-            self.b.insert(llvm.CondBrOp(cond, then, [], after, []))
-            self.block = then
+            then, after = fb.new_block(), fb.new_block()
+            fb.insert(llvm.CondBrOp(cond, then, [], after, []))
+            fb.block = then
         n_in = len(op.inputs)
         maps = op.maps
         pads = op.pad_values
@@ -513,90 +330,59 @@ class _FunctionLowering(LoopKindCodegen, ParallelCodegen, CheckCodegen):
         env: dict[SSAValue, SSAValue] = {}
         out_ptrs: list[tuple[SSAValue, Attribute]] = []
         for k, (buf, arg) in enumerate(zip([*op.inputs, *op.outputs], op.body_block.args)):
-            ty = _static_memref(buf.type, f'tl.block "{op.label.data}" operand #{k}')
-            idx = [self.affine(e, point) for e in maps[k].results]
+            ty = static_memref(buf.type, f'tl.block "{op.label.data}" operand #{k}')
+            idx = [fb.affine(e, point) for e in maps[k].results]
             element = ty.element_type
             pad = pads[k] if k < n_in else None
             if pad is not None and always_in_bounds(op, maps[k], ty.get_shape()):
                 pad = None  # every read is inside the buffer
             if pad is not None:
-                valid = self.in_bounds(idx, ty.get_shape())
-                ptr = self.element_ptr(self.values[buf], ty, self.clamp(idx, valid))
-                loaded = self.load(ptr, element)
-                pad_value = constant(self.b, pad.value.data, element)
-                env[arg] = self.b.insert(llvm.SelectOp(valid, loaded, pad_value)).results[0]
+                valid = fb.in_bounds(idx, ty.get_shape())
+                ptr = fb.element_ptr(values[buf], ty, fb.clamp(idx, valid))
+                loaded = fb.load(ptr, element)
+                pad_value = constant(fb.b, pad.value.data, element)
+                env[arg] = fb.insert(llvm.SelectOp(valid, loaded, pad_value)).results[0]
                 continue
-            ptr = self.element_ptr(self.values[buf], ty, idx)
+            ptr = fb.element_ptr(values[buf], ty, idx)
             init = inits[k - n_in] if k >= n_in else None
             if k >= n_in:
                 out_ptrs.append((ptr, element))
             if init is not None and not op.reduction_dims:
-                env[arg] = constant(self.b, init.value.data, element)
+                env[arg] = constant(fb.b, init.value.data, element)
                 continue
-            loaded = self.load(ptr, element)
+            loaded = fb.load(ptr, element)
             if init is not None:
                 if at_start is None:
-                    at_start = self.all_zero([point[d] for d in op.reduction_dims])
-                init_value = constant(self.b, init.value.data, element)
-                loaded = self.b.insert(llvm.SelectOp(at_start, init_value, loaded)).results[0]
+                    at_start = fb.all_zero([point[d] for d in op.reduction_dims])
+                init_value = constant(fb.b, init.value.data, element)
+                loaded = fb.insert(llvm.SelectOp(at_start, init_value, loaded)).results[0]
             env[arg] = loaded
         names = op.iterator_names
         for body_op in op.body_block.ops:
             if isinstance(body_op, YieldOp):
                 for value, (ptr, element) in zip(body_op.arguments, out_ptrs):
-                    self.store(env[value], ptr, element)
+                    fb.store(env[value], ptr, element)
             elif isinstance(body_op, IndexOp):
-                env[body_op.result] = self.v(point[names.index(body_op.iterator.data)])
+                env[body_op.result] = fb.v(point[names.index(body_op.iterator.data)])
             else:
                 args = [env[v] for v in body_op.operands]
-                env[body_op.results[0]] = lower_scalar_op(self.b, body_op, args)
+                env[body_op.results[0]] = lower_scalar_op(fb.b, body_op, args)
         if after is not None:
-            self.b.insert(llvm.BrOp(after))
-            self.block = after
-
-    def in_bounds(self, idx: Sequence[Index], shape: Sequence[int]) -> SSAValue:
-        """0 <= idx[d] < shape[d] for every d (one unsigned compare each)."""
-        conds = []
-        for i, s in zip(idx, shape):
-            if isinstance(i, int):
-                if not 0 <= i < s:
-                    return constant(self.b, 0, i1)
-                continue
-            conds.append(self.icmp("ult", i, s))
-        if not conds:
-            return constant(self.b, 1, i1)
-        cond = conds[0]
-        for c in conds[1:]:
-            cond = self.b.insert(llvm.AndOp(cond, c)).results[0]
-        return cond
-
-    def clamp(self, idx: Sequence[Index], valid: SSAValue) -> list[Index]:
-        """Indices where valid, else 0 (a read that is always inside the buffer)."""
-        out: list[Index] = []
-        for i in idx:
-            if isinstance(i, int):
-                out.append(i if i >= 0 else 0)
-            else:
-                out.append(self.b.insert(llvm.SelectOp(valid, i, self.v(0))).results[0])
-        return out
-
-    def all_zero(self, values: Sequence[Index]) -> SSAValue:
-        cond: SSAValue | None = None
-        for x in values:
-            c = self.icmp("eq", x, 0)
-            cond = c if cond is None else self.b.insert(llvm.AndOp(cond, c)).results[0]
-        return cond if cond is not None else constant(self.b, 1, i1)
+            fb.insert(llvm.BrOp(after))
+            fb.block = after
 
     def build(self) -> llvm.FuncOp:
+        """The `llvm.func`."""
         self.lower_ops(self.f.body.block)
-        n = len(self.region.blocks[0].args)
+        region = self.fb.region
+        n = len(region.blocks[0].args)
         result = i64 if self.returns_status else llvm.LLVMVoidType()
         fn_type = llvm.LLVMFunctionType([PTR] * n, result)
         fn = llvm.FuncOp(
             self.f.sym_name.data,
             fn_type,
             linkage=llvm.LinkageAttr("external"),
-            body=self.region,
+            body=region,
             other_props={"arg_attrs": ArrayAttr([_arg_attrs()] * n)},
         )
         if self.workspace.offsets:  # what the workspace saves, for reports
@@ -626,12 +412,12 @@ def lower_function(
     With `threads=False`, parallel loops run serially."""
     lowering = _FunctionLowering(f, externals, threads, checks, status_functions)
     main = lowering.build()
-    return [main, *lowering.outlined]
+    return [main, *lowering.parallel.outlined]
 
 
 def lower_global(op: memref.GlobalOp) -> llvm.GlobalOp:
     """memref.global constant -> internal llvm.mlir.global of an array of elements."""
-    ty = _static_memref(op.type, f"memref.global @{op.sym_name.data}")
+    ty = static_memref(op.type, f"memref.global @{op.sym_name.data}")
     n = 1
     for d in ty.get_shape():
         n *= d

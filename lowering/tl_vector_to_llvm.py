@@ -23,21 +23,26 @@ skipped when no lane is active. Whatever this scheme does not cover (an output t
 contiguous along the lane, a non-linear index, a gather under a mask) is emitted as `w`
 scalar copies of the block, so every vectorized loop compiles. A trip count that is not a
 multiple of `w` ends with one masked iteration (`vectorize(w, masked)`) or a scalar loop.
+
+A loop nest around blocks whose predicate does not depend on it is emitted twice
+(`versioned_loop`): once without the predicates, where they hold everywhere, once as it is.
+`LoopKindCodegen` emits through the function's `llvm_builder.FunctionBuilder`; what the
+loops hold it lowers through its `NestedLowering` (`tl_to_llvm`'s function lowering, which
+also picks the loop kind).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from xdsl.dialects import llvm
 from xdsl.dialects.builtin import (
     AnyFloat,
     DenseArrayBase,
     DenseIntOrFPElementsAttr,
-    IntegerAttr,
     IntegerType,
     MemRefType,
     VectorType,
@@ -63,11 +68,25 @@ from mlc.lowering.arith_to_llvm import (
     lower_scalar_op,
     select,
 )
+from mlc.lowering.llvm_builder import (
+    FunctionBuilder,
+    Index,
+    NestedLowering,
+    element_bytes,
+    row_major_strides,
+    static_memref,
+    storage_type,
+)
 
-if TYPE_CHECKING:
-    from mlc.lowering.tl_to_llvm import Index, _FunctionLowering
-
-__all__ = ["LoopKindCodegen", "always_in_bounds", "coefficient", "element_bytes"]
+__all__ = [
+    "MAX_DEINTERLEAVE",
+    "LaneForm",
+    "LoopKindCodegen",
+    "always_in_bounds",
+    "coefficient",
+    "flat_address",
+    "lane_form",
+]
 
 
 def coefficient(e: AffineExpr, dims: Sequence[int | None]) -> int | None:
@@ -211,25 +230,27 @@ class _Operand:
 
 
 class LoopKindCodegen:
-    """Mixin of `_FunctionLowering`: unrolled and vectorized `tl.for`s."""
+    """Unrolled, vectorized and versioned `tl.for`s, emitted through `fb`; `nested` lowers
+    what the loops hold (the loop kinds dispatch in `tl_to_llvm`)."""
 
-    def tl_for(self: _FunctionLowering, op: ForOp) -> None:
-        kind = op.loop_kind
-        if kind == LoopKind.UNROLL and op.trip_count > 1:
-            self.unrolled_loop(op)
-        elif kind == LoopKind.VECTORIZE and op.trip_count > 1 and self.vectorizable(op):
-            self.vector_loop(op)
-        elif kind == LoopKind.PARALLEL and op.trip_count > 1 and self.threads:
-            self.parallel_loop(op)
-        elif not self.versioned_loop(op):
-            self.serial_loop(op.lb, op.ub, op.step_value, lambda iv: self.body(op, iv))
+    def __init__(self, fb: FunctionBuilder, nested: NestedLowering) -> None:
+        self.fb = fb
+        self.nested = nested
+        self.versioned: set[BlockOp] = set()  # predicated blocks split by versioned_loop
+        self.assume_predicates: set[BlockOp] = set()  # ... in the copy where they hold
 
-    def versioned_loop(self: _FunctionLowering, op: ForOp) -> bool:
+    def predicate_holds(self, op: BlockOp) -> bool:
+        """`op`'s predicate holds at every point of the loop copy being emitted (a
+        `versioned_loop`'s fast copy): its guard can be left out."""
+        return op in self.assume_predicates
+
+    def versioned_loop(self, op: ForOp) -> bool:
         """Index-set splitting for predicated blocks (imperfect splits): where a block's
         predicate does not depend on this loop, emit the loop twice, once for when the
         predicate holds at every point the loop nest reaches (its value bounded over the
         inner loops' static ranges; the copy has no predicate at all, so vector tiles
         stay in registers) and once as it is. Returns False if there is nothing to do."""
+        fb = self.fb
         blocks = [
             b
             for b in op.walk()
@@ -252,25 +273,26 @@ class LoopKindCodegen:
         self.versioned.update(chosen)
         full: SSAValue | None = None
         for c in conds:
-            full = self.and_(full, c)
+            full = fb.and_(full, c)
         assert full is not None
-        fast, slow, join = self.new_block(), self.new_block(), self.new_block()
-        self.b.insert(llvm.CondBrOp(full, fast, [], slow, []))
-        self.block = fast
+        fast, slow, join = fb.new_block(), fb.new_block(), fb.new_block()
+        fb.insert(llvm.CondBrOp(full, fast, [], slow, []))
+        fb.block = fast
         self.assume_predicates.update(chosen)
-        self.serial_loop(op.lb, op.ub, op.step_value, lambda iv: self.body(op, iv))
+        fb.serial_loop(op.lb, op.ub, op.step_value, lambda iv: self.body(op, iv))
         self.assume_predicates.difference_update(chosen)
-        self.b.insert(llvm.BrOp(join))
-        self.block = slow
-        self.serial_loop(op.lb, op.ub, op.step_value, lambda iv: self.body(op, iv))
-        self.b.insert(llvm.BrOp(join))
-        self.block = join
+        fb.insert(llvm.BrOp(join))
+        fb.block = slow
+        fb.serial_loop(op.lb, op.ub, op.step_value, lambda iv: self.body(op, iv))
+        fb.insert(llvm.BrOp(join))
+        fb.block = join
         return True
 
-    def predicate_bound(self: _FunctionLowering, b: BlockOp, loop: ForOp) -> list[SSAValue] | None:
+    def predicate_bound(self, b: BlockOp, loop: ForOp) -> list[SSAValue] | None:
         """`max(e) < 0` for each predicate `e` of `b` over every iteration of `loop` and the
         loops inside it (None: `e` depends on `loop` itself or on a serial loop inside it,
         or is not linear)."""
+        fb = self.fb
         assert b.predicate_map is not None
         bindings = list(b.binding_map.results)
         forms = [
@@ -288,7 +310,7 @@ class LoopKindCodegen:
                     return None  # version further in, where the predicate is invariant
                 last = owner.lb + (owner.trip_count - 1) * owner.step_value
                 inner[i] = (owner.lb, last)
-            elif v not in self.values:
+            elif v not in fb.values:
                 return None
         if not inner:
             return None  # uniform over the nest: the block's own branch is invariant
@@ -300,58 +322,40 @@ class LoopKindCodegen:
             for i, c in coeffs.items():
                 if i in inner:
                     lo, hi = inner[i]
-                    bound = self.add(bound, max(c * lo, c * hi))
+                    bound = fb.add(bound, max(c * lo, c * hi))
                 else:
-                    bound = self.add(bound, self.mul(self.values[b.loop_vars[i]], c))
-            conds.append(self.icmp("slt", bound, 0))
+                    bound = fb.add(bound, fb.mul(fb.values[b.loop_vars[i]], c))
+            conds.append(fb.icmp("slt", bound, 0))
         return conds
 
-    def body(self: _FunctionLowering, op: ForOp, iv: Index) -> None:
-        self.values[op.induction_var] = iv
-        self.lower_ops(op.body.block)
+    def body(self, op: ForOp, iv: Index) -> None:
+        """One iteration of `op`: its induction variable is `iv`."""
+        self.fb.values[op.induction_var] = iv
+        self.nested.lower_ops(op.body.block)
 
-    def serial_loop(
-        self: _FunctionLowering, lb: Index, ub: Index, step: int, emit: Callable[[Index], None]
-    ) -> None:
-        """for (iv = lb; iv < ub; iv += step) emit(iv) -- straight-line if it runs once."""
-        if isinstance(lb, int) and isinstance(ub, int):
-            if lb >= ub:
-                return
-            if lb + step >= ub:
-                emit(lb)
-                return
-        header = self.new_block([i64])
-        inner = self.new_block()
-        exit_block = self.new_block()
-        self.b.insert(llvm.BrOp(header, self.v(lb)))
-        self.block = header
-        cond = self.icmp("slt", header.args[0], ub)
-        self.b.insert(llvm.CondBrOp(cond, inner, [], exit_block, []))
-        self.block = inner
-        emit(header.args[0])
-        nxt = self.b.insert(llvm.AddOp(header.args[0], self.v(step))).results[0]
-        self.b.insert(llvm.BrOp(header, nxt))
-        self.block = exit_block
-
-    def unrolled_loop(self: _FunctionLowering, op: ForOp) -> None:
+    def unrolled_loop(self, op: ForOp) -> None:
+        """`unroll(f)`: `f` copies of the body per iteration, then the remainder."""
+        fb = self.fb
         n, step = op.trip_count, op.step_value
         factor = min(op.factor.value.data if op.factor else n, n)
         main = n - n % factor
 
         def unrolled(base: Index) -> None:
             for u in range(factor):
-                self.body(op, self.add(base, u * step))
+                self.body(op, fb.add(base, u * step))
 
-        self.serial_loop(op.lb, op.lb + main * step, factor * step, unrolled)
-        self.serial_loop(op.lb + main * step, op.ub, step, lambda iv: self.body(op, iv))
+        fb.serial_loop(op.lb, op.lb + main * step, factor * step, unrolled)
+        fb.serial_loop(op.lb + main * step, op.ub, step, lambda iv: self.body(op, iv))
 
     # ------------------------------------------------------------------ vectorize
 
-    def vectorizable(self: _FunctionLowering, op: ForOp) -> bool:
+    def vectorizable(self, op: ForOp) -> bool:
+        """`op` holds only `tl.block`s (what `vector_loop` handles)."""
         ops = list(op.body.block.ops)
         return all(isinstance(o, BlockOp) for o in ops[:-1]) and isinstance(ops[-1], YieldOp)
 
-    def vector_loop(self: _FunctionLowering, op: ForOp) -> None:
+    def vector_loop(self, op: ForOp) -> None:
+        """`vectorize(w)`: each block once per `w` iterations, then the tail."""
         n, step = op.trip_count, op.step_value
         width = min(op.width.value.data if op.width else n, n)
         main = n - n % width
@@ -361,15 +365,15 @@ class LoopKindCodegen:
             for block in blocks:
                 self.vector_block(block, op, base, width, active)
 
-        self.serial_loop(op.lb, op.lb + main * step, width * step, vector_body)
+        self.fb.serial_loop(op.lb, op.lb + main * step, width * step, vector_body)
         tail = op.lb + main * step
         if n % width and op.masked is not None:
             vector_body(tail, n % width)
         else:
-            self.serial_loop(tail, op.ub, step, lambda iv: self.body(op, iv))
+            self.fb.serial_loop(tail, op.ub, step, lambda iv: self.body(op, iv))
 
     def vector_block(
-        self: _FunctionLowering,
+        self,
         op: BlockOp,
         loop: ForOp,
         base: Index,
@@ -377,13 +381,14 @@ class LoopKindCodegen:
         active: int | None,
     ) -> None:
         """`op` for the `width` iterations of `loop` from `base` (`active`: lanes that run)."""
+        fb = self.fb
         step = loop.step_value
-        self.values[loop.induction_var] = base
+        fb.values[loop.induction_var] = base
         loop_dims = [step if v is loop.induction_var else 0 for v in op.loop_vars]
         point_coef = [coefficient(e, loop_dims) for e in op.binding_map.results]
         operands = self.vector_operands(op, point_coef, loop, width)
         pred = op.predicate_map.results if op.predicate_map is not None else ()
-        if op in self.assume_predicates:
+        if self.predicate_holds(op):
             pred = ()  # holds at every point here (see versioned_loop)
         pred_coef = [coefficient(e, point_coef) for e in pred] if None not in point_coef else []
         needs_mask = active is not None or any(c != 0 for c in pred_coef)
@@ -394,35 +399,35 @@ class LoopKindCodegen:
         ):
             lanes = width if active is None else active
             for lane in range(lanes):  # scalar copies
-                self.values[loop.induction_var] = self.add(base, lane * step)
-                self.tl_block(op)
+                fb.values[loop.induction_var] = fb.add(base, lane * step)
+                self.nested.lower_block(op)
             return
         coef = cast(list[int], point_coef)
-        loop_vars = [self.values[v] for v in op.loop_vars]
-        point = [self.affine(e, loop_vars) for e in op.binding_map.results]
+        loop_vars = [fb.values[v] for v in op.loop_vars]
+        point = [fb.affine(e, loop_vars) for e in op.binding_map.results]
         lane_preds = [(e, c) for e, c in zip(pred, cast(list[int], pred_coef)) if c != 0]
         if lane_preds and active is None:
             # two versions: every lane valid (no mask: plain loads and stores, which LLVM
             # keeps in registers across reduction loops) or not (masked)
             full: SSAValue | None = None
             for e, c in lane_preds:
-                last = self.add(self.affine(e, point), max(0, c * (width - 1)))
-                full = self.and_(full, self.icmp("slt", last, 0))
+                last = fb.add(fb.affine(e, point), max(0, c * (width - 1)))
+                full = fb.and_(full, fb.icmp("slt", last, 0))
             assert full is not None
-            fast, slow, join = self.new_block(), self.new_block(), self.new_block()
-            self.b.insert(llvm.CondBrOp(full, fast, [], slow, []))
-            self.block = fast
+            fast, slow, join = fb.new_block(), fb.new_block(), fb.new_block()
+            fb.insert(llvm.CondBrOp(full, fast, [], slow, []))
+            fb.block = fast
             self.vector_block_body(op, operands, point, coef, pred, pred_coef, width, None, False)
-            self.b.insert(llvm.BrOp(join))
-            self.block = slow
+            fb.insert(llvm.BrOp(join))
+            fb.block = slow
             self.vector_block_body(op, operands, point, coef, pred, pred_coef, width, None, True)
-            self.b.insert(llvm.BrOp(join))
-            self.block = join
+            fb.insert(llvm.BrOp(join))
+            fb.block = join
             return
         self.vector_block_body(op, operands, point, coef, pred, pred_coef, width, active, True)
 
     def vector_block_body(
-        self: _FunctionLowering,
+        self,
         op: BlockOp,
         operands: list[_Operand],
         point: list[Index],
@@ -435,63 +440,64 @@ class LoopKindCodegen:
     ) -> None:
         """The vector code of `op` at `point` (lane-dependent predicates as a lane mask
         if `lane_masks`, else assumed to hold for every lane)."""
+        fb = self.fb
         # the predicate: uniform parts branch, lane-dependent parts make the mask
         mask: SSAValue | None = None
         if active is not None:
             mask = self.lane_constant([1 if i < active else 0 for i in range(width)], i1)
         uniform: list[SSAValue] = []
         for e, c in zip(pred, cast(list[int], pred_coef)):
-            value = self.affine(e, point)
+            value = fb.affine(e, point)
             if c == 0:
-                uniform.append(self.icmp("slt", value, 0))
+                uniform.append(fb.icmp("slt", value, 0))
             elif lane_masks:
                 lanes = self.lanes(value, c, width)
                 zero = self.lane_constant([0] * width, i64)
-                mask = self.and_(mask, self.vicmp("slt", lanes, zero))
+                mask = fb.and_(mask, fb.icmp("slt", lanes, zero))
         after = None
         if uniform or (mask is not None and active is None):
             cond = None
             for c in uniform:
-                cond = self.and_(cond, c)
+                cond = fb.and_(cond, c)
             if mask is not None and active is None:
                 name = f"llvm.vector.reduce.or.v{width}i1"
-                any_lane = self.b.insert(llvm.CallIntrinsicOp(name, [mask], [i1])).results[0]
-                cond = self.and_(cond, any_lane)
+                any_lane = fb.insert(llvm.CallIntrinsicOp(name, [mask], [i1])).results[0]
+                cond = fb.and_(cond, any_lane)
             assert cond is not None
-            then, after = self.new_block(), self.new_block()
-            self.b.insert(llvm.CondBrOp(cond, then, [], after, []))
-            self.block = then
+            then, after = fb.new_block(), fb.new_block()
+            fb.insert(llvm.CondBrOp(cond, then, [], after, []))
+            fb.block = then
         env: dict[SSAValue, SSAValue] = {}
         stores: list[tuple[SSAValue, _Operand]] = []
         at_start: SSAValue | None = None
         args = op.body_block.args
         n_in = len(op.inputs)
         for o in operands:
-            idx = [self.affine(e, point) for e in o.indices]
+            idx = [fb.affine(e, point) for e in o.indices]
             element = o.type.element_type
             if o.index >= n_in:
-                ptr = self.element_ptr(self.values[o.buffer], o.type, idx)
+                ptr = fb.element_ptr(fb.values[o.buffer], o.type, idx)
                 stores.append((ptr, o))
                 if o.init is not None and not op.reduction_dims:
-                    env[args[o.index]] = constant(self.b, o.init.value.data, element)
+                    env[args[o.index]] = constant(fb.b, o.init.value.data, element)
                     continue
                 value = self.vector_load(ptr, element, width, mask)
                 if o.init is not None:
                     if at_start is None:
-                        at_start = self.all_zero([point[d] for d in op.reduction_dims])
-                    init = self.splat(constant(self.b, o.init.value.data, element), width)
-                    value = select(self.b, at_start, init, value)
+                        at_start = fb.all_zero([point[d] for d in op.reduction_dims])
+                    init = fb.splat(constant(fb.b, o.init.value.data, element), width)
+                    value = select(fb.b, at_start, init, value)
                 env[args[o.index]] = value
             elif o.pad is not None:
                 env[args[o.index]] = self.padded_load(o, idx, width, mask)
             elif o.flat == 0:
-                ptr = self.element_ptr(self.values[o.buffer], o.type, idx)
-                env[args[o.index]] = self.load(ptr, element)
+                ptr = fb.element_ptr(fb.values[o.buffer], o.type, idx)
+                env[args[o.index]] = fb.load(ptr, element)
             elif o.flat == 1:
-                ptr = self.element_ptr(self.values[o.buffer], o.type, idx)
+                ptr = fb.element_ptr(fb.values[o.buffer], o.type, idx)
                 env[args[o.index]] = self.vector_load(ptr, element, width, mask)
             elif o.deinterleave and mask is None:
-                ptr = self.element_ptr(self.values[o.buffer], o.type, idx)
+                ptr = fb.element_ptr(fb.values[o.buffer], o.type, idx)
                 env[args[o.index]] = self.strided_load(ptr, element, width, o.flat, o.whole_rows)
             else:
                 env[args[o.index]] = self.gather(o, idx, width)
@@ -499,21 +505,21 @@ class LoopKindCodegen:
         for body_op in op.body_block.ops:
             if isinstance(body_op, YieldOp):
                 for value, (ptr, o) in zip(body_op.arguments, stores):
-                    self.vector_store(self.splat(env[value], width), ptr, o, mask)
+                    self.vector_store(fb.splat(env[value], width), ptr, o, mask)
             elif isinstance(body_op, IndexOp):
                 d = names.index(body_op.iterator.data)
-                env[body_op.result] = self.lanes(self.v(point[d]), coef[d], width)
+                env[body_op.result] = self.lanes(fb.v(point[d]), coef[d], width)
             else:
                 values = [env[v] for v in body_op.operands]
                 if any(lanes_of(v) > 1 for v in values):
-                    values = [self.splat(v, width) for v in values]
-                env[body_op.results[0]] = lower_scalar_op(self.b, body_op, values)
+                    values = [fb.splat(v, width) for v in values]
+                env[body_op.results[0]] = lower_scalar_op(fb.b, body_op, values)
         if after is not None:
-            self.b.insert(llvm.BrOp(after))
-            self.block = after
+            fb.insert(llvm.BrOp(after))
+            fb.block = after
 
     def vector_operands(
-        self: _FunctionLowering,
+        self,
         op: BlockOp,
         point_coef: list[int | None],
         loop: ForOp,
@@ -522,12 +528,10 @@ class LoopKindCodegen:
         """Each operand's access pattern, or None where one is not vectorizable."""
         if None in point_coef:
             return None
-        from mlc.lowering.tl_to_llvm import _static_memref, _strides
-
         n_in = len(op.inputs)
         operands = []
         for k, (buf, m) in enumerate(zip([*op.inputs, *op.outputs], op.maps)):
-            ty = _static_memref(buf.type, f'tl.block "{op.label.data}" operand #{k}')
+            ty = static_memref(buf.type, f'tl.block "{op.label.data}" operand #{k}')
             coefs = [coefficient(e, point_coef) for e in m.results]
             if None in coefs:  # floordiv / mod: exact per lane where no lane carries
                 forms = _loop_var_forms(op, loop, width)
@@ -539,14 +543,14 @@ class LoopKindCodegen:
             if None in coefs and k < n_in and pad is None:
                 # no lane form per index (a reshape's `h floordiv 28, h mod 28`), but the
                 # address as a whole may move linearly with the lane
-                address = flat_address(list(m.results), _strides(ty.get_shape()))
+                address = flat_address(list(m.results), row_major_strides(ty.get_shape()))
                 flat_coef = coefficient(address, point_coef)
                 if flat_coef in (0, 1):  # a scalar or one contiguous vector load
                     coefs = [0] * (len(coefs) - 1) + [flat_coef]
             if None in coefs:
                 return None
             c = cast(list[int], coefs)
-            flat = sum(ci * s for ci, s in zip(c, _strides(ty.get_shape())))
+            flat = sum(ci * s for ci, s in zip(c, row_major_strides(ty.get_shape())))
             init = op.init_values[k - n_in] if k >= n_in else None
             if k >= n_in and flat != 1:
                 return None  # outputs are stored as whole vectors
@@ -562,118 +566,102 @@ class LoopKindCodegen:
 
     # ------------------------------------------------------------------ vector helpers
 
-    def lane_constant(
-        self: _FunctionLowering, values: Sequence[int | float], element: Attribute
-    ) -> SSAValue:
+    def lane_constant(self, values: Sequence[int | float], element: Attribute) -> SSAValue:
+        """A constant vector of `values` (one per lane) of LLVM type `element`."""
         vty = VectorType(element, [len(values)])
         dense = DenseIntOrFPElementsAttr.from_list(vty, list(values))
-        return self.b.insert(llvm.ConstantOp(dense, vty)).result
+        return self.fb.insert(llvm.ConstantOp(dense, vty)).result
 
-    def splat(self: _FunctionLowering, value: SSAValue, width: int) -> SSAValue:
-        """`value` in every lane (a vector stays as it is)."""
-        if lanes_of(value) > 1:
-            return value
-        vty = VectorType(value.type, [width])
-        undef = self.b.insert(llvm.UndefOp(vty)).res
-        first = self.b.insert(llvm.InsertElementOp(undef, value, self.v(0))).res
-        zeros = DenseArrayBase.from_list(i32, [0] * width)
-        return self.b.insert(llvm.ShuffleVectorOp(first, first, zeros, vty)).res
-
-    def lanes(self: _FunctionLowering, value: Index, c: int, width: int) -> SSAValue:
+    def lanes(self, value: Index, c: int, width: int) -> SSAValue:
         """`value + lane * c` for lane = 0 .. width-1 (the scalar itself where c == 0)."""
-        value = self.v(value)
+        fb = self.fb
+        value = fb.v(value)
         if c == 0:
             return value
         iota = self.lane_constant([lane * c for lane in range(width)], i64)
-        return self.b.insert(llvm.AddOp(self.splat(value, width), iota)).results[0]
-
-    def vicmp(self: _FunctionLowering, pred: str, x: SSAValue, y: SSAValue) -> SSAValue:
-        preds = ["eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge"]
-        cmp = llvm.ICmpOp(x, y, IntegerAttr(preds.index(pred), i64))
-        return self.b.insert(cmp).results[0]
-
-    def and_(self: _FunctionLowering, x: SSAValue | None, y: SSAValue) -> SSAValue:
-        return y if x is None else self.b.insert(llvm.AndOp(x, y)).results[0]
+        return fb.insert(llvm.AddOp(fb.splat(value, width), iota)).results[0]
 
     def vector_load(
-        self: _FunctionLowering,
+        self,
         ptr: SSAValue,
         element: Attribute,
         width: int,
         mask: SSAValue | None,
         passthru: SSAValue | None = None,
     ) -> SSAValue:
-        from mlc.lowering.tl_to_llvm import storage_type
-
+        """`width` elements of builtin type `element` from `ptr` (lanes of `mask` only,
+        the others from `passthru`)."""
+        fb = self.fb
         st = storage_type(element)
         vty = VectorType(st, [width])
         align = element_bytes(st)
         if mask is None:
-            value = self.b.insert(llvm.LoadOp(ptr, vty, alignment=align)).dereferenced_value
+            value = fb.insert(llvm.LoadOp(ptr, vty, alignment=align)).dereferenced_value
         else:
             if passthru is None:
-                passthru = self.b.insert(llvm.UndefOp(vty)).res
+                passthru = fb.insert(llvm.UndefOp(vty)).res
             elif st != llvm_scalar_type(element):
-                passthru = self.b.insert(llvm.ZExtOp(passthru, vty)).results[0]
+                passthru = fb.insert(llvm.ZExtOp(passthru, vty)).results[0]
             name = f"llvm.masked.load.v{width}{_suffix(st)}.p0"
-            args = [ptr, constant(self.b, align, i32), mask, passthru]
-            value = self.b.insert(llvm.CallIntrinsicOp(name, args, [vty])).results[0]
+            args = [ptr, constant(fb.b, align, i32), mask, passthru]
+            value = fb.insert(llvm.CallIntrinsicOp(name, args, [vty])).results[0]
         if st != llvm_scalar_type(element):
-            value = self.b.insert(llvm.TruncOp(value, VectorType(i1, [width]))).results[0]
+            value = fb.insert(llvm.TruncOp(value, VectorType(i1, [width]))).results[0]
         return value
 
     def vector_store(
-        self: _FunctionLowering,
+        self,
         value: SSAValue,
         ptr: SSAValue,
         o: _Operand,
         mask: SSAValue | None,
     ) -> None:
-        from mlc.lowering.tl_to_llvm import storage_type
-
+        """Store vector `value` to operand `o` at `ptr` (lanes of `mask` only)."""
+        fb = self.fb
         st = storage_type(o.type.element_type)
         width = lanes_of(value)
         if st != llvm_scalar_type(o.type.element_type):
-            value = self.b.insert(llvm.ZExtOp(value, VectorType(st, [width]))).results[0]
+            value = fb.insert(llvm.ZExtOp(value, VectorType(st, [width]))).results[0]
         align = element_bytes(st)
         if mask is None:
-            self.b.insert(llvm.StoreOp(value, ptr, alignment=align))
+            fb.insert(llvm.StoreOp(value, ptr, alignment=align))
             return
         name = f"llvm.masked.store.v{width}{_suffix(st)}.p0"
-        args = [value, ptr, constant(self.b, align, i32), mask]
-        self.b.insert(llvm.CallIntrinsicOp(name, args, []))
+        args = [value, ptr, constant(fb.b, align, i32), mask]
+        fb.insert(llvm.CallIntrinsicOp(name, args, []))
 
     def padded_load(
-        self: _FunctionLowering,
+        self,
         o: _Operand,
         idx: list[Index],
         width: int,
         mask: SSAValue | None,
     ) -> SSAValue:
         """A guarded read: the pad value where the index leaves the buffer."""
+        fb = self.fb
         element = o.type.element_type
         assert o.pad is not None
         shape = o.type.get_shape()
         if o.flat == 0:  # uniform: the scalar clamp-and-select
-            valid = self.in_bounds(idx, shape)
-            ptr = self.element_ptr(self.values[o.buffer], o.type, self.clamp(idx, valid))
-            loaded = self.load(ptr, element)
-            pad = constant(self.b, o.pad.value.data, element)
-            return select(self.b, valid, loaded, pad)
+            valid = fb.in_bounds(idx, shape)
+            ptr = fb.element_ptr(fb.values[o.buffer], o.type, fb.clamp(idx, valid))
+            loaded = fb.load(ptr, element)
+            pad = constant(fb.b, o.pad.value.data, element)
+            return select(fb.b, valid, loaded, pad)
         # contiguous along the last dimension: lanes inside [0, shape[-1]) are read
-        valid = self.in_bounds(idx[:-1], shape[:-1])
-        last = self.lanes(self.v(idx[-1]), 1, width)
+        valid = fb.in_bounds(idx[:-1], shape[:-1])
+        last = self.lanes(fb.v(idx[-1]), 1, width)
         bound = self.lane_constant([shape[-1]] * width, i64)
-        lane_ok = self.vicmp("ult", last, bound)
-        lane_ok = self.b.insert(llvm.AndOp(lane_ok, self.splat(valid, width))).results[0]
+        lane_ok = fb.icmp("ult", last, bound)
+        lane_ok = fb.insert(llvm.AndOp(lane_ok, fb.splat(valid, width))).results[0]
         if mask is not None:
-            lane_ok = self.b.insert(llvm.AndOp(lane_ok, mask)).results[0]
-        ptr = self.element_ptr(self.values[o.buffer], o.type, idx, inbounds=False)
-        pad = self.splat(constant(self.b, o.pad.value.data, element), width)
+            lane_ok = fb.insert(llvm.AndOp(lane_ok, mask)).results[0]
+        ptr = fb.element_ptr(fb.values[o.buffer], o.type, idx, inbounds=False)
+        pad = fb.splat(constant(fb.b, o.pad.value.data, element), width)
         return self.vector_load(ptr, element, width, lane_ok, pad)
 
     def strided_load(
-        self: _FunctionLowering,
+        self,
         ptr: SSAValue,
         element: Attribute,
         width: int,
@@ -684,8 +672,6 @@ class LoopKindCodegen:
         stride-2 pooling window): two loads of `width` elements, the second ending at the
         last lane's element, where they cover the span (stride 2); else one load of
         `stride * width` (`whole`: that read past the last lane stays in the buffer)."""
-        from mlc.lowering.tl_to_llvm import storage_type
-
         span = stride * (width - 1) + 1
         lanes = [j * stride for j in range(width)]
         if span <= 2 * width:
@@ -697,7 +683,7 @@ class LoopKindCodegen:
                 storage_type(element),
                 inbounds=True,
             )
-            second = self.vector_load(self.b.insert(gep).result, element, width, None)
+            second = self.vector_load(self.fb.insert(gep).result, element, width, None)
             picks = [e if e < width else width + e - second_at for e in lanes]
         else:
             assert whole, "a strided load past the span needs the whole read in bounds"
@@ -705,17 +691,18 @@ class LoopKindCodegen:
             picks = lanes
         vty = VectorType(first.type.element_type, [width])  # type: ignore[attr-defined]
         mask = DenseArrayBase.from_list(i32, picks)
-        return self.b.insert(llvm.ShuffleVectorOp(first, second, mask, vty)).res
+        return self.fb.insert(llvm.ShuffleVectorOp(first, second, mask, vty)).res
 
-    def gather(self: _FunctionLowering, o: _Operand, idx: list[Index], width: int) -> SSAValue:
+    def gather(self, o: _Operand, idx: list[Index], width: int) -> SSAValue:
         """Lane by lane: one scalar load each, inserted into a vector."""
+        fb = self.fb
         element = o.type.element_type
-        vec = self.b.insert(llvm.UndefOp(VectorType(llvm_scalar_type(element), [width]))).res
+        vec = fb.insert(llvm.UndefOp(VectorType(llvm_scalar_type(element), [width]))).res
         for lane in range(width):
-            at = [self.add(i, lane * c) for i, c in zip(idx, o.coefficients)]
-            ptr = self.element_ptr(self.values[o.buffer], o.type, at)
-            value = self.load(ptr, element)
-            vec = self.b.insert(llvm.InsertElementOp(vec, value, self.v(lane))).res
+            at = [fb.add(i, lane * c) for i, c in zip(idx, o.coefficients)]
+            ptr = fb.element_ptr(fb.values[o.buffer], o.type, at)
+            value = fb.load(ptr, element)
+            vec = fb.insert(llvm.InsertElementOp(vec, value, fb.v(lane))).res
         return vec
 
 
@@ -727,10 +714,8 @@ def _wide_read_in_bounds(op: BlockOp, m: AffineMap, shape: Sequence[int], stride
     """A whole `strided_load` of map `m` (`stride * width` elements) reads `stride - 1`
     elements past the last lane's: still inside the buffer over `op`'s iteration domain
     (the flat offset's bound)?"""
-    from mlc.lowering.tl_to_llvm import _strides
-
     ranges = [(0, it.extent.data - 1) for it in op.iterator_list]
-    address = flat_address(list(m.results), _strides(shape))
+    address = flat_address(list(m.results), row_major_strides(shape))
     lo, hi = affine_range(address, ranges)
     return lo >= 0 and hi + stride - 1 < math.prod(shape)
 
@@ -744,13 +729,6 @@ def always_in_bounds(op: BlockOp, m: AffineMap, shape: Sequence[int]) -> bool:
         if lo < 0 or hi >= size:
             return False
     return True
-
-
-def element_bytes(ty: Attribute) -> int:
-    """Bytes of one scalar of LLVM type `ty` in memory (i1: one byte)."""
-    if isinstance(ty, IntegerType):
-        return max(ty.width.data // 8, 1)
-    return cast(AnyFloat, ty).bitwidth // 8
 
 
 def _suffix(ty: Attribute) -> str:
