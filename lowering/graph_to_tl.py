@@ -278,8 +278,8 @@ def lower_gather(
         return
     data_type = memref_type_of(data)
     data_shape = data_type.get_shape()
-    axis = op.props.int("axis")  # type: ignore[attr-defined]
-    axis = axis + len(data_shape) if axis < 0 else axis
+    assert isinstance(op, sh.GatherOp | sh.GatherElementsOp)
+    axis = op.axis + len(data_shape) if op.axis < 0 else op.axis
     dim = data_shape[axis]
     what = f"{op.name} (axis {axis}, size {dim})"
     inner, ivs = _loop_nest(builder, out_shape)

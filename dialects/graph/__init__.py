@@ -1,12 +1,21 @@
 """The `graph` dialect: tensor dataflow with value semantics and static shapes.
 
 Ops are named after ONNX operators where they share ONNX's semantics; the reference
-semantics (numpy) of every op lives in `mlc.interpreters.graph`.
+semantics (numpy) of every op lives in `mlc.interpreters.graph`. Ops read their
+properties typed (`op.strides: tuple[int, ...]`) and declare shared checks as
+`CONSTRAINTS` (`base.py`, `constraints.py`).
 """
 
 from xdsl.ir import Dialect
 
-from mlc.dialects.graph.base import GraphError, GraphOp, Props, broadcast_shapes, to_attr
+from mlc.dialects.graph.base import (
+    GraphError,
+    GraphOp,
+    GraphProp,
+    PropertyView,
+    broadcast_shapes,
+    to_attr,
+)
 from mlc.dialects.graph.elementwise import *  # noqa: F403
 from mlc.dialects.graph.elementwise import ELEMENTWISE_OPS
 from mlc.dialects.graph.layout import *  # noqa: F403
@@ -31,4 +40,13 @@ ALL_OPS: list[type[GraphOp]] = [
 
 Graph = Dialect("graph", ALL_OPS, [])
 
-__all__ = ["ALL_OPS", "Graph", "GraphError", "GraphOp", "Props", "broadcast_shapes", "to_attr"]
+__all__ = [
+    "ALL_OPS",
+    "Graph",
+    "GraphError",
+    "GraphOp",
+    "GraphProp",
+    "PropertyView",
+    "broadcast_shapes",
+    "to_attr",
+]

@@ -4,15 +4,13 @@ comparisons, logic, `where`, `clip` and `cast`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import numpy as np
 from xdsl.dialects.builtin import (
     BytesAttr,
     DenseIntOrFPElementsAttr,
     FloatAttr,
-    IntegerAttr,
-    StringAttr,
     TensorType,
     i1,
 )
@@ -23,7 +21,6 @@ from xdsl.irdl import (
     VarConstraint,
     irdl_op_definition,
     operand_def,
-    opt_prop_def,
     prop_def,
     result_def,
     traits_def,
@@ -31,14 +28,16 @@ from xdsl.irdl import (
 )
 from xdsl.traits import ConstantLike, Pure
 
-from mlc.dialects.graph.base import GraphError, GraphOp, Props, broadcast_shapes
-from mlc.dialects.graph.types import (
-    is_bool,
-    is_float,
-    numpy_dtype,
-    tensor,
-    tensor_for_array,
+from mlc.dialects.graph.base import (
+    FloatProp,
+    GraphError,
+    GraphOp,
+    NumberProp,
+    StrProp,
+    broadcast_shapes,
 )
+from mlc.dialects.graph.constraints import Bool, Constraints, Float, OneOf, SameElementType
+from mlc.dialects.graph.types import is_bool, numpy_dtype, tensor, tensor_for_array
 
 
 @irdl_op_definition
@@ -58,7 +57,7 @@ class ConstantOp(GraphOp):
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         raise GraphError("graph.constant takes its type from its value")
 
@@ -99,21 +98,17 @@ class UnaryOp(GraphOp):
     input = operand_def(TensorType)
     output = result_def(TensorType)
 
-    #: the op is only defined on floating-point tensors
-    FLOAT_ONLY: ClassVar[bool] = False
-
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        (ty,) = operand_types
-        if cls.FLOAT_ONLY and not is_float(ty.element_type):
-            raise GraphError(f"{cls.name} expects a floating-point tensor, got {ty}")
-        return [ty]
+        return [operand_types[0]]
 
 
 class FloatUnaryOp(UnaryOp):
-    FLOAT_ONLY: ClassVar[bool] = True
+    """Base of unary ops defined on floating-point tensors only."""
+
+    CONSTRAINTS: ClassVar[Constraints] = (Float(),)
 
 
 @irdl_op_definition
@@ -134,7 +129,7 @@ class LeakyReluOp(FloatUnaryOp):
     """
 
     name = "graph.leaky_relu"
-    alpha = prop_def(FloatAttr)
+    alpha = FloatProp()
 
 
 @irdl_op_definition
@@ -145,7 +140,7 @@ class EluOp(FloatUnaryOp):
     """
 
     name = "graph.elu"
-    alpha = prop_def(FloatAttr)
+    alpha = FloatProp()
 
 
 @irdl_op_definition
@@ -156,8 +151,8 @@ class SeluOp(FloatUnaryOp):
     """
 
     name = "graph.selu"
-    alpha = prop_def(FloatAttr)
-    gamma = prop_def(FloatAttr)
+    alpha = FloatProp()
+    gamma = FloatProp()
 
 
 @irdl_op_definition
@@ -168,8 +163,8 @@ class HardSigmoidOp(FloatUnaryOp):
     """
 
     name = "graph.hard_sigmoid"
-    alpha = prop_def(FloatAttr)
-    beta = prop_def(FloatAttr)
+    alpha = FloatProp()
+    beta = FloatProp()
 
 
 @irdl_op_definition
@@ -180,11 +175,11 @@ class GeluOp(FloatUnaryOp):
     """
 
     name = "graph.gelu"
-    approximate = prop_def(StringAttr)
-
-    def verify_props(self, props: Props) -> None:
-        if props.str("approximate") not in ("none", "tanh"):
-            raise GraphError('approximate must be "none" or "tanh"')
+    approximate = StrProp()
+    CONSTRAINTS: ClassVar[Constraints] = (
+        *FloatUnaryOp.CONSTRAINTS,
+        OneOf("approximate", ("none", "tanh")),
+    )
 
 
 @irdl_op_definition
@@ -199,12 +194,12 @@ class ClipOp(UnaryOp):
     """
 
     name = "graph.clip"
-    min = opt_prop_def(FloatAttr | IntegerAttr)
-    max = opt_prop_def(FloatAttr | IntegerAttr)
+    min = NumberProp()
+    max = NumberProp()
 
 
-def _unary(op_name: str, doc: str, FLOAT_ONLY: bool) -> type[UnaryOp]:
-    base = FloatUnaryOp if FLOAT_ONLY else UnaryOp
+def _unary(op_name: str, doc: str, float_only: bool) -> type[UnaryOp]:
+    base = FloatUnaryOp if float_only else UnaryOp
     class_name = "".join(p.capitalize() for p in op_name.split("_")) + "Op"
     example = f"\n\n        %y = graph.{op_name} %x : (tensor<4xf32>) -> tensor<4xf32>\n    "
     cls = type(class_name, (base,), {"name": f"graph.{op_name}", "__doc__": doc + example})
@@ -241,7 +236,7 @@ class DropoutOp(UnaryOp):
     """
 
     name = "graph.dropout"
-    ratio = opt_prop_def(FloatAttr)
+    ratio = NumberProp(FloatAttr)
 
 
 @irdl_op_definition
@@ -252,15 +247,7 @@ class NotOp(UnaryOp):
     """
 
     name = "graph.not"
-
-    @classmethod
-    def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
-    ) -> list[TensorType]:
-        (ty,) = operand_types
-        if not is_bool(ty.element_type):
-            raise GraphError(f"graph.not expects a boolean (i1) tensor, got {ty}")
-        return [ty]
+    CONSTRAINTS: ClassVar[Constraints] = (Bool(),)
 
 
 @irdl_op_definition
@@ -299,36 +286,29 @@ class BinaryOp(GraphOp):
     rhs = operand_def(TensorType)
     output = result_def(TensorType)
 
-    FLOAT_ONLY: ClassVar[bool] = False
+    CONSTRAINTS: ClassVar[Constraints] = (SameElementType(),)
     #: comparisons and logic produce booleans
     RESULT_IS_BOOL: ClassVar[bool] = False
-    #: pow allows an exponent of a different element type
-    SAME_ELEMENT_TYPES: ClassVar[bool] = True
-    #: logical and/or/xor take booleans
-    BOOL_ONLY: ClassVar[bool] = False
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         lhs, rhs = operand_types
-        if cls.SAME_ELEMENT_TYPES and lhs.element_type != rhs.element_type:
-            raise GraphError(
-                f"{cls.name} operands must have the same element type, "
-                f"got {lhs.element_type} and {rhs.element_type}"
-            )
-        if cls.FLOAT_ONLY and not is_float(lhs.element_type):
-            raise GraphError(f"{cls.name} expects floating-point tensors")
-        if cls.BOOL_ONLY and not is_bool(lhs.element_type):
-            raise GraphError(f"{cls.name} expects boolean (i1) tensors")
         shape = broadcast_shapes(lhs.get_shape(), rhs.get_shape())
         return [tensor(shape, i1 if cls.RESULT_IS_BOOL else lhs.element_type)]
 
 
-def _binary(op_name: str, doc: str, **flags: bool) -> type[BinaryOp]:
+def _binary(
+    op_name: str,
+    doc: str,
+    *,
+    constraints: Constraints = BinaryOp.CONSTRAINTS,
+    result_is_bool: bool = False,
+) -> type[BinaryOp]:
     class_name = "".join(p.capitalize() for p in op_name.split("_")) + "Op"
-    out = "i1" if flags.get("RESULT_IS_BOOL") else "f32"
-    operand = "i1" if flags.get("BOOL_ONLY") else "f32"
+    out = "i1" if result_is_bool else "f32"
+    operand = "i1" if any(isinstance(c, Bool) for c in constraints) else "f32"
     example = (
         f"\n\n        %z = graph.{op_name} %x, %y : (tensor<2x3x{operand}>, "
         f"tensor<3x{operand}>) -> tensor<2x3x{out}>\n    "
@@ -336,32 +316,38 @@ def _binary(op_name: str, doc: str, **flags: bool) -> type[BinaryOp]:
     namespace: dict[str, object] = {
         "name": f"graph.{op_name}",
         "__doc__": doc + example,
-        "__annotations__": {k: ClassVar[bool] for k in flags},
-        **flags,
+        "__annotations__": {"CONSTRAINTS": ClassVar[Constraints], "RESULT_IS_BOOL": ClassVar[bool]},
+        "CONSTRAINTS": constraints,
+        "RESULT_IS_BOOL": result_is_bool,
     }
     cls = type(class_name, (BinaryOp,), namespace)
     cls.__module__ = __name__
     return irdl_op_definition(cls)
 
 
+#: logical and/or/xor take booleans
+_LOGIC: Constraints = (SameElementType(), Bool())
+
 AddOp = _binary("add", "Elementwise x + y with broadcasting.")
 SubOp = _binary("sub", "Elementwise x - y with broadcasting.")
 MulOp = _binary("mul", "Elementwise x * y with broadcasting.")
 DivOp = _binary("div", "Elementwise x / y; integer division truncates toward zero.")
-PowOp = _binary(
-    "pow", "Elementwise x ** y; y may have another element type.", SAME_ELEMENT_TYPES=False
-)
+PowOp = _binary("pow", "Elementwise x ** y; y may have another element type.", constraints=())
 ModOp = _binary("mod", "Remainder with the sign of the divisor (ONNX Mod, fmod = 0).")
 FmodOp = _binary("fmod", "Remainder with the sign of the dividend (ONNX Mod, fmod = 1).")
-PReluOp = _binary("prelu", "x if x >= 0 else slope * x, slope broadcast to x.", FLOAT_ONLY=True)
-EqualOp = _binary("equal", "x == y.", RESULT_IS_BOOL=True)
-LessOp = _binary("less", "x < y.", RESULT_IS_BOOL=True)
-LessOrEqualOp = _binary("less_or_equal", "x <= y.", RESULT_IS_BOOL=True)
-GreaterOp = _binary("greater", "x > y.", RESULT_IS_BOOL=True)
-GreaterOrEqualOp = _binary("greater_or_equal", "x >= y.", RESULT_IS_BOOL=True)
-AndOp = _binary("and", "Logical and of booleans.", RESULT_IS_BOOL=True, BOOL_ONLY=True)
-OrOp = _binary("or", "Logical or of booleans.", RESULT_IS_BOOL=True, BOOL_ONLY=True)
-XorOp = _binary("xor", "Logical xor of booleans.", RESULT_IS_BOOL=True, BOOL_ONLY=True)
+PReluOp = _binary(
+    "prelu",
+    "x if x >= 0 else slope * x, slope broadcast to x.",
+    constraints=(SameElementType(), Float()),
+)
+EqualOp = _binary("equal", "x == y.", result_is_bool=True)
+LessOp = _binary("less", "x < y.", result_is_bool=True)
+LessOrEqualOp = _binary("less_or_equal", "x <= y.", result_is_bool=True)
+GreaterOp = _binary("greater", "x > y.", result_is_bool=True)
+GreaterOrEqualOp = _binary("greater_or_equal", "x >= y.", result_is_bool=True)
+AndOp = _binary("and", "Logical and of booleans.", constraints=_LOGIC, result_is_bool=True)
+OrOp = _binary("or", "Logical or of booleans.", constraints=_LOGIC, result_is_bool=True)
+XorOp = _binary("xor", "Logical xor of booleans.", constraints=_LOGIC, result_is_bool=True)
 
 
 # --------------------------------------------------------------------------- n-ary
@@ -372,16 +358,12 @@ class VariadicOp(GraphOp):
 
     inputs = var_operand_def(TensorType)
     output = result_def(TensorType)
+    CONSTRAINTS: ClassVar[Constraints] = (SameElementType(),)
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        if not operand_types:
-            raise GraphError(f"{cls.name} needs at least one operand")
-        element_types = {t.element_type for t in operand_types}
-        if len(element_types) != 1:
-            raise GraphError(f"{cls.name} operands must share one element type")
         shape = broadcast_shapes(*(t.get_shape() for t in operand_types))
         return [tensor(shape, operand_types[0].element_type)]
 
@@ -418,7 +400,7 @@ class WhereOp(GraphOp):
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         cond, lhs, rhs = operand_types
         if not is_bool(cond.element_type):

@@ -29,18 +29,22 @@ spatial axes act on blocked tensors unchanged; `transforms/graph/layout.py` move
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar, Self
 
-from xdsl.dialects.builtin import I64, DenseArrayBase, IntegerAttr, TensorType
-from xdsl.irdl import irdl_op_definition, operand_def, opt_operand_def, prop_def, result_def
+from xdsl.dialects.builtin import TensorType
+from xdsl.irdl import irdl_op_definition, operand_def, opt_operand_def, result_def
 
-from mlc.dialects.graph.base import GraphError, GraphOp, Props
-from mlc.dialects.graph.nn import check_window
-from mlc.dialects.graph.types import is_float, tensor
-
-
-def _rank_at_least(name: str, shape: Sequence[int], rank: int, what: str) -> None:
-    if len(shape) < rank:
-        raise GraphError(f"{name} {what} must have rank >= {rank}, got shape {tuple(shape)}")
+from mlc.dialects.graph.base import GraphError, GraphOp, IntProp, IntsProp
+from mlc.dialects.graph.constraints import (
+    Constraints,
+    Float,
+    MinRank,
+    Positive,
+    SameElementType,
+    Window,
+)
+from mlc.dialects.graph.nn import check_bias, window_output_sizes
+from mlc.dialects.graph.types import tensor
 
 
 @irdl_op_definition
@@ -54,18 +58,15 @@ class ToBlockedOp(GraphOp):
     name = "graph.to_blocked"
     input = operand_def(TensorType)
     output = result_def(TensorType)
-    block = prop_def(IntegerAttr[I64])
+    block = IntProp()
+    CONSTRAINTS: ClassVar[Constraints] = (MinRank("input", 3), Positive("block"))
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         (ty,) = operand_types
-        shape = tuple(ty.get_shape())
-        _rank_at_least(cls.name, shape, 3, "input")
-        c = props.int("block")
-        if c < 1:
-            raise GraphError(f"{cls.name} block must be positive, got {c}")
+        shape, c = tuple(ty.get_shape()), props.block
         if shape[1] % c:
             raise GraphError(f"{cls.name} block {c} does not divide {shape[1]} channels")
         return [tensor((shape[0], shape[1] // c, *shape[2:], c), ty.element_type)]
@@ -82,56 +83,60 @@ class FromBlockedOp(GraphOp):
     name = "graph.from_blocked"
     input = operand_def(TensorType)
     output = result_def(TensorType)
+    CONSTRAINTS: ClassVar[Constraints] = (MinRank("input", 4),)
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         (ty,) = operand_types
-        shape = tuple(ty.get_shape())
-        _rank_at_least(cls.name, shape, 4, "input")
-        n, blocks, *spatial, c = shape
+        n, blocks, *spatial, c = tuple(ty.get_shape())
         return [tensor((n, blocks * c, *spatial), ty.element_type)]
 
 
 class _BlockedConvBase(GraphOp):
-    """Operands, properties and shared checks of the blocked convolutions."""
+    """Operands, properties and shared checks of the blocked convolutions. The input has
+    `INPUT_DIMS` non-spatial dims and at least one spatial one, the weight `WEIGHT_DIMS`
+    non-spatial dims and as many spatial ones."""
 
     input = operand_def(TensorType)
     weight = operand_def(TensorType)
     bias = opt_operand_def(TensorType)
     output = result_def(TensorType)
-    strides = prop_def(DenseArrayBase[I64])
-    pads = prop_def(DenseArrayBase[I64])
-    dilations = prop_def(DenseArrayBase[I64])
+    strides = IntsProp()
+    pads = IntsProp()
+    dilations = IntsProp()
+
+    INPUT_DIMS: ClassVar[int]
+    WEIGHT_DIMS: ClassVar[int]
 
     @classmethod
     def _shapes(
-        cls, operand_types: Sequence[TensorType], input_dims: int, weight_dims: int
+        cls, operand_types: Sequence[TensorType]
     ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """(input, weight) shapes, after checking the operand count, the element types,
-        and the ranks: the input has `input_dims` non-spatial dims and at least one
-        spatial one, the weight `weight_dims` non-spatial dims and as many spatial ones."""
-        if len(operand_types) not in (2, 3):
-            raise GraphError(f"{cls.name} takes 2 or 3 operands (input, weight, bias)")
-        x_ty, w_ty = operand_types[:2]
-        if not is_float(x_ty.element_type):
-            raise GraphError(f"{cls.name} expects a floating-point input, got {x_ty}")
-        if len({t.element_type for t in operand_types}) > 1:
-            raise GraphError(f"{cls.name} operands must have the same element type")
-        x, w = tuple(x_ty.get_shape()), tuple(w_ty.get_shape())
-        _rank_at_least(cls.name, x, input_dims + 1, "input")
-        rank = len(x) - input_dims + weight_dims
+        """(input, weight) shapes, after checking the weight's rank."""
+        x, w = (tuple(t.get_shape()) for t in operand_types[:2])
+        rank = len(x) - cls.INPUT_DIMS + cls.WEIGHT_DIMS
         if len(w) != rank:
             raise GraphError(f"{cls.name} weight must have rank {rank}, got shape {w}")
         return x, w
 
     @classmethod
-    def _check_bias(cls, operand_types: Sequence[TensorType], channels: int) -> None:
-        if len(operand_types) == 3 and tuple(operand_types[2].get_shape()) != (channels,):
-            raise GraphError(
-                f"{cls.name} bias must have shape ({channels},), got {operand_types[2]}"
-            )
+    def _output_sizes(cls, props: Self, spatial: Sequence[int], kernel: Sequence[int]) -> list[int]:
+        return window_output_sizes(
+            cls.name, spatial, kernel, props.strides, props.pads, props.dilations
+        )
+
+
+def _blocked_conv_constraints(input_dims: int) -> Constraints:
+    """The checks of a blocked convolution whose input has `input_dims` non-spatial dims
+    (all but the last lead the spatial ones)."""
+    return (
+        Float("input"),
+        SameElementType(),
+        MinRank("input", input_dims + 1),
+        Window(lead=input_dims - 1, trail=1),
+    )
 
 
 @irdl_op_definition
@@ -146,13 +151,16 @@ class ConvBlockedOp(_BlockedConvBase):
     """
 
     name = "graph.conv_blocked"
+    # N x C/ic x D.. x ic; M/oc x C/ic x K.. x ic x oc
+    INPUT_DIMS: ClassVar[int] = 3
+    WEIGHT_DIMS: ClassVar[int] = 4
+    CONSTRAINTS: ClassVar[Constraints] = _blocked_conv_constraints(INPUT_DIMS)
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        # N x C/ic x D.. x ic; M/oc x C/ic x K.. x ic x oc
-        x, w = cls._shapes(operand_types, 3, 4)
+        x, w = cls._shapes(operand_types)
         n, cblocks, *spatial, ic = x
         mblocks, wcblocks, *kernel, wic, oc = w
         if (wcblocks, wic) != (cblocks, ic):
@@ -160,8 +168,8 @@ class ConvBlockedOp(_BlockedConvBase):
                 f"{cls.name} weight expects {wcblocks} x {wic} input channels, "
                 f"the input has {cblocks} x {ic}"
             )
-        cls._check_bias(operand_types, mblocks * oc)
-        out = check_window(cls.name, spatial, kernel, props)
+        check_bias(cls.name, operand_types, mblocks * oc)
+        out = cls._output_sizes(props, spatial, kernel)
         return [tensor((n, mblocks, *out, oc), operand_types[0].element_type)]
 
 
@@ -179,13 +187,16 @@ class GroupConvBlockedOp(_BlockedConvBase):
     """
 
     name = "graph.group_conv_blocked"
+    # N x G x C/G/ic x D.. x ic; G x M/G/oc x C/G/ic x K.. x ic x oc
+    INPUT_DIMS: ClassVar[int] = 4
+    WEIGHT_DIMS: ClassVar[int] = 5
+    CONSTRAINTS: ClassVar[Constraints] = _blocked_conv_constraints(INPUT_DIMS)
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        # N x G x C/G/ic x D.. x ic; G x M/G/oc x C/G/ic x K.. x ic x oc
-        x, w = cls._shapes(operand_types, 4, 5)
+        x, w = cls._shapes(operand_types)
         n, groups, cblocks, *spatial, ic = x
         wg, mblocks, wcblocks, *kernel, wic, oc = w
         if (wg, wcblocks, wic) != (groups, cblocks, ic):
@@ -193,8 +204,8 @@ class GroupConvBlockedOp(_BlockedConvBase):
                 f"{cls.name} weight expects {wg} groups of {wcblocks} x {wic} input "
                 f"channels, the input has {groups} of {cblocks} x {ic}"
             )
-        cls._check_bias(operand_types, groups * mblocks * oc)
-        out = check_window(cls.name, spatial, kernel, props)
+        check_bias(cls.name, operand_types, groups * mblocks * oc)
+        out = cls._output_sizes(props, spatial, kernel)
         return [tensor((n, groups, mblocks, *out, oc), operand_types[0].element_type)]
 
 
@@ -210,20 +221,23 @@ class DepthwiseConvBlockedOp(_BlockedConvBase):
     """
 
     name = "graph.depthwise_conv_blocked"
+    # N x C/c x D.. x c; C/c x K.. x c
+    INPUT_DIMS: ClassVar[int] = 3
+    WEIGHT_DIMS: ClassVar[int] = 2
+    CONSTRAINTS: ClassVar[Constraints] = _blocked_conv_constraints(INPUT_DIMS)
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        # N x C/c x D.. x c; C/c x K.. x c
-        x, w = cls._shapes(operand_types, 3, 2)
+        x, w = cls._shapes(operand_types)
         n, cblocks, *spatial, c = x
         if (w[0], w[-1]) != (cblocks, c):
             raise GraphError(
                 f"{cls.name} weight has {w[0]} x {w[-1]} channels, the input {cblocks} x {c}"
             )
-        cls._check_bias(operand_types, cblocks * c)
-        out = check_window(cls.name, spatial, list(w[1:-1]), props)
+        check_bias(cls.name, operand_types, cblocks * c)
+        out = cls._output_sizes(props, spatial, list(w[1:-1]))
         return [tensor((n, cblocks, *out, c), operand_types[0].element_type)]
 
 

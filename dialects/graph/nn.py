@@ -19,51 +19,39 @@ padding (onnxruntime's rule).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from xdsl.dialects.builtin import (
-    I64,
-    BoolAttr,
-    DenseArrayBase,
-    FloatAttr,
-    IntegerAttr,
-    TensorType,
-    i64,
-)
-from xdsl.irdl import (
-    irdl_op_definition,
-    operand_def,
-    opt_operand_def,
-    prop_def,
-    result_def,
-)
+from xdsl.dialects.builtin import TensorType, i64
+from xdsl.irdl import irdl_op_definition, operand_def, opt_operand_def, result_def
 
-from mlc.dialects.graph.base import GraphError, GraphOp, Props, broadcast_shapes
-from mlc.dialects.graph.types import is_float, is_integer, tensor
+from mlc.dialects.graph.base import (
+    BoolProp,
+    FloatProp,
+    GraphError,
+    GraphOp,
+    IntProp,
+    IntsProp,
+    broadcast_shapes,
+)
+from mlc.dialects.graph.constraints import (
+    IMAGE,
+    N_C,
+    AxesIn,
+    AxisIn,
+    Constraints,
+    Float,
+    MinRank,
+    Numeric,
+    OneOf,
+    PerChannel,
+    Positive,
+    SameElementType,
+    SameRank,
+    Window,
+)
+from mlc.dialects.graph.types import tensor
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _require_float(name: str, ty: TensorType, what: str = "operand") -> None:
-    if not is_float(ty.element_type):
-        raise GraphError(f"{name} expects a floating-point {what}, got {ty}")
-
-
-def _same_element_type(name: str, types: Sequence[TensorType], what: str) -> None:
-    if len({t.element_type for t in types}) > 1:
-        shown = ", ".join(str(t.element_type) for t in types)
-        raise GraphError(f"{name} {what} must have the same element type, got {shown}")
-
-
-def check_axes(name: str, axes: Sequence[int], rank: int) -> None:
-    """`axes` must be non-empty, normalized (0 <= axis < rank) and strictly increasing."""
-    if not axes:
-        raise GraphError(f"{name} needs at least one axis")
-    for axis in axes:
-        if not 0 <= axis < rank:
-            raise GraphError(f"{name} axis {axis} is out of range [0, {rank})")
-    if any(a >= b for a, b in zip(axes, axes[1:])):
-        raise GraphError(f"{name} axes {list(axes)} must be strictly increasing")
 
 
 def window_output_size(
@@ -87,36 +75,20 @@ def window_output_size(
     return out
 
 
-def check_window(
+def window_output_sizes(
     name: str,
     spatial_shape: Sequence[int],
     kernel: Sequence[int],
-    props: Props,
+    strides: Sequence[int],
+    pads: Sequence[int],
+    dilations: Sequence[int],
     ceil_mode: bool = False,
 ) -> list[int]:
-    """Check `strides`, `pads` and `dilations` against the spatial rank; the output sizes."""
-    rank = len(spatial_shape)
-    strides = props.ints("strides")
-    pads = props.ints("pads")
-    dilations = props.ints("dilations")
-    for prop, values, expected in (
-        ("strides", strides, rank),
-        ("dilations", dilations, rank),
-        ("pads", pads, 2 * rank),
-    ):
-        if len(values) != expected:
-            raise GraphError(
-                f"{name} {prop} has {len(values)} values, expected {expected} "
-                f"for {rank} spatial dimension(s)"
-            )
-    if any(s < 1 for s in strides):
-        raise GraphError(f"{name} strides must be positive, got {list(strides)}")
-    if any(d < 1 for d in dilations):
-        raise GraphError(f"{name} dilations must be positive, got {list(dilations)}")
-    if any(p < 0 for p in pads):
-        raise GraphError(f"{name} pads must be non-negative, got {list(pads)}")
+    """The output sizes of a window op over `spatial_shape` whose window properties passed
+    the `Window` constraint: every kernel size positive, every window fitting."""
     if any(k < 1 for k in kernel):
         raise GraphError(f"{name} kernel sizes must be positive, got {list(kernel)}")
+    rank = len(spatial_shape)
     out: list[int] = []
     for d in range(rank):
         n = window_output_size(
@@ -138,13 +110,22 @@ def check_window(
     return out
 
 
-def _image(name: str, ty: TensorType, what: str = "input") -> tuple[int, ...]:
-    shape = tuple(ty.get_shape())
-    if len(shape) < 3:
+def check_groups(name: str, channels: int, weight_channels: int, outputs: int, group: int) -> None:
+    """A grouped convolution's input has `weight_channels` x `group` channels, and its
+    `outputs` channels split evenly into the groups."""
+    if channels != weight_channels * group:
         raise GraphError(
-            f"{name} {what} must have rank >= 3 (N x C x D1 ... Dn), got rank {len(shape)}"
+            f"{name} input has {channels} channels, but the weight expects "
+            f"{weight_channels} x group {group} = {weight_channels * group}"
         )
-    return shape
+    if outputs % group:
+        raise GraphError(f"{name} {outputs} output channels are not divisible by group {group}")
+
+
+def check_bias(name: str, operand_types: Sequence[TensorType], channels: int) -> None:
+    """The optional third operand (a convolution's bias) has shape (channels,)."""
+    if len(operand_types) == 3 and tuple(operand_types[2].get_shape()) != (channels,):
+        raise GraphError(f"{name} bias must have shape ({channels},), got {operand_types[2]}")
 
 
 # --------------------------------------------------------------------------- products
@@ -162,18 +143,19 @@ class MatMulOp(GraphOp):
     lhs = operand_def(TensorType)
     rhs = operand_def(TensorType)
     output = result_def(TensorType)
+    CONSTRAINTS: ClassVar[Constraints] = (
+        SameElementType(),
+        Numeric(),
+        MinRank("lhs", 1),
+        MinRank("rhs", 1),
+    )
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         lhs, rhs = operand_types
-        _same_element_type(cls.name, [lhs, rhs], "operands")
-        if not (is_float(lhs.element_type) or is_integer(lhs.element_type)):
-            raise GraphError(f"{cls.name} expects numeric tensors, got {lhs}")
         a, b = tuple(lhs.get_shape()), tuple(rhs.get_shape())
-        if not a or not b:
-            raise GraphError(f"{cls.name} operands must have rank >= 1")
         a2 = (1, *a) if len(a) == 1 else a
         b2 = (*b, 1) if len(b) == 1 else b
         if a2[-1] != b2[-2]:
@@ -202,26 +184,22 @@ class GemmOp(GraphOp):
     b = operand_def(TensorType)
     c = opt_operand_def(TensorType)
     output = result_def(TensorType)
-    alpha = prop_def(FloatAttr)
-    beta = prop_def(FloatAttr)
-    trans_a = prop_def(BoolAttr)
-    trans_b = prop_def(BoolAttr)
+    alpha = FloatProp()
+    beta = FloatProp()
+    trans_a = BoolProp()
+    trans_b = BoolProp()
+    CONSTRAINTS: ClassVar[Constraints] = (SameElementType(), Numeric())
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        if len(operand_types) not in (2, 3):
-            raise GraphError(f"{cls.name} takes 2 or 3 operands")
-        _same_element_type(cls.name, operand_types, "operands")
         a_ty, b_ty = operand_types[:2]
-        if not (is_float(a_ty.element_type) or is_integer(a_ty.element_type)):
-            raise GraphError(f"{cls.name} expects numeric tensors, got {a_ty}")
         a, b = tuple(a_ty.get_shape()), tuple(b_ty.get_shape())
         if len(a) != 2 or len(b) != 2:
             raise GraphError(f"{cls.name} A and B must be matrices, got shapes {a} and {b}")
-        m, k = (a[1], a[0]) if props.bool("trans_a") else a
-        k2, n = (b[1], b[0]) if props.bool("trans_b") else b
+        m, k = (a[1], a[0]) if props.trans_a else a
+        k2, n = (b[1], b[0]) if props.trans_b else b
         if k != k2:
             raise GraphError(f"{cls.name} contraction dimensions differ: {k} != {k2}")
         if len(operand_types) == 3:
@@ -235,41 +213,24 @@ class GemmOp(GraphOp):
 
 
 class _ConvBase(GraphOp):
+    """Operands, properties and shared checks of `conv` and `conv_transpose`."""
+
     input = operand_def(TensorType)
     weight = operand_def(TensorType)
     bias = opt_operand_def(TensorType)
     output = result_def(TensorType)
-    strides = prop_def(DenseArrayBase[I64])
-    pads = prop_def(DenseArrayBase[I64])
-    dilations = prop_def(DenseArrayBase[I64])
-    group = prop_def(IntegerAttr[I64])
-
-    @classmethod
-    def _common(
-        cls, operand_types: Sequence[TensorType], props: Props
-    ) -> tuple[tuple[int, ...], tuple[int, ...], int]:
-        if len(operand_types) not in (2, 3):
-            raise GraphError(f"{cls.name} takes 2 or 3 operands (input, weight, bias)")
-        x_ty, w_ty = operand_types[:2]
-        _require_float(cls.name, x_ty, "input")
-        _same_element_type(cls.name, operand_types, "operands")
-        x = _image(cls.name, x_ty)
-        w = tuple(w_ty.get_shape())
-        if len(w) != len(x):
-            raise GraphError(
-                f"{cls.name} weight must have the input's rank {len(x)}, got shape {w}"
-            )
-        group = props.int("group")
-        if group < 1:
-            raise GraphError(f"{cls.name} group must be positive, got {group}")
-        return x, w, group
-
-    @classmethod
-    def _check_bias(cls, operand_types: Sequence[TensorType], channels: int) -> None:
-        if len(operand_types) == 3 and tuple(operand_types[2].get_shape()) != (channels,):
-            raise GraphError(
-                f"{cls.name} bias must have shape ({channels},), got {operand_types[2]}"
-            )
+    strides = IntsProp()
+    pads = IntsProp()
+    dilations = IntsProp()
+    group = IntProp()
+    CONSTRAINTS: ClassVar[Constraints] = (
+        Float("input"),
+        SameElementType(),
+        MinRank("input", 3, IMAGE),
+        SameRank("weight", "input"),
+        Positive("group"),
+        Window(),
+    )
 
 
 @irdl_op_definition
@@ -284,20 +245,15 @@ class ConvOp(_ConvBase):
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        x, w, group = cls._common(operand_types, props)
-        n, c = x[:2]
-        m, cg = w[:2]
-        if c != cg * group:
-            raise GraphError(
-                f"{cls.name} input has {c} channels, but the weight expects "
-                f"{cg} x group {group} = {cg * group}"
-            )
-        if m % group:
-            raise GraphError(f"{cls.name} {m} output channels are not divisible by group {group}")
-        cls._check_bias(operand_types, m)
-        out = check_window(cls.name, x[2:], w[2:], props)
+        x, w = (tuple(t.get_shape()) for t in operand_types[:2])
+        (n, c), (m, cg) = x[:2], w[:2]
+        check_groups(cls.name, c, cg, m, props.group)
+        check_bias(cls.name, operand_types, m)
+        out = window_output_sizes(
+            cls.name, x[2:], w[2:], props.strides, props.pads, props.dilations
+        )
         return [tensor((n, m, *out), operand_types[0].element_type)]
 
 
@@ -311,14 +267,15 @@ class ConvTransposeOp(_ConvBase):
     """
 
     name = "graph.conv_transpose"
-    output_padding = prop_def(DenseArrayBase[I64])
+    output_padding = IntsProp()
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        x, w, group = cls._common(operand_types, props)
+        x, w = (tuple(t.get_shape()) for t in operand_types[:2])
         n, c = x[:2]
+        group = props.group
         if w[0] != c:
             raise GraphError(
                 f"{cls.name} input has {c} channels, but the weight's first dimension is {w[0]}"
@@ -326,11 +283,10 @@ class ConvTransposeOp(_ConvBase):
         if c % group:
             raise GraphError(f"{cls.name} {c} input channels are not divisible by group {group}")
         m = w[1] * group
-        cls._check_bias(operand_types, m)
+        check_bias(cls.name, operand_types, m)
         rank = len(x) - 2
-        strides, pads = props.ints("strides"), props.ints("pads")
-        dilations, out_pad = props.ints("dilations"), props.ints("output_padding")
-        check_window(cls.name, [1] * rank, [1] * rank, props)  # lengths and signs
+        strides, pads, dilations = props.strides, props.pads, props.dilations
+        out_pad = props.output_padding
         if len(out_pad) != rank or any(p < 0 for p in out_pad):
             raise GraphError(
                 f"{cls.name} output_padding must have {rank} non-negative values, "
@@ -362,35 +318,40 @@ class PoolOp(GraphOp):
 
     input = operand_def(TensorType)
     output = result_def(TensorType)
-    kernel_shape = prop_def(DenseArrayBase[I64])
-    strides = prop_def(DenseArrayBase[I64])
-    pads = prop_def(DenseArrayBase[I64])
-    dilations = prop_def(DenseArrayBase[I64])
-    ceil_mode = prop_def(BoolAttr)
-
-    #: max pooling is defined on integers too
-    ALLOWS_INTEGER: ClassVar[bool] = False
+    kernel_shape = IntsProp()
+    strides = IntsProp()
+    pads = IntsProp()
+    dilations = IntsProp()
+    ceil_mode = BoolProp()
+    CONSTRAINTS: ClassVar[Constraints] = (
+        Float("input"),
+        MinRank("input", 3, IMAGE),
+        Window(kernel=True),
+    )
 
     @classmethod
-    def output_shape(cls, operand_types: Sequence[TensorType], props: Props) -> tuple[int, ...]:
-        (ty,) = operand_types
-        if not (is_float(ty.element_type) or (cls.ALLOWS_INTEGER and is_integer(ty.element_type))):
-            kinds = "numeric" if cls.ALLOWS_INTEGER else "floating-point"
-            raise GraphError(f"{cls.name} expects a {kinds} input, got {ty}")
-        x = _image(cls.name, ty)
-        kernel = props.ints("kernel_shape")
-        if len(kernel) != len(x) - 2:
-            raise GraphError(
-                f"{cls.name} kernel_shape has {len(kernel)} values, expected {len(x) - 2}"
-            )
-        out = check_window(cls.name, x[2:], kernel, props, props.bool("ceil_mode"))
+    def output_shape(cls, operand_types: Sequence[TensorType], props: Self) -> tuple[int, ...]:
+        x = tuple(operand_types[0].get_shape())
+        out = window_output_sizes(
+            cls.name,
+            x[2:],
+            props.kernel_shape,
+            props.strides,
+            props.pads,
+            props.dilations,
+            props.ceil_mode,
+        )
         return (*x[:2], *out)
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         return [tensor(cls.output_shape(operand_types, props), operand_types[0].element_type)]
+
+
+#: max pooling (and its indices) is defined on integers too
+_NUMERIC_POOL: Constraints = (Numeric("input"), *PoolOp.CONSTRAINTS[1:])
 
 
 @irdl_op_definition
@@ -401,7 +362,7 @@ class MaxPoolOp(PoolOp):
     """
 
     name = "graph.max_pool"
-    ALLOWS_INTEGER: ClassVar[bool] = True
+    CONSTRAINTS: ClassVar[Constraints] = _NUMERIC_POOL
 
 
 @irdl_op_definition
@@ -414,15 +375,13 @@ class MaxPoolIndicesOp(PoolOp):
     """
 
     name = "graph.max_pool_indices"
-    storage_order = prop_def(IntegerAttr[I64])
-    ALLOWS_INTEGER: ClassVar[bool] = True
+    storage_order = IntProp()
+    CONSTRAINTS: ClassVar[Constraints] = (OneOf("storage_order", (0, 1)), *_NUMERIC_POOL)
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        if props.int("storage_order") not in (0, 1):
-            raise GraphError(f"{cls.name} storage_order must be 0 or 1")
         return [tensor(cls.output_shape(operand_types, props), i64)]
 
 
@@ -435,7 +394,7 @@ class AveragePoolOp(PoolOp):
     """
 
     name = "graph.average_pool"
-    count_include_pad = prop_def(BoolAttr)
+    count_include_pad = BoolProp()
 
 
 @irdl_op_definition
@@ -446,15 +405,8 @@ class LpPoolOp(PoolOp):
     """
 
     name = "graph.lp_pool"
-    p = prop_def(IntegerAttr[I64])
-
-    @classmethod
-    def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
-    ) -> list[TensorType]:
-        if props.int("p") < 1:
-            raise GraphError(f"{cls.name} p must be positive, got {props.int('p')}")
-        return super().infer_result_types(operand_types, props)
+    p = IntProp()
+    CONSTRAINTS: ClassVar[Constraints] = (Positive("p"), *PoolOp.CONSTRAINTS)
 
 
 class GlobalPoolOp(GraphOp):
@@ -462,16 +414,14 @@ class GlobalPoolOp(GraphOp):
 
     input = operand_def(TensorType)
     output = result_def(TensorType)
+    CONSTRAINTS: ClassVar[Constraints] = (Float("input"), MinRank("input", 2, N_C))
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         (ty,) = operand_types
-        _require_float(cls.name, ty, "input")
         shape = tuple(ty.get_shape())
-        if len(shape) < 2:
-            raise GraphError(f"{cls.name} input must have rank >= 2 (N x C x ...), got {ty}")
         return [tensor((*shape[:2], *[1] * (len(shape) - 2)), ty.element_type)]
 
 
@@ -513,22 +463,18 @@ class BatchNormOp(GraphOp):
     mean = operand_def(TensorType)
     var = operand_def(TensorType)
     output = result_def(TensorType)
-    epsilon = prop_def(FloatAttr)
+    epsilon = FloatProp()
+    CONSTRAINTS: ClassVar[Constraints] = (
+        Float("input", "scale", "bias", "mean", "var"),
+        MinRank("input", 2, N_C),
+        PerChannel("scale", "bias", "mean", "var"),
+    )
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        x_ty, *params = operand_types
-        _require_float(cls.name, x_ty, "input")
-        x = tuple(x_ty.get_shape())
-        if len(x) < 2:
-            raise GraphError(f"{cls.name} input must have rank >= 2 (N x C x ...), got {x_ty}")
-        for what, ty in zip(("scale", "bias", "mean", "var"), params):
-            _require_float(cls.name, ty, what)
-            if tuple(ty.get_shape()) != (x[1],):
-                raise GraphError(f"{cls.name} {what} must have shape ({x[1]},), got {ty}")
-        return [x_ty]
+        return [operand_types[0]]
 
 
 @irdl_op_definition
@@ -544,20 +490,19 @@ class InstanceNormOp(GraphOp):
     scale = operand_def(TensorType)
     bias = operand_def(TensorType)
     output = result_def(TensorType)
-    epsilon = prop_def(FloatAttr)
+    epsilon = FloatProp()
+    CONSTRAINTS: ClassVar[Constraints] = (
+        Float("input"),
+        SameElementType(),
+        MinRank("input", 3, IMAGE),
+        PerChannel("scale", "bias"),
+    )
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        x_ty, scale, bias = operand_types
-        _require_float(cls.name, x_ty, "input")
-        _same_element_type(cls.name, operand_types, "operands")
-        x = _image(cls.name, x_ty)
-        for what, ty in (("scale", scale), ("bias", bias)):
-            if tuple(ty.get_shape()) != (x[1],):
-                raise GraphError(f"{cls.name} {what} must have shape ({x[1]},), got {ty}")
-        return [x_ty]
+        return [operand_types[0]]
 
 
 @irdl_op_definition
@@ -573,23 +518,20 @@ class LayerNormOp(GraphOp):
     scale = operand_def(TensorType)
     bias = opt_operand_def(TensorType)
     output = result_def(TensorType)
-    axis = prop_def(IntegerAttr[I64])
-    epsilon = prop_def(FloatAttr)
+    axis = IntProp()
+    epsilon = FloatProp()
+    CONSTRAINTS: ClassVar[Constraints] = (
+        Float("input"),
+        SameElementType(),
+        AxisIn("axis", "input"),
+    )
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        if len(operand_types) not in (2, 3):
-            raise GraphError(f"{cls.name} takes 2 or 3 operands (input, scale, bias)")
         x_ty = operand_types[0]
-        _require_float(cls.name, x_ty, "input")
-        _same_element_type(cls.name, operand_types, "operands")
-        x = tuple(x_ty.get_shape())
-        axis = props.int("axis")
-        if not 0 <= axis < len(x):
-            raise GraphError(f"{cls.name} axis {axis} is out of range [0, {len(x)})")
-        normalized = x[axis:]
+        normalized = tuple(x_ty.get_shape())[props.axis :]
         for what, ty in zip(("scale", "bias"), operand_types[1:]):
             shape = tuple(ty.get_shape())
             ok = len(shape) <= len(normalized)
@@ -617,21 +559,21 @@ class LrnOp(GraphOp):
     name = "graph.lrn"
     input = operand_def(TensorType)
     output = result_def(TensorType)
-    size = prop_def(IntegerAttr[I64])
-    alpha = prop_def(FloatAttr)
-    beta = prop_def(FloatAttr)
-    bias = prop_def(FloatAttr)
+    size = IntProp()
+    alpha = FloatProp()
+    beta = FloatProp()
+    bias = FloatProp()
+    CONSTRAINTS: ClassVar[Constraints] = (
+        Float("input"),
+        MinRank("input", 3, IMAGE),
+        Positive("size"),
+    )
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        (ty,) = operand_types
-        _require_float(cls.name, ty, "input")
-        _image(cls.name, ty)
-        if props.int("size") < 1:
-            raise GraphError(f"{cls.name} size must be positive, got {props.int('size')}")
-        return [ty]
+        return [operand_types[0]]
 
 
 # --------------------------------------------------------------------------- softmax
@@ -643,16 +585,17 @@ class SoftmaxLikeOp(GraphOp):
 
     input = operand_def(TensorType)
     output = result_def(TensorType)
-    axes = prop_def(DenseArrayBase[I64])
+    axes = IntsProp()
+    CONSTRAINTS: ClassVar[Constraints] = (
+        Float("input"),
+        AxesIn("axes", "input", may_be_empty=False),
+    )
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        (ty,) = operand_types
-        _require_float(cls.name, ty, "input")
-        check_axes(cls.name, props.ints("axes"), len(ty.get_shape()))
-        return [ty]
+        return [operand_types[0]]
 
 
 @irdl_op_definition

@@ -14,12 +14,21 @@ importer decomposes them into `matmul_integer` / `conv_integer` and a requantiza
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar, Self
 
-from xdsl.dialects.builtin import I64, DenseArrayBase, IntegerAttr, TensorType, i32
-from xdsl.irdl import irdl_op_definition, operand_def, prop_def, result_def
+from xdsl.dialects.builtin import TensorType, i32
+from xdsl.irdl import irdl_op_definition, operand_def, result_def
 
-from mlc.dialects.graph.base import GraphError, GraphOp, Props, broadcast_shapes, normalize_axis
-from mlc.dialects.graph.nn import check_window
+from mlc.dialects.graph.base import (
+    GraphError,
+    GraphOp,
+    IntProp,
+    IntsProp,
+    broadcast_shapes,
+    normalize_axis,
+)
+from mlc.dialects.graph.constraints import IMAGE, Constraints, MinRank, Positive, SameRank, Window
+from mlc.dialects.graph.nn import check_groups, window_output_sizes
 from mlc.dialects.graph.types import numpy_dtype, tensor
 
 #: operand element types of the integer products
@@ -52,15 +61,16 @@ def _zero_point(name: str, zp: TensorType, of: TensorType, sizes: Sequence[int],
         raise GraphError(f"{name} {what} must have shape in {allowed}, got {shape}")
 
 
-def quant_axis(name: str, x: TensorType, scale: TensorType, props: Props) -> int | None:
-    """The axis a scale applies along (None: one scale for the whole tensor)."""
+def quant_axis(name: str, x: TensorType, scale: TensorType, axis: int) -> int | None:
+    """The axis a scale applies along, `axis` normalized (None: one scale for the whole
+    tensor)."""
     shape = tuple(scale.get_shape())
     rank = len(x.get_shape())
     if shape in ((), (1,)):
         return None
     if len(shape) != 1:
         raise GraphError(f"{name} scale must be a scalar or 1-D, got shape {shape}")
-    axis = normalize_axis(props.int("axis"), rank)
+    axis = normalize_axis(axis, rank)
     if x.get_shape()[axis] != shape[0]:
         raise GraphError(
             f"{name} scale has {shape[0]} values but axis {axis} of the input has "
@@ -70,9 +80,9 @@ def quant_axis(name: str, x: TensorType, scale: TensorType, props: Props) -> int
 
 
 def _scale_and_zero_point(
-    name: str, x: TensorType, scale: TensorType, zp: TensorType, props: Props
+    name: str, x: TensorType, scale: TensorType, zp: TensorType, axis: int
 ) -> None:
-    quant_axis(name, x, scale, props)
+    quant_axis(name, x, scale, axis)
     per_tensor = ((), (1,))
     zs, ss = tuple(zp.get_shape()), tuple(scale.get_shape())
     if zs != ss and not (zs in per_tensor and ss in per_tensor):
@@ -94,19 +104,16 @@ class MatMulIntegerOp(GraphOp):
     a_zero_point = operand_def(TensorType)
     b_zero_point = operand_def(TensorType)
     output = result_def(TensorType)
+    CONSTRAINTS: ClassVar[Constraints] = (MinRank("a", 2), MinRank("b", 2))
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        if len(operand_types) != 4:
-            raise GraphError(f"{cls.name} takes 4 operands (a, b, a_zero_point, b_zero_point)")
         a_ty, b_ty, za, zb = operand_types
         _require(cls.name, a_ty, PRODUCT_TYPES, "A")
         _require(cls.name, b_ty, PRODUCT_TYPES, "B")
         a, b = tuple(a_ty.get_shape()), tuple(b_ty.get_shape())
-        if len(a) < 2 or len(b) < 2:
-            raise GraphError(f"{cls.name} operands must have rank >= 2, got shapes {a} and {b}")
         if a[-1] != b[-2]:
             raise GraphError(
                 f"{cls.name} contraction dimensions differ: {a} and {b} ({a[-1]} != {b[-2]})"
@@ -132,46 +139,54 @@ class ConvIntegerOp(GraphOp):
     x_zero_point = operand_def(TensorType)
     w_zero_point = operand_def(TensorType)
     output = result_def(TensorType)
-    strides = prop_def(DenseArrayBase[I64])
-    pads = prop_def(DenseArrayBase[I64])
-    dilations = prop_def(DenseArrayBase[I64])
-    group = prop_def(IntegerAttr[I64])
+    strides = IntsProp()
+    pads = IntsProp()
+    dilations = IntsProp()
+    group = IntProp()
+    CONSTRAINTS: ClassVar[Constraints] = (
+        MinRank("input", 3, IMAGE),
+        SameRank("weight", "input"),
+        Positive("group"),
+        Window(),
+    )
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        if len(operand_types) != 4:
-            raise GraphError(f"{cls.name} takes 4 operands (x, w, x_zero_point, w_zero_point)")
         x_ty, w_ty, zx, zw = operand_types
         _require(cls.name, x_ty, PRODUCT_TYPES, "input")
         _require(cls.name, w_ty, PRODUCT_TYPES, "weight")
         x, w = tuple(x_ty.get_shape()), tuple(w_ty.get_shape())
-        if len(x) < 3 or len(w) != len(x):
-            raise GraphError(
-                f"{cls.name} input must have rank >= 3 and the weight the same rank, got "
-                f"shapes {x} and {w}"
-            )
-        group = props.int("group")
-        if group < 1:
-            raise GraphError(f"{cls.name} group must be positive, got {group}")
-        n, c = x[:2]
-        m, cg = w[:2]
-        if c != cg * group:
-            raise GraphError(
-                f"{cls.name} input has {c} channels, but the weight expects "
-                f"{cg} x group {group} = {cg * group}"
-            )
-        if m % group:
-            raise GraphError(f"{cls.name} {m} output channels are not divisible by group {group}")
+        (n, c), (m, cg) = x[:2], w[:2]
+        check_groups(cls.name, c, cg, m, props.group)
         _zero_point(cls.name, zx, x_ty, [], "x_zero_point")
         _zero_point(cls.name, zw, w_ty, [m], "w_zero_point")
-        out = check_window(cls.name, x[2:], w[2:], props)
+        out = window_output_sizes(
+            cls.name, x[2:], w[2:], props.strides, props.pads, props.dilations
+        )
         return [tensor([n, m, *out], i32)]
 
 
+class LinearQuantOp(GraphOp):
+    """Base of `quantize_linear` and `dequantize_linear`: operands x, scale, zero point;
+    the scale and zero point apply per tensor or along `axis`."""
+
+    input = operand_def(TensorType)
+    scale = operand_def(TensorType)
+    zero_point = operand_def(TensorType)
+    output = result_def(TensorType)
+    axis = IntProp()
+
+    def scale_axis(self) -> int | None:
+        """The axis the scale applies along (None: one scale for the whole tensor)."""
+        x, scale = self.input.type, self.scale.type
+        assert isinstance(x, TensorType) and isinstance(scale, TensorType)
+        return quant_axis(self.name, x, scale, self.axis)
+
+
 @irdl_op_definition
-class QuantizeLinearOp(GraphOp):
+class QuantizeLinearOp(LinearQuantOp):
     """ONNX QuantizeLinear: saturate(round_half_even(x / scale) + zero_point) in the zero
     point's element type (i8, ui8, i16, ui16); x and scale are f32 (or f64); the scale and
     zero point are scalars (per tensor) or 1-D along `axis` (per axis). NaN has no
@@ -181,29 +196,22 @@ class QuantizeLinearOp(GraphOp):
     """
 
     name = "graph.quantize_linear"
-    input = operand_def(TensorType)
-    scale = operand_def(TensorType)
-    zero_point = operand_def(TensorType)
-    output = result_def(TensorType)
-    axis = prop_def(IntegerAttr[I64])
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        if len(operand_types) != 3:
-            raise GraphError(f"{cls.name} takes 3 operands (x, scale, zero_point)")
         x, scale, zp = operand_types
         _require(cls.name, x, ("float32", "float64"), "input")
         if scale.element_type != x.element_type:
             raise GraphError(f"{cls.name} scale must have the input's element type, got {scale}")
         _require(cls.name, zp, QUANT_TYPES, "zero point")
-        _scale_and_zero_point(cls.name, x, scale, zp, props)
+        _scale_and_zero_point(cls.name, x, scale, zp, props.axis)
         return [tensor(x.get_shape(), zp.element_type)]
 
 
 @irdl_op_definition
-class DequantizeLinearOp(GraphOp):
+class DequantizeLinearOp(LinearQuantOp):
     """ONNX DequantizeLinear: (f32(x) - f32(zero_point)) * scale; x is i8, ui8, i16, ui16
     or i32 (then the zero point must be 0), scale f32; scale and zero point per tensor or
     1-D along `axis`.
@@ -212,24 +220,17 @@ class DequantizeLinearOp(GraphOp):
     """
 
     name = "graph.dequantize_linear"
-    input = operand_def(TensorType)
-    scale = operand_def(TensorType)
-    zero_point = operand_def(TensorType)
-    output = result_def(TensorType)
-    axis = prop_def(IntegerAttr[I64])
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        if len(operand_types) != 3:
-            raise GraphError(f"{cls.name} takes 3 operands (x, scale, zero_point)")
         x, scale, zp = operand_types
         _require(cls.name, x, (*QUANT_TYPES, "int32"), "input")
         _require(cls.name, scale, ("float32",), "scale")
         if zp.element_type != x.element_type:
             raise GraphError(f"{cls.name} zero point must have the input's element type, got {zp}")
-        _scale_and_zero_point(cls.name, x, scale, zp, props)
+        _scale_and_zero_point(cls.name, x, scale, zp, props.axis)
         return [tensor(x.get_shape(), scale.element_type)]
 
 
@@ -244,6 +245,7 @@ __all__ = [
     "QUANT_OPS",
     "ConvIntegerOp",
     "DequantizeLinearOp",
+    "LinearQuantOp",
     "MatMulIntegerOp",
     "QuantizeLinearOp",
 ]

@@ -15,13 +15,14 @@ mean undefined; it is 0, as in onnxruntime).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from xdsl.dialects.builtin import I64, BoolAttr, DenseArrayBase, IntegerAttr, TensorType, i64
-from xdsl.irdl import irdl_op_definition, operand_def, prop_def, result_def
+from xdsl.dialects.builtin import TensorType, i64
+from xdsl.irdl import irdl_op_definition, operand_def, result_def
 
-from mlc.dialects.graph.base import GraphError, GraphOp, Props
-from mlc.dialects.graph.types import is_bool, tensor
+from mlc.dialects.graph.base import BoolProp, GraphError, GraphOp, IntProp, IntsProp
+from mlc.dialects.graph.constraints import AxesIn, AxisIn, Constraints, Numeric
+from mlc.dialects.graph.types import tensor
 
 __all__ = [
     "REDUCE_OPS",
@@ -39,7 +40,6 @@ __all__ = [
     "ReduceProdOp",
     "ReduceSumOp",
     "ReduceSumSquareOp",
-    "check_axes",
     "reduced_shape",
 ]
 
@@ -51,51 +51,34 @@ def reduced_shape(shape: Sequence[int], axes: Sequence[int], keepdims: bool) -> 
     return tuple(d for i, d in enumerate(shape) if i not in axes)
 
 
-def check_axes(axes: Sequence[int], rank: int, what: str) -> None:
-    """`axes` must be normalized (0 <= axis < rank) and strictly increasing."""
-    for axis in axes:
-        if not 0 <= axis < rank:
-            raise GraphError(f"{what} axis {axis} is out of range [0, {rank}) for rank {rank}")
-    if any(a >= b for a, b in zip(axes, axes[1:])):
-        raise GraphError(f"{what} axes {list(axes)} must be strictly increasing")
-
-
 class ReduceOp(GraphOp):
     """Base of reductions over the axes `axes`; the result keeps the element type."""
 
     input = operand_def(TensorType)
     output = result_def(TensorType)
-    axes = prop_def(DenseArrayBase[I64])
-    keepdims = prop_def(BoolAttr)
-
-    #: max and min are defined on booleans (any / all)
-    ALLOWS_BOOL: ClassVar[bool] = False
+    axes = IntsProp()
+    keepdims = BoolProp()
+    CONSTRAINTS: ClassVar[Constraints] = (Numeric(), AxesIn("axes", "input"))
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         (ty,) = operand_types
-        if is_bool(ty.element_type) and not cls.ALLOWS_BOOL:
-            raise GraphError(f"{cls.name} is not defined on boolean (i1) tensors")
-        shape = tuple(ty.get_shape())
-        axes = props.ints("axes")
-        check_axes(axes, len(shape), cls.name)
-        return [tensor(reduced_shape(shape, axes, props.bool("keepdims")), ty.element_type)]
+        shape = reduced_shape(ty.get_shape(), props.axes, props.keepdims)
+        return [tensor(shape, ty.element_type)]
 
 
-def _reduce(op_name: str, doc: str, ALLOWS_BOOL: bool = False) -> type[ReduceOp]:
+def _reduce(op_name: str, doc: str, allows_bool: bool = False) -> type[ReduceOp]:
     class_name = "".join(p.capitalize() for p in op_name.split("_")) + "Op"
     example = (
         f"\n\n        %y = graph.{op_name} %x {{axes = array<i64: 1>, keepdims = true}} : "
         "(tensor<2x3xf32>) -> tensor<2x1xf32>\n    "
     )
-    namespace: dict[str, object] = {
-        "name": f"graph.{op_name}",
-        "__doc__": doc + example,
-        "__annotations__": {"ALLOWS_BOOL": ClassVar[bool]},
-        "ALLOWS_BOOL": ALLOWS_BOOL,
-    }
+    namespace: dict[str, object] = {"name": f"graph.{op_name}", "__doc__": doc + example}
+    if allows_bool:  # any element type: the constraints without `Numeric`
+        namespace["__annotations__"] = {"CONSTRAINTS": ClassVar[Constraints]}
+        namespace["CONSTRAINTS"] = ReduceOp.CONSTRAINTS[1:]
     cls = type(class_name, (ReduceOp,), namespace)
     cls.__module__ = __name__
     return irdl_op_definition(cls)
@@ -106,10 +89,10 @@ ReduceMeanOp = _reduce(
     "reduce_mean", "Arithmetic mean over `axes`; integer means truncate toward zero."
 )
 ReduceMaxOp = _reduce(
-    "reduce_max", "Maximum over `axes` (logical or of booleans).", ALLOWS_BOOL=True
+    "reduce_max", "Maximum over `axes` (logical or of booleans).", allows_bool=True
 )
 ReduceMinOp = _reduce(
-    "reduce_min", "Minimum over `axes` (logical and of booleans).", ALLOWS_BOOL=True
+    "reduce_min", "Minimum over `axes` (logical and of booleans).", allows_bool=True
 )
 ReduceProdOp = _reduce("reduce_prod", "Product over `axes`; 1 over an empty set.")
 ReduceL1Op = _reduce("reduce_l1", "Sum of |x| over `axes`.")
@@ -126,21 +109,20 @@ class ArgReduceOp(GraphOp):
 
     input = operand_def(TensorType)
     output = result_def(TensorType)
-    axis = prop_def(IntegerAttr[I64])
-    keepdims = prop_def(BoolAttr)
-    select_last_index = prop_def(BoolAttr)
+    axis = IntProp()
+    keepdims = BoolProp()
+    select_last_index = BoolProp()
+    CONSTRAINTS: ClassVar[Constraints] = (AxisIn("axis", "input"),)
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         (ty,) = operand_types
-        shape = tuple(ty.get_shape())
-        axis = props.int("axis")
-        check_axes([axis], len(shape), cls.name)
+        shape, axis = tuple(ty.get_shape()), props.axis
         if shape[axis] == 0:
             raise GraphError(f"{cls.name} along axis {axis} of size 0 has no index to return")
-        return [tensor(reduced_shape(shape, [axis], props.bool("keepdims")), i64)]
+        return [tensor(reduced_shape(shape, [axis], props.keepdims), i64)]
 
 
 @irdl_op_definition

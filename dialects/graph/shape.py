@@ -20,41 +20,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from xdsl.dialects.builtin import (
-    I64,
-    DenseArrayBase,
-    FloatAttr,
-    IntegerAttr,
-    StringAttr,
-    TensorType,
-)
-from xdsl.ir import Attribute, SSAValue
+from xdsl.dialects.builtin import IntegerAttr, TensorType
+from xdsl.ir import SSAValue
 from xdsl.irdl import (
     irdl_op_definition,
     operand_def,
-    opt_prop_def,
-    prop_def,
     result_def,
     var_operand_def,
     var_result_def,
 )
 
-from mlc.dialects.graph.base import GraphError, GraphOp, Props, broadcast_shapes
+from mlc.dialects.graph.base import (
+    GraphError,
+    GraphOp,
+    IntProp,
+    IntsProp,
+    NumberProp,
+    StrProp,
+    broadcast_shapes,
+)
+from mlc.dialects.graph.constraints import (
+    AxisIn,
+    Constraints,
+    NonNegative,
+    OneOf,
+    OnePerAxis,
+    SameElementType,
+)
 from mlc.dialects.graph.types import is_float, is_integer, tensor
-
-
-def check_axis(axis: int, rank: int, what: str) -> int:
-    """`axis` must be normalized: 0 <= axis < rank."""
-    if not 0 <= axis < rank:
-        raise GraphError(f"{what} axis {axis} is out of range [0, {rank}) for rank {rank}")
-    return axis
-
-
-def check_length(values: Sequence[int], length: int, what: str) -> None:
-    if len(values) != length:
-        raise GraphError(f"{what} must have {length} entries (one per axis), got {len(values)}")
 
 
 def _shape(ty: TensorType) -> tuple[int, ...]:
@@ -81,7 +76,7 @@ class ReshapeOp(GraphOp):
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         raise GraphError("graph.reshape needs an explicit result type")
 
@@ -122,15 +117,15 @@ class TransposeOp(GraphOp):
     name = "graph.transpose"
     input = operand_def(TensorType)
     output = result_def(TensorType)
-    perm = prop_def(DenseArrayBase[I64])
+    perm = IntsProp()
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         (ty,) = operand_types
         shape = _shape(ty)
-        perm = props.ints("perm")
+        perm = props.perm
         if sorted(perm) != list(range(len(shape))):
             raise GraphError(
                 f"graph.transpose perm {list(perm)} is not a permutation of the "
@@ -152,22 +147,18 @@ class ConcatOp(GraphOp):
     name = "graph.concat"
     inputs = var_operand_def(TensorType)
     output = result_def(TensorType)
-    axis = prop_def(IntegerAttr)
+    axis = IntProp(IntegerAttr)
+    CONSTRAINTS: ClassVar[Constraints] = (AxisIn("axis", "inputs"), SameElementType())
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
-        if not operand_types:
-            raise GraphError("graph.concat needs at least one operand")
-        first = operand_types[0]
+        first, axis = operand_types[0], props.axis
         rank = len(first.get_shape())
-        axis = check_axis(props.int("axis"), rank, "graph.concat")
         total = 0
         for i, ty in enumerate(operand_types):
             shape = _shape(ty)
-            if ty.element_type != first.element_type:
-                raise GraphError("graph.concat operands must share one element type")
             if len(shape) != rank:
                 raise GraphError(
                     f"graph.concat operands must have the same rank, operand #{i} is {ty}"
@@ -197,21 +188,19 @@ class SplitOp(GraphOp):
     name = "graph.split"
     input = operand_def(TensorType)
     outputs = var_result_def(TensorType)
-    axis = prop_def(IntegerAttr)
-    sizes = prop_def(DenseArrayBase[I64])
+    axis = IntProp(IntegerAttr)
+    sizes = IntsProp()
+    CONSTRAINTS: ClassVar[Constraints] = (AxisIn("axis", "input"), NonNegative("sizes"))
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         (ty,) = operand_types
         shape = _shape(ty)
-        axis = check_axis(props.int("axis"), len(shape), "graph.split")
-        sizes = props.ints("sizes")
+        axis, sizes = props.axis, props.sizes
         if not sizes:
             raise GraphError("graph.split needs at least one piece")
-        if any(s < 0 for s in sizes):
-            raise GraphError(f"graph.split sizes {list(sizes)} must not be negative")
         if sum(sizes) != shape[axis]:
             raise GraphError(
                 f"graph.split sizes {list(sizes)} sum to {sum(sizes)}, but axis {axis} of "
@@ -245,21 +234,20 @@ class SliceOp(GraphOp):
     name = "graph.slice"
     input = operand_def(TensorType)
     output = result_def(TensorType)
-    starts = prop_def(DenseArrayBase[I64])
-    ends = prop_def(DenseArrayBase[I64])
-    steps = prop_def(DenseArrayBase[I64])
+    starts = IntsProp()
+    ends = IntsProp()
+    steps = IntsProp()
+    CONSTRAINTS: ClassVar[Constraints] = (OnePerAxis("starts", "ends", "steps"),)
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         (ty,) = operand_types
         shape = _shape(ty)
-        starts, ends, steps = props.ints("starts"), props.ints("ends"), props.ints("steps")
-        for name, values in (("starts", starts), ("ends", ends), ("steps", steps)):
-            check_length(values, len(shape), f"graph.slice {name}")
         out = []
-        for axis, (dim, start, end, step) in enumerate(zip(shape, starts, ends, steps)):
+        bounds = zip(shape, props.starts, props.ends, props.steps)
+        for axis, (dim, start, end, step) in enumerate(bounds):
             if step == 0:
                 raise GraphError(f"graph.slice step of axis {axis} must not be 0")
             low, high = (0, dim) if step > 0 else (-1, dim - 1)
@@ -294,15 +282,15 @@ class GatherOp(GraphOp):
     data = operand_def(TensorType)
     indices = operand_def(TensorType)
     output = result_def(TensorType)
-    axis = prop_def(IntegerAttr)
+    axis = IntProp(IntegerAttr)
+    CONSTRAINTS: ClassVar[Constraints] = (AxisIn("axis", "data"),)
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         data, indices = operand_types
-        shape = _shape(data)
-        axis = check_axis(props.int("axis"), len(shape), "graph.gather")
+        shape, axis = _shape(data), props.axis
         _check_indices(indices, "graph.gather")
         if shape[axis] == 0 and math.prod(indices.get_shape()) > 0:
             raise GraphError(f"graph.gather cannot index the empty axis {axis} of {data}")
@@ -323,15 +311,15 @@ class GatherElementsOp(GraphOp):
     data = operand_def(TensorType)
     indices = operand_def(TensorType)
     output = result_def(TensorType)
-    axis = prop_def(IntegerAttr)
+    axis = IntProp(IntegerAttr)
+    CONSTRAINTS: ClassVar[Constraints] = (AxisIn("axis", "data"),)
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         data, indices = operand_types
-        shape, ishape = _shape(data), _shape(indices)
-        axis = check_axis(props.int("axis"), len(shape), "graph.gather_elements")
+        shape, ishape, axis = _shape(data), _shape(indices), props.axis
         _check_indices(indices, "graph.gather_elements")
         if len(ishape) != len(shape):
             raise GraphError(
@@ -363,25 +351,24 @@ class PadOp(GraphOp):
     name = "graph.pad"
     input = operand_def(TensorType)
     output = result_def(TensorType)
-    pads = prop_def(DenseArrayBase[I64])
-    mode = prop_def(StringAttr)
-    value = opt_prop_def(FloatAttr | IntegerAttr)
+    pads = IntsProp()
+    mode = StrProp()
+    value = NumberProp()
+    CONSTRAINTS: ClassVar[Constraints] = (OneOf("mode", PAD_MODES),)
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         (ty,) = operand_types
         shape = _shape(ty)
         rank = len(shape)
-        pads = props.ints("pads")
+        pads = props.pads
         if len(pads) != 2 * rank:
             raise GraphError(
                 f"graph.pad pads must have 2 * rank = {2 * rank} entries, got {len(pads)}"
             )
-        mode = props.str("mode")
-        if mode not in PAD_MODES:
-            raise GraphError(f"graph.pad mode must be one of {', '.join(PAD_MODES)}, got {mode!r}")
+        mode = props.mode
         out = []
         for axis, dim in enumerate(shape):
             begin, end = pads[axis], pads[axis + rank]
@@ -399,24 +386,19 @@ class PadOp(GraphOp):
                         f"which must be less than its size {kept}"
                     )
             out.append(size)
-        if props.has("value") and mode != "constant":
+        if props.value is not None and mode != "constant":
             raise GraphError("graph.pad value is only meaningful in mode 'constant'")
         return [tensor(out, ty.element_type)]
 
-    def verify_props(self, props: Props) -> None:
+    def verify_props(self) -> None:
         ty = self.input.type
-        if isinstance(self.value, FloatAttr) and isinstance(ty, TensorType):
+        if isinstance(self.value, float) and isinstance(ty, TensorType):
             if not is_float(ty.element_type):
                 raise GraphError(f"graph.pad value for {ty} must be an integer")
 
     def pad_value(self) -> int | float:
         """The constant fill value (0 when absent)."""
-        attr: Attribute | None = self.value
-        if isinstance(attr, FloatAttr):
-            return float(attr.value.data)
-        if isinstance(attr, IntegerAttr):
-            return int(attr.value.data)
-        return 0
+        return 0 if self.value is None else self.value
 
 
 # --------------------------------------------------------------------------- expand / tile
@@ -432,16 +414,15 @@ class ExpandOp(GraphOp):
     name = "graph.expand"
     input = operand_def(TensorType)
     output = result_def(TensorType)
-    shape = prop_def(DenseArrayBase[I64])
+    shape = IntsProp()
+    CONSTRAINTS: ClassVar[Constraints] = (NonNegative("shape"),)
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         (ty,) = operand_types
-        target = props.ints("shape")
-        if any(d < 0 for d in target):
-            raise GraphError(f"graph.expand shape {list(target)} must not be negative")
+        target = props.shape
         try:
             out = broadcast_shapes(_shape(ty), target)
         except GraphError:
@@ -461,19 +442,16 @@ class TileOp(GraphOp):
     name = "graph.tile"
     input = operand_def(TensorType)
     output = result_def(TensorType)
-    repeats = prop_def(DenseArrayBase[I64])
+    repeats = IntsProp()
+    CONSTRAINTS: ClassVar[Constraints] = (OnePerAxis("repeats"), NonNegative("repeats"))
 
     @classmethod
     def infer_result_types(
-        cls, operand_types: Sequence[TensorType], props: Props
+        cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         (ty,) = operand_types
-        shape = _shape(ty)
-        repeats = props.ints("repeats")
-        check_length(repeats, len(shape), "graph.tile repeats")
-        if any(r < 0 for r in repeats):
-            raise GraphError(f"graph.tile repeats {list(repeats)} must not be negative")
-        return [tensor([d * r for d, r in zip(shape, repeats)], ty.element_type)]
+        repeats = props.repeats
+        return [tensor([d * r for d, r in zip(_shape(ty), repeats)], ty.element_type)]
 
 
 SHAPE_OPS: list[type[GraphOp]] = [

@@ -8,7 +8,6 @@ from functools import reduce
 import ml_dtypes
 import numpy as np
 from scipy import special
-from xdsl.dialects.builtin import FloatAttr, IntegerAttr
 
 from mlc.dialects.graph import elementwise as ew
 from mlc.dialects.graph.types import numpy_dtype
@@ -85,31 +84,31 @@ _register_table(_ANY_UNARY, upcast=False)
 
 @reference(ew.LeakyReluOp)
 def leaky_relu(op: ew.LeakyReluOp, x: np.ndarray) -> np.ndarray:
-    alpha = op.props.float("alpha")
+    alpha = op.alpha
     return in_float32(lambda v: np.where(v >= 0, v, alpha * v))(x)
 
 
 @reference(ew.EluOp)
 def elu(op: ew.EluOp, x: np.ndarray) -> np.ndarray:
-    alpha = op.props.float("alpha")
+    alpha = op.alpha
     return in_float32(lambda v: np.where(v > 0, v, alpha * np.expm1(v)))(x)
 
 
 @reference(ew.SeluOp)
 def selu(op: ew.SeluOp, x: np.ndarray) -> np.ndarray:
-    alpha, gamma = op.props.float("alpha"), op.props.float("gamma")
+    alpha, gamma = op.alpha, op.gamma
     return in_float32(lambda v: gamma * np.where(v > 0, v, alpha * np.expm1(v)))(x)
 
 
 @reference(ew.HardSigmoidOp)
 def hard_sigmoid(op: ew.HardSigmoidOp, x: np.ndarray) -> np.ndarray:
-    alpha, beta = op.props.float("alpha"), op.props.float("beta")
+    alpha, beta = op.alpha, op.beta
     return in_float32(lambda v: np.clip(alpha * v + beta, 0, 1))(x)
 
 
 @reference(ew.GeluOp)
 def gelu(op: ew.GeluOp, x: np.ndarray) -> np.ndarray:
-    approximate = op.props.str("approximate")
+    approximate = op.approximate
     return in_float32(lambda v: _gelu(v, approximate))(x)
 
 
@@ -123,11 +122,11 @@ def clip(op: ew.ClipOp, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _bound(attr: FloatAttr | IntegerAttr | None, dtype: np.dtype) -> np.ndarray | None:
+def _bound(bound: int | float | None, dtype: np.dtype) -> np.ndarray | None:
     """A clip bound in the tensor's dtype; integer bounds are read exactly (no float)."""
-    if attr is None:
+    if bound is None:
         return None
-    return np.array(attr.value.data).astype(dtype)
+    return np.array(bound).astype(dtype)
 
 
 @reference(ew.CastOp)

@@ -3,13 +3,10 @@ numpy reshapes and transposes around the plain convolution's reference."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
 from mlc.dialects.graph import layout
-from mlc.dialects.graph.base import GraphOp, Props, to_attr
-from mlc.interpreters.graph.nn import conv as plain_conv
+from mlc.interpreters.graph.nn import convolve
 from mlc.interpreters.graph.registry import reference
 
 
@@ -42,7 +39,7 @@ def block_weight(w: np.ndarray, ic: int, oc: int) -> np.ndarray:
 
 @reference(layout.ToBlockedOp)
 def to_blocked_ref(op: layout.ToBlockedOp, x: np.ndarray) -> np.ndarray:
-    return to_blocked(x, op.props.int("block"))
+    return to_blocked(x, op.block)
 
 
 @reference(layout.FromBlockedOp)
@@ -50,22 +47,26 @@ def from_blocked_ref(op: layout.FromBlockedOp, x: np.ndarray) -> np.ndarray:
     return from_blocked(x)
 
 
-def _plain_conv_view(op: GraphOp, out_shape: list[int], group: int = 1) -> SimpleNamespace:
-    """What the plain convolution's reference reads of an op (properties, result shape),
-    for the equivalent `graph.conv` with `group`."""
-    props = Props({**op.properties, "group": to_attr(group)})
-    result_type = SimpleNamespace(get_shape=lambda: out_shape)
-    return SimpleNamespace(props=props, output=SimpleNamespace(type=result_type))
+def _plain_conv(
+    op: layout.ConvBlockedOp | layout.DepthwiseConvBlockedOp | layout.GroupConvBlockedOp,
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    group: int,
+) -> np.ndarray:
+    """The plain convolution with `op`'s window and `group` of the plain input `x` and
+    weight `w`; its output spatial sizes are `op`'s (the axes before the block axis)."""
+    shape = op.output.type.get_shape()  # type: ignore[attr-defined]
+    out = tuple(shape[-1 - len(op.strides) : -1])
+    return convolve(x, w, b, op.strides, op.pads, op.dilations, group, out)
 
 
 @reference(layout.ConvBlockedOp)
 def conv_blocked(
     op: layout.ConvBlockedOp, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None
 ) -> np.ndarray:
-    out = list(op.output.type.get_shape())  # type: ignore[attr-defined]
-    n, mb, *spatial, oc = out
-    plain = _plain_conv_view(op, [n, mb * oc, *spatial])
-    y = plain_conv(plain, from_blocked(x), unblock_weight(w), b)  # type: ignore[arg-type]
+    oc = op.output.type.get_shape()[-1]  # type: ignore[attr-defined]
+    y = _plain_conv(op, from_blocked(x), unblock_weight(w), b, group=1)
     return to_blocked(y, oc)
 
 
@@ -73,10 +74,9 @@ def conv_blocked(
 def depthwise_conv_blocked(
     op: layout.DepthwiseConvBlockedOp, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None
 ) -> np.ndarray:
-    n, cb, *spatial, c = list(op.output.type.get_shape())  # type: ignore[attr-defined]
-    plain = _plain_conv_view(op, [n, cb * c, *spatial], group=cb * c)
+    cb, c = w.shape[0], w.shape[-1]
     weight = np.moveaxis(w, -1, 1).reshape(cb * c, 1, *w.shape[1:-1])  # C x 1 x K...
-    y = plain_conv(plain, from_blocked(x), weight, b)  # type: ignore[arg-type]
+    y = _plain_conv(op, from_blocked(x), weight, b, group=cb * c)
     return to_blocked(y, c)
 
 
@@ -85,8 +85,7 @@ def group_conv_blocked(
     op: layout.GroupConvBlockedOp, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None
 ) -> np.ndarray:
     n, groups, mb, *spatial, oc = list(op.output.type.get_shape())  # type: ignore[attr-defined]
-    plain = _plain_conv_view(op, [n, groups * mb * oc, *spatial], group=groups)
     xb = x.reshape(n, groups * x.shape[2], *x.shape[3:])  # N x C/ic x D.. x ic
     weight = unblock_weight(w.reshape(groups * w.shape[1], *w.shape[2:]))  # M x C/G x K..
-    y = plain_conv(plain, from_blocked(xb), weight, b)  # type: ignore[arg-type]
+    y = _plain_conv(op, from_blocked(xb), weight, b, group=groups)
     return to_blocked(y, oc).reshape(n, groups, mb, *spatial, oc)

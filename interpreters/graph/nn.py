@@ -46,12 +46,11 @@ def _scaled(y: np.ndarray, factor: float) -> np.ndarray:
 
 @reference(nn.GemmOp)
 def gemm(op: nn.GemmOp, a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
-    props = op.props
-    alpha, beta = props.float("alpha"), props.float("beta")
+    alpha, beta = op.alpha, op.beta
     a, b = _compute(a), _compute(b)
-    if props.bool("trans_a"):
+    if op.trans_a:
         a = a.T
-    if props.bool("trans_b"):
+    if op.trans_b:
         b = b.T
     y = _scaled(a @ b, alpha)
     if c is not None and beta != 0.0:
@@ -107,11 +106,22 @@ def _windows(
 
 @reference(nn.ConvOp)
 def conv(op: nn.ConvOp, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    props = op.props
-    strides, pads = props.ints("strides"), props.ints("pads")
-    dilations, group = props.ints("dilations"), props.int("group")
-    out_shape = op.output.type.get_shape()  # type: ignore[attr-defined]
-    out = tuple(out_shape[2:])
+    out = tuple(op.output.type.get_shape()[2:])  # type: ignore[attr-defined]
+    return convolve(x, w, b, op.strides, op.pads, op.dilations, op.group, out)
+
+
+def convolve(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    strides: Sequence[int],
+    pads: Sequence[int],
+    dilations: Sequence[int],
+    group: int,
+    out: tuple[int, ...],
+) -> np.ndarray:
+    """`graph.conv` of x (N x C x D..), w (M x C/group x K..) and the optional bias b,
+    with output spatial sizes `out`."""
     x, w = _compute(x), _compute(w)
     n, c = x.shape[:2]
     m, cg = w.shape[:2]
@@ -135,9 +145,8 @@ def conv(op: nn.ConvOp, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = Non
 def conv_transpose(
     op: nn.ConvTransposeOp, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None
 ) -> np.ndarray:
-    props = op.props
-    strides, pads = props.ints("strides"), props.ints("pads")
-    dilations, group = props.ints("dilations"), props.int("group")
+    strides, pads = op.strides, op.pads
+    dilations, group = op.dilations, op.group
     out = tuple(op.output.type.get_shape()[2:])  # type: ignore[attr-defined]
     x, w = _compute(x), _compute(w)
     n, c = x.shape[:2]
@@ -172,13 +181,12 @@ def conv_transpose(
 def _pool_geometry(
     op: nn.PoolOp,
 ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    props = op.props
     out = tuple(op.output.type.get_shape()[2:])  # type: ignore[attr-defined]
     return (
-        props.ints("kernel_shape"),
-        props.ints("strides"),
-        props.ints("pads"),
-        props.ints("dilations"),
+        op.kernel_shape,
+        op.strides,
+        op.pads,
+        op.dilations,
         out,
     )
 
@@ -202,7 +210,7 @@ def max_pool_indices(op: nn.MaxPoolIndicesOp, x: np.ndarray) -> np.ndarray:
     kernel, strides, pads, dilations, out = _pool_geometry(op)
     spatial = x.shape[2:]
     rank = len(kernel)
-    column_major = op.props.int("storage_order") == 1
+    column_major = op.storage_order == 1
     # the flat index of every input element, padded with -1
     order = "F" if column_major else "C"
     pixel = np.arange(int(np.prod(spatial)), dtype=np.int64).reshape(spatial, order=order)
@@ -240,7 +248,7 @@ def average_pool(op: nn.AveragePoolOp, x: np.ndarray) -> np.ndarray:
     y = np.zeros((*x.shape[:2], *out), dtype=x.dtype)
     for _, view in _windows(xp, kernel, strides, dilations, out):
         y += view
-    include_pad = op.props.bool("count_include_pad")
+    include_pad = op.count_include_pad
     divisor = np.ones((), dtype=np.int64)
     for d in range(rank):
         size = x.shape[2 + d]
@@ -254,7 +262,7 @@ def average_pool(op: nn.AveragePoolOp, x: np.ndarray) -> np.ndarray:
 @reference(nn.LpPoolOp)
 def lp_pool(op: nn.LpPoolOp, x: np.ndarray) -> np.ndarray:
     kernel, strides, pads, dilations, out = _pool_geometry(op)
-    p = op.props.int("p")
+    p = op.p
     x = _compute(x)
     xp = _padded(np.abs(x) ** p, kernel, strides, pads, dilations, out, 0)
     y = np.zeros((*x.shape[:2], *out), dtype=x.dtype)
@@ -291,7 +299,7 @@ def batch_norm(
     mean: np.ndarray,
     var: np.ndarray,
 ) -> np.ndarray:
-    eps = op.props.float("epsilon")
+    eps = op.epsilon
     xc = _compute(x)
     dt, r = xc.dtype, x.ndim
     inv = _per_channel(scale, r, dt) / np.sqrt(_per_channel(var, r, dt) + dt.type(eps))
@@ -302,7 +310,7 @@ def batch_norm(
 def instance_norm(
     op: nn.InstanceNormOp, x: np.ndarray, scale: np.ndarray, bias: np.ndarray
 ) -> np.ndarray:
-    eps = op.props.float("epsilon")
+    eps = op.epsilon
     xc = _compute(x)
     dt, r = xc.dtype, x.ndim
     axes = tuple(range(2, r))
@@ -316,7 +324,7 @@ def instance_norm(
 def layer_norm(
     op: nn.LayerNormOp, x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None = None
 ) -> np.ndarray:
-    axis, eps = op.props.int("axis"), op.props.float("epsilon")
+    axis, eps = op.axis, op.epsilon
     xc = _compute(x)
     axes = tuple(range(axis, x.ndim))
     mean = np.mean(xc, axis=axes, keepdims=True)
@@ -330,9 +338,8 @@ def layer_norm(
 
 @reference(nn.LrnOp)
 def lrn(op: nn.LrnOp, x: np.ndarray) -> np.ndarray:
-    props = op.props
-    size = props.int("size")
-    alpha, beta, bias = props.float("alpha"), props.float("beta"), props.float("bias")
+    size = op.size
+    alpha, beta, bias = op.alpha, op.beta, op.bias
     xc = _compute(x)
     channels = x.shape[1]
     lo, hi = (size - 1) // 2, size // 2  # channels [c - lo, c + hi]
@@ -349,7 +356,7 @@ def lrn(op: nn.LrnOp, x: np.ndarray) -> np.ndarray:
 
 @reference(nn.SoftmaxOp)
 def softmax(op: nn.SoftmaxOp, x: np.ndarray) -> np.ndarray:
-    axes = op.props.ints("axes")
+    axes = op.axes
     xc = _compute(x)
     e = np.exp(xc - np.max(xc, axis=axes, keepdims=True))
     return e / np.sum(e, axis=axes, keepdims=True)
@@ -357,7 +364,7 @@ def softmax(op: nn.SoftmaxOp, x: np.ndarray) -> np.ndarray:
 
 @reference(nn.LogSoftmaxOp)
 def log_softmax(op: nn.LogSoftmaxOp, x: np.ndarray) -> np.ndarray:
-    axes = op.props.ints("axes")
+    axes = op.axes
     xc = _compute(x)
     shifted = xc - np.max(xc, axis=axes, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axes, keepdims=True))
@@ -365,7 +372,7 @@ def log_softmax(op: nn.LogSoftmaxOp, x: np.ndarray) -> np.ndarray:
 
 @reference(nn.HardmaxOp)
 def hardmax(op: nn.HardmaxOp, x: np.ndarray) -> np.ndarray:
-    axes = op.props.ints("axes")
+    axes = op.axes
     rest = [a for a in range(x.ndim) if a not in axes]
     moved = np.transpose(x, rest + list(axes))
     lead = moved.shape[: len(rest)]

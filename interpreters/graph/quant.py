@@ -25,10 +25,6 @@ def _along(value: np.ndarray, rank: int, axis: int | None) -> np.ndarray:
     return value.reshape(shape)
 
 
-def _axis(op: quant.QuantizeLinearOp | quant.DequantizeLinearOp) -> int | None:
-    return quant.quant_axis(op.name, op.input.type, op.scale.type, op.props)  # type: ignore[arg-type]
-
-
 @reference(quant.MatMulIntegerOp)
 def matmul_integer(
     op: quant.MatMulIntegerOp, a: np.ndarray, b: np.ndarray, za: np.ndarray, zb: np.ndarray
@@ -42,9 +38,8 @@ def matmul_integer(
 def conv_integer(
     op: quant.ConvIntegerOp, x: np.ndarray, w: np.ndarray, zx: np.ndarray, zw: np.ndarray
 ) -> np.ndarray:
-    props = op.props
-    strides, pads = props.ints("strides"), props.ints("pads")
-    dilations, group = props.ints("dilations"), props.int("group")
+    strides, pads = op.strides, op.pads
+    dilations, group = op.dilations, op.group
     out = tuple(op.output.type.get_shape()[2:])  # type: ignore[attr-defined]
     x32 = x.astype(np.int32) - zx.astype(np.int32).reshape(())
     w32 = w.astype(np.int32) - zw.astype(np.int32).reshape(-1, *[1] * (w.ndim - 1))
@@ -66,7 +61,7 @@ def conv_integer(
 def quantize_linear(
     op: quant.QuantizeLinearOp, x: np.ndarray, scale: np.ndarray, zp: np.ndarray
 ) -> np.ndarray:
-    axis = _axis(op)
+    axis = op.scale_axis()
     dtype = numpy_dtype(op.output.type.element_type)  # type: ignore[attr-defined]
     info = np.iinfo(dtype)
     q = np.rint(x / _along(scale, x.ndim, axis)) + _along(zp, x.ndim, axis).astype(x.dtype)
@@ -77,6 +72,6 @@ def quantize_linear(
 def dequantize_linear(
     op: quant.DequantizeLinearOp, x: np.ndarray, scale: np.ndarray, zp: np.ndarray
 ) -> np.ndarray:
-    axis = _axis(op)
+    axis = op.scale_axis()
     dx = x.astype(np.float32) - _along(zp, x.ndim, axis).astype(np.float32)
     return dx * _along(scale, x.ndim, axis)

@@ -125,9 +125,9 @@ _REDUCTIONS: dict[type[rd.ReduceOp], Callable[[np.ndarray, Axes], np.ndarray]] =
 def _run_reduction(
     fn: Callable[[np.ndarray, Axes], np.ndarray], op: rd.ReduceOp, x: np.ndarray
 ) -> np.ndarray:
-    axes = op.props.ints("axes")
+    axes = op.axes
     out = fn(x, axes)  # reduced axes kept as size 1
-    if not op.props.bool("keepdims"):
+    if not op.keepdims:
         out = np.squeeze(out, axis=axes)
     # back to the element type (float -> integer truncates, as C does); cast here, where
     # the registry ignores floating-point errors (-inf -> integer for empty log-sums)
@@ -139,14 +139,13 @@ for _op_type, _fn in _REDUCTIONS.items():
 
 
 def _arg_reduce(op: rd.ArgReduceOp, x: np.ndarray, find: Callable[..., np.ndarray]) -> np.ndarray:
-    props = op.props
-    axis = props.int("axis")
-    if props.bool("select_last_index"):
+    axis = op.axis
+    if op.select_last_index:
         flipped = np.flip(x, axis=axis)
         index = x.shape[axis] - 1 - find(flipped, axis=axis, keepdims=True)
     else:
         index = find(x, axis=axis, keepdims=True)
-    if not props.bool("keepdims"):
+    if not op.keepdims:
         index = np.squeeze(index, axis=axis)
     return index.astype(np.int64)
 

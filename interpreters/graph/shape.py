@@ -15,27 +15,25 @@ def reshape(op: sh.ReshapeOp, x: np.ndarray) -> np.ndarray:
 
 @reference(sh.TransposeOp)
 def transpose(op: sh.TransposeOp, x: np.ndarray) -> np.ndarray:
-    return np.transpose(x, op.props.ints("perm"))
+    return np.transpose(x, op.perm)
 
 
 @reference(sh.ConcatOp)
 def concat(op: sh.ConcatOp, *xs: np.ndarray) -> np.ndarray:
-    return np.concatenate(xs, axis=op.props.int("axis"))
+    return np.concatenate(xs, axis=op.axis)
 
 
 @reference(sh.SplitOp)
 def split(op: sh.SplitOp, x: np.ndarray) -> tuple[np.ndarray, ...]:
-    axis = op.props.int("axis")
-    bounds = np.cumsum(op.props.ints("sizes"))[:-1]
+    axis = op.axis
+    bounds = np.cumsum(op.sizes)[:-1]
     return tuple(np.split(x, bounds, axis=axis))
 
 
 @reference(sh.SliceOp)
 def slice_(op: sh.SliceOp, x: np.ndarray) -> np.ndarray:
-    props = op.props
     index = tuple(
-        _python_slice(start, end, step)
-        for start, end, step in zip(props.ints("starts"), props.ints("ends"), props.ints("steps"))
+        _python_slice(start, end, step) for start, end, step in zip(op.starts, op.ends, op.steps)
     )
     return x[index]
 
@@ -57,14 +55,14 @@ def _normalized_indices(indices: np.ndarray, dim: int, op_name: str) -> np.ndarr
 
 @reference(sh.GatherOp)
 def gather(op: sh.GatherOp, data: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    axis = op.props.int("axis")
+    axis = op.axis
     idx = _normalized_indices(indices, data.shape[axis], op.name)
     return np.take(data, idx, axis=axis)
 
 
 @reference(sh.GatherElementsOp)
 def gather_elements(op: sh.GatherElementsOp, data: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    axis = op.props.int("axis")
+    axis = op.axis
     idx = _normalized_indices(indices, data.shape[axis], op.name)
     # indices may be smaller than data in the other axes: gather from the matching corner
     corner = tuple(slice(None) if a == axis else slice(0, n) for a, n in enumerate(indices.shape))
@@ -73,7 +71,7 @@ def gather_elements(op: sh.GatherElementsOp, data: np.ndarray, indices: np.ndarr
 
 @reference(sh.PadOp)
 def pad(op: sh.PadOp, x: np.ndarray) -> np.ndarray:
-    pads = op.props.ints("pads")
+    pads = op.pads
     rank = x.ndim
     begins, ends = pads[:rank], pads[rank:]
     # negative pads crop first
@@ -82,7 +80,7 @@ def pad(op: sh.PadOp, x: np.ndarray) -> np.ndarray:
     )
     x = x[crop]
     widths = [(max(b, 0), max(e, 0)) for b, e in zip(begins, ends)]
-    mode = op.props.str("mode")
+    mode = op.mode
     if mode == "constant":
         value = np.array(op.pad_value()).astype(x.dtype)
         return np.pad(x, widths, mode="constant", constant_values=value)
@@ -96,4 +94,4 @@ def expand(op: sh.ExpandOp, x: np.ndarray) -> np.ndarray:
 
 @reference(sh.TileOp)
 def tile(op: sh.TileOp, x: np.ndarray) -> np.ndarray:
-    return np.tile(x, op.props.ints("repeats"))
+    return np.tile(x, op.repeats)

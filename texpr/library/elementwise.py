@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from xdsl.dialects.builtin import FloatAttr, IntegerAttr
-
 from mlc.dialects.graph import elementwise as ew
 from mlc.dialects.graph.base import GraphOp
 from mlc.texpr.dtypes import is_float
@@ -140,10 +138,9 @@ def _variadic(op: ew.VariadicOp, dtypes: Sequence[str]) -> str:
 def _clip(op: ew.ClipOp, real: str) -> str:
     """min(max(x, lo), hi) as the reference compares: NaN stays NaN."""
     body = "$x0"
-    for attr, cmp in ((op.min, "<"), (op.max, ">")):
-        if attr is not None:
-            assert isinstance(attr, FloatAttr | IntegerAttr)
-            bound = lit(attr.value.data, compute_dtype(real), via=real)
+    for value, cmp in ((op.min, "<"), (op.max, ">")):
+        if value is not None:
+            bound = lit(value, compute_dtype(real), via=real)
             body = f"select({body} {cmp} {bound}, {bound}, {body})"
     return body
 
@@ -151,7 +148,7 @@ def _clip(op: ew.ClipOp, real: str) -> str:
 def _attributes(op: GraphOp, formula: str, dtype: str) -> dict[str, str]:
     """Literals for the ``$alpha``-style attribute holes of a formula."""
     names = set(re.findall(r"\$([a-z]+)\b", formula)) - {"x"}
-    return {name: lit(op.props.float(name), dtype) for name in names}
+    return {name: lit(float(getattr(op, name)), dtype) for name in names}
 
 
 @expresses(*FORMULAS, ew.MaxOp, ew.MinOp, ew.SumOp, ew.MeanOp, ew.ClipOp, ew.GeluOp)
@@ -168,7 +165,7 @@ def elementwise(op: GraphOp) -> Expression:
     elif isinstance(op, ew.ClipOp):
         formula = _clip(op, real[0])
     elif isinstance(op, ew.GeluOp):
-        formula = GELU[op.props.str("approximate")]
+        formula = GELU[op.approximate]
     else:
         entry = FORMULAS[type(op)]
         formula = entry if isinstance(entry, str) else entry(real)

@@ -64,7 +64,7 @@ depthwise_conv_blocked<@(S#, D#, P#)>(X: $T[N, CB, @(H#), C], Wt: $T[CB, @(K#), 
 def to_blocked(op: layout.ToBlockedOp) -> Expression:
     """Y[n, cb, h..., ci] = X[n, cb * B + ci, h...]."""
     x = shape_of(op.input)
-    b = op.props.int("block")
+    b = op.block
     subs = {"T": compute_dtype(dtype_of(op.input))}
     template = instantiate(TO_BLOCKED, {"": range(len(x) - 2)}, subs)
     return build(op, template, ["X"], ["Y"], {"CB": x[1] // b, "B": b})
@@ -95,9 +95,9 @@ def conv_blocked(
     y = shape_of(op.output)
     rank = len(y) - non_spatial
     sizes = {
-        **per_axis("S", op.props.ints("strides")),
-        **per_axis("D", op.props.ints("dilations")),
-        **per_axis("P", op.props.ints("pads")[:rank]),
+        **per_axis("S", op.strides),
+        **per_axis("D", op.dilations),
+        **per_axis("P", op.pads[:rank]),
         **per_axis("O", y[non_spatial - 1 : -1]),
     }
     subs = {"T": compute_dtype(dtype_of(op.input))}

@@ -71,10 +71,10 @@ def matmul(op: nn.MatMulOp) -> Expression:
 def gemm(op: nn.GemmOp) -> Expression:
     """Y = beta * C + alpha * op(A) @ op(B), op a transpose where asked."""
     dtype = compute_dtype(dtype_of(op.a))
-    alpha, beta = op.props.float("alpha"), op.props.float("beta")
+    alpha, beta = op.alpha, op.beta
     if not is_float(dtype) and not (alpha.is_integer() and beta.is_integer()):
         raise ExpressionError("integer graph.gemm with a non-integral alpha or beta")
-    trans_a, trans_b = op.props.bool("trans_a"), op.props.bool("trans_b")
+    trans_a, trans_b = op.trans_a, op.trans_b
     subs: dict[str, object] = {
         "T": dtype,
         "alpha": lit(alpha, dtype),
@@ -122,15 +122,15 @@ conv_transpose<G, CG, MG, @(S#, D#, P#)>(X: $T[N, G * CG, @(H#)], Wt: $T[G * CG,
 def conv(op: nn.ConvOp | nn.ConvTransposeOp) -> Expression:
     """Grouped N-d (transposed) convolution with optional bias."""
     x, w, y = shape_of(op.input), shape_of(op.weight), shape_of(op.output)
-    rank, group = len(x) - 2, op.props.int("group")
+    rank, group = len(x) - 2, op.group
     transpose = isinstance(op, nn.ConvTransposeOp)
     sizes = {
         "G": group,
         "CG": x[1] // group,
         "MG": w[1] if transpose else w[0] // group,
-        **per_axis("S", op.props.ints("strides")),
-        **per_axis("D", op.props.ints("dilations")),
-        **per_axis("P", op.props.ints("pads")[:rank]),
+        **per_axis("S", op.strides),
+        **per_axis("D", op.dilations),
+        **per_axis("P", op.pads[:rank]),
         **per_axis("O", y[2:]),
     }
     subs = {"T": compute_dtype(dtype_of(op.input))}
@@ -190,10 +190,10 @@ MAX_POOL_INDICES_SUBS = {
 def _window_sizes(op: nn.PoolOp) -> dict[str, int]:
     rank = len(shape_of(op.input)) - 2
     return {
-        **per_axis("S", op.props.ints("strides")),
-        **per_axis("D", op.props.ints("dilations")),
-        **per_axis("P", op.props.ints("pads")[:rank]),
-        **per_axis("K", op.props.ints("kernel_shape")),
+        **per_axis("S", op.strides),
+        **per_axis("D", op.dilations),
+        **per_axis("P", op.pads[:rank]),
+        **per_axis("K", op.kernel_shape),
         **per_axis("O", shape_of(op.output)[2:]),
     }
 
@@ -210,13 +210,13 @@ def pool(op: nn.PoolOp) -> Expression:
         text = MAX_POOL
     elif isinstance(op, nn.AveragePoolOp):
         text = AVERAGE_POOL
-        pads = op.props.ints("pads")
-        include = op.props.bool("count_include_pad")
+        pads = op.pads
+        include = op.count_include_pad
         sizes |= per_axis("L", pads[:rank] if include else [0] * rank)
         sizes |= per_axis("R", pads[rank:] if include else [0] * rank)
     elif isinstance(op, nn.LpPoolOp):
         text = LP_POOL
-        p = op.props.int("p")
+        p = op.p
         subs |= {"p": lit(float(p), dtype), "inv_p": lit(1.0 / p, dtype)}
     else:
         text = MAX_POOL_INDICES
@@ -229,9 +229,7 @@ def pool(op: nn.PoolOp) -> Expression:
             "nonan": f"select(({read}) != {read}, lowest, {read})" if floats else read,
             "nan": " or ($pos == first[@(o#)] and $x != $x)" if floats else "",
             "pixel": (
-                "at[n, c, @(o#)]"
-                if op.props.int("storage_order") == 0
-                else "@+(at[n, c, @(o#)] / R# % H# * F#)"
+                "at[n, c, @(o#)]" if op.storage_order == 0 else "@+(at[n, c, @(o#)] / R# % H# * F#)"
             ),
         }
     template = instantiate(text, {"": range(rank)}, subs)
@@ -302,7 +300,7 @@ lrn<LO, SIZE>(X: $T[N, C, @(H#)]) -> Y: $T[N, C, @(H#)] {
 def batch_norm(op: nn.BatchNormOp) -> Expression:
     """(x - mean) * (scale / sqrt(var + eps)) + bias per channel, parameters converted."""
     dtype = compute_dtype(dtype_of(op.input))
-    subs: dict[str, object] = {"T": dtype, "eps": lit(op.props.float("epsilon"), dtype)}
+    subs: dict[str, object] = {"T": dtype, "eps": lit(op.epsilon, dtype)}
     for k, value in enumerate((op.scale, op.bias, op.mean, op.var), start=1):
         subs[f"T{k}"] = compute_dtype(dtype_of(value))
     axes = {"": range(len(shape_of(op.input)) - 2)}
@@ -314,7 +312,7 @@ def batch_norm(op: nn.BatchNormOp) -> Expression:
 def instance_norm(op: nn.InstanceNormOp) -> Expression:
     """Normalize each (n, c) over the spatial axes, then scale and shift per channel."""
     dtype = compute_dtype(dtype_of(op.input))
-    subs = {"T": dtype, "eps": lit(op.props.float("epsilon"), dtype)}
+    subs = {"T": dtype, "eps": lit(op.epsilon, dtype)}
     axes = {"": range(len(shape_of(op.input)) - 2)}
     return build(op, instantiate(INSTANCE_NORM, axes, subs), ["X", "Scale", "Bias"], ["Y"])
 
@@ -323,11 +321,11 @@ def instance_norm(op: nn.InstanceNormOp) -> Expression:
 def layer_norm(op: nn.LayerNormOp) -> Expression:
     """Normalize over the axes from `axis` on; scale (and bias) broadcast to them."""
     x = shape_of(op.input)
-    axis = op.props.int("axis")
+    axis = op.axis
     dtype = compute_dtype(dtype_of(op.input))
     inner = [f"i{a}" for a in range(axis, len(x))]
     names = [f"D{a}" for a in range(axis, len(x))]
-    subs: dict[str, object] = {"T": dtype, "eps": lit(op.props.float("epsilon"), dtype)}
+    subs: dict[str, object] = {"T": dtype, "eps": lit(op.epsilon, dtype)}
     operands = ["X", "Scale"]
     for key, value in (("s", op.scale), ("b", op.bias)):
         if value is None:
@@ -344,13 +342,12 @@ def layer_norm(op: nn.LayerNormOp) -> Expression:
 def lrn(op: nn.LrnOp) -> Expression:
     """x / (bias + alpha / size * window sum of x^2) ** beta across channels."""
     dtype = compute_dtype(dtype_of(op.input))
-    size = op.props.int("size")
-    props = op.props
+    size = op.size
     subs = {
         "T": dtype,
-        "bias": lit(props.float("bias"), dtype),
-        "scale": lit(props.float("alpha") / size, dtype),
-        "beta": lit(props.float("beta"), dtype),
+        "bias": lit(op.bias, dtype),
+        "scale": lit(op.alpha / size, dtype),
+        "beta": lit(op.beta, dtype),
     }
     axes = {"": range(len(shape_of(op.input)) - 2)}
     sizes = {"LO": (size - 1) // 2, "SIZE": size}
@@ -389,7 +386,7 @@ hardmax(X: $T[@(D#)]) -> Y: $T[@(D#)] {
 def softmax(op: nn.SoftmaxLikeOp) -> Expression:
     """Normalizations over `axes` as a sequence of reductions over them."""
     rank = len(shape_of(op.input))
-    axes = op.props.ints("axes")
+    axes = op.axes
     text = {nn.SoftmaxOp: SOFTMAX, nn.LogSoftmaxOp: LOG_SOFTMAX, nn.HardmaxOp: HARDMAX}[type(op)]
     # row-major position over the reduced axes: i1 * D2 * D3 + i2 * D3 + i3
     pos = " + ".join(" * ".join([f"i{a}"] + [f"D{b}" for b in axes if b > a]) for a in axes)

@@ -167,12 +167,12 @@ def _conv_integer_im2col(op: quant.ConvIntegerOp) -> Expression | None:
     """The im2col form of a u8 x i8, group-1 2-D `conv_integer`; None where it does not
     apply (other dtypes, ranks or groups, or padding with a zero point not known here)."""
     x, y, w = shape_of(op.input), shape_of(op.output), shape_of(op.weight)
-    if len(x) != 4 or op.props.int("group") != 1:
+    if len(x) != 4 or op.group != 1:
         return None
     if (dtype_of(op.input), dtype_of(op.weight)) != ("u8", "i8"):
         return None
     zx_zero, zw_zero = is_zero_constant(op.x_zero_point), is_zero_constant(op.w_zero_point)
-    pads = op.props.ints("pads")
+    pads = op.pads
     zx = 0 if zx_zero else _constant_scalar(op.x_zero_point)
     if zx is None and any(pads):
         return None
@@ -200,8 +200,8 @@ def _conv_integer_im2col(op: quant.ConvIntegerOp) -> Expression | None:
         "KK": kk,
         "zx": zx or 0,
         "correction": correction,
-        **per_axis("S", op.props.ints("strides")),
-        **per_axis("D", op.props.ints("dilations")),
+        **per_axis("S", op.strides),
+        **per_axis("D", op.dilations),
         **per_axis("P", pads[:2]),
     }
     flags = {"zx": not zx_zero, "zw": not zw_zero}
@@ -217,15 +217,15 @@ def conv_integer(op: quant.ConvIntegerOp) -> Expression:
     if im2col is not None:
         return im2col
     x, y = shape_of(op.input), shape_of(op.output)
-    rank, group = len(x) - 2, op.props.int("group")
+    rank, group = len(x) - 2, op.group
     w = shape_of(op.weight)
     sizes = {
         "G": group,
         "CG": x[1] // group,
         "MG": w[0] // group,
-        **per_axis("S", op.props.ints("strides")),
-        **per_axis("D", op.props.ints("dilations")),
-        **per_axis("P", op.props.ints("pads")[:rank]),
+        **per_axis("S", op.strides),
+        **per_axis("D", op.dilations),
+        **per_axis("P", op.pads[:rank]),
         **per_axis("O", y[2:]),
     }
     szx, izx = _zp(op.x_zero_point, "", "")
@@ -259,7 +259,7 @@ def _quant_subs(op: quant.QuantizeLinearOp | quant.DequantizeLinearOp) -> dict[s
     shape = shape_of(op.input)
     names = [f"D{d}" for d in range(len(shape))]
     iters = [f"i{d}" for d in range(len(shape))]
-    axis = quant.quant_axis(op.name, op.input.type, op.scale.type, op.props)  # type: ignore[arg-type]
+    axis = op.scale_axis()
 
     def dims(value: SSAValue) -> tuple[str, str]:
         if axis is not None:

@@ -82,13 +82,13 @@ def _geometry(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> 
 def reduction(op: rd.ReduceOp) -> Expression:
     """Y[kept] op= f(X[all]), or a local accumulation and a finishing function."""
     shape = shape_of(op.input)
-    axes = op.props.ints("axes")
+    axes = op.axes
     dtype = dtype_of(op.input)
     subs: dict[str, object] = {
         "name": op.name.removeprefix("graph."),
         "T": compute_dtype(dtype),
         "F": float_dtype(dtype),
-        **_geometry(shape, axes, op.props.bool("keepdims")),
+        **_geometry(shape, axes, op.keepdims),
     }
     all_axes = {"": range(len(shape)), "k": [a for a in range(len(shape)) if a not in axes]}
     if isinstance(op, rd.ReduceLogSumExpOp):
@@ -117,9 +117,9 @@ def reduction(op: rd.ReduceOp) -> Expression:
 def arg_reduction(op: rd.ArgReduceOp) -> Expression:
     """The extreme value, then the first (or last) position holding it."""
     shape = shape_of(op.input)
-    axis = op.props.int("axis")
+    axis = op.axis
     dtype = dtype_of(op.input)
-    last = op.props.bool("select_last_index")
+    last = op.select_last_index
     subs: dict[str, object] = {
         "name": op.name.removeprefix("graph."),
         "T": compute_dtype(dtype),
@@ -128,7 +128,7 @@ def arg_reduction(op: rd.ArgReduceOp) -> Expression:
         "pick": "max=" if last else "min=",
         "none": "-1" if last else "highest",
         "nan": " or (X[@(i#)]) != X[@(i#)]" if is_float(dtype) else "",
-        **_geometry(shape, (axis,), op.props.bool("keepdims")),
+        **_geometry(shape, (axis,), op.keepdims),
     }
     axes = {"": range(len(shape)), "k": [a for a in range(len(shape)) if a != axis]}
     return build(op, instantiate(ARG_REDUCE, axes, subs), ["X"], ["Y"])

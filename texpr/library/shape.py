@@ -95,7 +95,7 @@ def _dims(shape: Sequence[int]) -> str:
 @expresses(sh.TransposeOp)
 def transpose(op: sh.TransposeOp) -> Expression:
     """Y[i0, i1, ...] = X[...]: X's axis perm[k] is read with i<k>."""
-    perm = op.props.ints("perm")
+    perm = op.perm
     ix = [""] * len(perm)
     for k, p in enumerate(perm):
         ix[p] = f"i{k}"
@@ -127,7 +127,7 @@ def tile(op: sh.TileOp) -> Expression:
         raise ExpressionError("graph.tile of an empty tensor")
     subs = {"T": compute_dtype(dtype_of(op.input))}
     template = instantiate(TILE, {"": range(len(x))}, subs)
-    return build(op, template, ["X"], ["Y"], per_axis("R", op.props.ints("repeats")))
+    return build(op, template, ["X"], ["Y"], per_axis("R", op.repeats))
 
 
 def _strides(shape: Sequence[int]) -> list[int]:
@@ -153,7 +153,7 @@ def reshape(op: sh.ReshapeOp) -> Expression:
 @expresses(sh.ConcatOp)
 def concat(op: sh.ConcatOp) -> Expression:
     """Y[..., i, ...] = Xk[..., i - offset_k, ...] for i in offset_k..offset_k + Lk."""
-    axis = op.props.int("axis")
+    axis = op.axis
     rank = len(shape_of(op.output))
     dtype = compute_dtype(dtype_of(op.output))
     params, pieces, lengths = [], [], []
@@ -173,7 +173,7 @@ def concat(op: sh.ConcatOp) -> Expression:
 @expresses(sh.SplitOp)
 def split(op: sh.SplitOp) -> Expression:
     """Yk[..., i, ...] = X[..., i + offset_k, ...]."""
-    axis = op.props.int("axis")
+    axis = op.axis
     rank = len(shape_of(op.input))
     dtype = compute_dtype(dtype_of(op.input))
     results, pieces, lengths = [], [], []
@@ -187,7 +187,7 @@ def split(op: sh.SplitOp) -> Expression:
     sx = [" + ".join(lengths) if a == axis else f"D{a}" for a in range(rank)]
     subs = {"T": dtype, "results": ", ".join(results), "sx": ", ".join(sx), "a": axis}
     template = instantiate(SPLIT, {"": range(rank)}, subs | {"pieces": "\n".join(pieces)})
-    sizes = per_axis("L", op.props.ints("sizes"))
+    sizes = per_axis("L", op.sizes)
     return build(op, template, ["X"], [f"Y{k}" for k in range(len(op.results))], sizes)
 
 
@@ -199,8 +199,8 @@ def slice_(op: sh.SliceOp) -> Expression:
         "T": compute_dtype(dtype_of(op.input)),
         "sx": _dims(x),
         "sy": _dims(shape_of(op.output)),
-        **per_axis("start", op.props.ints("starts")),
-        **per_axis("step", op.props.ints("steps")),
+        **per_axis("start", op.starts),
+        **per_axis("step", op.steps),
         **per_axis("len", shape_of(op.output)),
     }
     return build(op, instantiate(SLICE, {"": range(len(x))}, subs), ["X"], ["Y"])
@@ -212,10 +212,10 @@ def pad(op: sh.PadOp) -> Expression:
     wrap pads read X at an affine index per region of the output."""
     x, y = shape_of(op.input), shape_of(op.output)
     rank = len(x)
-    pads = op.props.ints("pads")
+    pads = op.pads
     begins, ends = pads[:rank], pads[rank:]
     dtype = compute_dtype(dtype_of(op.input))
-    mode = op.props.str("mode")
+    mode = op.mode
     if mode == "constant":
         sizes = (
             per_axis("B", [max(b, 0) for b in begins])

@@ -101,9 +101,7 @@ class RemoveNoOp(RewritePattern):
         elif isinstance(op, g.CastOp | g.ReshapeOp) and op.input.type == op.output.type:
             # cast(x : T) : T -> x;  reshape(x : T) : T -> x
             rewriter.replace(op, [], [op.input])
-        elif isinstance(op, g.TransposeOp) and op.props.ints("perm") == tuple(
-            range(len(op.props.ints("perm")))
-        ):
+        elif isinstance(op, g.TransposeOp) and op.perm == tuple(range(len(op.perm))):
             # transpose(x, [0, 1, ..., n-1]) -> x
             rewriter.replace(op, [], [op.input])
 
@@ -117,7 +115,7 @@ class ComposeTransposes(RewritePattern):
         if not isinstance(inner, g.TransposeOp):
             return
         # transpose(transpose(x, p), q) -> transpose(x, p[q])
-        p, q = inner.props.ints("perm"), op.props.ints("perm")
+        p, q = inner.perm, op.perm
         perm = [p[i] for i in q]
         if perm == list(range(len(perm))):
             rewriter.replace(op, [], [inner.input])  # ... -> x when p[q] is the identity
@@ -150,7 +148,7 @@ class PretransposeGemmWeight(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: g.GemmOp, rewriter: PatternRewriter, /) -> None:
-        if not op.props.bool("trans_b") or not op.b.has_one_use():
+        if not op.trans_b or not op.b.has_one_use():
             return
         b = constant_array(op.b)
         if b is None:
@@ -173,15 +171,15 @@ class FoldPadIntoConv(RewritePattern):
         pad = op.operands[0].owner
         if not isinstance(pad, g.PadOp) or not op.operands[0].has_one_use():
             return
-        if pad.mode.data != "constant" or (pad.value is not None and pad.value.value.data != 0):
+        if pad.mode != "constant" or pad.pad_value() != 0:
             return
         rank = len(_shape_of(pad.input))
-        amounts = list(pad.pads.get_values())
+        amounts = list(pad.pads)
         begin, end = amounts[:rank], amounts[rank:]
         if any(begin[:2]) or any(end[:2]) or min(amounts) < 0:
             return  # only zero padding of the spatial dims (no crop) folds
         # conv(pad(x)) -> conv(x) with the pad amounts added to the conv's own
-        conv_pads = op.props.ints("pads")
+        conv_pads = op.pads
         k = rank - 2
         new_pads = [conv_pads[i] + begin[2 + i] for i in range(k)]
         new_pads += [conv_pads[k + i] + end[2 + i] for i in range(k)]

@@ -49,8 +49,8 @@ def is_pointwise(op: g.ConvOp) -> bool:
     return (
         len(kernel) >= 1
         and all(k == 1 for k in kernel)
-        and all(s == 1 for s in op.props.ints("strides"))
-        and not any(op.props.ints("pads"))
+        and all(s == 1 for s in op.strides)
+        and not any(op.pads)
         and math.prod(tensor_shape(op.input)) > 0
     )
 
@@ -64,7 +64,7 @@ class PointwiseConvToMatmul(RewritePattern):
             return
         n, c, *spatial = tensor_shape(op.input)
         m = tensor_shape(op.weight)[0]
-        groups = op.props.int("group")
+        groups = op.group
         pixels = math.prod(spatial)
         lead = [groups] if groups > 1 else []
         new: list[Operation] = [

@@ -126,7 +126,7 @@ def _fold_into_gemm(
     gemm: g.GemmOp, s: np.ndarray | None, t: np.ndarray | None
 ) -> list[Operation] | None:
     props = dict(gemm.properties)
-    trans_b, beta = gemm.props.bool("trans_b"), gemm.props.float("beta")
+    trans_b, beta = gemm.trans_b, gemm.beta
     b = constant_array(gemm.b)
     c = constant_array(gemm.c) if gemm.c is not None and beta != 0.0 else None
     if b is None or (gemm.c is not None and beta != 0.0 and c is None):
@@ -177,7 +177,7 @@ class FoldBatchNorm(RewritePattern):
         if any(p is None for p in params):
             return
         gamma, beta, mean, var = (np.asarray(p, dtype=np.float64) for p in params)
-        eps = op.props.float("epsilon")
+        eps = op.epsilon
         with np.errstate(all="ignore"):
             # bn(y) = y * s + t,  s = gamma / sqrt(var + eps),  t = beta - mean * s
             s = gamma / np.sqrt(var + eps)

@@ -121,7 +121,7 @@ def block_weight(weight: SSAValue, ic: int, oc: int) -> tuple[list[Operation], S
 def conv_blocks(op: Operation, block: int) -> tuple[int, int] | None:
     """(input block, output block) when `BlockConv` rewrites `op` (a group-1 float conv
     whose output channels `block` or `block / 2` divides), else None."""
-    if not isinstance(op, g.ConvOp) or op.props.int("group") != 1:
+    if not isinstance(op, g.ConvOp) or op.group != 1:
         return None
     if not is_float(_element_type(op.output)):
         return None
@@ -137,7 +137,7 @@ def depthwise_block(op: Operation, block: int) -> int | None:
     input channels = output channels) as `graph.depthwise_conv_blocked`, else None."""
     if not isinstance(op, g.ConvOp) or not is_float(_element_type(op.output)):
         return None
-    channels, group = tensor_shape(op.input)[1], op.props.int("group")
+    channels, group = tensor_shape(op.input)[1], op.group
     if group == 1 or group != channels or tensor_shape(op.weight)[0] != channels:
         return None
     return output_block(channels, block)
@@ -151,7 +151,7 @@ def group_blocks(op: Operation, block: int) -> tuple[int, int, int] | None:
     conv on 28x28: 0.30 ms blocked with 4 lanes, 0.08 ms as a product)."""
     if not isinstance(op, g.ConvOp) or not is_float(_element_type(op.output)):
         return None
-    group = op.props.int("group")
+    group = op.group
     x_shape, w_shape = tensor_shape(op.input), tensor_shape(op.weight)
     if group == 1 or depthwise_block(op, block) is not None or math.prod(x_shape) == 0:
         return None
@@ -177,7 +177,7 @@ def _poor_in_nchw(op: Operation, block: int) -> bool:
     width that is not a whole number of vectors (masked lanes in every tile)."""
     assert isinstance(op, g.ConvOp)
     width = tensor_shape(op.output)[-1]
-    return op.props.int("group") != 1 or width % block != 0
+    return op.group != 1 or width % block != 0
 
 
 def worth_blocking(module: Operation, block: int = 0, min_convs: int = 2) -> bool:
@@ -209,8 +209,9 @@ class BlockConv(RewritePattern):
         to = g.ToBlockedOp.create([op.input], block=ic)
         weight_ops, wb = block_weight(op.weight, ic, oc)
         operands = [to.results[0], wb] + ([op.bias] if op.bias is not None else [])
-        props = {k: op.properties[k] for k in ("strides", "pads", "dilations")}
-        conv = g.ConvBlockedOp.create(operands, **props)
+        conv = g.ConvBlockedOp.create(
+            operands, strides=op.strides, pads=op.pads, dilations=op.dilations
+        )
         back = g.FromBlockedOp.create([conv])
         rewriter.replace(op, [to, *weight_ops, conv, back], [back.results[0]])
 
@@ -224,8 +225,9 @@ class BlockConv(RewritePattern):
         split = g.ReshapeOp.to(op.weight, [channels // c, c, *kernel])  # C/c x c x K..
         wb = g.TransposeOp.create([split], perm=[0, *range(2, 2 + len(kernel)), 1])
         operands = [to.results[0], wb.results[0]] + ([op.bias] if op.bias is not None else [])
-        props = {k: op.properties[k] for k in ("strides", "pads", "dilations")}
-        conv = g.DepthwiseConvBlockedOp.create(operands, **props)
+        conv = g.DepthwiseConvBlockedOp.create(
+            operands, strides=op.strides, pads=op.pads, dilations=op.dilations
+        )
         back = g.FromBlockedOp.create([conv])
         rewriter.replace(op, [to, split, wb, conv, back], [back.results[0]])
 
@@ -246,8 +248,9 @@ class BlockConv(RewritePattern):
         wb = g.TransposeOp.create([split_w], perm=perm)
         operands = [split_x.results[0], wb.results[0]]
         operands += [op.bias] if op.bias is not None else []
-        props = {k: op.properties[k] for k in ("strides", "pads", "dilations")}
-        conv = g.GroupConvBlockedOp.create(operands, **props)
+        conv = g.GroupConvBlockedOp.create(
+            operands, strides=op.strides, pads=op.pads, dilations=op.dilations
+        )
         out_spatial = tensor_shape(conv.results[0])[3:-1]
         merged = g.ReshapeOp.to(conv.results[0], [n, m // oc, *out_spatial, oc])
         back = g.FromBlockedOp.create([merged])
@@ -286,8 +289,7 @@ class PropagateUnary(RewritePattern):
 
 def _has_blocked_user(value: SSAValue, block: int) -> bool:
     return any(
-        isinstance(u.operation, g.ToBlockedOp) and u.operation.props.int("block") == block
-        for u in value.uses
+        isinstance(u.operation, g.ToBlockedOp) and u.operation.block == block for u in value.uses
     )
 
 
@@ -367,10 +369,10 @@ class PropagatePool(RewritePattern):
         new: Operation
         if isinstance(op, PoolOp):
             props = dict(op.properties)
-            pads = op.props.ints("pads")
-            props["kernel_shape"] = g.to_attr([*op.props.ints("kernel_shape"), 1])
-            props["strides"] = g.to_attr([*op.props.ints("strides"), 1])
-            props["dilations"] = g.to_attr([*op.props.ints("dilations"), 1])
+            pads = op.pads
+            props["kernel_shape"] = g.to_attr([*op.kernel_shape, 1])
+            props["strides"] = g.to_attr([*op.strides, 1])
+            props["dilations"] = g.to_attr([*op.dilations, 1])
             props["pads"] = g.to_attr([*pads[:rank], 0, *pads[rank:], 0])
             new = type(op).create([y], **props)
         else:
@@ -386,7 +388,7 @@ class CancelBlockedPair(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
         if isinstance(op, g.ToBlockedOp):
             fb = _from_blocked(op.input)
-            if fb is not None and _block_of(fb.input) == op.props.int("block"):
+            if fb is not None and _block_of(fb.input) == op.block:
                 rewriter.replace(op, [], [fb.input])
         elif isinstance(op, g.FromBlockedOp):
             inner = op.input.owner

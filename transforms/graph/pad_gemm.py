@@ -78,9 +78,7 @@ class PadGemmColumns(RewritePattern):
         b_ty, out_ty = op.b.type, op.output.type
         assert isinstance(b_ty, TensorType) and isinstance(out_ty, TensorType)
         # B's columns are op(B)'s: rows of B when it is transposed
-        new_ops: list = [
-            _constant_like(_padded(b, 0 if op.props.bool("trans_b") else 1, padded), b_ty)
-        ]
+        new_ops: list = [_constant_like(_padded(b, 0 if op.trans_b else 1, padded), b_ty)]
         operands = [op.a, new_ops[0].result]
         if c is not None and op.c is not None:
             c_ty = op.c.type

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import FloatAttr, IntegerAttr, IntegerType, ModuleOp, TensorType
+from xdsl.dialects.builtin import IntegerType, ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 
@@ -50,11 +50,10 @@ def _shape(value: SSAValue) -> tuple[int, ...]:
     return tuple(ty.get_shape())
 
 
-def _bound(attr: IntegerAttr | FloatAttr | None, default: int) -> int | None:
+def _bound(value: int | float | None, default: int) -> int | None:
     """A clip bound as an exact int32 (None: not representable on the ALU)."""
-    if attr is None:
+    if value is None:
         return default
-    value = attr.value.data
     if isinstance(value, float) and not (np.isfinite(value) and value == int(value)):
         return None
     value = int(value)

@@ -488,7 +488,7 @@ def test_fold_pad_into_conv_fires() -> None:
     module.verify()
     assert count(module, g.PadOp) == 0
     (conv,) = [op for op in module.walk() if isinstance(op, g.ConvOp)]
-    assert list(conv.props.ints("pads")) == [1, 1, 1, 1]
+    assert list(conv.pads) == [1, 1, 1, 1]
 
 
 @covers("graph-pretranspose-gemm-weight")
@@ -595,7 +595,7 @@ def test_pretranspose_gemm_weight_fires() -> None:
     module = build([t([2, 3])], body)
     after = run_checked(PretransposeGemmWeight(), module, rand(2, 3))
     (gemm,) = [op for op in after.walk() if isinstance(op, g.GemmOp)]
-    assert not gemm.props.bool("trans_b")
+    assert not gemm.trans_b
     weight = gemm.b.owner
     assert isinstance(weight, g.ConstantOp)
     np.testing.assert_array_equal(weight.to_array(), b.T)
