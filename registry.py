@@ -125,6 +125,7 @@ _LOOP_PASSES = {
     "tl-reverse-compute-at": "TlReverseComputeAtPass",
     "tl-cache-write": "TlCacheWritePass",
     "tl-outline-kernels": "TlOutlineKernelsPass",
+    "tl-concat-in-place": "TlConcatInPlacePass",
 }
 
 

@@ -9,12 +9,13 @@ Expanded with the host's vector width (AVX-512: 16 fp32 lanes) and every option 
 default, it is
 
     graph-optimize, pad-gemm-columns{multiple=16}, graph-blocked-layout{block=16
-    min-convs=2}, pointwise-conv-to-matmul, convert-graph-to-tl, tl-inline-elementwise,
-    tl-fuse-epilogues, tl-rfactor{lanes=16}, tl-default-schedule{vector-bits=512
+    min-convs=2}, pointwise-conv-to-matmul, convert-graph-to-tl, tl-concat-in-place,
+    tl-inline-elementwise, tl-fuse-epilogues, tl-rfactor{lanes=16}, tl-default-schedule{vector-bits=512
     threads=true}, convert-tl-kernel-to-loops, tl-outline-kernels,
     convert-tl-to-llvm{threads=true}, llvm-use-vector-math{vector-bits=512}
 
-(`fuse=false` drops the graph optimizations, 1x1 convs as products and kernel fusion,
+(`fuse=false` drops the graph optimizations, 1x1 convs as products, concatenation in
+place and kernel fusion,
 `layout=none` the blocked layout, `layout=nchwc` blocks even a single convolution,
 `schedule=none` keeps kernels as plain loops in iterator order, `vector-math=false` keeps
 per-lane libm calls, `outline=false` keeps every loop nest inside the model's function
@@ -44,6 +45,7 @@ from mlc.transforms.graph.conv_to_matmul import PointwiseConvToMatmulPass
 from mlc.transforms.graph.layout import BlockedLayoutPass
 from mlc.transforms.graph.optimize import GraphOptimizePass
 from mlc.transforms.graph.pad_gemm import PadGemmColumnsPass
+from mlc.transforms.loops.concat_in_place import TlConcatInPlacePass
 from mlc.transforms.loops.default_schedule import (
     CpuDefaultSchedule,
     ScheduleStrategy,
@@ -192,7 +194,7 @@ class MlcCpuPipelinePass(ModulePass):
         bits = _features(self.vector_bits).vector_bits
         passes: list[ModulePass] = []
         if self.fuse:
-            passes += [TlInlineElementwisePass(), TlFuseEpiloguesPass()]
+            passes += [TlConcatInPlacePass(), TlInlineElementwisePass(), TlFuseEpiloguesPass()]
         if strategy is not None:
             if getattr(strategy, "rfactor_first", False):  # it schedules what tl-rfactor made
                 passes.append(RfactorPass(lanes=max(bits // 32, 1)))

@@ -18,6 +18,7 @@ from xdsl.passes import ModulePass
 
 from mlc.dialects.tl import KernelOp
 from mlc.transforms.loops.common import ScheduleError
+from mlc.transforms.loops.concat_in_place import TlConcatInPlacePass
 from mlc.transforms.loops.outline import TlOutlineKernelsPass
 from mlc.transforms.loops.schedule import Schedule
 
@@ -25,6 +26,7 @@ __all__ = [
     "TlApplySchedulePass",
     "TlCacheReadPass",
     "TlCacheWritePass",
+    "TlConcatInPlacePass",
     "TlOutlineKernelsPass",
     "TlComputeAtPass",
     "TlDecomposeReductionPass",
