@@ -49,10 +49,16 @@ class Copy:
     """A copy kernel: all of `source` into `dest`, shifted by `offset` along `axis`."""
 
     kernel: KernelOp
-    source: SSAValue
-    dest: SSAValue
     axis: int
     offset: int
+
+    @property
+    def source(self) -> SSAValue:
+        return self.kernel.inputs[0]
+
+    @property
+    def dest(self) -> SSAValue:
+        return self.kernel.outputs[0]
 
     @property
     def placement(self) -> tuple[SSAValue, int, int]:
@@ -103,7 +109,7 @@ def copy_of(op: Operation) -> Copy | None:
     if shifted is None or source_type.element_type != dest_type.element_type:
         return None
     axis, offset = shifted
-    return Copy(op, op.inputs[0], op.outputs[0], axis, offset)
+    return Copy(op, axis, offset)
 
 
 def _writers_and_readers(
@@ -145,7 +151,7 @@ def _prefix_layout(inner: MemRefType, outer: MemRefType, axis: int) -> bool:
     )
 
 
-def _between(block: Block, first: Operation, last: Operation) -> list[Operation]:
+def _between(first: Operation, last: Operation) -> list[Operation]:
     ops: list[Operation] = []
     op = first.next_op
     while op is not None and op is not last:
@@ -154,46 +160,54 @@ def _between(block: Block, first: Operation, last: Operation) -> list[Operation]
     return ops
 
 
-def _hoist_before(alloc: Operation, anchor: Operation) -> None:
+def _positions(block: Block) -> dict[Operation, float]:
+    """Each op's place in `block` (kept up to date by `_hoist_before`: the passes below
+    only hoist allocs and erase ops, so the order of the others never changes)."""
+    return {op: float(i) for i, op in enumerate(block.ops)}
+
+
+def _hoist_before(alloc: Operation, anchor: Operation, position: dict[Operation, float]) -> None:
     """Move `alloc` (an op without operands) up to just before `anchor` if it is later."""
-    block = anchor.parent_block()
-    assert block is not None
-    if block.get_operation_index(alloc) > block.get_operation_index(anchor):
+    if position[alloc] > position[anchor]:
+        block = anchor.parent_block()
+        assert block is not None
         alloc.detach()
         block.insert_op_before(alloc, anchor)
+        position[alloc] = position[anchor] - 0.5 / (1 + len(position))
 
 
 def _share_prefixes(block: Block) -> int:
     """Rewrite 1; returns how many buffers were merged into later ones."""
-    merged = 0
-    changed = True
-    while changed:
-        changed = False
-        copies = [c for op in block.ops if (c := copy_of(op)) is not None]
-        by_dest: dict[SSAValue, list[Copy]] = {}
-        for c in copies:
+    position = _positions(block)
+    by_dest: dict[SSAValue, list[Copy]] = {}
+    for op in block.ops:
+        if (c := copy_of(op)) is not None:
             by_dest.setdefault(c.dest, []).append(c)
-        dests = [d for d in by_dest if _is_alloc(d, block)]
-        for i, a in enumerate(dests):
-            later = _merge_target(block, a, by_dest, dests[i + 1 :])
-            if later is None:
-                continue
-            b, repeats = later
-            _hoist_before(b.owner, a.owner)  # type: ignore[arg-type]
-            a.replace_all_uses_with(b)
-            a.owner.detach()  # type: ignore[union-attr]
-            a.owner.erase()  # type: ignore[union-attr]
-            for c in repeats:
-                c.kernel.detach()
-                c.kernel.erase()
-            merged += 1
-            changed = True
-            break
+    dests = [d for d in by_dest if _is_alloc(d, block)]
+    merged = 0
+    for i, a in enumerate(dests):
+        later = _merge_target(a, by_dest, dests[i + 1 :], position)
+        if later is None:
+            continue
+        b, repeats = later
+        _hoist_before(b.owner, a.owner, position)  # type: ignore[arg-type]
+        a.replace_all_uses_with(b)
+        a.owner.detach()  # type: ignore[union-attr]
+        a.owner.erase()  # type: ignore[union-attr]
+        for c in repeats:
+            c.kernel.detach()
+            c.kernel.erase()
+        kept = [c for c in by_dest[b] if all(c is not r for r in repeats)]
+        by_dest[b] = sorted([*by_dest.pop(a), *kept], key=lambda c: position[c.kernel])
+        merged += 1
     return merged
 
 
 def _merge_target(
-    block: Block, a: SSAValue, by_dest: dict[SSAValue, list[Copy]], candidates: Sequence[SSAValue]
+    a: SSAValue,
+    by_dest: dict[SSAValue, list[Copy]],
+    candidates: Sequence[SSAValue],
+    position: dict[Operation, float],
 ) -> tuple[SSAValue, list[Copy]] | None:
     """The later buffer `a` can become, and the copies into it that repeat `a`'s."""
     into_a = by_dest[a]
@@ -203,10 +217,7 @@ def _merge_target(
     a_type = a.type
     assert isinstance(a_type, MemRefType)
     for b in candidates:
-        uses_b = _writers_and_readers(b, returned=True)
         into_b = by_dest[b]
-        if uses_b is None or len(uses_b[0]) != len(into_b):
-            continue
         axes = {c.axis for c in (*into_a, *into_b) if c.offset}
         if len(axes) != 1:
             continue  # not one concatenated axis (or nothing to share)
@@ -216,20 +227,21 @@ def _merge_target(
         if not _prefix_layout(a_type, b_type, axis):
             continue
         placements = {c.placement: c for c in into_b}
-        repeats = [placements.get(c.placement) for c in into_a]
-        if any(r is None for r in repeats):
+        repeats = [r for c in into_a if (r := placements.get(c.placement)) is not None]
+        if len(repeats) != len(into_a):
             continue
-        last_a = max(into_a, key=lambda c: block.get_operation_index(c.kernel)).kernel
-        first_b = min(
-            (r for r in repeats if r is not None), key=lambda c: block.get_operation_index(c.kernel)
-        ).kernel
-        if block.get_operation_index(first_b) < block.get_operation_index(last_a):
+        uses_b = _writers_and_readers(b, returned=True)
+        if uses_b is None or len(uses_b[0]) != len(into_b):
             continue
-        window = _between(block, last_a, first_b)
+        last_a = max(into_a, key=lambda c: position[c.kernel]).kernel
+        first_b = min(repeats, key=lambda c: position[c.kernel]).kernel
+        if position[first_b] < position[last_a]:
+            continue
+        window = _between(last_a, first_b)
         sources = {c.source for c in into_a}
         if any(isinstance(op, KernelOp) and sources & set(op.outputs) for op in window):
             continue  # a source changes between the two sets of copies
-        return b, [r for r in repeats if r is not None]
+        return b, repeats
     return None
 
 
@@ -257,6 +269,7 @@ def _touches(op: Operation, c: Copy) -> bool:
 def _write_in_place(block: Block) -> int:
     """Rewrite 2; returns how many copies were removed."""
     removed = 0
+    position = _positions(block)
     for op in list(block.ops):
         c = copy_of(op)
         if c is None or not _is_alloc(c.source, block) or c.source is c.dest:
@@ -265,15 +278,15 @@ def _write_in_place(block: Block) -> int:
         if uses is None or uses[1] != [c.kernel] or not uses[0]:
             continue
         writers = uses[0]
-        if any(block.get_operation_index(w) > block.get_operation_index(c.kernel) for w in writers):
+        if any(position[w] > position[c.kernel] for w in writers):
             continue
         if not _is_alloc(c.dest, block) or any(c.dest in w.operands for w in writers):
             continue
-        first = min(writers, key=block.get_operation_index)
-        window = [first, *_between(block, first, c.kernel)]
+        first = min(writers, key=lambda w: position[w])
+        window = [first, *_between(first, c.kernel)]
         if any(_touches(o, c) for o in window if o not in writers):
             continue  # the destination is used while the producers run
-        _hoist_before(c.dest.owner, first)  # type: ignore[arg-type]
+        _hoist_before(c.dest.owner, first, position)  # type: ignore[arg-type]
         for w in writers:
             maps = list(w.maps)
             for k, v in enumerate(w.outputs):
