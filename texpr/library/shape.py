@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 
 from mlc.dialects.graph import shape as sh
+from mlc.texpr import Definition, Iterator, Read, Statement, TensorDecl, const, it
 from mlc.texpr.library.registry import expresses
 from mlc.texpr.library.template import (
     Expression,
@@ -24,6 +25,7 @@ from mlc.texpr.library.template import (
     lit,
     per_axis,
     shape_of,
+    simplify,
     size_names,
 )
 
@@ -48,13 +50,6 @@ RESHAPE = """
 reshape<@y(SY#), @x(SX#)>(X: $T[@x($dx#)]) -> Y: $T[@y($dy#)] {
   Y[@y(i#)] = X[@x((@y+(i# * SY#)) / SX# % $dx#)]
 }"""
-
-#: One statement per operand, over its range of the concatenation axis.
-CONCAT = """
-concat($params) -> Y: $T[$sy] {
-$pieces
-}"""
-CONCAT_PIECE = "  Y[@(i#)] = X$k[$ix] where i$a in $off..$off + L$k"
 
 SPLIT = """
 split(X: $T[$sx]) -> ($results) {
@@ -152,22 +147,31 @@ def reshape(op: sh.ReshapeOp) -> Expression:
 
 @expresses(sh.ConcatOp)
 def concat(op: sh.ConcatOp) -> Expression:
-    """Y[..., i, ...] = Xk[..., i - offset_k, ...] for i in offset_k..offset_k + Lk."""
+    """Y[..., i, ...] = Xk[..., i - offset_k, ...] for i in offset_k..offset_k + Lk.
+
+    Built as a definition directly (one statement per operand, in the operands' own
+    dtype: a copy, exact for every type), not parsed from a template: a template's text,
+    parse and symbolic bounds check grow with the number of operands, and a DenseNet has
+    concatenations of every count from 2 to 64."""
     axis = op.axis
-    rank = len(shape_of(op.output))
-    dtype = compute_dtype(dtype_of(op.output))
-    params, pieces, lengths = [], [], []
-    for k in range(len(op.operands)):
-        dims = [f"L{k}" if a == axis else f"D{a}" for a in range(rank)]
-        params.append(f"X{k}: {dtype}[{', '.join(dims)}]")
-        off = " + ".join(lengths) or "0"
-        ix = ", ".join(f"i{a} - ({off})" if a == axis else f"i{a}" for a in range(rank))
-        pieces.append(CONCAT_PIECE.replace("$k", str(k)).replace("$ix", ix).replace("$off", off))
-        lengths.append(f"L{k}")
-    sy = [" + ".join(lengths) if a == axis else f"D{a}" for a in range(rank)]
-    subs = {"T": dtype, "params": ", ".join(params), "sy": ", ".join(sy), "a": axis}
-    template = instantiate(CONCAT, {"": range(rank)}, subs | {"pieces": "\n".join(pieces)})
-    return build(op, template, [f"X{k}" for k in range(len(op.operands))], ["Y"])
+    dtype = dtype_of(op.output)
+    names = tuple(f"i{a}" for a in range(len(shape_of(op.output))))
+    inputs, statements, offset = [], [], 0
+    for k, x in enumerate(op.operands):
+        shape = shape_of(x)
+        inputs.append(TensorDecl(f"X{k}", dtype, tuple(const(d) for d in shape)))
+        lower = [offset if a == axis else 0 for a in range(len(shape))]
+        iterators = tuple(
+            Iterator(n, const(lo), const(lo + d), "parallel")
+            for n, lo, d in zip(names, lower, shape, strict=True)
+        )
+        index = tuple(it(n) - lo if lo else it(n) for n, lo in zip(names, lower, strict=True))
+        statements.append(Statement("Y", names, "=", Read(f"X{k}", index, dtype), iterators, True))
+        offset += shape[axis]
+    output = TensorDecl("Y", dtype, tuple(const(d) for d in shape_of(op.output)))
+    definition = simplify(Definition("concat", (), tuple(inputs), (output,), (), tuple(statements)))
+    operands = tuple(f"X{k}" for k in range(len(op.operands)))
+    return Expression(definition, operands, ("Y",), definition)
 
 
 @expresses(sh.SplitOp)
