@@ -42,7 +42,7 @@ from mlc.texpr.library import (  # noqa: F401  (register)
     reduce,
     shape,
 )
-from mlc.texpr.library.registry import BUILDERS
+from mlc.texpr.library.registry import BUILDERS, READS_CONSTANTS
 from mlc.texpr.library.template import Expression, ExpressionError, simplify, widen
 
 #: Graph ops without an expression, and why; they get hand-written lowerings.
@@ -82,7 +82,29 @@ def expression_for(op: Operation) -> Expression:
     except KeyError:
         reason = NOT_AFFINE.get(type(op), "unknown op")
         raise NotImplementedError(f"{op.name} has no tensor expression: {reason}") from None
-    return builder(op)
+    if type(op) in READS_CONSTANTS:
+        return builder(op)
+    key = signature(op)
+    found = _BUILT.get(key)
+    if found is None:
+        found = builder(op)
+        if len(_BUILT) >= _BUILT_MAX:
+            _BUILT.pop(next(iter(_BUILT)))
+        _BUILT[key] = found
+    return found
+
+
+#: expressions built before, by `signature` (a ResNet-50's 53 convolutions are 16 kinds)
+_BUILT: dict[str, Expression] = {}
+_BUILT_MAX = 4096
+
+
+def signature(op: Operation) -> str:
+    """What an op's expression depends on (outside `READS_CONSTANTS`): its name,
+    properties, and operand and result types."""
+    props = ", ".join(f"{k}={v}" for k, v in sorted(op.properties.items()))
+    types = ", ".join(str(v.type) for v in (*op.operands, *op.results))
+    return f"{op.name} {{{props}}} ({types})"
 
 
 __all__ = [
@@ -93,6 +115,7 @@ __all__ = [
     "covered_ops",
     "expression_for",
     "has_expression",
+    "signature",
     "simplify",
     "widen",
 ]

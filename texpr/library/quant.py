@@ -83,7 +83,7 @@ matmul_integer(A: $TA[M, K], B: $TB[K, N], ZA: $TA[$sza], ZB: $TB[$szb]) -> Y: i
 }"""
 
 
-@expresses(quant.MatMulIntegerOp)
+@expresses(quant.MatMulIntegerOp, reads_constants=True)
 def matmul_integer(op: quant.MatMulIntegerOp) -> Expression:
     """See the module docstring: plain, corrected or natural form."""
     a, b = shape_of(op.a), shape_of(op.b)
@@ -209,7 +209,7 @@ def _conv_integer_im2col(op: quant.ConvIntegerOp) -> Expression | None:
     return build(op, template, ["X", "Wt", "ZX", "ZW"], ["Y"])
 
 
-@expresses(quant.ConvIntegerOp)
+@expresses(quant.ConvIntegerOp, reads_constants=True)
 def conv_integer(op: quant.ConvIntegerOp) -> Expression:
     """Grouped N-d convolution of (X - zx) and (W - zw) in i32: u8 x i8 2-D convolutions
     in the im2col form (`CONV_INTEGER_IM2COL`), the others in one kernel."""
