@@ -27,6 +27,15 @@ plain text (`Schedule.text()`) and replays with `tl-apply-schedule`.
    reduction (> 512) is split by 256 and its outer loop moved outermost (K blocking for
    the L2 cache). A padded vector input (a conv's input) is first copied into a buffer
    that holds its padding, so the tile loop reads it without bounds checks.
+   A tall matrix product (one reduction, at least `min_pack_row_tiles` row tiles, B
+   wider than one block) runs in MLAS / BLIS order instead: `k.o, v-block, r.o, panel,
+   k.i, r.i, v.o.i, v.i`, B's block of panels (`panel_block_bytes`, 128 KiB: 8 panels of
+   16 x 256 floats on AVX2) copied into a dense buffer before the row loop (`cache_read`),
+   so each MR x K row slice of A stays in L1 across the block's panels, the block stays
+   in L2, and its rows are not 4 KiB apart (a power-of-two leading dimension maps every
+   row of a panel to the same L1 / L2 sets). The row loop then runs on threads.
+   The tile is chosen per useful output lane (`tile_cost`), so on AVX2 a 56-wide row gets
+   8-lane vectors in a 4 x 3 tile with a guarded remainder, not 4-lane vectors.
    When `v` is exactly one vector (a blocked conv's output-channel block), the NR vectors
    come from another parallel iterator instead (`channel_block_schedule`).
 4. The outermost parallel loop runs on threads (`parallel`) when `threads` is set and
@@ -94,6 +103,13 @@ class CpuDefaultSchedule:
     max_tile_rows: int = 8
     max_accumulators: int = 0  # 0: 28 with 32 vector registers (AVX-512), else 12
     k_block: int = 256
+    #: allow NR vectors that do not divide a row's vectors (the last tile is guarded)
+    #: where that beats every dividing tile by `RAGGED_VECTOR_GAIN`
+    ragged_vectors: bool = True
+    #: bytes of a packed block of B panels of a matrix product (kept in L2; 0: no packing)
+    panel_block_bytes: int = 128 * 1024
+    #: row tiles that must reuse a packed block for the copy to pay
+    min_pack_row_tiles: int = 16
     #: the least work (`block_work`) per parallel region: smaller nests run on one thread
     min_parallel_work: int = 1 << 20
 
@@ -214,14 +230,72 @@ class CpuDefaultSchedule:
         # column panels outside row blocks: one K x (vectors * width) panel of the
         # contiguous operand stays in cache while every row block passes over it
         tile_outer = [n for n in (v_outer, r_outer) if n]
+        packed = None
+        if v_outer and r_outer:
+            kc = self.k_block if k_outer else extents[reductions[0]]
+            packed = self._panel_block(block, v, r, reductions, extents, width, vectors, rows, kc)
+        if packed is not None:
+            # packed panel blocks (MLAS / BLIS order): a block of `per_block` panels is
+            # copied into a dense buffer, then every row block multiplies its rows (which
+            # stay in L1) with each panel of the block (which stays in L2)
+            index, per_block = packed
+            assert v_outer is not None and r_outer is not None
+            v_block: str | None = v_outer
+            v_panel: str | None = None
+            if per_block > 1:
+                v_block, v_panel = map(_short, sch.split(f"{label}/{v_outer}", per_block))
+            tile_outer = [n for n in (v_block, r_outer, v_panel) if n]
         tile_inner = [n for n in (r_inner, v_tile) if n]
         new_order = k_outer + others + tile_outer + red_names + tile_inner + [v_inner]
         sch.reorder(*(f"{label}/{n}" for n in new_order))
         for n in tile_inner:
             sch.unroll(f"{label}/{n}")
         sch.vectorize(f"{label}/{v_inner}", width)
+        if packed is not None:
+            sch.cache_read(label, packed[0], f"{label}/{r_outer}")
         materialize_pads(sch, label, inputs=_contiguous_inputs(find_block(sch.root, label), v))
         self._parallel(sch, label, find_block(sch.root, label), new_order)
+
+    def _panel_block(
+        self,
+        block: BlockOp,
+        v: int,
+        r: int,
+        reductions: Sequence[int],
+        extents: Sequence[int],
+        width: int,
+        vectors: int,
+        rows: int,
+        kc: int,
+    ) -> tuple[int, int] | None:
+        """(input index, panels per block) when the contiguous operand of a matrix product
+        is to be packed in blocks of panels (`panel_block_bytes`), else None: one
+        reduction, one unpadded input contiguous along `v` that `r` does not index (B of
+        `A @ B`), at least `min_pack_row_tiles` row tiles to reuse each copy, and a block
+        narrower than the operand's rows (else it is contiguous already)."""
+        if self.panel_block_bytes <= 0 or len(reductions) != 1:
+            return None
+        if -(-extents[r] // rows) < self.min_pack_row_tiles:
+            return None
+        candidates = [
+            k
+            for k in _contiguous_inputs(block, v)
+            if block.pad_values[k] is None and r not in _used_dims(block.input_maps[k])
+        ]
+        if len(candidates) != 1:
+            return None
+        index = candidates[0]
+        element = block.buffer_types[index].element_type
+        bits = element.bitwidth if isinstance(element, AnyFloat) else 32
+        if isinstance(element, IntegerType):
+            bits = element.width.data
+        panel_bytes = kc * vectors * width * max(bits, 8) // 8
+        panels = -(-extents[v] // (vectors * width))
+        per_block = max(1, self.panel_block_bytes // max(panel_bytes, 1))
+        per_block = max(d for d in range(1, min(per_block, panels) + 1) if panels % d == 0)
+        if per_block >= panels:
+            return None
+        return index, per_block
 
     def _vectorize_strided(
         self, sch: Schedule, label: str, block: BlockOp, v: int, width: int
@@ -251,29 +325,35 @@ class CpuDefaultSchedule:
 
     def _register_tile(self, lanes: int, v_extent: int, r_extent: int) -> tuple[int, int, int]:
         """(vector width, tile rows MR, vectors per row NR) for a tile over an `r_extent` x
-        `v_extent` output: the fewest loads per FMA ((MR + NR) / (MR * NR)) with at most
-        `max_accumulators` accumulators, counting the rows a partial last tile wastes
-        (`row_waste`), preferring a width that divides the vector extent (no lane masks)
-        and then wider vectors."""
-        best: tuple[float, int, int, int] | None = None
+        `v_extent` output, by `tile_cost` (loads per useful output lane: a half-width
+        vector costs twice, a 56-wide conv row gets 8-lane vectors, not 4), preferring a
+        width that divides the vector extent (no lane masks) and then wider vectors. NR
+        divides the row's vectors, unless `ragged_vectors` and a tile with a guarded
+        remainder costs less than 1 / `RAGGED_VECTOR_GAIN` of the best dividing one (a
+        56-wide row: 7 vectors, 4 x 3 with a remainder of one, not 8 x 1)."""
+        best: dict[bool, tuple[float, int, int, int]] = {}
         limit = self.max_accumulators or (28 if self.vector_bits >= 512 else 12)
         registers = 32 if self.vector_bits >= 512 else 16
         widths = [w for w in (lanes, lanes // 2) if w >= 4 and w <= _floor_pow2(v_extent)]
         for width in widths or [min(lanes, _floor_pow2(v_extent))]:
             chunks = -(-v_extent // width)
             for vectors in range(1, min(chunks, limit) + 1):
-                if chunks % vectors:
+                ragged = chunks % vectors != 0
+                if ragged and not self.ragged_vectors:
                     continue
                 for rows in range(1, min(r_extent, self.max_tile_rows) + 1):
                     if rows * vectors > limit or rows * vectors + vectors + 1 > registers:
                         break  # accumulators + one row of loaded vectors + a broadcast
-                    loads = (rows + vectors) / (rows * vectors) * row_waste(r_extent, rows)
-                    cost = loads + (v_extent % width != 0) + (width < lanes) * 0.01
+                    cost = tile_cost(rows, vectors, width, lanes, r_extent, chunks)
+                    cost += v_extent % width != 0
                     key = (cost, -width, -rows, vectors)
-                    if best is None or key < best:
-                        best = key
-        assert best is not None
-        return -best[1], -best[2], best[3]
+                    if ragged not in best or key < best[ragged]:
+                        best[ragged] = key
+        choice = best.get(False)
+        if True in best and (choice is None or best[True][0] * RAGGED_VECTOR_GAIN < choice[0]):
+            choice = best[True]
+        assert choice is not None
+        return -choice[1], -choice[2], choice[3]
 
     def _parallel(self, sch: Schedule, label: str, block: BlockOp, order: Sequence[str]) -> None:
         """Mark the outermost loop over parallel iterators only as `parallel`, where each
@@ -395,6 +475,31 @@ def _vars(block: BlockOp, e: AffineExpr) -> set:
 
 def _short(name: str) -> str:
     return name.rpartition("/")[2]
+
+
+#: how much cheaper (`tile_cost`) a tile whose NR does not divide the row's vectors must be
+#: than the best dividing one: measured on Zen 3 (AVX2), a 56-wide conv row ran 1.40x
+#: onnxruntime's time in 8 x 1 x 8 lanes (cost 1.13) and 1.19x in 4 x 3 x 8 (0.75), while a
+#: 512^3 GEMM lost in 4 x 3 x 8 (0.59; 1.39x) against 6 x 2 x 8 (0.72; 1.18x)
+RAGGED_VECTOR_GAIN = 1.3
+
+#: independent FMAs needed to cover the FMA latency on every pipe (4 cycles x 2 pipes on
+#: Zen 3 / Zen 4 and recent Intel cores): a tile with fewer accumulators waits on them
+MIN_ACCUMULATORS = 8
+
+
+def tile_cost(rows: int, vectors: int, width: int, lanes: int, r_extent: int, chunks: int) -> float:
+    """Loads per useful output lane, relative, of an MR x NR register tile of `width`-lane
+    vectors (the register holds `lanes`): (MR + NR) / (MR x NR) loads per FMA, times the
+    lanes a narrower vector leaves idle (half-width vectors halve the FMA throughput), an
+    FMA chain too short to hide the latency (fewer than `MIN_ACCUMULATORS`) counted as the
+    stall it causes, and the slots that partial last tiles waste along the rows
+    (`row_waste`) and the row's vectors."""
+    accumulators = rows * vectors
+    loads = (rows + vectors) / accumulators
+    latency = max(1.0, MIN_ACCUMULATORS / accumulators)
+    vector_waste = -(-chunks // vectors) * vectors / chunks
+    return loads * lanes / width * latency * row_waste(r_extent, rows) * vector_waste
 
 
 def _floor_pow2(n: int) -> int:

@@ -102,13 +102,13 @@ def test_fusion_preserves_semantics(case: tuple[ModuleOp, list[np.ndarray]]) -> 
 
 
 def test_a_chain_becomes_one_kernel_and_an_epilogue_updates_in_place() -> None:
-    x_t, w_t = TensorType(f32, [8, 16]), TensorType(f32, [16, 32])
+    x_t, w_t = TensorType(f32, [24, 16]), TensorType(f32, [16, 64])
     text = f"""
-    func.func @main(%x: {x_t}, %w: {w_t}) -> tensor<8x32xf32> {{
-      %y = graph.matmul %x, %w : ({x_t}, {w_t}) -> tensor<8x32xf32>
-      %n = graph.neg %y : (tensor<8x32xf32>) -> tensor<8x32xf32>
-      %r = graph.relu %n : (tensor<8x32xf32>) -> tensor<8x32xf32>
-      func.return %r : tensor<8x32xf32>
+    func.func @main(%x: {x_t}, %w: {w_t}) -> tensor<24x64xf32> {{
+      %y = graph.matmul %x, %w : ({x_t}, {w_t}) -> tensor<24x64xf32>
+      %n = graph.neg %y : (tensor<24x64xf32>) -> tensor<24x64xf32>
+      %r = graph.relu %n : (tensor<24x64xf32>) -> tensor<24x64xf32>
+      func.return %r : tensor<24x64xf32>
     }}"""
     module = _tl(parse_module(mlc.context(), text))
     allocs_before = sum(isinstance(op, memref.AllocOp) for op in module.walk())
