@@ -3,7 +3,7 @@ goes down or sideways, never up. From the bottom:
 
     host, texpr (the language)  ->  dialects  ->  interpreters, texpr.library (graph-op
     semantics)  ->  parser  ->  lowering, transforms  ->  targets, registry, tuning  ->
-    testing, benchmarks  ->  tools
+    deploy (wheels, serving)  ->  testing, benchmarks  ->  tools
 
 `mlc/__init__.py` and `universe.py` are the package's front door and may import
 anything (lazily)."""
@@ -22,6 +22,7 @@ LAYERS: list[set[str]] = [
     {"parser"},
     {"lowering", "transforms"},
     {"targets", "registry", "tuning"},
+    {"deploy"},
     {"testing", "benchmarks"},
     {"tools"},
 ]
@@ -79,6 +80,7 @@ def test_layer_of_uses_the_longest_prefix() -> None:
     assert layer_of("texpr.parser") == 0
     assert layer_of("texpr.library.nn") == 2
     assert layer_of("targets.cpu") == 5
+    assert layer_of("deploy.server") == 6  # above the targets it compiles with
     assert layer_of("nowhere") is None
 
 

@@ -5,6 +5,8 @@
     mlc compile model.onnx -o model.so   # + model.h; -o model.o [--triple T --cpu C]: object
     mlc demo                      # the bundled example: import, run, compare with onnxruntime
     mlc bench [--only gemm,mlp]   # benchmarks against onnxruntime and numpy
+    mlc package model.onnx --name resnet -o dist/ [--batch-sizes 1,8] [--cpu x86-64-v3]
+    mlc serve model.onnx|model.so|model.whl [--port 8000] [--max-batch-size 8] [--ray ...]
     mlc tune model.onnx --trials 64 --db tuning.db [--kernels 'conv*' ...] [--time-budget 10m]
              [--plot tuning.png] [--jobs J] [--backend auto|ray|process] [--ray-address A]
              [--cost-model]
@@ -342,6 +344,155 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _batch_sizes(text: str) -> list[int]:
+    """`1,2,8` as a list of batch sizes."""
+    try:
+        sizes = sorted({int(t) for t in text.split(",") if t.strip()})
+    except ValueError:
+        raise CliError(f"--batch-sizes expects sizes such as 1,4,8, got '{text}'") from None
+    if not sizes or sizes[0] < 1:
+        raise CliError(f"--batch-sizes must be positive, got '{text}'")
+    return sizes
+
+
+def cmd_package(args: argparse.Namespace) -> int:
+    """`mlc package`: the model compiled per batch size, as a wheel (`mlc.deploy.wheel`)."""
+    import importlib.util
+
+    if importlib.util.find_spec("build") is None:
+        raise CliError("mlc package needs pypa/build and setuptools: pip install 'mlc[serve]'")
+    from mlc.deploy.wheel import WheelError, build_wheel
+
+    try:
+        info = build_wheel(
+            args.model,
+            args.name,
+            args.output,
+            batch_sizes=_batch_sizes(args.batch_sizes) if args.batch_sizes else None,
+            cpu=args.cpu,
+            version=args.version,
+            input_shapes=_parse_shapes(args.input_shape),
+            progress=not args.quiet and sys.stderr.isatty(),
+        )
+    except WheelError as e:
+        raise CliError(str(e)) from None
+    m = info.metadata
+    print(f"wrote {info.path} ({info.path.stat().st_size / 1024:.0f} KiB)")
+    print(
+        f"{m['name']}: batch sizes {[r['batch_size'] for r in m['libraries']]}, for "
+        f"{m['triple']} (CPU {m['cpu'] or 'generic'}; needs {', '.join(m['required_cpu_flags'])})"
+    )
+    print(f"pip install {info.path}; then: import {m['name']}; {m['name']}.run(...)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """`mlc serve`: the Open Inference Protocol over HTTP (`mlc.deploy.server`), or on Ray
+    Serve with --ray (`mlc.deploy.ray_serve`)."""
+    import importlib.util
+
+    needed = ["fastapi", "uvicorn", "prometheus_client", *(["ray"] if args.ray else [])]
+    missing = [m for m in needed if importlib.util.find_spec(m) is None]
+    if missing:
+        raise CliError(f"mlc serve needs {', '.join(missing)}: pip install 'mlc[serve]'")
+    from mlc.deploy.backends import BackendError, load_backend
+    from mlc.deploy.server import InferenceService, ServerConfig, serve
+
+    if args.max_batch_size < 1 or args.max_queue_size < 1 or args.max_queue_delay_ms < 0:
+        raise CliError("--max-batch-size and --max-queue-size must be >= 1, the delay >= 0")
+    if args.name and len(args.model) > 1:
+        raise CliError("--name names one model; serving several, each is named by its file")
+    sizes = (
+        _batch_sizes(args.batch_sizes)
+        if args.batch_sizes
+        else [
+            1 << k for k in range(args.max_batch_size.bit_length()) if 1 << k <= args.max_batch_size
+        ]
+    )
+    config = ServerConfig(
+        max_batch_size=args.max_batch_size,
+        max_queue_delay_ms=args.max_queue_delay_ms,
+        max_queue_size=args.max_queue_size,
+        max_request_bytes=int(args.max_request_mb * (1 << 20)),
+        batching=not args.no_batching,
+    )
+    if args.ray:
+        return _serve_on_ray(args, sizes, config)
+    try:
+        backends = [
+            load_backend(
+                m, name=args.name, engine=args.engine, batch_sizes=sizes, threads=args.threads
+            )
+            for m in args.model
+        ]
+        service = InferenceService(backends, config)
+    except (BackendError, ValueError) as e:
+        raise CliError(str(e)) from None
+    for b in backends:
+        info = getattr(b, "info", {})
+        timed = info.get("run_ms") or info.get("batch_sizes")
+        print(f"{b.name}: {b.platform}" + (f", batch sizes (ms per run) {timed}" if timed else ""))
+    names = ", ".join(service.models)
+    print(
+        f"serving {names} on http://{args.host}:{args.port} (Open Inference Protocol v2, "
+        f"/metrics; max batch {config.max_batch_size}, batching "
+        f"{'on' if config.batching else 'off'}); Ctrl-C stops",
+        flush=True,
+    )
+    serve(service, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve_on_ray(args: argparse.Namespace, sizes: list[int], config: Any) -> int:
+    import signal
+
+    import ray
+    from ray import serve
+
+    from mlc.deploy.ray_serve import application, run
+
+    if len(args.model) != 1:
+        raise CliError("--ray serves one model")
+    autoscaling = None
+    if args.autoscale:
+        parts = args.autoscale.split(":")
+        try:
+            lo, hi = int(parts[0]), int(parts[1])
+            target = float(parts[2]) if len(parts) > 2 else 16.0
+        except (ValueError, IndexError):
+            raise CliError(
+                f"--autoscale expects MIN:MAX[:TARGET], got '{args.autoscale}'"
+            ) from None
+        autoscaling = {"min_replicas": lo, "max_replicas": hi, "target_ongoing_requests": target}
+    ray.init(address=args.ray_address, log_to_driver=False)
+    try:
+        app = application(
+            args.model[0],
+            name=args.name,
+            engine=args.engine,
+            batch_sizes=sizes,
+            threads=args.threads,
+            config=config,
+            num_replicas=args.replicas,
+            autoscaling=autoscaling,
+        )
+        run(app, host=args.host, port=args.port)
+        print(f"serving on Ray Serve at http://{args.host}:{args.port}; Ctrl-C stops", flush=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # both: shut Serve and Ray down in order
+            signal.signal(sig, _interrupt)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from mlc import __version__
 
@@ -471,6 +622,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxD")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_tune)
+
+    p = sub.add_parser(
+        "package", help="a pip-installable wheel of the compiled model (numpy only at run time)"
+    )
+    p.add_argument("model", help="an ONNX model")
+    p.add_argument("--name", required=True, help="the package (import) name")
+    p.add_argument("-o", "--output", default="dist", help="directory for the wheel (dist)")
+    p.add_argument(
+        "--batch-sizes", help="compile for these batch sizes, e.g. 1,8 (default: the model's)"
+    )
+    p.add_argument("--cpu", help="x86-64, x86-64-v2, -v3 or -v4 (default: this CPU)")
+    p.add_argument("--version", default="1.0.0", help="the package version (1.0.0)")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxD")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_package)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve models over HTTP: Open Inference Protocol v2, dynamic batching, metrics",
+    )
+    p.add_argument("model", nargs="+", help="model.onnx, an mlc model.so or an mlc package wheel")
+    p.add_argument("--name", help="the model's name in URLs (default: from the file name)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--engine", choices=["mlc", "onnxruntime"], default="mlc")
+    p.add_argument("--max-batch-size", type=int, default=8, help="rows per batch (8)")
+    p.add_argument(
+        "--batch-sizes",
+        help="batch sizes to compile an ONNX model for (default: 1, 2, 4, ... max batch)",
+    )
+    p.add_argument("--max-queue-delay-ms", type=float, default=0.0, help="batch fill wait (0)")
+    p.add_argument("--max-queue-size", type=int, default=256, help="waiting requests (256)")
+    p.add_argument("--max-request-mb", type=float, default=32.0, help="body size limit (32)")
+    p.add_argument("--no-batching", action="store_true", help="run every request alone")
+    p.add_argument("--threads", type=int, default=1, help="threads per model run (1; 0: all)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--ray", action="store_true", help="deploy on Ray Serve instead")
+    p.add_argument("--replicas", type=int, default=1, help="Ray Serve replicas (1)")
+    p.add_argument("--autoscale", metavar="MIN:MAX[:TARGET]", help="Ray Serve autoscaling")
+    p.add_argument("--ray-address", help="a Ray cluster to join (default: start one)")
+    p.set_defaults(fn=cmd_serve)
 
     p = sub.add_parser("cache", help="the compile cache: info, or clear it")
     p.add_argument("action", choices=["info", "clear"])
