@@ -161,6 +161,8 @@ class FunctionBuilder:
         self.values: dict[SSAValue, Index] = {}
         # id(entry block) -> (the block, its i64 constants by value): see `v`
         self._index_constants: dict[int, tuple[Block, dict[int, SSAValue]]] = {}
+        # (block, op, operands) -> the index `add` / `mul` already in that block: see `_arith`
+        self._index_ops: dict[tuple[Block, str, SSAValue, SSAValue], SSAValue] = {}
 
     @property
     def b(self) -> Builder:
@@ -215,7 +217,7 @@ class FunctionBuilder:
             return y
         if y == 0:
             return x
-        return self.insert(llvm.AddOp(self.v(x), self.v(y))).results[0]
+        return self._arith(llvm.AddOp, self.v(x), self.v(y))
 
     def mul(self, x: Index, y: Index) -> Index:
         """`x * y` (`llvm.mul` unless an int folds it)."""
@@ -227,7 +229,19 @@ class FunctionBuilder:
             return y
         if y == 1:
             return x
-        return self.insert(llvm.MulOp(self.v(x), self.v(y))).results[0]
+        return self._arith(llvm.MulOp, self.v(x), self.v(y))
+
+    def _arith(self, op: type[llvm.AddOp | llvm.MulOp], x: SSAValue, y: SSAValue) -> SSAValue:
+        """`x op y` appended to the current block, or the same operation already there
+        (index arithmetic repeats: an unrolled tile's addresses share most terms). An op
+        earlier in the same block dominates the insertion point, which is the block's end."""
+        a, b = (x, y) if id(x) <= id(y) else (y, x)  # both commute; the op keeps x, y
+        key = (self.block, op.name, a, b)
+        found = self._index_ops.get(key)
+        if found is None or found.owner.parent is not self.block:  # type: ignore[union-attr]
+            found = self.insert(op(x, y)).results[0]
+            self._index_ops[key] = found
+        return found
 
     def icmp(self, pred: str, x: Index, y: Index) -> SSAValue:
         """`llvm.icmp pred x, y` (`pred`: "eq", "slt", "ult", ...); scalars or vectors."""
