@@ -13,25 +13,12 @@ import mlc
 from mlc.parser.mlir import parse_module
 from mlc.targets.compiled import compile_model
 from mlc.testing.coverage import covers
+from mlc.tests.unit.lowering.test_vector_codegen import MATMUL
 from mlc.transforms.loops.default_schedule import (
     CpuDefaultSchedule,
     apply_default_schedules,
     tile_cost,
 )
-
-MATMUL = """
-func.func @mm(%A: memref<{m}x{k}xf32>, %B: memref<{k}x{n}xf32>, %C: memref<{m}x{n}xf32>) {{
-  tl.kernel "mm" iterators(m: {m} parallel, n: {n} parallel, k: {k} reduction)
-      ins(%A[m, k] : memref<{m}x{k}xf32>, %B[k, n] : memref<{k}x{n}xf32>)
-      outs(%C[m, n] init 0.0 : memref<{m}x{n}xf32>) {{
-  ^bb0(%a: f32, %b: f32, %c: f32):
-    %p = arith.mulf %a, %b : f32
-    %s = arith.addf %c, %p : f32
-    tl.yield %s : f32
-  }}
-  func.return
-}}
-"""
 
 
 def _schedule(m: int, n: int, k: int, strategy: CpuDefaultSchedule) -> tuple[object, str]:
