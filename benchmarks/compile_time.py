@@ -25,8 +25,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+import mlc
 from mlc.benchmarks.models import BENCHMARKS
 from mlc.benchmarks.zoo import ZOO
+from mlc.targets.compiled import lower_model
 
 __all__ = ["chain_model", "main", "measure", "scaling"]
 
@@ -36,8 +38,6 @@ MODELS = {**ZOO, **{k: v for k, v in BENCHMARKS.items() if k in ("cnn", "resnet_
 def measure(name: str, small: bool = False) -> dict[str, object]:
     """Cold and warm compile seconds, onnxruntime session seconds and the stage table."""
     import onnxruntime as ort
-
-    import mlc
 
     case = MODELS[name].make(small=small)
     data = case.model.SerializeToString()
@@ -99,8 +99,6 @@ def chain_model(n: int) -> object:
 
 def scaling(lengths: Sequence[int] = (500, 1000, 2000, 4000)) -> list[tuple[int, float]]:
     """(ops, seconds to lower a chain of that many ops to the llvm dialect)."""
-    from mlc.targets.compiled import lower_model
-
     rows = []
     for n in lengths:
         model = chain_model(n)

@@ -37,11 +37,17 @@ from mlc.benchmarks.peak import fp32_peak_gflops, vnni_peak_gops
 from mlc.benchmarks.run import (
     Result,
     Runner,
+    _env,
     benchmark_case,
     mlc_runner,
     numpy_runner,
     ort_runner,
 )
+from mlc.interpreters.accel import simulate
+from mlc.lowering.graph_to_accel import lower_conv2d, program_of
+from mlc.targets.cpu import host_features
+from mlc.targets.x86 import FmaGemmSchedule, VnniGemmSchedule
+from mlc.texpr.library import quant
 
 
 def int8_gemm(m: int = 1024, k: int = 1024, n: int = 1024, seed: int = 0) -> Case:
@@ -99,8 +105,6 @@ def _direct_conv_runner() -> Runner:
     base = mlc_runner("mlc_direct", "mlc direct conv kernel", 1)
 
     def prepare(case: Case) -> Any:
-        from mlc.texpr.library import quant
-
         saved, quant.IM2COL_MAX_BYTES = quant.IM2COL_MAX_BYTES, 0
         try:
             return base.prepare(case)
@@ -111,8 +115,6 @@ def _direct_conv_runner() -> Runner:
 
 
 def fp32_runners() -> list[Runner]:
-    from mlc.targets.x86 import FmaGemmSchedule
-
     return [
         mlc_runner("mlc", "mlc default", 1),
         mlc_runner("mlc_fma", "mlc fma_tile", 1, {"schedule": FmaGemmSchedule()}),
@@ -122,9 +124,6 @@ def fp32_runners() -> list[Runner]:
 
 
 def int8_runners() -> list[Runner]:
-    from mlc.targets.cpu import host_features
-    from mlc.targets.x86 import VnniGemmSchedule
-
     runners = [ort_runner(1)]
     if host_features().avx512vnni:
         runners.insert(
@@ -135,9 +134,6 @@ def int8_runners() -> list[Runner]:
 
 def accel_conv_report() -> Any:
     """Simulate the accelerator's 3x3 conv layer on random int8 data; the `Report`."""
-    from mlc.interpreters.accel import simulate
-    from mlc.lowering.graph_to_accel import lower_conv2d, program_of
-
     rng = np.random.default_rng(0)
     shape, m = (1, 18, 18, 32), 64
     x = rng.integers(-128, 128, shape).astype(np.int8)
@@ -275,8 +271,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_thread() -> Any:
-    from mlc.benchmarks.run import _env
-
     return _env({"MLC_NUM_THREADS": "1"})
 
 

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+import mlc
 from mlc.benchmarks.models import BENCHMARKS, Case
 
 __all__ = [
@@ -143,8 +144,6 @@ def mlc_runner(
     """mlc: `mlc.compile(model, **compile_options)`, run with MLC_NUM_THREADS=threads."""
 
     def prepare(case: Case) -> tuple[RunFn, dict[str, Any]]:
-        import mlc
-
         start = time.perf_counter()
         compiled = mlc.compile(case.model, **(compile_options or {}))
         setup = time.perf_counter() - start

@@ -24,6 +24,10 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from mlc.host import host_features
+from mlc.parser.mlir import parse_module
+from mlc.registry import make_context
+from mlc.targets.compiled import compile_model
+from mlc.transforms.loops.default_schedule import CpuDefaultSchedule
 
 __all__ = ["Point", "main", "measure"]
 
@@ -41,9 +45,6 @@ class Point:
 
 
 def _elementwise(n: int) -> tuple[ModuleOp, list[np.ndarray], int]:
-    from mlc.parser.mlir import parse_module
-    from mlc.registry import make_context
-
     text = f"""
     func.func @main(%x: tensor<{n}xf32>, %y: tensor<{n}xf32>) -> tensor<{n}xf32> {{
       %p = graph.mul %x, %y : (tensor<{n}xf32>, tensor<{n}xf32>) -> tensor<{n}xf32>
@@ -56,9 +57,6 @@ def _elementwise(n: int) -> tuple[ModuleOp, list[np.ndarray], int]:
 
 
 def _matmul(n: int) -> tuple[ModuleOp, list[np.ndarray], int]:
-    from mlc.parser.mlir import parse_module
-    from mlc.registry import make_context
-
     t = f"tensor<{n}x{n}xf32>"
     text = f"""
     func.func @main(%a: {t}, %b: {t}) -> {t} {{
@@ -72,9 +70,6 @@ def _matmul(n: int) -> tuple[ModuleOp, list[np.ndarray], int]:
 
 def measure(kind: str, size: int, threads: int = 2, repeat: int = 100, rounds: int = 5) -> Point:
     """Serial vs parallel median kernel time (summed over the model's kernel calls)."""
-    from mlc.targets.compiled import compile_model
-    from mlc.transforms.loops.default_schedule import CpuDefaultSchedule
-
     module, inputs, work = (_elementwise if kind == "elementwise" else _matmul)(size)
     bits = host_features().vector_bits
     variants = {}

@@ -40,6 +40,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from mlc.benchmarks.models import Case, gemm
 from mlc.benchmarks.run import benchmark_case, mlc_runner, ort_runner
+from mlc.tuning import extract_tasks, tune
+from mlc.tuning.cost_model import LightGBMRanker, held_out_tau
+from mlc.tuning.database import TuningDatabase
+from mlc.tuning.space import Candidate
 
 __all__ = ["KERNELS", "EfficiencyRow", "TuningRow", "efficiency", "main", "measure"]
 
@@ -148,9 +152,6 @@ def measure(
 ) -> TuningRow:
     """Tune kernel `name` into a fresh database (`cost_model`: guided by the LightGBM
     model), then time default, tuned and onnxruntime."""
-    from mlc.tuning import tune
-    from mlc.tuning.cost_model import LightGBMRanker
-
     case = KERNELS[name][1 if small else 0]()
     with tempfile.TemporaryDirectory(prefix="mlc-tuning-bench-") as tmp:
         db = os.path.join(tmp, "tuning.db")
@@ -224,11 +225,6 @@ def efficiency(
     task, each into a fresh database (see the module docstring) — `random.db` and
     `guided.db` in `db_dir` if given (kept, e.g. to study the cost model), else in a
     temporary directory."""
-    from mlc.tuning import extract_tasks, tune
-    from mlc.tuning.cost_model import LightGBMRanker, held_out_tau
-    from mlc.tuning.database import TuningDatabase
-    from mlc.tuning.space import Candidate
-
     case = KERNELS[name][1 if small else 0]()
     task = max(extract_tasks(case.model), key=lambda t: t.work)
     runs = {}

@@ -55,13 +55,17 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.rewriter import Rewriter
 
+import mlc.texpr.library as lib
 from mlc.dialects.graph import elementwise as ew
 from mlc.dialects.graph import shape as sh
 from mlc.dialects.graph.base import GraphOp
+from mlc.dialects.graph.types import numpy_dtype
 from mlc.dialects.tl import CheckOp, KernelOp, build_kernel
 from mlc.lowering.texpr_to_tl import TranslationError, emit_definition
 from mlc.texpr import Definition, Iterator, Read, Statement, TensorDecl, const, it
 from mlc.texpr.dtypes import dtype_name
+from mlc.texpr.library import expression_for
+from mlc.texpr.library.template import ExpressionError, simplify_index
 
 
 class GraphToTlError(Exception):
@@ -89,9 +93,6 @@ def expression_of(op: Operation) -> OpSemantics | None:
     """The expression library's semantics of ``op`` (``None``: the library has none).
 
     The one place that knows the library's API (`mlc.texpr.library`)."""
-    from mlc.texpr.library import expression_for
-    from mlc.texpr.library.template import ExpressionError
-
     try:
         expr = expression_for(op)
     except (NotImplementedError, KeyError, ExpressionError):  # not covered by the library
@@ -103,8 +104,6 @@ def expression_of(op: Operation) -> OpSemantics | None:
 
 def not_affine() -> frozenset[type[Operation]]:
     """The op types the library declares not affine (hand-written lowerings only)."""
-    import mlc.texpr.library as lib
-
     return frozenset(getattr(lib, "NOT_AFFINE", ()))
 
 
@@ -184,8 +183,6 @@ def handwritten(*op_types: type[Operation]) -> Callable[[Lowering], Lowering]:
 
 
 def _texpr_dtype(ty: Attribute) -> str:
-    from mlc.dialects.graph.types import numpy_dtype
-
     name = dtype_name(numpy_dtype(ty))
     assert name is not None
     return name
@@ -221,8 +218,6 @@ def lower_reshape(
 
 
 def _simplify(index: object, shape: Sequence[int], names: Sequence[str]) -> object:
-    from mlc.texpr.library.template import simplify_index
-
     ranges = {n: (0, s - 1) for n, s in zip(names, shape, strict=True) if s > 0}
     return simplify_index(index, ranges)  # type: ignore[arg-type]
 

@@ -26,6 +26,7 @@ from xdsl.dialects import llvm
 from xdsl.dialects.builtin import Float32Type, Float64Type, ModuleOp, StringAttr, VectorType
 
 from mlc.host import HostFeatures
+from mlc.lowering.arith_to_llvm import LIBM_PREFIX
 
 __all__ = ["LIBMVEC", "PREFIX", "load_vector_math", "use_vector_math", "vector_symbol"]
 
@@ -67,8 +68,6 @@ def vector_symbol(fn: str, bits: int, lanes: int, features: HostFeatures) -> str
 
 
 def _function_of(op: llvm.CallIntrinsicOp) -> str | None:
-    from mlc.lowering.arith_to_llvm import LIBM_PREFIX
-
     name = op.intrin.data
     if name.startswith(LIBM_PREFIX):
         return name[len(LIBM_PREFIX) :]

@@ -75,6 +75,7 @@ import numpy as np
 from llvmlite import binding as llvm
 from llvmlite import ir
 
+import mlc
 from mlc.lowering.llvm_vector_math import LIBMVEC
 from mlc.lowering.tl_check_to_llvm import STATUS_GLOBAL
 from mlc.lowering.tl_parallel_to_llvm import NUM_THREADS_GLOBAL
@@ -192,12 +193,10 @@ def _buffer_json(spec: BufferSpec) -> dict[str, Any]:
 def _signature(
     model: _Exportable, prefix: str, threads: bool, status: bool, triple: str, cpu: str
 ) -> dict[str, Any]:
-    from mlc import __version__
-
     return {
         "format": SIGNATURE_FORMAT,
         "version": SIGNATURE_VERSION,
-        "mlc_version": __version__,
+        "mlc_version": mlc.__version__,
         "entry": f"{prefix}_run",
         "function": model.name,
         "alignment": ALIGNMENT,

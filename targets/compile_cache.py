@@ -25,6 +25,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlc
+
 __all__ = ["CacheInfo", "CompileCache", "default_cache_dir", "object_key"]
 
 MAGIC = b"MLCOBJ1\n"
@@ -45,10 +47,8 @@ def object_key(llvm_ir: str, triple: str, cpu: str, features: str, opt: int) -> 
     """The cache key of the object code of `llvm_ir` for a target and `O<opt>`."""
     import llvmlite
 
-    from mlc import __version__
-
     h = hashlib.sha256()
-    for part in (__version__, llvmlite.__version__, triple, cpu, features, str(opt), llvm_ir):
+    for part in (mlc.__version__, llvmlite.__version__, triple, cpu, features, str(opt), llvm_ir):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()

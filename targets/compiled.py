@@ -46,11 +46,15 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute
 from xdsl.printer import Printer
 
+from mlc.dialects.graph.types import UnsupportedTypeError
+from mlc.dialects.graph.types import numpy_dtype as tensor_numpy_dtype
 from mlc.dialects.tl import RuntimeCheckError
+from mlc.interpreters.tl.buffers import numpy_dtype
 from mlc.lowering.llvm_profile import TICKS_GLOBAL
 from mlc.lowering.tl_check_to_llvm import MESSAGES_GLOBAL, OUT_OF_MEMORY, STATUS_GLOBAL
 from mlc.lowering.tl_parallel_to_llvm import NUM_THREADS_GLOBAL
 from mlc.lowering.tl_to_llvm import ALIGNMENT, INTERMEDIATE_BYTES, WORKSPACE_BYTES
+from mlc.parser.onnx import import_onnx
 from mlc.targets.compile_cache import CompileCache
 from mlc.targets.cpu import JitEngine, optimize, target_machine
 from mlc.targets.llvm_emit import content_address_constants, emit_module
@@ -103,8 +107,6 @@ class BufferSpec:
 
     @staticmethod
     def of(ty: MemRefType, name: str = "") -> BufferSpec:
-        from mlc.interpreters.tl.buffers import numpy_dtype  # (the interpreter: lazily)
-
         return BufferSpec(tuple(ty.get_shape()), numpy_dtype(ty.element_type), name)
 
     def __str__(self) -> str:
@@ -454,10 +456,6 @@ def _names(attrs: Any, n: int) -> list[str]:
 def _buffer_specs(types: Sequence[Attribute], names: Sequence[str]) -> list[BufferSpec]:
     """What callers pass and get for tensors / memrefs of these types (a `ui8` tensor is
     an `i8` buffer in native code, and a uint8 array for callers)."""
-    from mlc.dialects.graph.types import UnsupportedTypeError
-    from mlc.dialects.graph.types import numpy_dtype as tensor_numpy_dtype
-    from mlc.interpreters.tl.buffers import numpy_dtype
-
     specs = []
     for t, name in zip(types, names):
         if isinstance(t, MemRefType):
@@ -571,8 +569,6 @@ def lower_model(
                 raise FileNotFoundError(f"{path}: {e.strerror or e}") from None
             module = parse_module(make_context(), text, path)
         else:
-            from mlc.parser.onnx import import_onnx
-
             module = import_onnx(model, input_shapes=input_shapes, base_dir=base_dir)
     name, ins, outs = _signature(module, function)
     pipeline = cpu_pipeline(

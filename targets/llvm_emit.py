@@ -49,6 +49,8 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Block, Operation, SSAValue
 
 from mlc.dialects import llvmx
+from mlc.lowering.arith_to_llvm import LIBM_PREFIX
+from mlc.lowering.llvm_vector_math import PREFIX as VECMATH_PREFIX
 
 __all__ = [
     "CONSTANT_PREFIX",
@@ -261,9 +263,6 @@ def _emit_call_intrinsic(
     """`llvm.call_intrinsic "llvm.mlc.libm.<fn>"` (see `lowering.arith_to_llvm._libm`): a
     libm call per lane; `"llvm.mlc.vecmath.<symbol>"` (`lowering.llvm_vector_math`): one call of
     the vector function; other intrinsics go to xDSL's converter."""
-    from mlc.lowering.arith_to_llvm import LIBM_PREFIX
-    from mlc.lowering.llvm_vector_math import PREFIX as VECMATH_PREFIX
-
     assert isinstance(op, llvm.CallIntrinsicOp)
     name = op.intrin.data
     if name.startswith(VECMATH_PREFIX):  # one call of a whole-vector function

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+import mlc
 from mlc.targets.compile_cache import CompileCache
 from mlc.targets.cpu import host_features, target_machine
 from mlc.targets.llvm_emit import CONSTANT_PREFIX
@@ -114,15 +115,13 @@ def model_key(model: Any, options: dict[str, Any]) -> str | None:
     """The cache key of compiling `model` with `options` for the host, or None."""
     import llvmlite
 
-    from mlc import __version__
-
     data = _model_bytes(model)
     if data is None:
         return None
     tm = target_machine()
     host = host_features()
     h = hashlib.sha256()
-    meta = [RECORD_VERSION, __version__, code_fingerprint(), llvmlite.__version__, tm.triple]
+    meta = [RECORD_VERSION, mlc.__version__, code_fingerprint(), llvmlite.__version__, tm.triple]
     meta += [host.cpu]
     meta += [host.features, sorted(options.items())]
     h.update(json.dumps(meta, default=str).encode())

@@ -25,6 +25,11 @@ from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr
 
 from mlc.dialects.hw.x86_intrinsics import FMA_TILE, VDPBF16PS, VPDPBUSD
 from mlc.dialects.tl import KernelOp
+from mlc.lowering.texpr_to_tl import element_type, normalized_kernel, texpr_kernel
+from mlc.targets.cpu import host_features
+from mlc.texpr import parse, specialize
+from mlc.transforms.loops.default_schedule import CpuDefaultSchedule
+from mlc.transforms.loops.tensorize import _unify_bodies, pack_vnni, tensorize
 
 __all__ = [
     "FMA_TILE",
@@ -52,9 +57,6 @@ def int8_matmul_module(m: int, n: int, k: int) -> ModuleOp:
     from xdsl.dialects import func, memref
     from xdsl.dialects.builtin import MemRefType, i8, i32
 
-    from mlc.lowering.texpr_to_tl import texpr_kernel
-    from mlc.texpr import parse, specialize
-
     a_ty, b_ty, c_ty = MemRefType(i8, [m, k]), MemRefType(i8, [k, n]), MemRefType(i32, [m, n])
     f = func.FuncOp("main", ([a_ty, b_ty], [c_ty]))
     a, b = f.body.block.args
@@ -73,8 +75,6 @@ def int8_matmul_module(m: int, n: int, k: int) -> ModuleOp:
 def _is_u8s8_matmul(kernel: KernelOp) -> bool:
     """A kernel VNNI can compute: `C[m, n] += extui(A[m, k]) * extsi(B[k, n])` on
     i8 x i8 -> i32 with identity maps (the normalised form of `MATMUL_U8S8`)."""
-    from mlc.transforms.loops.tensorize import _unify_bodies
-
     if len(kernel.inputs) != 2 or len(kernel.outputs) != 1 or len(kernel.iterators.data) != 3:
         return False
     ref = texpr_kernel_of(MATMUL_U8S8, kernel)
@@ -89,9 +89,6 @@ def _is_u8s8_matmul(kernel: KernelOp) -> bool:
 
 def texpr_kernel_of(source: str, like: KernelOp) -> KernelOp | None:
     """The detached kernel of `source` with the sizes of `like`'s operands (or None)."""
-    from mlc.lowering.texpr_to_tl import normalized_kernel
-    from mlc.texpr import parse, specialize
-
     shapes = [cast(MemRefType, v.type).get_shape() for v in like.operands]
     (mk, kn, mn) = shapes
     try:
@@ -125,8 +122,6 @@ class VnniGemmSchedule:
     def _fallback(self) -> Any:
         if self.fallback is not None:
             return self.fallback
-        from mlc.targets.cpu import host_features
-        from mlc.transforms.loops.default_schedule import CpuDefaultSchedule
 
         return CpuDefaultSchedule(vector_bits=host_features().vector_bits, threads=self.threads)
 
@@ -146,7 +141,6 @@ class VnniGemmSchedule:
         if not self.fits(kernel):
             self._fallback().schedule_kernel(sch, kernel)
             return
-        from mlc.transforms.loops.tensorize import pack_vnni, tensorize
 
         label = kernel.label.data
         names = kernel.iterator_names
@@ -183,9 +177,6 @@ def f32_matmul_module(m: int, n: int, k: int) -> ModuleOp:
 def _matmul_module(source: str, m: int, n: int, k: int) -> ModuleOp:
     from xdsl.builder import Builder, InsertPoint
     from xdsl.dialects import func, memref
-
-    from mlc.lowering.texpr_to_tl import element_type, texpr_kernel
-    from mlc.texpr import parse, specialize
 
     defn = specialize(parse(source), {"M": m, "N": n, "K": k})
     a_d, b_d = defn.inputs
@@ -239,7 +230,6 @@ class FmaGemmSchedule:
         if not self.fits(kernel):
             fallback.schedule_kernel(sch, kernel)
             return
-        from mlc.transforms.loops.tensorize import tensorize
 
         label = kernel.label.data
         mname, nname, kname = kernel.iterator_names

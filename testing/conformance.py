@@ -29,6 +29,11 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+from mlc.interpreters import interpret
+from mlc.parser.onnx import OnnxImportError, import_onnx
+from mlc.parser.onnx.node import BIND_HINT
+from mlc.targets.compiled import compile_model
+
 #: The operators mlc set out to cover first; a case is "in scope" when every node
 #: of its model is one of these.
 IN_SCOPE_OPS = frozenset(
@@ -90,9 +95,6 @@ def _arrays(values: Sequence[object]) -> list[np.ndarray]:
 
 
 def run_case(case: object) -> CaseResult:
-    from mlc.interpreters import interpret
-    from mlc.parser.onnx import OnnxImportError, import_onnx
-
     model = case.model  # type: ignore[attr-defined]
     ops = tuple(sorted({n.op_type for n in model.graph.node}))
     name = case.name  # type: ignore[attr-defined]
@@ -149,8 +151,6 @@ def run_case(case: object) -> CaseResult:
 
 def _inputs_to_bind(message: str, model: object) -> list[str]:
     """Graph inputs that the import needs as constants, if that is the only problem."""
-    from mlc.parser.onnx.node import BIND_HINT
-
     problems = [line for line in message.splitlines()[1:] if line.strip()]
     graph_inputs = {i.name for i in model.graph.input}  # type: ignore[attr-defined]
     names: list[str] = []
@@ -211,9 +211,6 @@ def run_native(task: NativeTask) -> tuple[str, str]:
     """(status, detail) of `mlc.compile` + a native run of every data set, in this process."""
     import onnx
 
-    from mlc.parser.onnx import import_onnx
-    from mlc.targets.compiled import compile_model
-
     model = onnx.load_from_string(task.model)
     input_names = [i.name for i in model.graph.input]
     compiled = None
@@ -270,8 +267,6 @@ def run_native_all(
     seconds on one case records that case as crashed; the others are unaffected."""
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    if ctx.get_start_method() == "fork":
-        import mlc.targets.compiled  # noqa: F401 - imported once, inherited by every worker
     pending = deque(tasks)
     results: dict[str, tuple[str, str]] = {}
     workers: list[_Worker] = []

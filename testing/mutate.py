@@ -51,6 +51,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlc.registry import all_pass_factories, all_rewrite_patterns
+from mlc.testing.coverage import covered_names
+
 #: the package root (the repository root is the package `mlc`)
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
@@ -515,8 +518,6 @@ def implementing_files(root: Path = ROOT) -> dict[str, set[Path]]:
     (transitively)."""
     import importlib
 
-    from mlc.registry import all_pass_factories, all_rewrite_patterns
-
     out: dict[str, set[Path]] = {}
     for name, factory in {**all_pass_factories(), **all_rewrite_patterns()}.items():
         cls = factory()
@@ -528,8 +529,6 @@ def implementing_files(root: Path = ROOT) -> dict[str, set[Path]]:
 def covering_tests(path: Path, root: Path = ROOT, tests: Path = TESTS) -> list[str]:
     """pytest node ids of the `@covers` property tests of every registered pass or pattern
     whose implementation imports `path`."""
-    from mlc.testing.coverage import covered_names
-
     covered = covered_names(tests)
     files = {p.name: p for p in tests.rglob("test_*.py")}
     ids: list[str] = []

@@ -14,6 +14,8 @@ import onnx
 from onnx import helper
 
 from mlc.dialects.graph.types import element_type_from_numpy
+from mlc.interpreters import interpret
+from mlc.parser.onnx import import_onnx
 
 _NP_TO_ONNX = {
     np.dtype(np.float32): onnx.TensorProto.FLOAT,
@@ -97,9 +99,6 @@ def assert_matches_onnxruntime(
     Floats: |mlc - ort| <= atol + rtol * |ort|; integers and booleans: exact.
     Returns mlc's outputs.
     """
-    from mlc.interpreters import interpret
-    from mlc.parser.onnx import import_onnx
-
     expected = run_onnxruntime(model, inputs)
     module = import_onnx(model)
     ordered = [inputs[i.name] for i in model.graph.input if i.name in inputs]

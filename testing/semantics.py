@@ -56,6 +56,11 @@ from xdsl.passes import ModulePass, PassPipeline
 from xdsl.pattern_rewriter import PatternRewriteWalker, RewritePattern
 from xdsl.utils.arg_spec import parse_spec
 
+from mlc.interpreters import check_inputs, make_interpreter
+from mlc.interpreters.tl import from_buffer, to_buffer
+from mlc.parser.mlir import parse_module
+from mlc.registry import all_pass_factories
+from mlc.registry import make_context as _make
 from mlc.testing.strategies import (
     DEFAULT_FLOAT_BOUND,
     entry_function,
@@ -76,8 +81,6 @@ def available_passes(
     """Every pass a pipeline string may name: xDSL's, mlc's, then `extra`."""
     from xdsl.universe import Universe
 
-    from mlc.registry import all_pass_factories
-
     passes = dict(Universe.get_multiverse().all_passes)
     passes.update(all_pass_factories())
     passes.update(extra or {})
@@ -86,8 +89,6 @@ def available_passes(
 
 def make_context(dialects: Sequence[Dialect] = ()) -> Context:
     """mlc's context (every xDSL and mlc dialect) plus `dialects`."""
-    from mlc.registry import make_context as _make
-
     ctx = _make()
     for d in dialects:
         if d.name not in ctx.registered_dialect_names:
@@ -97,8 +98,6 @@ def make_context(dialects: Sequence[Dialect] = ()) -> Context:
 
 def parse_ir(text: str, ctx: Context, name: str = "<ir>") -> ModuleOp:
     """Parse and verify textual IR."""
-    from mlc.parser.mlir import parse_module
-
     return parse_module(ctx, text, name)
 
 
@@ -182,9 +181,6 @@ def run_semantics(
 ) -> tuple[dict[int, np.ndarray], list[np.ndarray]]:
     """Interpret `function` on copies of `inputs`; returns the final contents of each
     memref argument (by argument index) and the results."""
-    from mlc.interpreters import check_inputs, make_interpreter
-    from mlc.interpreters.tl import from_buffer, to_buffer
-
     f = entry_function(module, function)
     args = check_inputs(f, inputs)
     arg_types = f.function_type.inputs.data

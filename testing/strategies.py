@@ -48,6 +48,7 @@ from xdsl.printer import Printer
 from mlc.dialects import graph as g
 from mlc.dialects.graph.types import is_bool, is_float, numpy_dtype
 from mlc.dialects.tl import IndexOp, KernelOp, build_kernel
+from mlc.interpreters import entry_function as _entry
 
 # --------------------------------------------------------------------------- inputs
 
@@ -114,8 +115,6 @@ def arrays_for(
 
 def entry_function(module: ModuleOp, name: str | None = None) -> func.FuncOp:
     """The function `name`, or the module's first public function with a body."""
-    from mlc.interpreters import entry_function as _entry
-
     return _entry(module, name)
 
 

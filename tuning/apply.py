@@ -20,6 +20,7 @@ import warnings
 from typing import Any
 
 from mlc.dialects.tl import KernelOp
+from mlc.targets.pipeline import default_strategy
 from mlc.transforms.loops.default_schedule import ScheduleStrategy
 from mlc.transforms.loops.kernel_scope import relabel
 from mlc.transforms.loops.schedule import Schedule
@@ -48,8 +49,6 @@ class TunedSchedule:
         fallback: ScheduleStrategy | None = None,
         target: str | None = None,
     ) -> None:
-        from mlc.targets.pipeline import default_strategy
-
         self.db = db if isinstance(db, TuningDatabase) else TuningDatabase(db, create=False)
         self.fallback = fallback if fallback is not None else default_strategy()
         self.target = target or target_id()

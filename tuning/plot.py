@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlc.tuning.target import target_id
+
 if TYPE_CHECKING:
     from mlc.tuning.database import TuningRecord
     from mlc.tuning.search import TaskResult
@@ -122,8 +124,6 @@ class CurveRecorder:
         """`on_record`: note `record` if it is a trial (the first measurement of its
         trace; `result.times` does not have the trace yet: it is offered after this)."""
         if self._target is None:
-            from mlc.tuning.target import target_id
-
             self._target = target_id()
         key = result.task.key
         self._results[key] = result

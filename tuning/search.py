@@ -41,11 +41,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mlc.transforms.loops.schedule import parse_schedule
+from mlc.tuning.cost_model import kendall_tau
 from mlc.tuning.database import TuningDatabase, TuningRecord
 from mlc.tuning.measure import MeasureRequest, MeasureResult, make_measurer
 from mlc.tuning.space import Candidate, SearchSpace
 from mlc.tuning.target import environment, target_id
-from mlc.tuning.task import Task, extract_tasks
+from mlc.tuning.task import Task, extract_tasks, select_tasks
 
 __all__ = ["MeasureBackend", "Ranker", "TaskResult", "TuneReport", "tune"]
 
@@ -135,7 +136,6 @@ class TaskResult:
         candidates it chose (None with fewer than 4)."""
         if len(self.predictions) < 4:
             return None
-        from mlc.tuning.cost_model import kendall_tau
 
         return kendall_tau([p for p, _ in self.predictions], [-s for _, s in self.predictions])
 
@@ -492,8 +492,6 @@ def _tasks(
 ) -> list[Task]:
     """The tasks to tune: those given, or `model_or_task`'s; with `kernels`, only those
     whose name matches one of the patterns (`select_tasks`)."""
-    from mlc.tuning.task import select_tasks
-
     if isinstance(model_or_task, Task):
         tasks = [model_or_task]
     elif isinstance(model_or_task, list | tuple) and all(

@@ -17,6 +17,7 @@ import platform
 
 from llvmlite import binding as llvm
 
+import mlc
 from mlc.host import host_features
 
 __all__ = ["environment", "target_id"]
@@ -33,8 +34,6 @@ def target_id() -> str:
 def environment() -> dict[str, str]:
     """What a record was measured with: mlc and llvmlite versions, CPU, triple, features."""
     import llvmlite
-
-    import mlc
 
     features = host_features()
     return {

@@ -31,6 +31,12 @@ from xdsl.ir import Operation
 from xdsl.printer import Printer
 
 from mlc.dialects.tl import KernelOp
+from mlc.interpreters.tl.buffers import numpy_dtype
+from mlc.parser.mlir import parse_module
+from mlc.parser.onnx import import_onnx
+from mlc.registry import make_context
+from mlc.targets.compiled import cpu_pipeline
+from mlc.targets.pipeline import StrategySchedulePass
 from mlc.transforms.loops.default_schedule import apply_default_schedules
 from mlc.transforms.loops.kernel_scope import (
     ScopeError,
@@ -103,9 +109,6 @@ class Task:
 
 @functools.lru_cache(maxsize=32)
 def _parsed(text: str) -> ModuleOp:
-    from mlc.parser.mlir import parse_module
-    from mlc.registry import make_context
-
     return parse_module(make_context(), text, "<task>")
 
 
@@ -119,8 +122,6 @@ def _work(module: ModuleOp) -> int:
 
 
 def _arguments(module: ModuleOp) -> tuple[tuple[tuple[int, ...], str], ...]:
-    from mlc.interpreters.tl.buffers import numpy_dtype
-
     f = next(op for op in module.ops if isinstance(op, func.FuncOp))
     return tuple(
         (tuple(t.get_shape()), str(numpy_dtype(t.element_type)))
@@ -208,9 +209,6 @@ class _Marker:
 def scheduling_prefix(module: ModuleOp, **options: Any) -> list[Any]:
     """The passes `mlc.compile(module, tuning_db=...)` runs before scheduling (graph
     passes, graph -> tl, fusion, rfactor), for `cpu_pipeline`'s `options`."""
-    from mlc.targets.compiled import cpu_pipeline
-    from mlc.targets.pipeline import StrategySchedulePass
-
     passes = cpu_pipeline(**options).passes(module, _Marker())  # type: ignore[arg-type]
     end = next(i for i, p in enumerate(passes) if isinstance(p, StrategySchedulePass))
     return passes[:end]
@@ -222,17 +220,12 @@ def load_module(
 ) -> ModuleOp:
     """`model` (ONNX path / bytes / ModelProto, `.mlir` path or module) as a module (a
     copy)."""
-    from mlc.registry import make_context
-
     if isinstance(model, ModuleOp):
         return model.clone()
     if isinstance(model, str | os.PathLike) and os.fspath(model).endswith(".mlir"):
         from pathlib import Path
 
-        from mlc.parser.mlir import parse_module
-
         return parse_module(make_context(), Path(model).read_text(), os.fspath(model))
-    from mlc.parser.onnx import import_onnx
 
     return import_onnx(model, input_shapes=input_shapes)
 
@@ -246,8 +239,6 @@ def extract_tasks(
 ) -> list[Task]:
     """The distinct tuning tasks of `model`, as `mlc.compile(model, fuse=..., layout=...)`
     would schedule them (a tl.kernel that cannot stand alone is left out)."""
-    from mlc.registry import make_context
-
     module = load_module(model, input_shapes)
     ctx = make_context()
     for p in scheduling_prefix(module, fuse=fuse, layout=layout):

@@ -27,6 +27,11 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from mlc.dialects.tl import KernelOp
+from mlc.interpreters.tl import run_buffers
+from mlc.interpreters.tl.buffers import numpy_dtype
+from mlc.parser.mlir import parse_module
+from mlc.registry import make_context
+from mlc.targets.compiled import aligned_empty, compile_model
 from mlc.transforms.loops.schedule import Schedule
 from mlc.tuning.target import target_id
 
@@ -72,17 +77,13 @@ def init_worker(cache_dir: str) -> None:
 
 
 def worker_ready() -> dict[str, Any]:
-    """Import what measuring needs; return `{"pid": the process id (so a hung worker can
-    be stopped by id), "target": this machine's target_id()}`."""
-    import mlc.targets.compiled  # noqa: F401
-
+    """`{"pid": the process id (so a hung worker can be stopped by id), "target": this
+    machine's target_id()}`, once the worker is up (importing this module, to unpickle
+    its initializer, imported what measuring needs)."""
     return {"pid": os.getpid(), "target": target_id()}
 
 
 def _parse(text: str) -> ModuleOp:
-    from mlc.parser.mlir import parse_module
-    from mlc.registry import make_context
-
     return parse_module(make_context(), text, "<task>")
 
 
@@ -90,8 +91,6 @@ def random_inputs(module: ModuleOp, seed: int) -> list[np.ndarray]:
     """Seeded random arrays for the task function's buffer arguments."""
     from xdsl.dialects import func
     from xdsl.dialects.builtin import MemRefType
-
-    from mlc.interpreters.tl.buffers import numpy_dtype
 
     f = next(op for op in module.ops if isinstance(op, func.FuncOp))
     rng = np.random.default_rng(seed)
@@ -131,8 +130,6 @@ def same_outputs(got: list[np.ndarray], expected: list[np.ndarray]) -> str:
 
 def compile_candidate(module: ModuleOp, trace: str) -> Any:
     """The task module compiled with `trace` (no fusion: the task is already fused)."""
-    from mlc.targets.compiled import compile_model
-
     return compile_model(module, schedule=ReplayTrace(trace), fuse=False, layout=None)
 
 
@@ -145,8 +142,6 @@ def _reference(request: dict[str, Any]) -> tuple[list[np.ndarray], list[np.ndarr
         module = _parse(request["module"])
         inputs = random_inputs(module, request["seed"])
         if request["work"] <= INTERPRETER_WORK or not request["reference_trace"]:
-            from mlc.interpreters.tl import run_buffers
-
             expected = run_buffers(module, *inputs)
         else:
             expected = compile_candidate(module, request["reference_trace"]).run_buffers(*inputs)
@@ -157,8 +152,6 @@ def _reference(request: dict[str, Any]) -> tuple[list[np.ndarray], list[np.ndarr
 
 def _time(compiled: Any, inputs: list[np.ndarray], repeat: int, min_run_s: float) -> list[float]:
     """Seconds per call: `repeat` runs of enough calls to last `min_run_s` each."""
-    from mlc.targets.compiled import aligned_empty
-
     buffers = []
     for a in inputs:
         b = aligned_empty(a.shape, a.dtype)

@@ -43,6 +43,8 @@ from xdsl.irdl import (
 )
 from xdsl.utils.exceptions import VerifyException
 
+from mlc.dialects.hw.intrinsics import semantics_of
+
 __all__ = ["HW_X86", "FmaTileOp", "HwTileOp", "Vdpbf16psOp", "VpdpbusdOp", "row_major_strides"]
 
 Tile = tuple[SSAValue, Sequence[SSAValue]]
@@ -104,8 +106,6 @@ class HwTileOp(IRDLOperation, ABC):
 
     def tile_shapes(self) -> dict[str, tuple[int, ...]]:
         """Per tensor of the semantics: its shape (the tile's extent per dim)."""
-        from mlc.dialects.hw.intrinsics import semantics_of
-
         return semantics_of(self).shapes(self.sizes())
 
     def verify_(self) -> None:

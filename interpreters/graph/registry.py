@@ -9,6 +9,8 @@ operand arrays, returning one array or a tuple of arrays:
 
 The registry serves two clients: the xDSL interpreter (`GraphFunctions`) and code that
 evaluates single ops directly (constant folding, the ONNX importer's shape folding).
+The op families (`elementwise`, `nn`, ...) register when imported: the package
+`mlc.interpreters.graph` imports them all, so every entry is present before anyone asks.
 """
 
 from __future__ import annotations
@@ -42,18 +44,15 @@ def reference(op_type: type[OpT]) -> Callable[[Callable[..., Any]], Callable[...
 
 
 def registered_ops() -> set[type[Operation]]:
-    _load_all()
     return set(_REFERENCES)
 
 
 def has_reference(op: Operation) -> bool:
-    _load_all()
     return type(op) in _REFERENCES
 
 
 def evaluate(op: Operation, inputs: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
     """Run the reference semantics of one op; results are cast to the result types."""
-    _load_all()
     try:
         fn = _REFERENCES[type(op)]
     except KeyError:
@@ -78,26 +77,8 @@ def _conform(array: np.ndarray, ty: object) -> np.ndarray:
     return array if array.flags.c_contiguous else array.copy(order="C")
 
 
-_LOADED = False
-
-
-def _load_all() -> None:
-    """Import every module that registers reference semantics."""
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    import mlc.interpreters.graph.elementwise  # noqa: F401
-    import mlc.interpreters.graph.layout  # noqa: F401
-    import mlc.interpreters.graph.nn  # noqa: F401
-    import mlc.interpreters.graph.quant  # noqa: F401
-    import mlc.interpreters.graph.reduce  # noqa: F401
-    import mlc.interpreters.graph.shape  # noqa: F401
-
-
 def graph_functions() -> InterpreterFunctions:
     """An xDSL `InterpreterFunctions` running every registered graph op."""
-    _load_all()
     namespace: dict[str, Any] = {}
     for op_type in _REFERENCES:
 

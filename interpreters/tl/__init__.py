@@ -46,6 +46,7 @@ from xdsl.interpreter import (
 )
 
 from mlc.dialects.tl import BlockOp, CheckOp, ForOp, KernelOp, RuntimeCheckError, YieldOp
+from mlc.interpreters import InterpretError, entry_function, make_interpreter
 from mlc.interpreters.tl.body import evaluate_body, find_combiners
 from mlc.interpreters.tl.buffers import buffer_view, from_buffer, numpy_dtype, to_buffer
 from mlc.interpreters.tl.kernel import run_block, run_kernel
@@ -92,8 +93,6 @@ def run_buffers(
 ) -> list[np.ndarray]:
     """Call `function` (default: the first public one) on copies of `arrays` as memref
     arguments; return every argument buffer's final contents, then the results."""
-    from mlc.interpreters import entry_function, make_interpreter
-
     f = entry_function(module, function)
     arg_types = f.function_type.inputs.data
     args: list[Any] = []
@@ -118,8 +117,6 @@ def run_buffers(
 
 def check_memref_inputs(function: func.FuncOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Check count and shapes of `inputs` against a function over memrefs."""
-    from mlc.interpreters import InterpretError
-
     arg_types = function.function_type.inputs.data
     if len(inputs) != len(arg_types):
         raise InterpretError(

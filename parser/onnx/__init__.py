@@ -1,5 +1,14 @@
-"""ONNX import: models become `func.func @main` of graph-dialect ops."""
+"""ONNX import: models become `func.func @main` of graph-dialect ops. The converter modules
+(one per op family) are imported here, so each has registered its converters before
+`import_onnx` runs."""
 
+from mlc.parser.onnx import (  # noqa: F401  (each registers its converters)
+    elementwise,
+    nn,
+    quant,
+    reduce,
+    shape,
+)
 from mlc.parser.onnx.importer import OnnxImportError, import_onnx, load_model
 from mlc.parser.onnx.node import CONVERTERS, NodeContext, Unsupported, converter
 

@@ -397,7 +397,6 @@ def import_onnx(
     with strict shape inference). Raises `OnnxImportError`: a list of every unsupported
     node, or one line saying why the model is invalid.
     """
-    _load_converters()
     proto = _parse(model)
     check_structure(proto)
     loaded = load_external_data(proto, _data_dir(model, base_dir), _given_as(model))
@@ -406,11 +405,3 @@ def import_onnx(
     run_onnx_checker(checker_input(model, loaded, loaded is not proto, base_dir), loaded)
     module.verify()
     return module
-
-
-def _load_converters() -> None:
-    import mlc.parser.onnx.elementwise  # noqa: F401
-    import mlc.parser.onnx.nn  # noqa: F401
-    import mlc.parser.onnx.quant  # noqa: F401
-    import mlc.parser.onnx.reduce  # noqa: F401
-    import mlc.parser.onnx.shape  # noqa: F401

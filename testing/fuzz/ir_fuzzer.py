@@ -22,8 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import mlc
+from mlc.registry import all_pass_factories
 from mlc.testing.fuzz.case import INPUT, Case, Fuzzer, case_rng
 from mlc.testing.fuzz.ir_mutations import EXTREME_NUMBERS, mutate
+from mlc.testing.fuzz.onnx_seeds import SEEDS
 from mlc.testing.fuzz.outcomes import classify_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,9 +108,6 @@ def load_corpus(directory: Path = CORPUS_DIR) -> list[CorpusFile]:
 
 def onnx_corpus() -> list[CorpusFile]:
     """The graph-dialect IR of a few small ONNX models (the ONNX fuzzer's seeds)."""
-    import mlc
-    from mlc.testing.fuzz.onnx_seeds import SEEDS
-
     files = []
     for name in ("gather", "conv", "reduce_softmax", "reshape_transpose", "cast_where"):
         text = str(mlc.import_onnx(SEEDS[name]()))
@@ -154,7 +154,6 @@ class IrFuzzer(Fuzzer):
         # import what the passes and dialects import now, not in every child
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             self._main(["--list-passes"])
-        from mlc.registry import all_pass_factories
 
         for factory in all_pass_factories().values():
             factory()

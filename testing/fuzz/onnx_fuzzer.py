@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+import mlc
 from mlc.testing.fuzz.arrays import MAX_ELEMENTS, random_array
 from mlc.testing.fuzz.case import Case, Fuzzer, case_rng
 from mlc.testing.fuzz.onnx_mutations import mutate
@@ -76,8 +77,6 @@ class OnnxFuzzer(Fuzzer):
         return report
 
     def _run(self, case: Case, path: Path) -> dict[str, Any]:
-        import mlc
-
         try:
             module = mlc.import_onnx(str(path))
         except BaseException as e:

@@ -22,8 +22,11 @@ from pathlib import Path
 
 from mlc.testing.fuzz.case import Case, Fuzzer, Result, load_case, save_case
 from mlc.testing.fuzz.child import run_children
+from mlc.testing.fuzz.ir_fuzzer import IrFuzzer
+from mlc.testing.fuzz.onnx_fuzzer import OnnxFuzzer
 from mlc.testing.fuzz.outcomes import FAILURES
 from mlc.testing.fuzz.report import Report, classify_child
+from mlc.testing.fuzz.values_fuzzer import ValuesFuzzer
 
 DEFAULT_MEMORY_LIMIT = 8 << 30
 """The address-space cap of a child (bytes): a huge tensor fails to allocate instead of
@@ -33,16 +36,10 @@ pushing a shared machine into swap or the OOM killer."""
 def make_fuzzer(name: str) -> Fuzzer:
     """A fuzzer by name: `ir`, `onnx` or `values`."""
     if name == "ir":
-        from mlc.testing.fuzz.ir_fuzzer import IrFuzzer
-
         return IrFuzzer()
     if name == "onnx":
-        from mlc.testing.fuzz.onnx_fuzzer import OnnxFuzzer
-
         return OnnxFuzzer()
     if name == "values":
-        from mlc.testing.fuzz.values_fuzzer import ValuesFuzzer
-
         return ValuesFuzzer()
     raise ValueError(f"unknown fuzzer '{name}' (known: ir, onnx, values)")
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+import mlc
 from mlc.testing.fuzz.arrays import decode_array, encode_array
 from mlc.testing.fuzz.case import Case, Fuzzer, case_rng
 from mlc.testing.fuzz.onnx_fuzzer import prepare_native, write_model
@@ -38,6 +39,7 @@ from mlc.testing.fuzz.outcomes import (
     worst,
 )
 from mlc.testing.fuzz.value_models import TEMPLATES, draw_input, pick_template
+from mlc.testing.semantics import compare_outputs, reduction_length
 
 INPUT_SETS = 3
 """Input sets per case (the model is compiled once)."""
@@ -53,8 +55,6 @@ def _run(fn: Any, *args: Any) -> tuple[list[np.ndarray] | None, BaseException | 
 def check_call(reference: Any, compiled: Any, arrays: list[np.ndarray], k: int) -> tuple[str, str]:
     """(outcome, detail) of one input set. The reference may reject an input with a
     documented error or an `IndexError` (an index out of range)."""
-    from mlc.testing.semantics import compare_outputs
-
     want, ref_error = _run(reference, *arrays)
     got, error = _run(compiled, *arrays)
     clean = clean_error_types()
@@ -90,7 +90,6 @@ class ValuesFuzzer(Fuzzer):
 
     def prepare(self) -> None:
         prepare_native()
-        import mlc.testing.semantics  # noqa: F401
 
     def generate(self, seed: int, index: int) -> Case:
         rng = case_rng(self.name, seed, index)
@@ -111,9 +110,6 @@ class ValuesFuzzer(Fuzzer):
         )
 
     def execute(self, case: Case, workdir: Path) -> dict[str, Any]:
-        import mlc
-        from mlc.testing.semantics import reduction_length
-
         warnings.simplefilter("ignore")  # numpy's overflow / invalid-value warnings
         path = write_model(case, workdir)
         try:

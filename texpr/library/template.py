@@ -37,6 +37,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Operation, SSAValue
 from xdsl.traits import SymbolTable
 
+from mlc.dialects.graph.elementwise import ConstantOp, dense_to_array
 from mlc.dialects.graph.types import numpy_dtype
 from mlc.texpr import (
     Binary,
@@ -119,8 +120,6 @@ def constant_value(value: SSAValue) -> np.ndarray | None:
     """The value of a tensor that is a constant, or None: a `graph.constant`, or (once
     `convert-graph-to-tl` lowered it, before the op that reads it) the cast of a
     `memref.get_global` of a constant global, read with the tensor's element type."""
-    from mlc.dialects.graph.elementwise import ConstantOp, dense_to_array
-
     owner = value.owner
     if isinstance(owner, ConstantOp):
         return owner.to_array()

@@ -65,6 +65,7 @@ from mlc.dialects import graph as g
 from mlc.dialects.graph.elementwise import BinaryOp, UnaryOp, VariadicOp
 from mlc.dialects.graph.nn import PoolOp
 from mlc.dialects.graph.types import is_float
+from mlc.host import host_features
 from mlc.transforms.graph.common import is_constant, tensor_shape
 from mlc.transforms.graph.conv_to_matmul import is_pointwise
 from mlc.transforms.graph.fold_constants import DEFAULT_MAX_ELEMENTS, FoldConstantOp
@@ -74,8 +75,6 @@ def default_block(vector_bits: int | None = None, element_bits: int = 32) -> int
     """Channels per block: one vector register of `element_bits` elements (16 fp32 lanes
     with AVX-512, 8 with AVX2), from the host's vector width when not given."""
     if vector_bits is None:
-        from mlc.host import host_features
-
         vector_bits = host_features().vector_bits
     return max(4, min(16, vector_bits // element_bits))
 

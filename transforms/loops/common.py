@@ -38,6 +38,7 @@ __all__ = [
     "fresh_label",
     "fresh_loop_name",
     "injective_outputs",
+    "lane_stride",
     "loop_name",
     "order_insensitive",
     "rebind",
@@ -263,6 +264,19 @@ def dims_of(block: BlockOp, value: SSAValue) -> set[int]:
         return set()
     pos = list(block.loop_vars).index(value)
     return {d for d, e in enumerate(block.binding_map.results) if pos in e.used_dims()}
+
+
+def lane_stride(m: AffineMap, d: int, shape: Sequence[int]) -> int | None:
+    """Elements between consecutive values of iterator `d` in a buffer of `shape` read
+    through the index map `m` (None: not linear in `d`)."""
+    stride, acc = 0, 1
+    for e, size in zip(reversed(m.results), reversed(shape)):
+        coeffs, atoms, _ = linear_form(e)
+        if any(d in a.used_dims() for _, a in atoms):
+            return None
+        stride += coeffs.get(d, 0) * acc
+        acc *= size
+    return stride
 
 
 def injective_outputs(block: BlockOp) -> bool:

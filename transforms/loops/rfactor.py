@@ -48,6 +48,7 @@ from xdsl.passes import ModulePass
 from mlc.dialects.tl import KernelOp
 from mlc.dialects.tl.attrs import IteratorAttr, IteratorKind
 from mlc.dialects.tl.base import YieldOp, scalar_attr
+from mlc.transforms.loops.common import ScheduleError, lane_stride
 
 __all__ = ["RfactorPass", "rfactor", "rfactor_contiguous_reductions", "rfactor_matrix_vector"]
 
@@ -203,8 +204,6 @@ def rfactor(
 def _contiguous_reduction(kernel: KernelOp, lanes: int) -> str | None:
     """The innermost reduction iterator every input depending on it reads with stride 1
     (and at least 4 * lanes long), or None."""
-    from mlc.transforms.loops.default_schedule import _lane_stride
-
     iters = kernel.iterator_list
     reductions = [d for d in kernel.reduction_dims if iters[d].size % lanes == 0]
     for d in reversed(reductions):
@@ -216,7 +215,7 @@ def _contiguous_reduction(kernel: KernelOp, lanes: int) -> str | None:
             if any(d in e.used_dims() for e in m.results)
         ]
         strides = [
-            _lane_stride(kernel.maps[k], d, cast(MemRefType, kernel.inputs[k].type).get_shape())
+            lane_stride(kernel.maps[k], d, cast(MemRefType, kernel.inputs[k].type).get_shape())
             for k in readers
         ]
         if readers and all(s == 1 for s in strides):
@@ -307,7 +306,6 @@ class RfactorPass(ModulePass):
             rfactor_contiguous_reductions(op, self.lanes)
             rfactor_matrix_vector(op)
             return
-        from mlc.transforms.loops.common import ScheduleError
 
         kernels = [k for k in op.walk() if isinstance(k, KernelOp) and k.label.data == self.kernel]
         if not kernels:

@@ -55,12 +55,22 @@ from xdsl.ir.affine import (
 from xdsl.passes import ModulePass
 
 from mlc.dialects.hw.intrinsics import Intrinsic, TileOperand, get_intrinsic, intrinsics
-from mlc.dialects.tl import BlockOp, ForOp, KernelOp, YieldOp, affine_range, linear_form
+from mlc.dialects.tl import (
+    BlockOp,
+    ForOp,
+    KernelOp,
+    YieldOp,
+    affine_range,
+    build_kernel,
+    linear_form,
+)
 from mlc.dialects.tl.loops import loop_var_range
+from mlc.host import host_features
 from mlc.lowering.texpr_to_tl import intrinsic_kernel
 from mlc.transforms.loops.common import (
     ScheduleError,
     block_loops,
+    find_block,
     find_loop,
     loop_name,
     remake_block,
@@ -609,9 +619,6 @@ def pack_vnni(
     by a copy kernel before the block's loop nest and the block reads it instead.
     `group` must divide the rows (and `panel` the columns). Returns the copy kernel
     (still a `tl.kernel`), labelled `<label>_pack<index>`."""
-    from mlc.dialects.tl import build_kernel
-    from mlc.transforms.loops.common import find_block
-
     block = find_block(root, block_label)
     buf = block.inputs[index]
     ty = cast(MemRefType, buf.type)
@@ -688,8 +695,6 @@ class TlTensorizePass(ModulePass):
             raise ScheduleError("tl-tensorize needs loop=<block label>/<loop>")
         features = None
         if self.host:
-            from mlc.host import host_features
-
             features = host_features()
         if self.explain:
             print(explain(op, self.loop, self.intrinsic or None, features))
