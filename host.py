@@ -15,7 +15,10 @@ from dataclasses import dataclass
 
 from llvmlite import binding as llvm
 
-__all__ = ["HostFeatures", "host_features"]
+__all__ = ["LIBMVEC", "HostFeatures", "host_features"]
+
+#: glibc's vector math library (`_ZGV..._expf` and friends), by its soname
+LIBMVEC = "libmvec.so.1"
 
 
 @dataclass(frozen=True)

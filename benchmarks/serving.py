@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from mlc.benchmarks.zoo import resnet50
+
 __all__ = ["Cell", "Config", "ModelCase", "Payloads", "fault_suite", "load_benchmark", "main"]
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -69,8 +71,6 @@ def model_cases(names: list[str], workdir: Path) -> list[ModelCase]:
         )
     if "resnet" in names:
         import onnx
-
-        from mlc.benchmarks.zoo import resnet50
 
         path = workdir / "resnet50_64x64_w025.onnx"
         onnx.save(resnet50(64, 0.25).model, str(path))

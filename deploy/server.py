@@ -39,6 +39,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+import mlc
 from mlc.deploy.backends import Backend
 from mlc.deploy.batching import DynamicBatcher, QueueFullError, ShuttingDownError
 from mlc.deploy.metrics import Metrics
@@ -300,9 +301,7 @@ def create_app(
         if lifespan:
             await svc().close()
 
-    from mlc import __version__
-
-    app = FastAPI(title="mlc inference service", version=__version__, lifespan=lifespan_context)
+    app = FastAPI(title="mlc inference service", version=mlc.__version__, lifespan=lifespan_context)
     app.add_middleware(RequestIdMiddleware, header=request_id_header)
 
     @app.exception_handler(StarletteHTTPException)
@@ -320,7 +319,7 @@ def create_app(
 
     @app.get("/v2")
     async def server_metadata() -> dict[str, Any]:
-        return {"name": "mlc", "version": __version__, "extensions": ["binary_tensor_data"]}
+        return {"name": "mlc", "version": mlc.__version__, "extensions": ["binary_tensor_data"]}
 
     async def metadata(request: Request, name: str) -> Response:
         try:

@@ -32,8 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import mlc
 from mlc.deploy import wheel_runtime
 from mlc.deploy.features import level_features, lowering_flags, required_cpu_flags
+from mlc.host import host_features
+from mlc.targets.aot import export_library
+from mlc.targets.compiled import lower_model
 
 __all__ = ["WheelError", "WheelInfo", "build_wheel", "platform_tag"]
 
@@ -107,8 +111,6 @@ def _batch_shapes(
 
 
 def _lower(path: Path, shapes: dict[str, list[int]] | None, progress: bool) -> Any:
-    from mlc.targets.compiled import lower_model
-
     return lower_model(str(path), input_shapes=shapes, progress=progress)
 
 
@@ -143,10 +145,6 @@ def build_wheel(
     """Compile the ONNX `model` once per batch size (default: the batch size it declares,
     or 1) for the host CPU, or for the x86-64 level `cpu`, and build the wheel
     `<name>-<version>-py3-none-<platform>.whl` in `out_dir`."""
-    from mlc import __version__ as mlc_version
-    from mlc.host import host_features
-    from mlc.targets.aot import export_library
-
     check_name(name)
     if not _VERSION.match(version):
         raise WheelError(f"--version '{version}' is not a PEP 440 version such as 1.0.0")
@@ -213,7 +211,7 @@ def build_wheel(
             "version": wheel_runtime.METADATA_VERSION,
             "name": name,
             "package_version": version,
-            "mlc_version": mlc_version,
+            "mlc_version": mlc.__version__,
             "model_file": path.name,
             "model_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "triple": first["triple"],

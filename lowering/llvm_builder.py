@@ -57,7 +57,7 @@ from xdsl.ir.affine import (
     AffineExpr,
 )
 
-from mlc.dialects.tl import BlockOp
+from mlc.dialects.tl import BlockOp, row_major_strides
 from mlc.lowering.arith_to_llvm import LlvmLoweringError, constant, lanes_of, llvm_scalar_type
 
 __all__ = [
@@ -109,15 +109,6 @@ def byte_size(ty: MemRefType) -> int:
     st = storage_type(ty.element_type)
     width = st.width.data if isinstance(st, IntegerType) else cast(AnyFloat, st).bitwidth
     return n * (width // 8)
-
-
-def row_major_strides(shape: Sequence[int]) -> list[int]:
-    """Element strides of a dense row-major buffer of `shape` (`[4, 8]` -> `[8, 1]`)."""
-    strides, acc = [], 1
-    for d in reversed(shape):
-        strides.append(acc)
-        acc *= d
-    return strides[::-1]
 
 
 def static_memref(ty: Attribute, what: str) -> MemRefType:

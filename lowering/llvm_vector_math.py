@@ -12,7 +12,7 @@ for the target's ISA:
     %y = llvm.call_intrinsic "llvm.mlc.vecmath._ZGVeN16v_expf"(%x) : ...
 
 and `targets.llvm_emit` emits it as a call of that function (declared once). The JIT
-loads libmvec into the process (`load_vector_math`); shared libraries link `-lmvec`.
+loads libmvec into the process (`targets.cpu.load_vector_math`); shared libraries link `-lmvec`.
 Vectors of other widths, and machines without libmvec, keep the per-lane calls.
 """
 
@@ -25,13 +25,11 @@ import re
 from xdsl.dialects import llvm
 from xdsl.dialects.builtin import Float32Type, Float64Type, ModuleOp, StringAttr, VectorType
 
-from mlc.host import HostFeatures
+from mlc.host import LIBMVEC, HostFeatures
 from mlc.lowering.arith_to_llvm import LIBM_PREFIX
 
-__all__ = ["LIBMVEC", "PREFIX", "load_vector_math", "use_vector_math", "vector_symbol"]
+__all__ = ["LIBMVEC", "PREFIX", "use_vector_math", "vector_symbol"]
 
-#: the shared library, by its soname
-LIBMVEC = "libmvec.so.1"
 #: intrinsic-name prefix of a call of a vector math function (the rest is its symbol)
 PREFIX = "llvm.mlc.vecmath."
 
@@ -94,12 +92,3 @@ def use_vector_math(module: ModuleOp, features: HostFeatures) -> int:
             op.intrin = StringAttr(PREFIX + symbol)
             count += 1
     return count
-
-
-@functools.cache
-def load_vector_math() -> str:
-    """Make libmvec's symbols visible to JIT-compiled code; returns the library."""
-    from llvmlite import binding
-
-    binding.load_library_permanently(LIBMVEC)
-    return LIBMVEC

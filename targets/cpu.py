@@ -22,7 +22,7 @@ import numpy as np
 from llvmlite import binding as llvm
 from llvmlite import ir
 
-from mlc.host import HostFeatures, host_features
+from mlc.host import LIBMVEC, HostFeatures, host_features
 
 __all__ = [
     "HostFeatures",
@@ -31,6 +31,8 @@ __all__ = [
     "emit_object",
     "host_features",
     "is_host_triple",
+    "load_openmp",
+    "load_vector_math",
     "optimize",
     "target_machine",
 ]
@@ -137,6 +139,14 @@ def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine, level: int = 3) -> 
 
 
 @functools.cache
+def load_vector_math() -> str:
+    """Make libmvec's symbols visible to JIT-compiled code (vector math calls,
+    `lowering.llvm_vector_math`); returns the library."""
+    llvm.load_library_permanently(LIBMVEC)
+    return LIBMVEC
+
+
+@functools.cache
 def load_openmp() -> str:
     """Make libgomp's symbols (`GOMP_parallel`, `omp_*`) visible to JIT-compiled code;
     returns the library loaded."""
@@ -175,8 +185,6 @@ def load_runtimes(names: Iterable[str]) -> None:
         if name == "openmp":
             load_openmp()
         elif name == "libmvec":
-            from mlc.lowering.llvm_vector_math import load_vector_math
-
             load_vector_math()
 
 

@@ -41,6 +41,7 @@ from mlc.lowering.llvm_vector_math import use_vector_math
 from mlc.lowering.tl_kernel_to_loops import ConvertTlKernelToLoopsPass
 from mlc.lowering.tl_to_llvm import ConvertTlToLlvmPass
 from mlc.targets.timings import Timings
+from mlc.targets.x86 import VnniGemmSchedule
 from mlc.transforms.graph.conv_to_matmul import PointwiseConvToMatmulPass
 from mlc.transforms.graph.layout import BlockedLayoutPass
 from mlc.transforms.graph.optimize import GraphOptimizePass
@@ -92,8 +93,6 @@ def default_strategy(vector_bits: int = 0, threads: bool = True) -> ScheduleStra
     features = _features(vector_bits)
     cpu = CpuDefaultSchedule(vector_bits=features.vector_bits, threads=threads)
     if features.avx512vnni:
-        from mlc.targets.x86 import VnniGemmSchedule
-
         return VnniGemmSchedule(threads=threads, fallback=cpu)
     return cpu
 

@@ -59,15 +59,8 @@ LAZY_IMPORTS: dict[str, str] = {
     "classified (the fuzz command starts without them)",
     "benchmarks.models": "onnxruntime's reference outputs: `mlc.testing` (hypothesis, "
     "seconds to import) loads only when outputs are checked",
-    # still to be moved to module level (files being edited elsewhere; issue #15)
-    "deploy.backends": "pending: the mlc backend's compiler (onnxruntime serving needs none)",
-    "deploy.server": "pending: `from mlc import __version__` can move to module level",
-    "deploy.wheel": "pending: can move to module level (no cycle)",
-    "benchmarks.serving": "pending: benchmarks.zoo can move to module level (no cycle)",
-    "targets.pipeline": "pending: targets.x86 can move to module level (no cycle)",
-    "targets.cpu": "pending: lowering.llvm_vector_math can move to module level (no cycle)",
-    "tuning.space": "pending: targets.pipeline and tuning.features can move to module level; "
-    "tuning.trace_mutation imports this module (move the shared part down)",
+    "deploy.backends": "the compiler (targets.compiled, targets.aot) loads only for an mlc "
+    "backend: serving with onnxruntime starts without it",
 }
 
 

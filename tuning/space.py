@@ -45,11 +45,15 @@ from xdsl.ir.affine import AffineDimExpr
 
 from mlc.dialects.tl import BlockOp, KernelOp
 from mlc.host import host_features
+from mlc.targets.pipeline import default_strategy
 from mlc.transforms.loops.common import ScheduleError, find_block, find_loop
 from mlc.transforms.loops.default_schedule import MAX_VECTOR_LANES, apply_default_schedules
 from mlc.transforms.loops.kernel_scope import canonical_label
 from mlc.transforms.loops.schedule import Schedule
+from mlc.tuning.choices import MAX_UNROLLED, factor_choices
+from mlc.tuning.features import nest_features
 from mlc.tuning.task import Task
+from mlc.tuning.trace_mutation import mutate_trace
 
 __all__ = [
     "Candidate",
@@ -61,8 +65,6 @@ __all__ = [
     "validate",
 ]
 
-#: the most copies of a kernel body that unrolling inner tile loops may make
-MAX_UNROLLED = 64
 #: the most elements of an output tile the sampler accumulates locally (`cache_write`)
 MAX_CACHED_TILE = 4096
 #: draws `SearchSpace.mutate` makes for a child that differs from its parent
@@ -100,8 +102,6 @@ def lanes_for(element: Attribute, vector_bits: int | None = None) -> int:
 def default_trace(module: ModuleOp, threads: bool = True) -> str:
     """The trace of the host's default schedule (`targets.pipeline.default_strategy`) for
     the task module `module` (modified: scheduled)."""
-    from mlc.targets.pipeline import default_strategy
-
     texts = apply_default_schedules(module, default_strategy(threads=threads))
     return "".join(texts.values())
 
@@ -156,18 +156,6 @@ class DecisionTape(random.Random):
 
     def setstate(self, state: object) -> None:
         raise TypeError("a DecisionTape has no state to restore: replay its `drawn` numbers")
-
-
-def factor_choices(extent: int, rng: random.Random) -> list[int]:
-    """Split factors for a loop of `extent` iterations: its divisors up to 64, the powers
-    of two below it (a non-divisor leaves a guarded remainder) and one random factor;
-    none if the loop is too short to split."""
-    if extent < 4:
-        return []
-    choices = {d for d in range(2, min(extent - 1, 64) + 1) if extent % d == 0}
-    choices |= {p for p in (2, 4, 8, 16, 32) if p < extent}
-    choices |= {rng.randint(2, extent - 1)}
-    return sorted(choices)
 
 
 def _factors(extent: int, rng: random.Random) -> int | None:
@@ -435,8 +423,6 @@ class SearchSpace:
             error = _verify(module)
         if error or not self.features:
             return Candidate(trace, error)
-        from mlc.tuning.features import nest_features
-
         block = find_block(module, canonical_label(0))
         return Candidate(trace, features=tuple(nest_features(block, trace, self.task.work)))
 
@@ -496,8 +482,6 @@ class SearchSpace:
         trace itself (`trace_mutation.mutate_trace`: a split factor, two loops swapped,
         an unroll or a pack added or dropped, ...), replayed and verified; a fresh
         sample when no mutation applies."""
-        from mlc.tuning.trace_mutation import mutate_trace
-
         child = mutate_trace(self.task, parent.trace, rng) if parent.trace else None
         return self.sample(rng) if child is None else self._checked(child)
 

@@ -24,7 +24,7 @@ from mlc.dialects.tl import ForOp, LoopKind
 from mlc.transforms.loops.common import ScheduleError, block_loops, find_block, find_loop, loop_name
 from mlc.transforms.loops.kernel_scope import canonical_label
 from mlc.transforms.loops.schedule import Schedule, Step, parse_schedule
-from mlc.tuning.space import MAX_UNROLLED, factor_choices
+from mlc.tuning.choices import MAX_UNROLLED, factor_choices
 from mlc.tuning.task import Task
 
 __all__ = ["mutate_trace"]

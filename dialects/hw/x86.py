@@ -44,6 +44,7 @@ from xdsl.irdl import (
 from xdsl.utils.exceptions import VerifyException
 
 from mlc.dialects.hw.intrinsics import semantics_of
+from mlc.dialects.tl.base import row_major_strides
 
 __all__ = ["HW_X86", "FmaTileOp", "HwTileOp", "Vdpbf16psOp", "VpdpbusdOp", "row_major_strides"]
 
@@ -53,15 +54,6 @@ _TILE_FORMAT = (
     "$c `[` $c_indices `]` `,` $a `[` $a_indices `]` `,` $b `[` $b_indices `]` attr-dict "
     "`:` type($c) `,` type($a) `,` type($b)"
 )
-
-
-def row_major_strides(shape: Sequence[int]) -> list[int]:
-    """Element strides of a dense row-major buffer of `shape`."""
-    strides, acc = [], 1
-    for d in reversed(shape):
-        strides.append(acc)
-        acc *= d
-    return strides[::-1]
 
 
 class HwTileOp(IRDLOperation, ABC):

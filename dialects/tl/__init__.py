@@ -54,6 +54,7 @@ from mlc.dialects.tl.base import (
     StructuredOp,
     YieldOp,
     is_scalar_type,
+    row_major_strides,
     scalar_attr,
     scalar_value,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "loop_var_range",
     "parse_affine_expr",
     "parse_index_list",
+    "row_major_strides",
     "scalar_attr",
     "scalar_value",
 ]

@@ -221,6 +221,15 @@ class StructuredMemoryEffects(MemoryEffect):
         return effects
 
 
+def row_major_strides(shape: Sequence[int]) -> list[int]:
+    """Element strides of a dense row-major buffer of `shape` (`[4, 8]` -> `[8, 1]`)."""
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= d
+    return strides[::-1]
+
+
 def _static_memref(value: SSAValue, what: str) -> MemRefType:
     ty = value.type
     if not isinstance(ty, MemRefType):

@@ -55,7 +55,7 @@ from xdsl.dialects.builtin import AnyFloat, IntegerType, ModuleOp
 from xdsl.ir import Attribute, Operation
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
-from mlc.dialects.tl import BlockOp, KernelOp, linear_form
+from mlc.dialects.tl import BlockOp, KernelOp
 from mlc.lowering.tl_vector_to_llvm import MAX_DEINTERLEAVE, always_in_bounds
 from mlc.transforms.loops.channel_block_schedule import (
     materialize_pads,
@@ -67,6 +67,7 @@ from mlc.transforms.loops.common import (
     block_loops,
     block_work,
     find_block,
+    lane_stride,
     loop_name,
 )
 from mlc.transforms.loops.schedule import Schedule
@@ -523,23 +524,11 @@ def _vector_dim(block: BlockOp) -> int | None:
     return d if d is not None and d in block.parallel_dims else None
 
 
-def _lane_stride(m: AffineMap, d: int, shape: Sequence[int]) -> int | None:
-    """Elements between consecutive values of iterator `d` in the buffer (None: not linear)."""
-    stride, acc = 0, 1
-    for e, size in zip(reversed(m.results), reversed(shape)):
-        coeffs, atoms, _ = linear_form(e)
-        if any(d in a.used_dims() for _, a in atoms):
-            return None
-        stride += coeffs.get(d, 0) * acc
-        acc *= size
-    return stride
-
-
 def _strided_inputs(block: BlockOp, v: int) -> list[int]:
     """The inputs read with a small stride (2 .. MAX_DEINTERLEAVE) along iterator `v`, when
     every other input is contiguous or constant along it and no read is guarded."""
     types = block.buffer_types
-    strides = [_lane_stride(m, v, types[k].get_shape()) for k, m in enumerate(block.input_maps)]
+    strides = [lane_stride(m, v, types[k].get_shape()) for k, m in enumerate(block.input_maps)]
     for k, (m, pad) in enumerate(zip(block.input_maps, block.pad_values)):
         if pad is not None and not always_in_bounds(block, m, types[k].get_shape()):
             return []  # a guarded read (its padding not materialized)
@@ -551,7 +540,7 @@ def _strided_inputs(block: BlockOp, v: int) -> list[int]:
 def _contiguous_inputs(block: BlockOp, v: int) -> list[int]:
     types = block.buffer_types
     return [
-        k for k, m in enumerate(block.input_maps) if _lane_stride(m, v, types[k].get_shape()) == 1
+        k for k, m in enumerate(block.input_maps) if lane_stride(m, v, types[k].get_shape()) == 1
     ]
 
 

@@ -63,6 +63,7 @@ from mlc.dialects.tl import (
     affine_range,
     build_kernel,
     linear_form,
+    row_major_strides,
 )
 from mlc.dialects.tl.loops import loop_var_range
 from mlc.host import host_features
@@ -144,14 +145,6 @@ def simplify_divmod(e: AffineExpr, ranges: Sequence[tuple[int, int]]) -> AffineE
     if e.kind == AffineBinaryOpKind.Mod:
         return lhs % rhs
     return AffineBinaryOpExpr(e.kind, lhs, rhs)
-
-
-def _row_major(shape: Sequence[int]) -> list[int]:
-    strides, acc = [], 1
-    for d in reversed(shape):
-        strides.append(acc)
-        acc *= d
-    return strides[::-1]
 
 
 def _name(value: SSAValue) -> str:
@@ -250,7 +243,7 @@ def _normalise(block: BlockOp, at: ForOp) -> _Tile:
     accesses: list[_Access] = []
     for k, (buf, m) in enumerate(zip((*block.inputs, *block.outputs), block.maps)):
         ty = cast(MemRefType, buf.type)
-        row = _row_major(ty.get_shape())
+        row = row_major_strides(ty.get_shape())
         strides = [0] * len(tile_loops)
         base: list[AffineExpr] = []
         for d, md in enumerate(m.results):
