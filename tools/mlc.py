@@ -849,7 +849,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args.bench_args)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    """The exceptions that report a user's mistake (bad input, bad IR, a failed export):
+    imported when an error happened, so that `mlc --help` loads none of the compiler."""
     from xdsl.utils.exceptions import DiagnosticException
 
     from mlc.interpreters import InterpretError
@@ -857,6 +859,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mlc.targets.aot import AotError
     from mlc.targets.compiled import InvalidInputError
 
+    return (OnnxImportError, InterpretError, DiagnosticException, AotError, InvalidInputError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # options belong to the benchmark harness
         args = argparse.Namespace(fn=cmd_bench, bench_args=argv[1:])
@@ -864,23 +870,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     try:
         return int(args.fn(args))
-    except (
-        CliError,
-        OnnxImportError,
-        InterpretError,
-        DiagnosticException,
-        AotError,
-        InvalidInputError,
-    ) as e:
-        print(f"mlc: error: {e}".rstrip(), file=sys.stderr)
-        return 1
-    except (OSError, ValueError) as e:
-        print(f"mlc: error: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as e:  # a bug in mlc: one line, the traceback only on request
-        if os.environ.get("MLC_DEBUG"):
+    except Exception as e:
+        if isinstance(e, CliError | OSError | ValueError) or isinstance(e, _user_error_types()):
+            print(f"mlc: error: {e}".rstrip(), file=sys.stderr)
+            return 1
+        if os.environ.get("MLC_DEBUG"):  # a bug in mlc: one line, the traceback on request
             raise
         print(
             f"mlc: internal error: {type(e).__name__}: {e} (MLC_DEBUG=1 shows the traceback)",
