@@ -239,8 +239,11 @@ def _merge_target(
             continue
         window = _between(last_a, first_b)
         sources = {c.source for c in into_a}
-        if any(isinstance(op, KernelOp) and sources & set(op.outputs) for op in window):
-            continue  # a source changes between the two sets of copies
+        if any(
+            (sources & set(op.outputs)) if isinstance(op, KernelOp) else _uses(op, sources)
+            for op in window
+        ):
+            continue  # a source may change between the two sets of copies
         return b, repeats
     return None
 
@@ -253,7 +256,7 @@ def _shift(m: AffineMap, axis: int, offset: int) -> AffineMap:
 
 def _touches(op: Operation, c: Copy) -> bool:
     """`op` uses `c`'s destination, other than by copying into a disjoint part of it."""
-    if c.dest not in op.operands:
+    if not _uses(op, {c.dest}):
         return False
     other = copy_of(op)
     if other is None or other.dest is not c.dest or other.source is c.dest:
@@ -264,6 +267,11 @@ def _touches(op: Operation, c: Copy) -> bool:
     mine = (c.offset, c.offset + c.kernel.extents[axis])
     theirs = (other.offset, other.offset + other.kernel.extents[axis])
     return mine[0] < theirs[1] and theirs[0] < mine[1]
+
+
+def _uses(op: Operation, values: set[SSAValue]) -> bool:
+    """`op`, or an op nested in it (a loop nest at a later stage), uses one of `values`."""
+    return any(v in values for inner in op.walk() for v in inner.operands)
 
 
 def _write_in_place(block: Block) -> int:
@@ -278,6 +286,8 @@ def _write_in_place(block: Block) -> int:
         if uses is None or uses[1] != [c.kernel] or not uses[0]:
             continue
         writers = uses[0]
+        if any(w.parent_block() is not block for w in writers):
+            continue  # a writer inside a loop nest: not this pass's level
         if any(position[w] > position[c.kernel] for w in writers):
             continue
         if not _is_alloc(c.dest, block) or any(c.dest in w.operands for w in writers):
