@@ -71,33 +71,18 @@ KERNEL_PREFIX = "mlc_kernel_"
 SITE_ATTRIBUTES = ("mlc.label", "mlc.flops", "mlc.bytes")
 
 
-def _inside(value: SSAValue, root: Operation) -> bool:
-    owner = value.owner
-    op = owner.parent_op() if isinstance(owner, Block) else owner
-    while op is not None:
-        if op is root:
-            return True
-        op = op.parent_op()
-    return False
-
-
-def _captures(root: Operation) -> list[SSAValue] | None:
-    """The values `root` uses from outside, in order of first use; None if one is not a
-    whole static buffer or `root` refers to a symbol."""
-    seen: list[SSAValue] = []
-    for op in root.walk():
-        if any(isinstance(a, SymbolRefAttr) for a in op.properties.values()):
-            return None
-        for v in op.operands:
-            if v in seen or _inside(v, root):
-                continue
-            if not isinstance(v.type, MemRefType) or not v.type.has_static_shape():
-                return None
-            whole = isinstance(v, BlockArgument) and isinstance(v.owner.parent_op(), func.FuncOp)
-            if not whole and not isinstance(v.owner, memref.AllocOp | memref.GetGlobalOp):
-                return None
-            seen.append(v)
-    return seen
+def _outlinable(root: Operation, captures: Sequence[SSAValue]) -> bool:
+    """Whether `root`, using `captures` from outside, may become a function: every capture
+    a whole static buffer, and no symbol referred to."""
+    for v in captures:
+        if not isinstance(v.type, MemRefType) or not v.type.has_static_shape():
+            return False
+        whole = isinstance(v, BlockArgument) and isinstance(v.owner.parent_op(), func.FuncOp)
+        if not whole and not isinstance(v.owner, memref.AllocOp | memref.GetGlobalOp):
+            return False
+    return not any(
+        isinstance(a, SymbolRefAttr) for op in root.walk() for a in op.properties.values()
+    )
 
 
 def _function(root: Operation, captures: list[SSAValue], name: str) -> func.FuncOp:
@@ -135,10 +120,10 @@ def outline_kernels(module: ModuleOp) -> dict[str, int]:
         for op in list(f.body.block.ops):
             if not isinstance(op, ForOp | BlockOp):
                 continue
-            captures = _captures(op)
-            if captures is None:
+            key, captures, _ = scope_key([op])  # captures: in order of first use
+            if not _outlinable(op, captures):
                 continue
-            name = KERNEL_PREFIX + scope_key([op])[0]
+            name = KERNEL_PREFIX + key
             if name not in kernels:
                 kernels[name] = _function(op, captures, name)
                 module.body.block.insert_op_before(kernels[name], f)
