@@ -28,6 +28,8 @@ from mlc.dialects.graph.reduce import *  # noqa: F403
 from mlc.dialects.graph.reduce import REDUCE_OPS
 from mlc.dialects.graph.shape import *  # noqa: F403
 from mlc.dialects.graph.shape import SHAPE_OPS
+from mlc.dialects.graph.trees import *  # noqa: F403
+from mlc.dialects.graph.trees import TREE_OPS
 
 ALL_OPS: list[type[GraphOp]] = [
     *ELEMENTWISE_OPS,
@@ -36,6 +38,7 @@ ALL_OPS: list[type[GraphOp]] = [
     *REDUCE_OPS,
     *LAYOUT_OPS,
     *QUANT_OPS,
+    *TREE_OPS,
 ]
 
 Graph = Dialect("graph", ALL_OPS, [])

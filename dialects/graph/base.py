@@ -17,10 +17,13 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast, overload
 
+import numpy as np
 from xdsl.dialects.builtin import (
     I64,
     BoolAttr,
+    BytesAttr,
     DenseArrayBase,
+    DenseIntOrFPElementsAttr,
     FloatAttr,
     IntegerAttr,
     IntegerType,
@@ -44,12 +47,18 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from mlc.dialects.graph.types import is_supported_element_type
+from mlc.dialects.graph.types import (
+    element_type_from_numpy,
+    is_supported_element_type,
+    numpy_dtype,
+)
 
 if TYPE_CHECKING:
     from mlc.dialects.graph.constraints import Constraint
 
-PropValue = Attribute | int | float | str | bool | Sequence[int] | Sequence[float] | None
+PropValue = (
+    Attribute | int | float | str | bool | Sequence[int] | Sequence[float] | np.ndarray | None
+)
 
 
 class GraphError(VerifyException):
@@ -72,6 +81,8 @@ def to_attr(value: PropValue) -> Attribute | None:
         return FloatAttr(value, f32)
     if isinstance(value, str):
         return StringAttr(value)
+    if isinstance(value, np.ndarray):
+        return dense_attr(value)
     values = list(value)
     if all(isinstance(v, int) for v in values):
         return DenseArrayBase.from_list(i64, [int(v) for v in values])
@@ -235,6 +246,39 @@ class IntsProp(GraphProp[tuple[int, ...]]):
         if not isinstance(attr, DenseArrayBase) or not isinstance(attr.elt_type, IntegerType):
             raise self.ill_typed(attr)
         return tuple(int(v) for v in attr.iter_values())
+
+
+class ArrayProp(GraphProp["np.ndarray"]):
+    """A constant array (`nodes_feature = dense<[0, 2]> : tensor<2xi64>`), read as a
+    numpy array (a copy). Tree ensembles keep their node tables in these."""
+
+    KIND = "array"
+    EXPECTED = "a dense elements attribute"
+    CONSTRAINT = DenseIntOrFPElementsAttr
+
+    def convert(self, attr: Attribute) -> np.ndarray:
+        if not isinstance(attr, DenseIntOrFPElementsAttr):
+            raise self.ill_typed(attr)
+        return dense_array(attr)
+
+
+def dense_array(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
+    """A dense elements attribute's value as a numpy array (splats expanded)."""
+    ty = attr.get_type()
+    assert isinstance(ty, TensorType)
+    flat = np.frombuffer(attr.data.data, dtype=numpy_dtype(ty.element_type))
+    shape = tuple(ty.get_shape())
+    size = int(np.prod(shape))
+    if flat.size == 1 and size != 1:
+        flat = np.broadcast_to(flat, (size,))
+    return flat.reshape(shape).copy()
+
+
+def dense_attr(array: np.ndarray) -> DenseIntOrFPElementsAttr:
+    """A numpy array as a dense elements attribute holding a copy of its bytes."""
+    ty = TensorType(element_type_from_numpy(array.dtype), list(array.shape))
+    data = np.ascontiguousarray(array).tobytes()
+    return DenseIntOrFPElementsAttr(ty, BytesAttr(data))
 
 
 class NumberProp(GraphProp[int | float | None]):

@@ -35,6 +35,7 @@ from mlc.dialects.graph.base import (
     NumberProp,
     StrProp,
     broadcast_shapes,
+    dense_array,
 )
 from mlc.dialects.graph.constraints import Bool, Constraints, Float, OneOf, SameElementType
 from mlc.dialects.graph.types import is_bool, numpy_dtype, tensor, tensor_for_array
@@ -78,15 +79,8 @@ class ConstantOp(GraphOp):
 
 
 def dense_to_array(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
-    ty = attr.get_type()
-    assert isinstance(ty, TensorType)
-    dtype = numpy_dtype(ty.element_type)
-    flat = np.frombuffer(attr.data.data, dtype=dtype)
-    shape = tuple(ty.get_shape())
-    size = int(np.prod(shape))
-    if flat.size == 1 and size != 1:
-        flat = np.broadcast_to(flat, (size,))
-    return flat.reshape(shape).copy()
+    """A dense elements attribute's value as a numpy array (splats expanded)."""
+    return dense_array(attr)
 
 
 # --------------------------------------------------------------------------- unary

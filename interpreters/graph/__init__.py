@@ -8,6 +8,7 @@ from mlc.interpreters.graph import (  # noqa: F401  (each registers its referenc
     quant,
     reduce,
     shape,
+    trees,
 )
 from mlc.interpreters.graph.registry import (
     evaluate,

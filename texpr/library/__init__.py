@@ -34,6 +34,7 @@ from xdsl.ir import Operation
 
 from mlc.dialects.graph import elementwise as _ew
 from mlc.dialects.graph import shape as _sh
+from mlc.dialects.graph import trees as _tr
 from mlc.texpr.library import (  # noqa: F401  (register)
     elementwise,
     layout,
@@ -50,6 +51,8 @@ NOT_AFFINE: dict[type[Operation], str] = {
     _ew.ConstantOp: "data, not computation: lowered to a global buffer (memref.global)",
     _sh.GatherOp: "reads at data-dependent indices (the `indices` operand)",
     _sh.GatherElementsOp: "reads at data-dependent indices (the `indices` operand)",
+    _tr.TreeEnsembleOp: "walks data-dependent paths (each row's node decides the next)",
+    _tr.PerfectTreeEnsembleOp: "walks data-dependent paths (each row's node decides the next)",
 }
 
 #: Instances of covered ops that raise `ExpressionError` instead.
