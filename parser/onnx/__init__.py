@@ -4,6 +4,8 @@
 
 from mlc.parser.onnx import (  # noqa: F401  (each registers its converters)
     elementwise,
+    ml_linear,
+    ml_trees,
     nn,
     quant,
     reduce,

@@ -21,7 +21,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr, TensorType
-from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import VerifyException
 
 from mlc.dialects.graph.elementwise import ConstantOp
@@ -29,7 +29,14 @@ from mlc.dialects.graph.types import UnsupportedTypeError, element_type_from_onn
 from mlc.interpreters.graph import evaluate, has_reference
 from mlc.parser.onnx.errors import OnnxImportError
 from mlc.parser.onnx.external import load_external_data
-from mlc.parser.onnx.node import CONVERTERS, FOLD_LIMIT_ELEMENTS, NodeContext, Unsupported
+from mlc.parser.onnx.node import (
+    CONVERTERS,
+    FOLD_LIMIT_ELEMENTS,
+    ML_CONVERTERS,
+    ML_DOMAIN,
+    NodeContext,
+    Unsupported,
+)
 from mlc.parser.onnx.validate import (
     ONNX_DOMAINS,
     check_structure,
@@ -131,6 +138,9 @@ class _Importer:
     ):
         self.model = model
         self.opset = default_opset(model)
+        self.ml_opset = next(
+            (int(i.version) for i in model.opset_import if i.domain == ML_DOMAIN), 1
+        )
         self.input_shapes = input_shapes
         self.input_values = input_values
         self.values: dict[str, SSAValue] = {}
@@ -142,6 +152,8 @@ class _Importer:
         self.producers: dict[str, tuple[str, str]] = {}
         #: graph outputs declared with another type than the one computed
         self.mismatches: list[str] = []
+        #: outputs holding indices into string labels (ONNX name -> the labels)
+        self.string_labels: dict[str, list[str]] = {}
         #: an input was given a static shape other than its declared one: the declared
         #: output shapes need not hold
         self.reshaped = reshapes_inputs(model.graph.input, input_shapes, input_values)
@@ -172,7 +184,7 @@ class _Importer:
             (arg_types, [r.type for r in results]),
             Region(self.block),
             arg_attrs=ArrayAttr(_name_attrs(arg_names)),
-            res_attrs=ArrayAttr(_name_attrs([o.name for o in graph.output])),
+            res_attrs=ArrayAttr(_result_attrs(graph.output, self.string_labels)),
         )
         return ModuleOp([function])
 
@@ -232,7 +244,8 @@ class _Importer:
         for info in outputs:
             if info.name in self.values:
                 results.append(self.values[info.name])
-                self._check_declared(info, self.values[info.name])
+                if info.name not in self.string_labels:  # string tensors become indices
+                    self._check_declared(info, self.values[info.name])
             elif info.name not in self.poisoned:
                 self.problems.append(
                     ImportProblem(info.name, "graph output", self.opset, "output is never produced")
@@ -252,13 +265,18 @@ class _Importer:
     def _convert_node(self, node: onnx.NodeProto, index: int) -> None:
         name = node.name or f"{node.op_type}_{index}"
 
+        opset = self.ml_opset if node.domain == ML_DOMAIN else self.opset
+
         def fail(reason: str) -> None:
-            self.problems.append(ImportProblem(name, node.op_type, self.opset, reason))
+            self.problems.append(ImportProblem(name, node.op_type, opset, reason))
             self.poisoned.update(o for o in node.output if o)
 
-        if node.domain not in ONNX_DOMAINS:
+        if node.domain == ML_DOMAIN:
+            conv = ML_CONVERTERS.get(node.op_type)
+        elif node.domain in ONNX_DOMAINS:
+            conv = CONVERTERS.get(node.op_type)
+        else:
             return fail(f"operator domain '{node.domain}' is not supported")
-        conv = CONVERTERS.get(node.op_type)
         if conv is None:
             return fail("unknown operator: mlc has no conversion for it")
         if any(i in self.poisoned for i in node.input if i):
@@ -275,10 +293,11 @@ class _Importer:
             inputs.pop()
         ctx = NodeContext(
             node=node,
-            opset=self.opset,
+            opset=opset,
             values=[self.values[i] if i else None for i in inputs],
             constants=[self.constants.get(i) if i else None for i in inputs],
             block=self.block,
+            string_labels=self.string_labels,
         )
         try:
             results = list(conv(ctx))
@@ -377,6 +396,20 @@ def _erase_dead_ops(block: Block) -> None:
 
 def _name_attrs(names: Sequence[str]) -> list[DictionaryAttr]:
     return [DictionaryAttr({"mlc.name": StringAttr(n)}) for n in names]
+
+
+def _result_attrs(
+    outputs: Sequence[onnx.ValueInfoProto], string_labels: Mapping[str, list[str]]
+) -> list[DictionaryAttr]:
+    """`mlc.name` of each result, and `mlc.labels` (the strings an index result stands
+    for) where a classifier's string labels became indices."""
+    attrs: list[DictionaryAttr] = []
+    for info in outputs:
+        entries: dict[str, Attribute] = {"mlc.name": StringAttr(info.name)}
+        if info.name in string_labels:
+            entries["mlc.labels"] = ArrayAttr([StringAttr(s) for s in string_labels[info.name]])
+        attrs.append(DictionaryAttr(entries))
+    return attrs
 
 
 def import_onnx(

@@ -46,6 +46,9 @@ class NodeContext:
     constants: list[np.ndarray | None]
     block: Block
     emitted: list[Operation] = field(default_factory=list)
+    #: outputs (by ONNX name) that hold indices into string class labels (the importer
+    #: records the strings on the function's results as `mlc.labels`)
+    string_labels: dict[str, list[str]] = field(default_factory=dict)
     _attrs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -158,14 +161,23 @@ Converter = Callable[[NodeContext], Sequence[SSAValue | None]]
 CONVERTERS: dict[str, Converter] = {}
 
 
-def converter(*op_types: str) -> Callable[[Converter], Converter]:
-    """Register a converter for the ONNX operators `op_types` (default domain)."""
+#: the ONNX-ML operator domain and its converters (`ml_converter`)
+ML_DOMAIN = "ai.onnx.ml"
+ML_CONVERTERS: dict[str, Converter] = {}
+
+
+def converter(*op_types: str, domain: str = "") -> Callable[[Converter], Converter]:
+    """Register a converter for the ONNX operators `op_types` of `domain` (the default
+    domain, or `ML_DOMAIN`)."""
+    table = ML_CONVERTERS if domain == ML_DOMAIN else CONVERTERS
+    if domain not in ("", ML_DOMAIN):
+        raise ValueError(f"no converter table for domain {domain!r}")
 
     def register(fn: Converter) -> Converter:
         for op_type in op_types:
-            if op_type in CONVERTERS:
+            if op_type in table:
                 raise ValueError(f"converter for ONNX {op_type} registered twice")
-            CONVERTERS[op_type] = fn
+            table[op_type] = fn
         return fn
 
     return register
