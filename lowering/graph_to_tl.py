@@ -26,7 +26,7 @@ An op that cannot be lowered raises `GraphToTlError` naming the op and the reaso
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xdsl.builder import Builder, InsertPoint
@@ -39,10 +39,8 @@ from xdsl.dialects.builtin import (
     IntegerType,
     MemRefType,
     ModuleOp,
-    Signedness,
     StringAttr,
     TensorType,
-    UnitAttr,
     UnrealizedConversionCastOp,
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
@@ -61,20 +59,23 @@ from mlc.dialects.graph import shape as sh
 from mlc.dialects.graph.base import GraphOp
 from mlc.dialects.graph.types import numpy_dtype
 from mlc.dialects.tl import CheckOp, KernelOp, build_kernel
+from mlc.lowering import trees_to_tl  # noqa: F401  (registers its hand-written lowerings)
+from mlc.lowering.buffers import (
+    HANDWRITTEN,
+    GraphToTlError,
+    add_global,
+    constant_buffer,
+    fail,
+    handwritten,
+    memref_type,
+    memref_type_of,
+    module_of,
+)
 from mlc.lowering.texpr_to_tl import TranslationError, emit_definition
 from mlc.texpr import Definition, Iterator, Read, Statement, TensorDecl, const, it
 from mlc.texpr.dtypes import dtype_name
 from mlc.texpr.library import expression_for
 from mlc.texpr.library.template import ExpressionError, simplify_index
-
-
-class GraphToTlError(Exception):
-    """A graph op that `convert-graph-to-tl` cannot lower."""
-
-
-def _fail(op: Operation, reason: str) -> GraphToTlError:
-    return GraphToTlError(f"convert-graph-to-tl: cannot lower '{op.name}': {reason}")
-
 
 # -- the expression library, through one adapter -------------------------------------------
 
@@ -110,24 +111,6 @@ def not_affine() -> frozenset[type[Operation]]:
 # -- buffers -----------------------------------------------------------------------------
 
 
-def memref_type(ty: Attribute) -> MemRefType:
-    """The buffer type of a tensor type. Buffers are signless: a `ui8` tensor is an `i8`
-    buffer (xDSL's arith ops take signless integers); the kernels' texpr dtype (`u8`)
-    carries the signedness into their bodies (extui, uitofp, divui, cmpi ult, ...)."""
-    assert isinstance(ty, TensorType)
-    return MemRefType(signless(ty.element_type), ty.get_shape())
-
-
-def signless(element_type: Attribute) -> Attribute:
-    """`ui8` -> `i8`; other element types unchanged."""
-    if (
-        isinstance(element_type, IntegerType)
-        and element_type.signedness.data != Signedness.SIGNLESS
-    ):
-        return IntegerType(element_type.width.data)
-    return element_type
-
-
 def to_buffer(rewriter: PatternRewriter, value: SSAValue, before: Operation) -> SSAValue:
     """A memref holding tensor ``value``: the source of a memref->tensor cast, or a new
     tensor->memref cast (resolved by `bufferize_function`)."""
@@ -159,27 +142,7 @@ def copy_kernel(builder: Builder, src: SSAValue, dst: SSAValue, label: str = "co
     )
 
 
-def memref_type_of(value: SSAValue) -> MemRefType:
-    ty = value.type
-    assert isinstance(ty, MemRefType)
-    return ty
-
-
 # -- hand-written lowerings --------------------------------------------------------------
-
-Lowering = Callable[[Builder, Operation, Sequence[SSAValue], Sequence[SSAValue]], None]
-HANDWRITTEN: dict[type[Operation], Lowering] = {}
-
-
-def handwritten(*op_types: type[Operation]) -> Callable[[Lowering], Lowering]:
-    """Register a hand-written lowering: ``fn(builder, op, operand_buffers, result_buffers)``."""
-
-    def register(fn: Lowering) -> Lowering:
-        for t in op_types:
-            HANDWRITTEN[t] = fn
-        return fn
-
-    return register
 
 
 def _texpr_dtype(ty: Attribute) -> str:
@@ -296,27 +259,12 @@ def lower_gather(
 # -- patterns ----------------------------------------------------------------------------
 
 
-def _module_of(op: Operation) -> ModuleOp:
-    parent = op.parent_op()
-    while parent is not None and not isinstance(parent, ModuleOp):
-        parent = parent.parent_op()
-    if parent is None:
-        raise _fail(op, "it is not inside a builtin.module (constants become memref.globals)")
-    return parent
-
-
 class LowerConstant(RewritePattern):
     """graph.constant v -> memref.get_global @c, with memref.global @c = v (constant)."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if not isinstance(op, ew.ConstantOp):
             return
-        module = _module_of(op)
-        taken = {o.sym_name.data for o in module.body.block.ops if isinstance(o, memref.GlobalOp)}
-        n = len(taken)
-        while f"__constant_{n}" in taken:
-            n += 1
-        name = f"__constant_{n}"
         ty = memref_type(op.result.type)
         value = op.value
         if ty.element_type != op.result.type.element_type:  # type: ignore[attr-defined]
@@ -324,15 +272,7 @@ class LowerConstant(RewritePattern):
             value = DenseIntOrFPElementsAttr(
                 TensorType(ty.element_type, ty.get_shape()), value.data
             )
-        glob = memref.GlobalOp.get(StringAttr(name), ty, value, constant=UnitAttr())
-        globals_ = [o for o in module.body.block.ops if isinstance(o, memref.GlobalOp)]
-        first = module.body.block.first_op
-        if globals_:
-            module.body.block.insert_op_after(glob, globals_[-1])
-        elif first is None:
-            module.body.block.add_op(glob)
-        else:
-            module.body.block.insert_op_before(glob, first)
+        name = add_global(module_of(op), value, ty)
         get = memref.GetGlobalOp(name, ty)
         back = UnrealizedConversionCastOp.get([get.memref], [op.result.type])
         rewriter.replace(op, [get, back], [back.results[0]])
@@ -346,7 +286,7 @@ class LowerGraphOp(RewritePattern):
             return
         for v in (*op.operands, *op.results):
             if not isinstance(v.type, TensorType):
-                raise _fail(op, f"operand or result of type {v.type} is not a tensor")
+                raise fail(op, f"operand or result of type {v.type} is not a tensor")
         # the expression library first; hand-written lowerings where it has none
         semantics = expression_of(op)
         lowering = HANDWRITTEN.get(type(op)) if semantics is None else None
@@ -356,7 +296,7 @@ class LowerGraphOp(RewritePattern):
                 if type(op) in not_affine()
                 else "it has neither an expression in mlc.texpr.library nor a hand-written lowering"
             )
-            raise _fail(op, why)
+            raise fail(op, why)
         operands = [to_buffer(rewriter, v, op) for v in op.operands]
         builder = Builder(InsertPoint.before(op))
         allocs = [
@@ -382,7 +322,7 @@ class LowerGraphOp(RewritePattern):
                 label = op.name.removeprefix("graph.")
                 emit_definition(builder, defn, buffers, label)
         except TranslationError as exc:
-            raise _fail(op, str(exc)) from exc
+            raise fail(op, str(exc)) from exc
         casts = [UnrealizedConversionCastOp.get([m], [r.type]) for m, r in zip(results, op.results)]
         rewriter.replace(op, casts, [c.results[0] for c in casts])
 
@@ -482,7 +422,7 @@ class ConvertGraphToTlPass(ModulePass):
             uniquify_kernel_labels(f)
         for inner in op.walk():
             if isinstance(inner, GraphOp):
-                raise _fail(inner, "it was left after lowering")
+                raise fail(inner, "it was left after lowering")
             if isinstance(inner, UnrealizedConversionCastOp):
                 raise GraphToTlError(
                     "convert-graph-to-tl: a tensor value crosses a non-func op boundary "
@@ -497,7 +437,9 @@ __all__ = [
     "LowerConstant",
     "LowerGraphOp",
     "OpSemantics",
+    "add_global",
     "bufferize_function",
+    "constant_buffer",
     "copy_kernel",
     "expression_of",
     "graph_to_tl_patterns",
