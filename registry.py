@@ -152,6 +152,7 @@ _GRAPH_PASSES = {
     "pad-gemm-columns": "PadGemmColumnsPass",
     "graph-blocked-layout": "BlockedLayoutPass",
     "pointwise-conv-to-matmul": "PointwiseConvToMatmulPass",
+    "tree-ensemble-strategy": "TreeEnsembleStrategyPass",
 }
 
 _GRAPH_PATTERNS = {
@@ -171,6 +172,8 @@ _GRAPH_PATTERNS = {
     "graph-propagate-blocked-pool": "PropagatePool",
     "graph-cancel-blocked-pair": "CancelBlockedPair",
     "graph-pointwise-conv-to-matmul": "PointwiseConvToMatmul",
+    "graph-tree-ensemble-to-perfect": "TreeEnsembleToPerfect",
+    "graph-tree-ensemble-to-gemm": "TreeEnsembleToGemm",
 }
 
 

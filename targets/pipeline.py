@@ -8,7 +8,8 @@ passes, from the graph (or tl) level down to the llvm dialect.
 Expanded with the host's vector width (AVX-512: 16 fp32 lanes) and every option at its
 default, it is
 
-    graph-optimize, pad-gemm-columns{multiple=16}, graph-blocked-layout{block=16
+    tree-ensemble-strategy{strategy="auto" max-depth=12}, graph-optimize,
+    pad-gemm-columns{multiple=16}, graph-blocked-layout{block=16
     min-convs=2}, pointwise-conv-to-matmul, convert-graph-to-tl, tl-concat-in-place,
     tl-inline-elementwise, tl-fuse-epilogues, tl-rfactor{lanes=16}, tl-default-schedule{vector-bits=512
     threads=true}, convert-tl-kernel-to-loops, tl-outline-kernels,
@@ -19,7 +20,8 @@ place and kernel fusion,
 `layout=none` the blocked layout, `layout=nchwc` blocks even a single convolution,
 `schedule=none` keeps kernels as plain loops in iterator order, `vector-math=false` keeps
 per-lane libm calls, `outline=false` keeps every loop nest inside the model's function
-instead of deduplicated kernel functions). A module that is already at the tl level
+instead of deduplicated kernel functions, `trees=gemm|traversal|perfect` runs every tree
+ensemble with that strategy instead of choosing per ensemble, docs/trees.md). A module that is already at the tl level
 skips the graph stage; `mlc.compile` then emits the llvm dialect
 as LLVM IR and compiles it (`targets.compiled`).
 """
@@ -46,6 +48,8 @@ from mlc.transforms.graph.conv_to_matmul import PointwiseConvToMatmulPass
 from mlc.transforms.graph.layout import BlockedLayoutPass
 from mlc.transforms.graph.optimize import GraphOptimizePass
 from mlc.transforms.graph.pad_gemm import PadGemmColumnsPass
+from mlc.transforms.graph.trees import STRATEGIES as TREE_STRATEGIES
+from mlc.transforms.graph.trees import TreeEnsembleStrategyPass
 from mlc.transforms.loops.concat_in_place import TlConcatInPlacePass
 from mlc.transforms.loops.default_schedule import (
     CpuDefaultSchedule,
@@ -152,7 +156,7 @@ def is_graph_level(module: ModuleOp) -> bool:
 @dataclass(frozen=True)
 class MlcCpuPipelinePass(ModulePass):
     """`mlc-cpu-pipeline{fuse=true layout=default schedule=default vector-math=true
-    threads=true vector-bits=0 outline=true profile=false}`: the whole compile of
+    threads=true vector-bits=0 outline=true profile=false trees=auto}`: the whole compile of
     `mlc.compile` for the host CPU (see the module docstring); `vector-bits=0` is the host's
     vector width; `profile=true` ends with `llvm-profile-kernels`."""
 
@@ -165,11 +169,16 @@ class MlcCpuPipelinePass(ModulePass):
     vector_bits: int = 0
     outline: bool = True
     profile: bool = False
+    trees: str = "auto"
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise ValueError(
                 f"mlc-cpu-pipeline: layout must be one of {LAYOUTS}, got {self.layout!r}"
+            )
+        if self.trees not in TREE_STRATEGIES:
+            raise ValueError(
+                f"mlc-cpu-pipeline: trees must be one of {TREE_STRATEGIES}, got {self.trees!r}"
             )
         if self.schedule not in SCHEDULES:
             raise ValueError(
@@ -179,7 +188,7 @@ class MlcCpuPipelinePass(ModulePass):
     def graph_passes(self) -> list[ModulePass]:
         bits = _features(self.vector_bits).vector_bits
         lanes = max(bits // 32, 1)
-        passes: list[ModulePass] = []
+        passes: list[ModulePass] = [TreeEnsembleStrategyPass(strategy=self.trees)]
         if self.fuse:
             passes += [GraphOptimizePass(), PadGemmColumnsPass(multiple=lanes)]
         if self.layout == "nchwc" or (self.layout == "default" and self.fuse):

@@ -1,5 +1,6 @@
 """Graph-level optimizations: constant folding, canonicalization, batch-norm folding,
-the blocked (NCHWc) layout and the `graph-optimize` pipeline (with xDSL's CSE and DCE)."""
+the blocked (NCHWc) layout, tree-ensemble strategies and the `graph-optimize` pipeline
+(with xDSL's CSE and DCE)."""
 
 from mlc.transforms.graph.canonicalize import (
     CANONICALIZATION_PATTERNS,
@@ -38,6 +39,14 @@ from mlc.transforms.graph.layout import (
 )
 from mlc.transforms.graph.optimize import GraphOptimizePass
 from mlc.transforms.graph.pad_gemm import PadGemmColumns, PadGemmColumnsPass
+from mlc.transforms.graph.trees import (
+    TreeEnsembleStrategyPass,
+    TreeEnsembleToGemm,
+    TreeEnsembleToPerfect,
+    choose_strategy,
+    f32_thresholds,
+    strategy_costs,
+)
 
 __all__ = [
     "PROPAGATION_PATTERNS",
@@ -68,6 +77,12 @@ __all__ = [
     "PretransposeGemmWeight",
     "RemoveNeutralOperand",
     "RemoveNoOp",
+    "TreeEnsembleStrategyPass",
+    "TreeEnsembleToGemm",
+    "TreeEnsembleToPerfect",
+    "choose_strategy",
+    "f32_thresholds",
+    "strategy_costs",
     "channel_vector",
     "fold_channel_affine",
     "should_fold",

@@ -123,7 +123,8 @@ def test_pipeline_text_replays_in_mlc_opt(tmp_path, capsys) -> None:  # type: ig
     path.write_text(UNARY.replace("OP", "tanh"))
     model = compile_model(parse_module(make_context(), path.read_text()))
     text = cpu_pipeline().pipeline_text()
-    assert text.startswith("graph-optimize{") and "tl-default-schedule{vector-bits=" in text
+    assert text.startswith('tree-ensemble-strategy{strategy="auto" max-depth=12},graph-optimize{')
+    assert "tl-default-schedule{vector-bits=" in text
     assert mlc_opt([str(path), "-p", text]) == 0
     replayed = capsys.readouterr().out
     assert mlc_opt([str(path), "-p", "mlc-cpu-pipeline"]) == 0
