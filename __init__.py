@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from mlc.targets.aot import LoadedModel
     from mlc.targets.compiled import CompiledModel
+    from mlc.targets.rowwise import RowwiseModel
 
 
 def context() -> Context:
@@ -32,9 +33,15 @@ def context() -> Context:
 def import_onnx(model: Any, **options: Any) -> ModuleOp:
     """Import an ONNX model (path, bytes or `onnx.ModelProto`) as a graph-dialect module;
     options as `mlc.parser.onnx.import_onnx` (`input_shapes`, `input_values`, `base_dir`:
-    the directory of external data, needed for bytes or a ModelProto that has some)."""
+    the directory of external data, needed for bytes or a ModelProto that has some). A
+    fitted scikit-learn / XGBoost / LightGBM estimator is converted first
+    (`mlc.parser.estimators`; its input "X" has a symbolic batch: give
+    `input_shapes={"X": (rows, features)}`)."""
+    from mlc.parser.estimators import is_estimator, to_onnx_model
     from mlc.parser.onnx import import_onnx as _import
 
+    if is_estimator(model):
+        model = to_onnx_model(model)
     return _import(model, **options)
 
 
@@ -47,11 +54,15 @@ def interpret(
     return _interpret(module, *inputs, function=function)
 
 
-def compile(model: Any, **options: Any) -> CompiledModel:  # noqa: A001
+def compile(model: Any, **options: Any) -> CompiledModel | RowwiseModel:  # noqa: A001
     """JIT-compile an ONNX model (path or ModelProto) or a graph/tl module for the host
     CPU; the result is called with numpy arrays and returns numpy arrays. Options as
     `mlc.targets.compiled.compile_model` (e.g. `tuning_db="tuning.db"`: the best tuned
-    schedule per kernel, from `mlc tune` / `mlc.tuning.tune`)."""
+    schedule per kernel, from `mlc tune` / `mlc.tuning.tune`; `tree_strategy="perfect"`).
+
+    A fitted scikit-learn / XGBoost / LightGBM estimator (or any model with
+    `rowwise=True`: its rows independent) gives a `RowwiseModel` that takes any batch
+    size, compiling per batch bucket on first use (docs/trees.md)."""
     from mlc.targets.compiled import compile_model
 
     return compile_model(model, **options)

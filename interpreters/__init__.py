@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import MemRefType, ModuleOp, TensorType
+from xdsl.dialects.builtin import ArrayAttr, MemRefType, ModuleOp, StringAttr, TensorType
 from xdsl.interpreter import Interpreter
 from xdsl.interpreters.func import FuncFunctions
 
@@ -15,6 +16,38 @@ from mlc.dialects.graph.types import numpy_dtype
 
 class InterpretError(ValueError):
     """Inputs that do not fit the function being interpreted."""
+
+
+#: the result attribute naming the strings an index result stands for (the ONNX
+#: importer's string class labels)
+LABELS_ATTR = "mlc.labels"
+
+
+def result_labels(res_attrs: Any, n: int) -> list[tuple[str, ...] | None]:
+    """The `mlc.labels` of each of `n` results (None where a result has none), from a
+    function's `res_attrs` (an ArrayAttr of DictionaryAttrs, or None)."""
+    labels: list[tuple[str, ...] | None] = [None] * n
+    if res_attrs is None:
+        return labels
+    for i, entry in enumerate(res_attrs.data[:n]):
+        value = entry.data.get(LABELS_ATTR)
+        if isinstance(value, ArrayAttr) and all(isinstance(s, StringAttr) for s in value.data):
+            labels[i] = tuple(s.data for s in value.data)  # type: ignore[attr-defined]
+    return labels
+
+
+def apply_labels(
+    results: Sequence[np.ndarray], labels: Sequence[tuple[str, ...] | None]
+) -> list[np.ndarray]:
+    """Results with indices mapped to their labels where a result has some: an array of
+    Python strings, dtype object (as onnxruntime returns string tensors)."""
+    mapped = list(results)
+    for i, names in enumerate(labels):
+        if names is not None and i < len(mapped):
+            table = np.empty(len(names), object)
+            table[:] = names
+            mapped[i] = table[np.asarray(mapped[i], np.int64)]
+    return mapped
 
 
 def make_interpreter(module: ModuleOp) -> Interpreter:
@@ -90,7 +123,9 @@ def check_inputs(function: func.FuncOp, inputs: Sequence[np.ndarray]) -> list[np
 def interpret(
     module: ModuleOp, *inputs: np.ndarray, function: str | None = None
 ) -> list[np.ndarray]:
-    """Run `function` (default: the first public one) with the reference semantics."""
+    """Run `function` (default: the first public one) with the reference semantics. A
+    result with `mlc.labels` (a classifier's string labels, as indices) comes back as its
+    labels (`apply_labels`)."""
     from mlc.interpreters.tl import from_buffer, to_buffer
 
     f = entry_function(module, function)
@@ -104,7 +139,8 @@ def interpret(
     interpreter = make_interpreter(module)
     results = interpreter.call_op(f.sym_name.data, values)
     result_types = f.function_type.outputs.data
-    return [
+    arrays = [
         from_buffer(r, t.element_type) if isinstance(t, MemRefType) else np.asarray(r)
         for r, t in zip(results, result_types)
     ]
+    return apply_labels(arrays, result_labels(f.res_attrs, len(arrays)))

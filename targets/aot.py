@@ -187,7 +187,10 @@ def default_prefix(path: str | os.PathLike[str]) -> str:
 
 
 def _buffer_json(spec: BufferSpec) -> dict[str, Any]:
-    return {"name": spec.name, "dtype": spec.dtype.name, "shape": list(spec.shape)}
+    entry: dict[str, Any] = {"name": spec.name, "dtype": spec.dtype.name, "shape": list(spec.shape)}
+    if spec.labels is not None:  # the strings an index output stands for
+        entry["labels"] = list(spec.labels)
+    return entry
 
 
 def _signature(
@@ -645,7 +648,13 @@ class LoadedModel(NativeFunction):
 
 
 def _spec(buffer: dict[str, Any]) -> BufferSpec:
-    return BufferSpec(tuple(buffer["shape"]), _dtype(buffer["dtype"]), buffer["name"])
+    labels = buffer.get("labels")
+    return BufferSpec(
+        tuple(buffer["shape"]),
+        _dtype(buffer["dtype"]),
+        buffer["name"],
+        tuple(labels) if labels is not None else None,
+    )
 
 
 def _parse_signature(raw: bytes, path: Path) -> dict[str, Any]:
@@ -666,6 +675,9 @@ def _parse_signature(raw: bytes, path: Path) -> dict[str, Any]:
                 _dtype(b["dtype"])
                 if not all(isinstance(d, int) and d >= 0 for d in b["shape"]):
                     raise ValueError(f"bad shape {b['shape']}")
+                labels = b.get("labels", [])
+                if not isinstance(labels, list) or not all(isinstance(s, str) for s in labels):
+                    raise ValueError(f"bad labels of {b['name']}")
         checks = signature.get("checks")
         if checks is not None and (
             not isinstance(checks.get("status"), str | None)

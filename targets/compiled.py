@@ -49,11 +49,13 @@ from xdsl.printer import Printer
 from mlc.dialects.graph.types import UnsupportedTypeError
 from mlc.dialects.graph.types import numpy_dtype as tensor_numpy_dtype
 from mlc.dialects.tl import RuntimeCheckError
+from mlc.interpreters import apply_labels, result_labels
 from mlc.interpreters.tl.buffers import numpy_dtype
 from mlc.lowering.llvm_profile import TICKS_GLOBAL
 from mlc.lowering.tl_check_to_llvm import MESSAGES_GLOBAL, OUT_OF_MEMORY, STATUS_GLOBAL
 from mlc.lowering.tl_parallel_to_llvm import NUM_THREADS_GLOBAL
 from mlc.lowering.tl_to_llvm import ALIGNMENT, INTERMEDIATE_BYTES, WORKSPACE_BYTES
+from mlc.parser.estimators import is_estimator
 from mlc.parser.onnx import import_onnx
 from mlc.targets.compile_cache import CompileCache
 from mlc.targets.cpu import JitEngine, optimize, target_machine
@@ -74,6 +76,7 @@ if TYPE_CHECKING:
     from mlc.targets.codegen import Part
     from mlc.targets.pipeline import MlcCpuPipelinePass
     from mlc.targets.profile import Profile
+    from mlc.targets.rowwise import RowwiseModel
 
 # The pipeline and code generation (`targets.pipeline`, `targets.codegen`) are imported
 # where a model is compiled cold: a warm compile (the model cache) needs neither, nor the
@@ -99,11 +102,13 @@ class InvalidInputError(ValueError):
 @dataclass(frozen=True)
 class BufferSpec:
     """Shape and numpy dtype of one memref argument or result (and its `mlc.name`, if any:
-    the ONNX input / output name; not part of equality)."""
+    the ONNX input / output name; and `labels`: the strings an index result stands for,
+    its `mlc.labels`; neither is part of equality)."""
 
     shape: tuple[int, ...]
     dtype: np.dtype
     name: str = field(default="", compare=False)
+    labels: tuple[str, ...] | None = field(default=None, compare=False)
 
     @staticmethod
     def of(ty: MemRefType, name: str = "") -> BufferSpec:
@@ -113,13 +118,21 @@ class BufferSpec:
         return f"{self.dtype}{list(self.shape)}"
 
 
+def data_address(a: np.ndarray) -> int:
+    """The address of `a`'s data. (Through ctypes' buffer protocol: a quarter of the time
+    of `__array_interface__` or `.ctypes.data`, which matters for models that run in
+    microseconds; read-only arrays take the slow way.)"""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(a))
+    except (TypeError, ValueError, BufferError):
+        return int(a.__array_interface__["data"][0])
+
+
 def aligned_empty(shape: Sequence[int], dtype: np.dtype, alignment: int = ALIGNMENT) -> np.ndarray:
     """An uninitialized C-contiguous array whose data is `alignment`-byte aligned."""
-    # math.prod and __array_interface__: a few microseconds less per call than np.prod
-    # and .ctypes, which matters for models that run in 0.1 ms
     n = math.prod(shape) * dtype.itemsize
     raw = np.empty(n + alignment, np.uint8)
-    offset = -raw.__array_interface__["data"][0] % alignment
+    offset = -data_address(raw) % alignment
     return raw[offset : offset + n].view(dtype).reshape(tuple(shape))
 
 
@@ -138,6 +151,16 @@ class NativeFunction:
         self.name = name
         self.inputs = list(inputs)
         self.outputs = list(outputs)
+        self._labels = [s.labels for s in self.outputs]
+        self._labelled = any(labels is not None for labels in self._labels)
+        # the results of a call share one allocation: (offset, bytes, dtype, shape) each
+        self._result_layout: list[tuple[int, int, np.dtype, tuple[int, ...]]] = []
+        offset = 0
+        for spec in self.outputs:
+            size = math.prod(spec.shape) * spec.dtype.itemsize
+            self._result_layout.append((offset, size, spec.dtype, tuple(spec.shape)))
+            offset += -(-max(size, 1) // ALIGNMENT) * ALIGNMENT
+        self._result_bytes = offset
         n = len(self.inputs) + len(self.outputs)
         # the entry returns a status: 0, or the number of a failure (`check_messages`)
         proto = ctypes.CFUNCTYPE(ctypes.c_int64, *([ctypes.c_void_p] * n))
@@ -270,8 +293,29 @@ class NativeFunction:
         return code
 
     def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
-        """The results for `arrays` (a list, one array per function result)."""
-        return self.run_buffers(*arrays)[len(self.inputs) :]
+        """The results for `arrays` (a list, one array per function result; a result with
+        string labels as their strings, an array of dtype object)."""
+        keep = []  # aligned copies of unaligned inputs, alive until the call returns
+        addresses = []
+        for a in self.check_inputs(arrays):
+            address = data_address(a) if a.size else 0
+            if address % ALIGNMENT or not a.size:  # the entry reads arguments 64-byte aligned
+                copy = aligned_empty(a.shape, a.dtype)
+                copy[...] = a
+                keep.append(copy)
+                address = data_address(copy)
+            addresses.append(address)
+        raw = np.empty(self._result_bytes + ALIGNMENT, np.uint8)
+        base = data_address(raw)
+        start = -base % ALIGNMENT
+        results = [
+            raw[start + o : start + o + n].view(dt).reshape(shape)
+            for o, n, dt, shape in self._result_layout
+        ]
+        addresses += [base + start + o for o, _, _, _ in self._result_layout]
+        # arguments are read only (`bufferize_function`): aligned inputs need no copy
+        self._call_native(addresses)
+        return apply_labels(results, self._labels) if self._labelled else results
 
 
 class CompiledModel(NativeFunction):
@@ -453,20 +497,39 @@ def _names(attrs: Any, n: int) -> list[str]:
     return names
 
 
-def _buffer_specs(types: Sequence[Attribute], names: Sequence[str]) -> list[BufferSpec]:
+def _buffer_specs(
+    types: Sequence[Attribute],
+    names: Sequence[str],
+    labels: Sequence[tuple[str, ...] | None] | None = None,
+) -> list[BufferSpec]:
     """What callers pass and get for tensors / memrefs of these types (a `ui8` tensor is
     an `i8` buffer in native code, and a uint8 array for callers)."""
     specs = []
-    for t, name in zip(types, names):
+    for i, (t, name) in enumerate(zip(types, names)):
+        label = labels[i] if labels is not None else None  # `mlc.labels`
         if isinstance(t, MemRefType):
-            specs.append(BufferSpec.of(t, name))
+            memref = BufferSpec.of(t, name)
+            specs.append(BufferSpec(memref.shape, memref.dtype, name, label))
         elif isinstance(t, TensorType):
             try:
                 dtype = tensor_numpy_dtype(t.element_type)
             except UnsupportedTypeError:
                 dtype = numpy_dtype(t.element_type)
-            specs.append(BufferSpec(tuple(t.get_shape()), np.dtype(dtype), name))
+            specs.append(BufferSpec(tuple(t.get_shape()), np.dtype(dtype), name, label))
     return specs
+
+
+def _output_json(spec: BufferSpec) -> dict[str, Any]:
+    """An output's entry in the model cache's record, its labels included."""
+    entry = buffer_json(spec)
+    if spec.labels is not None:
+        entry["labels"] = list(spec.labels)
+    return entry
+
+
+def _output_from_json(entry: dict[str, Any]) -> BufferSpec:
+    labels = entry.get("labels")
+    return BufferSpec(*buffer_from_json(entry), tuple(map(str, labels)) if labels else None)
 
 
 def _signature(module: ModuleOp, function: str | None) -> tuple[str, list, list]:
@@ -474,7 +537,8 @@ def _signature(module: ModuleOp, function: str | None) -> tuple[str, list, list]
     in_types = f.function_type.inputs.data
     out_types = f.function_type.outputs.data
     ins = _buffer_specs(in_types, _names(f.arg_attrs, len(in_types)))
-    outs = _buffer_specs(out_types, _names(f.res_attrs, len(out_types)))
+    labels = result_labels(f.res_attrs, len(out_types))
+    outs = _buffer_specs(out_types, _names(f.res_attrs, len(out_types)), labels)
     return f.sym_name.data, ins, outs
 
 
@@ -499,6 +563,7 @@ def cpu_pipeline(
     vector_math: bool = True,
     threads: bool = True,
     outline: bool = True,
+    tree_strategy: str = "auto",
     profile: bool = False,
 ) -> MlcCpuPipelinePass:
     """The `mlc-cpu-pipeline` for `mlc.compile`'s options (a `ScheduleStrategy` object for
@@ -515,6 +580,7 @@ def cpu_pipeline(
         threads=threads,
         outline=outline,
         profile=profile,
+        trees=tree_strategy,
     )
 
 
@@ -529,6 +595,7 @@ def lower_model(
     layout: str | None = "default",
     vector_math: bool = True,
     outline: bool = True,
+    tree_strategy: str = "auto",
     profile: bool = False,
     timings: Timings | None = None,
     verify_each: bool = False,
@@ -578,6 +645,7 @@ def lower_model(
         vector_math=vector_math,
         outline=outline,
         profile=profile,
+        tree_strategy=tree_strategy,
     )
     strategy = None if schedule in ("default", None) else schedule
     passes = pipeline.passes(module, strategy)
@@ -619,6 +687,7 @@ def compile_model(
     layout: str | None = "default",
     vector_math: bool = True,
     outline: bool = True,
+    tree_strategy: str = "auto",
     profile: bool = False,
     timings: bool = False,
     verify_each: bool = False,
@@ -626,9 +695,18 @@ def compile_model(
     cache: bool = True,
     jobs: int = 0,
     tuning_db: Any = None,
-) -> CompiledModel:
+    rowwise: bool = False,
+) -> CompiledModel | RowwiseModel:
     """JIT-compile an ONNX model (path, bytes, ModelProto) or a module at the graph, tl
     (kernel or explicit-loop) level (a `ModuleOp`, or a `.mlir` file) for the host CPU. The module is not modified.
+
+    A fitted estimator (scikit-learn estimator or pipeline, XGBoost, LightGBM: an object
+    with `predict`) is converted to ONNX (`mlc.parser.estimators.to_onnx_model`: input
+    "X", f32 `[n, n_features_in_]`) and compiled row-wise. `rowwise=True` compiles an
+    ONNX model with a symbolic batch dimension row-wise, which is only valid when each
+    output row depends on the same input row alone: a `targets.rowwise.RowwiseModel`,
+    called with any number of rows, which compiles a model per batch-size bucket on first
+    use with the other options given here (not `input_shapes`).
 
     `schedule`: how `tl.kernel`s are scheduled before lowering: "default" (the host's
     `CpuDefaultSchedule`), any `ScheduleStrategy`, or None (plain loops in iterator
@@ -659,6 +737,10 @@ def compile_model(
     `outline`: loop nests become kernel functions, identical ones shared
     (`tl-outline-kernels`); False keeps them in the model's function.
 
+    `tree_strategy`: how tree ensembles (`graph.tree_ensemble`) run: "auto" (a cost
+    estimate per ensemble and batch size), "gemm", "traversal" or "perfect"
+    (`tree-ensemble-strategy`, docs/trees.md).
+
     `profile`: timestamps around every kernel call (`llvm-profile-kernels`), read by
     `CompiledModel.profile` (which compiles a profiled twin of a model compiled without).
 
@@ -671,6 +753,11 @@ def compile_model(
     `tuning_db`: a tuning database (path or `mlc.tuning.TuningDatabase`) whose best record
     per kernel is applied (see `lower_model`); the model cache is then not used (kernel
     objects still are)."""
+    if rowwise or is_estimator(model):
+        given = {k: v for k, v in locals().items() if k not in ("model", "rowwise")}
+        from mlc.targets.rowwise import compile_rowwise  # every option above, later ones too
+
+        return compile_rowwise(model, **given)
     print_timings = timings
     timings = Timings()
     store = CompileCache() if cache else None
@@ -684,6 +771,7 @@ def compile_model(
         "layout": layout,
         "vector_math": vector_math,
         "outline": outline,
+        "tree_strategy": tree_strategy,
         "profile": profile,
         "tuning_db": tuning_db,
     }  # the pipeline they make is fixed by these, the host and the mlc version (in the key)
@@ -699,7 +787,7 @@ def compile_model(
     if hit is not None:
         record, objs, constants = hit
         ins = [BufferSpec(*buffer_from_json(b)) for b in record.inputs]
-        outs = [BufferSpec(*buffer_from_json(b)) for b in record.outputs]
+        outs = [_output_from_json(b) for b in record.outputs]
         compiled = _link(
             record.name,
             ins,
@@ -763,7 +851,7 @@ def _compile_cold(
         record = ModelRecord(
             lowered.name,
             [buffer_json(b) for b in lowered.inputs],
-            [buffer_json(b) for b in lowered.outputs],
+            [_output_json(b) for b in lowered.outputs],
             lowered.workspace_bytes,
             lowered.intermediate_bytes,
             objects.keys,

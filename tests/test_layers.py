@@ -47,7 +47,8 @@ LAZY_IMPORTS: dict[str, str] = {
     "texpr language: `make_interpreter` loads every dialect's implementation when first run",
     "targets.compiled": "`mlc --help` imports it (InvalidInputError): the pass pipeline, parsers, "
     "code generation, profiling and tuning load at the first compile; export needs "
-    "targets.aot, which builds on this module",
+    "targets.aot and estimators / rowwise=True need targets.rowwise, which build on this "
+    "module",
     "dialects.tl.base": "ops of the tl dialect name each other: tl.yield's parents "
     "(tl.kernel, tl.block, tl.for) in xDSL's lazy_traits_def",
     "dialects.tl.structured": "tl.block's domain check reads tl.for's loop ranges, and "
