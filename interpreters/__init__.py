@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,32 +22,57 @@ class InterpretError(ValueError):
 #: the result attribute naming the strings an index result stands for (the ONNX
 #: importer's string class labels)
 LABELS_ATTR = "mlc.labels"
+#: the result attribute of an ONNX-ML ZipMap's keys (its probabilities matrix comes back
+#: as one {key: probability} dict per row)
+ZIPMAP_ATTR = "mlc.zipmap"
 
 
-def result_labels(res_attrs: Any, n: int) -> list[tuple[str, ...] | None]:
-    """The `mlc.labels` of each of `n` results (None where a result has none), from a
-    function's `res_attrs` (an ArrayAttr of DictionaryAttrs, or None)."""
-    labels: list[tuple[str, ...] | None] = [None] * n
+@dataclass(frozen=True)
+class ZipMapKeys:
+    """A ZipMap result: each row of the probabilities matrix returned as a dict from
+    these keys (class labels, ints or strings) to Python floats, as onnxruntime does."""
+
+    keys: tuple[int, ...] | tuple[str, ...]
+
+
+#: how a result reaches callers: an index into string labels, a ZipMap, or as it is
+ResultLabels = tuple[str, ...] | ZipMapKeys | None
+
+
+def result_labels(res_attrs: Any, n: int) -> list[ResultLabels]:
+    """The `mlc.labels` (strings) or `mlc.zipmap` (`ZipMapKeys`) of each of `n` results
+    (None where a result has neither), from a function's `res_attrs` (an ArrayAttr of
+    DictionaryAttrs, or None)."""
+    labels: list[ResultLabels] = [None] * n
     if res_attrs is None:
         return labels
     for i, entry in enumerate(res_attrs.data[:n]):
         value = entry.data.get(LABELS_ATTR)
         if isinstance(value, ArrayAttr) and all(isinstance(s, StringAttr) for s in value.data):
             labels[i] = tuple(s.data for s in value.data)  # type: ignore[attr-defined]
+        keys = entry.data.get(ZIPMAP_ATTR)
+        if isinstance(keys, ArrayAttr):
+            labels[i] = ZipMapKeys(
+                tuple(k.data if isinstance(k, StringAttr) else k.value.data for k in keys.data)  # type: ignore[attr-defined]
+            )
     return labels
 
 
-def apply_labels(
-    results: Sequence[np.ndarray], labels: Sequence[tuple[str, ...] | None]
-) -> list[np.ndarray]:
-    """Results with indices mapped to their labels where a result has some: an array of
-    Python strings, dtype object (as onnxruntime returns string tensors)."""
-    mapped = list(results)
+def apply_labels(results: Sequence[np.ndarray], labels: Sequence[ResultLabels]) -> list[Any]:
+    """Results as callers get them: indices mapped to their string labels (an array of
+    Python strings, dtype object) and ZipMap results as a list of dicts, both as
+    onnxruntime returns them."""
+    mapped: list[Any] = list(results)
     for i, names in enumerate(labels):
-        if names is not None and i < len(mapped):
-            table = np.empty(len(names), object)
-            table[:] = names
-            mapped[i] = table[np.asarray(mapped[i], np.int64)]
+        if names is None or i >= len(mapped):
+            continue
+        if isinstance(names, ZipMapKeys):
+            rows = np.asarray(mapped[i], np.float64).reshape(len(mapped[i]), -1).tolist()
+            mapped[i] = [dict(zip(names.keys, row)) for row in rows]
+            continue
+        table = np.empty(len(names), object)
+        table[:] = names
+        mapped[i] = table[np.asarray(mapped[i], np.int64)]
     return mapped
 
 

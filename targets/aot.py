@@ -80,7 +80,7 @@ from mlc.lowering.llvm_vector_math import LIBMVEC
 from mlc.lowering.tl_check_to_llvm import STATUS_GLOBAL
 from mlc.lowering.tl_parallel_to_llvm import NUM_THREADS_GLOBAL
 from mlc.lowering.tl_to_llvm import ALIGNMENT
-from mlc.targets.compiled import BufferSpec, NativeFunction
+from mlc.targets.compiled import BufferSpec, NativeFunction, labels_from_json, labels_json
 from mlc.targets.cpu import TargetError, emit_object, host_features, is_host_triple
 
 __all__ = [
@@ -188,9 +188,7 @@ def default_prefix(path: str | os.PathLike[str]) -> str:
 
 def _buffer_json(spec: BufferSpec) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": spec.name, "dtype": spec.dtype.name, "shape": list(spec.shape)}
-    if spec.labels is not None:  # the strings an index output stands for
-        entry["labels"] = list(spec.labels)
-    return entry
+    return entry | labels_json(spec.labels)  # strings an index stands for, ZipMap keys
 
 
 def _signature(
@@ -648,12 +646,8 @@ class LoadedModel(NativeFunction):
 
 
 def _spec(buffer: dict[str, Any]) -> BufferSpec:
-    labels = buffer.get("labels")
     return BufferSpec(
-        tuple(buffer["shape"]),
-        _dtype(buffer["dtype"]),
-        buffer["name"],
-        tuple(labels) if labels is not None else None,
+        tuple(buffer["shape"]), _dtype(buffer["dtype"]), buffer["name"], labels_from_json(buffer)
     )
 
 
@@ -675,9 +669,10 @@ def _parse_signature(raw: bytes, path: Path) -> dict[str, Any]:
                 _dtype(b["dtype"])
                 if not all(isinstance(d, int) and d >= 0 for d in b["shape"]):
                     raise ValueError(f"bad shape {b['shape']}")
-                labels = b.get("labels", [])
-                if not isinstance(labels, list) or not all(isinstance(s, str) for s in labels):
-                    raise ValueError(f"bad labels of {b['name']}")
+                try:
+                    labels_from_json(b)
+                except ValueError as e:
+                    raise ValueError(f"{e} of {b['name']}") from None
         checks = signature.get("checks")
         if checks is not None and (
             not isinstance(checks.get("status"), str | None)

@@ -49,7 +49,7 @@ from xdsl.printer import Printer
 from mlc.dialects.graph.types import UnsupportedTypeError
 from mlc.dialects.graph.types import numpy_dtype as tensor_numpy_dtype
 from mlc.dialects.tl import RuntimeCheckError
-from mlc.interpreters import apply_labels, result_labels
+from mlc.interpreters import ResultLabels, ZipMapKeys, apply_labels, result_labels
 from mlc.interpreters.tl.buffers import numpy_dtype
 from mlc.lowering.llvm_profile import TICKS_GLOBAL
 from mlc.lowering.tl_check_to_llvm import MESSAGES_GLOBAL, OUT_OF_MEMORY, STATUS_GLOBAL
@@ -103,12 +103,13 @@ class InvalidInputError(ValueError):
 class BufferSpec:
     """Shape and numpy dtype of one memref argument or result (and its `mlc.name`, if any:
     the ONNX input / output name; and `labels`: the strings an index result stands for,
-    its `mlc.labels`; neither is part of equality)."""
+    its `mlc.labels`, or the `ZipMapKeys` of a ZipMap result; neither is part of
+    equality)."""
 
     shape: tuple[int, ...]
     dtype: np.dtype
     name: str = field(default="", compare=False)
-    labels: tuple[str, ...] | None = field(default=None, compare=False)
+    labels: ResultLabels = field(default=None, compare=False)
 
     @staticmethod
     def of(ty: MemRefType, name: str = "") -> BufferSpec:
@@ -500,7 +501,7 @@ def _names(attrs: Any, n: int) -> list[str]:
 def _buffer_specs(
     types: Sequence[Attribute],
     names: Sequence[str],
-    labels: Sequence[tuple[str, ...] | None] | None = None,
+    labels: Sequence[ResultLabels] | None = None,
 ) -> list[BufferSpec]:
     """What callers pass and get for tensors / memrefs of these types (a `ui8` tensor is
     an `i8` buffer in native code, and a uint8 array for callers)."""
@@ -521,15 +522,36 @@ def _buffer_specs(
 
 def _output_json(spec: BufferSpec) -> dict[str, Any]:
     """An output's entry in the model cache's record, its labels included."""
-    entry = buffer_json(spec)
-    if spec.labels is not None:
-        entry["labels"] = list(spec.labels)
-    return entry
+    return buffer_json(spec) | labels_json(spec.labels)
+
+
+def labels_json(labels: ResultLabels) -> dict[str, Any]:
+    """How an output reaches callers, for JSON records: `labels` (strings) or `zipmap`
+    (keys)."""
+    if isinstance(labels, ZipMapKeys):
+        return {"zipmap": list(labels.keys)}
+    return {} if labels is None else {"labels": list(labels)}
+
+
+def labels_from_json(entry: dict[str, Any]) -> ResultLabels:
+    """`labels_json`'s inverse; malformed entries are a ValueError."""
+    if "zipmap" in entry:
+        keys = entry["zipmap"]
+        if not isinstance(keys, list) or not (
+            all(isinstance(k, str) for k in keys) or all(type(k) is int for k in keys)
+        ):
+            raise ValueError("bad zipmap keys")
+        return ZipMapKeys(tuple(keys))
+    labels = entry.get("labels")
+    if labels is None:
+        return None
+    if not isinstance(labels, list) or not all(isinstance(s, str) for s in labels):
+        raise ValueError("bad labels")
+    return tuple(labels)
 
 
 def _output_from_json(entry: dict[str, Any]) -> BufferSpec:
-    labels = entry.get("labels")
-    return BufferSpec(*buffer_from_json(entry), tuple(map(str, labels)) if labels else None)
+    return BufferSpec(*buffer_from_json(entry), labels_from_json(entry))
 
 
 def _signature(module: ModuleOp, function: str | None) -> tuple[str, list, list]:

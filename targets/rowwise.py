@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -130,7 +131,7 @@ class RowwiseModel:
             )
         return array
 
-    def __call__(self, x: Any) -> list[np.ndarray]:
+    def __call__(self, x: Any) -> list[Any]:
         """The outputs for the rows of `x` (a list, one array per model output)."""
         array = self.check(x)
         rows = array.shape[0]
@@ -139,7 +140,7 @@ class RowwiseModel:
         chunks = [self._run(array[i : i + self.block]) for i in range(0, rows, self.block)]
         if len(chunks) == 1:
             return chunks[0]
-        return [np.concatenate(parts) for parts in zip(*chunks)]
+        return [_concatenate(parts) for parts in zip(*chunks)]
 
     def _run(self, rows: np.ndarray) -> list[np.ndarray]:
         """The outputs for at most `block` rows, padded to their bucket."""
@@ -152,6 +153,13 @@ class RowwiseModel:
         padded[:n] = rows
         padded[n:] = rows[-1]  # copies of a real row: valid input for any model
         return [out[:n] for out in model(padded)]
+
+
+def _concatenate(parts: Sequence[Any]) -> Any:
+    """Chunks of one output: arrays, or lists (a ZipMap's dicts)."""
+    if isinstance(parts[0], list):
+        return [row for part in parts for row in part]
+    return np.concatenate(parts)
 
 
 def _input_signature(

@@ -20,7 +20,15 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr, TensorType
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DictionaryAttr,
+    IntegerAttr,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+    i64,
+)
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import VerifyException
 
@@ -154,6 +162,8 @@ class _Importer:
         self.mismatches: list[str] = []
         #: outputs holding indices into string labels (ONNX name -> the labels)
         self.string_labels: dict[str, list[str]] = {}
+        #: ZipMap outputs (ONNX name -> the keys)
+        self.zipmap_keys: dict[str, list[int] | list[str]] = {}
         #: an input was given a static shape other than its declared one: the declared
         #: output shapes need not hold
         self.reshaped = reshapes_inputs(model.graph.input, input_shapes, input_values)
@@ -184,7 +194,7 @@ class _Importer:
             (arg_types, [r.type for r in results]),
             Region(self.block),
             arg_attrs=ArrayAttr(_name_attrs(arg_names)),
-            res_attrs=ArrayAttr(_result_attrs(graph.output, self.string_labels)),
+            res_attrs=ArrayAttr(_result_attrs(graph.output, self.string_labels, self.zipmap_keys)),
         )
         return ModuleOp([function])
 
@@ -244,7 +254,8 @@ class _Importer:
         for info in outputs:
             if info.name in self.values:
                 results.append(self.values[info.name])
-                if info.name not in self.string_labels:  # string tensors become indices
+                # string tensors become indices, ZipMap sequences a matrix
+                if info.name not in self.string_labels and info.name not in self.zipmap_keys:
                     self._check_declared(info, self.values[info.name])
             elif info.name not in self.poisoned:
                 self.problems.append(
@@ -298,6 +309,7 @@ class _Importer:
             constants=[self.constants.get(i) if i else None for i in inputs],
             block=self.block,
             string_labels=self.string_labels,
+            zipmap_keys=self.zipmap_keys,
         )
         try:
             results = list(conv(ctx))
@@ -326,6 +338,12 @@ class _Importer:
             ctx.is_constant(i) or not ctx.has_input(i) for i in range(ctx.num_inputs)
         ):
             results = self._fold(ctx, results)
+        if node.op_type == "Identity" and node.output and node.output[0]:
+            # converters name the outputs their labels / ZipMap keys belong to; an
+            # Identity passes them on (skl2onnx renames classifier outputs with one)
+            for marks in (self.string_labels, self.zipmap_keys):
+                if inputs and inputs[0] in marks:
+                    marks[node.output[0]] = marks[inputs[0]]  # type: ignore[assignment]
         for out, value in zip(outputs, results):
             if not out or value is None:
                 continue
@@ -399,15 +417,25 @@ def _name_attrs(names: Sequence[str]) -> list[DictionaryAttr]:
 
 
 def _result_attrs(
-    outputs: Sequence[onnx.ValueInfoProto], string_labels: Mapping[str, list[str]]
+    outputs: Sequence[onnx.ValueInfoProto],
+    string_labels: Mapping[str, list[str]],
+    zipmap_keys: Mapping[str, list[int] | list[str]],
 ) -> list[DictionaryAttr]:
-    """`mlc.name` of each result, and `mlc.labels` (the strings an index result stands
-    for) where a classifier's string labels became indices."""
+    """`mlc.name` of each result; `mlc.labels` (the strings an index result stands for)
+    where a classifier's string labels became indices; `mlc.zipmap` (the keys) where a
+    ZipMap's sequence of maps is its probabilities matrix."""
     attrs: list[DictionaryAttr] = []
     for info in outputs:
         entries: dict[str, Attribute] = {"mlc.name": StringAttr(info.name)}
         if info.name in string_labels:
             entries["mlc.labels"] = ArrayAttr([StringAttr(s) for s in string_labels[info.name]])
+        if info.name in zipmap_keys:
+            entries["mlc.zipmap"] = ArrayAttr(
+                [
+                    StringAttr(k) if isinstance(k, str) else IntegerAttr(k, i64)
+                    for k in zipmap_keys[info.name]
+                ]
+            )
         attrs.append(DictionaryAttr(entries))
     return attrs
 

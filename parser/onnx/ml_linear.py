@@ -1,6 +1,6 @@
 """Converters of the ONNX-ML linear models and preprocessors (ai.onnx.ml opset 1):
-`LinearRegressor`, `LinearClassifier`, `Normalizer`, `Scaler`, `Binarizer`, and a clear
-refusal of `ZipMap` (a sequence of maps, which mlc does not represent).
+`LinearRegressor`, `LinearClassifier`, `Normalizer`, `Scaler`, `Binarizer`, and `ZipMap`
+(a graph output only: the probabilities matrix, returned to callers as dicts).
 
 Each becomes standard graph ops (gemm, the post transforms of `ml_trees`, argmax,
 reductions). Where onnx.reference and onnxruntime differ, these follow onnxruntime (the
@@ -246,8 +246,22 @@ def binarizer(node: NodeContext) -> list[SSAValue]:
 
 @converter("ZipMap", domain=ML_DOMAIN)
 def zipmap(node: NodeContext) -> list[SSAValue]:
-    """Refused: its output is a sequence of maps."""
-    node.unsupported(
-        "ZipMap returns a sequence of maps, which mlc does not represent; convert with "
-        "options={'zipmap': False} (skl2onnx) or zipmap=False (onnxmltools)"
+    """The probabilities matrix itself: mlc has no sequence or map values, so the output
+    keeps the matrix and records its keys (`mlc.zipmap`); `mlc.interpret`, compiled and
+    loaded models return one {key: probability} dict per row, as onnxruntime does. Only
+    as a graph output: an op that consumed the sequence could not be expressed."""
+    ints, strings = node.attr("classlabels_int64s"), node.attr("classlabels_strings")
+    if (ints is None) == (strings is None):
+        node.unsupported("exactly one of classlabels_int64s and classlabels_strings is required")
+    keys: list[int] | list[str] = (
+        [int(v) for v in ints]
+        if ints is not None
+        else [s.decode() if isinstance(s, bytes) else str(s) for s in strings]
     )
+    shape = node.shape(0)
+    if len(shape) != 2 or shape[1] != len(keys):
+        node.unsupported(
+            f"input must be rows x {len(keys)} (one column per key), got {list(shape)}"
+        )
+    node.zipmap_keys[node.node.output[0]] = keys
+    return [node.input(0)]

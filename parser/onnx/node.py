@@ -49,6 +49,9 @@ class NodeContext:
     #: outputs (by ONNX name) that hold indices into string class labels (the importer
     #: records the strings on the function's results as `mlc.labels`)
     string_labels: dict[str, list[str]] = field(default_factory=dict)
+    #: ZipMap outputs (by ONNX name): the probabilities matrix and its keys (the importer
+    #: records them as `mlc.zipmap`; callers get one dict per row)
+    zipmap_keys: dict[str, list[int] | list[str]] = field(default_factory=dict)
     _attrs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -1,5 +1,5 @@
-"""ONNX-ML converters (`TreeEnsemble` opset 5, the linear models and preprocessors, the
-ZipMap refusal) against onnxruntime: labels exact, scores to rtol 1e-5. Models are built
+"""ONNX-ML converters (`TreeEnsemble` opset 5, the linear models and preprocessors,
+ZipMap) against onnxruntime: labels exact, scores to rtol 1e-5. Models are built
 with onnx.helper or exported from scikit-learn with skl2onnx.
 
 Where onnxruntime has a known bug (TreeEnsemble's post_transform codes 1 and 2 read
@@ -410,11 +410,44 @@ def test_sklearn_linear_models_and_preprocessors() -> None:
     assert set(got[0].tolist()) <= {"cat", "dog", "emu"}
 
 
-def test_zipmap_is_refused_with_the_way_out() -> None:
+def test_zipmap_outputs_come_back_as_dicts_as_onnxruntime_gives_them() -> None:
+    """skl2onnx's default export (ZipMap on the probabilities, an Identity renaming the
+    string labels): interpreted, compiled and exported-then-loaded, each row a dict."""
     to_onnx = _to_onnx()
     from sklearn.linear_model import LogisticRegression
 
-    x = np.arange(20, dtype=np.float32).reshape(10, 2)
-    est = LogisticRegression().fit(x, np.arange(10) % 3)
-    message = _refusal(to_onnx(est, x[:1], target_opset={"": 18, ML: 1}), x.shape)
-    assert "ZipMap" in message and "options={'zipmap': False}" in message
+    x = np.arange(40, dtype=np.float32).reshape(20, 2) / 7
+    for labels in (np.arange(20) % 3, np.array(["cat", "dog", "emu"])[np.arange(20) % 3]):
+        model = to_onnx(LogisticRegression().fit(x, labels), x[:1], target_opset={"": 18, ML: 1})
+        want = _ort(model, x)
+        module = mlc.import_onnx(model, input_shapes={"X": x.shape})
+        for got in (mlc.interpret(module, x), mlc.compile(module)(x)):
+            assert got[0].tolist() == want[0].tolist()
+            assert [sorted(row) for row in got[1]] == [sorted(row) for row in want[1]]
+            for g, w in zip(got[1], want[1]):
+                np.testing.assert_allclose(
+                    [g[k] for k in w], list(w.values()), rtol=RTOL, atol=ATOL
+                )
+
+
+def test_zipmap_needs_one_column_per_key() -> None:
+    graph = helper.make_graph(
+        [helper.make_node("ZipMap", ["P"], ["Z"], domain=ML, classlabels_int64s=[0, 1, 2])],
+        "g",
+        [helper.make_tensor_value_info("P", onnx.TensorProto.FLOAT, [4, 2])],
+        [
+            helper.make_value_info(
+                "Z",
+                helper.make_sequence_type_proto(
+                    helper.make_map_type_proto(
+                        onnx.TensorProto.INT64,
+                        helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, []),
+                    )
+                ),
+            )
+        ],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid(ML, 1)]
+    )
+    assert "one column per key" in _refusal(model)
