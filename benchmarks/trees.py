@@ -63,7 +63,7 @@ def _data(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x.astype(np.float32), y
 
 
-def make_models(names: list[str], trees: int) -> list[Model]:
+def make_models(names: list[str], n_trees: int) -> list[Model]:
     """Train the requested models ("rf", "xgb", "lgbm") on the synthetic task."""
     warnings.filterwarnings("ignore")
     x, y = _data(TRAIN_ROWS)
@@ -73,31 +73,31 @@ def make_models(names: list[str], trees: int) -> list[Model]:
         if name == "rf":
             from sklearn.ensemble import RandomForestClassifier
 
-            est = RandomForestClassifier(trees, max_depth=8, random_state=0, n_jobs=-1).fit(x, y)
+            est = RandomForestClassifier(n_trees, max_depth=8, random_state=0, n_jobs=-1).fit(x, y)
             est.set_params(n_jobs=1)
-            label = f"random forest ({trees} trees, depth 8)"
+            label = f"random forest ({n_trees} trees, depth 8)"
         elif name == "xgb":
             import xgboost
 
             est = xgboost.XGBClassifier(
-                n_estimators=trees, max_depth=6, random_state=0, tree_method="hist"
+                n_estimators=n_trees, max_depth=6, random_state=0, tree_method="hist"
             ).fit(x, y)
             est.set_params(n_jobs=1)
-            label = f"XGBoost ({trees} trees, depth 6)"
+            label = f"XGBoost ({n_trees} trees, depth 6)"
         elif name == "lgbm":
             import lightgbm
 
             est = lightgbm.LGBMClassifier(
-                n_estimators=trees, num_leaves=31, random_state=0, verbose=-1
+                n_estimators=n_trees, num_leaves=31, random_state=0, verbose=-1
             ).fit(x, y)
             est.set_params(n_jobs=1)
-            label = f"LightGBM ({trees} trees, 31 leaves)"
+            label = f"LightGBM ({n_trees} trees, 31 leaves)"
         else:
             raise ValueError(f"unknown model {name!r} (rf, xgb, lgbm)")
         train_s = time.perf_counter() - start
         onnx_model = to_onnx_model(est, N_FEATURES)
         models.append(
-            Model(label, onnx_model.SerializeToString(), est.predict_proba, trees, train_s)
+            Model(label, onnx_model.SerializeToString(), est.predict_proba, n_trees, train_s)
         )
     return models
 

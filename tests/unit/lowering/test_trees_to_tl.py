@@ -25,7 +25,7 @@ def _native_matches_reference(program: Program, strategy: str) -> None:
 
 
 @covers("convert-graph-to-tl")
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)  # a native compile each
 @given(
     program=tree_ensembles(max_rows=2 * ROW_GROUP + 3),
     strategy=st.sampled_from(["traversal", "perfect"]),
