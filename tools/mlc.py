@@ -17,6 +17,7 @@ Every error is one line on stderr and a non-zero exit; no tracebacks.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -124,7 +125,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mlc.interpreters import check_inputs, entry_function, interpret
     from mlc.targets.compiled import compile_model
 
-    module = _load_module(args.model, _parse_shapes(args.input_shape))
+    shapes = _parse_shapes(args.input_shape)
+    if args.model.endswith(".onnx"):
+        shapes = _dynamic_shapes_from_inputs(args.model, args.input) | shapes
+    module = _load_module(args.model, shapes)
     function = entry_function(module)
     inputs = [np.ascontiguousarray(x) for x in _read_inputs(args.input, function)]
     check_inputs(function, inputs)  # before compiling: a bad input fails fast
@@ -135,7 +139,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         start = time.perf_counter()
         progress = not args.quiet and sys.stderr.isatty()
-        shapes = _parse_shapes(args.input_shape)
         # an ONNX file is compiled from the file (its bytes key the compile cache: no
         # printing of the imported module, and a warm compile skips the import)
         source = module if args.model.endswith(".mlir") else args.model
@@ -154,12 +157,47 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_time = time.perf_counter() - start
         timing = f"native: compile {compile_time:.2f} s, run {run_time * 1e3:.3f} ms"
     for i, out in enumerate(outputs):
+        if isinstance(out, list):  # a ZipMap: one {label: probability} dict per row
+            print(f"output #{i}: {len(out)} dicts  {out[:2]}{' ...' if len(out) > 2 else ''}")
+            if args.output_dir:
+                os.makedirs(args.output_dir, exist_ok=True)
+                with open(os.path.join(args.output_dir, f"output{i}.json"), "w") as f:
+                    json.dump([{str(k): v for k, v in row.items()} for row in out], f)
+            continue
         print(f"output #{i}: {out.dtype}{list(out.shape)}  {_preview(out)}")
         if args.output_dir:
             os.makedirs(args.output_dir, exist_ok=True)
-            np.save(os.path.join(args.output_dir, f"output{i}.npy"), out)
+            saved = out.astype(str) if out.dtype == object else out  # string labels: no pickle
+            np.save(os.path.join(args.output_dir, f"output{i}.npy"), saved, allow_pickle=False)
     print(timing)
     return 0
+
+
+def _dynamic_shapes_from_inputs(path: str, specs: Sequence[str]) -> dict[str, list[int]]:
+    """The shapes of the `--input NAME=FILE.npy` arrays for the model's graph inputs that
+    have dynamic dimensions (a converter's symbolic batch): `mlc run forest.onnx --input
+    X=x.npy` needs no `--input-shape`. Inputs with static dimensions are not touched."""
+    import onnx
+
+    try:
+        graph = onnx.load(path, load_external_data=False).graph
+    except Exception:  # noqa: BLE001  (the import reports an unreadable model)
+        return {}
+    dynamic = {
+        i.name
+        for i in graph.input
+        if i.type.HasField("tensor_type")
+        and any(not d.HasField("dim_value") for d in i.type.tensor_type.shape.dim)
+    }
+    shapes: dict[str, list[int]] = {}
+    for spec in specs:
+        name, sep, file = spec.partition("=")
+        if sep and name in dynamic and os.path.exists(file):
+            try:
+                shapes[name] = list(np.load(file, mmap_mode="r", allow_pickle=False).shape)
+            except (ValueError, OSError):
+                continue  # `_read_inputs` reports it
+    return shapes
 
 
 def cmd_compile(args: argparse.Namespace) -> int:

@@ -234,3 +234,52 @@ def test_compile_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1
+
+
+def _forest_with_zipmap(path: Path, labels: list[str]) -> None:
+    """One stump over a symbolic batch, string labels, ZipMap'd probabilities (what
+    skl2onnx exports by default)."""
+    ml = "ai.onnx.ml"
+    tree = helper.make_node(
+        "TreeEnsembleClassifier", ["X"], ["label", "p"], domain=ml,
+        nodes_treeids=[0, 0, 0], nodes_nodeids=[0, 1, 2], nodes_featureids=[0, 0, 0],
+        nodes_modes=["BRANCH_LEQ", "LEAF", "LEAF"], nodes_values=[0.5, 0.0, 0.0],
+        nodes_truenodeids=[1, 0, 0], nodes_falsenodeids=[2, 0, 0],
+        class_treeids=[0, 0, 0, 0], class_nodeids=[1, 1, 2, 2], class_ids=[0, 1, 0, 1],
+        class_weights=[0.75, 0.25, 0.25, 0.75], classlabels_strings=labels,
+    )  # fmt: skip
+    zipmap = helper.make_node(
+        "ZipMap", ["p"], ["probabilities"], domain=ml, classlabels_strings=labels
+    )
+    seq = helper.make_sequence_type_proto(
+        helper.make_map_type_proto(
+            TensorProto.STRING, helper.make_tensor_type_proto(TensorProto.FLOAT, [])
+        )
+    )
+    graph = helper.make_graph(
+        [tree, zipmap], "forest",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info("label", TensorProto.STRING, [None]),
+         helper.make_value_info("probabilities", seq)],
+    )  # fmt: skip
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid(ml, 1)]
+    onnx.save(helper.make_model(graph, opset_imports=opsets), str(path))
+
+
+def test_run_takes_a_symbolic_batch_from_the_input_and_saves_labels_and_zipmaps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No --input-shape: the .npy's shape fills the dynamic batch; string labels saved
+    without pickle, ZipMap rows as JSON."""
+    import json
+
+    model = tmp_path / "forest.onnx"
+    _forest_with_zipmap(model, ["no", "yes"])
+    np.save(tmp_path / "x.npy", np.array([[0.2, 0.0], [0.9, 0.0], [0.5, 1.0]], np.float32))
+    out = tmp_path / "out"
+    argv = ["run", str(model), "--input", f"X={tmp_path / 'x.npy'}", "--output-dir", str(out)]
+    assert mlc_cli.main(argv) == 0
+    assert "3 dicts" in capsys.readouterr().out
+    assert np.load(out / "output0.npy", allow_pickle=False).tolist() == ["no", "yes", "no"]
+    rows = json.loads((out / "output1.json").read_text())
+    assert rows == [{"no": 0.75, "yes": 0.25}, {"no": 0.25, "yes": 0.75}, {"no": 0.75, "yes": 0.25}]
