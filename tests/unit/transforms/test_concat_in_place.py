@@ -15,7 +15,7 @@ from mlc.lowering.graph_to_tl import ConvertGraphToTlPass
 from mlc.parser.mlir import parse_module
 from mlc.registry import make_context
 from mlc.testing.coverage import covers
-from mlc.transforms.loops.concat_in_place import concat_in_place, copy_of
+from mlc.transforms.loops.concat_in_place import TlConcatInPlacePass, concat_in_place, copy_of
 
 
 def _literal(a: np.ndarray) -> str:
@@ -105,9 +105,12 @@ def test_concat_in_place_preserves_semantics(case: tuple[str, list[np.ndarray], 
     module = _at_tl(text)
     want = mlc.interpret(module, *inputs)
     before = _copies(module)
+    via_pass = module.clone()
     merged, removed = concat_in_place(module)
     note(str(module))
     module.verify()
+    TlConcatInPlacePass().apply(make_context(), via_pass)  # the registered class: the same
+    assert str(via_pass) == str(module)
     got = mlc.interpret(module, *inputs)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)

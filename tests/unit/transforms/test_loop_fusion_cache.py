@@ -15,6 +15,7 @@ from xdsl.builder import Builder, InsertPoint
 from xdsl.dialects import func
 from xdsl.dialects.builtin import MemRefType, ModuleOp
 from xdsl.ir import BlockArgument, SSAValue
+from xdsl.passes import ModulePass
 
 from mlc.dialects.tl import BlockOp, KernelOp, build_kernel
 from mlc.interpreters.tl import run_buffers
@@ -161,6 +162,33 @@ def attempt(sch: Schedule, what: str, request: Callable[[], object]) -> bool:
     return True
 
 
+def attempt_with_pass(
+    sch: Schedule, what: str, request: Callable[[], object], registered: ModulePass
+) -> bool:
+    """`attempt(sch, what, request)`, and the registered pass doing the same step on a
+    copy of the module as it was: the same IR when the step applies, the same refusal
+    when it does not (so the property covers the class mlc-opt runs, not only the
+    `Schedule` method behind it)."""
+    copy = sch.root.clone()
+    applied = attempt(sch, what, request)
+    if applied:
+        registered.apply(make_context(), copy)
+        assert str(copy) == str(sch.root), f"{registered.name} differs from Schedule.{what}"
+    else:
+        try:
+            registered.apply(make_context(), copy)
+        except ScheduleError:
+            pass
+        else:
+            raise AssertionError(f"{registered.name} applied what Schedule.{what} refused")
+    return applied
+
+
+def _loop_option(loop: str) -> str:
+    """`kernel/i0.o` -> `i0.o`: a loop as the passes' `loop` / `at` option names it."""
+    return loop.split("/", 1)[1]
+
+
 def check(sch: Schedule, case: KernelCase, original: str, before: list[np.ndarray]) -> None:
     note(f"schedule:\n{sch.text()}")
     note(f"after:\n{sch.root}")
@@ -190,7 +218,12 @@ def test_reverse_compute_at_preserves_semantics(case: KernelCase, data: st.DataO
     loops = sch.get_loops(producer)
     if loops:
         loop = data.draw(st.sampled_from(loops))
-        attempt(sch, "reverse_compute_at", lambda: sch.reverse_compute_at(consumer, loop))
+        registered = TlReverseComputeAtPass(
+            kernel=consumer, producer=producer, loop=_loop_option(loop)
+        )
+        attempt_with_pass(
+            sch, "reverse_compute_at", lambda: sch.reverse_compute_at(consumer, loop), registered
+        )
     check(sch, case, original, before)
 
 
@@ -209,7 +242,8 @@ def test_compute_at_preserves_semantics(case: KernelCase, data: st.DataObject) -
     loops = sch.get_loops(consumer)
     if loops:
         loop = data.draw(st.sampled_from(loops))
-        attempt(sch, "compute_at", lambda: sch.compute_at(producer, loop))
+        registered = TlComputeAtPass(kernel=producer, consumer=consumer, loop=_loop_option(loop))
+        attempt_with_pass(sch, "compute_at", lambda: sch.compute_at(producer, loop), registered)
     check(sch, case, original, before)
 
 
@@ -229,7 +263,8 @@ def test_cache_write_preserves_semantics(
     index = data.draw(st.integers(0, len(block.outputs) - 1))
     loops = sch.get_loops(label)
     at = data.draw(st.none() | st.sampled_from(loops)) if loops else None
-    attempt(sch, "cache_write", lambda: sch.cache_write(label, index, at))
+    registered = TlCacheWritePass(kernel=label, operand=index, at=_loop_option(at) if at else "")
+    attempt_with_pass(sch, "cache_write", lambda: sch.cache_write(label, index, at), registered)
     check(sch, case, original, before)
 
 
