@@ -117,14 +117,17 @@ def gen_neutral(draw: st.DrawFn, p: ProgramBuilder) -> None:
     shape = _shape(x)
     cls = draw(st.sampled_from([g.AddOp, g.SubOp, g.MulOp, g.DivOp]))
     neutral = {g.AddOp: -0.0 if p.is_float else 0.0, g.SubOp: 0.0}.get(cls, 1.0)
-    value = draw(st.sampled_from([neutral, neutral, 1.0, 0.0, -0.0, 2.0]))
+    # mostly the neutral value (the pattern's case), sometimes a near miss it must keep
+    value = draw(st.sampled_from([neutral] * 5 + [1.0, 0.0, -0.0, 2.0]))
     c_shape = [d if draw(st.booleans()) else 1 for d in shape][
         draw(st.integers(0, len(shape) - 1)) :
     ]
     if draw(st.integers(0, 4)) == 0:
         c_shape = [2, *shape]  # broadcasting makes the result larger than x
     c = _splat(p, c_shape, value)
-    operands = [x, c] if draw(st.booleans()) else [c, x]
+    # x - 0 and x / 1 need the constant on the right: mostly put it there
+    right = draw(st.booleans()) if cls in (g.AddOp, g.MulOp) else draw(st.integers(0, 3)) > 0
+    operands = [x, c] if right else [c, x]
     p.insert(cls.create(operands))
 
 
