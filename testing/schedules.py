@@ -70,8 +70,9 @@ def try_step(draw: st.DrawFn, sch: Schedule, verb: str) -> bool:
     """Draw arguments for `verb` from the current IR of `sch` and apply it. A rejected step
     must leave the IR unchanged, and a step with out-of-range arguments (a split factor
     outside [1, trip count], a width or unroll factor <= 0, an unroll factor above the trip
-    count: drawn now and then) must be rejected (else `AssertionError`). Returns whether it
-    applied."""
+    count: drawn now and then, one vectorize or unroll in six) must be rejected (else
+    `AssertionError`). A reorder is never drawn in the loops' current order (a no-op).
+    Returns whether it applied."""
     if verb not in VERBS:
         raise ValueError(f"unknown schedule verb {verb!r}; expected one of {', '.join(VERBS)}")
     module = sch.root
@@ -96,6 +97,8 @@ def try_step(draw: st.DrawFn, sch: Schedule, verb: str) -> bool:
             if len(loops) < 2:
                 return False
             chosen = draw(st.lists(st.sampled_from(loops), min_size=2, unique=True))
+            if sorted(chosen, key=loops.index) == chosen:  # already in this order: a no-op
+                chosen.reverse()
             sch.reorder(*chosen)
         elif verb == "fuse":
             if len(loops) < 2:
@@ -105,9 +108,14 @@ def try_step(draw: st.DrawFn, sch: Schedule, verb: str) -> bool:
         elif verb == "parallel":
             sch.parallel(draw(st.sampled_from(loops)))
         elif verb == "vectorize":
-            loop = draw(st.sampled_from(loops))
+            loop = draw(st.sampled_from([loops[-1], *loops]))  # the innermost more often
             trip = find_loop(module, loop)[1].trip_count
-            width = draw(st.none() | st.integers(1, max(trip, 1)) | st.sampled_from([0, -1]))
+            # out-of-range widths now and then (one draw in six), valid ones mostly
+            width = (
+                draw(st.sampled_from([0, -1]))
+                if draw(st.integers(0, 5)) == 0
+                else draw(st.none() | st.integers(1, max(trip, 1)))
+            )
             if width is not None and width <= 0:
                 out_of_range = f"vectorize of {loop} by width {width}"
             sch.vectorize(loop, width)
@@ -115,7 +123,11 @@ def try_step(draw: st.DrawFn, sch: Schedule, verb: str) -> bool:
             loop = draw(st.sampled_from(loops))
             trip = find_loop(module, loop)[1].trip_count
             bad = [0, -1, max(trip, 1) + 1]
-            factor = draw(st.none() | st.integers(1, max(trip, 1)) | st.sampled_from(bad))
+            factor = (
+                draw(st.sampled_from(bad))
+                if draw(st.integers(0, 5)) == 0
+                else draw(st.none() | st.integers(1, max(trip, 1)))
+            )
             if factor is not None and not 1 <= factor <= max(trip, 1):
                 out_of_range = f"unroll of {loop} (trip count {trip}) by {factor}"
             sch.unroll(loop, factor)
