@@ -15,10 +15,33 @@ The tool reads the source of the modules implementing registered passes and patt
   argument named like ``init``, ``identity(...)``) is replaced by a different value;
 - ``drop-init``: a statement that sets up an init is deleted (replaced by ``pass``);
 
+and seven kinds of the faults the generic operators rarely make (`CORNER_KINDS`), each
+found where the code emits or decides that thing:
+
+- ``floor-to-trunc``: a floor division / modulo rounded toward zero instead: an emitted
+  ``arith.floordivsi`` made ``arith.divsi``; a ``*floor*`` function emitting
+  ``sdiv`` / ``srem`` returns them uncorrected; Python ``//``, ``%``, ``divmod`` where
+  a function folds affine floordiv / mod (not divisibility tests or exact divisions);
+- ``drop-remainder``: the loop emitted from where the main (unrolled / vector) loop
+  ends is deleted;
+- ``tail-lane``: a masked tail's lane count (``active``, ``n % width``) or a last-lane
+  offset (``width - 1``) one short;
+- ``nan-minmax``: a NaN-propagating min / max made the non-propagating one
+  (``"maximum"`` -> ``"maxnum"``, ``arith.MaximumfOp`` -> ``arith.MaxnumfOp``);
+- ``skip-guard``: ``if <predicate / pad / bounds / mask test>:`` whose body refuses
+  (raise, return None / False) or emits the check (a conditional branch, a bounds test,
+  a select) made ``if False:``; also the early refusals of functions so named
+  (``predicate_bound``, ``in_bounds``);
+- ``identity-map``: an index map's composition dropped (``m.compose(b)`` /
+  ``e.replace_dims_and_symbols(s, ...)`` -> ``m``), or a permutation applied as the
+  identity (``for p, d in enumerate(w): at[d] = r[p]`` -> ``at[p]``);
+- ``wrong-stride``: a stride one too large (``c * row[d]``, ``fb.mul(k, sb_k)``, the
+  ``kb * {group}`` of a packing kernel's map);
+
 draws a seeded sample (round-robin over the kinds) and runs, per mutant, in a
 subprocess, the property tests that ``@covers`` a registered pass or pattern whose
 implementation imports the mutated module (`mlc.testing.coverage.covered_names` + the
-registry). The mutated file is never written into the tree: a small import hook in the
+registry; modules a pass imports by name, `HW_LOWERING_MODULES`, count as imported). The mutated file is never written into the tree: a small import hook in the
 subprocess executes the mutated source in place of the module. Each mutant is
 
 - ``killed``: a covering test fails;
@@ -37,6 +60,7 @@ counts equivalent mutants as not caught. Exit status 0 when the fraction caught 
 from __future__ import annotations
 
 import ast
+import fnmatch
 import functools
 import json
 import os
@@ -64,9 +88,24 @@ TARGETS: tuple[str, ...] = (
     "lowering/graph_to_tl.py",
     "lowering/texpr_to_tl.py",
     "transforms/loops/*.py",
+    "lowering/*_to_llvm.py",
+    "lowering/llvm_builder.py",
 )
 
-FAULT_KINDS: tuple[str, ...] = ("swap-operands", "off-by-one", "wrong-identity", "drop-init")
+#: the generic operators, found everywhere
+GENERIC_KINDS: tuple[str, ...] = ("swap-operands", "off-by-one", "wrong-identity", "drop-init")
+#: fault classes of index arithmetic, loop code generation and legality checks (issue #22),
+#: each found where the code emits or decides that thing (see `_corner_sites`)
+CORNER_KINDS: tuple[str, ...] = (
+    "floor-to-trunc",
+    "drop-remainder",
+    "tail-lane",
+    "nan-minmax",
+    "skip-guard",
+    "identity-map",
+    "wrong-stride",
+)
+FAULT_KINDS: tuple[str, ...] = GENERIC_KINDS + CORNER_KINDS
 
 # binary operators whose operands cannot be swapped without changing the meaning
 _NON_COMMUTATIVE = (ast.Sub, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.LShift, ast.RShift)
@@ -105,6 +144,22 @@ def {_WRONG}(v):  # mlc.testing.mutate: a different value of the same kind
         if dataclasses.is_dataclass(v):
             return dataclasses.replace(v, value={_WRONG}(v.value))
     return v
+"""
+
+
+_TRUNC = "__mlc_mutant_trunc__"
+
+# appended to a module mutated with a Python-level floor-to-trunc fault
+_TRUNC_HELPER = f"""
+
+def {_TRUNC}(a, b, op):  # mlc.testing.mutate: `//`, `%`, divmod rounding toward zero
+    if not (isinstance(a, int) and isinstance(b, int)) or b == 0:
+        return a // b if op == "//" else a % b if op == "%" else divmod(a, b)
+    q = abs(a) // abs(b)
+    if (a < 0) != (b < 0):
+        q = -q
+    r = a - q * b
+    return q if op == "//" else r if op == "%" else (q, r)
 """
 
 
@@ -180,6 +235,8 @@ class Mutation:
         text = (data[:start] + self.replacement.encode() + data[end:]).decode()
         if _WRONG in self.replacement:
             text += _WRONG_HELPER
+        if _TRUNC in self.replacement:
+            text += _TRUNC_HELPER
         return text
 
 
@@ -411,9 +468,473 @@ def find_sites(path: Path, root: Path = ROOT) -> list[Mutation]:
                 first = text.splitlines()[0]
                 more = " ..." if "\n" in text else ""
                 add(node, "drop-init", f"delete `{first}{more}`", "pass")
+    _corner_sites(tree, source, ok, seg, parents, add)
     # drop duplicates (same span and replacement), keep a stable order
     unique = {(m.line, m.col, m.end_line, m.end_col, m.replacement): m for m in out}
     return sorted(unique.values(), key=lambda m: (m.line, m.col, m.kind, m.replacement))
+
+
+# ------------------------------------------------------------------------ corner kinds
+
+#: words naming a guard: a predicate, a pad or bounds check, a lane mask
+_GUARD_WORD = re.compile(
+    r"(?<![A-Za-z])(pred|predicate|predicates|pad|pads|pad_values|mask|masks|guard|bounds|holds)"
+    r"(?![A-Za-z])"
+)
+#: calls that emit a guard's check or branch
+_GUARD_CALLS = {"CondBrOp", "in_bounds", "icmp", "SelectOp", "select", "clamp"}
+#: names of a stride (element distance between neighbours along a dim)
+_STRIDE_NAME = re.compile(r"^(strides?|row|group|panel|s[abc]_[a-z]+)$")
+#: lane counts of a vector block's tail
+_ACTIVE = {"active"}
+_WIDTH = {"width", "lanes", "w"}
+_NAN_MINMAX = {"maximum": "maxnum", "minimum": "minnum", "fmaximum": "fmax", "fminimum": "fmin"}
+_NAN_MINMAX_OPS = {"MaximumfOp": "MaxnumfOp", "MinimumfOp": "MinnumfOp"}
+_LOOP_EMITTERS = {"serial_loop", "loop", "vector_body", "unrolled"}
+
+
+def _name_of(node: ast.AST) -> str:
+    """The identifier a Name / Attribute / Subscript ends with (`a.b[c]` -> `b`)."""
+    while isinstance(node, ast.Subscript):
+        node = node.value
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return ""
+
+
+def _functions(tree: ast.Module) -> Iterable[ast.FunctionDef | ast.AsyncFunctionDef]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield node
+
+
+def _enclosing(
+    node: ast.AST, parents: dict[int, ast.AST], kind: type | tuple[type, ...]
+) -> ast.AST | None:
+    p = parents.get(id(node))
+    while p is not None and not isinstance(p, kind):
+        p = parents.get(id(p))
+    return p
+
+
+def _ancestors(node: ast.AST, parents: dict[int, ast.AST]) -> Iterable[ast.AST]:
+    p = parents.get(id(node))
+    while p is not None:
+        yield p
+        p = parents.get(id(p))
+
+
+def _mentions_affine_divmod(fn: ast.AST) -> bool:
+    """`fn` dispatches on affine floordiv / mod (so its Python `//` and `%` fold them)."""
+    return any(
+        isinstance(n, ast.Attribute)
+        and n.attr in ("FloorDiv", "Mod", "CeilDiv")
+        and _name_of(n.value) == "AffineBinaryOpKind"
+        for n in ast.walk(fn)
+    )
+
+
+def _is_zero_test(node: ast.AST, parent: ast.AST | None) -> bool:
+    """`x % c == 0`, `x % c != 0`, `if x % c:`: a divisibility test (rounding does not
+    change it)."""
+    if isinstance(parent, ast.Compare) and len(parent.ops) == 1:
+        other = parent.comparators[0] if parent.left is node else parent.left
+        return isinstance(other, ast.Constant) and other.value == 0
+    if isinstance(parent, ast.If | ast.IfExp | ast.While) and parent.test is node:
+        return True
+    return isinstance(parent, ast.BoolOp)
+
+
+def _exact_division(
+    node: ast.BinOp, parents: dict[int, ast.AST], seg: Callable[[ast.AST], str]
+) -> bool:
+    """`a // b` under a test `a % b == 0` (or `... != 0` else-branch): exact, whatever the
+    rounding."""
+    want = f"{seg(node.left)} % {seg(node.right)}"
+    child: ast.AST = node
+    for p in _ancestors(node, parents):
+        if isinstance(p, ast.If | ast.IfExp):
+            in_body = child in (p.body if isinstance(p.body, list) else [p.body])
+            test = seg(p.test)
+            if in_body and test.replace(" ", "") == f"{want} == 0".replace(" ", ""):
+                return True
+            if in_body and test.replace(" ", "") == f"not {want}".replace(" ", ""):
+                return True
+        child = p
+    return False
+
+
+def _rebuilds_affine(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
+    """`return lhs // rhs` under `if e.kind == AffineBinaryOpKind.FloorDiv:`: an affine
+    expression rebuilt from its parts, not integer arithmetic."""
+    parent = parents.get(id(node))
+    if not isinstance(parent, ast.Return):
+        return False
+    branch = _enclosing(parent, parents, ast.If)
+    return branch is not None and _mentions_affine_divmod(branch.test)
+
+
+def _corner_sites(
+    tree: ast.Module,
+    source: str,
+    ok: Callable[[ast.AST], bool],
+    seg: Callable[[ast.AST], str],
+    parents: dict[int, ast.AST],
+    add: Callable[[ast.AST, str, str, str], None],
+) -> None:
+    """The sites of `CORNER_KINDS` (see the module docstring)."""
+    emit = add
+
+    def add(node: ast.AST, kind: str, description: str, replacement: str) -> None:
+        # an expression spanning lines keeps them (in parentheses): line numbers stay
+        lines = (getattr(node, "end_lineno", None) or node.lineno) - node.lineno  # type: ignore[attr-defined]
+        missing = lines - replacement.count("\n")
+        if missing > 0 and isinstance(node, ast.expr):
+            replacement = f"({replacement}{chr(10) * missing})"
+        emit(node, kind, description, replacement)
+
+    for fn in _functions(tree):
+        _floor_functions(fn, ok, seg, add)
+        _remainder_loops(fn, ok, seg, add)
+        if _mentions_affine_divmod(fn):
+            for node in ast.walk(fn):
+                if not ok(node) or _enclosing(node, parents, ast.FunctionDef) is not fn:
+                    continue
+                parent = parents.get(id(node))
+                if isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv | ast.Mod):
+                    op = "//" if isinstance(node.op, ast.FloorDiv) else "%"
+                    if (
+                        (op == "%" and _is_zero_test(node, parent))
+                        or (op == "//" and _exact_division(node, parents, seg))
+                        or _rebuilds_affine(node, parents)
+                    ):
+                        continue
+                    a, b = seg(node.left), seg(node.right)
+                    add(
+                        node,
+                        "floor-to-trunc",
+                        f"{a} {op} {b} -> rounded toward zero",
+                        f'{_TRUNC}(({a}), ({b}), "{op}")',
+                    )
+                elif (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Name)
+                    and node.func.id == "divmod"
+                    and len(node.args) == 2
+                ):
+                    a, b = seg(node.args[0]), seg(node.args[1])
+                    add(
+                        node,
+                        "floor-to-trunc",
+                        f"divmod({a}, {b}) -> rounded toward zero",
+                        f'{_TRUNC}(({a}), ({b}), "divmod")',
+                    )
+    for node in ast.walk(tree):
+        if not ok(node):
+            continue
+        parent = parents.get(id(node))
+        # ------------------------------------------------------------ floor-to-trunc (IR)
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "FloorDivSIOp"
+            and not (isinstance(parent, ast.Dict) and node in parent.keys)
+            and not isinstance(parent, ast.Tuple | ast.List | ast.Set)
+        ):
+            base = seg(node.value)
+            add(node, "floor-to-trunc", f"{seg(node)} -> {base}.DivSIOp", f"{base}.DivSIOp")
+        # ------------------------------------------------------------ nan-minmax
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value in _NAN_MINMAX
+            and isinstance(parent, ast.Call)
+        ):
+            new = _NAN_MINMAX[node.value]
+            add(node, "nan-minmax", f'"{node.value}" -> "{new}"', f'"{new}"')
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _NAN_MINMAX_OPS
+        ):
+            f = node.func
+            new = _NAN_MINMAX_OPS[f.attr]
+            add(f, "nan-minmax", f"{seg(f)}(...) -> {new}", f"{seg(f.value)}.{new}")
+        # ------------------------------------------------------------ tail-lane
+        if (
+            isinstance(node, ast.Name)
+            and node.id in _ACTIVE
+            and isinstance(node.ctx, ast.Load)
+            and (
+                (
+                    isinstance(parent, ast.Compare)
+                    and not any(isinstance(o, ast.Is | ast.IsNot) for o in parent.ops)
+                )
+                or (isinstance(parent, ast.IfExp) and node is not parent.test)
+                or (isinstance(parent, ast.Call) and _call_name(parent) == "range")
+            )
+        ):
+            add(
+                node,
+                "tail-lane",
+                f"{node.id} -> {node.id} - 1 (one lane short)",
+                f"({node.id} - 1)",
+            )
+        if (
+            isinstance(node, ast.BinOp)
+            and isinstance(node.op, ast.Mod)
+            and _name_of(node.right) in _WIDTH
+            and isinstance(parent, ast.Call)
+            and node in parent.args
+        ):
+            add(
+                node,
+                "tail-lane",
+                f"{seg(node)} -> {seg(node)} - 1 (one lane short)",
+                f"({seg(node)} - 1)",
+            )
+        if (
+            isinstance(node, ast.BinOp)
+            and isinstance(node.op, ast.Sub)
+            and isinstance(node.left, ast.Name)
+            and node.left.id == "width"
+            and isinstance(node.right, ast.Constant)
+            and node.right.value == 1
+            and not _bit_width(node, parents, seg)
+        ):
+            w = seg(node.left)
+            add(node, "tail-lane", f"{w} - 1 -> {w} - 2 (the last lane one short)", f"({w} - 2)")
+        # ------------------------------------------------------------ skip-guard
+        if isinstance(node, ast.If) and _is_guard(node, fn_name=_fn_name(node, parents), seg=seg):
+            add(
+                node.test,
+                "skip-guard",
+                f"if {seg(node.test).splitlines()[0]} -> if False",
+                "False",
+            )
+        # ------------------------------------------------------------ identity-map
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("compose", "replace_dims_and_symbols")
+            and node.args
+        ):
+            receiver = seg(node.func.value)
+            add(
+                node,
+                "identity-map",
+                f"{receiver}.{node.func.attr}({seg(node.args[0])}, ...) -> {receiver}",
+                f"({receiver})",
+            )
+        if isinstance(node, ast.For):
+            _permutation_sites(node, ok, seg, add)
+        # ------------------------------------------------------------ wrong-stride
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+            for operand in (node.left, node.right):
+                if _STRIDE_NAME.match(_name_of(operand)) and not isinstance(operand, ast.Constant):
+                    s = seg(operand)
+                    add(operand, "wrong-stride", f"* {s} -> * ({s} + 1)", f"({s} + 1)")
+        if (
+            isinstance(node, ast.Call)
+            and _call_name(node) == "mul"
+            and len(node.args) == 2
+            and _STRIDE_NAME.match(_name_of(node.args[1]))
+        ):
+            s = seg(node.args[1])
+            add(node.args[1], "wrong-stride", f"mul(..., {s}) -> ({s} + 1)", f"({s} + 1)")
+    # strides spelled inside f-strings (`f"kb * {group} + g, n"`, a copy kernel's map)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.JoinedStr) or not hasattr(node, "lineno"):
+            continue
+        if any(a <= node.lineno <= b for a, b in _excluded_ranges(tree)):
+            continue
+        parts = node.values
+        for before, value in zip(parts, parts[1:]):
+            if (
+                isinstance(before, ast.Constant)
+                and isinstance(before.value, str)
+                and before.value.rstrip().endswith("*")
+                and isinstance(value, ast.FormattedValue)
+                and _STRIDE_NAME.match(_name_of(value.value))
+            ):
+                s = seg(value.value)
+                add(value.value, "wrong-stride", f"* {{{s}}} -> * {{{s} + 1}}", f"{s} + 1")
+
+
+def _bit_width(node: ast.AST, parents: dict[int, ast.AST], seg: Callable[[ast.AST], str]) -> bool:
+    """`width` in `node`'s function is an integer type's bit width (`x.width.data`)."""
+    fn = _enclosing(node, parents, ast.FunctionDef | ast.AsyncFunctionDef)
+    return fn is not None and any(
+        isinstance(n, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "width" for t in n.targets)
+        and ".width" in seg(n.value)
+        for n in ast.walk(fn)
+    )
+
+
+def _fn_name(node: ast.AST, parents: dict[int, ast.AST]) -> str:
+    fn = _enclosing(node, parents, ast.FunctionDef | ast.AsyncFunctionDef)
+    return getattr(fn, "name", "")
+
+
+def _is_guard(node: ast.If, fn_name: str, seg: Callable[[ast.AST], str]) -> bool:
+    """`node` enforces a guard: its test names a predicate / pad / bounds / mask (or it
+    sits in a function so named) and its body refuses (raise, return None / False) or
+    emits the check (a conditional branch, a bounds test, a select)."""
+    test = node.test
+    if (
+        isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.Is)
+        and isinstance(test.comparators[0], ast.Constant)
+    ):
+        return False  # `if mask is None:`: the path without a guard
+    named = _GUARD_WORD.search(seg(test)) is not None
+    in_guard_fn = _GUARD_WORD.search(fn_name.replace("_", " ")) is not None
+    if not (named or in_guard_fn):
+        return False
+    refuses = False
+    emits = False
+    for stmt in node.body:
+        for n in ast.walk(stmt):
+            if isinstance(n, ast.Raise):
+                refuses = True
+            elif isinstance(n, ast.Return) and (
+                n.value is None
+                or (isinstance(n.value, ast.Constant) and n.value.value in (None, False))
+                or (  # `return constant(b, 0, i1)`: a check that fails
+                    isinstance(n.value, ast.Call)
+                    and _call_name(n.value) == "constant"
+                    and any(isinstance(a, ast.Constant) and a.value == 0 for a in n.value.args)
+                )
+            ):
+                refuses = refuses or n is stmt or stmt is node.body[-1]
+            elif isinstance(n, ast.Call) and _call_name(n) in _GUARD_CALLS:
+                emits = True
+    if named:
+        return refuses or emits
+    return refuses  # in a guard function: its early refusals
+
+
+def _permutation_sites(
+    loop: ast.For,
+    ok: Callable[[ast.AST], bool],
+    seg: Callable[[ast.AST], str],
+    add: Callable[[ast.AST, str, str, str], None],
+) -> None:
+    """`for a, b in enumerate(p): T[b] = V[a]`: a permutation applied; the mutant uses one
+    index on both sides (as if `p` were the identity)."""
+    target = loop.target
+    if not (
+        isinstance(target, ast.Tuple)
+        and len(target.elts) == 2
+        and all(isinstance(e, ast.Name) for e in target.elts)
+        and isinstance(loop.iter, ast.Call)
+        and _call_name(loop.iter) == "enumerate"
+    ):
+        return
+    a, b = (cast_name(e) for e in target.elts)
+    for stmt in loop.body:
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and ok(stmt)):
+            continue
+        lhs, rhs = stmt.targets[0], stmt.value
+        if not (isinstance(lhs, ast.Subscript) and isinstance(rhs, ast.Subscript)):
+            continue
+        li, ri = seg(lhs.slice), seg(rhs.slice)
+        if {li, ri} == {a, b}:
+            add(
+                lhs.slice,
+                "identity-map",
+                f"{seg(lhs)} = {seg(rhs)} -> {seg(lhs.value)}[{ri}] (identity permutation)",
+                ri,
+            )
+
+
+def cast_name(node: ast.expr) -> str:
+    assert isinstance(node, ast.Name)
+    return node.id
+
+
+def _floor_functions(
+    fn: ast.FunctionDef | ast.AsyncFunctionDef,
+    ok: Callable[[ast.AST], bool],
+    seg: Callable[[ast.AST], str],
+    add: Callable[[ast.AST, str, str, str], None],
+) -> None:
+    """A function named `*floor*` emitting a truncating `SDivOp` and `SRemOp` and then
+    correcting them toward -inf: the mutant returns right after the two, uncorrected."""
+    if "floor" not in fn.name:
+        return
+    names: dict[str, str] = {}
+    last: ast.stmt | None = None
+    for stmt in fn.body:
+        if (
+            isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+        ):
+            text = seg(stmt.value)
+            for op in ("SDivOp", "SRemOp"):
+                if f"{op}(" in text and op not in names:
+                    names[op] = stmt.targets[0].id
+                    last = stmt
+    returns = [n for n in ast.walk(fn) if isinstance(n, ast.Return) and n.value is not None]
+    if len(names) != 2 or last is None or not returns or not ok(last) or "\n" in seg(last):
+        return
+    pair = isinstance(returns[-1].value, ast.Tuple)
+    value = f"{names['SDivOp']}, {names['SRemOp']}" if pair else names["SDivOp"]
+    add(
+        last,
+        "floor-to-trunc",
+        f"{fn.name}: return the truncating {value} (no rounding toward -inf)",
+        f"{seg(last)}; return {value}",
+    )
+
+
+def _remainder_loops(
+    fn: ast.FunctionDef | ast.AsyncFunctionDef,
+    ok: Callable[[ast.AST], bool],
+    seg: Callable[[ast.AST], str],
+    add: Callable[[ast.AST, str, str, str], None],
+) -> None:
+    """A loop emitted from where the main loop before it ends (`loop(lb, END, ...)` then
+    `loop(END, ...)`, or `tail = END` and a statement emitting from `tail`): the
+    remainder. The mutant deletes that statement."""
+    body = fn.body
+    for i, stmt in enumerate(body):
+        call = stmt.value if isinstance(stmt, ast.Expr) else None
+        if not (
+            isinstance(call, ast.Call)
+            and _call_name(call) in _LOOP_EMITTERS
+            and len(call.args) >= 2
+        ):
+            continue
+        end = seg(call.args[1]).replace(" ", "")
+        starts = {end}
+        for later in body[i + 1 :]:
+            if (
+                isinstance(later, ast.Assign)
+                and len(later.targets) == 1
+                and isinstance(later.targets[0], ast.Name)
+                and seg(later.value).replace(" ", "") == end
+            ):
+                starts.add(later.targets[0].id)
+                continue
+            emits = [
+                n
+                for n in ast.walk(later)
+                if isinstance(n, ast.Call)
+                and _call_name(n) in _LOOP_EMITTERS
+                and n.args
+                and seg(n.args[0]).replace(" ", "") in starts
+            ]
+            if emits and ok(later):
+                first = seg(later).splitlines()[0]
+                more = " ..." if "\n" in seg(later) else ""
+                lines = (later.end_lineno or later.lineno) - later.lineno
+                add(later, "drop-remainder", f"delete `{first}{more}`", "pass" + "\n" * lines)
+            break
 
 
 def _is_inf_part(node: ast.expr, parent: ast.AST | None) -> bool:
@@ -495,6 +1016,19 @@ def _imports(path: Path, root: Path) -> frozenset[Path]:
                 mod = node.module or ""
             names.append(mod)
             names.extend(f"{mod}.{a.name}" for a in node.names)  # submodule imports
+        elif (  # modules imported by name at run time (`HW_LOWERING_MODULES = ("mlc....",)`)
+            isinstance(node, ast.Assign | ast.AnnAssign)
+            and any(
+                isinstance(t, ast.Name) and t.id.endswith("_MODULES")
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            )
+            and node.value is not None
+        ):
+            names.extend(
+                c.value
+                for c in ast.walk(node.value)
+                if isinstance(c, ast.Constant) and isinstance(c.value, str)
+            )
     found = {f for n in names if (f := _module_file(n, root)) is not None}
     found.discard(path)
     return frozenset(found)
@@ -665,6 +1199,25 @@ def run_tests(
         return "killed", seconds, tail
 
 
+#: the areas of the kill-rate table (docs/testing.md), by source file (first match wins)
+AREAS: tuple[tuple[str, str], ...] = (
+    ("lowering/graph_to_tl.py", "graph"),
+    ("lowering/texpr_to_tl.py", "expressions"),
+    ("transforms/loops/fusion.py", "fusion"),
+    ("transforms/loops/rfactor.py", "fusion"),
+    ("transforms/loops/tensorize.py", "tensorize"),
+    ("lowering/*_to_llvm.py", "llvm lowering"),
+    ("lowering/llvm_builder.py", "llvm lowering"),
+    ("lowering/tl_kernel_to_loops.py", "loops"),
+    ("transforms/loops/*.py", "loops"),
+)
+
+
+def area_of(path: str) -> str:
+    """The area (`AREAS`) of a source file relative to ROOT."""
+    return next((area for glob, area in AREAS if fnmatch.fnmatch(path, glob)), "other")
+
+
 @dataclass
 class Report:
     outcomes: list[Outcome] = field(default_factory=list)
@@ -706,6 +1259,13 @@ class Report:
             valid = [o for o in outs if o.status not in ("invalid", "equivalent")]
             caught = sum(o.status in ("killed", "timeout") for o in valid)
             lines.append(f"  {kind}: {caught}/{len(valid)} caught")
+        by_area: dict[str, list[Outcome]] = {}
+        for o in self.outcomes:
+            by_area.setdefault(area_of(o.mutation.path), []).append(o)
+        for area, outs in sorted(by_area.items()):
+            valid = [o for o in outs if o.status not in ("invalid", "equivalent")]
+            caught = sum(o.status in ("killed", "timeout") for o in valid)
+            lines.append(f"  area {area}: {caught}/{len(valid)} caught")
         survivors = [o for o in self.outcomes if o.status == "survived"]
         if survivors:
             lines.append("survivors:")
@@ -734,9 +1294,12 @@ def run(
     root: Path = ROOT,
     tests_dir: Path = TESTS,
     log: Callable[[str], None] | None = None,
+    deselect: Sequence[str] = (),
 ) -> Report:
     """Run every mutation against its covering property tests (tests that fail without a
-    mutation are left out and listed)."""
+    mutation are left out and listed; so are those matching a `deselect` glob, on the
+    node id relative to `tests_dir`'s parent: how strong the suite was without them)."""
+
     if log is None:
 
         def log(message: str) -> None:
@@ -745,7 +1308,14 @@ def run(
     report = Report()
     tests_for: dict[str, list[str]] = {}
     for path in sorted({m.path for m in mutations}):
-        tests_for[path] = covering_tests(root / path, root, tests_dir)
+        tests_for[path] = [
+            t
+            for t in covering_tests(root / path, root, tests_dir)
+            if not any(
+                fnmatch.fnmatch(Path(t).relative_to(tests_dir.parent).as_posix(), g)
+                for g in deselect
+            )
+        ]
     every = sorted({t for ts in tests_for.values() for t in ts})
     status, secs, _ = run_tests(every, None, timeout, root)
     log(f"baseline: {len(every)} covering property tests, {status} unmutated in {secs:.1f}s")

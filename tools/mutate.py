@@ -4,6 +4,7 @@ what it runs; see its docstring and docs/testing.md).
     python -m mlc.tools.mutate --sample 40 --seed 0 --jobs 2 --json mutants.json
     python -m mlc.tools.mutate --rerun mutants.json         # only the survivors, again
     python -m mlc.tools.mutate --list --sample 10            # what would run
+    python -m mlc.tools.mutate --kinds floor-to-trunc,skip-guard --sample 1000 --jobs 2
 """
 
 from __future__ import annotations
@@ -63,6 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=list(FAULT_KINDS),
         help="comma-separated fault kinds (default: all)",
     )
+    parser.add_argument(
+        "--deselect",
+        nargs="*",
+        default=[],
+        help="globs of covering test node ids (relative to the package root, e.g. "
+        "'tests/unit/lowering/test_native_corners.py::*') left out: the kill rate without them",
+    )
     parser.add_argument("--list", action="store_true", help="list the sampled mutants and stop")
     parser.add_argument(
         "--rerun",
@@ -90,14 +98,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         for m in chosen:
             print(f"{m.where} {m.kind}: {m.description}")
         return 0
-    report = run(chosen, timeout=args.timeout, jobs=args.jobs)
+    report = run(chosen, timeout=args.timeout, jobs=args.jobs, deselect=args.deselect)
     report.sites = len(sites)
     print(report.text())
     if args.json:
         args.json.write_text(
             json.dumps(
                 [
-                    {**asdict(o.mutation), "status": o.status, "seconds": o.seconds}
+                    {
+                        **asdict(o.mutation),
+                        "status": o.status,
+                        "seconds": o.seconds,
+                        "area": mutate.area_of(o.mutation.path),
+                        "detail": o.detail[-2000:],
+                    }
                     for o in report.outcomes
                 ],
                 indent=1,

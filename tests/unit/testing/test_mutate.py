@@ -52,7 +52,7 @@ def test_sites_cover_every_fault_kind(tmp_path: Path) -> None:
         ("drop-init", "delete `acc = init`"),
     }
     assert expected <= described, expected - described
-    assert {m.kind for m in sites} == set(M.FAULT_KINDS)
+    assert {m.kind for m in sites} == set(M.GENERIC_KINDS)
     # nothing in the docstring or the import
     assert all(m.line >= 6 for m in sites)
 
@@ -79,7 +79,7 @@ def test_sample_is_deterministic_and_round_robin(tmp_path: Path) -> None:
     sites = toy_sites(tmp_path)
     a, b = M.sample(sites, 8, seed=3), M.sample(sites, 8, seed=3)
     assert a == b and len(a) == 8
-    assert {m.kind for m in a[:4]} == set(M.FAULT_KINDS)
+    assert {m.kind for m in a[:4]} == set(M.GENERIC_KINDS)
     assert M.sample(sites, 1000, seed=0).__len__() == len(sites)
 
 
@@ -152,3 +152,153 @@ def test_known_equivalent_entries_match_a_site(real_sites: list[M.Mutation]) -> 
     assert matched == set(M.KNOWN_EQUIVALENT), set(M.KNOWN_EQUIVALENT) - matched
     generic = [m for m in sites if m.description == "0 -> 1"]
     assert any(not M.known_equivalent(m) for m in generic)
+
+
+CORNERS = '''"""Toy code generation with the corner fault classes."""
+
+from xdsl.dialects import arith, llvm
+
+
+def fold(e, lhs, rhs):
+    if e.kind == AffineBinaryOpKind.FloorDiv:
+        return lhs // rhs  # an affine expression rebuilt: not a site
+    if isinstance(lhs, int):
+        q, r = divmod(lhs, rhs)
+        if lhs % rhs == 0:
+            return lhs // rhs  # exact: not a site
+        return q + r + (-lhs // rhs) + lhs % rhs
+
+
+def floor_divmod(self, x, c):
+    q = self.insert(llvm.SDivOp(x, c)).results[0]
+    r = self.insert(llvm.SRemOp(x, c)).results[0]
+    q = self.fix(q, r)
+    return q, r
+
+
+def emit(b, x, y, width, active, n):
+    b.insert(arith.FloorDivSIOp(x, y))
+    b.insert(arith.MaximumfOp(x, y))
+    intrinsic("maximum")
+    mask = [1 if i < active else 0 for i in range(width)]
+    last = x * (width - 1)
+    b.vector_body(x, n % width)
+    return mask, last
+
+
+def loops(fb, op, main, step):
+    fb.serial_loop(op.lb, op.lb + main * step, step, body)
+    fb.serial_loop(op.lb + main * step, op.ub, step, body)
+
+
+def guards(block, pad, mask, fb):
+    if block.predicate_map is not None:
+        raise ScheduleError("a predicate")
+    if pad is not None:
+        valid = fb.in_bounds(idx, shape)
+    if mask is None:
+        return store()  # the path without a guard: not a site
+    if pad is not None and always:
+        pad = None  # drops a dead guard: not a site
+
+
+def bits(element):
+    width = element.width.data
+    return width - 1  # a bit width: not a lane
+
+
+def inline(written, read, m, at, row, c, group):
+    for position, d in enumerate(written):
+        at[d] = read.results[position]
+    src = f"kb * {group} + g"
+    return m.replace_dims_and_symbols(at, []), c * row[d], src
+'''
+
+
+def corner_sites(tmp_path: Path) -> list[M.Mutation]:
+    (tmp_path / "corners.py").write_text(CORNERS)
+    return [m for m in M.find_sites(tmp_path / "corners.py", tmp_path) if m.kind in M.CORNER_KINDS]
+
+
+def test_corner_sites_are_found_where_the_code_emits_them(tmp_path: Path) -> None:
+    sites = corner_sites(tmp_path)
+    described = {(m.kind, m.description) for m in sites}
+    expected = {
+        ("floor-to-trunc", "divmod(lhs, rhs) -> rounded toward zero"),
+        ("floor-to-trunc", "-lhs // rhs -> rounded toward zero"),
+        ("floor-to-trunc", "lhs % rhs -> rounded toward zero"),
+        ("floor-to-trunc", "floor_divmod: return the truncating q, r (no rounding toward -inf)"),
+        ("floor-to-trunc", "arith.FloorDivSIOp -> arith.DivSIOp"),
+        ("nan-minmax", "arith.MaximumfOp(...) -> MaxnumfOp"),
+        ("nan-minmax", '"maximum" -> "maxnum"'),
+        ("tail-lane", "active -> active - 1 (one lane short)"),
+        ("tail-lane", "width - 1 -> width - 2 (the last lane one short)"),
+        ("tail-lane", "n % width -> n % width - 1 (one lane short)"),
+        (
+            "drop-remainder",
+            "delete `fb.serial_loop(op.lb + main * step, op.ub, step, body)`",
+        ),
+        ("skip-guard", "if block.predicate_map is not None -> if False"),
+        ("skip-guard", "if pad is not None -> if False"),
+        ("identity-map", "at[d] = read.results[position] -> at[position] (identity permutation)"),
+        ("identity-map", "m.replace_dims_and_symbols(at, ...) -> m"),
+        ("wrong-stride", "* row[d] -> * (row[d] + 1)"),
+        ("wrong-stride", "* {group} -> * {group + 1}"),
+    }
+    assert expected <= described, expected - described
+    # precise: divisibility tests, exact divisions, rebuilt affine expressions, the
+    # unguarded path, dead-guard removal and bit widths are no sites
+    assert len(described) == len(expected), described - expected
+    assert {m.kind for m in sites} == set(M.CORNER_KINDS)
+
+
+def test_corner_mutations_parse_keep_lines_and_mean_the_fault(tmp_path: Path) -> None:
+    sites = corner_sites(tmp_path)
+    for m in sites:
+        mutated = m.apply(CORNERS)
+        ast.parse(mutated)
+        assert mutated.splitlines()[: m.line - 1] == CORNERS.splitlines()[: m.line - 1]
+        assert len(mutated.splitlines()) >= len(CORNERS.splitlines()), m
+    # Python floor arithmetic becomes truncating
+    fold = [m for m in sites if m.kind == "floor-to-trunc" and "divmod" in m.description]
+    namespace: dict[str, object] = {"AffineBinaryOpKind": type("K", (), {"FloorDiv": 1})}
+    exec(compile(fold[0].apply(CORNERS), "corners.py", "exec"), namespace)
+    e = type("E", (), {"kind": 0})()
+    got = namespace["fold"](e, -7, 2)  # type: ignore[operator]
+    # only divmod rounds toward zero, (-3, -1) instead of (-4, 1); the rest is unchanged
+    assert got == -3 + -1 + (7 // 2) + (-7 % 2)
+    # the remainder loop and a multi-line guard are deleted with their lines kept
+    drop = next(m for m in sites if m.kind == "drop-remainder")
+    assert "fb.serial_loop(op.lb + main" not in drop.apply(CORNERS)
+    early = next(m for m in sites if "floor_divmod" in m.description)
+    assert "results[0]; return q, r" in early.apply(CORNERS)
+
+
+def test_real_corner_sites() -> None:
+    """The corner kinds find the code generation they model in the lowering modules, and
+    every mutant compiles."""
+    sites = [m for m in M.all_sites() if m.kind in M.CORNER_KINDS]
+    where = {(m.path, m.kind) for m in sites}
+    assert {
+        ("lowering/llvm_builder.py", "floor-to-trunc"),
+        ("lowering/arith_to_llvm.py", "floor-to-trunc"),
+        ("lowering/arith_to_llvm.py", "nan-minmax"),
+        ("lowering/tl_vector_to_llvm.py", "drop-remainder"),
+        ("lowering/tl_vector_to_llvm.py", "tail-lane"),
+        ("lowering/tl_to_llvm.py", "skip-guard"),
+        ("lowering/hw_x86_to_llvm.py", "wrong-stride"),
+        ("transforms/loops/tensorize.py", "skip-guard"),
+        ("transforms/loops/tensorize.py", "floor-to-trunc"),
+        ("transforms/loops/tensorize.py", "wrong-stride"),
+        ("transforms/loops/fusion.py", "identity-map"),
+    } <= where
+    drops = [m for m in sites if m.kind == "drop-remainder"]
+    assert len(drops) == 2  # the unrolled loop's remainder and the vector loop's tail
+    for m in sites:
+        source = (M.ROOT / m.path).read_text()
+        compile(m.apply(source), m.path, "exec")
+    # the hardware lowerings, imported by name, are covered by convert-tl-to-llvm's tests
+    assert M.covering_tests(M.ROOT / "lowering/hw_x86_to_llvm.py")
+    assert M.area_of("lowering/llvm_builder.py") == "llvm lowering"
+    assert M.area_of("transforms/loops/fusion.py") == "fusion"
+    assert M.area_of("transforms/loops/split.py") == "loops"
