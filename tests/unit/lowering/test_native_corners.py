@@ -486,6 +486,114 @@ def test_versioned_nests_over_fused_loops(m: int, f: int, n: int, p: int) -> Non
     _native_equals_interpreter(module, arrays)
 
 
+ROW_SUM = """
+func.func @f(%x: memref<{r}x{n}xi32>, %y: memref<{r}xi32>) {{
+  tl.kernel "s" iterators(r: {r} parallel, i: {n} reduction) ins(%x[r, i] : memref<{r}x{n}xi32>)
+      outs(%y[r] init 0 : memref<{r}xi32>) {{
+  ^bb0(%a: i32, %o: i32):
+    %s = arith.addi %o, %a : i32
+    tl.yield %s : i32
+  }}
+  func.return
+}}
+"""
+
+
+@covers("tl-split", "tl-fuse", "convert-tl-to-llvm")
+@settings(max_examples=8)
+@example(r=2, n=8, first=4, second=3, fuse=False)
+@example(r=3, n=6, first=2, second=4, fuse=True)
+@given(
+    r=st.integers(1, 3),
+    n=st.sampled_from([6, 8, 12]),
+    first=st.sampled_from([2, 3, 4]),
+    second=st.sampled_from([3, 4, 5]),
+    fuse=st.booleans(),
+)
+def test_splits_refuse_what_a_predicate_cannot_mask(
+    r: int, n: int, first: int, second: int, fuse: bool
+) -> None:
+    """A row sum whose reduction loop is split by a divisor and its inner loop again by a
+    non-divisor (the excess iterations stay inside the extent: `where(i < n)` cannot
+    mask them), or whose loops are fused and split by a non-divisor (two iterators on one
+    loop): the split is refused (ScheduleError), never miscomputed; what is accepted
+    sums every element once, natively and interpreted."""
+    if n % first:
+        first = 2
+    module = parse_module(mlc.context(), ROW_SUM.format(r=r, n=n))
+    arrays = [np.arange(r * n, dtype=np.int32).reshape(r, n) + 1, np.zeros(r, np.int32)]
+    sch = Schedule(module)
+    sch.lower("s")
+    try:
+        if fuse:
+            loop = sch.fuse("s/r", "s/i")
+            sch.split(loop, r * n - 1 if r * n > 2 else 1)
+        else:
+            _, inner = sch.split("s/i", first)
+            sch.split(inner, second)
+        refused = False
+    except ScheduleError:
+        refused = True
+    note(f"refused: {refused}")
+    got = compile_model(module).run_buffers(*arrays)
+    np.testing.assert_array_equal(got[1], arrays[0].sum(axis=1))
+    np.testing.assert_array_equal(run_buffers(module, *arrays)[1], arrays[0].sum(axis=1))
+
+
+REDUCTION_FIRST = """
+func.func @f(%a: memref<{k}x{m}xi32>, %c: memref<{m}xi32>) {{
+  tl.kernel "s" iterators(k: {k} reduction, m: {m} parallel) ins(%a[k, m] : memref<{k}x{m}xi32>)
+      outs(%c[m] init 0 : memref<{m}xi32>) {{
+  ^bb0(%x: i32, %o: i32):
+    %s = arith.addi %o, %x : i32
+    tl.yield %s : i32
+  }}
+  func.return
+}}
+"""
+
+
+@covers("tl-rfactor", "tl-decompose-reduction", "convert-tl-to-llvm")
+@settings(max_examples=8)
+@example(k=8, m=5, lanes=4, outer=False, split=0)
+@example(k=6, m=3, lanes=2, outer=True, split=0)
+@example(k=4, m=5, lanes=2, outer=False, split=3)
+@given(
+    k=st.sampled_from([4, 6, 8]),
+    m=st.integers(2, 7),
+    lanes=st.sampled_from([2, 4]),
+    outer=st.booleans(),
+    split=st.sampled_from([0, 2, 3, 4]),
+)
+def test_reduction_iterators_before_parallel_ones(
+    k: int, m: int, lanes: int, outer: bool, split: int
+) -> None:
+    """A column sum whose reduction iterator comes first (`iterators(k: reduction, m:
+    parallel)`: every map from the parallel iterators to a new nest renumbers them):
+    split into partial sums and a combination (`tl-rfactor`), or lowered with `m` split
+    by a non-divisor (a predicate on the parallel iterator) and its init hoisted into its
+    own nest; interpreted and natively."""
+    from mlc.transforms.loops.rfactor import RfactorPass
+
+    module = parse_module(mlc.context(), REDUCTION_FIRST.format(k=k, m=m))
+    rng = np.random.default_rng(k * 10 + m)
+    arrays = [rng.integers(-9, 10, (k, m)).astype(np.int32), np.full(m, 99, np.int32)]
+    want = [arrays[0], arrays[0].sum(axis=0).astype(np.int32)]
+    if not split and k % lanes == 0 and k != lanes:
+        RfactorPass(lanes=lanes, kernel="s", iterator="k", outer=outer).apply(
+            mlc.context(), module
+        )
+    else:
+        sch = Schedule(module)
+        sch.lower("s", keep_inits=True)
+        if 0 < split < m:
+            sch.split("s/m", split)
+        sch.decompose_reduction("s", "s/k")
+    note(str(module))
+    _same(list(run_buffers(module, *arrays)), want)
+    _same(list(compile_model(module).run_buffers(*arrays)), want)
+
+
 RESHAPED = """
 func.func @f(%x: memref<{r}x{d}xi32>, %y: memref<{n}xi32>) {{
   tl.kernel "k" iterators(i: {n} parallel) ins(%x[i floordiv {d}, i mod {d}] : memref<{r}x{d}xi32>)
