@@ -153,6 +153,7 @@ _GRAPH_PASSES = {
     "graph-blocked-layout": "BlockedLayoutPass",
     "pointwise-conv-to-matmul": "PointwiseConvToMatmulPass",
     "tree-ensemble-strategy": "TreeEnsembleStrategyPass",
+    "graph-fold-qdq": "FoldQdqPass",
 }
 
 _GRAPH_PATTERNS = {
@@ -174,6 +175,9 @@ _GRAPH_PATTERNS = {
     "graph-pointwise-conv-to-matmul": "PointwiseConvToMatmul",
     "graph-tree-ensemble-to-perfect": "TreeEnsembleToPerfect",
     "graph-tree-ensemble-to-gemm": "TreeEnsembleToGemm",
+    "graph-fold-qdq-product": "FoldQdqProduct",
+    "graph-fold-relu-into-quantize": "FoldReluIntoQuantize",
+    "graph-fold-qdq-data-movement": "FoldQdqDataMovement",
 }
 
 

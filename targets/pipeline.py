@@ -8,7 +8,7 @@ passes, from the graph (or tl) level down to the llvm dialect.
 Expanded with the host's vector width (AVX-512: 16 fp32 lanes) and every option at its
 default, it is
 
-    tree-ensemble-strategy{strategy="auto" max-depth=12}, graph-optimize,
+    tree-ensemble-strategy{strategy="auto" max-depth=12}, graph-fold-qdq, graph-optimize,
     pad-gemm-columns{multiple=16}, graph-blocked-layout{block=16
     min-convs=2}, pointwise-conv-to-matmul, convert-graph-to-tl, tl-concat-in-place,
     tl-inline-elementwise, tl-fuse-epilogues, tl-rfactor{lanes=16}, tl-default-schedule{vector-bits=512
@@ -48,6 +48,7 @@ from mlc.transforms.graph.conv_to_matmul import PointwiseConvToMatmulPass
 from mlc.transforms.graph.layout import BlockedLayoutPass
 from mlc.transforms.graph.optimize import GraphOptimizePass
 from mlc.transforms.graph.pad_gemm import PadGemmColumnsPass
+from mlc.transforms.graph.quantize import FoldQdqPass
 from mlc.transforms.graph.trees import STRATEGIES as TREE_STRATEGIES
 from mlc.transforms.graph.trees import TreeEnsembleStrategyPass
 from mlc.transforms.loops.concat_in_place import TlConcatInPlacePass
@@ -190,7 +191,7 @@ class MlcCpuPipelinePass(ModulePass):
         lanes = max(bits // 32, 1)
         passes: list[ModulePass] = [TreeEnsembleStrategyPass(strategy=self.trees)]
         if self.fuse:
-            passes += [GraphOptimizePass(), PadGemmColumnsPass(multiple=lanes)]
+            passes += [FoldQdqPass(), GraphOptimizePass(), PadGemmColumnsPass(multiple=lanes)]
         if self.layout == "nchwc" or (self.layout == "default" and self.fuse):
             min_convs = 2 if self.layout == "default" else 0
             passes.append(BlockedLayoutPass(block=lanes, min_convs=min_convs))

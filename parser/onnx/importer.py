@@ -126,6 +126,12 @@ def default_opset(model: onnx.ModelProto) -> int:
     return 1
 
 
+KEEP_UNFOLDED = frozenset({"DequantizeLinear"})
+"""ONNX ops never folded at import even when every input is constant: a dequantized
+weight stays `dequantize_linear(q, scale, zero_point)` so `graph-fold-qdq` can give its
+8-bit codes to an integer kernel (`fold-constants` folds the ones left over)."""
+
+
 def _sanitize(name: str) -> str:
     """An xDSL SSA name hint for an ONNX name (the ONNX name itself stays in `mlc.name`).
 
@@ -334,8 +340,10 @@ class _Importer:
             if (problem := _result_problem(results[i])) is not None:
                 _erase(ctx.emitted)
                 return fail(f"output #{i} ('{out}'): {problem}")
-        if ctx.num_inputs and all(
-            ctx.is_constant(i) or not ctx.has_input(i) for i in range(ctx.num_inputs)
+        if (
+            ctx.num_inputs
+            and node.op_type not in KEEP_UNFOLDED
+            and all(ctx.is_constant(i) or not ctx.has_input(i) for i in range(ctx.num_inputs))
         ):
             results = self._fold(ctx, results)
         if node.op_type == "Identity" and node.output and node.output[0]:

@@ -39,6 +39,13 @@ from mlc.transforms.graph.layout import (
 )
 from mlc.transforms.graph.optimize import GraphOptimizePass
 from mlc.transforms.graph.pad_gemm import PadGemmColumns, PadGemmColumnsPass
+from mlc.transforms.graph.quantize import (
+    QDQ_PATTERNS,
+    FoldQdqDataMovement,
+    FoldQdqPass,
+    FoldQdqProduct,
+    FoldReluIntoQuantize,
+)
 from mlc.transforms.graph.trees import (
     TreeEnsembleStrategyPass,
     TreeEnsembleToGemm,
@@ -49,6 +56,11 @@ from mlc.transforms.graph.trees import (
 )
 
 __all__ = [
+    "QDQ_PATTERNS",
+    "FoldQdqDataMovement",
+    "FoldQdqPass",
+    "FoldQdqProduct",
+    "FoldReluIntoQuantize",
     "PROPAGATION_PATTERNS",
     "PointwiseConvToMatmul",
     "PointwiseConvToMatmulPass",

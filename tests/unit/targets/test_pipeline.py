@@ -159,7 +159,7 @@ def test_pipeline_text_replays_in_mlc_opt(tmp_path, capsys) -> None:  # type: ig
     path.write_text(UNARY.replace("OP", "tanh"))
     model = compile_model(parse_module(make_context(), path.read_text()))
     text = cpu_pipeline().pipeline_text()
-    assert text.startswith('tree-ensemble-strategy{strategy="auto" max-depth=12},graph-optimize{')
+    assert text.startswith('tree-ensemble-strategy{strategy="auto" max-depth=12},graph-fold-qdq,graph-optimize{')
     assert "tl-default-schedule{vector-bits=" in text
     assert mlc_opt([str(path), "-p", text]) == 0
     replayed = capsys.readouterr().out
