@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from xdsl.context import Context
     from xdsl.dialects.builtin import ModuleOp
 
+    from mlc.quantization import QuantizedModel
     from mlc.targets.aot import LoadedModel
     from mlc.targets.compiled import CompiledModel
     from mlc.targets.rowwise import RowwiseModel
@@ -68,6 +69,15 @@ def compile(model: Any, **options: Any) -> CompiledModel | RowwiseModel:  # noqa
     return compile_model(model, **options)
 
 
+def quantize(model: Any, calibration_data: Any, **options: Any) -> QuantizedModel:
+    """Post-training quantization of a float ONNX model: calibrate on
+    `calibration_data`, get a QDQ model (`.model`, `.save("m.onnx")`, `.compile()`) and a
+    report of what became integer (`mlc.quantization.quantize`, docs/quantization.md)."""
+    from mlc.quantization import quantize as _quantize
+
+    return _quantize(model, calibration_data, **options)
+
+
 def load(path: Any, *, verify: bool = True) -> LoadedModel:
     """Load a shared library written by `CompiledModel.export` (or `mlc compile`), once it
     matches its manifest (`<library>.mlc.json`; `verify=False` skips that, for libraries
@@ -77,4 +87,4 @@ def load(path: Any, *, verify: bool = True) -> LoadedModel:
     return _load(path, verify=verify)
 
 
-__all__ = ["compile", "context", "import_onnx", "interpret", "load", "__version__"]
+__all__ = ["compile", "context", "import_onnx", "interpret", "load", "quantize", "__version__"]

@@ -31,7 +31,7 @@ LAYERS: list[set[str]] = [
     {"parser"},
     {"lowering", "transforms"},
     {"targets", "registry", "tuning"},
-    {"deploy"},
+    {"deploy", "quantization"},
     {"testing", "benchmarks"},
     {"tools"},
 ]

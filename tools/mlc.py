@@ -424,6 +424,30 @@ def cmd_package(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize(args: argparse.Namespace) -> int:
+    """`mlc quantize`: post-training quantization (`mlc.quantization`), calibrated on the
+    arrays of an .npz file (one per input, samples along axis 0)."""
+    from mlc.quantization import quantize
+    from mlc.quantization.api import check_output_path
+
+    check_output_path(args.output)
+    with np.load(args.calibrate, allow_pickle=False) as npz:
+        data = {name: npz[name] for name in npz.files}
+    quantized = quantize(
+        args.model,
+        data,
+        activations=args.activations,
+        per_channel=not args.per_tensor,
+        calibrator=args.calibrator,
+        exclude=args.exclude,
+        fallback=args.fallback,
+    )
+    quantized.save(args.output)
+    print(quantized.report())
+    print(f"wrote {args.output}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """`mlc serve`: the Open Inference Protocol over HTTP (`mlc.deploy.server`), or on Ray
     Serve with --ray (`mlc.deploy.ray_serve`)."""
@@ -675,6 +699,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxD")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_package)
+
+    p = sub.add_parser(
+        "quantize", help="post-training int8 quantization, calibrated on sample inputs"
+    )
+    p.add_argument("model", help="a float ONNX model")
+    p.add_argument(
+        "--calibrate",
+        required=True,
+        metavar="INPUTS.npz",
+        help="calibration samples: one array per model input, samples along axis 0",
+    )
+    p.add_argument("-o", "--output", required=True, help="model.int8.onnx (QDQ) or .mlir")
+    p.add_argument("--activations", choices=["u8", "s8"], default="u8")
+    p.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor")
+    p.add_argument(
+        "--calibrator", choices=["minmax", "percentile", "entropy", "mse"], default="minmax"
+    )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="NODE|OP",
+        help="keep this node (or every node of this op type) in float",
+    )
+    p.add_argument(
+        "--fallback",
+        type=int,
+        default=0,
+        metavar="K",
+        help="keep the K most sensitive layers in float (one compile per layer to rank them)",
+    )
+    p.set_defaults(fn=cmd_quantize)
 
     p = sub.add_parser(
         "serve",
