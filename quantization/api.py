@@ -5,7 +5,7 @@
     q.save("model.int8.onnx")    # QDQ ONNX (onnxruntime runs it too); or "model.mlir"
     y = q.compile()(x)           # integer kernels (graph-fold-qdq), native code
 
-Steps: plan the layers (`plan.plan_layers`), run the model over the calibration data with
+Steps: fold batch norms into convolutions (`prepare`), plan the layers (`plan.plan_layers`), run the model over the calibration data with
 every tensor to quantize as an extra output (`calibrate.observe`, native code), pick each
 range with the calibrator, derive scales and zero points (`params`), optionally measure
 each layer's sensitivity and keep the worst `fallback` layers in float, and write the
@@ -27,6 +27,7 @@ from mlc.quantization.calibrate import Batch, batches, observe, runner
 from mlc.quantization.calibrators import CALIBRATORS, make_calibrator
 from mlc.quantization.params import ACTIVATION_SCHEMES, QuantParams, activation_params
 from mlc.quantization.plan import KeptFloat, Layer, LayerPlan, plan_layers
+from mlc.quantization.prepare import fold_batch_norms
 from mlc.quantization.qdq import with_min_opset, write_qdq
 from mlc.registry import make_context
 from mlc.targets.compiled import CompiledModel, compile_model
@@ -201,7 +202,7 @@ def quantize(
         raise ValueError(f"activations must be one of {sorted(ACTIVATION_SCHEMES)}")
     if calibrator not in CALIBRATORS:
         raise ValueError(f"unknown calibrator {calibrator!r} (known: {', '.join(CALIBRATORS)})")
-    model = with_min_opset(load_model(model))
+    model = fold_batch_norms(with_min_opset(load_model(model)))
     data = batches(model, calibration_data)
     plan = plan_layers(model, exclude)
     params = calibrate(

@@ -24,6 +24,7 @@ from mlc.quantization.params import (
     weight_params,
 )
 from mlc.quantization.plan import Layer, LayerPlan, node_name
+from mlc.quantization.prepare import prune_initializers
 
 #: QuantizeLinear / DequantizeLinear with per-axis scales need opset 13
 MIN_OPSET = 13
@@ -138,6 +139,7 @@ def write_qdq(
     del graph.node[:]
     graph.node.extend([*writer.head, *nodes])
     graph.initializer.extend(writer.inits)
+    prune_initializers(graph)  # the float weights and biases the codes replaced
     onnx.checker.check_model(writer.model)
     return writer.model
 

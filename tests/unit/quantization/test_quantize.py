@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-import mlc
 from mlc.quantization import (
     CALIBRATORS,
     make_calibrator,
@@ -273,3 +272,27 @@ def test_mlc_quantize_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert out.exists() and "int8   Conv" in capsys.readouterr().out
     assert mlc_main([*args, "-o", str(tmp_path / "m.txt")]) == 1
     assert "use .onnx or .mlir" in capsys.readouterr().err
+
+
+def test_batch_norms_fold_into_their_convolutions() -> None:
+    from mlc.benchmarks.models import resnet_basic_block
+    from mlc.quantization.prepare import fold_batch_norms
+
+    case = resnet_basic_block(channels=8, size=6)
+    folded = fold_batch_norms(case.model)
+    ops = [n.op_type for n in folded.graph.node]
+    assert "BatchNormalization" not in ops and ops.count("Conv") == 2
+    onnx.checker.check_model(folded)
+    x = case.inputs[0]
+    want = ReferenceEvaluator(case.model).run(None, {"x": x})[0]
+    got = ReferenceEvaluator(folded).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    used = {i for n in folded.graph.node for i in n.input}
+    assert all(init.name in used for init in folded.graph.initializer)
+
+
+def test_quantized_weights_replace_the_float_ones() -> None:
+    q = quantize(small_cnn(), samples(4))
+    floats = [i.name for i in q.model.graph.initializer if i.data_type == TensorProto.FLOAT]
+    assert not any(name in ("w1", "w2", "w3", "b1", "b3") for name in floats)
+    assert q.model.ByteSize() < small_cnn().ByteSize()
