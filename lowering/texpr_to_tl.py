@@ -255,7 +255,9 @@ _CMPF = {"<": "olt", "<=": "ole", ">": "ogt", ">=": "oge", "==": "oeq", "!=": "u
 _CMPI = {"<": "slt", "<=": "sle", ">": "sgt", ">=": "sge", "==": "eq", "!=": "ne"}
 _MATH: dict[str, Callable[[SSAValue], Operation]] = {
     "exp": xmath.ExpOp,
+    "expm1": xmath.ExpM1Op,
     "log": xmath.LogOp,
+    "log1p": xmath.Log1pOp,
     "sqrt": xmath.SqrtOp,
     "rsqrt": xmath.RsqrtOp,
     "tanh": xmath.TanhOp,
@@ -264,6 +266,7 @@ _MATH: dict[str, Callable[[SSAValue], Operation]] = {
     "cos": xmath.CosOp,
     "floor": xmath.FloorOp,
     "ceil": xmath.CeilOp,
+    "round": xmath.RoundEvenOp,
 }
 
 

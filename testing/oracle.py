@@ -698,7 +698,7 @@ def _where(draw: DrawFn, op_type: str) -> OracleCase:
 @st.composite
 def _clip(draw: DrawFn, op_type: str) -> OracleCase:
     opset = draw(st.sampled_from([6, 13, DEFAULT_OPSET]))
-    dtypes = [F32] if opset < 11 else schema_dtypes("Clip", opset)
+    dtypes = schema_dtypes("Clip", opset)
     dtype = draw(st.sampled_from(dtypes))
     x = draw(arrays(shapes(draw, 0, 3), dtype, bound=10.0))
     # the sign of a zero at a zero bound is open (clip is a max and a min): onnx.reference

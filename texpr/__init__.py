@@ -34,10 +34,11 @@ A definition::
 * Scalar expressions: ``+ - * / %`` (integers: truncating division, C remainder), unary
   ``-``, comparisons ``< <= > >= == !=``, ``and or not``, literals (``2``, ``0.5``,
   ``inf``, ``nan``, ``true``, ``false``, and ``lowest``/``highest``: the extremes of the
-  context's type), functions ``exp log sqrt rsqrt tanh sigmoid erf sin cos floor ceil
-  pow abs max min select``, casts ``f32(x)``, iterators and sizes as i64 values, and
-  guarded reads ``X[h - 1, w] if in bounds else 0`` (the fallback where any read of the
-  left side is out of bounds). Literals take the type their context demands; operands
+  context's type), functions ``exp expm1 log log1p sqrt rsqrt tanh sigmoid erf sin cos
+  floor ceil round pow abs max min select`` (``round``: to nearest, ties to even), casts
+  ``f32(x)``, iterators and sizes as i64 values, and guarded reads
+  ``X[h - 1, w] if in bounds else 0`` (the fallback where any read of the left side is
+  out of bounds). Literals take the type their context demands; operands
   of one operation share one dtype (no implicit conversions).
 * ``#`` starts a comment.
 

@@ -24,7 +24,10 @@ AssignOp = Literal["=", "+=", "*=", "max=", "min="]
 REDUCTION_OPS: tuple[str, ...] = ("+=", "*=", "max=", "min=")
 #: Scalar functions: name -> arity. Casts (``f32(x)``) are `Cast` nodes instead.
 FLOAT_FUNCTIONS = frozenset(
-    {"exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "erf", "sin", "cos", "floor", "ceil", "pow"}
+    {
+        *("exp", "expm1", "log", "log1p", "sqrt", "rsqrt", "tanh", "sigmoid", "erf"),
+        *("sin", "cos", "floor", "ceil", "round", "pow"),
+    }
 )
 FUNCTIONS: dict[str, int] = {
     **{name: 1 for name in FLOAT_FUNCTIONS},

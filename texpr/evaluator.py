@@ -10,9 +10,10 @@ the iterators it uses. Semantics:
   and otherwise accumulate into its current value. They accumulate in the target
   dtype (exactly for integers and bool), except f16/bf16, which accumulate in f32
   and round once per statement.
-* ``max``/``min``/``max=``/``min=`` propagate NaN. Integer ``/`` truncates and ``%``
-  takes the dividend's sign; integer division by zero yields 0 (undefined behaviour
-  in compiled code). Integer overflow wraps.
+* ``max``/``min``/``max=``/``min=`` propagate NaN and order -0.0 < +0.0 (IEEE 754-2019
+  maximum / minimum, as compiled code; `mlc.texpr.numerics`). Integer ``/`` truncates
+  and ``%`` takes the dividend's sign; integer division by zero yields 0 (undefined
+  behaviour in compiled code). Integer overflow wraps.
 * f16/bf16 transcendental functions are computed in f32 and rounded.
 """
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.special
 
+from mlc.texpr import numerics
 from mlc.texpr.ast import (
     Binary,
     Call,
@@ -118,6 +120,13 @@ _UFUNCS: dict[str, tuple[np.ufunc, np.ufunc]] = {  # op -> (numeric, bool)
     "max=": (np.maximum, np.logical_or),
     "min=": (np.minimum, np.logical_and),
 }
+Combine = Callable[[Array, Array], Array]
+Reduce = Callable[[Array, tuple[int, ...]], Array]
+#: float ``max=`` / ``min=``: (combine, reduce along axes) with -0.0 < +0.0
+_FLOAT_EXTREMA: dict[str, tuple[Combine, Callable[..., Array]]] = {
+    "max=": (numerics.maximum, numerics.reduce_maximum),
+    "min=": (numerics.minimum, numerics.reduce_minimum),
+}
 
 
 def identity(op: str, dtype: str) -> int | float | bool:
@@ -205,7 +214,7 @@ def _reduce(
     acc_type: str,
 ) -> None:
     """Generic reduction: evaluate the body on each block, reduce the reduction axes."""
-    ufunc = _UFUNCS[stmt.op][1 if acc_type == "bool" else 0]
+    combine, reduce = _reduction(stmt.op, acc_type)
     n = len(domain.names)
     axes = tuple(range(domain.n_parallel, n))
     for block in domain.blocks([list(range(n))], BLOCK_ELEMENTS):
@@ -213,18 +222,33 @@ def _reduce(
         value = np.broadcast_to(value, tuple(hi - lo for lo, hi in block)).astype(
             acc.dtype, copy=False
         )
-        partial = ufunc.reduce(value, axis=axes) if axes else value
-        _accumulate(acc, ufunc, partial, block, domain)
+        partial = reduce(value, axes) if axes else value
+        _accumulate(acc, combine, partial, block, domain)
+
+
+def _reduction(op: str, acc_type: str) -> tuple[Combine, Reduce]:
+    """How reduction ``op`` combines two values, and reduces an array along axes."""
+    if is_float(acc_type) and op in _FLOAT_EXTREMA:
+        combine, extremum = _FLOAT_EXTREMA[op]
+        return combine, lambda value, axes: extremum(value, axis=axes)
+    ufunc = _UFUNCS[op][1 if acc_type == "bool" else 0]
+    # in the accumulator's type: numpy would widen small integers (and a product that
+    # overflows would not wrap)
+    return ufunc, lambda value, axes: ufunc.reduce(value, axis=axes, dtype=value.dtype)
 
 
 def _accumulate(
-    acc: Array, ufunc: np.ufunc, partial: Array, block: list[tuple[int, int]], domain: _Domain
+    acc: Array,
+    combine: Combine,
+    partial: Array,
+    block: list[tuple[int, int]],
+    domain: _Domain,
 ) -> None:
     where = tuple(
         slice(lo - base, hi - base)
         for (lo, hi), (base, _) in zip(block, domain.ranges[: domain.n_parallel])
     )
-    acc[where] = ufunc(acc[where], partial)
+    acc[where] = combine(acc[where], partial)
 
 
 def _product_factors(body: Expr) -> tuple[list[Expr], bool]:
@@ -449,7 +473,9 @@ _BINARY: dict[str, Callable[[Array, Array, str], Array]] = {
 
 _FUNCTIONS: dict[str, Callable[..., Array]] = {
     "exp": np.exp,
+    "expm1": np.expm1,
     "log": np.log,
+    "log1p": np.log1p,
     "sqrt": np.sqrt,
     "rsqrt": lambda x: np.reciprocal(np.sqrt(x)),
     "tanh": np.tanh,
@@ -459,10 +485,11 @@ _FUNCTIONS: dict[str, Callable[..., Array]] = {
     "cos": np.cos,
     "floor": np.floor,
     "ceil": np.ceil,
+    "round": np.rint,  # to nearest, ties to even; keeps the sign of a zero result
     "pow": np.power,
     "abs": np.abs,
-    "max": np.maximum,
-    "min": np.minimum,
+    "max": numerics.maximum,
+    "min": numerics.minimum,
 }
 
 

@@ -12,6 +12,7 @@ from scipy import special
 from mlc.dialects.graph import elementwise as ew
 from mlc.dialects.graph.types import numpy_dtype
 from mlc.interpreters.graph.registry import reference
+from mlc.texpr import numerics
 
 _LOW_PRECISION = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
 
@@ -62,7 +63,7 @@ _FLOAT_UNARY: dict[type, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 _ANY_UNARY: dict[type, Callable[[np.ndarray], np.ndarray]] = {
-    ew.ReluOp: lambda x: np.maximum(x, np.zeros((), x.dtype)),
+    ew.ReluOp: lambda x: numerics.maximum(x, np.zeros((), x.dtype)),
     ew.NegOp: np.negative,
     ew.AbsOp: np.abs,
     ew.SignOp: np.sign,
@@ -160,7 +161,9 @@ def _div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _pow(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    if x.dtype.kind in "iu" or x.dtype in _LOW_PRECISION:
+    """Integer and f16 / bf16 bases in f64; an f32 base in f32, unless the exponent is
+    f64 (not rounded to f32: the power is computed in f64 and rounded once)."""
+    if x.dtype.kind in "iu" or x.dtype in _LOW_PRECISION or y.dtype == np.float64:
         return np.power(x.astype(np.float64), y.astype(np.float64)).astype(x.dtype)
     return np.power(x, y.astype(x.dtype))
 
@@ -194,12 +197,12 @@ for _op_type, _fn in _BINARY.items():
 
 @reference(ew.MaxOp)
 def maximum(op: ew.MaxOp, *xs: np.ndarray) -> np.ndarray:
-    return reduce(np.maximum, xs)
+    return reduce(numerics.maximum, xs)
 
 
 @reference(ew.MinOp)
 def minimum(op: ew.MinOp, *xs: np.ndarray) -> np.ndarray:
-    return reduce(np.minimum, xs)
+    return reduce(numerics.minimum, xs)
 
 
 @reference(ew.SumOp)

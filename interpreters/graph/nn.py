@@ -18,6 +18,7 @@ import numpy as np
 
 from mlc.dialects.graph import nn
 from mlc.interpreters.graph.registry import reference
+from mlc.texpr.numerics import maximum, reduce_maximum
 
 _LOW_PRECISION = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
 
@@ -201,7 +202,7 @@ def max_pool(op: nn.MaxPoolOp, x: np.ndarray) -> np.ndarray:
     xp = _padded(x, kernel, strides, pads, dilations, out, _lowest(x.dtype))
     y = np.full((*x.shape[:2], *out), _lowest(x.dtype), dtype=x.dtype)
     for _, view in _windows(xp, kernel, strides, dilations, out):
-        np.maximum(y, view, out=y)
+        y = maximum(y, view)
     return y
 
 
@@ -280,7 +281,7 @@ def global_average_pool(op: nn.GlobalAveragePoolOp, x: np.ndarray) -> np.ndarray
 @reference(nn.GlobalMaxPoolOp)
 def global_max_pool(op: nn.GlobalMaxPoolOp, x: np.ndarray) -> np.ndarray:
     axes = tuple(range(2, x.ndim))
-    return np.max(x, axis=axes, keepdims=True)
+    return reduce_maximum(x, axis=axes, keepdims=True)
 
 
 # --------------------------------------------------------------------------- normalization
@@ -299,11 +300,15 @@ def batch_norm(
     mean: np.ndarray,
     var: np.ndarray,
 ) -> np.ndarray:
+    """In the widest type of x and the parameters (from opset 15 they may be wider than
+    x, and are not rounded to it); the result is rounded to x's type once."""
     eps = op.epsilon
     xc = _compute(x)
-    dt, r = xc.dtype, x.ndim
-    inv = _per_channel(scale, r, dt) / np.sqrt(_per_channel(var, r, dt) + dt.type(eps))
-    return (xc - _per_channel(mean, r, dt)) * inv + _per_channel(bias, r, dt)
+    params = [_compute(p) for p in (scale, bias, mean, var)]
+    dt, r = np.result_type(xc.dtype, *(p.dtype for p in params)), x.ndim
+    scale, bias, mean, var = (_per_channel(p, r, dt) for p in params)
+    inv = scale / np.sqrt(var + dt.type(eps))
+    return (xc.astype(dt, copy=False) - mean) * inv + bias
 
 
 @reference(nn.InstanceNormOp)
@@ -345,9 +350,11 @@ def lrn(op: nn.LrnOp, x: np.ndarray) -> np.ndarray:
     lo, hi = (size - 1) // 2, size // 2  # channels [c - lo, c + hi]
     sq = np.square(xc)
     padded = np.pad(sq, [(0, 0), (lo, hi)] + [(0, 0)] * (x.ndim - 2))
-    csum = np.cumsum(padded, axis=1)
-    csum = np.concatenate([np.zeros_like(csum[:, :1]), csum], axis=1)
-    window = csum[:, size : size + channels] - csum[:, :channels]
+    # each window summed on its own (not as a difference of running sums, where an
+    # inf in one channel would make other channels' windows inf - inf = NaN)
+    window = np.zeros_like(sq)
+    for j in range(size):
+        window += padded[:, j : j + channels]
     return xc / (bias + alpha / size * window) ** beta
 
 

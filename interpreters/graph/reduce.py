@@ -14,6 +14,7 @@ import numpy as np
 
 from mlc.dialects.graph import reduce as rd
 from mlc.interpreters.graph.registry import reference
+from mlc.texpr.numerics import reduce_maximum, reduce_minimum
 
 _LOW_PRECISION = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
 
@@ -53,11 +54,11 @@ def _prod(x: np.ndarray, axes: Axes) -> np.ndarray:
 
 
 def _max(x: np.ndarray, axes: Axes) -> np.ndarray:
-    return np.max(x, axis=axes, keepdims=True, initial=_lowest(x.dtype))
+    return reduce_maximum(x, axis=axes, keepdims=True, initial=_lowest(x.dtype))
 
 
 def _min(x: np.ndarray, axes: Axes) -> np.ndarray:
-    return np.min(x, axis=axes, keepdims=True, initial=_highest(x.dtype))
+    return reduce_minimum(x, axis=axes, keepdims=True, initial=_highest(x.dtype))
 
 
 def _mean(x: np.ndarray, axes: Axes) -> np.ndarray:

@@ -17,6 +17,7 @@ from xdsl.utils.exceptions import InterpretationError
 
 from mlc.dialects.tl import IndexOp, StructuredOp, YieldOp
 from mlc.interpreters.tl.buffers import numpy_dtype
+from mlc.texpr import numerics
 
 Impl = Callable[[Operation, list[Any]], Any]
 IMPLS: dict[type[Operation], Impl] = {}
@@ -131,8 +132,8 @@ for _op, _fn in {
     arith.SubfOp: np.subtract,
     arith.MulfOp: np.multiply,
     arith.DivfOp: np.divide,
-    arith.MaximumfOp: np.maximum,
-    arith.MinimumfOp: np.minimum,
+    arith.MaximumfOp: numerics.maximum,  # NaN-propagating, -0.0 < +0.0 (llvm.maximum)
+    arith.MinimumfOp: numerics.minimum,
     arith.MaxnumfOp: np.fmax,
     arith.MinnumfOp: np.fmin,
     xmath.PowFOp: np.power,
@@ -371,6 +372,9 @@ def yielded(block: Block, env: dict[SSAValue, Any]) -> list[Any]:
     return [env[v] for v in last.arguments]
 
 
+Reducer = Callable[[np.ndarray, tuple[int, ...]], np.ndarray]
+
+
 @dataclass
 class Combiner:
     """Output j's yield is `op(current, e)` (or `op(e, current)`)."""
@@ -378,12 +382,19 @@ class Combiner:
     op: Operation
     current_first: bool
     e: SSAValue
-    reduce: Callable[[np.ndarray, tuple[int, ...]], np.ndarray]
+    reduce: Reducer
 
 
-def _ufunc_reducer(ufunc: np.ufunc) -> Callable[[np.ndarray, tuple[int, ...]], np.ndarray]:
+def _ufunc_reducer(ufunc: np.ufunc) -> Reducer:
     def reduce(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
         return ufunc.reduce(x, axis=axes, keepdims=True, dtype=x.dtype)
+
+    return reduce
+
+
+def _reducer(fn: Callable[..., np.ndarray]) -> Reducer:
+    def reduce(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        return fn(x, axis=axes, keepdims=True)
 
     return reduce
 
@@ -396,13 +407,13 @@ def _unsigned_reducer(ufunc: np.ufunc) -> Callable[[np.ndarray, tuple[int, ...]]
     return reduce
 
 
-_FLOAT_COMBINERS: dict[type[Operation], np.ufunc] = {
-    arith.AddfOp: np.add,
-    arith.MulfOp: np.multiply,
-    arith.MaximumfOp: np.maximum,
-    arith.MinimumfOp: np.minimum,
-    arith.MaxnumfOp: np.fmax,
-    arith.MinnumfOp: np.fmin,
+_FLOAT_COMBINERS: dict[type[Operation], Reducer] = {
+    arith.AddfOp: _ufunc_reducer(np.add),
+    arith.MulfOp: _ufunc_reducer(np.multiply),
+    arith.MaximumfOp: _reducer(numerics.reduce_maximum),
+    arith.MinimumfOp: _reducer(numerics.reduce_minimum),
+    arith.MaxnumfOp: _ufunc_reducer(np.fmax),
+    arith.MinnumfOp: _ufunc_reducer(np.fmin),
 }
 _INT_COMBINERS: dict[type[Operation], np.ufunc] = {
     arith.AddiOp: np.add,
@@ -445,8 +456,7 @@ def find_combiners(op: StructuredOp) -> list[Combiner] | None:
             ufunc = _BOOL_COMBINERS.get(type(owner))
             reduce = _ufunc_reducer(ufunc) if ufunc else None
         elif isinstance(ty, AnyFloat):
-            ufunc = _FLOAT_COMBINERS.get(type(owner))
-            reduce = _ufunc_reducer(ufunc) if ufunc else None
+            reduce = _FLOAT_COMBINERS.get(type(owner))
         elif type(owner) in _UNSIGNED_COMBINERS:
             reduce = _unsigned_reducer(_UNSIGNED_COMBINERS[type(owner)])
         else:

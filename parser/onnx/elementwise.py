@@ -138,33 +138,43 @@ def _bound_attr(value: np.generic, element_type: Attribute) -> Attribute:
     return IntegerAttr(int(value), element_type)
 
 
+#: Clip-6's default bounds (the schema's attribute defaults): -+FLT_MAX
+_CLIP_6_DEFAULTS = {"min": -float(np.finfo(np.float32).max), "max": float(np.finfo(np.float32).max)}
+
+
 @converter("Clip")
 def clip(node: NodeContext) -> list[SSAValue]:
+    """min(max(x, min), max): the max bound applies last (so it wins over a greater min).
+    Bounds known at import time are `graph.clip` properties, run-time ones `graph.max` /
+    `graph.min`, emitted in that order."""
     x = node.input(0)
     element_type = node.input_type(0).element_type
-    bounds: dict[str, Attribute] = {}
-    runtime_bounds: list[tuple[type[ew.VariadicOp], SSAValue]] = []
     if node.opset < 11:
-        for name in ("min", "max"):
-            if node.has_attr(name):
-                bounds[name] = _bound_attr(np.float32(node.float(name)), element_type)
-    else:
-        for name, index, op_type in (("min", 1, ew.MaxOp), ("max", 2, ew.MinOp)):
-            if not node.has_input(index):
-                continue
-            if int(np.prod(node.shape(index))) != 1:
-                node.unsupported(f"input '{node.node.input[index]}' ({name}) is not a scalar")
-            if node.is_constant(index):
-                bounds[name] = _bound_attr(node.constant(index).reshape(-1)[0], element_type)
-            else:
-                runtime_bounds.append((op_type, node.input(index)))
-    # bounds known at import time are properties; run-time ones become max / min
-    out = node.emit(ew.ClipOp.create([x], **bounds)).output if bounds else x
-    for op_type, bound in runtime_bounds:
+        attrs = {
+            name: _bound_attr(np.float32(node.float(name, default)), element_type)
+            for name, default in _CLIP_6_DEFAULTS.items()
+        }
+        return [node.emit(ew.ClipOp.create([x], **attrs)).output]
+    out = x
+    bounds: dict[str, Attribute] = {}
+    for name, index, op_type in (("min", 1, ew.MaxOp), ("max", 2, ew.MinOp)):
+        if not node.has_input(index):
+            continue
+        if int(np.prod(node.shape(index))) != 1:
+            node.unsupported(f"input '{node.node.input[index]}' ({name}) is not a scalar")
+        if node.is_constant(index):
+            bounds[name] = _bound_attr(node.constant(index).reshape(-1)[0], element_type)
+            continue
+        if bounds:  # a constant min before a run-time max
+            out = node.emit(ew.ClipOp.create([out], **bounds)).output
+            bounds = {}
+        bound = node.input(index)
         op = op_type.create([out, bound])
         if op.output.type != node.input_type(0):
             node.unsupported(f"the bound {bound.type} would change the result type")
         out = node.emit(op).output
+    if bounds:
+        out = node.emit(ew.ClipOp.create([out], **bounds)).output
     if out is x:
         out = node.emit(ew.IdentityOp.create([x])).output
     return [out]

@@ -36,10 +36,8 @@ $name($params) -> Y: $TY[$dims] {
 #: Formula of each op (operand dtypes as argument where the formula depends on them).
 Formula = str | Callable[[Sequence[str]], str]
 
-ROUND_HALF_EVEN = (
-    "select($x0 - floor($x0) < 0.5, floor($x0), "
-    "select($x0 - floor($x0) > 0.5, floor($x0) + 1, 2 * ceil(floor($x0) * 0.5)))"
-)
+#: ONNX Round (and QuantizeLinear's rounding): to nearest, ties to even, -0.3 -> -0.0
+ROUND_HALF_EVEN = "round($x0)"
 #: ONNX Mod (fmod = 0): the remainder takes the divisor's sign; texpr `%` takes the dividend's.
 SIGNED_MOD = (
     "select(($x0 % $x1 < 0 and $x1 > 0) or ($x0 % $x1 > 0 and $x1 < 0), $x0 % $x1 + $x1, $x0 % $x1)"
@@ -53,13 +51,20 @@ def _bool_or(arith: str, logic: str) -> Formula:
 def _sign(dtypes: Sequence[str]) -> str:
     if dtypes[0].startswith("u"):
         return "select($x0 > 0, 1, $x0)"
-    return "select($x0 > 0, 1, select($x0 < 0, -1, $x0))"  # 0, -0 and NaN are themselves
+    # ONNX: 0 for x == 0, so +0.0 for -0.0 too; NaN is itself
+    rest = "select($x0 == 0, 0, $x0)" if is_float(dtypes[0]) else "0"
+    return f"select($x0 > 0, 1, select($x0 < 0, -1, {rest}))"
 
 
 def _pow(dtypes: Sequence[str]) -> str:
-    if is_float(dtypes[0]):
-        return "pow($x0, $T0($x1))"
-    return "$T0(pow(f64($x0), f64($x1)))"  # integers: in f64, truncated back
+    base, exponent = dtypes
+    if not is_float(base):
+        return "$T0(pow(f64($x0), f64($x1)))"  # integers: in f64, truncated back
+    if exponent == "f64" and compute_dtype(base) != "f64":
+        # an f64 exponent (T1) is not rounded to the base's type: the power is computed
+        # in f64 and rounded once, as onnx.reference and onnxruntime do
+        return "$T0(pow(f64($x0), $x1))"
+    return "pow($x0, $T0($x1))"
 
 
 def _mod(dtypes: Sequence[str]) -> str:
@@ -69,8 +74,8 @@ def _mod(dtypes: Sequence[str]) -> str:
 FORMULAS: dict[type, Formula] = {
     ew.ReluOp: "max($x0, 0)",
     ew.LeakyReluOp: "select($x0 >= 0, $x0, $alpha * $x0)",
-    ew.EluOp: "select($x0 > 0, $x0, $alpha * (exp($x0) - 1))",
-    ew.SeluOp: "$gamma * select($x0 > 0, $x0, $alpha * (exp($x0) - 1))",
+    ew.EluOp: "select($x0 > 0, $x0, $alpha * expm1($x0))",
+    ew.SeluOp: "$gamma * select($x0 > 0, $x0, $alpha * expm1($x0))",
     ew.HardSigmoidOp: "max(0, min(1, $alpha * $x0 + $beta))",
     ew.SigmoidOp: "sigmoid($x0)",
     ew.TanhOp: "tanh($x0)",
@@ -81,7 +86,7 @@ FORMULAS: dict[type, Formula] = {
     ew.ReciprocalOp: "1 / $x0",
     ew.SinOp: "sin($x0)",
     ew.CosOp: "cos($x0)",
-    ew.SoftplusOp: "max($x0, 0) + log(1 + exp(-abs($x0)))",  # log(1 + exp(x)), stably
+    ew.SoftplusOp: "max($x0, 0) + log1p(exp(-abs($x0)))",  # log(1 + exp(x)), stably
     ew.SoftsignOp: "$x0 / (1 + abs($x0))",
     ew.HardSwishOp: "$x0 * max(0, min(1, $x0 / 6 + 0.5))",
     ew.FloorOp: "floor($x0)",

@@ -106,15 +106,16 @@ conv<G, CG, MG, @(S#, D#, P#)>(X: $T[N, G * CG, @(H#)], Wt: $T[G * MG, CG, @(K#)
 }"""
 
 #: The gather form of the transposed convolution: output o receives input i where
-#: o = i * S + k * D - P, i.e. where (o + P - k * D) is a multiple of S.
+#: o = i * S + k * D - P, i.e. where (o + P - k * D) is a multiple of S. A tap that
+#: reaches no input adds nothing, not 0 * w (a NaN or inf weight must not leak).
 CONV_TRANSPOSE = """
 conv_transpose<G, CG, MG, @(S#, D#, P#)>(X: $T[N, G * CG, @(H#)], Wt: $T[G * CG, MG, @(K#)]
 ?bias   , B: $T[G * MG]
 ) -> Y: $T[N, G * MG, @(O#)] {
 ?bias   Y[n, m, @(o#)] = B[m]
   Y[n, m, @(o#)] += select(@&((o# + P# - k# * D#) % S# == 0),
-      (X[n, m / MG * CG + c, @((o# + P# - k# * D#) / S#)] if in bounds else 0)
-      * Wt[m / MG * CG + c, m % MG, @(k#)], 0) where c in 0..CG
+      (X[n, m / MG * CG + c, @((o# + P# - k# * D#) / S#)]
+       * Wt[m / MG * CG + c, m % MG, @(k#)] if in bounds else 0), 0) where c in 0..CG
 }"""
 
 
@@ -262,8 +263,8 @@ def global_pool(op: nn.GlobalPoolOp) -> Expression:
 BATCH_NORM = """
 batch_norm(X: $T[N, C, @(H#)], Scale: $T1[C], Bias: $T2[C], Mean: $T3[C], Var: $T4[C])
     -> Y: $T[N, C, @(H#)] {
-  Y[n, c, @(h#)] = (X[n, c, @(h#)] - $T(Mean[c])) * ($T(Scale[c]) / sqrt($T(Var[c]) + $eps))
-                   + $T(Bias[c])
+  Y[n, c, @(h#)] = $T(($W(X[n, c, @(h#)]) - $W(Mean[c])) * ($W(Scale[c]) / sqrt($W(Var[c]) + $eps))
+                      + $W(Bias[c]))
 }"""
 
 INSTANCE_NORM = """
@@ -298,11 +299,14 @@ lrn<LO, SIZE>(X: $T[N, C, @(H#)]) -> Y: $T[N, C, @(H#)] {
 
 @expresses(nn.BatchNormOp)
 def batch_norm(op: nn.BatchNormOp) -> Expression:
-    """(x - mean) * (scale / sqrt(var + eps)) + bias per channel, parameters converted."""
+    """(x - mean) * (scale / sqrt(var + eps)) + bias per channel, in the widest type of x
+    and the parameters (f64 parameters are not rounded to an f32 x), rounded to x's."""
     dtype = compute_dtype(dtype_of(op.input))
-    subs: dict[str, object] = {"T": dtype, "eps": lit(op.epsilon, dtype)}
-    for k, value in enumerate((op.scale, op.bias, op.mean, op.var), start=1):
-        subs[f"T{k}"] = compute_dtype(dtype_of(value))
+    params = [compute_dtype(dtype_of(v)) for v in (op.scale, op.bias, op.mean, op.var)]
+    wide = "f64" if "f64" in (dtype, *params) else dtype
+    subs: dict[str, object] = {"T": dtype, "W": wide, "eps": lit(op.epsilon, wide)}
+    for k, param in enumerate(params, start=1):
+        subs[f"T{k}"] = param
     axes = {"": range(len(shape_of(op.input)) - 2)}
     operands = ["X", "Scale", "Bias", "Mean", "Var"]
     return build(op, instantiate(BATCH_NORM, axes, subs), operands, ["Y"])

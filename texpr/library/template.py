@@ -152,9 +152,10 @@ def lit(value: float | int | bool, dtype: str, via: str | None = None) -> str:
     """``value`` converted to ``dtype`` (as numpy converts; first to ``via`` if given, e.g.
     a bound stored as f16 but compared in f32) as a texpr literal."""
     array = np.asarray(value)
-    if via is not None:
-        array = array.astype(texpr_numpy_dtype(via))
-    v = array.astype(texpr_numpy_dtype(dtype)).item()
+    with np.errstate(over="ignore"):  # out of range: +-inf, as numpy converts
+        if via is not None:
+            array = array.astype(texpr_numpy_dtype(via))
+        v = array.astype(texpr_numpy_dtype(dtype)).item()
     if dtype == "bool":
         return "true" if v else "false"
     if not is_float(dtype):

@@ -151,6 +151,11 @@ DEFINITIONS: dict[str, tuple[str, dict[str, np.ndarray]]] = {
                + min(floor(X[i]), ceil(X[i])) + sqrt(abs(X[i])) + X[i] % 0.75 }""",
         {"X": RNG.standard_normal(9).astype(np.float32) * 3},
     ),
+    "precise_functions": (
+        """p(X: f32[N]) -> (R: f32[N], E: f32[N], L: f32[N]) {
+        R[i] = round(X[i]); E[i] = expm1(X[i]); L[i] = log1p(abs(X[i])) }""",
+        {"X": np.asarray([-0.3, -0.5, 0.5, 1.5, 2.5, -2.5, 1e-10, -1e-10, -0.0], np.float32)},
+    ),
     "int_reductions": (
         """r(X: i32[M, N]) -> (S: i32[M], P: i32[M], L: i32[M]) {
         S[m] += X[m, n]; P[m] *= X[m, n]; L[m] min= X[m, n] }""",

@@ -5,7 +5,7 @@ small programs compiled for the host and compared with the interpreter, on
   index arithmetic sees negative values (floor division and modulo, bounds guards);
 - extents that no unroll factor or vector width divides (remainder loops, masked tails);
 - NaN, +-0 and +-inf through max / min / clip / relu / reduce_max / max_pool (exact
-  values; the sign of a zero result differs, `test_maximumf_of_signed_zeros`);
+  values and signs of zero: max / min order -0.0 < +0.0 both ways);
 - floordiv / mod / ceildiv index maps with negative offsets, on serial, fully unrolled
   (folded), unrolled and vectorized loops (2 to 16 lanes); `arith.floordivsi` on
   negative values; strided and reshaped reads (their loads never past the span);
@@ -217,14 +217,13 @@ def test_min_max_propagate_nan_and_keep_signed_zeros(
     case: tuple[str, list[np.ndarray]], schedule: str | None
 ) -> None:
     """max / min and everything built on them propagate NaN natively as the reference
-    does, with the same values, vectorized (with masked tails) or not. (Not the sign of a
-    zero result: see `test_maximumf_of_signed_zeros`.)"""
+    does, with the same values and signs of zero, vectorized (with masked tails) or not."""
     text, inputs = case
     note(text)
     module = parse_module(mlc.context(), text)
     want = mlc.interpret(module, *inputs)
     got = compile_model(module, schedule=schedule)(*inputs)
-    _same(list(got), list(want), zero_signs=False)
+    _same(list(got), list(want))
 
 
 MAX_OF_ZEROS = """
@@ -235,16 +234,10 @@ func.func @main(%x: tensor<2xf32>, %y: tensor<2xf32>) -> tensor<2xf32> {
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the interpreters' arith.maximumf / minimumf are numpy's maximum / minimum, "
-    "which return the second operand of -0.0 and +0.0; MLIR's (and the native "
-    "llvm.maximum / llvm.minimum) order -0.0 < +0.0: max(-0.0, +0.0) is +0.0 natively, "
-    "-0.0 in the reference (reduce_max / reduce_min alike)",
-)
 def test_maximumf_of_signed_zeros() -> None:
-    """Minimal case of a native / reference difference (issue #22): graph.max of -0.0
-    and +0.0."""
+    """Minimal case of a former native / reference difference (issue #22): graph.max of
+    -0.0 and +0.0 is +0.0 both ways (the reference's max / min order -0.0 < +0.0, as
+    MLIR's arith.maximumf and llvm.maximum do; numpy's maximum returns either zero)."""
     module = parse_module(mlc.context(), MAX_OF_ZEROS)
     x = np.array([-0.0, 0.0], np.float32)
     y = np.array([0.0, -0.0], np.float32)
@@ -580,9 +573,7 @@ def test_reduction_iterators_before_parallel_ones(
     arrays = [rng.integers(-9, 10, (k, m)).astype(np.int32), np.full(m, 99, np.int32)]
     want = [arrays[0], arrays[0].sum(axis=0).astype(np.int32)]
     if not split and k % lanes == 0 and k != lanes:
-        RfactorPass(lanes=lanes, kernel="s", iterator="k", outer=outer).apply(
-            mlc.context(), module
-        )
+        RfactorPass(lanes=lanes, kernel="s", iterator="k", outer=outer).apply(mlc.context(), module)
     else:
         sch = Schedule(module)
         sch.lower("s", keep_inits=True)
@@ -654,7 +645,9 @@ func.func @f(%x: memref<{n}xf32>, %y: memref<{w}xf32>) {{
     vectors=st.integers(1, 3),
     extra=st.sampled_from([0, 0, 1, 2, 3]),
 )
-def test_strided_reads_load_exactly_their_span(s: int, width: int, vectors: int, extra: int) -> None:
+def test_strided_reads_load_exactly_their_span(
+    s: int, width: int, vectors: int, extra: int
+) -> None:
     """Every s-th element (s = 2..4) read by a vector loop: where one load of `s * width`
     elements stays inside the row (`extra` elements after the last one read) it is that
     one load and a shuffle, else two overlapping loads (span <= 2 * width) or a gather;
