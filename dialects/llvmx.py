@@ -1,9 +1,11 @@
 """`llvmx`: the few LLVM instructions mlc's vector code needs that xDSL's `llvm` dialect
-does not model (xDSL 0.74's `llvm.fcmp` is scalar only and it has no `extractelement`).
+does not model (xDSL 0.74's `llvm.fcmp` is scalar only and it has no `extractelement` or
+`fptosi`).
 `targets/llvm_emit.py` translates them; they print and parse like any op.
 
     %m = llvmx.fcmp "olt" %a, %b : vector<16xf32> -> vector<16xi1>
     %x = llvmx.extractelement %v[%i] : vector<16xf32> -> f32
+    %n = llvmx.fptosi %x : vector<8xf32> -> vector<8xi32>
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-__all__ = ["FCMP_PREDICATES", "ExtractElementOp", "FCmpOp", "LLVMX"]
+__all__ = ["FCMP_PREDICATES", "ExtractElementOp", "FCmpOp", "FPToSIOp", "LLVMX"]
 
 #: LLVM's fcmp predicates (as `arith.cmpf` numbers them, 0 = false ... 15 = true)
 FCMP_PREDICATES = "false oeq ogt oge olt ole one ord ueq ugt uge ult ule une uno true".split()
@@ -99,4 +101,35 @@ class ExtractElementOp(IRDLOperation):
             raise VerifyException("the result type must be the vector's element type")
 
 
-LLVMX = Dialect("llvmx", [FCmpOp, ExtractElementOp])
+@irdl_op_definition
+class FPToSIOp(IRDLOperation):
+    """Float to signed integer, rounding toward zero, lane by lane on vectors. LLVM's
+    `fptosi`: poison where the value does not fit, so mlc emits it only on values it has
+    brought into range (`lowering.arith_to_llvm._low32_of_cvt64`); it becomes one
+    `cvttps2dq` per vector where `llvm.fptosi.sat` is scalarized on AVX2.
+
+    %i = llvmx.fptosi %x : vector<8xf32> -> vector<8xi32>
+    """
+
+    name = "llvmx.fptosi"
+
+    input = operand_def(AnyFloatConstr | VectorType.constr(AnyFloatConstr))
+    res = result_def(IntegerType | VectorType)
+    traits = traits_def(Pure())
+
+    assembly_format = "$input attr-dict `:` type($input) `->` type($res)"
+
+    def __init__(self, value: SSAValue | Operation, result_type: Attribute):
+        super().__init__(operands=[value], result_types=[result_type])
+
+    def verify_(self) -> None:
+        ty, res = self.input.type, self.res.type
+        lanes = ty.get_shape() if isinstance(ty, VectorType) else None
+        if (res.get_shape() if isinstance(res, VectorType) else None) != lanes:
+            raise VerifyException("the result must have one integer per operand lane")
+        element = res.element_type if isinstance(res, VectorType) else res
+        if not isinstance(element, IntegerType):
+            raise VerifyException("the result must be an integer (vector)")
+
+
+LLVMX = Dialect("llvmx", [FCmpOp, ExtractElementOp, FPToSIOp])

@@ -488,11 +488,68 @@ def _from_i64(b: Builder, op: Operation, args: Sequence[SSAValue], wide: SSAValu
     return b.insert(llvm.TruncOp(wide, ty)).results[0]
 
 
+def _float_call(b: Builder, name: str, x: SSAValue) -> SSAValue:
+    """`llvm.<name>` (floor, trunc, ...) of a float scalar or vector."""
+    return b.insert(
+        llvm.CallIntrinsicOp(f"llvm.{name}.{_overload_suffix(x.type)}", [x], [x.type])
+    ).results[0]
+
+
+def _low32_of_cvt64(b: Builder, x: SSAValue, unsigned: bool) -> SSAValue:
+    """The low 32 bits of `_cvt64(x)` without 64-bit conversions (AVX2 has no packed
+    float -> i64; these vectorize as 32-bit `cvttps2dq`):
+
+        t = trunc(x)
+        |t| < 2^31:          fptosi(t)
+        2^31 <= |t| < 2^63:  r = t - floor(t / 2^32) * 2^32 (exact: t is an integer and r
+                             has at most 32 significant bits), then r or r - 2^32 as i32
+        else (NaN, inf):     0 (INT64_MIN's low bits)
+
+    `unsigned`: the low bits of `_fptoui`'s result instead, which is the same after
+    t -= 2^63 where t >= 2^63 (its XOR with INT64_MIN leaves the low bits alone)."""
+    ty = x.type
+    wide = _vector_like(i32, ty)
+    t = _float_call(b, "trunc", x)
+    if unsigned:
+        two63 = constant(b, 2.0**63, ty)
+        big = _fcmp(b, "oge", t, two63)
+        t = select(b, big, b.insert(llvm.FSubOp(t, two63)).results[0], t)
+    magnitude = _float_call(b, "fabs", t)
+    two32 = constant(b, 2.0**32, ty)
+    scaled = b.insert(llvm.FMulOp(t, constant(b, 2.0**-32, ty))).results[0]
+    wraps = b.insert(llvm.FMulOp(_float_call(b, "floor", scaled), two32)).results[0]
+    r = b.insert(llvm.FSubOp(t, wraps)).results[0]
+    high = _fcmp(b, "oge", r, constant(b, 2.0**31, ty))
+    signed = select(b, high, b.insert(llvm.FSubOp(r, two32)).results[0], r)
+    small = _fcmp(b, "olt", magnitude, constant(b, 2.0**31, ty))
+    in_range = _fcmp(b, "olt", magnitude, constant(b, 2.0**63, ty))
+    value = select(b, small, t, select(b, in_range, signed, constant(b, 0.0, ty)))
+    return b.insert(llvmx.FPToSIOp(value, wide)).res  # every lane in [-2^31, 2^31)
+
+
+def _narrow(b: Builder, op: Operation, args: Sequence[SSAValue], unsigned: bool) -> SSAValue | None:
+    """`_low32_of_cvt64` truncated to the result type, when that has 32 bits or fewer."""
+    element = llvm_scalar_type(op.results[0].type)
+    assert isinstance(element, IntegerType)
+    if element.width.data > 32:
+        return None
+    low = _low32_of_cvt64(b, args[0], unsigned)
+    if element.width.data == 32:
+        return low
+    return b.insert(llvm.TruncOp(low, result_type(op, args))).results[0]
+
+
 def _fptosi(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
+    narrow = _narrow(b, op, args, unsigned=False)
+    if narrow is not None:
+        return narrow
     return _from_i64(b, op, args, _cvt64(b, args[0]))
 
 
 def _fptoui(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
+    narrow = _narrow(b, op, args, unsigned=True)
+    if narrow is not None:
+        return narrow
     x = args[0]
     two63 = constant(b, 2.0**63, x.type)
     small = _cvt64(b, x)

@@ -319,5 +319,11 @@ def _emit_extractelement(
     values[op.res] = builder.extract_element(values[op.vector], values[op.index])
 
 
+def _emit_fptosi(op: Operation, builder: ir.IRBuilder, values: dict[SSAValue, ir.Value]) -> None:
+    assert isinstance(op, llvmx.FPToSIOp)
+    values[op.res] = builder.fptosi(values[op.input], convert_type(op.res.type))
+
+
 OWN_OP_EMITTERS[llvmx.FCmpOp] = _emit_fcmp
+OWN_OP_EMITTERS[llvmx.FPToSIOp] = _emit_fptosi
 OWN_OP_EMITTERS[llvmx.ExtractElementOp] = _emit_extractelement

@@ -26,6 +26,7 @@ from xdsl.dialects.builtin import (
     f32,
     f64,
     i8,
+    i16,
     i32,
     i64,
 )
@@ -46,11 +47,30 @@ x86_only = pytest.mark.skipif(
     not X86, reason="out-of-range float -> int follows the interpreter's x86-64 numpy"
 )
 
-_NP = {"f32": np.float32, "f64": np.float64, "i8": np.int8, "i32": np.int32, "i64": np.int64}
-_TYPES: dict[str, Attribute] = {"f32": f32, "f64": f64, "i8": i8, "i32": i32, "i64": i64}
+_NP = {"f32": np.float32, "f64": np.float64, "i8": np.int8, "i16": np.int16, "i32": np.int32, "i64": np.int64}
+_TYPES: dict[str, Attribute] = {"f32": f32, "f64": f64, "i8": i8, "i16": i16, "i32": i32, "i64": i64}
 
 NASTY = [0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.7, 100.9, -128.5, 255.5, 3e9, -3e9, 1e10]
 OUT_OF_RANGE = [2.0**63, -(2.0**63), 1.8e19, 2.0**64, 1e30, -1e30, np.nan, np.inf, -np.inf]
+#: around the i32 / u32 wrap points, where the <= 32-bit conversions change paths
+WRAPS = [
+    2.0**31,
+    -(2.0**31),
+    2.0**31 + 256,
+    -(2.0**31) - 256,
+    2.0**32 - 256,
+    2.0**32,
+    2.0**33 + 512,
+    -(2.0**33) - 512,
+    2.0**62,
+    -(2.0**62),
+    2.0**63 - 2.0**40,
+    4294967295.5,
+    2147483647.75,
+    -2147483648.5,
+    65535.9,
+    -32768.7,
+]
 
 
 def _assert_same(got: np.ndarray, want: np.ndarray, rtol: float) -> None:
@@ -108,10 +128,10 @@ def test_float_to_int_in_range(op: str, src: str, dst: str) -> None:
 
 @x86_only
 @pytest.mark.parametrize("src", ["f32", "f64"])
-@pytest.mark.parametrize("dst", ["i32", "i64"])
+@pytest.mark.parametrize("dst", ["i8", "i16", "i32", "i64"])
 @pytest.mark.parametrize("op", ["fptosi", "fptoui"])
 def test_float_to_int_out_of_range_does_not_trap(op: str, src: str, dst: str) -> None:
-    x = np.array(OUT_OF_RANGE + [-1.0, -(2.0**40)], _NP[src])
+    x = np.array(OUT_OF_RANGE + WRAPS + [-1.0, -(2.0**40)], _NP[src])
     _tl_check(f"arith.{op} %x0 : {src} to {dst}", [x], dst)
 
 
@@ -253,6 +273,16 @@ VECTOR_CASES: list[tuple[str, Callable[[Sequence[SSAValue]], Operation], list[np
     ("fptosi f64->i64", lambda a: arith.FPToSIOp(a[0], i64), _float_vectors()[1:]),
     ("fptoui f64->i32", lambda a: arith.FPToUIOp(a[0], i32), _float_vectors()[1:]),
     ("fptoui f32->i64", lambda a: arith.FPToUIOp(a[0], i64), _float_vectors()[:1]),
+    *[
+        (
+            f"{name} {src}->{dst}",
+            (lambda c, t: lambda a: c(a[0], t))(cls, ty),
+            [np.array(NASTY + OUT_OF_RANGE + WRAPS, _NP[src])],
+        )
+        for name, cls in (("fptosi", arith.FPToSIOp), ("fptoui", arith.FPToUIOp))
+        for src in ("f32", "f64")
+        for dst, ty in (("i8", i8), ("i16", i16), ("i32", i32))
+    ],
     (
         "uitofp i64->f32",
         lambda a: arith.UIToFPOp(a[0], f32),
