@@ -85,12 +85,16 @@ class QuantizedModel:
             f"{len(self.plan.layers)} layers quantized, {len(self.plan.kept_float)} nodes "
             "kept in float",
         ]
+        rows: list[tuple[str, str, str, str]] = []
         for layer in self.plan.layers:
             p = self.activations.get(layer.output)
             where = f"output scale {float(p.scale):.4g} zero point {int(p.zero_point)}" if p else ""
-            lines.append(f"  int8   {layer.op_type:<8} {layer.node:<24} {where}")
-        for kept in self.plan.kept_float:
-            lines.append(f"  float  {kept.op_type:<8} {kept.node:<24} {kept.reason}")
+            rows.append(("int8", layer.op_type, layer.node, where))
+        rows += [("float", k.op_type, k.node, k.reason) for k in self.plan.kept_float]
+        op_width = max((len(r[1]) for r in rows), default=0)
+        node_width = max((len(r[2]) for r in rows), default=0)
+        for kind, op, node, note in rows:
+            lines.append(f"  {kind:<6} {op:<{op_width}}  {node:<{node_width}}  {note}")
         if self.sensitivity:
             lines.append("sensitivity (output error with only that layer quantized):")
             for s in self.sensitivity:
