@@ -5,7 +5,8 @@
 - a `Conv` with a constant weight, a `Gemm` with a constant B (no transA), a `MatMul`
   whose lhs has rank >= 2 (a constant rhs, or two activations) becomes a `Layer`: its
   float activation inputs are quantized, its weight per output channel, its bias to
-  int32, and its output (or, when a Relu is its only reader, the Relu's output);
+  int32, and its output (or, when a Relu is its only reader, the Relu's output) unless
+  only the graph's outputs read it;
 - every other computing node is `KeptFloat` with the reason (excluded, no integer kernel,
   a weight that is not a constant);
 - order-preserving nodes (MaxPool, Reshape, Flatten, Transpose, ...) whose input is
@@ -58,13 +59,15 @@ class LayerPlan:
     kept_float: list[KeptFloat] = field(default_factory=list)
     #: order-preserving node outputs -> the quantized input whose parameters they share
     shared: dict[str, str] = field(default_factory=dict)
+    #: layer outputs no node reads (graph outputs only): they stay float
+    unread: set[str] = field(default_factory=set)
 
     def activations(self) -> list[str]:
         """Tensors that need calibrated ranges (in graph order, no duplicates)."""
         names: list[str] = []
         for layer in self.layers:
             for name in (*layer.inputs, layer.output):
-                if name not in names and name not in self.shared:
+                if name not in names and name not in self.shared and name not in self.unread:
                     names.append(name)
         return names
 
@@ -118,6 +121,8 @@ def plan_layers(model: onnx.ModelProto, exclude: Collection[str] = ()) -> LayerP
         if len(relu) == 1 and relu[0].op_type == "Relu" and out not in outputs:
             layer_or_reason = _with_output(layer_or_reason, relu[0].output[0])
             fused.add(node_name(relu[0], _index(graph, relu[0])))
+        if not readers.get(layer_or_reason.output):
+            plan.unread.add(layer_or_reason.output)
         plan.layers.append(layer_or_reason)
     _share_through_order_preserving(graph, plan)
     return plan

@@ -296,3 +296,18 @@ def test_quantized_weights_replace_the_float_ones() -> None:
     floats = [i.name for i in q.model.graph.initializer if i.data_type == TensorProto.FLOAT]
     assert not any(name in ("w1", "w2", "w3", "b1", "b3") for name in floats)
     assert q.model.ByteSize() < small_cnn().ByteSize()
+
+
+def test_an_output_only_the_graph_reads_stays_float() -> None:
+    model = small_cnn()
+    del model.graph.node[-1]  # no Softmax: the Gemm's logits are the graph's output
+    model.graph.output[0].name = "logits"
+    plan = plan_layers(model)
+    assert plan.unread == {"logits"} and "logits" not in plan.quantized_tensors()
+    q = quantize(model, samples(4))
+    quantized = {n.input[0] for n in q.model.graph.node if n.op_type == "QuantizeLinear"}
+    assert "logits" not in quantized and {"x", "r1"} <= quantized
+    x = samples(2)
+    got = q.compile()(x)
+    got = got[0] if isinstance(got, list | tuple) else got
+    np.testing.assert_allclose(got, reference(q.model, x), rtol=1e-5, atol=1e-5)
