@@ -293,7 +293,7 @@ def relu_quantize_programs(draw: st.DrawFn) -> tuple[ModuleOp, list[np.ndarray]]
     x = p.new_arg(shape, element_type_from_numpy(np.float32))
     r = p.insert(g.ReluOp.create([x]))
     # mostly the lowest code (the fold's case), sometimes a near miss it must keep
-    zero = draw(st.sampled_from([int(info.min)] * 3 + [int(info.min) + 1, 0, int(info.max)]))
+    zero = draw(st.sampled_from([int(info.min)] * 6 + [int(info.min) + 1, 0, int(info.max)]))
     scale = np.float32(draw(_SCALES))
     p.insert(
         g.QuantizeLinearOp.create([r, _const(p, scale), _const(p, np.array(zero, dtype))], axis=0)

@@ -78,6 +78,17 @@ def _divisor(draw: st.DrawFn, n: int, limit: int = 8) -> int:
     return draw(st.sampled_from([d for d in range(1, min(n, limit) + 1) if n % d == 0]))
 
 
+def _mostly_blocked(draw: st.DrawFn, p: ProgramBuilder) -> SSAValue:
+    """`_nchw`, passed through the blocked layout (from_blocked(to_blocked(x))) in two
+    draws of three (the simplest included) when it is not a from_blocked result already:
+    the operand the propagation patterns move; the others are near misses."""
+    x = _nchw(draw, p)
+    if not isinstance(x.owner, g.FromBlockedOp) and draw(st.sampled_from([True, True, False])):
+        xb = p.insert(g.ToBlockedOp.create([x], block=_divisor(draw, _shape(x)[1])))
+        x = p.insert(g.FromBlockedOp.create([xb]))
+    return x
+
+
 def gen_blocked(draw: st.DrawFn, p: ProgramBuilder) -> None:
     # from_blocked(to_blocked(x)): an image in NCHW that was blocked
     x = _nchw(draw, p)
@@ -114,8 +125,8 @@ UNARY = [g.ReluOp, g.NegOp, g.SigmoidOp, g.AbsOp, g.ExpOp, g.TanhOp]
 
 
 def gen_unary(draw: st.DrawFn, p: ProgramBuilder) -> None:
-    # f(x) for elementwise unary f (or a cast)
-    x = _nchw(draw, p)
+    # f(x) for elementwise unary f (or a cast), x mostly in the blocked layout
+    x = _mostly_blocked(draw, p)
     if draw(st.integers(0, 5)) == 0:
         p.insert(g.CastOp.to(x, f64 if p.element_type == f32 else f32))
         return
@@ -125,7 +136,11 @@ def gen_unary(draw: st.DrawFn, p: ProgramBuilder) -> None:
 
 def _other_operand(draw: st.DrawFn, p: ProgramBuilder, x: SSAValue) -> SSAValue:
     n, c, h, w = _shape(x)
-    kind = draw(st.sampled_from(["same", "channel", "scalar", "full", "arg", "spatial", "bigger"]))
+    # mostly an operand with a blocked form (another blocked image, a per-channel / scalar /
+    # full constant, an argument blocked elsewhere); the near misses (an unblocked image or
+    # argument, a spatial constant, a broadcast to a larger shape) about one op in four
+    good = ["channel", "scalar", "full", "same", "arg"]
+    kind = draw(st.sampled_from(good * 2 + ["spatial", "bigger"]))
     if kind == "same":
         other = p.pick(lambda v: _image(v, p) and _shape(v) == [n, c, h, w] and v is not x)
         if other is not None:
@@ -151,7 +166,7 @@ def _other_operand(draw: st.DrawFn, p: ProgramBuilder, x: SSAValue) -> SSAValue:
 
 def gen_binary(draw: st.DrawFn, p: ProgramBuilder) -> None:
     # x op o for o another image, a per-channel / scalar / full constant, an argument
-    x = _nchw(draw, p)
+    x = _mostly_blocked(draw, p)
     other = _other_operand(draw, p, x)
     operands = [x, other] if draw(st.booleans()) else [other, x]
     cls = draw(st.sampled_from([g.AddOp, g.SubOp, g.MulOp, g.DivOp, g.MaxOp, g.PReluOp]))
@@ -161,8 +176,8 @@ def gen_binary(draw: st.DrawFn, p: ProgramBuilder) -> None:
 
 
 def gen_pool(draw: st.DrawFn, p: ProgramBuilder) -> None:
-    # max / average / lp / global pools
-    x = _nchw(draw, p)
+    # max / average / lp / global pools, x mostly in the blocked layout
+    x = _mostly_blocked(draw, p)
     kind = draw(st.sampled_from(["max", "average", "lp", "global_average", "global_max"]))
     if kind == "global_average":
         p.insert(g.GlobalAveragePoolOp.create([x]))

@@ -41,6 +41,7 @@ from mlc.transforms.loops import (
     TlReverseComputeAtPass,
     TlSplitPass,
 )
+from mlc.transforms.loops.common import block_loops, dims_of, find_block, loop_name
 
 # --------------------------------------------------------------------------- two-kernel modules
 
@@ -50,6 +51,10 @@ def producer_consumer(draw: st.DrawFn) -> KernelCase:
     """A random producer kernel writing T followed by an elementwise kernel "epi" reading
     T (permuted, perhaps with a broadcast extra input) and writing D."""
     types, make = draw(st.one_of(FAMILIES))
+    if not types[-1].get_shape() and draw(st.sampled_from([True] * 3 + [False])):
+        # a reduction of every dim writes a scalar T, and no loop of its nest can take the
+        # epilogue (a near miss): three in four of these give way to another producer
+        types, make = draw(st.one_of(FAMILIES))
     t_ty = types[-1]
     shape = list(t_ty.get_shape())
     rank = len(shape)
@@ -184,6 +189,21 @@ def attempt_with_pass(
     return applied
 
 
+def _complete_after(sch: Schedule, label: str) -> list[str]:
+    """The loops around block `label`, outermost first, up to the first one that binds no
+    iterator of it or a reduction iterator: after an iteration of one of them, the block
+    has finished the output points of that iteration."""
+    block = find_block(sch.root, label)
+    reduction = set(block.reduction_dims)
+    out: list[str] = []
+    for f in block_loops(block):
+        dims = dims_of(block, f.induction_var)
+        if not dims or dims & reduction:
+            break
+        out.append(f"{label}/{loop_name(f)}")
+    return out
+
+
 def _loop_option(loop: str) -> str:
     """`kernel/i0.o` -> `i0.o`: a loop as the passes' `loop` / `at` option names it."""
     return loop.split("/", 1)[1]
@@ -213,11 +233,18 @@ def test_reverse_compute_at_preserves_semantics(case: KernelCase, data: st.DataO
     producer, consumer = labels(module)
     sch = Schedule(module)
     sch.lower(producer, keep_inits=data.draw(st.booleans()))
-    sch.lower(consumer, keep_inits=data.draw(st.booleans()))
+    # an init nest of the consumer (keep_inits false) between the two nests blocks the
+    # move: in a quarter of the cases
+    sch.lower(consumer, keep_inits=data.draw(st.sampled_from([True] * 3 + [False])))
     tile_randomly(data, sch, 3)
     loops = sch.get_loops(producer)
     if loops:
-        loop = data.draw(st.sampled_from(loops))
+        # mostly a loop the consumer can move into (the outer loops binding parallel
+        # iterators of the producer), else any loop: reduction loops and loops outside
+        # them are refused
+        movable = _complete_after(sch, producer)
+        pool = movable if movable and data.draw(st.sampled_from([True] * 4 + [False])) else loops
+        loop = data.draw(st.sampled_from(pool))
         registered = TlReverseComputeAtPass(
             kernel=consumer, producer=producer, loop=_loop_option(loop)
         )
