@@ -10,11 +10,14 @@ Three parts:
   `x86.avx512.fma_tile` microkernel (`FmaGemmSchedule`), onnxruntime (1 thread) and numpy;
   GFLOP/s and % of the measured fp32 FMA peak (`benchmarks.peak`).
 - int8 GEMM 1024^3, ONNX `MatMulInteger` (u8 activations x s8 weights -> i32): mlc through
-  `vpdpbusd` (`VnniGemmSchedule`) against onnxruntime; GOP/s, % of the measured
-  `vpdpbusd` peak and the ratio to mlc's own fp32 GEMM. Skipped (n/a) where the host lacks AVX-512 VNNI.
+  `vpdpbusd` (`VnniGemmSchedule`, AVX-512 VNNI hosts) and through the exact AVX2
+  `vpmaddwd` (`Avx2Int8GemmSchedule`, AVX2 hosts without VNNI) against onnxruntime; GOP/s,
+  % of the measured int8 peak (`vpdpbusd`, else `vpmaddwd` + `vpaddd`) and the ratio to
+  mlc's own fp32 GEMM. A row whose ISA the host lacks is n/a.
 - int8 conv, ONNX `ConvInteger` 3x3 64 -> 64 on 56 x 56, pad 1, u8 activations with zero
   point 128 x s8 weights: mlc's default pipeline (im2col patches, the product through
-  `vpdpbusd`, zero-point correction) against its direct one-kernel form and onnxruntime.
+  `vpdpbusd` or `vpmaddwd`, zero-point correction) against its direct one-kernel form,
+  onnxruntime, and mlc's fp32 `Conv` of the same shape (the "x mlc fp32" column).
 - the simulated accelerator (`lowering.graph_to_accel`): a 3x3 conv layer, 32 -> 64 channels on a
   16 x 16 output, int8: cycles and GEMM-unit utilisation from the simulator's cost model.
 
@@ -33,7 +36,7 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from mlc.benchmarks.models import IR_VERSION, OPSET, Case, gemm
-from mlc.benchmarks.peak import fp32_peak_gflops, vnni_peak_gops
+from mlc.benchmarks.peak import fp32_peak_gflops, vnni_peak_gops, vpmaddwd_peak_gops
 from mlc.benchmarks.run import (
     Result,
     Runner,
@@ -46,14 +49,23 @@ from mlc.benchmarks.run import (
 from mlc.interpreters.accel import simulate
 from mlc.lowering.graph_to_accel import lower_conv2d, program_of
 from mlc.targets.cpu import host_features
-from mlc.targets.x86 import FmaGemmSchedule, VnniGemmSchedule
+from mlc.targets.x86 import Avx2Int8GemmSchedule, FmaGemmSchedule, VnniGemmSchedule
 from mlc.texpr.library import quant
 
 
+def weight_range() -> tuple[int, int]:
+    """The s8 weights' range `[lo, hi)`: the full range on AVX-512 VNNI hosts; elsewhere
+    [-64, 64), because onnxruntime's AVX2 u8 x s8 kernel (`vpmaddubsw`) saturates a pair
+    of products to i16 beyond it and the outputs are checked against onnxruntime's (mlc
+    is exact either way; the timing does not depend on the values)."""
+    return (-128, 128) if host_features().avx512vnni else (-64, 64)
+
+
 def int8_gemm(m: int = 1024, k: int = 1024, n: int = 1024, seed: int = 0) -> Case:
-    """`Y = MatMulInteger(A, B)`: A a u8 [M, K] input, B an s8 [K, N] weight, Y i32."""
+    """`Y = MatMulInteger(A, B)`: A a u8 [M, K] input, B an s8 [K, N] weight
+    (`weight_range`), Y i32."""
     rng = np.random.default_rng(seed)
-    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    b = rng.integers(*weight_range(), (k, n)).astype(np.int8)
     graph = helper.make_graph(
         [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])],
         "int8_gemm",
@@ -73,10 +85,10 @@ def int8_gemm(m: int = 1024, k: int = 1024, n: int = 1024, seed: int = 0) -> Cas
 
 def int8_conv(size: int = 56, channels: int = 64, seed: int = 0) -> Case:
     """`Y = ConvInteger(X, W, zx=128)`: X a u8 [1, C, S, S] input, W an s8 [C, C, 3, 3]
-    weight, pad 1, Y i32 [1, C, S, S]."""
+    weight (`weight_range`), pad 1, Y i32 [1, C, S, S]."""
     rng = np.random.default_rng(seed)
     c, s = channels, size
-    w = rng.integers(-128, 128, (c, c, 3, 3)).astype(np.int8)
+    w = rng.integers(*weight_range(), (c, c, 3, 3)).astype(np.int8)
     zx = np.array(128, np.uint8)
     graph = helper.make_graph(
         [helper.make_node("ConvInteger", ["X", "W", "zx"], ["Y"], pads=[1, 1, 1, 1])],
@@ -91,18 +103,39 @@ def int8_conv(size: int = 56, channels: int = 64, seed: int = 0) -> Case:
     return Case("conv_int8", model, [x], None, 2 * c * c * 9 * s * s, f"1x{c}x{s}x{s} u8*s8")
 
 
+def fp32_conv(size: int = 56, channels: int = 64, seed: int = 0) -> Case:
+    """`Y = Conv(X, W)`, fp32, the shape of `int8_conv` (3x3, pad 1, no bias): the float
+    baseline the int8 convolution is compared with."""
+    rng = np.random.default_rng(seed)
+    c, s = channels, size
+    w = (rng.standard_normal((c, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["X", "W"], ["Y"], pads=[1, 1, 1, 1])],
+        "fp32_conv",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, c, s, s])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, c, s, s])],
+        [numpy_helper.from_array(w, "W")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    x = rng.standard_normal((1, c, s, s)).astype(np.float32)
+    return Case("conv_fp32", model, [x], None, 2 * c * c * 9 * s * s, f"1x{c}x{s}x{s} f32")
+
+
 def int8_conv_runners() -> list[Runner]:
     """mlc's default pipeline, mlc with the direct conv_integer kernel, onnxruntime."""
     return [
-        mlc_runner("mlc", "mlc default (im2col, vpdpbusd)", 1),
+        mlc_runner("mlc", "mlc default (im2col, int8 product)", 1),
         _direct_conv_runner(),
         ort_runner(1),
     ]
 
 
 def _direct_conv_runner() -> Runner:
-    """mlc with the im2col form off (`quant.IM2COL_MAX_BYTES = 0` while it compiles)."""
-    base = mlc_runner("mlc_direct", "mlc direct conv kernel", 1)
+    """mlc with the im2col form off (`quant.IM2COL_MAX_BYTES = 0` while it compiles;
+    without the compile cache, whose model key does not see that setting: a warm cache
+    would return the im2col model compiled by the default runner)."""
+    base = mlc_runner("mlc_direct", "mlc direct conv kernel", 1, {"cache": False})
 
     def prepare(case: Case) -> Any:
         saved, quant.IM2COL_MAX_BYTES = quant.IM2COL_MAX_BYTES, 0
@@ -124,12 +157,23 @@ def fp32_runners() -> list[Runner]:
 
 
 def int8_runners() -> list[Runner]:
+    """mlc through the host's int8 instruction (`vpdpbusd`, else AVX2 `vpmaddwd`) and
+    onnxruntime's MatMulInteger."""
     runners = [ort_runner(1)]
-    if host_features().avx512vnni:
+    host = host_features()
+    if host.avx512vnni:
         runners.insert(
             0, mlc_runner("mlc_vnni", "mlc vpdpbusd", 1, {"schedule": VnniGemmSchedule()})
         )
+    elif host.avx2:
+        schedule = Avx2Int8GemmSchedule()
+        runners.insert(0, mlc_runner("mlc_avx2", "mlc vpmaddwd", 1, {"schedule": schedule}))
     return runners
+
+
+def fp32_conv_runners() -> list[Runner]:
+    """mlc's default pipeline on the fp32 conv."""
+    return [mlc_runner("mlc", "mlc default fp32 conv", 1)]
 
 
 def accel_conv_report() -> Any:
@@ -170,13 +214,14 @@ def report(
     int8: Result,
     conv: Result,
     peak: float,
-    vnni_peak: float | None,
+    int8_peak: float | None,
     accel: Any,
+    conv_fp32: Result | None = None,
 ) -> str:
-    """The markdown tables of one run."""
+    """The markdown tables of one run (`int8_peak`: the host's int8 instruction's)."""
     lines = [
         f"fp32 FMA peak, 1 core (measured): {peak:.1f} GFLOP/s; "
-        f"int8 vpdpbusd peak: {_fmt(vnni_peak)} GOP/s",
+        f"int8 peak ({_int8_instruction()}): {_fmt(int8_peak)} GOP/s",
         "",
         "| fp32 GEMM " + fp32.shape + " | ms | GFLOP/s | % of peak | / ORT time | check |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -203,11 +248,15 @@ def report(
         "| check |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, label in (("mlc_vnni", "mlc vpdpbusd"), ("ort1", "onnxruntime MatMulInteger 1t")):
+    for name, label in (
+        ("mlc_vnni", "mlc vpdpbusd"),
+        ("mlc_avx2", "mlc vpmaddwd (AVX2)"),
+        ("ort1", "onnxruntime MatMulInteger 1t"),
+    ):
         rate = _rate(int8, name)
         vs_ort = rate / ort_rate if rate is not None and ort_rate else None
         vs_fp32 = rate / best_fp32 if rate is not None and best_fp32 else None
-        pct = 100 * rate / vnni_peak if rate is not None and vnni_peak else None
+        pct = 100 * rate / int8_peak if rate is not None and int8_peak else None
         lines.append(
             f"| {label} | {_ms(int8, name)} | {_fmt(rate)} | {_fmt(pct, '{:.0f}%')} | "
             f"{_fmt(vs_ort, '{:.2f}')} | "
@@ -217,20 +266,27 @@ def report(
         "",
         "| int8 conv "
         + conv.shape
-        + " 3x3 pad 1, zx 128 | ms | GOP/s | x ORT throughput | check |",
-        "| --- | --- | --- | --- | --- |",
+        + " 3x3 pad 1, zx 128 | ms | GOP/s | x ORT throughput | x mlc fp32 | check |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     conv_ort = _rate(conv, "ort1")
+    fp32_conv_rate = _rate(conv_fp32, "mlc") if conv_fp32 is not None else None
     for name, label in (
-        ("mlc", "mlc default (im2col, vpdpbusd)"),
+        ("mlc", f"mlc default (im2col, {_int8_instruction()})"),
         ("mlc_direct", "mlc direct conv kernel"),
         ("ort1", "onnxruntime ConvInteger 1t"),
     ):
         rate = _rate(conv, name)
         vs_ort = rate / conv_ort if rate is not None and conv_ort else None
+        vs_fp32 = rate / fp32_conv_rate if rate is not None and fp32_conv_rate else None
         lines.append(
             f"| {label} | {_ms(conv, name)} | {_fmt(rate)} | {_fmt(vs_ort, '{:.2f}')} | "
-            f"{_check(conv, name)} |"
+            f"{_fmt(vs_fp32, '{:.2f}')} | {_check(conv, name)} |"
+        )
+    if conv_fp32 is not None:
+        lines.append(
+            f"| mlc fp32 Conv, same shape | {_ms(conv_fp32, 'mlc')} | "
+            f"{_fmt(fp32_conv_rate)} | n/a | 1.00 | {_check(conv_fp32, 'mlc')} |"
         )
     lines += [
         "",
@@ -254,20 +310,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _one_thread():
         iterations = 200_000 if args.small else 5_000_000
         peak = fp32_peak_gflops(iterations=iterations)
-        vnni_peak = vnni_peak_gops(iterations=iterations)
+        int8_peak = vnni_peak_gops(iterations=iterations)
+        if int8_peak is None:
+            int8_peak = vpmaddwd_peak_gops(iterations=iterations)
         fp32 = benchmark_case(gemm(size, size, size), fp32_runners(), **timing)
         int8 = benchmark_case(int8_gemm(size, size, size), int8_runners(), **timing)
-        conv_case = int8_conv(8, 16) if args.small else int8_conv()
-        conv = benchmark_case(conv_case, int8_conv_runners(), **timing)
-    text = report(fp32, int8, conv, peak, vnni_peak, accel_conv_report())
+        conv_shape = (8, 16) if args.small else (56, 64)
+        conv = benchmark_case(int8_conv(*conv_shape), int8_conv_runners(), **timing)
+        conv_fp32 = benchmark_case(fp32_conv(*conv_shape), fp32_conv_runners(), **timing)
+    text = report(fp32, int8, conv, peak, int8_peak, accel_conv_report(), conv_fp32)
     print(text, end="")
     if args.markdown:
         from pathlib import Path
 
         Path(args.markdown).write_text(text)
-    results = (fp32, int8, conv)
+    results = (fp32, int8, conv, conv_fp32)
     failed = any(m.error or m.ok is False for r in results for m in r.measurements.values())
     return 1 if failed else 0
+
+
+def _int8_instruction() -> str:
+    """The instruction mlc's int8 products use on this host."""
+    host = host_features()
+    return "vpdpbusd" if host.avx512vnni else ("vpmaddwd" if host.avx2 else "none")
 
 
 def _one_thread() -> Any:

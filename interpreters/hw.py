@@ -20,7 +20,7 @@ from xdsl.interpreter import (
 from xdsl.utils.exceptions import InterpretationError
 
 from mlc.dialects.hw.intrinsics import semantics_of
-from mlc.dialects.hw.x86 import FmaTileOp, HwTileOp, Vdpbf16psOp, VpdpbusdOp
+from mlc.dialects.hw.x86 import FmaTileOp, HwTileOp, Vdpbf16psOp, VpdpbusdOp, VpmaddwdOp
 from mlc.interpreters.tl.buffers import buffer_view, numpy_dtype
 
 __all__ = ["HwFunctions", "run_hw_op"]
@@ -96,6 +96,12 @@ class HwFunctions(InterpreterFunctions):
     @impl(Vdpbf16psOp)
     def run_vdpbf16ps(
         self, interpreter: Interpreter, op: Vdpbf16psOp, args: PythonValues
+    ) -> PythonValues:
+        return self._run(op, args)
+
+    @impl(VpmaddwdOp)
+    def run_vpmaddwd(
+        self, interpreter: Interpreter, op: VpmaddwdOp, args: PythonValues
     ) -> PythonValues:
         return self._run(op, args)
 

@@ -12,6 +12,10 @@ op's element strides (`GEP` on the buffer's element type):
   `<L x i32>`-operand form, which LLVM auto-upgrades to the `bfloat` vector signature
   (llvmlite has no bfloat type). The rest of the LLVM path carries bf16 the same way, as
   16-bit integers (`lowering.arith_to_llvm`).
+* `hw.x86.vpmaddwd` (lanes 8, AVX2): load the 8 i32 accumulators, broadcast A's two i16
+  as one i32 and bitcast to `<16 x i16>`, load B's 8 x 2 i16 as `<16 x i16>`, call
+  `llvm.x86.avx2.pmadd.wd` (pairs multiplied and summed in i32, wrapping) and add the
+  result to the accumulators (`add`, wrapping), store.
 * `hw.x86.fma_tile`: the MR x NR/L accumulators are loaded into SSA values, a loop over
   the K panel carries them (block arguments: registers), each step loads NR/L vectors
   of B, broadcasts MR scalars of A and issues `llvm.fma.v<L>f32`; the tile is stored after
@@ -34,10 +38,10 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Operation, SSAValue
 
-from mlc.dialects.hw.x86 import FmaTileOp, Vdpbf16psOp, VpdpbusdOp
+from mlc.dialects.hw.x86 import FmaTileOp, Vdpbf16psOp, VpdpbusdOp, VpmaddwdOp
 from mlc.lowering.llvm_builder import OP_LOWERINGS, FunctionBuilder, Index
 
-__all__ = ["lower_broadcast_dot", "lower_fma_tile"]
+__all__ = ["lower_broadcast_dot", "lower_fma_tile", "lower_vpmaddwd"]
 
 _DOT_INTRINSICS = {
     (VpdpbusdOp, 16): "llvm.x86.avx512.vpdpbusd.512",
@@ -90,6 +94,25 @@ def lower_broadcast_dot(fb: FunctionBuilder, op: Operation) -> None:
     fb.insert(llvm.StoreOp(result, c_ptr, alignment=4))
 
 
+def lower_vpmaddwd(fb: FunctionBuilder, op: Operation) -> None:
+    """`vpmaddwd` then an i32 add into the accumulators (see the module docstring)."""
+    assert isinstance(op, VpmaddwdOp)
+    lanes = op.lanes.value.data
+    acc_ty = VectorType(i32, [lanes])
+    pair_ty = VectorType(i16, [2 * lanes])
+    c_ptr = _tile_ptr(fb, op.c, list(op.c_indices))
+    a_ptr = _tile_ptr(fb, op.a, list(op.a_indices))
+    b_ptr = _tile_ptr(fb, op.b, list(op.b_indices))
+    acc = _load(fb, c_ptr, acc_ty, 4)
+    a_pair = _load(fb, a_ptr, i32, 2)
+    a_vec = fb.insert(llvm.BitcastOp(fb.splat(a_pair, lanes), pair_ty)).results[0]
+    b_vec = _load(fb, b_ptr, pair_ty, 2)
+    call = llvm.CallIntrinsicOp("llvm.x86.avx2.pmadd.wd", [a_vec, b_vec], [acc_ty])
+    product = fb.insert(call).results[0]
+    total = fb.insert(llvm.AddOp(acc, product)).results[0]
+    fb.insert(llvm.StoreOp(total, c_ptr, alignment=4))
+
+
 def lower_fma_tile(fb: FunctionBuilder, op: Operation) -> None:
     """`fma_tile`: accumulators in registers across the K loop (module docstring)."""
     assert isinstance(op, FmaTileOp)
@@ -129,6 +152,7 @@ def lower_fma_tile(fb: FunctionBuilder, op: Operation) -> None:
 def _register() -> None:
     OP_LOWERINGS[VpdpbusdOp] = lower_broadcast_dot
     OP_LOWERINGS[Vdpbf16psOp] = lower_broadcast_dot
+    OP_LOWERINGS[VpmaddwdOp] = lower_vpmaddwd
     OP_LOWERINGS[FmaTileOp] = lower_fma_tile
 
 

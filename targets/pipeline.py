@@ -43,7 +43,7 @@ from mlc.lowering.llvm_vector_math import use_vector_math
 from mlc.lowering.tl_kernel_to_loops import ConvertTlKernelToLoopsPass
 from mlc.lowering.tl_to_llvm import ConvertTlToLlvmPass
 from mlc.targets.timings import Timings
-from mlc.targets.x86 import VnniGemmSchedule
+from mlc.targets.x86 import Avx2Int8GemmSchedule, VnniGemmSchedule
 from mlc.transforms.graph.conv_to_matmul import PointwiseConvToMatmulPass
 from mlc.transforms.graph.layout import BlockedLayoutPass
 from mlc.transforms.graph.optimize import GraphOptimizePass
@@ -94,11 +94,15 @@ def default_strategy(vector_bits: int = 0, threads: bool = True) -> ScheduleStra
     """`CpuDefaultSchedule` for `vector_bits` (0: the host's width); on a host with
     AVX-512 VNNI, `VnniGemmSchedule` in front of it (u8 x s8 -> i32 matmul kernels, e.g.
     from ONNX MatMulInteger / QLinearMatMul, tensorized to `vpdpbusd`; every other kernel,
-    and matmuls whose sizes do not fit its tiles, get the `CpuDefaultSchedule`)."""
+    and matmuls whose sizes do not fit its tiles, get the `CpuDefaultSchedule`); on an
+    AVX2 host without it, `Avx2Int8GemmSchedule` (the same kernels through the exact
+    `vpmaddwd`)."""
     features = _features(vector_bits)
     cpu = CpuDefaultSchedule(vector_bits=features.vector_bits, threads=threads)
     if features.avx512vnni:
         return VnniGemmSchedule(threads=threads, fallback=cpu)
+    if features.avx2:
+        return Avx2Int8GemmSchedule(threads=threads, fallback=cpu)
     return cpu
 
 

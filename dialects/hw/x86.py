@@ -11,6 +11,9 @@ output); the interpreter evaluates that expression (`mlc.interpreters.hw`), and
 
     hw.x86.vpdpbusd %C[%i, %j], %A[%i, %k], %B[%kb, %j, %c0] {lanes = 16 : i64} : memref<4x64xi32>, memref<4x8xi8>, memref<2x64x4xi8>
 
+`hw.x86.vpmaddwd` is the AVX2 form of the same product on i16 pairs (u8 / s8 data
+widened to i16 when packed).
+
 Unsigned operands (`vpdpbusd`'s `A`) are stored in signless `i8` buffers and read as
 unsigned (zero-extended), as the tl kernels of u8 data do (`arith.extui`).
 """
@@ -46,7 +49,15 @@ from xdsl.utils.exceptions import VerifyException
 from mlc.dialects.hw.intrinsics import semantics_of
 from mlc.dialects.tl.base import row_major_strides
 
-__all__ = ["HW_X86", "FmaTileOp", "HwTileOp", "Vdpbf16psOp", "VpdpbusdOp", "row_major_strides"]
+__all__ = [
+    "HW_X86",
+    "FmaTileOp",
+    "HwTileOp",
+    "Vdpbf16psOp",
+    "VpdpbusdOp",
+    "VpmaddwdOp",
+    "row_major_strides",
+]
 
 Tile = tuple[SSAValue, Sequence[SSAValue]]
 
@@ -193,6 +204,30 @@ class Vdpbf16psOp(_BroadcastDotOp):
 
 
 @irdl_op_definition
+class VpmaddwdOp(_BroadcastDotOp):
+    """`vpmaddwd` then `vpaddd` (AVX2): C[j] += sum_{k<2} i32(A[k]) * i32(B[j, k]),
+    j < lanes (8: ymm); A and B i16 (sign-extended), C i32. Exact: each product and the
+    pair's sum wrap in i32 as the expression's do (only -32768 * -32768 twice reaches
+    2^31), so u8 x s8 data widened to i16 (zero- and sign-extended) gives the integer
+    product bit for bit.
+
+    hw.x86.vpmaddwd %C[%i, %j], %A[%i, %k], %B[%p, %kb, %c0, %c0] {lanes = 8 : i64} : memref<4x16xi32>, memref<4x8xi16>, memref<2x4x8x2xi16>
+    """
+
+    name = "hw.x86.vpmaddwd"
+    GROUP: ClassVar[int] = 2
+    LANES: ClassVar[tuple[int, ...]] = (8,)
+    ELEMENT_TYPES: ClassVar[tuple[Attribute, Attribute, Attribute]] = (
+        IntegerType(32),
+        IntegerType(16),
+        IntegerType(16),
+    )
+
+    def __init__(self, c: Tile, a: Tile, b: Tile, lanes: int = 8) -> None:
+        super().__init__(c, a, b, lanes)
+
+
+@irdl_op_definition
 class FmaTileOp(HwTileOp):
     """An `mr x nr` fp32 register tile updated over a K panel of `kc` steps:
     C[i, j] += sum_{k<kc} A[i, k] * B[k, j], with lanes-wide FMAs (16: AVX-512, 8: AVX2).
@@ -272,4 +307,4 @@ class FmaTileOp(HwTileOp):
             raise VerifyException(f"{self.name}: mr and kc must be positive")
 
 
-HW_X86 = Dialect("hw.x86", [VpdpbusdOp, Vdpbf16psOp, FmaTileOp], [])
+HW_X86 = Dialect("hw.x86", [VpdpbusdOp, Vdpbf16psOp, VpmaddwdOp, FmaTileOp], [])

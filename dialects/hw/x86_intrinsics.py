@@ -1,6 +1,7 @@
 """x86 tensor intrinsics, declared with their hw ops (`dialects/hw/x86.py`): AVX-512 VNNI
-`vpdpbusd` (u8 x s8 -> i32 dot products of 4), AVX-512 BF16 `vdpbf16ps` (bf16 pairs ->
-f32) and the fp32 FMA register tile, each with its AVX-512VL / AVX2 variants. Each
+`vpdpbusd` (u8 x s8 -> i32 dot products of 4), AVX2 `vpmaddwd` (i16 pairs -> i32, the
+exact u8 x s8 product on hosts without VNNI once both operands are widened to i16),
+AVX-512 BF16 `vdpbf16ps` (bf16 pairs -> f32) and the fp32 FMA register tile, each with its AVX-512VL / AVX2 variants. Each
 declaration is the op's semantics (its interpreter evaluates the expression), the
 pattern `tl-tensorize` matches and the cost it ranks by; the schedules that place them
 are `targets/x86.py`'s.
@@ -12,12 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mlc.dialects.hw.intrinsics import Intrinsic, TileOperand, register_intrinsic
-from mlc.dialects.hw.x86 import FmaTileOp, Vdpbf16psOp, VpdpbusdOp
+from mlc.dialects.hw.x86 import FmaTileOp, Vdpbf16psOp, VpdpbusdOp, VpmaddwdOp
 
-__all__ = ["FMA_TILE", "VDPBF16PS", "VPDPBUSD", "build_broadcast_dot"]
+__all__ = ["FMA_TILE", "VDPBF16PS", "VPDPBUSD", "VPMADDWD", "build_broadcast_dot"]
 
 #: u8 x s8 -> i32 dot products of 4, broadcast A (one dword) against L lanes of B
 VPDPBUSD = "vpdpbusd<L>(A: u8[4], B: i8[L, 4]) -> C: i32[L] { C[j] += i32(A[k]) * i32(B[j, k]) }"
+#: i16 pairs -> i32 (wrapping), broadcast A (one pair) against L lanes of B
+VPMADDWD = "vpmaddwd<L>(A: i16[2], B: i16[L, 2]) -> C: i32[L] { C[j] += i32(A[k]) * i32(B[j, k]) }"
 #: bf16 pairs -> f32, broadcast A (one pair) against L lanes of B
 VDPBF16PS = (
     "vdpbf16ps<L>(A: bf16[2], B: bf16[L, 2]) -> C: f32[L] { C[j] += f32(A[k]) * f32(B[j, k]) }"
@@ -37,11 +40,11 @@ def _tiles(tiles: Mapping[str, TileOperand]) -> tuple[tuple, tuple, tuple]:
 
 def build_broadcast_dot(
     intrinsic: Intrinsic, tiles: Mapping[str, TileOperand], sizes: Mapping[str, int]
-) -> VpdpbusdOp | Vdpbf16psOp:
-    """The `vpdpbusd` / `vdpbf16ps` op of a matched tile."""
+) -> VpdpbusdOp | Vdpbf16psOp | VpmaddwdOp:
+    """The `vpdpbusd` / `vdpbf16ps` / `vpmaddwd` op of a matched tile."""
     c, a, b = _tiles(tiles)
     op_class = intrinsic.op
-    assert op_class in (VpdpbusdOp, Vdpbf16psOp)
+    assert op_class in (VpdpbusdOp, Vdpbf16psOp, VpmaddwdOp)
     return op_class(c, a, b, lanes=sizes["L"])  # type: ignore[call-arg]
 
 
@@ -105,6 +108,19 @@ for _name, _lanes, _features, _cost in (
             cost=_cost,
         )
     )
+
+register_intrinsic(
+    Intrinsic(
+        name="x86.avx2.vpmaddwd",
+        source=VPMADDWD,
+        op=VpmaddwdOp,
+        build=build_broadcast_dot,
+        features=frozenset({"avx2"}),
+        sizes=(("L", 8),),
+        strides=(("A", (1,)), ("B", (2, 1)), ("C", (1,))),
+        cost=1.0,
+    )
+)
 
 for _name, _lanes, _features in (
     ("x86.avx512.vdpbf16ps", 16, {"avx512bf16"}),

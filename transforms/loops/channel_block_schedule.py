@@ -189,9 +189,13 @@ def materialize_pads(
 
 def _vectorize_rows(strategy: CpuDefaultSchedule, sch: Schedule, label: str) -> None:
     """Vectorize the innermost loop of the copy block `label` (contiguous in both
-    buffers; its guarded reads become masked loads)."""
+    buffers; its guarded reads become masked loads); a copy without loops (a rank-0
+    input, such as a zero point) stays as it is."""
     block = find_block(sch.root, label)
-    inner = block_loops(block)[-1]
+    loops = block_loops(block)
+    if not loops:
+        return
+    inner = loops[-1]
     width = strategy.lanes(block.buffer_types[len(block.inputs)].element_type)
     if width < 2 or inner.trip_count < width:
         return

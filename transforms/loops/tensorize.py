@@ -29,7 +29,9 @@ arithmetic for the tiles' first elements and the intrinsic's hw op:
 
 `explain` lists, for each candidate, the first thing that differed (a loop count, a
 body op, an element type, an extent, a stride). `pack_vnni` packs an input into the
-blocked layout such intrinsics read (`B[k, n]` -> `Bp[k / g, n, k % g]`).
+blocked layout such intrinsics read (`B[k, n]` -> `Bp[k / g, n, k % g]`), optionally
+widening its elements (s8 -> i16 for `vpmaddwd`); `widen_input` widens an input in its
+own layout (u8 `A` -> i16).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from typing import cast
 from xdsl.builder import Builder, InsertPoint
 from xdsl.context import Context
 from xdsl.dialects import arith, memref
-from xdsl.dialects.builtin import IndexType, IntegerAttr, MemRefType, ModuleOp
+from xdsl.dialects.builtin import IndexType, IntegerAttr, IntegerType, MemRefType, ModuleOp
 from xdsl.ir import Block, BlockArgument, Operation, OpResult, SSAValue
 from xdsl.ir.affine import (
     AffineBinaryOpExpr,
@@ -85,6 +87,7 @@ __all__ = [
     "pack_vnni",
     "simplify_divmod",
     "tensorize",
+    "widen_input",
 ]
 
 _COMMUTATIVE = (
@@ -601,23 +604,155 @@ def tensorize(
 
 # ------------------------------------------------------------------ packing
 
+#: the casts a body may apply to an integer input that packing can widen
+_EXTENSIONS = (arith.ExtUIOp, arith.ExtSIOp)
+
+
+def _extension_of(
+    block: BlockOp, index: int, width: int
+) -> type[arith.ExtUIOp] | type[arith.ExtSIOp]:
+    """The extension (zero or sign) the body of `block` applies to input `index`: every
+    use of the input must be that one kind of cast, from fewer than `width` bits to at
+    least `width` bits (so packing can apply it part way)."""
+    label = block.label.data
+    arg = block.body.block.args[index]
+    kinds: set[type[arith.ExtUIOp] | type[arith.ExtSIOp]] = set()
+    for use in arg.uses:
+        op = use.operation
+        if not isinstance(op, _EXTENSIONS):
+            raise ScheduleError(
+                f'pack: input #{index} of "{label}" is read by {op.name}, not only by '
+                "arith.extui / arith.extsi: it cannot be widened"
+            )
+        target = op.result.type
+        if not isinstance(target, IntegerType) or target.width.data < width:
+            raise ScheduleError(
+                f'pack: input #{index} of "{label}" is extended to {target}, narrower than i{width}'
+            )
+        kinds.add(type(op))
+    source = arg.type
+    if not kinds or not isinstance(source, IntegerType) or source.width.data >= width:
+        raise ScheduleError(
+            f'pack: input #{index} of "{label}" ({source}) is not an integer extended past '
+            f"i{width} by its body"
+        )
+    if len(kinds) != 1:
+        raise ScheduleError(f'pack: input #{index} of "{label}" is both zero- and sign-extended')
+    return kinds.pop()
+
+
+def _widen_body(block: BlockOp, index: int, width: int) -> None:
+    """In place: the body of `block` reads input `index` as `i<width>`; each extension of
+    it becomes `arith.extsi` from that width (or the value itself where it was extended
+    to exactly that width). Exact when packing applied the body's own extension: a
+    zero-extended value's top bit is clear, so sign-extending it further changes
+    nothing, and a sign extension in two steps is one."""
+    body = block.body.block
+    old = body.args[index]
+    wide = body.insert_arg(IntegerType(width), index)
+    for use in list(old.uses):
+        ext = use.operation
+        assert isinstance(ext, _EXTENSIONS)
+        if ext.result.type == wide.type:
+            ext.result.replace_all_uses_with(wide)
+        else:
+            new = arith.ExtSIOp(wide, ext.result.type)
+            body.insert_op_before(new, ext)
+            ext.result.replace_all_uses_with(new.result)
+        body.erase_op(ext)
+    body.erase_arg(old)
+
+
+def _insert_copy(
+    block: BlockOp,
+    index: int,
+    suffix: str,
+    iterators: Sequence[tuple[str, int]],
+    src: str,
+    dst: str,
+    shape: Sequence[int],
+    width: int | None,
+) -> tuple[KernelOp, SSAValue]:
+    """A buffer of `shape` filled from input `index` of `block` by a copy kernel
+    (`dst` <- `src`, index strings over `iterators`) before the block's loop nest,
+    widened to `i<width>` with the body's own extension when `width` is given."""
+    buf = block.inputs[index]
+    ty = cast(MemRefType, buf.type)
+    label = block.label.data
+    element = ty.element_type
+    extension: type[arith.ExtUIOp] | type[arith.ExtSIOp] | None = None
+    if width is not None:
+        extension = _extension_of(block, index, width)
+        element = IntegerType(width)
+    loops = block_loops(block)
+    top: Operation = loops[0] if loops else block
+    parent = top.parent_block()
+    assert parent is not None
+    alloc = memref.AllocOp.get(element, shape=list(shape))
+    parent.insert_op_before(alloc, top)
+    parent.insert_op_after(memref.DeallocOp.get(alloc), top)
+    packed = alloc.memref
+    packed.name_hint = f"{buf.name_hint or 'B'}_{suffix}"
+
+    def body(b: Builder, args: Sequence[SSAValue]) -> SSAValue:
+        if extension is None:
+            return args[0]
+        return b.insert(extension(args[0], element)).result
+
+    copy = build_kernel(
+        f"{label}_pack{index}",
+        [(name, extent, "parallel") for name, extent in iterators],
+        inputs=[(buf, src)],
+        outputs=[(packed, dst)],
+        body=body,
+    )
+    parent.insert_op_before(copy, top)
+    return copy, packed
+
+
+def _read_packed(
+    block: BlockOp, index: int, packed: SSAValue, exprs: Sequence[AffineExpr], width: int | None
+) -> None:
+    """Make `block` read input `index` from `packed` at `exprs` (over its iterators),
+    as `i<width>` when widened."""
+    m = block.input_maps[index]
+    maps = list(block.maps)
+    maps[index] = AffineMap(m.num_dims, 0, tuple(exprs))
+    inputs = list(block.inputs)
+    inputs[index] = packed
+    new = remake_block(block, inputs=inputs, maps=maps)
+    if width is not None:
+        _widen_body(new, index, width)
+
+
+def _check_2d(block: BlockOp, index: int) -> tuple[int, int]:
+    ty = cast(MemRefType, block.inputs[index].type)
+    if ty.get_num_dims() != 2:
+        raise ScheduleError(f'pack: input #{index} of "{block.label.data}" is not 2-D ({ty})')
+    rows, cols = ty.get_shape()
+    return rows, cols
+
 
 def pack_vnni(
-    root: Operation, block_label: str, index: int, group: int, panel: int | None = None
+    root: Operation,
+    block_label: str,
+    index: int,
+    group: int,
+    panel: int | None = None,
+    widen: int | None = None,
 ) -> KernelOp:
     """Pack input `index` (a 2-D `B`, read as `B[k, n]`) of the `tl.block` `block_label`
     into the layout dot-product intrinsics read: `Bp[k / group, n, k % group]`, or with
     `panel`, `Bp[n / panel, k / group, n % panel, k % group]` (each panel of `panel`
     columns contiguous: a register tile's B stream is sequential). A new buffer is filled
     by a copy kernel before the block's loop nest and the block reads it instead.
-    `group` must divide the rows (and `panel` the columns). Returns the copy kernel
-    (still a `tl.kernel`), labelled `<label>_pack<index>`."""
+    `group` must divide the rows (and `panel` the columns). With `widen` (bits), the
+    packed elements are `i<widen>`: the copy applies the extension the block's body
+    applies to B (`arith.extui` / `arith.extsi`, e.g. s8 -> i16 for `vpmaddwd`) and the
+    body then sign-extends the wide element (exact, see `_widen_body`). Returns the copy
+    kernel (still a `tl.kernel`), labelled `<label>_pack<index>`."""
     block = find_block(root, block_label)
-    buf = block.inputs[index]
-    ty = cast(MemRefType, buf.type)
-    if ty.get_num_dims() != 2:
-        raise ScheduleError(f'pack: input #{index} of "{block_label}" is not 2-D ({ty})')
-    rows, cols = ty.get_shape()
+    rows, cols = _check_2d(block, index)
     if rows % group:
         raise ScheduleError(
             f'pack: input #{index} of "{block_label}" has {rows} rows, not a multiple of {group}'
@@ -627,10 +762,6 @@ def pack_vnni(
             f'pack: input #{index} of "{block_label}" has {cols} columns, not a multiple of '
             f"the panel {panel}"
         )
-    loops = block_loops(block)
-    top: Operation = loops[0] if loops else block
-    parent = top.parent_block()
-    assert parent is not None
     if panel is None:
         shape = [rows // group, cols, group]
         iterators = [("kb", rows // group), ("n", cols), ("g", group)]
@@ -639,30 +770,31 @@ def pack_vnni(
         shape = [cols // panel, rows // group, panel, group]
         iterators = [("p", cols // panel), ("kb", rows // group), ("c", panel), ("g", group)]
         src, dst = f"kb * {group} + g, p * {panel} + c", "p, kb, c, g"
-    alloc = memref.AllocOp.get(ty.element_type, shape=shape)
-    parent.insert_op_before(alloc, top)
-    parent.insert_op_after(memref.DeallocOp.get(alloc), top)
-    packed = alloc.memref
-    packed.name_hint = f"{buf.name_hint or 'B'}_vnni"
-    copy = build_kernel(
-        f"{block_label}_pack{index}",
-        [(name, extent, "parallel") for name, extent in iterators],
-        inputs=[(buf, src)],
-        outputs=[(packed, dst)],
-        body=lambda b, args: args[0],
-    )
-    parent.insert_op_before(copy, top)
-    m = block.input_maps[index]
-    k_expr, n_expr = m.results
+    suffix = "vnni" if widen is None else f"vnni_i{widen}"
+    copy, packed = _insert_copy(block, index, suffix, iterators, src, dst, shape, widen)
+    k_expr, n_expr = block.input_maps[index].results
     if panel is None:
         exprs = (k_expr // group, n_expr, k_expr % group)
     else:
         exprs = (n_expr // panel, k_expr // group, n_expr % panel, k_expr % group)
-    maps = list(block.maps)
-    maps[index] = AffineMap(m.num_dims, 0, exprs)
-    inputs = list(block.inputs)
-    inputs[index] = packed
-    remake_block(block, inputs=inputs, maps=maps)
+    _read_packed(block, index, packed, exprs, widen)
+    return copy
+
+
+def widen_input(root: Operation, block_label: str, index: int, width: int) -> KernelOp:
+    """Copy input `index` (2-D, e.g. a matmul's u8 `A[m, k]`) of the `tl.block`
+    `block_label` into a buffer of the same shape with `i<width>` elements, applying the
+    extension the block's body applies to it (`arith.extui` for u8 data), and make the
+    block read it (sign-extending the wide element, exact: see `_widen_body`). The copy
+    kernel, labelled `<label>_pack<index>`, runs before the block's loop nest; returns
+    it (still a `tl.kernel`)."""
+    block = find_block(root, block_label)
+    rows, cols = _check_2d(block, index)
+    iterators = [("r", rows), ("c", cols)]
+    copy, packed = _insert_copy(
+        block, index, f"i{width}", iterators, "r, c", "r, c", [rows, cols], width
+    )
+    _read_packed(block, index, packed, block.input_maps[index].results, width)
     return copy
 
 

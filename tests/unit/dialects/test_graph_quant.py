@@ -1,7 +1,8 @@
 """The integer path: ONNX MatMulInteger, ConvInteger, QuantizeLinear, DequantizeLinear,
 QLinearMatMul, QLinearConv -> quant graph ops (reference semantics vs onnxruntime),
-interpreter vs native, unsigned buffers at the boundary, and MatMulInteger through
-`vpdpbusd` (skipped where the CPU lacks AVX-512 VNNI)."""
+interpreter vs native, unsigned buffers at the boundary, and MatMulInteger / ConvInteger
+through `vpdpbusd` (skipped where the CPU lacks AVX-512 VNNI) and through AVX2's exact
+`vpmaddwd` (skipped where it lacks AVX2)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from mlc.targets.cpu import host_features
 
 HOST = host_features()
 needs_vnni = pytest.mark.skipif(not HOST.avx512vnni, reason="CPU lacks AVX-512 VNNI")
+needs_avx2 = pytest.mark.skipif(not HOST.avx2, reason="CPU lacks AVX2")
 
 ONNX_TYPE = {
     np.dtype(np.uint8): TP.UINT8,
@@ -481,6 +483,77 @@ def test_matmul_integer_compiles_to_vpdpbusd(zero_points: bool) -> None:
         assert "vpdpbusd" in compiled.llvm_ir
         np.testing.assert_array_equal(compiled(a)[0], expected)
     assert "vpdpbusd" in lower_model(model).llvm_ir_unoptimized
+
+
+def _avx2_schedules() -> list[Any]:
+    """`Avx2Int8GemmSchedule` itself and, on an AVX2 host without VNNI, the default
+    (which puts it in front of the `CpuDefaultSchedule` there)."""
+    from mlc.targets.x86 import Avx2Int8GemmSchedule
+
+    return [Avx2Int8GemmSchedule()] + ([] if HOST.avx512vnni else ["default"])
+
+
+@needs_avx2
+@pytest.mark.parametrize("zero_points", [False, True])
+def test_matmul_integer_compiles_to_vpmaddwd(zero_points: bool) -> None:
+    """MatMulInteger (u8 255 / s8 -128 rows and columns, zero points 7 / -3 or none)
+    through `vpmaddwd` equals the interpreter bit for bit."""
+    model, feeds = _matmul_integer_model(32, 40, 48, zero_points)
+    a = feeds["a"]
+    a[0, :] = 255
+    b = numpy_helper.to_array(model.graph.initializer[0]).copy()
+    b[:, 0] = -128
+    model.graph.initializer[0].CopyFrom(numpy_helper.from_array(b, "b"))
+    (expected,) = interpret(import_onnx(model), a)
+    za, zb = (7, -3) if zero_points else (0, 0)
+    exact = (a.astype(np.int64) - za) @ (b.astype(np.int64) - zb)
+    np.testing.assert_array_equal(expected, exact)
+    for schedule in _avx2_schedules():
+        compiled = mlc.compile(model, schedule=schedule)
+        assert "llvm.x86.avx2.pmadd.wd" in compiled.llvm_ir
+        np.testing.assert_array_equal(compiled(a)[0], expected)
+
+
+@needs_avx2
+def test_conv_integer_compiles_to_vpmaddwd() -> None:
+    """ConvInteger (im2col form) with zero points zx = 131, per-channel zw, extremes in
+    X and W, through `vpmaddwd`: the interpreter's result bit for bit."""
+    rng = np.random.default_rng(10)
+    x, w = ints(rng, (1, 16, 8, 8), np.uint8), ints(rng, (32, 16, 3, 3), np.int8)
+    x[0, 0] = 255
+    w[0] = -128
+    zx, zw = np.array(131, np.uint8), ints(rng, (32,), np.int8)
+    model, feeds = make_model(
+        "ConvInteger",
+        [("x", x), ("w", w), ("zx", zx), ("zw", zw)],
+        constants={"w": w, "zx": zx, "zw": zw},
+        pads=[1, 1, 1, 1],
+    )
+    (expected,) = interpret(import_onnx(model), x)
+    for schedule in _avx2_schedules():
+        compiled = mlc.compile(model, schedule=schedule)
+        assert "llvm.x86.avx2.pmadd.wd" in compiled.llvm_ir
+        np.testing.assert_array_equal(compiled(x)[0], expected)
+
+
+def test_conv_integer_direct_form_compiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-kernel form (im2col off) with a padded scalar zero point compiles and is
+    exact: its rank-0 pad copy has no loop to vectorize (it used to raise IndexError in
+    `channel_block_schedule._vectorize_rows`)."""
+    from mlc.texpr.library import quant as quant_library
+
+    monkeypatch.setattr(quant_library, "IM2COL_MAX_BYTES", 0)
+    rng = np.random.default_rng(11)
+    x, w = ints(rng, (1, 16, 8, 8), np.uint8), ints(rng, (16, 16, 3, 3), np.int8)
+    zx = np.array(128, np.uint8)
+    model, _ = make_model(
+        "ConvInteger",
+        [("x", x), ("w", w), ("zx", zx)],
+        constants={"w": w, "zx": zx},
+        pads=[1, 1, 1, 1],
+    )
+    (expected,) = interpret(import_onnx(model), x)
+    np.testing.assert_array_equal(mlc.compile(model, cache=False)(x)[0], expected)
 
 
 def test_dequantize_zero_point_must_match_input_type() -> None:

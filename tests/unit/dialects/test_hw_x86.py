@@ -1,5 +1,6 @@
 """hw.x86: docstring round trips, interpreter semantics derived from the intrinsic
-declarations, and native lowering (skipped where the CPU lacks the ISA)."""
+declarations, and native lowering (skipped where the CPU lacks the ISA); `vpmaddwd`
+native vs interpreter on random tiles with the i16 extremes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import re
 import ml_dtypes
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from xdsl.builder import Builder, InsertPoint
 from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import (
@@ -18,13 +21,14 @@ from xdsl.dialects.builtin import (
     ModuleOp,
     f32,
     i8,
+    i16,
     i32,
 )
 from xdsl.parser import Parser
 
 import mlc
 from mlc.dialects.hw.intrinsics import get_intrinsic, has_features, intrinsics, semantics_of
-from mlc.dialects.hw.x86 import FmaTileOp, Vdpbf16psOp, VpdpbusdOp
+from mlc.dialects.hw.x86 import FmaTileOp, Vdpbf16psOp, VpdpbusdOp, VpmaddwdOp
 from mlc.interpreters.tl import run_buffers
 from mlc.registry import make_context
 from mlc.targets.cpu import host_features
@@ -33,6 +37,7 @@ HOST = host_features()
 needs_vnni = pytest.mark.skipif(not HOST.avx512vnni, reason="CPU lacks AVX-512 VNNI")
 needs_bf16 = pytest.mark.skipif(not HOST.avx512bf16, reason="CPU lacks AVX-512 BF16")
 needs_avx512 = pytest.mark.skipif(not HOST.avx512f, reason="CPU lacks AVX-512F")
+needs_avx2 = pytest.mark.skipif(not HOST.avx2, reason="CPU lacks AVX2")
 
 
 def _example(op: type) -> str:
@@ -41,7 +46,7 @@ def _example(op: type) -> str:
     return line
 
 
-@pytest.mark.parametrize("op", [VpdpbusdOp, Vdpbf16psOp, FmaTileOp])
+@pytest.mark.parametrize("op", [VpdpbusdOp, Vdpbf16psOp, VpmaddwdOp, FmaTileOp])
 def test_docstring_round_trip(op: type) -> None:
     text = _example(op)
     types = re.search(r": (memref.*)$", text)
@@ -68,6 +73,9 @@ def test_registry_lists_declarations() -> None:
     assert semantics_of(VpdpbusdOp).source == get_intrinsic("x86.avx512vl.vpdpbusd").source
     assert has_features({"avx2", "fma"}, get_intrinsic("x86.avx2.fma_tile").features)
     assert not has_features({"avx2"}, get_intrinsic("x86.avx512.vpdpbusd").features)
+    vpmaddwd = get_intrinsic("x86.avx2.vpmaddwd")
+    assert vpmaddwd.op is VpmaddwdOp and vpmaddwd.features == frozenset({"avx2"})
+    assert semantics_of(VpmaddwdOp) == vpmaddwd
 
 
 def _vnni_module(lanes: int, m: int = 2, k: int = 8, n: int = 32) -> ModuleOp:
@@ -126,6 +134,84 @@ def test_vpdpbusd_native_exact(lanes: int) -> None:
     assert "vpdpbusd" in model.llvm_ir
     out = model.run_buffers(c, a, bp)
     assert np.array_equal(out[0], ref)
+
+
+def _pmaddwd_module(m: int, k: int, n: int) -> ModuleOp:
+    """C[i, j0:j0+8] += A[i, k0:k0+2] . Bp[kb, j0:j0+8, 0:2] at every tile, Bp the
+    pair-packed `B[k / 2, n, k % 2]`."""
+    c_ty, a_ty, b_ty = (
+        MemRefType(i32, [m, n]),
+        MemRefType(i16, [m, k]),
+        MemRefType(i16, [k // 2, n, 2]),
+    )
+    f = func.FuncOp("main", ([c_ty, a_ty, b_ty], []))
+    c, a, b = f.body.block.args
+    bld = Builder(InsertPoint.at_end(f.body.block))
+    consts: dict[int, object] = {}
+
+    def idx(v: int):
+        if v not in consts:
+            consts[v] = bld.insert(arith.ConstantOp(IntegerAttr(v, IndexType()))).result
+        return consts[v]
+
+    for i in range(m):
+        for kb in range(k // 2):
+            for j0 in range(0, n, 8):
+                bld.insert(
+                    VpmaddwdOp(
+                        (c, [idx(i), idx(j0)]),
+                        (a, [idx(i), idx(kb * 2)]),
+                        (b, [idx(kb), idx(j0), idx(0)]),
+                    )
+                )
+    bld.insert(func.ReturnOp())
+    return ModuleOp([f])
+
+
+def _pmaddwd_inputs(m: int, k: int, n: int, seed: int, wide: bool):
+    """C, A, B (i16: full range with -32768 rows / columns when `wide`, else u8 / s8
+    data with 255 / -128 rows / columns), the pair-packed B and C + A @ B in wrapping
+    i32 (computed in i64: the reference, independent of the declaration)."""
+    rng = np.random.default_rng(seed)
+    c = rng.integers(-(2**31), 2**31, (m, n), dtype=np.int64).astype(np.int32)
+    lo_a, hi_a, lo_b, hi_b = (-(2**15), 2**15, -(2**15), 2**15) if wide else (0, 256, -128, 128)
+    a = rng.integers(lo_a, hi_a, (m, k)).astype(np.int16)
+    b = rng.integers(lo_b, hi_b, (k, n)).astype(np.int16)
+    a[0, :] = lo_a if wide else hi_a - 1  # -32768 * -32768 twice: 2^31 wraps
+    b[:, 0] = lo_b
+    bp = b.reshape(k // 2, 2, n).transpose(0, 2, 1).copy()
+    total = c.astype(np.int64) + a.astype(np.int64) @ b.astype(np.int64)
+    ref = ((total + 2**31) % 2**32 - 2**31).astype(np.int32)
+    return c, a, bp, ref
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_vpmaddwd_interpreter_is_the_declaration(wide: bool) -> None:
+    c, a, bp, ref = _pmaddwd_inputs(2, 6, 16, seed=3, wide=wide)
+    out = run_buffers(_pmaddwd_module(2, 6, 16), c, a, bp)
+    assert np.array_equal(out[0], ref)
+
+
+@needs_avx2
+@given(
+    m=st.integers(1, 3),
+    k_pairs=st.integers(1, 4),
+    n_vectors=st.integers(1, 2),
+    wide=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_vpmaddwd_native_exact(m: int, k_pairs: int, n_vectors: int, wide: bool, seed: int):
+    """Native `vpmaddwd` + add equals the interpreter (and wrapping i32) bit for bit."""
+    k, n = 2 * k_pairs, 8 * n_vectors
+    c, a, bp, ref = _pmaddwd_inputs(m, k, n, seed, wide)
+    module = _pmaddwd_module(m, k, n)
+    module.verify()
+    (interpreted,) = run_buffers(module, c, a, bp)[:1]
+    model = mlc.compile(module, schedule=None)
+    assert "llvm.x86.avx2.pmadd.wd" in model.llvm_ir
+    (native,) = model.run_buffers(c, a, bp)[:1]
+    assert np.array_equal(interpreted, ref)
+    assert np.array_equal(native, interpreted)
 
 
 def _bf16_module() -> ModuleOp:
@@ -224,3 +310,14 @@ def test_verifier_rejects_bad_tiles() -> None:
     op2.properties["lanes"] = IntegerAttr(4, op2.lanes.type)
     with pytest.raises(VerifyException, match="lanes must be one of"):
         op2.verify()
+    op3 = next(o for o in _pmaddwd_module(1, 2, 16).walk() if isinstance(o, VpmaddwdOp))
+    op3.properties["lanes"] = IntegerAttr(16, op3.lanes.type)
+    with pytest.raises(VerifyException, match="lanes must be one of 8"):
+        op3.verify()
+    vnni = next(o for o in _vnni_module(8).walk() if isinstance(o, VpdpbusdOp))
+    with pytest.raises(VerifyException, match="must be a buffer of i16"):  # i8 tiles
+        VpmaddwdOp(
+            (vnni.c, list(vnni.c_indices)),
+            (vnni.a, list(vnni.a_indices)),
+            (vnni.b, list(vnni.b_indices)),
+        ).verify()

@@ -1,5 +1,6 @@
 """tl-tensorize: tensorized vs untensorized semantics (exact for integers), the explain
-report, the pass, and native VNNI code."""
+report, the pass, native VNNI code, and the AVX2 `vpmaddwd` path (packing with widening,
+`Avx2Int8GemmSchedule`, native vs interpreter on extremes)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from hypothesis import strategies as st
 from xdsl.dialects import arith
 
 import mlc
-from mlc.dialects.hw.x86 import FmaTileOp, VpdpbusdOp
+from mlc.dialects.hw.x86 import FmaTileOp, VpdpbusdOp, VpmaddwdOp
 from mlc.interpreters import interpret
 from mlc.registry import make_context
 from mlc.targets.cpu import host_features
 from mlc.targets.x86 import (
+    Avx2Int8GemmSchedule,
     FmaGemmSchedule,
     VnniGemmSchedule,
     f32_matmul_module,
@@ -30,15 +32,21 @@ from mlc.transforms.loops.tensorize import (
     pack_vnni,
     simplify_divmod,
     tensorize,
+    widen_input,
 )
 
 HOST = host_features()
 
 
-def _int8_inputs(m: int, n: int, k: int, seed: int):
+def _int8_inputs(m: int, n: int, k: int, seed: int, extremes: bool = False):
+    """A (u8 data in an i8 array), B (s8) and A @ B in i32; with `extremes`, A's first
+    row is 255 and B's first column -128 (the largest products of either sign)."""
     rng = np.random.default_rng(seed)
     a = rng.integers(0, 256, (m, k)).astype(np.uint8)
     b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    if extremes:
+        a[0, :] = 255
+        b[:, 0] = -128
     return a.view(np.int8), b, a.astype(np.int32) @ b.astype(np.int32)
 
 
@@ -204,6 +212,134 @@ def test_vnni_native_exact(mt: int, nt: int, kt: int, seed: int) -> None:
     model = mlc.compile(int8_matmul_module(m, n, k), schedule=VnniGemmSchedule())
     model.num_threads = 1
     assert np.array_equal(model(a, b)[0], ref)
+
+
+@covers("tl-tensorize")
+@given(
+    mt=st.integers(1, 3),
+    nt=st.integers(1, 2),
+    k_pairs=st.integers(1, 5),
+    rows=st.sampled_from([1, 2, 4]),
+    vectors=st.sampled_from([1, 2]),
+    k_block=st.sampled_from([0, 4]),
+    tile_init=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_vpmaddwd_tensorize_preserves_semantics(
+    mt: int,
+    nt: int,
+    k_pairs: int,
+    rows: int,
+    vectors: int,
+    k_block: int,
+    tile_init: bool,
+    seed: int,
+) -> None:
+    """`Avx2Int8GemmSchedule` (A and B widened to i16, B pair-packed, `vpmaddwd`
+    tiles, C zeroed per tile or first) interprets to the untensorized product, extremes
+    included."""
+    m, n, k = mt * rows, nt * 8 * vectors, 2 * k_pairs
+    module = int8_matmul_module(m, n, k)
+    a, b, ref = _int8_inputs(m, n, k, seed, extremes=True)
+    (before,) = interpret(module, a, b)
+    scheduled = module.clone()
+    schedule = Avx2Int8GemmSchedule(
+        rows=rows, vectors=vectors, k_block=k_block, tile_init=tile_init, min_rows=1
+    )
+    apply_default_schedules(scheduled, schedule)
+    scheduled.verify()
+    assert any(isinstance(op, VpmaddwdOp) for op in scheduled.walk())
+    (after,) = interpret(scheduled, a, b)
+    assert np.array_equal(before, ref)
+    assert np.array_equal(after, before)
+
+
+def _widened_tile(m: int = 2, n: int = 16, k: int = 4) -> tuple[Schedule, str]:
+    """A matmul with A widened, B pair-packed to i16, split for `vpmaddwd`."""
+    module = int8_matmul_module(m, n, k)
+    sch = Schedule(module)
+    sch.lower("matmul", keep_inits=True)
+    sch.decompose_reduction("matmul", "matmul/m")
+    pack_vnni(module, "matmul", 1, 2, widen=16)
+    widen_input(module, "matmul", 0, 16)
+    no, ni = sch.split("matmul/n", 8)
+    ko, ki = sch.split("matmul/k", 2)
+    sch.reorder("matmul/m", no, ko, ni, ki)
+    return sch, ni
+
+
+def test_widening_packs_make_the_body_sign_extend_i16() -> None:
+    sch, ni = _widened_tile()
+    block = find_block(sch.root, "matmul")
+    assert [str(t) for t in block.body.block.arg_types] == ["i16", "i16", "i32"]
+    casts = [op for op in block.body.walk() if isinstance(op, arith.ExtSIOp | arith.ExtUIOp)]
+    assert [type(c) for c in casts] == [arith.ExtSIOp, arith.ExtSIOp]
+    assert "x86.avx2.vpmaddwd: matches" in explain(sch.root, ni)
+    assert "x86.avx2.vpmaddwd: matches" in explain(sch.root, ni, features={"avx2"})
+    a, b, ref = _int8_inputs(2, 16, 4, seed=1, extremes=True)
+    TlTensorizePass(loop=ni, intrinsic="x86.avx2.vpmaddwd").apply(make_context(), sch.root)
+    (after,) = interpret(sch.root, a, b)
+    assert np.array_equal(after, ref)
+
+
+def test_widening_needs_an_extended_integer_input() -> None:
+    sch = Schedule(f32_matmul_module(2, 16, 4))
+    sch.lower("matmul", keep_inits=True)
+    with pytest.raises(ScheduleError, match="cannot be widened|not an integer"):
+        widen_input(sch.root, "matmul", 0, 16)
+    module = int8_matmul_module(2, 16, 4)
+    Schedule(module).lower("matmul", keep_inits=True)
+    with pytest.raises(ScheduleError, match="narrower than i64"):
+        widen_input(module, "matmul", 0, 64)
+    odd = int8_matmul_module(2, 16, 3)
+    Schedule(odd).lower("matmul", keep_inits=True)
+    with pytest.raises(ScheduleError, match="not a multiple of 2"):
+        pack_vnni(odd, "matmul", 1, 2, widen=16)
+
+
+def test_avx2_schedule_falls_back_where_the_tile_does_not_fit() -> None:
+    schedule = Avx2Int8GemmSchedule()
+    for m, n, k in ((16, 16, 3), (16, 12, 4), (6, 16, 4), (18, 16, 4)):
+        module = int8_matmul_module(m, n, k)
+        a, b, ref = _int8_inputs(m, n, k, seed=2)
+        apply_default_schedules(module, schedule)
+        assert not any(isinstance(op, VpmaddwdOp) for op in module.walk())
+        assert np.array_equal(interpret(module, a, b)[0], ref)
+    assert not schedule.fits(next(iter(_kernels(f32_matmul_module(16, 16, 4)))))
+
+
+def _kernels(module: object) -> list:
+    from mlc.dialects.tl import KernelOp
+
+    return [op for op in module.walk() if isinstance(op, KernelOp)]  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(not HOST.avx2, reason="CPU lacks AVX2")
+@given(
+    mt=st.integers(1, 3),
+    nt=st.integers(1, 3),
+    k_pairs=st.integers(1, 40),
+    rows=st.sampled_from([4, 5, 6]),
+    vectors=st.sampled_from([1, 2, 3]),
+    k_block=st.sampled_from([0, 16]),
+    extremes=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_vpmaddwd_native_exact(
+    mt: int, nt: int, k_pairs: int, rows: int, vectors: int, k_block: int, extremes: bool, seed: int
+) -> None:
+    """Native code of `Avx2Int8GemmSchedule` equals the interpreter bit for bit on random
+    sizes and values (u8 255 x s8 -128 included)."""
+    m, n, k = mt * rows, nt * 8 * vectors, 2 * k_pairs
+    a, b, ref = _int8_inputs(m, n, k, seed, extremes)
+    module = int8_matmul_module(m, n, k)
+    (interpreted,) = interpret(module, a, b)
+    schedule = Avx2Int8GemmSchedule(rows=rows, vectors=vectors, k_block=k_block, min_rows=1)
+    model = mlc.compile(module, schedule=schedule)
+    model.num_threads = 1
+    assert "llvm.x86.avx2.pmadd.wd" in model.llvm_ir
+    assert np.array_equal(interpreted, ref)
+    assert np.array_equal(model(a, b)[0], interpreted)
 
 
 @pytest.mark.skipif(not HOST.avx512f, reason="CPU lacks AVX-512F")
