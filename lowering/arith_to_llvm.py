@@ -397,6 +397,8 @@ SCALAR_LOWERINGS.update(
         arith.SubfOp: _contractable(llvm.FSubOp),
         arith.MulfOp: _contractable(llvm.FMulOp),
         arith.DivfOp: _binary(llvm.FDivOp),
+        # float `%` of tensor expressions: C fmod (xDSL has no arith.remf)
+        llvm.FRemOp: _binary(llvm.FRemOp),
         arith.NegfOp: _negf,
         # maximumf propagates NaN (llvm.maximum); maxnumf ignores it (llvm.maxnum)
         arith.MaximumfOp: _intrinsic("maximum"),

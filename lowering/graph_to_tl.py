@@ -6,7 +6,8 @@ Each graph op becomes kernels writing freshly allocated result buffers:
   families) are translated statement by statement by `mlc.lowering.texpr_to_tl`;
 * ops the library does not cover (its `NOT_AFFINE` ones, or instances it declines) use a
   hand-written lowering here (`HANDWRITTEN`): gather and gather_elements (data-dependent
-  indices: `scf.for` loops with `memref.load` / `memref.store`), and reshape / dropout
+  indices: `scf.for` loops with `memref.load` / `memref.store`; gather_nd and the
+  scatters likewise, in `indexing_to_tl`), and reshape / dropout
   (copies over the row-major linear index; fallbacks, e.g. for empty tensors);
 * `graph.constant` becomes a private constant `memref.global` and a `memref.get_global`
   (the dense attribute is kept as is, so weights stay bit-exact).
@@ -59,7 +60,10 @@ from mlc.dialects.graph import shape as sh
 from mlc.dialects.graph.base import GraphOp
 from mlc.dialects.graph.types import numpy_dtype
 from mlc.dialects.tl import CheckOp, KernelOp, build_kernel
-from mlc.lowering import trees_to_tl  # noqa: F401  (registers its hand-written lowerings)
+from mlc.lowering import (
+    indexing_to_tl,  # noqa: F401  (registers its hand-written lowerings)
+    trees_to_tl,  # noqa: F401  (registers its hand-written lowerings)
+)
 from mlc.lowering.buffers import (
     HANDWRITTEN,
     GraphToTlError,

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from xdsl.builder import Builder, InsertPoint
-from xdsl.dialects import arith, memref
+from xdsl.dialects import arith, llvm, memref
 from xdsl.dialects import math as xmath
 from xdsl.dialects.builtin import (
     AnyFloat,
@@ -63,6 +63,7 @@ from mlc.texpr import (
     it,
 )
 from mlc.texpr.affine import FloorDiv, Iter, Mod, Sym
+from mlc.texpr.ast import INT_FUNCTIONS
 
 
 class TranslationError(Exception):
@@ -264,10 +265,39 @@ _MATH: dict[str, Callable[[SSAValue], Operation]] = {
     "erf": xmath.ErfOp,
     "sin": xmath.SinOp,
     "cos": xmath.CosOp,
+    "tan": xmath.TanOp,
+    "asin": xmath.AsinOp,
+    "acos": xmath.AcosOp,
+    "atan": xmath.AtanOp,
+    "sinh": xmath.SinhOp,
+    "cosh": xmath.CoshOp,
+    "asinh": xmath.AsinhOp,
+    "acosh": xmath.AcoshOp,
+    "atanh": xmath.AtanhOp,
     "floor": xmath.FloorOp,
     "ceil": xmath.CeilOp,
     "round": xmath.RoundEvenOp,
 }
+
+_BIT_FUNCTIONS: dict[str, Callable[[SSAValue, SSAValue], Operation]] = {
+    "bitand": arith.AndIOp,
+    "bitor": arith.OrIOp,
+    "bitxor": arith.XOrIOp,
+    "shl": arith.ShLIOp,
+}
+
+
+def _bit_function(kb: _KernelBuilder, fn: str, ty: str, args: Sequence[SSAValue]) -> SSAValue:
+    """Integer bit functions; shifts take the amount unsigned, as texpr defines them (the
+    LLVM lowering of arith's shifts gives 0, or the sign, for amounts >= the width)."""
+    if _is_float(ty) or ty == "bool":
+        raise TranslationError(f"`{fn}` on {ty} has no tl translation")
+    if fn == "bitnot":
+        return kb.insert(arith.XOrIOp(args[0], kb.constant(-1, ty)))
+    if fn == "shr":
+        shift = arith.ShRUIOp if _is_unsigned(ty) else arith.ShRSIOp
+        return kb.insert(shift(args[0], args[1]))
+    return kb.insert(_BIT_FUNCTIONS[fn](args[0], args[1]))
 
 
 def _emit(
@@ -319,9 +349,10 @@ def _binary(kb: _KernelBuilder, expr: Binary, x: SSAValue, y: SSAValue) -> SSAVa
         if (_is_unsigned(ty) or ty == "bool") and pred[0] == "s":
             pred = "u" + pred[1:]
         return kb.insert(arith.CmpiOp(x, y, pred))
-    if _is_float(ty) and op == "%":  # fmod; xDSL has no arith.remf: x - trunc(x / y) * y
-        q = kb.insert(xmath.TruncOp(kb.insert(arith.DivfOp(x, y))))
-        return kb.insert(arith.SubfOp(x, kb.insert(arith.MulfOp(q, y))))
+    if _is_float(ty) and op == "%":
+        # C fmod, exact (x - trunc(x / y) * y is not: 1e30 % 3.1, 1 % inf); xDSL has no
+        # arith.remf, so LLVM's frem itself (a libm fmod call per lane)
+        return kb.insert(llvm.FRemOp(x, y))
     if _is_float(ty):
         table: dict[str, type[Operation]] = {
             "+": arith.AddfOp,
@@ -405,6 +436,8 @@ def _call(kb: _KernelBuilder, expr: Call, args: Sequence[SSAValue]) -> SSAValue:
         if _is_unsigned(ty) or ty == "bool":
             return args[0]
         return kb.insert(xmath.AbsIOp(args[0]))
+    if fn in INT_FUNCTIONS:
+        return _bit_function(kb, fn, ty, args)
     if not _is_float(ty):
         raise TranslationError(f"`{fn}` on {ty} has no tl translation")
     if fn == "pow":

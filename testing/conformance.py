@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import multiprocessing.connection
 import re
@@ -150,16 +151,59 @@ def run_case(case: object) -> CaseResult:
 
 
 def _inputs_to_bind(message: str, model: object) -> list[str]:
-    """Graph inputs that the import needs as constants, if that is the only problem."""
+    """Graph inputs that the import needs as constants, if that is the only problem: the
+    input named, or the small integer inputs a named value is computed from (a window
+    function's size cast to float before its Range)."""
     problems = [line for line in message.splitlines()[1:] if line.strip()]
     graph_inputs = {i.name for i in model.graph.input}  # type: ignore[attr-defined]
     names: list[str] = []
     for line in problems:
         match = re.search(r"input '([^']*)'.*must be a constant known at import time", line)
-        if not match or BIND_HINT not in line or match.group(1) not in graph_inputs:
+        if not match or BIND_HINT not in line:
             return []
-        names.append(match.group(1))
+        sources = [match.group(1)] if match.group(1) in graph_inputs else []
+        sources = sources or _shape_sources(match.group(1), model)
+        if not sources:
+            return []
+        names.extend(sources)
     return sorted(set(names))
+
+
+#: graph inputs bound for a value computed from them: integer tensors of at most this
+#: many elements (sizes, shapes, axes; never data)
+_SHAPE_SOURCE_ELEMENTS = 16
+
+
+def _shape_sources(value: str, model: object) -> list[str]:
+    """The graph inputs `value` is computed from (not through Shape / Size, whose results
+    are static), if all are small integer tensors with static shapes; else []."""
+    from onnx import TensorProto
+
+    graph = model.graph  # type: ignore[attr-defined]
+    producer = {out: node for node in graph.node for out in node.output}
+    inputs = {i.name: i for i in graph.input}
+    initializers = {t.name for t in graph.initializer}
+    found: set[str] = set()
+    seen: set[str] = set()
+    stack = [value]
+    while stack:
+        name = stack.pop()
+        if name in seen or not name or name in initializers:
+            continue
+        seen.add(name)
+        if name in inputs:
+            found.add(name)
+        elif name in producer and producer[name].op_type not in ("Shape", "Size"):
+            stack.extend(producer[name].input)
+    ints = {getattr(TensorProto, t) for t in ("INT8", "INT16", "INT32", "INT64")}
+    for name in found:
+        ty = inputs[name].type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in ty.shape.dim]
+        if ty.elem_type not in ints or min(dims, default=0) < 0:
+            return []
+        if math.prod(dims) > _SHAPE_SOURCE_ELEMENTS:
+            return []
+    return sorted(found)
 
 
 # -- native: compile every interpreter-passing case and run it, in worker processes ---------

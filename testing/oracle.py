@@ -22,7 +22,7 @@ floats with NaN in the same places, infinities equal, finite values within
 a result sums, 0 for ops without sums) and, where the case says so (`signed_zeros`), a
 zero of the same sign as onnx's. The sign is left open for sums (a sum of only -0.0
 terms is -0.0 in IEEE arithmetic, but the expression library starts every sum from
-+0.0), for max / min of -0.0 and +0.0 (Relu, Clip, Max, Min, ReduceMax / ReduceMin,
++0.0), for max / min of -0.0 and +0.0 (Relu, Celu, Clip, Max, Min, ReduceMax / ReduceMin,
 MaxPool: IEEE 754 allows either, numpy's answer depends on the dtype) and for Selu at
 -0.0 (the spec's formula gives +0.0, onnx.reference -0.0).
 
@@ -547,6 +547,17 @@ _FLOAT_UNARY = {
     "Reciprocal": 2,
     "Sin": 4,
     "Cos": 4,
+    "Tan": 4,
+    "Asin": 4,
+    "Acos": 4,
+    "Atan": 4,
+    "Sinh": 4,
+    "Cosh": 4,
+    "Asinh": 4,
+    "Acosh": 4,
+    "Atanh": 4,
+    "Mish": 8,
+    "IsNaN": 0,
     "Softplus": 8,
     "Softsign": 4,
     "HardSwish": 8,
@@ -554,8 +565,11 @@ _FLOAT_UNARY = {
     "Ceil": 0,
     "Round": 0,
 }
-_ANY_UNARY = ("Relu", "Neg", "Abs", "Sign", "Identity", "Not")
-_ATTR_UNARY = ("LeakyRelu", "Elu", "Selu", "HardSigmoid", "Gelu", "Dropout")
+_ANY_UNARY = ("Relu", "Neg", "Abs", "Sign", "Identity", "Not", "BitwiseNot")
+_ATTR_UNARY = (
+    *("LeakyRelu", "Elu", "Selu", "HardSigmoid", "Gelu", "Dropout"),
+    *("Celu", "ThresholdedRelu", "Shrink", "IsInf"),
+)
 
 _ALPHAS = st.sampled_from([0.0, 0.01, 0.2, 1.0, 1.5, -0.5, 2.0])
 
@@ -563,15 +577,30 @@ _ALPHAS = st.sampled_from([0.0, 0.01, 0.2, 1.0, 1.5, -0.5, 2.0])
 @st.composite
 def _unary(draw: DrawFn, op_type: str) -> OracleCase:
     opset = DEFAULT_OPSET
-    dtype = draw(st.sampled_from(schema_dtypes(op_type, opset)))
+    dtypes = schema_dtypes(op_type, opset)
+    if op_type == "BitwiseNot":  # see _binary
+        dtypes = [d for d in dtypes if d.kind in "iu"]
+    dtype = draw(st.sampled_from(dtypes))
     min_rank = 1 if op_type == "Softsign" else 0  # onnx.reference fails on a rank-0 Softsign
     shape = shapes(draw, min_rank, 4, 0 if draw(st.integers(0, 9)) == 0 else 1, 4)
     x = draw(arrays(shape, dtype, bound=30.0, big=True))
     attrs: dict[str, Any] = {}
     ulps = float(_FLOAT_UNARY.get(op_type, 4))
     outputs = 1
-    if op_type in ("LeakyRelu", "Elu"):
+    if op_type in ("LeakyRelu", "Elu", "ThresholdedRelu"):
         attrs["alpha"] = draw(_ALPHAS)
+    elif op_type == "Celu":  # x / alpha: alpha 0 is refused
+        attrs["alpha"] = draw(st.sampled_from([0.01, 0.2, 1.0, 1.5, 2.0]))
+    elif op_type == "Shrink":
+        attrs = {
+            "bias": draw(st.sampled_from([0.0, 0.5, -1.5, 2.0])),
+            "lambd": draw(st.sampled_from([0.5, 0.0, 1.0, -0.5])),
+        }
+    elif op_type == "IsInf":
+        attrs = {
+            "detect_negative": draw(st.integers(0, 1)),
+            "detect_positive": draw(st.integers(0, 1)),
+        }
     elif op_type == "Selu":
         attrs = {"alpha": draw(_ALPHAS), "gamma": draw(st.sampled_from([1.0, 1.0507, 0.5]))}
     elif op_type == "HardSigmoid":
@@ -598,9 +627,9 @@ def _unary(draw: DrawFn, op_type: str) -> OracleCase:
     elif op_type == "LeakyRelu" and attrs["alpha"] < 0:
         # onnx.reference computes alpha * x at +-0 (the spec, and onnxruntime: x for x >= 0)
         signed = False
-    elif op_type == "Relu":
+    elif op_type in ("Relu", "Celu"):
         # max(0, -0.0) may be either zero in IEEE 754; onnx.reference's numpy gives -0.0
-        # for f16 and +0.0 for f32 / f64
+        # for f16 and +0.0 for f32 / f64 (Celu: max(0, x) + min(0, ...) at -0.0)
         signed = False
     elif op_type == "Selu":
         # at -0.0 the spec's gamma * (alpha * e^x - alpha) is +0.0 (onnxruntime), but
@@ -624,6 +653,10 @@ def _binary(draw: DrawFn, op_type: str) -> OracleCase:
     dtypes = schema_dtypes(op_type, opset)
     if op_type == "PRelu":
         dtypes = [d for d in dtypes if d.kind == "f"]  # mlc refuses integer PRelu
+    elif op_type.startswith("Bit"):
+        # integers only (schema_dtypes adds f64 for type names it does not know, such as
+        # uint64: numpy's dtype("float64") == None is True)
+        dtypes = [d for d in dtypes if d.kind in "iu"]
     dtype = draw(st.sampled_from(dtypes))
     sa, sb = broadcast_shapes(draw, 2)
     if op_type == "PRelu":  # the slope broadcasts to x (one way)
@@ -649,7 +682,9 @@ def _binary(draw: DrawFn, op_type: str) -> OracleCase:
         # for a NaN slope; the spec, onnxruntime and mlc: x for x >= 0)
         b = draw(arrays(sb, ydtype, bound=30.0, big=True, nonfinite=op_type != "PRelu"))
     if op_type == "Mod":
-        attrs["fmod"] = 1 if dtype.kind == "f" else draw(st.integers(0, 1))
+        attrs["fmod"] = draw(st.integers(0, 1))
+    elif op_type == "BitShift":  # amounts past the bit width included
+        attrs["direction"] = draw(st.sampled_from(["LEFT", "RIGHT"]))
     ulps = 4.0 if op_type != "Pow" else 8.0
     if dtype == F16:
         ulps *= 2
@@ -1842,7 +1877,8 @@ def _conv_integer(draw: DrawFn, op_type: str) -> OracleCase:
 # --------------------------------------------------------------------------- the table
 
 _BINARY = tuple(
-    "Add Sub Mul Div Pow PRelu Mod Equal Less LessOrEqual Greater GreaterOrEqual And Or Xor".split()
+    "Add Sub Mul Div Pow PRelu Mod Equal Less LessOrEqual Greater GreaterOrEqual And Or Xor "
+    "BitwiseAnd BitwiseOr BitwiseXor BitShift".split()
 )
 _VARIADIC = ("Max", "Min", "Sum", "Mean")
 

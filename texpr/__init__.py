@@ -35,7 +35,10 @@ A definition::
   ``-``, comparisons ``< <= > >= == !=``, ``and or not``, literals (``2``, ``0.5``,
   ``inf``, ``nan``, ``true``, ``false``, and ``lowest``/``highest``: the extremes of the
   context's type), functions ``exp expm1 log log1p sqrt rsqrt tanh sigmoid erf sin cos
-  floor ceil round pow abs max min select`` (``round``: to nearest, ties to even), casts
+  tan asin acos atan sinh cosh asinh acosh atanh floor ceil round pow abs max min
+  select`` (``round``: to nearest, ties to even), integer bit functions ``bitnot bitand
+  bitor bitxor shl shr`` (shift amounts taken unsigned; >= the width gives 0, or -1 for
+  ``shr`` of a negative signed value), casts
   ``f32(x)``, iterators and sizes as i64 values, and guarded reads
   ``X[h - 1, w] if in bounds else 0`` (the fallback where any read of the left side is
   out of bounds). Literals take the type their context demands; operands

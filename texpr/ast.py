@@ -26,11 +26,24 @@ REDUCTION_OPS: tuple[str, ...] = ("+=", "*=", "max=", "min=")
 FLOAT_FUNCTIONS = frozenset(
     {
         *("exp", "expm1", "log", "log1p", "sqrt", "rsqrt", "tanh", "sigmoid", "erf"),
-        *("sin", "cos", "floor", "ceil", "round", "pow"),
+        *("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh"),
+        *("atanh", "floor", "ceil", "round", "pow"),
     }
 )
+#: Bitwise functions of integers (not bool): ``bitnot(x)``, ``bitand(x, y)``, ...;
+#: ``shl(x, n)`` / ``shr(x, n)`` shift by ``n`` taken unsigned (so a negative ``n`` is
+#: out of range), an amount >= the width giving 0 (``shr`` of a negative signed ``x``: -1).
+INT_FUNCTIONS: dict[str, int] = {
+    "bitnot": 1,
+    "bitand": 2,
+    "bitor": 2,
+    "bitxor": 2,
+    "shl": 2,
+    "shr": 2,
+}
 FUNCTIONS: dict[str, int] = {
     **{name: 1 for name in FLOAT_FUNCTIONS},
+    **INT_FUNCTIONS,
     "pow": 2,
     "abs": 1,
     "max": 2,

@@ -17,6 +17,7 @@ from mlc.texpr.affine import Poly, const, it, sym
 from mlc.texpr.ast import (
     FLOAT_FUNCTIONS,
     FUNCTIONS,
+    INT_FUNCTIONS,
     AssignOp,
     Binary,
     Call,
@@ -516,6 +517,9 @@ class _DefinitionBuilder:
                 dtype = UNTYPED_FLOAT
             elif not is_float(dtype):
                 raise loc.error(f"`{fn}` needs a float operand, got {dtype}")
+        elif fn in INT_FUNCTIONS:
+            if dtype == UNTYPED_FLOAT or dtype == "bool" or is_float(dtype):
+                raise loc.error(f"`{fn}` needs integer operands, got {describe(dtype)}")
         elif fn == "abs" and dtype == "bool":
             raise loc.error("`abs` needs a numeric operand, got bool")
         return Call(fn, tuple(resolve(a, dtype) for a in args), dtype, loc)

@@ -13,7 +13,9 @@ the iterators it uses. Semantics:
 * ``max``/``min``/``max=``/``min=`` propagate NaN and order -0.0 < +0.0 (IEEE 754-2019
   maximum / minimum, as compiled code; `mlc.texpr.numerics`). Integer ``/`` truncates
   and ``%`` takes the dividend's sign; integer division by zero yields 0 (undefined
-  behaviour in compiled code). Integer overflow wraps.
+  behaviour in compiled code). Integer overflow wraps. Float ``%`` is C's ``fmod``
+  (exact). Shifts (``shl``/``shr``) by an amount outside [0, width) give 0 (or -1 for
+  ``shr`` of a negative signed value).
 * f16/bf16 transcendental functions are computed in f32 and rounded.
 """
 
@@ -483,6 +485,15 @@ _FUNCTIONS: dict[str, Callable[..., Array]] = {
     "erf": scipy.special.erf,
     "sin": np.sin,
     "cos": np.cos,
+    "tan": np.tan,
+    "asin": np.arcsin,
+    "acos": np.arccos,
+    "atan": np.arctan,
+    "sinh": np.sinh,
+    "cosh": np.cosh,
+    "asinh": np.arcsinh,
+    "acosh": np.arccosh,
+    "atanh": np.arctanh,
     "floor": np.floor,
     "ceil": np.ceil,
     "round": np.rint,  # to nearest, ties to even; keeps the sign of a zero result
@@ -490,6 +501,14 @@ _FUNCTIONS: dict[str, Callable[..., Array]] = {
     "abs": np.abs,
     "max": numerics.maximum,
     "min": numerics.minimum,
+    "bitnot": np.invert,
+    "bitand": np.bitwise_and,
+    "bitor": np.bitwise_or,
+    "bitxor": np.bitwise_xor,
+    # numpy's shifts take the amount unsigned: >= the width (or negative) gives 0, or -1
+    # for a right shift of a negative signed value, as compiled code does
+    "shl": np.left_shift,
+    "shr": np.right_shift,
 }
 
 

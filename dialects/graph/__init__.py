@@ -18,6 +18,8 @@ from mlc.dialects.graph.base import (
 )
 from mlc.dialects.graph.elementwise import *  # noqa: F403
 from mlc.dialects.graph.elementwise import ELEMENTWISE_OPS
+from mlc.dialects.graph.indexing import *  # noqa: F403
+from mlc.dialects.graph.indexing import INDEXING_OPS
 from mlc.dialects.graph.layout import *  # noqa: F403
 from mlc.dialects.graph.layout import LAYOUT_OPS
 from mlc.dialects.graph.nn import *  # noqa: F403
@@ -39,6 +41,7 @@ ALL_OPS: list[type[GraphOp]] = [
     *LAYOUT_OPS,
     *QUANT_OPS,
     *TREE_OPS,
+    *INDEXING_OPS,
 ]
 
 Graph = Dialect("graph", ALL_OPS, [])

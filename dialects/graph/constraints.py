@@ -35,6 +35,7 @@ __all__ = [
     "Constraint",
     "Constraints",
     "Float",
+    "Integer",
     "MinRank",
     "NonNegative",
     "Numeric",
@@ -155,6 +156,13 @@ class Numeric(_ElementKind):
 
     def __init__(self, *operands: str) -> None:
         super().__init__("numeric (non-boolean)", _is_numeric, operands)
+
+
+class Integer(_ElementKind):
+    """Integer element types, signed or unsigned, not booleans."""
+
+    def __init__(self, *operands: str) -> None:
+        super().__init__("integer (non-boolean)", is_integer, operands)
 
 
 class SameElementType(Constraint):

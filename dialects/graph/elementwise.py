@@ -1,5 +1,5 @@
 """Constants and elementwise graph ops: arithmetic with numpy broadcasting, unary math,
-comparisons, logic, `where`, `clip` and `cast`."""
+comparisons, logic, bitwise integer ops, `where`, `clip` and `cast`."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from xdsl.irdl import (
 from xdsl.traits import ConstantLike, Pure
 
 from mlc.dialects.graph.base import (
+    BoolProp,
     FloatProp,
     GraphError,
     GraphOp,
@@ -37,7 +38,15 @@ from mlc.dialects.graph.base import (
     broadcast_shapes,
     dense_array,
 )
-from mlc.dialects.graph.constraints import Bool, Constraints, Float, OneOf, SameElementType
+from mlc.dialects.graph.constraints import (
+    Bool,
+    Constraints,
+    Float,
+    Integer,
+    Numeric,
+    OneOf,
+    SameElementType,
+)
 from mlc.dialects.graph.types import is_bool, numpy_dtype, tensor, tensor_for_array
 
 
@@ -192,6 +201,98 @@ class ClipOp(UnaryOp):
     max = NumberProp()
 
 
+@irdl_op_definition
+class CeluOp(FloatUnaryOp):
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1)).
+
+    %y = graph.celu %x {alpha = 1.000000e+00 : f32} : (tensor<4xf32>) -> tensor<4xf32>
+    """
+
+    name = "graph.celu"
+    alpha = FloatProp()
+
+
+@irdl_op_definition
+class ThresholdedReluOp(FloatUnaryOp):
+    """x if x > alpha else 0.
+
+    %y = graph.thresholded_relu %x {alpha = 1.000000e+00 : f32} : (tensor<4xf32>) -> tensor<4xf32>
+    """
+
+    name = "graph.thresholded_relu"
+    alpha = FloatProp()
+
+
+@irdl_op_definition
+class SwishOp(FloatUnaryOp):
+    """x * sigmoid(alpha * x).
+
+    %y = graph.swish %x {alpha = 1.000000e+00 : f32} : (tensor<4xf32>) -> tensor<4xf32>
+    """
+
+    name = "graph.swish"
+    alpha = FloatProp()
+
+
+@irdl_op_definition
+class ShrinkOp(UnaryOp):
+    """x + bias if x < -lambd, x - bias if x > lambd, else 0. Integer tensors compute in
+    f64 and convert back (truncating), as the reference does.
+
+    %y = graph.shrink %x {bias = 0.000000e+00 : f32, lambd = 5.000000e-01 : f32} : (tensor<4xf32>) -> tensor<4xf32>
+    """
+
+    name = "graph.shrink"
+    bias = FloatProp()
+    lambd = FloatProp()
+    CONSTRAINTS: ClassVar[Constraints] = (Numeric(),)
+
+
+class _PredicateOp(UnaryOp):
+    """Base of unary tests of floats: a boolean (i1) result of the operand's shape."""
+
+    CONSTRAINTS: ClassVar[Constraints] = (Float(),)
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Self
+    ) -> list[TensorType]:
+        return [tensor(operand_types[0].get_shape(), i1)]
+
+
+@irdl_op_definition
+class IsNaNOp(_PredicateOp):
+    """Whether x is NaN.
+
+    %y = graph.is_nan %x : (tensor<4xf32>) -> tensor<4xi1>
+    """
+
+    name = "graph.is_nan"
+
+
+@irdl_op_definition
+class IsInfOp(_PredicateOp):
+    """Whether x is +inf (with `detect_positive`) or -inf (with `detect_negative`).
+
+    %y = graph.is_inf %x {detect_negative = true, detect_positive = true} : (tensor<4xf32>) -> tensor<4xi1>
+    """
+
+    name = "graph.is_inf"
+    detect_negative = BoolProp()
+    detect_positive = BoolProp()
+
+
+@irdl_op_definition
+class BitwiseNotOp(UnaryOp):
+    """The bitwise complement of an integer tensor.
+
+    %y = graph.bitwise_not %x : (tensor<4xi32>) -> tensor<4xi32>
+    """
+
+    name = "graph.bitwise_not"
+    CONSTRAINTS: ClassVar[Constraints] = (Integer(),)
+
+
 def _unary(op_name: str, doc: str, float_only: bool) -> type[UnaryOp]:
     base = FloatUnaryOp if float_only else UnaryOp
     class_name = "".join(p.capitalize() for p in op_name.split("_")) + "Op"
@@ -210,6 +311,16 @@ SqrtOp = _unary("sqrt", "Square root.", True)
 ReciprocalOp = _unary("reciprocal", "1 / x.", True)
 SinOp = _unary("sin", "Sine.", True)
 CosOp = _unary("cos", "Cosine.", True)
+TanOp = _unary("tan", "Tangent.", True)
+AsinOp = _unary("asin", "Arcsine (NaN outside [-1, 1]).", True)
+AcosOp = _unary("acos", "Arccosine (NaN outside [-1, 1]).", True)
+AtanOp = _unary("atan", "Arctangent.", True)
+SinhOp = _unary("sinh", "Hyperbolic sine.", True)
+CoshOp = _unary("cosh", "Hyperbolic cosine.", True)
+AsinhOp = _unary("asinh", "Inverse hyperbolic sine.", True)
+AcoshOp = _unary("acosh", "Inverse hyperbolic cosine (NaN below 1).", True)
+AtanhOp = _unary("atanh", "Inverse hyperbolic tangent (NaN outside [-1, 1]).", True)
+MishOp = _unary("mish", "x * tanh(log(1 + exp(x))).", True)
 SoftplusOp = _unary("softplus", "log(1 + exp(x)).", True)
 SoftsignOp = _unary("softsign", "x / (1 + |x|).", True)
 HardSwishOp = _unary("hard_swish", "x * max(0, min(1, x / 6 + 1 / 2)).", True)
@@ -302,7 +413,13 @@ def _binary(
 ) -> type[BinaryOp]:
     class_name = "".join(p.capitalize() for p in op_name.split("_")) + "Op"
     out = "i1" if result_is_bool else "f32"
-    operand = "i1" if any(isinstance(c, Bool) for c in constraints) else "f32"
+    operand = "f32"
+    if any(isinstance(c, Bool) for c in constraints):
+        operand = "i1"
+    elif any(isinstance(c, Integer) for c in constraints):
+        operand = "i32"
+    if not result_is_bool:
+        out = operand
     example = (
         f"\n\n        %z = graph.{op_name} %x, %y : (tensor<2x3x{operand}>, "
         f"tensor<3x{operand}>) -> tensor<2x3x{out}>\n    "
@@ -327,7 +444,11 @@ SubOp = _binary("sub", "Elementwise x - y with broadcasting.")
 MulOp = _binary("mul", "Elementwise x * y with broadcasting.")
 DivOp = _binary("div", "Elementwise x / y; integer division truncates toward zero.")
 PowOp = _binary("pow", "Elementwise x ** y; y may have another element type.", constraints=())
-ModOp = _binary("mod", "Remainder with the sign of the divisor (ONNX Mod, fmod = 0).")
+ModOp = _binary(
+    "mod",
+    "Remainder with the sign of the divisor (ONNX Mod, fmod = 0); floats as numpy's mod "
+    "(a zero remainder takes the divisor's sign).",
+)
 FmodOp = _binary("fmod", "Remainder with the sign of the dividend (ONNX Mod, fmod = 1).")
 PReluOp = _binary(
     "prelu",
@@ -342,6 +463,27 @@ GreaterOrEqualOp = _binary("greater_or_equal", "x >= y.", result_is_bool=True)
 AndOp = _binary("and", "Logical and of booleans.", constraints=_LOGIC, result_is_bool=True)
 OrOp = _binary("or", "Logical or of booleans.", constraints=_LOGIC, result_is_bool=True)
 XorOp = _binary("xor", "Logical xor of booleans.", constraints=_LOGIC, result_is_bool=True)
+
+#: bitwise and/or/xor take integers
+_BITWISE: Constraints = (SameElementType(), Integer())
+
+BitwiseAndOp = _binary("bitwise_and", "Bitwise and of integers.", constraints=_BITWISE)
+BitwiseOrOp = _binary("bitwise_or", "Bitwise or of integers.", constraints=_BITWISE)
+BitwiseXorOp = _binary("bitwise_xor", "Bitwise xor of integers.", constraints=_BITWISE)
+
+
+@irdl_op_definition
+class BitShiftOp(BinaryOp):
+    """x shifted by y bits toward the most (`direction = "LEFT"`) or least significant
+    bit (`"RIGHT"`: arithmetic for signed types). A shift amount that is negative or at
+    least the bit width gives 0 (-1 for a right shift of a negative signed x).
+
+    %z = graph.bit_shift %x, %y {direction = "LEFT"} : (tensor<2x3xui8>, tensor<3xui8>) -> tensor<2x3xui8>
+    """
+
+    name = "graph.bit_shift"
+    direction = StrProp()
+    CONSTRAINTS: ClassVar[Constraints] = (*_BITWISE, OneOf("direction", ("LEFT", "RIGHT")))
 
 
 # --------------------------------------------------------------------------- n-ary
@@ -423,6 +565,23 @@ ELEMENTWISE_OPS: list[type[GraphOp]] = [
     ReciprocalOp,
     SinOp,
     CosOp,
+    TanOp,
+    AsinOp,
+    AcosOp,
+    AtanOp,
+    SinhOp,
+    CoshOp,
+    AsinhOp,
+    AcoshOp,
+    AtanhOp,
+    MishOp,
+    CeluOp,
+    ThresholdedReluOp,
+    SwishOp,
+    ShrinkOp,
+    IsNaNOp,
+    IsInfOp,
+    BitwiseNotOp,
     SoftplusOp,
     SoftsignOp,
     HardSwishOp,
@@ -452,6 +611,10 @@ ELEMENTWISE_OPS: list[type[GraphOp]] = [
     AndOp,
     OrOp,
     XorOp,
+    BitwiseAndOp,
+    BitwiseOrOp,
+    BitwiseXorOp,
+    BitShiftOp,
     MaxOp,
     MinOp,
     SumOp,
@@ -478,6 +641,23 @@ __all__ = [
     "ReciprocalOp",
     "SinOp",
     "CosOp",
+    "TanOp",
+    "AsinOp",
+    "AcosOp",
+    "AtanOp",
+    "SinhOp",
+    "CoshOp",
+    "AsinhOp",
+    "AcoshOp",
+    "AtanhOp",
+    "MishOp",
+    "CeluOp",
+    "ThresholdedReluOp",
+    "SwishOp",
+    "ShrinkOp",
+    "IsNaNOp",
+    "IsInfOp",
+    "BitwiseNotOp",
     "SoftplusOp",
     "SoftsignOp",
     "HardSwishOp",
@@ -507,6 +687,10 @@ __all__ = [
     "AndOp",
     "OrOp",
     "XorOp",
+    "BitwiseAndOp",
+    "BitwiseOrOp",
+    "BitwiseXorOp",
+    "BitShiftOp",
     "MaxOp",
     "MinOp",
     "SumOp",

@@ -1,9 +1,9 @@
 """Graph ops: nn group.
 
-Matrix products (`matmul`, `gemm`), convolutions (`conv`, `conv_transpose`), pooling
-(`max_pool`, `max_pool_indices`, `average_pool`, `lp_pool`, `global_average_pool`,
-`global_max_pool`), normalizations (`batch_norm`, `instance_norm`, `layer_norm`, `lrn`)
-and `softmax`, `log_softmax`, `hardmax`, with ONNX semantics.
+Matrix products (`matmul`, `gemm`, `einsum`), convolutions (`conv`, `conv_transpose`),
+pooling (`max_pool`, `max_pool_indices`, `average_pool`, `lp_pool`, `global_average_pool`,
+`global_max_pool`), normalizations (`batch_norm`, `instance_norm`, `layer_norm`,
+`rms_norm`, `lrn`) and `softmax`, `log_softmax`, `hardmax`, with ONNX semantics.
 
 Window ops (convolutions and pools) act on `N x C x D1 x ... x Dn` tensors and always
 carry explicit `strides`, `pads` and `dilations` (ONNX's `auto_pad` and defaults are
@@ -22,7 +22,13 @@ from collections.abc import Sequence
 from typing import ClassVar, Self
 
 from xdsl.dialects.builtin import TensorType, i64
-from xdsl.irdl import irdl_op_definition, operand_def, opt_operand_def, result_def
+from xdsl.irdl import (
+    irdl_op_definition,
+    operand_def,
+    opt_operand_def,
+    result_def,
+    var_operand_def,
+)
 
 from mlc.dialects.graph.base import (
     BoolProp,
@@ -31,6 +37,7 @@ from mlc.dialects.graph.base import (
     GraphOp,
     IntProp,
     IntsProp,
+    StrProp,
     broadcast_shapes,
 )
 from mlc.dialects.graph.constraints import (
@@ -207,6 +214,70 @@ class GemmOp(GraphOp):
             if len(c) > 2 or broadcast_shapes(c, (m, n)) != (m, n):
                 raise GraphError(f"{cls.name} C of shape {c} does not broadcast to ({m}, {n})")
         return [tensor((m, n), a_ty.element_type)]
+
+
+def parse_einsum(equation: str) -> tuple[list[str], str]:
+    """The operand terms and the output term of an explicit einsum equation
+    ("ij,jk->ik": (["ij", "jk"], "ik")); letters only, no ellipsis."""
+    lhs, arrow, out = equation.partition("->")
+    if not arrow:
+        raise GraphError(f"einsum equation {equation!r} has no '->' (it must be explicit)")
+    terms = lhs.split(",")
+    for term in (*terms, out):
+        if not all(c.isascii() and c.isalpha() for c in term):
+            raise GraphError(f"einsum equation {equation!r}: terms must be letters only")
+    if len(set(out)) != len(out):
+        raise GraphError(f"einsum equation {equation!r} repeats a letter in its output")
+    if set(out) - set("".join(terms)):
+        raise GraphError(f"einsum equation {equation!r}: an output letter is in no operand")
+    return terms, out
+
+
+def einsum_sizes(
+    name: str, equation: str, shapes: Sequence[Sequence[int]]
+) -> tuple[list[str], str, dict[str, int]]:
+    """The terms, the output and each letter's size (size-1 axes broadcast)."""
+    terms, out = parse_einsum(equation)
+    if len(terms) != len(shapes):
+        raise GraphError(
+            f"{name} equation {equation!r} has {len(terms)} operand terms, got {len(shapes)} operands"
+        )
+    sizes: dict[str, int] = {}
+    for term, shape in zip(terms, shapes):
+        if len(term) != len(shape):
+            raise GraphError(
+                f"{name} term {term!r} does not match an operand of shape {tuple(shape)}"
+            )
+        for letter, dim in zip(term, shape):
+            known = sizes.get(letter, 1)
+            if dim != 1 and known != 1 and dim != known:
+                raise GraphError(f"{name} letter {letter!r} has sizes {known} and {dim}")
+            sizes[letter] = dim if dim != 1 else known
+    return terms, out, sizes
+
+
+@irdl_op_definition
+class EinsumOp(GraphOp):
+    """Einstein summation: the product of the operands summed over the letters that are
+    not in the output. `equation` is explicit ("bij,bjk->bik": letters only, no ellipsis);
+    a letter repeated in one term takes a diagonal, and a letter's size-1 axes broadcast.
+
+    %y = graph.einsum %a, %b {equation = "bij,bjk->bik"} : (tensor<2x3x4xf32>, tensor<2x4x5xf32>) -> tensor<2x3x5xf32>
+    """
+
+    name = "graph.einsum"
+    inputs = var_operand_def(TensorType)
+    output = result_def(TensorType)
+    equation = StrProp()
+    CONSTRAINTS: ClassVar[Constraints] = (SameElementType(), Numeric())
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Self
+    ) -> list[TensorType]:
+        shapes = [tuple(t.get_shape()) for t in operand_types]
+        _, out, sizes = einsum_sizes(cls.name, props.equation, shapes)
+        return [tensor([sizes[c] for c in out], operand_types[0].element_type)]
 
 
 # --------------------------------------------------------------------------- convolution
@@ -549,6 +620,47 @@ class LayerNormOp(GraphOp):
 
 
 @irdl_op_definition
+class RmsNormOp(GraphOp):
+    """Normalize over the axes `axis`..rank-1 by the root mean square:
+    x / sqrt(mean(x * x) + epsilon) * scale, scale broadcast to x's shape from `axis` on.
+
+    %y = graph.rms_norm %x, %scale {axis = 2 : i64, epsilon = 1.000000e-05 : f32} : (tensor<2x3x4xf32>, tensor<4xf32>) -> tensor<2x3x4xf32>
+    """
+
+    name = "graph.rms_norm"
+    input = operand_def(TensorType)
+    scale = operand_def(TensorType)
+    output = result_def(TensorType)
+    axis = IntProp()
+    epsilon = FloatProp()
+    CONSTRAINTS: ClassVar[Constraints] = (
+        Float("input"),
+        SameElementType(),
+        AxisIn("axis", "input"),
+    )
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Self
+    ) -> list[TensorType]:
+        x_ty, scale = operand_types
+        normalized = tuple(x_ty.get_shape())[props.axis :]
+        shape = tuple(scale.get_shape())
+        ok = len(shape) <= len(normalized)
+        if ok:
+            try:
+                ok = broadcast_shapes(shape, normalized) == normalized
+            except GraphError:
+                ok = False
+        if not ok:
+            raise GraphError(
+                f"{cls.name} scale of shape {shape} does not broadcast to the normalized "
+                f"shape {normalized}"
+            )
+        return [x_ty]
+
+
+@irdl_op_definition
 class LrnOp(GraphOp):
     """Local response normalization across channels (axis 1):
     x / (bias + alpha / size * sum of x ** 2 over channels [c - (size-1)//2, c + size//2]) ** beta.
@@ -642,10 +754,12 @@ NN_OPS: list[type[GraphOp]] = [
     BatchNormOp,
     InstanceNormOp,
     LayerNormOp,
+    RmsNormOp,
     LrnOp,
     SoftmaxOp,
     LogSoftmaxOp,
     HardmaxOp,
+    EinsumOp,
 ]
 
 __all__ = [
@@ -663,6 +777,10 @@ __all__ = [
     "BatchNormOp",
     "InstanceNormOp",
     "LayerNormOp",
+    "RmsNormOp",
+    "EinsumOp",
+    "einsum_sizes",
+    "parse_einsum",
     "LrnOp",
     "SoftmaxOp",
     "LogSoftmaxOp",

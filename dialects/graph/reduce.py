@@ -1,7 +1,9 @@
 """Graph ops: reduce group.
 
-Reductions over an explicit set of axes (`reduce_sum`, `reduce_mean`, `reduce_max`, ...)
-and index reductions along one axis (`argmax`, `argmin`), with ONNX semantics.
+Reductions over an explicit set of axes (`reduce_sum`, `reduce_mean`, `reduce_max`, ...),
+index reductions along one axis (`argmax`, `argmin`), running reductions along one axis
+(`cumsum`, `cumprod`) and the `k` largest or smallest elements along one axis (`top_k`),
+with ONNX semantics.
 
 `axes` is always explicit: normalized (non-negative), strictly increasing and in range.
 An empty `axes` reduces over no axis, so each element is reduced on its own:
@@ -29,6 +31,8 @@ __all__ = [
     "ArgMaxOp",
     "ArgMinOp",
     "ArgReduceOp",
+    "CumProdOp",
+    "CumSumOp",
     "ReduceL1Op",
     "ReduceL2Op",
     "ReduceLogSumExpOp",
@@ -40,6 +44,8 @@ __all__ = [
     "ReduceProdOp",
     "ReduceSumOp",
     "ReduceSumSquareOp",
+    "ScanOp",
+    "TopKOp",
     "reduced_shape",
 ]
 
@@ -145,6 +151,78 @@ class ArgMinOp(ArgReduceOp):
     name = "graph.argmin"
 
 
+class ScanOp(GraphOp):
+    """Base of running reductions along `axis`: result[..., i, ...] reduces the elements
+    at positions j <= i (j >= i with `reverse`) along `axis`, without j = i when
+    `exclusive` (an empty set gives the identity: 0 for sums, 1 for products)."""
+
+    input = operand_def(TensorType)
+    output = result_def(TensorType)
+    axis = IntProp()
+    exclusive = BoolProp()
+    reverse = BoolProp()
+    CONSTRAINTS: ClassVar[Constraints] = (Numeric(), AxisIn("axis", "input"))
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Self
+    ) -> list[TensorType]:
+        return [operand_types[0]]
+
+
+@irdl_op_definition
+class CumSumOp(ScanOp):
+    """Running sum along `axis` (ONNX CumSum); integers wrap in the element type.
+
+    %y = graph.cumsum %x {axis = 1 : i64, exclusive = false, reverse = true} : (tensor<2x3xf32>) -> tensor<2x3xf32>
+    """
+
+    name = "graph.cumsum"
+
+
+@irdl_op_definition
+class CumProdOp(ScanOp):
+    """Running product along `axis` (ONNX CumProd); integers wrap in the element type.
+
+    %y = graph.cumprod %x {axis = 0 : i64, exclusive = true, reverse = false} : (tensor<2x3xi32>) -> tensor<2x3xi32>
+    """
+
+    name = "graph.cumprod"
+
+
+@irdl_op_definition
+class TopKOp(GraphOp):
+    """The `k` largest (`largest`) or smallest elements along `axis`, sorted (largest or
+    smallest first), and their i64 indices along `axis`. Equal elements keep their order
+    (the lower index first); NaN ranks above every number (first when `largest`, last
+    otherwise), and -0.0 equals +0.0.
+
+    %v, %i = graph.top_k %x {axis = 1 : i64, k = 2 : i64, largest = true} : (tensor<3x4xf32>) -> (tensor<3x2xf32>, tensor<3x2xi64>)
+    """
+
+    name = "graph.top_k"
+    input = operand_def(TensorType)
+    values = result_def(TensorType)
+    indices = result_def(TensorType)
+    axis = IntProp()
+    k = IntProp()
+    largest = BoolProp()
+    CONSTRAINTS: ClassVar[Constraints] = (Numeric(), AxisIn("axis", "input"))
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Self
+    ) -> list[TensorType]:
+        (ty,) = operand_types
+        shape, axis, k = list(ty.get_shape()), props.axis, props.k
+        if not 0 <= k <= shape[axis]:
+            raise GraphError(
+                f"{cls.name} k = {k} must be in [0, {shape[axis]}] (the size of axis {axis})"
+            )
+        shape[axis] = k
+        return [tensor(shape, ty.element_type), tensor(shape, i64)]
+
+
 REDUCE_OPS: list[type[GraphOp]] = [
     ReduceSumOp,
     ReduceMeanOp,
@@ -158,4 +236,7 @@ REDUCE_OPS: list[type[GraphOp]] = [
     ReduceSumSquareOp,
     ArgMaxOp,
     ArgMinOp,
+    CumSumOp,
+    CumProdOp,
+    TopKOp,
 ]

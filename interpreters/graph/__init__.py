@@ -3,6 +3,7 @@ family, imported here so that each registers its ops before the registry is aske
 
 from mlc.interpreters.graph import (  # noqa: F401  (each registers its reference semantics)
     elementwise,
+    indexing,
     layout,
     nn,
     quant,

@@ -38,6 +38,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
+def _softplus(x: np.ndarray) -> np.ndarray:
+    """log(1 + exp(x)) without overflow."""
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
 def _gelu(x: np.ndarray, approximate: str) -> np.ndarray:
     if approximate == "tanh":
         return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
@@ -54,6 +59,16 @@ _FLOAT_UNARY: dict[type, Callable[[np.ndarray], np.ndarray]] = {
     ew.ReciprocalOp: np.reciprocal,
     ew.SinOp: np.sin,
     ew.CosOp: np.cos,
+    ew.TanOp: np.tan,
+    ew.AsinOp: np.arcsin,
+    ew.AcosOp: np.arccos,
+    ew.AtanOp: np.arctan,
+    ew.SinhOp: np.sinh,
+    ew.CoshOp: np.cosh,
+    ew.AsinhOp: np.arcsinh,
+    ew.AcoshOp: np.arccosh,
+    ew.AtanhOp: np.arctanh,
+    ew.MishOp: lambda x: x * np.tanh(_softplus(x)),
     ew.SoftplusOp: lambda x: np.logaddexp(np.zeros_like(x), x),
     ew.SoftsignOp: lambda x: x / (1 + np.abs(x)),
     ew.HardSwishOp: lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
@@ -70,6 +85,8 @@ _ANY_UNARY: dict[type, Callable[[np.ndarray], np.ndarray]] = {
     ew.IdentityOp: np.copy,
     ew.DropoutOp: np.copy,
     ew.NotOp: np.logical_not,
+    ew.BitwiseNotOp: np.invert,
+    ew.IsNaNOp: np.isnan,
 }
 
 
@@ -111,6 +128,47 @@ def hard_sigmoid(op: ew.HardSigmoidOp, x: np.ndarray) -> np.ndarray:
 def gelu(op: ew.GeluOp, x: np.ndarray) -> np.ndarray:
     approximate = op.approximate
     return in_float32(lambda v: _gelu(v, approximate))(x)
+
+
+@reference(ew.CeluOp)
+def celu(op: ew.CeluOp, x: np.ndarray) -> np.ndarray:
+    alpha = op.alpha
+
+    def celu_(v: np.ndarray) -> np.ndarray:
+        zero = np.zeros((), v.dtype)  # IEEE maximum / minimum: -0.0 < +0.0, as compiled
+        return numerics.maximum(v, zero) + numerics.minimum(zero, alpha * np.expm1(v / alpha))
+
+    return in_float32(celu_)(x)
+
+
+@reference(ew.ThresholdedReluOp)
+def thresholded_relu(op: ew.ThresholdedReluOp, x: np.ndarray) -> np.ndarray:
+    alpha = op.alpha
+    return in_float32(lambda v: np.where(v > alpha, v, 0))(x)
+
+
+@reference(ew.SwishOp)
+def swish(op: ew.SwishOp, x: np.ndarray) -> np.ndarray:
+    alpha = op.alpha
+    return in_float32(lambda v: v * _sigmoid(alpha * v))(x)
+
+
+@reference(ew.ShrinkOp)
+def shrink(op: ew.ShrinkOp, x: np.ndarray) -> np.ndarray:
+    """Floats in their own type (f16/bf16 in f32), integers in f64, truncated back."""
+    bias, lambd = op.bias, op.lambd
+    v = x.astype(np.float64) if x.dtype.kind in "iu" else x
+    if v.dtype in _LOW_PRECISION:
+        v = v.astype(np.float32)
+    bias_, lambd_ = np.asarray(bias, v.dtype), np.asarray(lambd, v.dtype)
+    out = np.where(v < -lambd_, v + bias_, np.where(v > lambd_, v - bias_, 0))
+    with np.errstate(invalid="ignore"):
+        return out.astype(x.dtype)
+
+
+@reference(ew.IsInfOp)
+def is_inf(op: ew.IsInfOp, x: np.ndarray) -> np.ndarray:
+    return (op.detect_positive & (x == np.inf)) | (op.detect_negative & (x == -np.inf))
 
 
 @reference(ew.ClipOp)
@@ -168,6 +226,27 @@ def _pow(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.power(x, y.astype(x.dtype))
 
 
+def _mod(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The remainder with the divisor's sign (floats: fmod corrected, -0.0 / +0.0 by the
+    divisor's sign, f16 / bf16 in f32)."""
+    if x.dtype in _LOW_PRECISION:
+        return np.mod(x.astype(np.float32), y.astype(np.float32)).astype(x.dtype)
+    return np.mod(x, y)
+
+
+def _fmod(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    if x.dtype in _LOW_PRECISION:
+        return np.fmod(x.astype(np.float32), y.astype(np.float32)).astype(x.dtype)
+    return np.fmod(x, y)
+
+
+def _bit_shift(direction: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """numpy's shifts take the amount unsigned: negative or >= the width gives 0 (or -1
+    for a right shift of a negative signed x), as ONNX BitShift prescribes."""
+    shift = np.left_shift if direction == "LEFT" else np.right_shift
+    return shift(x, y)
+
+
 def _prelu(x: np.ndarray, slope: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, x, slope * x)
 
@@ -178,8 +257,8 @@ _BINARY: dict[type, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     ew.MulOp: np.multiply,
     ew.DivOp: _div,
     ew.PowOp: _pow,
-    ew.ModOp: np.mod,
-    ew.FmodOp: np.fmod,
+    ew.ModOp: _mod,
+    ew.FmodOp: _fmod,
     ew.PReluOp: _prelu,
     ew.EqualOp: np.equal,
     ew.LessOp: np.less,
@@ -189,10 +268,18 @@ _BINARY: dict[type, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     ew.AndOp: np.logical_and,
     ew.OrOp: np.logical_or,
     ew.XorOp: np.logical_xor,
+    ew.BitwiseAndOp: np.bitwise_and,
+    ew.BitwiseOrOp: np.bitwise_or,
+    ew.BitwiseXorOp: np.bitwise_xor,
 }
 
 for _op_type, _fn in _BINARY.items():
     reference(_op_type)(lambda op, x, y, fn=_fn: fn(x, y))
+
+
+@reference(ew.BitShiftOp)
+def bit_shift(op: ew.BitShiftOp, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return _bit_shift(op.direction, x, y)
 
 
 @reference(ew.MaxOp)

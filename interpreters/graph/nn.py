@@ -388,3 +388,25 @@ def hardmax(op: nn.HardmaxOp, x: np.ndarray) -> np.ndarray:
     if flat.shape[-1]:
         np.put_along_axis(one_hot, np.argmax(flat, axis=-1)[..., None], 1, axis=-1)
     return np.transpose(one_hot.reshape(moved.shape), np.argsort(rest + list(axes)))
+
+
+# --------------------------------------------------------------------------- rms norm, einsum
+
+
+@reference(nn.RmsNormOp)
+def rms_norm(op: nn.RmsNormOp, x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    axis, eps = op.axis, op.epsilon
+    xc = _compute(x)
+    axes = tuple(range(axis, x.ndim))
+    mean_square = np.mean(np.square(xc), axis=axes, keepdims=True)
+    return xc / np.sqrt(mean_square + xc.dtype.type(eps)) * _compute(scale)
+
+
+@reference(nn.EinsumOp)
+def einsum(op: nn.EinsumOp, *xs: np.ndarray) -> np.ndarray:
+    """np.einsum of the operands broadcast to each letter's size, computed in the
+    precision of their math (f32 for f16/bf16)."""
+    shapes = [x.shape for x in xs]
+    terms, out, sizes = nn.einsum_sizes(op.name, op.equation, shapes)
+    full = [np.broadcast_to(_compute(x), [sizes[c] for c in t]) for x, t in zip(xs, terms)]
+    return np.asarray(np.einsum(f"{','.join(terms)}->{out}", *full))

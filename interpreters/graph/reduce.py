@@ -159,3 +159,57 @@ def argmax(op: rd.ArgMaxOp, x: np.ndarray) -> np.ndarray:
 @reference(rd.ArgMinOp)
 def argmin(op: rd.ArgMinOp, x: np.ndarray) -> np.ndarray:
     return _arg_reduce(op, x, np.argmin)
+
+
+# --------------------------------------------------------------------------- scans
+
+
+def _scan(op: rd.ScanOp, x: np.ndarray, fn: Callable[..., np.ndarray], identity: int) -> np.ndarray:
+    """The running reduction `fn` (np.cumsum / np.cumprod) along `op.axis`, exclusive
+    and / or reversed, in the accumulator type (f32 for f16/bf16; rounded once later)."""
+    axis = op.axis
+    v = _accumulator(x)
+    if op.reverse:
+        v = np.flip(v, axis=axis)
+    out = fn(v, axis=axis, dtype=v.dtype)
+    if op.exclusive:
+        pad = [(0, 0)] * v.ndim
+        pad[axis] = (1, 0)
+        out = np.pad(out, pad, constant_values=identity)
+        out = np.take(out, np.arange(v.shape[axis]), axis=axis)
+    if op.reverse:
+        out = np.flip(out, axis=axis)
+    return out
+
+
+@reference(rd.CumSumOp)
+def cumsum(op: rd.CumSumOp, x: np.ndarray) -> np.ndarray:
+    return _scan(op, x, np.cumsum, 0)
+
+
+@reference(rd.CumProdOp)
+def cumprod(op: rd.CumProdOp, x: np.ndarray) -> np.ndarray:
+    return _scan(op, x, np.cumprod, 1)
+
+
+# --------------------------------------------------------------------------- top k
+
+
+@reference(rd.TopKOp)
+def top_k(op: rd.TopKOp, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A stable sort along `axis` (largest first when `largest`), NaN above every number;
+    the first `k` values and their indices."""
+    axis, k = op.axis, op.k
+    moved = np.moveaxis(x, axis, -1)
+    v = _accumulator(moved)
+    if v.dtype.kind == "f":
+        nan = np.isnan(v)
+        v = np.where(nan, v.dtype.type(0), v)
+        key = -v if op.largest else v
+    else:
+        nan = np.zeros(v.shape, dtype=bool)
+        key = ~v if op.largest else v  # ~v: strictly decreasing, without overflow
+    primary = ~nan if op.largest else nan  # False sorts first
+    order = np.lexsort((key, primary), axis=-1)[..., :k]
+    values = np.take_along_axis(moved, order, axis=-1)
+    return np.moveaxis(values, -1, axis), np.moveaxis(order.astype(np.int64), -1, axis)

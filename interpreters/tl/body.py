@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import scipy.special
-from xdsl.dialects import arith
+from xdsl.dialects import arith, llvm
 from xdsl.dialects import math as xmath
 from xdsl.dialects.builtin import AnyFloat, FloatAttr, IntegerAttr, IntegerType
 from xdsl.ir import Attribute, Block, Operation, SSAValue
@@ -132,6 +132,7 @@ for _op, _fn in {
     arith.SubfOp: np.subtract,
     arith.MulfOp: np.multiply,
     arith.DivfOp: np.divide,
+    llvm.FRemOp: np.fmod,  # float `%` of tensor expressions (xDSL has no arith.remf)
     arith.MaximumfOp: numerics.maximum,  # NaN-propagating, -0.0 < +0.0 (llvm.maximum)
     arith.MinimumfOp: numerics.minimum,
     arith.MaxnumfOp: np.fmax,

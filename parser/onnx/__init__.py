@@ -4,9 +4,11 @@
 
 from mlc.parser.onnx import (  # noqa: F401  (each registers its converters)
     elementwise,
+    indexing,
     ml_linear,
     ml_trees,
     nn,
+    normalization,
     quant,
     reduce,
     shape,

@@ -28,6 +28,18 @@ _UNARY: dict[str, type[ew.UnaryOp]] = {
     "Reciprocal": ew.ReciprocalOp,
     "Sin": ew.SinOp,
     "Cos": ew.CosOp,
+    "Tan": ew.TanOp,
+    "Asin": ew.AsinOp,
+    "Acos": ew.AcosOp,
+    "Atan": ew.AtanOp,
+    "Sinh": ew.SinhOp,
+    "Cosh": ew.CoshOp,
+    "Asinh": ew.AsinhOp,
+    "Acosh": ew.AcoshOp,
+    "Atanh": ew.AtanhOp,
+    "Mish": ew.MishOp,
+    "IsNaN": ew.IsNaNOp,
+    "BitwiseNot": ew.BitwiseNotOp,
     "Softplus": ew.SoftplusOp,
     "Softsign": ew.SoftsignOp,
     "HardSwish": ew.HardSwishOp,
@@ -56,6 +68,9 @@ _BINARY: dict[str, type[ew.BinaryOp]] = {
     "And": ew.AndOp,
     "Or": ew.OrOp,
     "Xor": ew.XorOp,
+    "BitwiseAnd": ew.BitwiseAndOp,
+    "BitwiseOr": ew.BitwiseOrOp,
+    "BitwiseXor": ew.BitwiseXorOp,
 }
 
 _VARIADIC: dict[str, type[ew.VariadicOp]] = {
@@ -88,11 +103,19 @@ def variadic(node: NodeContext) -> list[SSAValue]:
 
 @converter("Mod")
 def mod(node: NodeContext) -> list[SSAValue]:
-    fmod = node.int("fmod", 0)
-    if not fmod and is_float(node.input_type(0).element_type):
-        node.unsupported("Mod of floating-point tensors requires fmod=1")
-    op_type = ew.FmodOp if fmod else ew.ModOp
+    """fmod=0: the remainder takes the divisor's sign (`graph.mod`, floats too); fmod=1:
+    C's fmod, the dividend's sign (`graph.fmod`)."""
+    node.reject_attr_values("fmod", [0, 1], 0)
+    op_type = ew.FmodOp if node.int("fmod", 0) else ew.ModOp
     return [node.emit(op_type.create([node.input(0), node.input(1)])).output]
+
+
+@converter("BitShift")
+def bit_shift(node: NodeContext) -> list[SSAValue]:
+    direction = node.string("direction")
+    node.reject_attr_values("direction", ["LEFT", "RIGHT"], None)
+    op = ew.BitShiftOp.create([node.input(0), node.input(1)], direction=direction)
+    return [node.emit(op).output]
 
 
 @converter("Where")
@@ -116,6 +139,39 @@ def selu(node: NodeContext) -> list[SSAValue]:
     alpha = node.float("alpha", 1.67326319217681884765625)
     gamma = node.float("gamma", 1.05070102214813232421875)
     return [node.emit(ew.SeluOp.create([node.input(0)], alpha=alpha, gamma=gamma)).output]
+
+
+@converter("Celu")
+def celu(node: NodeContext) -> list[SSAValue]:
+    alpha = node.float("alpha", 1.0)
+    if alpha == 0:
+        node.unsupported("alpha=0 (Celu divides by alpha)")
+    return [node.emit(ew.CeluOp.create([node.input(0)], alpha=alpha)).output]
+
+
+@converter("ThresholdedRelu")
+def thresholded_relu(node: NodeContext) -> list[SSAValue]:
+    op = ew.ThresholdedReluOp.create([node.input(0)], alpha=node.float("alpha", 1.0))
+    return [node.emit(op).output]
+
+
+@converter("Swish")
+def swish(node: NodeContext) -> list[SSAValue]:
+    return [node.emit(ew.SwishOp.create([node.input(0)], alpha=node.float("alpha", 1.0))).output]
+
+
+@converter("Shrink")
+def shrink(node: NodeContext) -> list[SSAValue]:
+    bias, lambd = node.float("bias", 0.0), node.float("lambd", 0.5)
+    return [node.emit(ew.ShrinkOp.create([node.input(0)], bias=bias, lambd=lambd)).output]
+
+
+@converter("IsInf")
+def is_inf(node: NodeContext) -> list[SSAValue]:
+    negative = bool(node.int("detect_negative", 1))
+    positive = bool(node.int("detect_positive", 1))
+    op = ew.IsInfOp.create([node.input(0)], detect_negative=negative, detect_positive=positive)
+    return [node.emit(op).output]
 
 
 @converter("HardSigmoid")

@@ -33,10 +33,12 @@ from __future__ import annotations
 from xdsl.ir import Operation
 
 from mlc.dialects.graph import elementwise as _ew
+from mlc.dialects.graph import indexing as _ix
 from mlc.dialects.graph import shape as _sh
 from mlc.dialects.graph import trees as _tr
 from mlc.texpr.library import (  # noqa: F401  (register)
     elementwise,
+    indexing,
     layout,
     nn,
     quant,
@@ -51,6 +53,9 @@ NOT_AFFINE: dict[type[Operation], str] = {
     _ew.ConstantOp: "data, not computation: lowered to a global buffer (memref.global)",
     _sh.GatherOp: "reads at data-dependent indices (the `indices` operand)",
     _sh.GatherElementsOp: "reads at data-dependent indices (the `indices` operand)",
+    _ix.GatherNDOp: "reads at data-dependent indices (the `indices` operand)",
+    _ix.ScatterElementsOp: "writes at data-dependent indices (the `indices` operand)",
+    _ix.ScatterNDOp: "writes at data-dependent indices (the `indices` operand)",
     _tr.TreeEnsembleOp: "walks data-dependent paths (each row's node decides the next)",
     _tr.PerfectTreeEnsembleOp: "walks data-dependent paths (each row's node decides the next)",
 }

@@ -22,6 +22,7 @@ from mlc.texpr.library.template import (
     build,
     compute_dtype,
     dtype_of,
+    float_dtype,
     instantiate,
     lit,
     shape_of,
@@ -67,8 +68,21 @@ def _pow(dtypes: Sequence[str]) -> str:
     return "pow($x0, $T0($x1))"
 
 
+#: ONNX Mod (fmod = 0) of floats: as SIGNED_MOD, and a zero remainder takes the divisor's
+#: sign (numpy's `mod`); NaN for a zero divisor or an infinite dividend (from fmod)
+FLOAT_MOD = (
+    "select($x0 % $x1 == 0, select($x1 < 0, -abs($x0 % $x1), abs($x0 % $x1)), " + SIGNED_MOD + ")"
+)
+
+
 def _mod(dtypes: Sequence[str]) -> str:
+    if is_float(dtypes[0]):
+        return FLOAT_MOD
     return "$x0 % $x1" if dtypes[0].startswith("u") else SIGNED_MOD
+
+
+#: log(1 + exp(x)) without overflow
+SOFTPLUS = "max($x0, 0) + log1p(exp(-abs($x0)))"
 
 
 FORMULAS: dict[type, Formula] = {
@@ -86,7 +100,22 @@ FORMULAS: dict[type, Formula] = {
     ew.ReciprocalOp: "1 / $x0",
     ew.SinOp: "sin($x0)",
     ew.CosOp: "cos($x0)",
-    ew.SoftplusOp: "max($x0, 0) + log1p(exp(-abs($x0)))",  # log(1 + exp(x)), stably
+    ew.TanOp: "tan($x0)",
+    ew.AsinOp: "asin($x0)",
+    ew.AcosOp: "acos($x0)",
+    ew.AtanOp: "atan($x0)",
+    ew.SinhOp: "sinh($x0)",
+    ew.CoshOp: "cosh($x0)",
+    ew.AsinhOp: "asinh($x0)",
+    ew.AcoshOp: "acosh($x0)",
+    ew.AtanhOp: "atanh($x0)",
+    ew.MishOp: f"$x0 * tanh({SOFTPLUS})",
+    ew.CeluOp: "max($x0, 0) + min(0, $alpha * expm1($x0 / $alpha))",
+    ew.ThresholdedReluOp: "select($x0 > $alpha, $x0, 0)",
+    ew.SwishOp: "$x0 * sigmoid($alpha * $x0)",
+    ew.IsNaNOp: "($x0) != $x0",
+    ew.BitwiseNotOp: "bitnot($x0)",
+    ew.SoftplusOp: SOFTPLUS,
     ew.SoftsignOp: "$x0 / (1 + abs($x0))",
     ew.HardSwishOp: "$x0 * max(0, min(1, $x0 / 6 + 0.5))",
     ew.FloorOp: "floor($x0)",
@@ -116,6 +145,9 @@ FORMULAS: dict[type, Formula] = {
     ew.AndOp: "$x0 and $x1",
     ew.OrOp: "$x0 or $x1",
     ew.XorOp: "$x0 != $x1",
+    ew.BitwiseAndOp: "bitand($x0, $x1)",
+    ew.BitwiseOrOp: "bitor($x0, $x1)",
+    ew.BitwiseXorOp: "bitxor($x0, $x1)",
     ew.WhereOp: "select($x0, $x1, $x2)",
 }
 
@@ -150,13 +182,43 @@ def _clip(op: ew.ClipOp, real: str) -> str:
     return body
 
 
+def _shrink(op: ew.ShrinkOp, real: str) -> str:
+    """Floats in their compute type; integers in f64, converted back as the reference does."""
+    dtype = float_dtype(real)
+    x = "$x0" if is_float(real) else "f64($x0)"
+    bias, lambd, low = (lit(v, dtype) for v in (op.bias, op.lambd, -op.lambd))
+    body = f"select({x} < {low}, {x} + {bias}, select({x} > {lambd}, {x} - {bias}, 0))"
+    return body if is_float(real) else f"$TY({body})"
+
+
+def _is_inf(op: ew.IsInfOp) -> str:
+    if op.detect_positive and op.detect_negative:
+        return "abs($x0) == inf"
+    if op.detect_positive:
+        return "($x0) == inf"
+    if op.detect_negative:
+        return "($x0) == -inf"
+    return "($x0) != $x0 and false"
+
+
 def _attributes(op: GraphOp, formula: str, dtype: str) -> dict[str, str]:
     """Literals for the ``$alpha``-style attribute holes of a formula."""
     names = set(re.findall(r"\$([a-z]+)\b", formula)) - {"x"}
     return {name: lit(float(getattr(op, name)), dtype) for name in names}
 
 
-@expresses(*FORMULAS, ew.MaxOp, ew.MinOp, ew.SumOp, ew.MeanOp, ew.ClipOp, ew.GeluOp)
+@expresses(
+    *FORMULAS,
+    ew.MaxOp,
+    ew.MinOp,
+    ew.SumOp,
+    ew.MeanOp,
+    ew.ClipOp,
+    ew.GeluOp,
+    ew.ShrinkOp,
+    ew.IsInfOp,
+    ew.BitShiftOp,
+)
 def elementwise(op: GraphOp) -> Expression:
     """Y[i...] = formula(X0[broadcast i...], X1[...], ...)."""
     real = [dtype_of(v) for v in op.operands]
@@ -171,6 +233,12 @@ def elementwise(op: GraphOp) -> Expression:
         formula = _clip(op, real[0])
     elif isinstance(op, ew.GeluOp):
         formula = GELU[op.approximate]
+    elif isinstance(op, ew.ShrinkOp):
+        formula = _shrink(op, real[0])
+    elif isinstance(op, ew.IsInfOp):
+        formula = _is_inf(op)
+    elif isinstance(op, ew.BitShiftOp):
+        formula = f"{'shl' if op.direction == 'LEFT' else 'shr'}($x0, $x1)"
     else:
         entry = FORMULAS[type(op)]
         formula = entry if isinstance(entry, str) else entry(real)

@@ -397,3 +397,57 @@ def softmax(op: nn.SoftmaxLikeOp) -> Expression:
     subs = {"T": compute_dtype(dtype_of(op.input)), "pos": pos}
     lists = {"": range(rank), "k": [a for a in range(rank) if a not in axes]}
     return build(op, instantiate(text, lists, subs), ["X"], ["Y"])
+
+
+# -- rms norm, einsum ---------------------------------------------------------------------
+
+#: The mean square over the inner axes ``@n`` (from `axis` on) for each outer index ``@o``.
+RMS_NORM = """
+rms_norm(X: $T[@(D#)], Scale: $T[$ss]) -> Y: $T[@(D#)] {
+  sq[@o(i#)] += X[@(i#)] * X[@(i#)]
+  Y[@(i#)] = X[@(i#)] / sqrt(sq[@o(i#)] / $T(@n*(D#)) + $eps) * Scale[$is]
+}"""
+
+
+@expresses(nn.RmsNormOp)
+def rms_norm(op: nn.RmsNormOp) -> Expression:
+    """x / sqrt(mean(x * x) + eps) * scale over the axes from `axis` on."""
+    x = shape_of(op.input)
+    axis = op.axis
+    dtype = compute_dtype(dtype_of(op.input))
+    inner = [f"i{a}" for a in range(axis, len(x))]
+    names = [f"D{a}" for a in range(axis, len(x))]
+    dims, index = broadcast(shape_of(op.scale), inner, names)
+    subs: dict[str, object] = {
+        "T": dtype,
+        "eps": lit(op.epsilon, dtype),
+        "ss": ", ".join(dims),
+        "is": ", ".join(index),
+    }
+    axes = {"": range(len(x)), "o": range(axis), "n": range(axis, len(x))}
+    return build(op, instantiate(RMS_NORM, axes, subs), ["X", "Scale"], ["Y"])
+
+
+@expresses(nn.EinsumOp)
+def einsum(op: nn.EinsumOp) -> Expression:
+    """Y[out letters] += X0[letters] * X1[letters] * ...: one iterator per letter (a
+    repeated letter reads a diagonal), size-1 axes of a larger letter read at 0."""
+    shapes = [shape_of(v) for v in op.operands]
+    terms, out, sizes = nn.einsum_sizes(op.name, op.equation, shapes)
+    dtype = compute_dtype(dtype_of(op.output))
+    params, reads = [], []
+    for k, (term, shape) in enumerate(zip(terms, shapes, strict=True)):
+        broadcast_axis = [d == 1 and sizes[c] != 1 for c, d in zip(term, shape, strict=True)]
+        dims = ["1" if b else f"S{c}" for c, b in zip(term, broadcast_axis, strict=True)]
+        index = ["0" if b else f"i{c}" for c, b in zip(term, broadcast_axis, strict=True)]
+        params.append(f"X{k}: {dtype}[{', '.join(dims)}]")
+        reads.append(f"X{k}[{', '.join(index)}]")
+    summed = set("".join(terms)) - set(out)
+    target = ", ".join(f"i{c}" for c in out)
+    body = " * ".join(reads)
+    text = (
+        f"einsum({', '.join(params)}) -> Y: {dtype}[{', '.join(f'S{c}' for c in out)}] {{\n"
+        f"  Y[{target}] {'+=' if summed else '='} {body}\n}}"
+    )
+    operands = [f"X{k}" for k in range(len(terms))]
+    return build(op, instantiate(text), operands, ["Y"], {f"S{c}": n for c, n in sizes.items()})

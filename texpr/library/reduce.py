@@ -1,4 +1,6 @@
-"""Expressions of the reduce graph ops: reductions over axes, argmax / argmin.
+"""Expressions of the reduce graph ops: reductions over axes, argmax / argmin, running
+sums and products (cumsum, cumprod: a reduction over the axis of a `select` on the
+positions) and top_k (each element's rank by counting, then a selection per rank).
 
 Iterators ``i0, i1, ...`` run over the input's axes; a statement whose target omits a
 reduced ``i`` reduces over it. With ``keepdims`` the target indexes the kept unit axis
@@ -132,3 +134,78 @@ def arg_reduction(op: rd.ArgReduceOp) -> Expression:
     }
     axes = {"": range(len(shape)), "k": [a for a in range(len(shape)) if a != axis]}
     return build(op, instantiate(ARG_REDUCE, axes, subs), ["X"], ["Y"])
+
+
+# -- scans and top k ----------------------------------------------------------------------
+
+#: A running reduction along axis ``$a``: every output position reduces the inputs at
+#: positions ``j`` that ``$keep`` admits (j <= i, j < i, j >= i or j > i), the identity
+#: standing in for the others.
+SCAN = """
+$name(X: $T[@(D#)]) -> Y: $T[@(D#)] {
+  Y[@(i#)] $op select(j $keep i$a, X[$xj], $identity)
+}"""
+
+#: ``rank``: how many elements along axis ``$a`` come before each one in the order
+#: (``$better``: X at ``j`` before X at ``i$a``); the element of rank ``r`` is the r-th
+#: result (ranks are a permutation, so exactly one element has each rank).
+TOP_K = """
+top_k(X: $T[@(D#)]) -> (V: $T[$sy], I: i64[$sy]) {
+  rank[@(i#)] += select($better, i64(1), i64(0)) where j in 0..D$a
+  V[$iy] max= select(rank[$rj] == r, X[$xj], lowest) where j in 0..D$a
+  I[$iy] += select(rank[$rj] == r, j, 0) where j in 0..D$a
+}"""
+
+
+def _with(index: int, rank: int, name: str) -> str:
+    """``i0, ..., name, ...``: the iterators of every axis, ``name`` at axis ``index``."""
+    return ", ".join(name if a == index else f"i{a}" for a in range(rank))
+
+
+@expresses(rd.CumSumOp, rd.CumProdOp)
+def scan(op: rd.ScanOp) -> Expression:
+    """Y[..., i, ...] op= select(j before-or-at i, X[..., j, ...], identity)."""
+    rank, axis = len(shape_of(op.input)), op.axis
+    keep = (">" if op.reverse else "<") + ("" if op.exclusive else "=")
+    total = isinstance(op, rd.CumSumOp)
+    subs: dict[str, object] = {
+        "name": op.name.removeprefix("graph."),
+        "T": compute_dtype(dtype_of(op.input)),
+        "op": "+=" if total else "*=",
+        "identity": "0" if total else "1",
+        "keep": keep,
+        "a": axis,
+        "xj": _with(axis, rank, "j"),
+    }
+    return build(op, instantiate(SCAN, {"": range(rank)}, subs), ["X"], ["Y"])
+
+
+@expresses(rd.TopKOp)
+def top_k(op: rd.TopKOp) -> Expression:
+    """Each element's rank in the order (stable: ties by index; NaN above numbers), then
+    the values and indices of ranks 0..k-1."""
+    shape = shape_of(op.input)
+    rank, axis = len(shape), op.axis
+    dtype = dtype_of(op.input)
+    xi, xj = f"X[{_with(axis, rank, f'i{axis}')}]", f"X[{_with(axis, rank, 'j')}]"
+    if op.largest:
+        before = f"{xj} > {xi}"
+        nan_before = f"{xj} != {xj} and {xi} == {xi}"
+    else:
+        before = f"{xj} < {xi}"
+        nan_before = f"{xi} != {xi} and {xj} == {xj}"
+    same = f"{xj} == {xi}"
+    if is_float(dtype):
+        before = f"({before} or ({nan_before}))"
+        same = f"({same} or ({xj} != {xj} and {xi} != {xi}))"
+    subs: dict[str, object] = {
+        "T": compute_dtype(dtype),
+        "a": axis,
+        "better": f"{before} or ({same} and j < i{axis})",
+        "sy": ", ".join("K" if a == axis else f"D{a}" for a in range(rank)),
+        "iy": _with(axis, rank, "r"),
+        "rj": _with(axis, rank, "j"),
+        "xj": _with(axis, rank, "j"),
+    }
+    template = instantiate(TOP_K, {"": range(rank)}, subs)
+    return build(op, template, ["X"], ["V", "I"], {"K": op.k})

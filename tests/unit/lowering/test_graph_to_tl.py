@@ -156,6 +156,30 @@ DEFINITIONS: dict[str, tuple[str, dict[str, np.ndarray]]] = {
         R[i] = round(X[i]); E[i] = expm1(X[i]); L[i] = log1p(abs(X[i])) }""",
         {"X": np.asarray([-0.3, -0.5, 0.5, 1.5, 2.5, -2.5, 1e-10, -1e-10, -0.0], np.float32)},
     ),
+    "inverse_and_hyperbolic_functions": (
+        """h(X: f32[N]) -> (T: f32[N], S: f32[N], C: f32[N], A: f32[N], H: f32[N]) {
+        T[i] = tan(X[i]) + atan(X[i]); S[i] = asin(X[i] / 4) + acos(X[i] / 4)
+        C[i] = sinh(X[i]) - cosh(X[i]); A[i] = asinh(X[i]) + acosh(abs(X[i]) + 1)
+        H[i] = atanh(X[i] / 4) }""",
+        {"X": np.asarray([-3.5, -1.0, -0.0, 0.0, 1e-8, 0.5, 2.0, 3.9, np.nan], np.float32)},
+    ),
+    "bit_functions": (
+        """b(X: i8[N], S: i8[N], U: u8[N]) -> (B: i8[N], L: i8[N], R: i8[N], Q: i16[N]) {
+        B[i] = bitxor(bitand(X[i], S[i]), bitor(bitnot(X[i]), 5))
+        L[i] = shl(X[i], S[i]); R[i] = shr(X[i], S[i]); Q[i] = i16(shr(U[i], u8(S[i]))) }""",
+        {
+            "X": np.asarray([-128, -5, -1, 0, 1, 64, 127, -7, 3], np.int8),
+            "S": np.asarray([1, 9, 8, 7, -1, 1, 0, -128, 3], np.int8),
+            "U": np.asarray([255, 128, 1, 0, 7, 64, 200, 3, 9], np.uint8),
+        },
+    ),
+    "float_remainder": (
+        "r(X: f32[N], Y: f32[N]) -> Z: f32[N] { Z[i] = X[i] % Y[i] }",
+        {
+            "X": np.asarray([1.0, -1.0, 1e30, -0.0, np.inf, 5.5, 7.0, np.nan], np.float32),
+            "Y": np.asarray([np.inf, -np.inf, 3.1, 2.0, 2.0, 0.0, -2.5, 1.0], np.float32),
+        },
+    ),
     "int_reductions": (
         """r(X: i32[M, N]) -> (S: i32[M], P: i32[M], L: i32[M]) {
         S[m] += X[m, n]; P[m] *= X[m, n]; L[m] min= X[m, n] }""",

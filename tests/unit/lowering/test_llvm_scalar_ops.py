@@ -47,8 +47,22 @@ x86_only = pytest.mark.skipif(
     not X86, reason="out-of-range float -> int follows the interpreter's x86-64 numpy"
 )
 
-_NP = {"f32": np.float32, "f64": np.float64, "i8": np.int8, "i16": np.int16, "i32": np.int32, "i64": np.int64}
-_TYPES: dict[str, Attribute] = {"f32": f32, "f64": f64, "i8": i8, "i16": i16, "i32": i32, "i64": i64}
+_NP = {
+    "f32": np.float32,
+    "f64": np.float64,
+    "i8": np.int8,
+    "i16": np.int16,
+    "i32": np.int32,
+    "i64": np.int64,
+}
+_TYPES: dict[str, Attribute] = {
+    "f32": f32,
+    "f64": f64,
+    "i8": i8,
+    "i16": i16,
+    "i32": i32,
+    "i64": i64,
+}
 
 NASTY = [0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.7, 100.9, -128.5, 255.5, 3e9, -3e9, 1e10]
 OUT_OF_RANGE = [2.0**63, -(2.0**63), 1.8e19, 2.0**64, 1e30, -1e30, np.nan, np.inf, -np.inf]
@@ -208,6 +222,27 @@ def test_unary_math_functions(fn: str, ty: str) -> None:
     _tl_check(f"math.{fn} %x0 : {ty}", [np.array(MATH_VALUES, _NP[ty])], ty, RTOL[ty])
 
 
+#: float remainders (texpr's `%`: C fmod): exact where x - trunc(x / y) * y is not
+FREM_X = [1.0, -1.0, 1e30, -1e30, 5.5, -5.5, -0.0, 0.0, np.inf, 3.0, np.nan, 7.0, 1e-30, 2.5]
+FREM_Y = [np.inf, -np.inf, 3.1, 3.1, 2.0, 2.0, 3.0, -3.0, 2.0, 0.0, 1.0, -2.5, 3e-31, np.nan]
+
+
+@pytest.mark.parametrize("ty", ["f32", "f64"])
+def test_float_remainder_is_exact(ty: str) -> None:
+    x, y = np.array(FREM_X, _NP[ty]), np.array(FREM_Y, _NP[ty])
+    _tl_check(f"llvm.frem %x0, %x1 : {ty}", [x, y], ty)
+    with np.errstate(invalid="ignore"):
+        want = np.fmod(x, y)
+    np.testing.assert_array_equal(run_buffers_of_frem(x, y), want)
+
+
+def run_buffers_of_frem(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The interpreter's `llvm.frem` (numpy's fmod)."""
+    op = llvm.FRemOp(*Block(arg_types=[_TYPES[_mlir_type(x.dtype)]] * 2).args)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(IMPLS[llvm.FRemOp](op, [x, y]))
+
+
 @pytest.mark.parametrize("ty", ["f32", "f64"])
 def test_atan2(ty: str) -> None:
     y = np.array([0.0, -0.0, 1.0, -1.0, np.inf, np.nan, 3.0, -0.0], _NP[ty])
@@ -321,6 +356,14 @@ VECTOR_CASES: list[tuple[str, Callable[[Sequence[SSAValue]], Operation], list[np
             [np.array(MATH_VALUES[:16], _NP[ty])],
         )
         for fn, cls in (("erf", "ErfOp"), ("tanh", "TanhOp"), ("log1p", "Log1pOp"))
+        for ty in ("f32", "f64")
+    ],
+    *[
+        (
+            f"frem {ty}",
+            lambda a: llvm.FRemOp(a[0], a[1]),
+            [np.array(FREM_X, _NP[ty]), np.array(FREM_Y, _NP[ty])],
+        )
         for ty in ("f32", "f64")
     ],
     (

@@ -40,6 +40,7 @@ from mlc.texpr.library.template import expand, simplify_index
 BF16 = np.dtype(ml_dtypes.bfloat16)
 F32, F64, F16 = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16)
 I8, I32, I64, U8 = np.dtype(np.int8), np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.uint8)
+I16, U64 = np.dtype(np.int16), np.dtype(np.uint64)
 BOOL = np.dtype(np.bool_)
 FLOATS = [F32, F64, F16, BF16]
 INTS = [I32, I64, I8, U8]
@@ -135,6 +136,16 @@ FLOAT_UNARY = [
     ew.ReciprocalOp,
     ew.SinOp,
     ew.CosOp,
+    ew.TanOp,
+    ew.AsinOp,
+    ew.AcosOp,
+    ew.AtanOp,
+    ew.SinhOp,
+    ew.CoshOp,
+    ew.AsinhOp,
+    ew.AcoshOp,
+    ew.AtanhOp,
+    ew.MishOp,
     ew.SoftplusOp,
     ew.SoftsignOp,
     ew.HardSwishOp,
@@ -149,6 +160,14 @@ FLOAT_UNARY_PROPS: list[tuple[type, dict[str, Any]]] = [
     (ew.HardSigmoidOp, {"alpha": 0.2, "beta": 0.5}),
     (ew.GeluOp, {"approximate": "none"}),
     (ew.GeluOp, {"approximate": "tanh"}),
+    (ew.CeluOp, {"alpha": 1.0}),
+    (ew.CeluOp, {"alpha": 0.3}),
+    (ew.ThresholdedReluOp, {"alpha": 0.5}),
+    (ew.ThresholdedReluOp, {"alpha": -1.25}),
+    (ew.SwishOp, {"alpha": 1.0}),
+    (ew.SwishOp, {"alpha": 1.702}),
+    (ew.ShrinkOp, {"bias": 0.0, "lambd": 0.5}),
+    (ew.ShrinkOp, {"bias": 1.5, "lambd": 2.0}),
 ]
 ANY_UNARY = [ew.ReluOp, ew.NegOp, ew.AbsOp, ew.SignOp, ew.IdentityOp, ew.DropoutOp]
 
@@ -175,6 +194,104 @@ def test_float_unary(
 def test_any_unary(op_type: type, shape: tuple[int, ...], dtype: np.dtype, seed: int) -> None:
     (x,) = values((shape, dtype))
     check(op_type.create([x]), seed=seed)
+
+
+#: NaN, infinities and signed zeros, mixed into random data
+SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0]
+
+
+def with_special_values(x: np.ndarray, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    special = np.array(SPECIAL, np.float64)[rng.integers(0, len(SPECIAL), x.shape)]
+    return np.where(rng.random(x.shape) < 0.5, special, x).astype(x.dtype)
+
+
+@pytest.mark.parametrize(
+    ("op_type", "props"),
+    [
+        (ew.IsNaNOp, {}),
+        *[
+            (ew.IsInfOp, {"detect_negative": neg, "detect_positive": pos})
+            for neg in (False, True)
+            for pos in (False, True)
+        ],
+        (ew.ModOp, {}),
+        (ew.FmodOp, {}),
+    ],
+    ids=lambda v: v.name if isinstance(v, type) else "-".join(map(str, v.values())),
+)
+@given(shape=shapes(), dtype=st.sampled_from(FLOATS), seed=seeds)
+def test_float_ops_on_special_values(
+    op_type: type, props: dict[str, Any], shape: tuple[int, ...], dtype: np.dtype, seed: int
+) -> None:
+    """NaN, +-inf and +-0.0 (Mod: the divisor's sign on a zero remainder, NaN from an
+    infinite dividend or a zero divisor)."""
+    n = len(op_type.get_irdl_definition().operands)
+    args = values(*[(shape, dtype)] * n)
+    inputs = [with_special_values(random_array(shape, dtype, seed + k), seed + k) for k in range(n)]
+    expression = check(op_type.create(list(args), **props), inputs)
+    if op_type in (ew.ModOp, ew.FmodOp):  # signs of zero too
+        (got,) = expression.evaluate(*inputs)
+        (want,) = evaluate_op(op_type.create(list(args)), inputs)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+@pytest.mark.parametrize(
+    "op_type", [ew.BitwiseAndOp, ew.BitwiseOrOp, ew.BitwiseXorOp], ids=lambda t: t.name
+)
+@given(shapes_=broadcast_shapes(2), dtype=st.sampled_from([*INTS, I16, U64]), seed=seeds)
+def test_bitwise(op_type: type, shapes_: list[tuple[int, ...]], dtype: np.dtype, seed: int) -> None:
+    a, b = values((shapes_[0], dtype), (shapes_[1], dtype))
+    inputs = [full_range_ints(s, dtype, seed + k) for k, s in enumerate(shapes_)]
+    check(op_type.create([a, b]), inputs)
+
+
+@given(shape=shapes(), dtype=st.sampled_from([*INTS, I16, U64]), seed=seeds)
+def test_bitwise_not(shape: tuple[int, ...], dtype: np.dtype, seed: int) -> None:
+    (x,) = values((shape, dtype))
+    check(ew.BitwiseNotOp.create([x]), [full_range_ints(shape, dtype, seed)])
+
+
+@given(
+    shapes_=broadcast_shapes(2),
+    dtype=st.sampled_from([*INTS, I16, U64]),
+    direction=st.sampled_from(["LEFT", "RIGHT"]),
+    seed=seeds,
+)
+def test_bit_shift(
+    shapes_: list[tuple[int, ...]], dtype: np.dtype, direction: str, seed: int
+) -> None:
+    """Amounts from negative to past the bit width: 0, or -1 for a negative x shifted
+    right (ONNX BitShift-28)."""
+    a, b = values((shapes_[0], dtype), (shapes_[1], dtype))
+    bits = dtype.itemsize * 8
+    rng = np.random.default_rng(seed)
+    low = -3 if dtype.kind == "i" else 0
+    amounts = rng.integers(low, bits + 3, shapes_[1]).astype(dtype)
+    inputs = [full_range_ints(shapes_[0], dtype, seed), amounts]
+    check(ew.BitShiftOp.create([a, b], direction=direction), inputs)
+
+
+@given(
+    shape=shapes(),
+    dtype=st.sampled_from([I8, I32, I64, U8]),
+    props=st.fixed_dictionaries({"bias": st.floats(-3, 3), "lambd": st.floats(-1, 3)}),
+    seed=seeds,
+)
+def test_shrink_of_integers(
+    shape: tuple[int, ...], dtype: np.dtype, props: dict[str, float], seed: int
+) -> None:
+    (x,) = values((shape, dtype))
+    check(ew.ShrinkOp.create([x], **props), [full_range_ints(shape, dtype, seed)])
+
+
+def full_range_ints(shape: Sequence[int], dtype: np.dtype, seed: int) -> np.ndarray:
+    """Integers over the whole range of `dtype` (the extremes included)."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
+    extremes = np.array([info.min, info.max, 0, 1], dtype)[rng.integers(0, 4, shape)]
+    return np.where(rng.random(shape) < 0.3, extremes, x).astype(dtype)
 
 
 @given(shape=shapes(), seed=seeds)
