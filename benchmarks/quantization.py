@@ -224,13 +224,15 @@ def plot(items: list[Variant], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 6.5))
     for ax, kind in zip(axes, ("mlp", "cnn")):
         for v in (v for v in items if v.model == kind):
             assert v.latency_ms is not None
             marker = "o" if v.engine == "mlc" else "s"
-            ax.scatter(v.latency_ms[64], 100 * v.accuracy, marker=marker)
-            ax.annotate(f"{v.name} ({v.engine})", (v.latency_ms[64], 100 * v.accuracy), fontsize=7)
+            ax.scatter(
+                v.latency_ms[64], 100 * v.accuracy, marker=marker, label=f"{v.name} ({v.engine})"
+            )
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
         ax.set_title(f"digits {kind}: accuracy vs latency (batch 64, 1 thread)")
         ax.set_xlabel("median latency, ms")
         ax.set_ylabel("test accuracy, %")
