@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from xdsl.builder import Builder
-from xdsl.dialects import memref
+from xdsl.builder import Builder, InsertPoint
+from xdsl.dialects import arith, memref, scf
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
+    IndexType,
+    IntegerAttr,
     IntegerType,
     MemRefType,
     ModuleOp,
@@ -23,7 +25,7 @@ from xdsl.dialects.builtin import (
     TensorType,
     UnitAttr,
 )
-from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
 from mlc.dialects.graph.base import dense_attr
 
@@ -113,3 +115,20 @@ def constant_buffer(builder: Builder, at: Operation, array: np.ndarray) -> SSAVa
     ty = memref_type(value.get_type())
     name = add_global(module_of(at), value, ty)
     return builder.insert(memref.GetGlobalOp(name, ty)).memref
+
+
+def scf_loop_nest(builder: Builder, shape: Sequence[int]) -> tuple[Builder, list[SSAValue]]:
+    """``scf.for`` loops over ``shape``; a builder inside the innermost and the induction
+    variables."""
+    ivs: list[SSAValue] = []
+    zero = builder.insert(arith.ConstantOp(IntegerAttr(0, IndexType()))).result
+    one = builder.insert(arith.ConstantOp(IntegerAttr(1, IndexType()))).result
+    for size in shape:
+        ub = builder.insert(arith.ConstantOp(IntegerAttr(size, IndexType()))).result
+        block = Block(arg_types=[IndexType()])
+        yield_op = scf.YieldOp()
+        block.add_op(yield_op)
+        builder.insert(scf.ForOp(zero, ub, one, [], Region(block)))
+        builder = Builder(InsertPoint.before(yield_op))
+        ivs.append(block.args[0])
+    return builder, ivs

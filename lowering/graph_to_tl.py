@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from xdsl.builder import Builder, InsertPoint
 from xdsl.context import Context
-from xdsl.dialects import arith, func, memref, scf
+from xdsl.dialects import arith, func, memref
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     IndexType,
@@ -44,7 +44,7 @@ from xdsl.dialects.builtin import (
     TensorType,
     UnrealizedConversionCastOp,
 )
-from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
@@ -74,6 +74,7 @@ from mlc.lowering.buffers import (
     memref_type,
     memref_type_of,
     module_of,
+    scf_loop_nest,
 )
 from mlc.lowering.texpr_to_tl import TranslationError, emit_definition
 from mlc.texpr import Definition, Iterator, Read, Statement, TensorDecl, const, it
@@ -189,23 +190,6 @@ def _simplify(index: object, shape: Sequence[int], names: Sequence[str]) -> obje
     return simplify_index(index, ranges)  # type: ignore[arg-type]
 
 
-def _loop_nest(builder: Builder, shape: Sequence[int]) -> tuple[Builder, list[SSAValue]]:
-    """``scf.for`` loops over ``shape``; a builder inside the innermost and the induction
-    variables."""
-    ivs: list[SSAValue] = []
-    zero = builder.insert(arith.ConstantOp(IntegerAttr(0, IndexType()))).result
-    one = builder.insert(arith.ConstantOp(IntegerAttr(1, IndexType()))).result
-    for size in shape:
-        ub = builder.insert(arith.ConstantOp(IntegerAttr(size, IndexType()))).result
-        block = Block(arg_types=[IndexType()])
-        yield_op = scf.YieldOp()
-        block.add_op(yield_op)
-        builder.insert(scf.ForOp(zero, ub, one, [], Region(block)))
-        builder = Builder(InsertPoint.before(yield_op))
-        ivs.append(block.args[0])
-    return builder, ivs
-
-
 def _checked_index(builder: Builder, raw: SSAValue, dim: int, what: str) -> SSAValue:
     """An ``index`` value of integer ``raw`` counted from the end when negative, checked to
     lie in ``[-dim, dim)`` (`tl.check`): out of range it reads as 0, so the load that uses
@@ -244,7 +228,7 @@ def lower_gather(
     axis = op.axis + len(data_shape) if op.axis < 0 else op.axis
     dim = data_shape[axis]
     what = f"{op.name} (axis {axis}, size {dim})"
-    inner, ivs = _loop_nest(builder, out_shape)
+    inner, ivs = scf_loop_nest(builder, out_shape)
     if dim == 0:  # every index is out of range: nothing to read
         false = inner.insert(arith.ConstantOp(IntegerAttr(0, IntegerType(1)))).result
         inner.insert(CheckOp(false, f"{what}: an index is out of range of an empty axis"))

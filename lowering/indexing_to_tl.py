@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from xdsl.builder import Builder, InsertPoint
-from xdsl.dialects import arith, memref, scf
+from xdsl.builder import Builder
+from xdsl.dialects import arith, memref
 from xdsl.dialects.builtin import (
     BFloat16Type,
     Float16Type,
@@ -30,34 +30,18 @@ from xdsl.dialects.builtin import (
     TensorType,
     f32,
 )
-from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.ir import Attribute, Operation, SSAValue
 
 from mlc.dialects.graph import indexing as ix
 from mlc.dialects.graph.types import is_float
 from mlc.dialects.tl import CheckOp, build_kernel
-from mlc.lowering.buffers import handwritten, memref_type_of
+from mlc.lowering.buffers import handwritten, memref_type_of, scf_loop_nest
 
 __all__ = ["lower_gather_nd", "lower_scatter"]
 
 
 def _const(builder: Builder, value: int) -> SSAValue:
     return builder.insert(arith.ConstantOp(IntegerAttr(value, IndexType()))).result
-
-
-def _loop_nest(builder: Builder, shape: Sequence[int]) -> tuple[Builder, list[SSAValue]]:
-    """``scf.for`` loops over ``shape``; a builder inside the innermost and the induction
-    variables."""
-    ivs: list[SSAValue] = []
-    zero, one = _const(builder, 0), _const(builder, 1)
-    for size in shape:
-        ub = _const(builder, size)
-        block = Block(arg_types=[IndexType()])
-        yield_op = scf.YieldOp()
-        block.add_op(yield_op)
-        builder.insert(scf.ForOp(zero, ub, one, [], Region(block)))
-        builder = Builder(InsertPoint.before(yield_op))
-        ivs.append(block.args[0])
-    return builder, ivs
 
 
 def _unsigned(value: SSAValue) -> bool:
@@ -117,7 +101,7 @@ def lower_gather_nd(
     b, k = op.batch_dims, index_shape[-1]
     outer = len(index_shape) - 1  # the output axes that index `indices`
     unsigned = _unsigned(op.indices)
-    inner, ivs = _loop_nest(builder, out_shape)
+    inner, ivs = scf_loop_nest(builder, out_shape)
     where = list(ivs[:b])
     for j in range(k):
         axis = b + j
@@ -207,7 +191,7 @@ def lower_scatter(
             return
         axis = op.axis
         what = f"{op.name} (axis {axis}, size {data_shape[axis]})"
-        inner, ivs = _loop_nest(builder, index_shape)
+        inner, ivs = scf_loop_nest(builder, index_shape)
         if data_shape[axis] == 0:
             _fail(inner, what)
             return
@@ -220,7 +204,7 @@ def lower_scatter(
         positions = index_shape[:-1]
         if 0 in positions or 0 in data_shape[k:]:
             return
-        middle, ivs = _loop_nest(builder, positions)
+        middle, ivs = scf_loop_nest(builder, positions)
         where = []
         for j in range(k):
             what = f"{op.name} (axis {j}, size {data_shape[j]})"
@@ -229,7 +213,7 @@ def lower_scatter(
                 return
             raw = middle.insert(memref.LoadOp.get(indices, [*ivs, _const(middle, j)])).res
             where.append(_checked_index(middle, raw, data_shape[j], unsigned_index, what))
-        inner, slice_ivs = _loop_nest(middle, data_shape[k:])
+        inner, slice_ivs = scf_loop_nest(middle, data_shape[k:])
         where += slice_ivs
         source = [*ivs, *slice_ivs]
     update = inner.insert(memref.LoadOp.get(updates, source)).res

@@ -576,6 +576,24 @@ class InstanceNormOp(GraphOp):
         return [operand_types[0]]
 
 
+def check_broadcasts_to_normalized(
+    name: str, what: str, shape: tuple[int, ...], normalized: tuple[int, ...]
+) -> None:
+    """A normalization's `what` operand of `shape` must broadcast to the normalized shape
+    (the input's axes from `axis` on) without changing it."""
+    ok = len(shape) <= len(normalized)
+    if ok:
+        try:
+            ok = broadcast_shapes(shape, normalized) == normalized
+        except GraphError:
+            ok = False
+    if not ok:
+        raise GraphError(
+            f"{name} {what} of shape {shape} does not broadcast to the normalized shape "
+            f"{normalized}"
+        )
+
+
 @irdl_op_definition
 class LayerNormOp(GraphOp):
     """Normalize over the axes `axis`..rank-1: (x - mean) / sqrt(var + epsilon) * scale
@@ -604,18 +622,7 @@ class LayerNormOp(GraphOp):
         x_ty = operand_types[0]
         normalized = tuple(x_ty.get_shape())[props.axis :]
         for what, ty in zip(("scale", "bias"), operand_types[1:]):
-            shape = tuple(ty.get_shape())
-            ok = len(shape) <= len(normalized)
-            if ok:
-                try:
-                    ok = broadcast_shapes(shape, normalized) == normalized
-                except GraphError:
-                    ok = False
-            if not ok:
-                raise GraphError(
-                    f"{cls.name} {what} of shape {shape} does not broadcast to the "
-                    f"normalized shape {normalized}"
-                )
+            check_broadcasts_to_normalized(cls.name, what, tuple(ty.get_shape()), normalized)
         return [x_ty]
 
 
@@ -645,18 +652,7 @@ class RmsNormOp(GraphOp):
     ) -> list[TensorType]:
         x_ty, scale = operand_types
         normalized = tuple(x_ty.get_shape())[props.axis :]
-        shape = tuple(scale.get_shape())
-        ok = len(shape) <= len(normalized)
-        if ok:
-            try:
-                ok = broadcast_shapes(shape, normalized) == normalized
-            except GraphError:
-                ok = False
-        if not ok:
-            raise GraphError(
-                f"{cls.name} scale of shape {shape} does not broadcast to the normalized "
-                f"shape {normalized}"
-            )
+        check_broadcasts_to_normalized(cls.name, "scale", tuple(scale.get_shape()), normalized)
         return [x_ty]
 
 
