@@ -83,12 +83,16 @@ def test_sample_is_deterministic_and_round_robin(tmp_path: Path) -> None:
     assert M.sample(sites, 1000, seed=0).__len__() == len(sites)
 
 
-@pytest.fixture(scope="module")
-def real_sites() -> list[M.Mutation]:
-    return M.all_sites()
+def test_real_sites() -> None:
+    """The checks that read every real site, in one test: collecting the sites takes most
+    of a minute, once (separate tests would collect them once per xdist worker)."""
+    sites = M.all_sites()
+    check_every_kind_has_sites(sites)
+    check_known_equivalent_entries_match_a_site(sites)
+    check_real_corner_sites(sites)
 
 
-def test_real_targets_have_sites_of_every_kind(real_sites: list[M.Mutation]) -> None:
+def check_every_kind_has_sites(real_sites: list[M.Mutation]) -> None:
     sites = real_sites
     assert {m.kind for m in sites} == set(M.FAULT_KINDS)
     paths = {m.path for m in sites}
@@ -144,7 +148,7 @@ def test_exclude_files_and_definitions(tmp_path: Path) -> None:
     assert not any(M.excluded(m, ["toy.py::other", "nope.py"], tmp_path) for m in sites)
 
 
-def test_known_equivalent_entries_match_a_site(real_sites: list[M.Mutation]) -> None:
+def check_known_equivalent_entries_match_a_site(real_sites: list[M.Mutation]) -> None:
     """Every reviewed equivalent mutant still exists (remove stale entries when the code
     changes), and only the reviewed sites are classified as equivalent."""
     sites = real_sites
@@ -274,10 +278,10 @@ def test_corner_mutations_parse_keep_lines_and_mean_the_fault(tmp_path: Path) ->
     assert "results[0]; return q, r" in early.apply(CORNERS)
 
 
-def test_real_corner_sites() -> None:
+def check_real_corner_sites(real_sites: list[M.Mutation]) -> None:
     """The corner kinds find the code generation they model in the lowering modules, and
     every mutant compiles."""
-    sites = [m for m in M.all_sites() if m.kind in M.CORNER_KINDS]
+    sites = [m for m in real_sites if m.kind in M.CORNER_KINDS]
     where = {(m.path, m.kind) for m in sites}
     assert {
         ("lowering/llvm_builder.py", "floor-to-trunc"),
