@@ -18,7 +18,8 @@ does the work; this module drives it and does what it lacks or gets wrong for us
 - libm calls: `llvm.call_intrinsic "llvm.mlc.libm.<fn>"` (math functions LLVM has no
   intrinsic for, see `lowering.arith_to_llvm._libm`) calls `<fn>f` / `<fn>`, declared
   once, per lane for vector operands; `llvm.call_intrinsic "llvm.mlc.vecmath.<symbol>"`
-  (`lowering.llvm_vector_math`) calls the whole-vector function `<symbol>`;
+  (`lowering.llvm_vector_math`) calls the whole-vector function `<symbol>` (defined in
+  the module when it is one of `targets.inline_math`'s);
 - `llvmx.fcmp` (vector lanes) and `llvmx.extractelement`, which xDSL's llvm dialect
   lacks; masked loads / stores are `llvm.call_intrinsic` of `llvm.masked.*`;
 - types: `f16` is LLVM `half`; `bf16` never reaches here (llvmlite has no `bfloat`): the
@@ -51,6 +52,7 @@ from xdsl.ir import Block, Operation, SSAValue
 from mlc.dialects import llvmx
 from mlc.lowering.arith_to_llvm import LIBM_PREFIX
 from mlc.lowering.llvm_vector_math import PREFIX as VECMATH_PREFIX
+from mlc.targets.inline_math import define_inline, is_inline
 
 __all__ = [
     "CONSTANT_PREFIX",
@@ -271,7 +273,9 @@ def _emit_call_intrinsic(
         ty = convert_type(op.ress.type)
         symbol = name[len(VECMATH_PREFIX) :]
         fn = builder.module.globals.get(symbol)
-        if fn is None:
+        if fn is None and is_inline(symbol):
+            fn = define_inline(builder.module, symbol)
+        elif fn is None:
             fn = ir.Function(builder.module, ir.FunctionType(ty, [a.type for a in args]), symbol)
         values[op.ress] = builder.call(fn, args)
         return

@@ -132,15 +132,17 @@ def test_vector_math_rewrites_vectorized_math_and_preserves_it(
     np.testing.assert_allclose(got[0], want[0], rtol=4 * 2**-23, atol=1e-37)
 
 
-def test_vector_math_pass_rewrites_exp_calls() -> None:
-    module = parse_module(make_context(), UNARY.replace("OP", "exp"))
-    MlcCpuPipelinePass(vector_math=False).apply(make_context(), module)
-    before = str(module)
-    LlvmUseVectorMathPass().apply(make_context(), module)
-    from mlc.lowering.llvm_vector_math import _libmvec
+def test_vector_math_pass_rewrites_math_calls() -> None:
+    """`exp` calls the inline `mlc_expf_v<lanes>` (no library needed); `tanh` libmvec's."""
+    for op, symbol in (("exp", "vecmath.mlc_expf_v"), ("tanh", "vecmath._ZGV")):
+        module = parse_module(make_context(), UNARY.replace("OP", op))
+        MlcCpuPipelinePass(vector_math=False).apply(make_context(), module)
+        before = str(module)
+        LlvmUseVectorMathPass().apply(make_context(), module)
+        from mlc.lowering.llvm_vector_math import _libmvec
 
-    if _libmvec() is not None:
-        assert "vecmath._ZGV" in str(module) and "vecmath" not in before
+        if _libmvec() is not None or op == "exp":
+            assert symbol in str(module) and "vecmath" not in before
 
 
 def test_compile_runs_exactly_the_pipeline_passes() -> None:
@@ -159,7 +161,9 @@ def test_pipeline_text_replays_in_mlc_opt(tmp_path, capsys) -> None:  # type: ig
     path.write_text(UNARY.replace("OP", "tanh"))
     model = compile_model(parse_module(make_context(), path.read_text()))
     text = cpu_pipeline().pipeline_text()
-    assert text.startswith('tree-ensemble-strategy{strategy="auto" max-depth=12},graph-fold-qdq,graph-optimize{')
+    assert text.startswith(
+        'tree-ensemble-strategy{strategy="auto" max-depth=12},graph-fold-qdq,graph-optimize{'
+    )
     assert "tl-default-schedule{vector-bits=" in text
     assert mlc_opt([str(path), "-p", text]) == 0
     replayed = capsys.readouterr().out
