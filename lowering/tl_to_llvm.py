@@ -8,13 +8,14 @@ constants. Output: `llvm.func` / `llvm.mlir.global` only (printable and re-parse
 The ABI (bare pointers, static shapes):
 
     func.func @f(%a: memref<4x8xf32>, %b: memref<8xi32>) -> memref<4xf32>
- -> llvm.func @f(%a: !llvm.ptr {llvm.noalias, llvm.align = 64},
-                 %b: !llvm.ptr {llvm.noalias, llvm.align = 64},
-                 %r0: !llvm.ptr {llvm.noalias, llvm.align = 64})     // returns void
+ -> llvm.func @f(%a: !llvm.ptr {llvm.noalias, llvm.align = 16},
+                 %b: !llvm.ptr {llvm.noalias, llvm.align = 16},
+                 %r0: !llvm.ptr {llvm.noalias, llvm.align = 16})     // returns void
 
 - one pointer per memref argument, then one per memref result: results are written into
-  caller-provided buffers; the caller guarantees 64-byte alignment and that no two
-  pointers overlap (`CompiledModel` does both), so `noalias` and `align 64` hold.
+  caller-provided buffers; the caller guarantees 16-byte alignment (what malloc and
+  numpy give) and that no two written pointers overlap (`CompiledModel` does both), so
+  `noalias` and `align 16` hold. Loads and stores assume element alignment only.
 - elements are stored densely in row-major order; `i1` is stored as one byte (0 / 1).
 - a returned `memref.alloc` is built in place in its result buffer; any other returned
   memref is copied there (`llvm.memcpy`) before returning.
@@ -81,6 +82,7 @@ from mlc.lowering.workspace import plan_workspace
 
 __all__ = [
     "ALIGNMENT",
+    "ARGUMENT_ALIGNMENT",
     "INTERMEDIATE_BYTES",
     "WORKSPACE_BYTES",
     "ConvertTlToLlvmPass",
@@ -106,7 +108,11 @@ def load_hw_lowerings() -> None:
 
 
 ALIGNMENT = 64
-"""Alignment (bytes) of every buffer: arguments, results, allocations, globals."""
+"""Alignment (bytes) of every buffer the compiled code allocates, and of globals."""
+
+ARGUMENT_ALIGNMENT = 16
+"""Alignment (bytes) callers guarantee for argument and result pointers: numpy's and
+malloc's, so an array passed in needs no aligned copy."""
 
 #: attributes of a lowered function with a workspace: its bytes (liveness-planned) and what
 #: its intermediates would take as separate allocations
@@ -115,7 +121,9 @@ INTERMEDIATE_BYTES = "mlc.intermediate_bytes"
 
 
 def _arg_attrs() -> DictionaryAttr:
-    return DictionaryAttr({"llvm.noalias": UnitAttr(), "llvm.align": IntegerAttr(ALIGNMENT, i64)})
+    return DictionaryAttr(
+        {"llvm.noalias": UnitAttr(), "llvm.align": IntegerAttr(ARGUMENT_ALIGNMENT, i64)}
+    )
 
 
 class _FunctionLowering:

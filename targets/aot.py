@@ -9,7 +9,7 @@
 
 The C ABI (written into every header): `int64_t <prefix>_run(const T *in0, ..., T *out0, ...)`,
 one pointer per input then one per output, each to a dense row-major buffer of the declared
-shape and element type, 64-byte aligned, no two overlapping. `<prefix>` is a C identifier
+shape and element type, 16-byte aligned, no two overlapping. `<prefix>` is a C identifier
 made from the file name (`mlp.so`, `libmlp.so` -> `mlp`) unless given. Every other symbol is
 internal, except
 
@@ -79,7 +79,7 @@ import mlc
 from mlc.lowering.llvm_vector_math import LIBMVEC
 from mlc.lowering.tl_check_to_llvm import STATUS_GLOBAL
 from mlc.lowering.tl_parallel_to_llvm import NUM_THREADS_GLOBAL
-from mlc.lowering.tl_to_llvm import ALIGNMENT
+from mlc.lowering.tl_to_llvm import ARGUMENT_ALIGNMENT
 from mlc.targets.compiled import BufferSpec, NativeFunction, labels_from_json, labels_json
 from mlc.targets.cpu import TargetError, emit_object, host_features, is_host_triple
 
@@ -200,7 +200,7 @@ def _signature(
         "mlc_version": mlc.__version__,
         "entry": f"{prefix}_run",
         "function": model.name,
-        "alignment": ALIGNMENT,
+        "alignment": ARGUMENT_ALIGNMENT,
         "inputs": [_buffer_json(s) for s in model.inputs],
         "outputs": [_buffer_json(s) for s in model.outputs],
         "num_threads": (

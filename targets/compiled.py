@@ -10,9 +10,10 @@ default schedules, tl -> llvm dialect), then `targets.llvm_emit`, LLVM O3 and MC
 
 Calling convention (see `lowering/tl_to_llvm.py`): one pointer per memref argument, then
 one per memref result. Every input is checked (count, shape, dtype, C-contiguity) before
-native code runs; a bad input raises `InvalidInputError` naming the input. Inputs are copied
-into fresh 64-byte-aligned buffers (so the `noalias` / `align 64` promises hold even when
-the caller passes one array twice or an unaligned view) and results are allocated aligned.
+native code runs; a bad input raises `InvalidInputError` naming the input. An input whose
+data is not 16-byte aligned (`ARGUMENT_ALIGNMENT`: numpy's own arrays are) is copied into
+an aligned buffer, so the `align 16` promise holds; inputs are only read, so one array may
+be passed twice. Results are allocated 64-byte aligned, one block for all of them.
 """
 
 from __future__ import annotations
@@ -54,7 +55,12 @@ from mlc.interpreters.tl.buffers import numpy_dtype
 from mlc.lowering.llvm_profile import TICKS_GLOBAL
 from mlc.lowering.tl_check_to_llvm import MESSAGES_GLOBAL, OUT_OF_MEMORY, STATUS_GLOBAL
 from mlc.lowering.tl_parallel_to_llvm import NUM_THREADS_GLOBAL
-from mlc.lowering.tl_to_llvm import ALIGNMENT, INTERMEDIATE_BYTES, WORKSPACE_BYTES
+from mlc.lowering.tl_to_llvm import (
+    ALIGNMENT,
+    ARGUMENT_ALIGNMENT,
+    INTERMEDIATE_BYTES,
+    WORKSPACE_BYTES,
+)
 from mlc.parser.estimators import is_estimator
 from mlc.parser.onnx import import_onnx
 from mlc.targets.compile_cache import CompileCache
@@ -300,7 +306,7 @@ class NativeFunction:
         addresses = []
         for a in self.check_inputs(arrays):
             address = data_address(a) if a.size else 0
-            if address % ALIGNMENT or not a.size:  # the entry reads arguments 64-byte aligned
+            if address % ARGUMENT_ALIGNMENT or not a.size:  # arguments are 16-byte aligned
                 copy = aligned_empty(a.shape, a.dtype)
                 copy[...] = a
                 keep.append(copy)

@@ -7,7 +7,7 @@
 // llvmx.fcmp and its select a lane-wise blend. The output re-parses (second RUN line).
 
 // CHECK:       llvm.mlir.global external @mlc_num_threads()
-// CHECK-LABEL: llvm.func @axpy(%{{.*}}: !llvm.ptr {llvm.noalias, llvm.align = 64 : i64}
+// CHECK-LABEL: llvm.func @axpy(%{{.*}}: !llvm.ptr {llvm.noalias, llvm.align = 16 : i64}
 // CHECK:         llvm.mlir.addressof @axpy_par0 : !llvm.ptr
 // CHECK:         llvm.call @GOMP_parallel
 // CHECK-LABEL: llvm.func internal @axpy_par0_body(%{{.*}}: !llvm.ptr {llvm.noalias}, %{{.*}}: !llvm.ptr {llvm.noalias}, %{{.*}}: i64, %{{.*}}: i64)

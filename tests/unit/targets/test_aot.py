@@ -77,9 +77,9 @@ def test_header_documents_the_abi(library: Path) -> None:
     assert "int64_t mlp_run(const float *x, float *gemm_3);" in header
     assert re.search(r"x\s+float32\[8, 784\]", header)
     assert re.search(r"gemm_3\s+float32\[8, 10\]", header)
-    assert "64-byte aligned" in header and "no two buffers overlap" in header
+    assert "16-byte aligned" in header and "no two buffers overlap" in header
     for line in (
-        "#define MLP_ALIGNMENT 64",
+        "#define MLP_ALIGNMENT 16",
         "#define MLP_IN0_SIZE 6272",
         "#define MLP_IN0_BYTES 25088",
         "#define MLP_IN0_SHAPE {8, 784}",
@@ -182,7 +182,9 @@ def test_integer_and_bool_buffers(tmp_path: Path) -> None:
     exported = model.export(tmp_path / "libmixed.so")
     assert exported.entry == "mixed_run"
     header = exported.header.read_text()  # type: ignore[union-attr]
-    assert "int64_t mixed_run(const float *x, const int32_t *n, bool *x_0, int32_t *twice);" in header
+    assert (
+        "int64_t mixed_run(const float *x, const int32_t *n, bool *x_0, int32_t *twice);" in header
+    )
     assert 'ONNX name "x > 0"' in header
     x = np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)
     n = np.arange(12, dtype=np.int32).reshape(3, 4)
