@@ -126,6 +126,7 @@ _LOOP_PASSES = {
     "tl-cache-write": "TlCacheWritePass",
     "tl-outline-kernels": "TlOutlineKernelsPass",
     "tl-concat-in-place": "TlConcatInPlacePass",
+    "tl-fuse-outer-loops": "TlFuseOuterLoopsPass",
 }
 
 

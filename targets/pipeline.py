@@ -58,6 +58,7 @@ from mlc.transforms.loops.default_schedule import (
     apply_default_schedules,
 )
 from mlc.transforms.loops.fusion import TlFuseEpiloguesPass, TlInlineElementwisePass
+from mlc.transforms.loops.loop_fusion import TlFuseOuterLoopsPass
 from mlc.transforms.loops.outline import TlOutlineKernelsPass
 from mlc.transforms.loops.rfactor import RfactorPass
 
@@ -73,6 +74,9 @@ __all__ = [
 ]
 
 LAYOUTS = ("default", "nchwc", "none")
+#: contiguous reductions are split into this many vectors of partial results (independent
+#: accumulator chains: a row max or sum of 256 x 1024 floats 20-30 % faster than one)
+RFACTOR_ACCUMULATORS = 4
 SCHEDULES = ("default", "none")
 
 
@@ -145,6 +149,11 @@ class LlvmUseVectorMathPass(ModulePass):
         use_vector_math(op, _features(self.vector_bits))
 
 
+def rfactor_pass(vector_bits: int) -> RfactorPass:
+    """`tl-rfactor` for vectors of `vector_bits` (f32 lanes, `RFACTOR_ACCUMULATORS`)."""
+    return RfactorPass(lanes=max(vector_bits // 32, 1), accumulators=RFACTOR_ACCUMULATORS)
+
+
 def is_graph_level(module: ModuleOp) -> bool:
     """The module holds graph ops or a function over tensors (an identity model)."""
     for op in module.walk():
@@ -210,14 +219,16 @@ class MlcCpuPipelinePass(ModulePass):
             passes += [TlConcatInPlacePass(), TlInlineElementwisePass(), TlFuseEpiloguesPass()]
         if strategy is not None:
             if getattr(strategy, "rfactor_first", False):  # it schedules what tl-rfactor made
-                passes.append(RfactorPass(lanes=max(bits // 32, 1)))
+                passes.append(rfactor_pass(bits))
             passes.append(StrategySchedulePass(strategy))
         elif self.schedule == "default":
             passes += [
-                RfactorPass(lanes=max(bits // 32, 1)),
+                rfactor_pass(bits),
                 TlDefaultSchedulePass(vector_bits=bits, threads=self.threads),
             ]
         passes.append(ConvertTlKernelToLoopsPass())
+        if self.fuse:
+            passes.append(TlFuseOuterLoopsPass())
         if self.outline:
             passes.append(TlOutlineKernelsPass())
         passes.append(ConvertTlToLlvmPass(threads=self.threads))

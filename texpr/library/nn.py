@@ -361,13 +361,15 @@ def lrn(op: nn.LrnOp) -> Expression:
 # -- softmax family ---------------------------------------------------------------------
 
 #: ``@k`` are the kept axes (not in `axes`); ``mx`` and ``sum`` are per kept index. The
-#: exponentials are computed once, into ``e`` (read twice: it is not inlined).
+#: exponentials are computed once, into ``e`` (read twice: it is not inlined); the rows are
+#: scaled by the reciprocal of their sum (a multiplication per element, not a division).
 SOFTMAX = """
 softmax(X: $T[@(D#)]) -> Y: $T[@(D#)] {
   mx[@k(i#)] max= X[@(i#)]
   e[@(i#)] = exp(X[@(i#)] - mx[@k(i#)])
   sum[@k(i#)] += e[@(i#)]
-  Y[@(i#)] = e[@(i#)] / sum[@k(i#)]
+  inv[@k(i#)] = 1 / sum[@k(i#)]
+  Y[@(i#)] = e[@(i#)] * inv[@k(i#)]
 }"""
 
 LOG_SOFTMAX = """

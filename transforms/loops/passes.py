@@ -19,6 +19,7 @@ from xdsl.passes import ModulePass
 from mlc.dialects.tl import KernelOp
 from mlc.transforms.loops.common import ScheduleError
 from mlc.transforms.loops.concat_in_place import TlConcatInPlacePass
+from mlc.transforms.loops.loop_fusion import TlFuseOuterLoopsPass
 from mlc.transforms.loops.outline import TlOutlineKernelsPass
 from mlc.transforms.loops.schedule import Schedule
 
@@ -27,6 +28,7 @@ __all__ = [
     "TlCacheReadPass",
     "TlCacheWritePass",
     "TlConcatInPlacePass",
+    "TlFuseOuterLoopsPass",
     "TlOutlineKernelsPass",
     "TlComputeAtPass",
     "TlDecomposeReductionPass",

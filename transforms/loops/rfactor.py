@@ -227,21 +227,27 @@ def _contiguous_reduction(kernel: KernelOp, lanes: int) -> str | None:
 MAX_PARTIALS = 1 << 20
 
 
-def rfactor_contiguous_reductions(root: Operation, lanes: int) -> int:
+def rfactor_contiguous_reductions(root: Operation, lanes: int, accumulators: int = 1) -> int:
     """`rfactor` every kernel under `root` whose reduction runs along a contiguous axis
-    (see the module docstring) and whose partials fit `MAX_PARTIALS`; returns how many."""
+    (see the module docstring) and whose partials fit `MAX_PARTIALS`; returns how many.
+    With `accumulators` > 1, `lanes * accumulators` partials are tried first: as many
+    independent vector accumulators, so the loop is not bound by the latency of one
+    chain of adds (or maxes); then `lanes`."""
     count = 0
+    widths = list(dict.fromkeys([lanes * accumulators, lanes]))
     for kernel in [op for op in root.walk() if isinstance(op, KernelOp)]:
         if combiner_of(kernel) is None:
             continue
         out_type = cast(MemRefType, kernel.outputs[0].type)
         if not isinstance(out_type.element_type, AnyFloat | IntegerType):
             continue
-        if out_type.element_count() * lanes > MAX_PARTIALS:
-            continue
-        iterator = _contiguous_reduction(kernel, lanes)
-        if iterator is not None and rfactor(kernel, iterator, lanes) is not None:
-            count += 1
+        for width in widths:
+            if out_type.element_count() * width > MAX_PARTIALS:
+                continue
+            iterator = _contiguous_reduction(kernel, width)
+            if iterator is not None and rfactor(kernel, iterator, width) is not None:
+                count += 1
+                break
     return count
 
 
@@ -286,13 +292,15 @@ def rfactor_matrix_vector(root: Operation) -> int:
 
 @dataclass(frozen=True)
 class RfactorPass(ModulePass):
-    """`tl-rfactor{lanes=16 kernel="" iterator="" outer=false}`: `rfactor` the named kernel
-    along the named reduction iterator (`outer`: into `lanes` contiguous parts), or (no
-    kernel named) every kernel reducing along a contiguous axis and every matrix-vector
+    """`tl-rfactor{lanes=16 accumulators=1 kernel="" iterator="" outer=false}`: `rfactor`
+    the named kernel along the named reduction iterator (`outer`: into `lanes` contiguous
+    parts), or (no kernel named) every kernel reducing along a contiguous axis (into
+    `lanes * accumulators` partials where they fit, else `lanes`) and every matrix-vector
     product (`rfactor_matrix_vector`)."""
 
     name = "tl-rfactor"
     lanes: int = 16
+    accumulators: int = 1
     kernel: str = ""
     iterator: str = ""
     outer: bool = False
@@ -300,10 +308,12 @@ class RfactorPass(ModulePass):
     def __post_init__(self) -> None:
         if self.lanes < 1:
             raise ValueError(f"lanes must be positive, got {self.lanes}")
+        if self.accumulators < 1:
+            raise ValueError(f"accumulators must be positive, got {self.accumulators}")
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if not self.kernel:
-            rfactor_contiguous_reductions(op, self.lanes)
+            rfactor_contiguous_reductions(op, self.lanes, self.accumulators)
             rfactor_matrix_vector(op)
             return
 
