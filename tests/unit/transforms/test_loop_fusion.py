@@ -20,7 +20,11 @@ from mlc.registry import make_context
 from mlc.targets.pipeline import TlDefaultSchedulePass, rfactor_pass
 from mlc.testing.coverage import covers
 from mlc.transforms.loops.fusion import TlFuseEpiloguesPass, TlInlineElementwisePass
-from mlc.transforms.loops.loop_fusion import TlFuseOuterLoopsPass, fuse_outer_loops
+from mlc.transforms.loops.loop_fusion import (
+    MIN_FLOW_BYTES,
+    TlFuseOuterLoopsPass,
+    fuse_outer_loops,
+)
 
 #: row-wise steps (each iteration of a row loop reads and writes its own row) and steps
 #: that mix rows (a column mean, a transpose), which must keep their loops apart
@@ -120,7 +124,7 @@ def test_fusing_row_loops_preserves_semantics(case: tuple[onnx.ModelProto, np.nd
     note(str(module))
     module.verify()
     assert len(top_level_loops(module)) == loops - fused
-    TlFuseOuterLoopsPass().apply(make_context(), via_pass)  # the registered class: the same
+    TlFuseOuterLoopsPass(min_bytes=0).apply(make_context(), via_pass)  # the registered class
     assert str(via_pass) == str(module)
     for got, expected in zip(mlc.interpret(module, x), want):
         np.testing.assert_array_equal(got, expected)
@@ -193,6 +197,20 @@ def test_a_softmax_becomes_one_row_loop() -> None:
     (want,) = mlc.interpret(mlc.import_onnx(model), x)
     (got,) = mlc.compile(model, cache=False)(x)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_only_large_intermediates_make_fusion_pay() -> None:
+    """With the pipeline's threshold, a softmax over 256 x 1024 rows fuses (its 1 MiB of
+    exponentials is read twice), a layer norm over 128 x 768 rows does not (per-row
+    statistics and the result itself flow between its nests, no large intermediate);
+    with no threshold both fuse."""
+    softmax = scheduled_loops(_single("Softmax", rows=256, cols=1024)[0])
+    assert TlFuseOuterLoopsPass().min_bytes == MIN_FLOW_BYTES
+    TlFuseOuterLoopsPass().apply(make_context(), softmax)
+    assert len([loop for loop in top_level_loops(softmax) if loop.ub == 256]) == 1
+    norm = _layer_norm(rows=128, cols=768)
+    assert fuse_outer_loops(scheduled_loops(norm), MIN_FLOW_BYTES) == 0
+    assert fuse_outer_loops(scheduled_loops(norm), 0) >= 4
 
 
 def test_a_column_reduction_keeps_its_loops_apart() -> None:
@@ -268,6 +286,16 @@ def _model(
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _layer_norm(rows: int, cols: int) -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    scale = helper.make_tensor("scale", TensorProto.FLOAT, [cols], rng.uniform(size=cols).tolist())
+    bias = helper.make_tensor("bias", TensorProto.FLOAT, [cols], rng.uniform(size=cols).tolist())
+    node = helper.make_node("LayerNormalization", ["x", "scale", "bias"], ["y"], axis=-1)
+    model = _model([node], rows, cols)
+    model.graph.initializer.extend([scale, bias])
+    return model
 
 
 def _single(op: str, rows: int, cols: int) -> tuple[onnx.ModelProto, np.ndarray]:
