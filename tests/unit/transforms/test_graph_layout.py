@@ -585,3 +585,28 @@ def test_a_single_channel_block_gets_a_row_tile() -> None:
         assert f"unroll {label}/o1\n" in text  # the 6 output columns of a row
     (got,) = mlc.compile(module)(*inputs)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("vector_bits", "block"), [(256, 4), (512, 8)])
+def test_half_vector_channel_blocks_get_a_register_tile(vector_bits: int, block: int) -> None:
+    """Channel blocks of half a vector (4 lanes on AVX2: a channel count such as
+    ShuffleNet's 68 is not a multiple of 8) still get an MR x NR register tile of
+    half-width vectors, not one vector per output point; compiled, the chain matches
+    the interpreter."""
+    from mlc.lowering.graph_to_tl import ConvertGraphToTlPass
+    from mlc.transforms.loops.default_schedule import CpuDefaultSchedule, apply_default_schedules
+
+    module = parse_module(mlc.context(), CHAIN)
+    inputs = [rand(1, 16, 6, 6), rand(16, 16, 3, 3), rand(16), rand(16, 16, 3, 3)]
+    (expected,) = mlc.interpret(module, *inputs)
+    BlockedLayoutPass(block=block).apply(mlc.context(), module)
+    ConvertGraphToTlPass().apply(mlc.context(), module)
+    texts = apply_default_schedules(module, CpuDefaultSchedule(vector_bits=vector_bits))
+    convs = [t for label, t in texts.items() if label.startswith("conv_blocked") and "/ci" in t]
+    assert len(convs) == 2
+    for text in convs:
+        label = text.split()[1]
+        assert f"vectorize {label}/mi {block}" in text
+        assert f"unroll {label}/o1" in text  # output columns of a row: the tile's MR
+    (got,) = mlc.compile(parse_module(mlc.context(), CHAIN))(*inputs)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
