@@ -22,7 +22,9 @@ from xdsl.ir.affine import AffineExpr, AffineMap
 from xdsl.utils.exceptions import DiagnosticException
 
 from mlc.dialects.tl import BlockOp, ForOp, linear_form
+from mlc.dialects.tl.base import row_major_strides
 from mlc.interpreters.tl.body import find_combiners
+from mlc.lowering.tl_vector_to_llvm import flat_address
 
 __all__ = [
     "COMMUTATIVE_COMBINERS",
@@ -268,15 +270,22 @@ def dims_of(block: BlockOp, value: SSAValue) -> set[int]:
 
 def lane_stride(m: AffineMap, d: int, shape: Sequence[int]) -> int | None:
     """Elements between consecutive values of iterator `d` in a buffer of `shape` read
-    through the index map `m` (None: not linear in `d`)."""
+    through the index map `m` (None: not linear in `d`). A row-major split read back
+    whole (`h floordiv 28, h mod 28` over rows of 28) is linear: its flat address is."""
     stride, acc = 0, 1
     for e, size in zip(reversed(m.results), reversed(shape)):
         coeffs, atoms, _ = linear_form(e)
         if any(d in a.used_dims() for _, a in atoms):
-            return None
+            return _flat_stride(m, d, shape)
         stride += coeffs.get(d, 0) * acc
         acc *= size
     return stride
+
+
+def _flat_stride(m: AffineMap, d: int, shape: Sequence[int]) -> int | None:
+    address = flat_address(list(m.results), row_major_strides(list(shape)))
+    coeffs, atoms, _ = linear_form(address)
+    return None if any(d in a.used_dims() for _, a in atoms) else coeffs.get(d, 0)
 
 
 def injective_outputs(block: BlockOp) -> bool:

@@ -45,12 +45,18 @@ from xdsl.ir import Attribute, Block, Operation, Region
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 from xdsl.passes import ModulePass
 
-from mlc.dialects.tl import KernelOp
+from mlc.dialects.tl import KernelOp, linear_form
 from mlc.dialects.tl.attrs import IteratorAttr, IteratorKind
-from mlc.dialects.tl.base import YieldOp, scalar_attr
+from mlc.dialects.tl.base import IndexOp, YieldOp, scalar_attr
 from mlc.transforms.loops.common import ScheduleError, lane_stride
 
-__all__ = ["RfactorPass", "rfactor", "rfactor_contiguous_reductions", "rfactor_matrix_vector"]
+__all__ = [
+    "RfactorPass",
+    "merge_contiguous_reductions",
+    "rfactor",
+    "rfactor_contiguous_reductions",
+    "rfactor_matrix_vector",
+]
 
 
 def _float_identity(value: float) -> Callable[[Attribute], float | int]:
@@ -223,13 +229,78 @@ def _contiguous_reduction(kernel: KernelOp, lanes: int) -> str | None:
     return None
 
 
+def _plain_dim(e: AffineExpr) -> int | None:
+    coeffs, atoms, const = linear_form(e)
+    if atoms or const or len(coeffs) != 1 or next(iter(coeffs.values())) != 1:
+        return None
+    return next(iter(coeffs))
+
+
+def merge_contiguous_reductions(kernel: KernelOp) -> KernelOp | None:
+    """A copy of `kernel` (not inserted) whose two innermost reduction iterators `a, b`
+    are one, `a_b` of extent `A * B`, where every input that reads them reads them as its
+    last two indices `[..., a, b]` of a row of exactly `B` elements: those `A * B`
+    elements are contiguous, read as `[..., a_b floordiv B, a_b mod B]` (an average
+    pool's 28 x 28 window: 784 = 98 vectors of 8, where 28 is not a multiple of 8).
+    None where that does not hold (or the body uses `tl.index`, or such an input is
+    padded)."""
+    iters = kernel.iterator_list
+    reductions = kernel.reduction_dims
+    if len(reductions) < 2 or any(isinstance(o, IndexOp) for o in kernel.body.walk()):
+        return None
+    a, b = reductions[-2], reductions[-1]
+    n_in = len(kernel.inputs)
+    readers = 0
+    for k, m in enumerate(kernel.maps):
+        used = [j for j, e in enumerate(m.results) if {a, b} & e.used_dims()]
+        if not used:
+            continue
+        if k >= n_in or kernel.pad_values[k] is not None:
+            return None
+        shape = cast(MemRefType, kernel.inputs[k].type).get_shape()
+        rank = len(m.results)
+        if used != [rank - 2, rank - 1] or shape[-1] != iters[b].size:
+            return None
+        if [_plain_dim(e) for e in m.results[-2:]] != [a, b]:
+            return None
+        readers += 1
+    if not readers:
+        return None
+    inner = iters[b].size
+    merged = IteratorAttr(
+        f"{iters[a].label}_{iters[b].label}", iters[a].size * inner, IteratorKind.REDUCTION
+    )
+    new_iters = [merged if d == a else it for d, it in enumerate(iters) if d != b]
+    position = [d - (d > b) for d in range(len(iters))]
+    dims: list[AffineExpr] = [AffineDimExpr(position[d]) for d in range(len(iters))]
+    dims[a] = AffineDimExpr(position[a]) // inner
+    dims[b] = AffineDimExpr(position[a]) % inner
+    maps = [
+        AffineMap(len(new_iters), 0, tuple(e.replace_dims_and_symbols(dims, []) for e in m.results))
+        for m in kernel.maps
+    ]
+    return KernelOp(
+        kernel.label.data,
+        new_iters,
+        list(kernel.inputs),
+        list(kernel.outputs),
+        maps,
+        [p if p is not None else UnitAttr() for p in kernel.pad_values],
+        [i if i is not None else UnitAttr() for i in kernel.init_values],
+        kernel.body.clone(),
+        attributes=dict(kernel.attributes),
+    )
+
+
 #: the largest partials buffer (elements) `rfactor_contiguous_reductions` allocates
 MAX_PARTIALS = 1 << 20
 
 
 def rfactor_contiguous_reductions(root: Operation, lanes: int, accumulators: int = 1) -> int:
     """`rfactor` every kernel under `root` whose reduction runs along a contiguous axis
-    (see the module docstring) and whose partials fit `MAX_PARTIALS`; returns how many.
+    (see the module docstring; two innermost reduction axes that are contiguous together
+    are merged first where neither alone qualifies, `merge_contiguous_reductions`) and
+    whose partials fit `MAX_PARTIALS`; returns how many.
     With `accumulators` > 1, `lanes * accumulators` partials are tried first: as many
     independent vector accumulators, so the loop is not bound by the latency of one
     chain of adds (or maxes); then `lanes`."""
@@ -241,13 +312,24 @@ def rfactor_contiguous_reductions(root: Operation, lanes: int, accumulators: int
         out_type = cast(MemRefType, kernel.outputs[0].type)
         if not isinstance(out_type.element_type, AnyFloat | IntegerType):
             continue
+        merged = None
+        if not any(_contiguous_reduction(kernel, w) for w in widths):
+            merged = merge_contiguous_reductions(kernel)
+        candidate = merged or kernel
         for width in widths:
             if out_type.element_count() * width > MAX_PARTIALS:
                 continue
-            iterator = _contiguous_reduction(kernel, width)
-            if iterator is not None and rfactor(kernel, iterator, width) is not None:
+            iterator = _contiguous_reduction(candidate, width)
+            if iterator is None:
+                continue
+            if merged is not None:  # now known to pay: replace the kernel by it
+                parent = kernel.parent_block()
+                assert parent is not None
+                parent.insert_op_before(merged, kernel)
+                parent.erase_op(kernel)
+            if rfactor(candidate, iterator, width) is not None:
                 count += 1
-                break
+            break
     return count
 
 

@@ -5,6 +5,8 @@ where every reader of the reduction axis is contiguous, and not to a matmul."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, note
@@ -240,3 +242,73 @@ def test_a_matrix_vector_product_splits_into_row_blocks() -> None:
     (got,) = compile_model(case.model)(*case.inputs)
     (want,) = case.numpy_fn(*case.inputs)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@covers("tl-rfactor")
+@given(
+    op=st.sampled_from(["GlobalAveragePool", "ReduceMax", "ReduceSum"]),
+    channels=st.integers(1, 3),
+    width=st.sampled_from([4, 6, 12, 20, 28]),
+    rows=st.integers(1, 8),
+    seed=st.integers(0, 2**16),
+)
+def test_two_contiguous_reduction_axes_are_merged_and_split(
+    op: str, channels: int, width: int, rows: int, seed: int
+) -> None:
+    """A reduction over the last two axes of [1, C, H, W] (a global pool) where W alone
+    is not a multiple of the lanes but H * W is: the two axes become one contiguous
+    reduction and are split into partials; interpreted and compiled, the results stay
+    those of the reference (within rounding for sums)."""
+    step = 8 // math.gcd(width, 8)  # H a multiple of it: H * W a multiple of 8
+    height = step * max(rows, -(-32 // (step * width)))  # and at least 4 vectors
+    from onnx import TensorProto, helper
+
+    if op == "GlobalAveragePool":
+        node = helper.make_node(op, ["x"], ["y"])
+    elif op == "ReduceMax":
+        node = helper.make_node(op, ["x"], ["y"], axes=[2, 3], keepdims=1)
+    else:
+        node = helper.make_node(op, ["x", "axes"], ["y"], keepdims=1)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, height, width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [helper.make_tensor("axes", TensorProto.INT64, [2], [2, 3])] if op == "ReduceSum" else [],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.random.default_rng(seed).uniform(-2, 2, (1, channels, height, width)).astype(np.float32)
+    module = mlc.import_onnx(model)
+    ConvertGraphToTlPass().apply(mlc.context(), module)
+    (want,) = mlc.interpret(module, x)
+    rfactor_contiguous_reductions(module, 8, 4)
+    module.verify()
+    note(str(module))
+    split = [k for k in module.walk() if isinstance(k, KernelOp) and k.label.data.endswith("_rf")]
+    assert len(split) == 1 and split[0].iterator_list[-1].size in (8, 32)
+    (got,) = mlc.interpret(module, x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    apply_default_schedules(module, CpuDefaultSchedule(vector_bits=256))
+    (native,) = compile_model(module)(x)
+    np.testing.assert_allclose(native, want, rtol=1e-5, atol=1e-5)
+
+
+def test_axes_that_are_not_contiguous_together_are_not_merged() -> None:
+    """A reduction over axes 1 and 3 of [1, C, H, W] (not adjacent in memory) keeps its
+    iterators: nothing is merged or split."""
+    from onnx import TensorProto, helper
+
+    from mlc.transforms.loops.rfactor import merge_contiguous_reductions
+
+    node = helper.make_node("ReduceMax", ["x"], ["y"], axes=[1, 3], keepdims=1)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 3, 12])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    module = mlc.import_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    ConvertGraphToTlPass().apply(mlc.context(), module)
+    (kernel,) = [k for k in module.walk() if isinstance(k, KernelOp)]
+    assert merge_contiguous_reductions(kernel) is None
+    assert rfactor_contiguous_reductions(module, 8, 4) == 0
