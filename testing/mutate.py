@@ -331,6 +331,29 @@ def _is_inf(node: ast.AST | None) -> bool:
     )
 
 
+class _Segments:
+    """`ast.get_source_segment` for many nodes of one source: the lines are split once
+    (the library function splits the whole source again on every call: most of the time
+    of collecting every site)."""
+
+    def __init__(self, source: str) -> None:
+        self.lines: list[bytes] = []
+        start = 0
+        for m in re.finditer(r"\r\n|\r|\n", source):  # as ast's splitting: no form feeds
+            self.lines.append(source[start : m.end()].encode())
+            start = m.end()
+        if start < len(source):
+            self.lines.append(source[start:].encode())
+
+    def of(self, node: ast.AST) -> str:
+        first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
+        start, end = node.col_offset, node.end_col_offset
+        if first == last:
+            return self.lines[first][start:end].decode()
+        middle = b"".join(self.lines[first + 1 : last])
+        return (self.lines[first][start:] + middle + self.lines[last][:end]).decode()
+
+
 def find_sites(path: Path, root: Path = ROOT) -> list[Mutation]:
     """Every mutation site of the fault kinds in the Python file `path`."""
     source = path.read_text()
@@ -339,10 +362,10 @@ def find_sites(path: Path, root: Path = ROOT) -> list[Mutation]:
     excluded = _excluded_ranges(tree)
     skip = _no_mutate_nodes(tree)
 
+    segments = _Segments(source)
+
     def seg(n: ast.AST) -> str:
-        s = ast.get_source_segment(source, n)
-        assert s is not None
-        return s
+        return segments.of(n)
 
     def pseg(n: ast.AST) -> str:  # for descriptions: parenthesized where needed
         compound = ast.BinOp | ast.BoolOp | ast.Compare | ast.IfExp | ast.UnaryOp | ast.Lambda
