@@ -17,7 +17,7 @@ Vectors of other widths, and machines without libmvec, keep the per-lane calls.
 
 `exp` on f32 vectors of 4, 8 or 16 lanes is the exception: it calls `mlc_expf_v<lanes>`,
 which the emitter defines in the module itself and LLVM inlines (`targets.inline_math`:
-about 1.5-2x faster than libmvec's `expf` here, and no library needed):
+1.15-1.4x the speed of libmvec's `expf` here, and no library needed):
 
     %y = llvm.call_intrinsic "llvm.mlc.vecmath.mlc_expf_v8"(%x) : ...
 """
