@@ -312,3 +312,47 @@ def test_strided_reads_vectorize_as_wide_loads(
         # stride 2: two overlapping loads; 3 and 4: one wide load, where the read past the
         # last lane's element stays in the buffer (else a gather)
         assert deinterleaved
+
+
+COLUMN_SUM = """
+func.func @f(%x: memref<{r}x{c}xf32>, %y: memref<{c}xf32>) {{
+  tl.kernel "colsum" iterators(i: {r} reduction, j: {c} parallel)
+      ins(%x[i, j] : memref<{r}x{c}xf32>) outs(%y[j] init {init} : memref<{c}xf32>) {{
+  ^bb0(%a: f32, %acc: f32):
+    %s = arith.addf %acc, %a : f32
+    tl.yield %s : f32
+  }}
+  func.return
+}}
+"""
+
+
+@covers("convert-tl-to-llvm")
+@given(
+    rows=st.integers(1, 4),
+    cols=st.integers(1, 20),
+    width=st.sampled_from([4, 8]),
+    init=st.sampled_from(["0.0", "1.5", "-2.0"]),
+    seed=st.integers(0, 2**16),
+)
+def test_vector_reductions_with_kept_inits(
+    rows: int, cols: int, width: int, init: str, seed: int
+) -> None:
+    """A column sum lowered with its init kept in the block (a select of the init where
+    the reduction iterator is 0) and its output axis vectorized (masked where the width
+    does not divide it): natively the interpreter's results, the init counted once."""
+    from mlc.transforms.loops.schedule import Schedule
+
+    module = parse_module(mlc.context(), COLUMN_SUM.format(r=rows, c=cols, init=init))
+    sch = Schedule(module)
+    sch.lower("colsum", keep_inits=True)
+    inner = "colsum/j"
+    if cols > width:
+        inner = sch.split(inner, width)[1]
+    sch.vectorize(inner, width)
+    note(sch.text())
+    x = np.random.default_rng(seed).uniform(-1, 1, (rows, cols)).astype(np.float32)
+    arrays = [x, np.full(cols, 7.0, np.float32)]  # the init replaces the old contents
+    want = run_buffers(sch.root, *arrays)
+    np.testing.assert_allclose(want[1], x.sum(axis=0) + float(init), rtol=1e-5, atol=1e-5)
+    _compare(compile_model(sch.root).run_buffers(*arrays), want)

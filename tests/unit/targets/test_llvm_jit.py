@@ -46,16 +46,21 @@ def _compare(got: list[np.ndarray], want: list[np.ndarray]) -> None:
             np.testing.assert_array_equal(g, w)
 
 
-def _loops(case: KernelCase) -> ModuleOp:
+def _loops(case: KernelCase, keep_inits: bool = False) -> ModuleOp:
     module = case.module.clone()
-    ConvertTlKernelToLoopsPass().apply(mlc.context(), module)
+    ConvertTlKernelToLoopsPass(keep_inits=keep_inits).apply(mlc.context(), module)
     return module
 
 
 @covers("convert-tl-to-llvm")
-@given(kernel_modules(), st.integers(1, 3), st.booleans())
-def test_jit_matches_interpreter(case: KernelCase, factor: int, do_split: bool) -> None:
-    module = _loops(case)
+@given(kernel_modules(), st.integers(1, 3), st.booleans(), st.booleans())
+def test_jit_matches_interpreter(
+    case: KernelCase, factor: int, do_split: bool, keep_inits: bool
+) -> None:
+    """Kernels lowered to loops (inits in their own nests, or kept in the blocks: a select
+    of the init where every reduction iterator is 0), some split imperfectly, give the
+    interpreter's results natively."""
+    module = _loops(case, keep_inits)
     if do_split:  # an imperfect split gives predicated blocks
         loops = [op for op in module.walk() if isinstance(op, ForOp)]
         split(loops[-1], min(factor + 1, loops[-1].trip_count))
