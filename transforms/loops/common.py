@@ -268,6 +268,14 @@ def dims_of(block: BlockOp, value: SSAValue) -> set[int]:
     return {d for d, e in enumerate(block.binding_map.results) if pos in e.used_dims()}
 
 
+def plain_dim(e: AffineExpr) -> int | None:
+    """The iterator `e` is exactly (`it`: coefficient 1, no offset), or None."""
+    coeffs, atoms, const = linear_form(e)
+    if atoms or const or len(coeffs) != 1 or next(iter(coeffs.values())) != 1:
+        return None
+    return next(iter(coeffs))
+
+
 def lane_stride(m: AffineMap, d: int, shape: Sequence[int]) -> int | None:
     """Elements between consecutive values of iterator `d` in a buffer of `shape` read
     through the index map `m` (None: not linear in `d`). A row-major split read back

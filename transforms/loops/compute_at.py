@@ -25,6 +25,7 @@ from mlc.transforms.loops.common import (
     blocks_under,
     dims_of,
     loop_name,
+    plain_dim,
 )
 
 __all__ = ["compute_at", "reverse_compute_at"]
@@ -34,10 +35,10 @@ def _plain_dims(m: AffineMap) -> list[int] | None:
     """The iterator each result of `m` is (`it` exactly), or None if one is not."""
     out: list[int] = []
     for e in m.results:
-        coeffs, atoms, const = linear_form(e)
-        if atoms or const or len(coeffs) != 1 or next(iter(coeffs.values())) != 1:
+        d = plain_dim(e)
+        if d is None:
             return None
-        out.append(next(iter(coeffs)))
+        out.append(d)
     return out
 
 

@@ -58,8 +58,9 @@ from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 from xdsl.ir.affine import AffineExpr
 from xdsl.passes import ModulePass
 
-from mlc.dialects.tl import BlockOp, ForOp, LoopKind, LoopKindAttr, YieldOp, linear_form
+from mlc.dialects.tl import BlockOp, ForOp, LoopKind, LoopKindAttr, YieldOp
 from mlc.lowering.workspace import buffer_bytes
+from mlc.transforms.loops.common import plain_dim
 
 __all__ = ["MIN_FLOW_BYTES", "TlFuseOuterLoopsPass", "fuse_outer_loops"]
 
@@ -133,8 +134,7 @@ def _sliced_axis(exprs: Sequence[AffineExpr], iv_pos: int | None) -> int | None:
     for d, e in enumerate(exprs):
         if iv_pos not in e.used_dims():
             continue
-        coeffs, atoms, const = linear_form(e)
-        if axis is not None or atoms or const or coeffs != {iv_pos: 1}:
+        if axis is not None or plain_dim(e) != iv_pos:
             return None
         axis = d
     return axis
@@ -201,6 +201,16 @@ def _nest(op: Operation) -> _Nest | None:
     return _Nest(loop, wrappers, accesses, loop.loop_kind, fill)
 
 
+class _Nests(dict[Operation, "_Nest | None"]):
+    """`_nest` of each top-level op, computed once per block (the scans look at an op
+    again as a candidate, a pending op and a head; a fused nest is updated in place)."""
+
+    def of(self, op: Operation) -> _Nest | None:
+        if op not in self:
+            self[op] = _nest(op)
+        return self[op]
+
+
 def _same_range(a: ForOp, b: ForOp) -> bool:
     return (a.lb, a.ub, a.step_value) == (b.lb, b.ub, b.step_value)
 
@@ -248,12 +258,12 @@ class _Plan:
     flows: set[SSAValue]  # the buffers data flows through from the first nest
 
 
-def _plan(first: _Nest, op: Operation) -> _Plan | None:
+def _plan(first: _Nest, op: Operation, nests: _Nests) -> _Plan | None:
     """Fuse the nest `op` if data flows into it from `first` (it touches a buffer `first`
     writes: fusing unrelated nests gains nothing and breaks the sharing of identical
     kernels); a fill that no data flows into goes with the nest after it when that one
     reads from both."""
-    candidate = _nest(op)
+    candidate = nests.of(op)
     kind = _fused_kind(first, candidate) if candidate is not None else None
     if candidate is None or kind is None:
         return None
@@ -266,7 +276,7 @@ def _plan(first: _Nest, op: Operation) -> _Plan | None:
     while isinstance(after, _MOVABLE):
         movables.append(after)
         after = after.next_op
-    consumer = _nest(after) if after is not None else None
+    consumer = nests.of(after) if after is not None else None
     if consumer is None or after is None:
         return None
     if not (first.written() & consumer.touched() and candidate.written() & consumer.touched()):
@@ -308,12 +318,12 @@ def _uses_any(op: Operation, buffers: set[SSAValue]) -> bool:
     return any(v in buffers for o in op.walk() for v in o.operands)
 
 
-def _sink_fills(block: Block) -> None:
+def _sink_fills(block: Block, nests: _Nests) -> None:
     """Move every fill nest down to just before the first op that uses a buffer it
     writes (nothing in between touches them, and a fill reads nothing): there, it can be
     fused with its consumer."""
     for op in list(block.ops):
-        nest = _nest(op)
+        nest = nests.of(op)
         if nest is None or not nest.fill:
             continue
         written = nest.written()
@@ -332,7 +342,9 @@ def _intermediate(buffer: SSAValue) -> bool:
     )
 
 
-def _group(first: _Nest) -> tuple[list[tuple[list[Operation], _Plan]], set[SSAValue]]:
+def _group(
+    first: _Nest, nests: _Nests
+) -> tuple[list[tuple[list[Operation], _Plan]], set[SSAValue]]:
     """What fusing into `first` would do, without doing it: the steps (ops to move above
     `first`, then a plan) and the buffers data flows through inside the fused nest."""
     steps: list[tuple[list[Operation], _Plan]] = []
@@ -341,7 +353,7 @@ def _group(first: _Nest) -> tuple[list[tuple[list[Operation], _Plan]], set[SSAVa
     pending: list[Operation] = []  # between `first` and the next candidate: movable
     op = first.top.next_op
     while op is not None:
-        plan = _plan(group, op)
+        plan = _plan(group, op, nests)
         if plan is not None:
             steps.append((pending, plan))
             pending = []
@@ -350,7 +362,7 @@ def _group(first: _Nest) -> tuple[list[tuple[list[Operation], _Plan]], set[SSAVa
             flows |= plan.flows
             op = plan.following
             continue
-        candidate = _nest(op)
+        candidate = nests.of(op)
         if isinstance(op, _MOVABLE) or (candidate is not None and _independent(group, candidate)):
             pending.append(op)
             op = op.next_op
@@ -363,15 +375,16 @@ def _fuse_block(block: Block, min_bytes: int) -> int:
     """Fuse the top-level nests of `block` where an intermediate buffer of at least
     `min_bytes` is produced and consumed inside the fused nest; returns how many nests
     were fused away."""
-    _sink_fills(block)
+    nests = _Nests()
+    _sink_fills(block, nests)
     fused = 0
     head = block.first_op
     while head is not None:
-        first = _nest(head)
+        first = nests.of(head)
         if first is None:
             head = head.next_op
             continue
-        steps, flows = _group(first)
+        steps, flows = _group(first, nests)
         if any(_intermediate(b) and (buffer_bytes(b.type) or 0) >= min_bytes for b in flows):
             for moved, plan in steps:
                 for p in [*moved, *plan.movables]:

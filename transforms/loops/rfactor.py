@@ -45,10 +45,10 @@ from xdsl.ir import Attribute, Block, Operation, Region
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 from xdsl.passes import ModulePass
 
-from mlc.dialects.tl import KernelOp, linear_form
+from mlc.dialects.tl import KernelOp
 from mlc.dialects.tl.attrs import IteratorAttr, IteratorKind
 from mlc.dialects.tl.base import IndexOp, YieldOp, scalar_attr
-from mlc.transforms.loops.common import ScheduleError, lane_stride
+from mlc.transforms.loops.common import ScheduleError, lane_stride, plain_dim
 
 __all__ = [
     "RfactorPass",
@@ -229,13 +229,6 @@ def _contiguous_reduction(kernel: KernelOp, lanes: int) -> str | None:
     return None
 
 
-def _plain_dim(e: AffineExpr) -> int | None:
-    coeffs, atoms, const = linear_form(e)
-    if atoms or const or len(coeffs) != 1 or next(iter(coeffs.values())) != 1:
-        return None
-    return next(iter(coeffs))
-
-
 def merge_contiguous_reductions(kernel: KernelOp) -> KernelOp | None:
     """A copy of `kernel` (not inserted) whose two innermost reduction iterators `a, b`
     are one, `a_b` of extent `A * B`, where every input that reads them reads them as its
@@ -259,7 +252,7 @@ def merge_contiguous_reductions(kernel: KernelOp) -> KernelOp | None:
         rank = len(m.results)
         if used != [rank - 2, rank - 1] or shape[-1] != iters[b].size:
             return None
-        if [_plain_dim(e) for e in m.results[-2:]] != [a, b]:
+        if [plain_dim(e) for e in m.results[-2:]] != [a, b]:
             return None
         readers += 1
     if not readers:
@@ -294,6 +287,17 @@ def merge_contiguous_reductions(kernel: KernelOp) -> KernelOp | None:
 MAX_PARTIALS = 1 << 20
 
 
+def _split_width(kernel: KernelOp, widths: list[int], outputs: int) -> tuple[str, int] | None:
+    """(iterator, lanes): the first of `widths` whose partials fit `MAX_PARTIALS` and
+    along which `kernel` reduces contiguously, or None."""
+    for width in widths:
+        if outputs * width <= MAX_PARTIALS:
+            iterator = _contiguous_reduction(kernel, width)
+            if iterator is not None:
+                return iterator, width
+    return None
+
+
 def rfactor_contiguous_reductions(root: Operation, lanes: int, accumulators: int = 1) -> int:
     """`rfactor` every kernel under `root` whose reduction runs along a contiguous axis
     (see the module docstring; two innermost reduction axes that are contiguous together
@@ -310,24 +314,19 @@ def rfactor_contiguous_reductions(root: Operation, lanes: int, accumulators: int
         out_type = cast(MemRefType, kernel.outputs[0].type)
         if not isinstance(out_type.element_type, AnyFloat | IntegerType):
             continue
-        merged = None
-        if not any(_contiguous_reduction(kernel, w) for w in widths):
+        outputs = out_type.element_count()
+        found = _split_width(kernel, widths, outputs)
+        if found is None:
             merged = merge_contiguous_reductions(kernel)
-        candidate = merged or kernel
-        for width in widths:
-            if out_type.element_count() * width > MAX_PARTIALS:
+            if merged is None or (found := _split_width(merged, widths, outputs)) is None:
                 continue
-            iterator = _contiguous_reduction(candidate, width)
-            if iterator is None:
-                continue
-            if merged is not None:  # now known to pay: replace the kernel by it
-                parent = kernel.parent_block()
-                assert parent is not None
-                parent.insert_op_before(merged, kernel)
-                parent.erase_op(kernel)
-            if rfactor(candidate, iterator, width) is not None:
-                count += 1
-            break
+            parent = kernel.parent_block()  # the merge pays: replace the kernel by it
+            assert parent is not None
+            parent.insert_op_before(merged, kernel)
+            parent.erase_op(kernel)
+            kernel = merged
+        if rfactor(kernel, *found) is not None:
+            count += 1
     return count
 
 
