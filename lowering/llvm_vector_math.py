@@ -34,10 +34,12 @@ from xdsl.dialects.builtin import Float32Type, Float64Type, ModuleOp, StringAttr
 from mlc.host import LIBMVEC, HostFeatures
 from mlc.lowering.arith_to_llvm import LIBM_PREFIX
 
-__all__ = ["LIBMVEC", "PREFIX", "inline_symbol", "use_vector_math", "vector_symbol"]
+__all__ = ["INLINE_EXP", "LIBMVEC", "PREFIX", "inline_symbol", "use_vector_math", "vector_symbol"]
 
 #: intrinsic-name prefix of a call of a vector math function (the rest is its symbol)
 PREFIX = "llvm.mlc.vecmath."
+#: the inline `exp` on f32 vectors is this followed by the lane count (`targets.inline_math`)
+INLINE_EXP = "mlc_expf_v"
 
 #: one-argument functions libmvec has (glibc >= 2.35; 2.22 had exp, log, sin, cos)
 FUNCTIONS = frozenset(
@@ -60,7 +62,7 @@ def inline_symbol(fn: str, bits: int, lanes: int) -> str | None:
     """The function the emitter defines inline for `fn` on `lanes` x f<bits>
     (`targets.inline_math`), or None if there is none."""
     if fn == "exp" and bits == 32 and lanes in (4, 8, 16):
-        return f"mlc_expf_v{lanes}"
+        return f"{INLINE_EXP}{lanes}"
     return None
 
 

@@ -32,9 +32,11 @@ import re
 
 from llvmlite import ir
 
+from mlc.lowering.llvm_vector_math import INLINE_EXP
+
 __all__ = ["define_inline", "is_inline"]
 
-_SYMBOL = re.compile(r"mlc_expf_v(\d+)$")  # `lowering.llvm_vector_math.inline_symbol`
+_SYMBOL = re.compile(rf"{INLINE_EXP}(\d+)$")  # `lowering.llvm_vector_math.inline_symbol`
 
 _LOG2E = 1.4426950408889634
 _ROUND = 12582912.0  # 1.5 * 2^23: adding it rounds to an integer kept in the low mantissa bits
