@@ -42,10 +42,10 @@ from xdsl.dialects.builtin import (
     i32,
     i64,
 )
-from xdsl.dialects.utils.fast_math import FastMathFlag
 from xdsl.ir import Attribute, Operation, SSAValue
 
 from mlc.dialects import llvmx
+from mlc.lowering.llvm_ops import CONTRACT, float_op, overflow_op, vector_type
 
 __all__ = [
     "LlvmLoweringError",
@@ -88,7 +88,7 @@ def _element(ty: Attribute) -> Attribute:
 
 def _like(ty: Attribute, lanes: int) -> Attribute:
     """Scalar type `ty`, as a vector of `lanes` lanes where lanes > 1."""
-    return VectorType(ty, [lanes]) if lanes > 1 else ty
+    return vector_type(ty, lanes) if lanes > 1 else ty
 
 
 def result_type(op: Operation, args: Sequence[SSAValue]) -> Attribute:
@@ -139,22 +139,28 @@ SCALAR_LOWERINGS: dict[type[Operation], Lowering] = {}
 
 
 def _binary(op_cls: Callable[[SSAValue, SSAValue], Operation]) -> Lowering:
+    if isinstance(op_cls, type) and issubclass(op_cls, llvm.ArithmeticBinOpOverflow):
+        overflow_cls = op_cls  # built cheaply: the lowering's most frequent ops
+
+        def lower_overflow(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
+            return b.insert(overflow_op(overflow_cls, args[0], args[1])).results[0]
+
+        return lower_overflow
+
     def lower(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
         return b.insert(op_cls(args[0], args[1])).results[0]
 
     return lower
 
 
-def _contractable(op_cls: Callable[..., Operation]) -> Lowering:
+def _contractable(op_cls: type[llvm.AbstractFloatArithOp]) -> Lowering:
     """A float binary op with the `contract` fast-math flag: LLVM may fuse a*b+c into one
     FMA (rounding once instead of twice: more accurate, not bit-identical to the
     interpreter). No other fast-math flag is set: NaN, inf and signed zeros keep IEEE
     semantics."""
 
     def lower(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
-        return b.insert(
-            op_cls(args[0], args[1], llvm.FastMathAttr((FastMathFlag.ALLOW_CONTRACT,)))
-        ).results[0]
+        return b.insert(float_op(op_cls, args[0], args[1], CONTRACT)).results[0]
 
     return lower
 

@@ -30,22 +30,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from typing import Protocol, TypeVar, cast
 
 from xdsl.builder import Builder, InsertPoint
 from xdsl.dialects import llvm
 from xdsl.dialects.builtin import (
     AnyFloat,
-    DenseArrayBase,
     IntegerAttr,
     IntegerType,
     MemRefType,
     NoneAttr,
     StridedLayoutAttr,
-    VectorType,
     i1,
     i8,
-    i32,
     i64,
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
@@ -58,6 +56,7 @@ from xdsl.ir.affine import (
 )
 
 from mlc.dialects.tl import BlockOp, row_major_strides
+from mlc.lowering import llvm_ops
 from mlc.lowering.arith_to_llvm import LlvmLoweringError, constant, lanes_of, llvm_scalar_type
 
 __all__ = [
@@ -82,6 +81,11 @@ Index = int | SSAValue
 _ICMP_PREDICATES = ["eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge"]
 
 _OpT = TypeVar("_OpT", bound=Operation)
+
+
+@cache
+def _icmp_predicate(pred: str) -> IntegerAttr:
+    return IntegerAttr(_ICMP_PREDICATES.index(pred), i64)
 
 
 # ---- types and memrefs
@@ -162,7 +166,8 @@ class FunctionBuilder:
 
     def insert(self, op: _OpT) -> _OpT:
         """Append `op` at the insertion point and return it."""
-        return self.b.insert(op)
+        self.block.add_op(op)
+        return op
 
     def new_block(self, arg_types: Sequence[Attribute] = ()) -> Block:
         """A new block at the end of `region` (the insertion point stays where it is)."""
@@ -230,13 +235,13 @@ class FunctionBuilder:
         key = (self.block, op.name, a, b)
         found = self._index_ops.get(key)
         if found is None or found.owner.parent is not self.block:  # type: ignore[union-attr]
-            found = self.insert(op(x, y)).results[0]
+            found = self.insert(llvm_ops.overflow_op(op, x, y)).results[0]
             self._index_ops[key] = found
         return found
 
     def icmp(self, pred: str, x: Index, y: Index) -> SSAValue:
         """`llvm.icmp pred x, y` (`pred`: "eq", "slt", "ult", ...); scalars or vectors."""
-        cmp = llvm.ICmpOp(self.v(x), self.v(y), IntegerAttr(_ICMP_PREDICATES.index(pred), i64))
+        cmp = llvm.ICmpOp(self.v(x), self.v(y), _icmp_predicate(pred))
         return self.insert(cmp).results[0]
 
     def and_(self, x: SSAValue | None, y: SSAValue) -> SSAValue:
@@ -331,10 +336,7 @@ class FunctionBuilder:
     ) -> SSAValue:
         """`ptr` advanced by `offset` elements of LLVM type `element`
         (`llvm.getelementptr`)."""
-        gep = llvm.GEPOp(
-            ptr, [llvm.GEP_USE_SSA_VAL], element, ssa_indices=[self.v(offset)], inbounds=inbounds
-        )
-        return self.insert(gep).result
+        return self.insert(llvm_ops.gep(ptr, self.v(offset), element, inbounds)).result
 
     def element_ptr(
         self, buf: Index, ty: MemRefType, idx: Sequence[Index], inbounds: bool = True
@@ -346,7 +348,7 @@ class FunctionBuilder:
     def load(self, ptr: SSAValue, element: Attribute) -> SSAValue:
         """The scalar of builtin type `element` at `ptr` (an `i1` is a byte in memory)."""
         st = storage_type(element)
-        value = self.insert(llvm.LoadOp(ptr, st)).dereferenced_value
+        value = self.insert(llvm_ops.load(ptr, st)).dereferenced_value
         if st != llvm_scalar_type(element):
             value = self.insert(llvm.TruncOp(value, i1)).results[0]
         return value
@@ -356,7 +358,7 @@ class FunctionBuilder:
         st = storage_type(element)
         if st != llvm_scalar_type(element):
             value = self.insert(llvm.ZExtOp(value, st)).results[0]
-        self.insert(llvm.StoreOp(value, ptr))
+        self.insert(llvm_ops.store(value, ptr))
 
     # ---- calls, loops, vectors
 
@@ -420,11 +422,10 @@ class FunctionBuilder:
         """`value` in every lane of a `width`-lane vector (a vector stays as it is)."""
         if lanes_of(value) > 1:
             return value
-        vty = VectorType(value.type, [width])
-        undef = self.insert(llvm.UndefOp(vty)).res
+        vty = llvm_ops.vector_type(value.type, width)
+        undef = self.insert(llvm_ops.undef(vty)).res
         first = self.insert(llvm.InsertElementOp(undef, value, self.v(0))).res
-        zeros = DenseArrayBase.from_list(i32, [0] * width)
-        return self.insert(llvm.ShuffleVectorOp(first, first, zeros, vty)).res
+        return self.insert(llvm_ops.shuffle(first, first, [0] * width, vty)).res
 
 
 class NestedLowering(Protocol):

@@ -41,11 +41,9 @@ from typing import cast
 from xdsl.dialects import llvm
 from xdsl.dialects.builtin import (
     AnyFloat,
-    DenseArrayBase,
     DenseIntOrFPElementsAttr,
     IntegerType,
     MemRefType,
-    VectorType,
     i1,
     i32,
     i64,
@@ -61,6 +59,7 @@ from xdsl.ir.affine import (
 )
 
 from mlc.dialects.tl import BlockOp, ForOp, IndexOp, LoopKind, YieldOp, affine_range, linear_form
+from mlc.lowering import llvm_ops
 from mlc.lowering.arith_to_llvm import (
     constant,
     lanes_of,
@@ -568,7 +567,7 @@ class LoopKindCodegen:
 
     def lane_constant(self, values: Sequence[int | float], element: Attribute) -> SSAValue:
         """A constant vector of `values` (one per lane) of LLVM type `element`."""
-        vty = VectorType(element, [len(values)])
+        vty = llvm_ops.vector_type(element, len(values))
         dense = DenseIntOrFPElementsAttr.from_list(vty, list(values))
         return self.fb.insert(llvm.ConstantOp(dense, vty)).result
 
@@ -579,7 +578,7 @@ class LoopKindCodegen:
         if c == 0:
             return value
         iota = self.lane_constant([lane * c for lane in range(width)], i64)
-        return fb.insert(llvm.AddOp(fb.splat(value, width), iota)).results[0]
+        return fb.insert(llvm_ops.overflow_op(llvm.AddOp, fb.splat(value, width), iota)).results[0]
 
     def vector_load(
         self,
@@ -593,20 +592,20 @@ class LoopKindCodegen:
         the others from `passthru`)."""
         fb = self.fb
         st = storage_type(element)
-        vty = VectorType(st, [width])
+        vty = llvm_ops.vector_type(st, width)
         align = element_bytes(st)
         if mask is None:
-            value = fb.insert(llvm.LoadOp(ptr, vty, alignment=align)).dereferenced_value
+            value = fb.insert(llvm_ops.load(ptr, vty, align)).dereferenced_value
         else:
             if passthru is None:
-                passthru = fb.insert(llvm.UndefOp(vty)).res
+                passthru = fb.insert(llvm_ops.undef(vty)).res
             elif st != llvm_scalar_type(element):
                 passthru = fb.insert(llvm.ZExtOp(passthru, vty)).results[0]
             name = f"llvm.masked.load.v{width}{_suffix(st)}.p0"
             args = [ptr, constant(fb.b, align, i32), mask, passthru]
             value = fb.insert(llvm.CallIntrinsicOp(name, args, [vty])).results[0]
         if st != llvm_scalar_type(element):
-            value = fb.insert(llvm.TruncOp(value, VectorType(i1, [width]))).results[0]
+            value = fb.insert(llvm.TruncOp(value, llvm_ops.vector_type(i1, width))).results[0]
         return value
 
     def vector_store(
@@ -621,10 +620,10 @@ class LoopKindCodegen:
         st = storage_type(o.type.element_type)
         width = lanes_of(value)
         if st != llvm_scalar_type(o.type.element_type):
-            value = fb.insert(llvm.ZExtOp(value, VectorType(st, [width]))).results[0]
+            value = fb.insert(llvm.ZExtOp(value, llvm_ops.vector_type(st, width))).results[0]
         align = element_bytes(st)
         if mask is None:
-            fb.insert(llvm.StoreOp(value, ptr, alignment=align))
+            fb.insert(llvm_ops.store(value, ptr, align))
             return
         name = f"llvm.masked.store.v{width}{_suffix(st)}.p0"
         args = [value, ptr, constant(fb.b, align, i32), mask]
@@ -677,27 +676,21 @@ class LoopKindCodegen:
         if span <= 2 * width:
             second_at = span - width
             first = self.vector_load(ptr, element, width, None)
-            gep = llvm.GEPOp(
-                ptr,
-                [second_at],
-                storage_type(element),
-                inbounds=True,
-            )
+            gep = llvm_ops.gep(ptr, second_at, storage_type(element), inbounds=True)
             second = self.vector_load(self.fb.insert(gep).result, element, width, None)
             picks = [e if e < width else width + e - second_at for e in lanes]
         else:
             assert whole, "a strided load past the span needs the whole read in bounds"
             first = second = self.vector_load(ptr, element, stride * width, None)
             picks = lanes
-        vty = VectorType(first.type.element_type, [width])  # type: ignore[attr-defined]
-        mask = DenseArrayBase.from_list(i32, picks)
-        return self.fb.insert(llvm.ShuffleVectorOp(first, second, mask, vty)).res
+        vty = llvm_ops.vector_type(first.type.element_type, width)  # type: ignore[attr-defined]
+        return self.fb.insert(llvm_ops.shuffle(first, second, picks, vty)).res
 
     def gather(self, o: _Operand, idx: list[Index], width: int) -> SSAValue:
         """Lane by lane: one scalar load each, inserted into a vector."""
         fb = self.fb
         element = o.type.element_type
-        vec = fb.insert(llvm.UndefOp(VectorType(llvm_scalar_type(element), [width]))).res
+        vec = fb.insert(llvm_ops.undef(llvm_ops.vector_type(llvm_scalar_type(element), width))).res
         for lane in range(width):
             at = [fb.add(i, lane * c) for i, c in zip(idx, o.coefficients)]
             ptr = fb.element_ptr(fb.values[o.buffer], o.type, at)

@@ -1,0 +1,84 @@
+"""`lowering.llvm_ops` builds the same ops as xDSL's constructors: same name, operands,
+result types, properties and attributes, verified, printed alike."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from xdsl.dialects import llvm
+from xdsl.dialects.builtin import DenseArrayBase, VectorType, f32, i1, i32, i64
+from xdsl.dialects.utils.fast_math import FastMathFlag
+from xdsl.ir import Block, Operation
+from xdsl.printer import Printer
+
+from mlc.lowering import llvm_ops
+
+PTR = llvm.LLVMPointerType()
+V8 = VectorType(f32, [8])
+
+
+def _args() -> Block:
+    return Block(arg_types=[PTR, i64, i64, V8, V8])
+
+
+def _same(fast: Operation, slow: Operation) -> None:
+    assert fast.name == slow.name
+    assert list(fast.operands) == list(slow.operands)
+    assert [r.type for r in fast.results] == [r.type for r in slow.results]
+    assert fast.properties == slow.properties
+    assert fast.attributes == slow.attributes
+    fast.verify()
+    assert _printed(fast) == _printed(slow)
+
+
+def _printed(op: Operation) -> str:
+    out = io.StringIO()
+    Printer(stream=out).print_op(op)
+    return out.getvalue()
+
+
+def test_vector_type_is_shared_and_equal() -> None:
+    assert llvm_ops.vector_type(f32, 8) == V8
+    assert llvm_ops.vector_type(f32, 8) is llvm_ops.vector_type(f32, 8)
+    assert llvm_ops.vector_type(i1, 4) == VectorType(i1, [4])
+
+
+@pytest.mark.parametrize("cls", [llvm.AddOp, llvm.SubOp, llvm.MulOp])
+def test_overflow_op(cls: type[llvm.ArithmeticBinOpOverflow]) -> None:
+    _, i, j, _, _ = _args().args
+    _same(llvm_ops.overflow_op(cls, i, j), cls(i, j))
+
+
+@pytest.mark.parametrize("cls", [llvm.FAddOp, llvm.FSubOp, llvm.FMulOp])
+def test_float_op(cls: type[llvm.AbstractFloatArithOp]) -> None:
+    _, _, _, x, y = _args().args
+    flags = llvm.FastMathAttr((FastMathFlag.ALLOW_CONTRACT,))
+    _same(llvm_ops.float_op(cls, x, y, llvm_ops.CONTRACT), cls(x, y, flags))
+
+
+@pytest.mark.parametrize("inbounds", [True, False])
+def test_gep_ssa_and_constant_offsets(inbounds: bool) -> None:
+    p, i, _, _, _ = _args().args
+    _same(
+        llvm_ops.gep(p, i, f32, inbounds),
+        llvm.GEPOp(p, [llvm.GEP_USE_SSA_VAL], f32, ssa_indices=[i], inbounds=inbounds),
+    )
+    _same(llvm_ops.gep(p, 5, f32, inbounds), llvm.GEPOp(p, [5], f32, inbounds=inbounds))
+
+
+@pytest.mark.parametrize("alignment", [None, 4, 32])
+def test_load_and_store(alignment: int | None) -> None:
+    p, _, _, x, _ = _args().args
+    _same(llvm_ops.load(p, V8, alignment), llvm.LoadOp(p, V8, alignment=alignment))
+    _same(llvm_ops.store(x, p, alignment), llvm.StoreOp(x, p, alignment=alignment))
+
+
+def test_undef_and_shuffle() -> None:
+    _, _, _, x, y = _args().args
+    _same(llvm_ops.undef(V8), llvm.UndefOp(V8))
+    mask = [0, 2, 4, 6, 8, 10, 12, 14]
+    _same(
+        llvm_ops.shuffle(x, y, mask, V8),
+        llvm.ShuffleVectorOp(x, y, DenseArrayBase.from_list(i32, mask), V8),
+    )
