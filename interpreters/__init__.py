@@ -10,7 +10,6 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, MemRefType, ModuleOp, StringAttr, TensorType
 from xdsl.interpreter import Interpreter
-from xdsl.interpreters.func import FuncFunctions
 
 from mlc.dialects.graph.types import numpy_dtype
 
@@ -81,6 +80,7 @@ def make_interpreter(module: ModuleOp) -> Interpreter:
     func, graph, tl, hw.x86, hw.accel, and xDSL's arith, math, memref, scf and builtin."""
     from xdsl.interpreters.arith import ArithFunctions
     from xdsl.interpreters.builtin import BuiltinFunctions
+    from xdsl.interpreters.func import FuncFunctions
     from xdsl.interpreters.math import MathFunctions
     from xdsl.interpreters.memref import MemRefFunctions
     from xdsl.interpreters.scf import ScfFunctions

@@ -28,7 +28,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.special
 
 from mlc.texpr import numerics
 from mlc.texpr.ast import (
@@ -481,8 +480,8 @@ _FUNCTIONS: dict[str, Callable[..., Array]] = {
     "sqrt": np.sqrt,
     "rsqrt": lambda x: np.reciprocal(np.sqrt(x)),
     "tanh": np.tanh,
-    "sigmoid": scipy.special.expit,
-    "erf": scipy.special.erf,
+    "sigmoid": numerics.expit,
+    "erf": numerics.erf,
     "sin": np.sin,
     "cos": np.cos,
     "tan": np.tan,

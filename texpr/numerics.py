@@ -6,6 +6,9 @@ numpy's `maximum` / `minimum` and `max` / `min` reductions propagate NaN too, bu
 and +0.0 they return whichever comes first or second. The reference semantics (graph and
 tl interpreters, texpr evaluator) use these instead, so that their zero results have the
 sign the native code gives. Integer and boolean arrays are passed through to numpy.
+
+`erf` and `expit` are scipy's, imported on first use: scipy.special takes 0.15 s to
+import, which every compile (constant folding evaluates graph ops) would otherwise pay.
 """
 
 from __future__ import annotations
@@ -14,9 +17,23 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["maximum", "minimum", "reduce_maximum", "reduce_minimum"]
+__all__ = ["erf", "expit", "maximum", "minimum", "reduce_maximum", "reduce_minimum"]
 
 Axes = int | tuple[int, ...] | None
+
+
+def erf(x: Any) -> Any:
+    """`scipy.special.erf`."""
+    from scipy.special import erf as scipy_erf
+
+    return scipy_erf(x)
+
+
+def expit(x: Any) -> Any:
+    """`scipy.special.expit`, the logistic sigmoid."""
+    from scipy.special import expit as scipy_expit
+
+    return scipy_expit(x)
 
 
 def _zero(x: Any, negative: bool) -> np.ndarray:

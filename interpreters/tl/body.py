@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.special
 from xdsl.dialects import arith, llvm
 from xdsl.dialects import math as xmath
 from xdsl.dialects.builtin import AnyFloat, FloatAttr, IntegerAttr, IntegerType
@@ -156,7 +155,7 @@ for _op, _fn in {
     xmath.CeilOp: np.ceil,
     xmath.CosOp: np.cos,
     xmath.CoshOp: np.cosh,
-    xmath.ErfOp: scipy.special.erf,
+    xmath.ErfOp: numerics.erf,
     xmath.Exp2Op: np.exp2,
     xmath.ExpM1Op: np.expm1,
     xmath.ExpOp: np.exp,

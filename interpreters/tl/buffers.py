@@ -3,7 +3,7 @@ seen through zero-copy numpy views; element types and their numpy dtypes."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ml_dtypes
 import numpy as np
@@ -16,11 +16,14 @@ from xdsl.dialects.builtin import (
     IntegerType,
     Signedness,
 )
-from xdsl.interpreters.builtin import xtype_for_el_type
-from xdsl.interpreters.shaped_array import ShapedArray
-from xdsl.interpreters.utils.ptr import RawPtr, TypedPtr
 from xdsl.ir import Attribute
 from xdsl.utils.exceptions import InterpretationError
+
+if TYPE_CHECKING:
+    from xdsl.interpreters.shaped_array import ShapedArray
+
+# xDSL's interpreter package is imported where a buffer is made or read, not here: it
+# loads every interpreter xDSL has (0.15 s), and compiling imports this module
 
 
 def numpy_dtype(ty: Attribute) -> np.dtype:
@@ -50,6 +53,8 @@ def buffer_view(value: Any) -> np.ndarray:
     """A writable numpy view of a buffer (a `ShapedArray` or a numpy array), no copy."""
     if isinstance(value, np.ndarray):
         return value
+    from xdsl.interpreters.shaped_array import ShapedArray
+
     if isinstance(value, ShapedArray):
         ptr = value.data_ptr
         dtype = np.dtype(ptr.xtype.format)  # struct format: the bytes as xDSL packs them
@@ -61,6 +66,10 @@ def buffer_view(value: Any) -> np.ndarray:
 
 def to_buffer(array: np.ndarray, element_type: Attribute, index_bitwidth: int = 64) -> ShapedArray:
     """A fresh `ShapedArray` of `element_type` holding a copy of `array`."""
+    from xdsl.interpreters.builtin import xtype_for_el_type
+    from xdsl.interpreters.shaped_array import ShapedArray
+    from xdsl.interpreters.utils.ptr import RawPtr, TypedPtr
+
     xtype = xtype_for_el_type(element_type, index_bitwidth)  # type: ignore[arg-type]
     data = np.ascontiguousarray(np.asarray(array), dtype=np.dtype(xtype.format))
     raw = RawPtr(bytearray(data.tobytes()))
