@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,10 +33,22 @@ from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import VerifyException
 
 from mlc.dialects.graph.elementwise import ConstantOp
-from mlc.dialects.graph.types import UnsupportedTypeError, element_type_from_onnx, tensor
+from mlc.dialects.graph.types import (
+    UnsupportedTypeError,
+    element_type_from_onnx,
+    numpy_dtype,
+    tensor,
+)
 from mlc.interpreters.graph import evaluate, has_reference
 from mlc.parser.onnx.errors import OnnxImportError
 from mlc.parser.onnx.external import load_external_data
+from mlc.parser.onnx.functions import (
+    Expansion,
+    FunctionBodyError,
+    expand,
+    has_function_body,
+    type_proto,
+)
 from mlc.parser.onnx.node import (
     CONVERTERS,
     FOLD_LIMIT_ELEMENTS,
@@ -279,10 +291,12 @@ class _Importer:
             self.mismatches.append(where + reason)
 
     # ------------------------------------------------------------------ nodes
-    def _convert_node(self, node: onnx.NodeProto, index: int) -> None:
+    def _convert_node(self, node: onnx.NodeProto, index: int, opset: int | None = None) -> None:
+        """Convert `node` (at `opset`: the model's, or a function body's)."""
         name = node.name or f"{node.op_type}_{index}"
 
-        opset = self.ml_opset if node.domain == ML_DOMAIN else self.opset
+        if opset is None:
+            opset = self.ml_opset if node.domain == ML_DOMAIN else self.opset
 
         def fail(reason: str) -> None:
             self.problems.append(ImportProblem(name, node.op_type, opset, reason))
@@ -294,7 +308,7 @@ class _Importer:
             conv = CONVERTERS.get(node.op_type)
         else:
             return fail(f"operator domain '{node.domain}' is not supported")
-        if conv is None:
+        if conv is None and not (node.domain in ONNX_DOMAINS and has_function_body(node, opset)):
             return fail("unknown operator: mlc has no conversion for it")
         if any(i in self.poisoned for i in node.input if i):
             self.poisoned.update(o for o in node.output if o)
@@ -302,6 +316,14 @@ class _Importer:
         missing = [i for i in node.input if i and i not in self.values]
         if missing:
             return fail(f"input '{missing[0]}' is not defined before this node")
+        if conv is None:  # converted through the operator's function body
+            try:
+                expansion = expand(node, opset, self._input_types(node), f"{name}::")
+            except FunctionBodyError as e:
+                return fail(f"no conversion of its own, and {e}")
+            if expansion is None:
+                return fail("unknown operator: mlc has no conversion for it")
+            return self._convert_body(expansion, fail)
         for attr in node.attribute:
             if attr.ref_attr_name:
                 return fail("attribute references are only valid inside functions")
@@ -361,6 +383,33 @@ class _Importer:
                 self.constants[out] = value.owner.to_array()
             if not value.name_hint:
                 value.name_hint = _sanitize(out)
+
+    def _input_types(self, node: onnx.NodeProto) -> list[onnx.TypeProto | None]:
+        """The ONNX type of each of `node`'s inputs (None where omitted or not a tensor)."""
+        types: list[onnx.TypeProto | None] = []
+        for i in node.input:
+            ty = self.values[i].type if i else None
+            if not isinstance(ty, TensorType):
+                types.append(None)
+                continue
+            elem = onnx.helper.np_dtype_to_tensor_dtype(numpy_dtype(ty.element_type))
+            types.append(type_proto(elem, ty.get_shape()))
+        return types
+
+    def _convert_body(self, expansion: Expansion, fail: Callable[[str], None]) -> None:
+        """Convert a node's function body (`expand`) in its place. A problem inside it is
+        reported as the node's, naming the body's node."""
+        before = len(self.problems)
+        for k, inner in enumerate(expansion.nodes):
+            self._convert_node(inner, k, expansion.opset)
+            if len(self.problems) > before:
+                problem = self.problems.pop()
+                del self.problems[before:]
+                return fail(
+                    f"converted through its ONNX function body, whose node '{problem.node}' "
+                    f"({problem.op_type}) is unsupported: {problem.reason}"
+                )
+        return None
 
     def _fold(self, ctx: NodeContext, results: list[SSAValue | None]) -> list[SSAValue | None]:
         """Replace the node's ops by constants when all its inputs are constants."""

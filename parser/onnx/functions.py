@@ -1,0 +1,156 @@
+"""ONNX operators defined by a function, expanded into their body's nodes.
+
+Many ONNX operator schemas carry a function body written in other ONNX operators:
+`Attention`, `RotaryEmbedding`, the losses, `CenterCropPad`, `Mish`, ... Some bodies are
+context dependent: generated for the node's attributes and input types. Where mlc has
+no converter of its own for such an operator, the importer converts its body instead,
+as onnxruntime and onnx's reference evaluator do:
+
+    Attention(Q, K, V) -> Y   ==>   Shape(Q), ..., MatMul(Q, Kt), ..., Softmax, MatMul -> Y
+
+`expand(node, opset, input_types, prefix)` gives the body as an `Expansion`: its nodes
+with the function's formal inputs and outputs renamed to the node's, every other value
+and node name prefixed (unique per expanded node), attribute references resolved
+against the node's attributes; and the opset the body is written against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import onnx
+from onnx import defs
+
+__all__ = ["Expansion", "FunctionBodyError", "expand", "has_function_body", "type_proto"]
+
+
+class FunctionBodyError(ValueError):
+    """A function body the importer cannot expand (e.g. one with subgraphs)."""
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """A node's function body, renamed into the calling graph."""
+
+    nodes: list[onnx.NodeProto]
+    #: the default-domain opset the body's nodes are written against
+    opset: int
+
+
+def type_proto(onnx_elem_type: int, shape: Sequence[int]) -> onnx.TypeProto:
+    """A tensor `TypeProto` (what a context-dependent body is generated for)."""
+    return onnx.helper.make_tensor_type_proto(onnx_elem_type, list(shape))
+
+
+def _schema(node: onnx.NodeProto, opset: int) -> defs.OpSchema | None:
+    try:
+        return defs.get_schema(node.op_type, opset, node.domain)
+    except defs.SchemaError:
+        return None
+
+
+def has_function_body(node: onnx.NodeProto, opset: int) -> bool:
+    """Whether `node`'s operator has a function body at `opset`."""
+    schema = _schema(node, opset)
+    if schema is None:
+        return False
+    if schema.has_function:
+        return bool(schema.get_function_with_opset_version(opset))
+    return bool(schema.has_context_dependent_function)
+
+
+def _body(
+    node: onnx.NodeProto, opset: int, input_types: Sequence[onnx.TypeProto | None]
+) -> onnx.FunctionProto | None:
+    """The schema's function body for `node` at `opset`, or None where it has none."""
+    schema = _schema(node, opset)
+    if schema is None:
+        return None
+    raw = b""
+    if schema.has_function:
+        raw = schema.get_function_with_opset_version(opset)
+    elif schema.has_context_dependent_function:
+        types = [(t or onnx.TypeProto()).SerializeToString() for t in input_types]
+        try:
+            raw = schema.get_context_dependent_function_with_opset_version(
+                opset, node.SerializeToString(), types
+            )
+        except Exception as e:  # onnx's builder rejects the node (raises its own types)
+            raise FunctionBodyError(f"its function body cannot be built: {e}") from None
+    if not raw:
+        return None
+    body = onnx.FunctionProto()
+    body.ParseFromString(raw)
+    return body
+
+
+def expand(
+    node: onnx.NodeProto,
+    opset: int,
+    input_types: Sequence[onnx.TypeProto | None],
+    prefix: str,
+) -> Expansion | None:
+    """`node`'s function body renamed into the calling graph (values and node names not
+    the function's inputs or outputs start with `prefix`); None where the operator has
+    no function body at `opset`. `input_types[i]` is the type of `node.input[i]` (None
+    for an omitted optional input)."""
+    body = _body(node, opset, input_types)
+    if body is None:
+        return None
+    schema = _schema(node, opset)
+    assert schema is not None
+    return Expansion(_inlined(body, node, schema, prefix), _body_opset(body, opset))
+
+
+def _body_opset(body: onnx.FunctionProto, opset: int) -> int:
+    return next((int(i.version) for i in body.opset_import if i.domain == ""), opset)
+
+
+def _inlined(
+    body: onnx.FunctionProto, node: onnx.NodeProto, schema: defs.OpSchema, prefix: str
+) -> list[onnx.NodeProto]:
+    """`body`'s nodes renamed into `node`'s graph. An attribute reference takes the node's
+    attribute, else the function's default, else the schema's; with none of them the
+    attribute is left out (the inner operator's own default applies)."""
+    names: dict[str, str] = {}
+    for i, formal in enumerate(body.input):
+        names[formal] = node.input[i] if i < len(node.input) else ""
+    for i, formal in enumerate(body.output):
+        given = node.output[i] if i < len(node.output) else ""
+        names[formal] = given or prefix + formal
+
+    def renamed(value: str) -> str:
+        return "" if not value else names.get(value, prefix + value)
+
+    actual = {a.name: a for a in node.attribute}
+    defaults = {a.name: a for a in body.attribute_proto}
+    for name, attr in schema.attributes.items():
+        default = attr.default_value
+        if name not in defaults and default.type != onnx.AttributeProto.UNDEFINED:
+            defaults[name] = default
+    nodes = []
+    for k, inner in enumerate(body.node):
+        new = onnx.NodeProto()
+        new.CopyFrom(inner)
+        new.name = prefix + (inner.name or f"{inner.op_type}_{k}")
+        new.input[:] = [renamed(v) for v in inner.input]
+        new.output[:] = [renamed(v) for v in inner.output]
+        del new.attribute[:]
+        for attr in inner.attribute:
+            if attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+                raise FunctionBodyError(
+                    f"its function body has a subgraph (node {inner.op_type}), "
+                    "which is not expanded"
+                )
+            if attr.ref_attr_name:
+                source = actual.get(attr.ref_attr_name) or defaults.get(attr.ref_attr_name)
+                if source is None:
+                    continue  # not given: the inner node's own default applies
+                resolved = new.attribute.add()
+                resolved.CopyFrom(source)
+                resolved.name = attr.name
+            else:
+                new.attribute.add().CopyFrom(attr)
+        nodes.append(new)
+    return nodes
