@@ -11,6 +11,7 @@ from mlc.parser.onnx import (  # noqa: F401  (each registers its converters)
     normalization,
     quant,
     reduce,
+    resize,
     shape,
 )
 from mlc.parser.onnx.importer import OnnxImportError, import_onnx, load_model
