@@ -19,6 +19,13 @@ defaults are the sizes the benchmark reports use:
 - `softmax`: Softmax over the last axis of a 64x1024 fp32 input (attention-score rows).
 - `layernorm`: LayerNormalization over the last axis of 128x768 fp32 (a transformer's
   hidden size), with constant scale and bias.
+- `bert_layer`: one BERT-base encoder layer (hidden 768, 12 heads, FFN 3072) on a batch of
+  1 x 128 tokens, as exported from PyTorch: Q/K/V projections (MatMul + Add), heads split by
+  Reshape + Transpose, scores scaled and masked (an additive [1, 1, 1, seq] mask input),
+  Softmax, context MatMul, output projection, residual + LayerNormalization, FFN with the
+  erf form of GELU, residual + LayerNormalization. BERT-base is twelve of them.
+- `attention`: the opset-23 `Attention` operator (scaled dot-product attention, causal), 12
+  heads of 64 over 128 tokens; mlc imports it through its ONNX function body.
 
 The numpy baselines compute the same function with numpy's BLAS-backed matmul (convolution by
 im2col through `sliding_window_view` + one matmul); they are what a user would write in numpy.
@@ -44,6 +51,8 @@ __all__ = [
     "layer_norm",
     "mlp",
     "resnet_basic_block",
+    "attention",
+    "bert_layer",
     "softmax",
 ]
 
@@ -129,6 +138,7 @@ class _Builder:
         inputs: list[tuple[str, list[int]]],
         output: str,
         out_shape: list[int],
+        opset: int = OPSET,
     ) -> onnx.ModelProto:
         graph = helper.make_graph(
             self.nodes,
@@ -138,9 +148,9 @@ class _Builder:
             self.inits,
         )
         model = helper.make_model(
-            graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mlc-benchmarks"
+            graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="mlc-benchmarks"
         )
-        model.ir_version = IR_VERSION
+        model.ir_version = IR_VERSION if opset == OPSET else 10
         onnx.checker.check_model(model, full_check=True)
         return model
 
@@ -304,6 +314,109 @@ def layer_norm(rows: int = 128, cols: int = 768) -> Case:
     return Case("layernorm", model, [_input((rows, cols))], numpy_fn, None, f"{rows}x{cols}")
 
 
+def _layer_norm_np(x: np.ndarray, g: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * g + beta
+
+
+def _softmax_np(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def bert_layer(seq: int = 128, hidden: int = 768, heads: int = 12, ffn: int = 3072) -> Case:
+    """One BERT encoder layer on [1, seq, hidden] with an additive attention mask (see the
+    module docstring)."""
+    b = _Builder(seed=0)
+    head = hidden // heads
+    b.inits.append(numpy_helper.from_array(np.array([1, seq, heads, head], np.int64), "split"))
+    b.inits.append(numpy_helper.from_array(np.array([1, seq, hidden], np.int64), "merge"))
+    b.const("scale", np.array(1 / np.sqrt(head)))
+    b.const("sqrt2", np.array(np.sqrt(2.0)))
+    b.const("one", np.array(1.0))
+    b.const("half", np.array(0.5))
+
+    def linear(x: str, n_in: int, n_out: int, name: str) -> str:
+        w = b.weight(f"{name}.w", (n_in, n_out), fan_in=n_in)
+        bias = b.const(f"{name}.b", 0.02 * b.rng.standard_normal(n_out))
+        return b.node("Add", [b.node("MatMul", [x, w]), bias])
+
+    def heads_of(x: str, perm: list[int]) -> str:
+        return b.node("Transpose", [b.node("Reshape", [x, "split"])], perm=perm)
+
+    q = heads_of(linear("x", hidden, hidden, "q"), [0, 2, 1, 3])
+    k = heads_of(linear("x", hidden, hidden, "k"), [0, 2, 3, 1])
+    v = heads_of(linear("x", hidden, hidden, "v"), [0, 2, 1, 3])
+    scores = b.node("Add", [b.node("Mul", [b.node("MatMul", [q, k]), "scale"]), "mask"])
+    probs = b.node("Softmax", [scores], axis=-1)
+    context = b.node("Transpose", [b.node("MatMul", [probs, v])], perm=[0, 2, 1, 3])
+    attended = b.node(
+        "Add", [linear(b.node("Reshape", [context, "merge"]), hidden, hidden, "o"), "x"]
+    )
+    g1 = b.const("ln1.g", 1 + 0.1 * b.rng.standard_normal(hidden))
+    b1 = b.const("ln1.b", 0.1 * b.rng.standard_normal(hidden))
+    h1 = b.node("LayerNormalization", [attended, g1, b1], axis=-1, epsilon=1e-12)
+    f = linear(h1, hidden, ffn, "f1")
+    erf = b.node("Erf", [b.node("Div", [f, "sqrt2"])])
+    gelu = b.node("Mul", [b.node("Mul", [f, "half"]), b.node("Add", ["one", erf])])
+    out = b.node("Add", [linear(gelu, ffn, hidden, "f2"), h1])
+    g2 = b.const("ln2.g", 1 + 0.1 * b.rng.standard_normal(hidden))
+    b2 = b.const("ln2.b", 0.1 * b.rng.standard_normal(hidden))
+    y = b.node("LayerNormalization", [out, g2, b2], axis=-1, epsilon=1e-12)
+    model = b.model(
+        "bert_layer", [("x", [1, seq, hidden]), ("mask", [1, 1, 1, seq])], y, [1, seq, hidden]
+    )
+    w = b.weights
+
+    def numpy_fn(x: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
+        from scipy.special import erf as erf_np
+
+        def lin(t: np.ndarray, name: str) -> np.ndarray:
+            return t @ w[f"{name}.w"] + w[f"{name}.b"]
+
+        def split(t: np.ndarray) -> np.ndarray:
+            return t.reshape(1, seq, heads, head).transpose(0, 2, 1, 3)
+
+        qh, kh, vh = split(lin(x, "q")), split(lin(x, "k")), split(lin(x, "v"))
+        p = _softmax_np(qh @ kh.transpose(0, 1, 3, 2) / np.sqrt(head) + mask)
+        ctx = (p @ vh).transpose(0, 2, 1, 3).reshape(1, seq, hidden)
+        a = _layer_norm_np(lin(ctx, "o") + x, w["ln1.g"], w["ln1.b"], 1e-12)
+        t = lin(a, "f1")
+        t = 0.5 * t * (1 + erf_np(t / np.sqrt(2.0)))
+        return [_layer_norm_np(lin(t, "f2") + a, w["ln2.g"], w["ln2.b"], 1e-12)]
+
+    mask = np.zeros((1, 1, 1, seq), np.float32)
+    mask[..., seq - seq // 8 :] = -10000.0  # padding tokens at the end
+    # 2 flops per multiply-add: 4 projections, the FFN, and the two attention products
+    flops = 2 * seq * (4 * hidden * hidden + 2 * hidden * ffn) + 4 * seq * seq * hidden
+    return Case(
+        "bert_layer",
+        model,
+        [_input((1, seq, hidden)), mask],
+        numpy_fn,
+        flops,
+        f"1x{seq}x{hidden}, {heads} heads, FFN {ffn}",
+    )
+
+
+def attention(seq: int = 128, heads: int = 12, head: int = 64) -> Case:
+    """The opset-23 `Attention` operator, causal, on [1, heads, seq, head] Q, K, V."""
+    b = _Builder(seed=0)
+    y = b.node("Attention", ["q", "k", "v"], is_causal=1)
+    shape = [1, heads, seq, head]
+    model = b.model("attention", [("q", shape), ("k", shape), ("v", shape)], y, shape, opset=23)
+
+    def numpy_fn(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> list[np.ndarray]:
+        scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(head)
+        scores = np.where(np.tril(np.ones((seq, seq), bool)), scores, -np.inf)
+        return [_softmax_np(scores) @ v]
+
+    inputs = [_input(tuple(shape), seed) for seed in (1, 2, 3)]
+    flops = 4 * heads * seq * seq * head
+    return Case("attention", model, inputs, numpy_fn, flops, f"1x{heads}x{seq}x{head} causal")
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     b.name: b
     for b in (
@@ -335,6 +448,18 @@ BENCHMARKS: dict[str, Benchmark] = {
             "LayerNormalization over the last axis, 128x768",
             layer_norm,
             lambda: layer_norm(3, 64),
+        ),
+        Benchmark(
+            "bert_layer",
+            "a BERT-base encoder layer, 128 tokens",
+            bert_layer,
+            lambda: bert_layer(seq=8, hidden=16, heads=2, ffn=32),
+        ),
+        Benchmark(
+            "attention",
+            "the opset-23 Attention operator, causal, 12 heads x 64, 128 tokens",
+            attention,
+            lambda: attention(seq=6, heads=2, head=4),
         ),
     )
 }

@@ -46,7 +46,7 @@ def type_proto(onnx_elem_type: int, shape: Sequence[int]) -> onnx.TypeProto:
 def _schema(node: onnx.NodeProto, opset: int) -> defs.OpSchema | None:
     try:
         return defs.get_schema(node.op_type, opset, node.domain)
-    except defs.SchemaError:
+    except (defs.SchemaError, TypeError, OverflowError):  # unknown; or an opset out of range
         return None
 
 
