@@ -330,8 +330,9 @@ def bert_layer(seq: int = 128, hidden: int = 768, heads: int = 12, ffn: int = 30
     module docstring)."""
     b = _Builder(seed=0)
     head = hidden // heads
-    b.inits.append(numpy_helper.from_array(np.array([1, seq, heads, head], np.int64), "split"))
-    b.inits.append(numpy_helper.from_array(np.array([1, seq, hidden], np.int64), "merge"))
+    # 0 keeps the input's size (batch, tokens), as exporters write it
+    b.inits.append(numpy_helper.from_array(np.array([0, 0, heads, head], np.int64), "split"))
+    b.inits.append(numpy_helper.from_array(np.array([0, 0, hidden], np.int64), "merge"))
     b.const("scale", np.array(1 / np.sqrt(head)))
     b.const("sqrt2", np.array(np.sqrt(2.0)))
     b.const("one", np.array(1.0))

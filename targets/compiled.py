@@ -29,7 +29,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,6 +63,7 @@ from mlc.lowering.tl_to_llvm import (
 )
 from mlc.parser.estimators import is_estimator
 from mlc.parser.onnx import import_onnx
+from mlc.parser.onnx.errors import DynamicShapeError
 from mlc.targets.compile_cache import CompileCache
 from mlc.targets.cpu import JitEngine, optimize, target_machine
 from mlc.targets.llvm_emit import content_address_constants, emit_module
@@ -724,6 +725,8 @@ def compile_model(
     jobs: int = 0,
     tuning_db: Any = None,
     rowwise: bool = False,
+    specialize: Mapping[str, Sequence[int]] | None = None,
+    max_specializations: int = 16,
 ) -> CompiledModel | RowwiseModel:
     """JIT-compile an ONNX model (path, bytes, ModelProto) or a module at the graph, tl
     (kernel or explicit-loop) level (a `ModuleOp`, or a `.mlir` file) for the host CPU. The module is not modified.
@@ -780,12 +783,21 @@ def compile_model(
 
     `tuning_db`: a tuning database (path or `mlc.tuning.TuningDatabase`) whose best record
     per kernel is applied (see `lower_model`); the model cache is then not used (kernel
-    objects still are)."""
-    if rowwise or is_estimator(model):
-        given = {k: v for k, v in locals().items() if k not in ("model", "rowwise")}
-        from mlc.targets.rowwise import compile_rowwise  # every option above, later ones too
+    objects still are).
 
+    An ONNX model whose inputs have dynamic dimensions (and no `input_shapes`) gives a
+    `targets.specialize.SpecializingModel`: any input shape, compiled per shape on first
+    use, the `max_specializations` used last kept loaded; `specialize={"seq": [128, 512],
+    ...}` (a list of sizes for every dimension) compiles those now."""
+    # every option above (later ones too), for row-wise buckets or specializations
+    given = {k: v for k, v in locals().items() if k not in ("model", "rowwise", "specialize")}
+    if rowwise or is_estimator(model):
+        from mlc.targets.rowwise import compile_rowwise
+
+        del given["max_specializations"]
         return compile_rowwise(model, **given)
+    if specialize is not None:
+        return _specializing(model, specialize, given)
     print_timings = timings
     timings = Timings()
     store = CompileCache() if cache else None
@@ -831,7 +843,12 @@ def compile_model(
         compiled.workspace_bytes = record.workspace_bytes
         compiled.intermediate_bytes = record.intermediate_bytes
     else:
-        compiled = _compile_cold(relower, opt, store, key, jobs, timings, verify_each, progress)
+        try:
+            compiled = _compile_cold(relower, opt, store, key, jobs, timings, verify_each, progress)
+        except DynamicShapeError:
+            if input_shapes or isinstance(model, ModuleOp):
+                raise
+            return _specializing(model, None, given)
     compiled.timings = timings
     compiled.recompile = functools.partial(
         compile_model, model, **{**options, "cache": cache, "jobs": jobs}
@@ -839,6 +856,15 @@ def compile_model(
     if print_timings:
         print(timings.table(), file=sys.stderr)
     return compiled
+
+
+def _specializing(
+    model: Any, specialize: Mapping[str, Sequence[int]] | None, options: dict[str, Any]
+) -> Any:
+    """A `SpecializingModel` of `model` (dynamic input dimensions) with `options`."""
+    from mlc.targets.specialize import SpecializingModel
+
+    return SpecializingModel(model, specialize=specialize, **options)
 
 
 def _compile_cold(

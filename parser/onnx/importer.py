@@ -40,7 +40,7 @@ from mlc.dialects.graph.types import (
     tensor,
 )
 from mlc.interpreters.graph import evaluate, has_reference
-from mlc.parser.onnx.errors import OnnxImportError
+from mlc.parser.onnx.errors import DynamicShapeError, OnnxImportError
 from mlc.parser.onnx.external import load_external_data
 from mlc.parser.onnx.functions import (
     Expansion,
@@ -173,6 +173,8 @@ class _Importer:
         self.constants: dict[str, np.ndarray] = {}
         self.poisoned: set[str] = set()
         self.problems: list[ImportProblem] = []
+        #: how many of the problems are graph inputs with dynamic dimensions
+        self.dynamic_inputs = 0
         self.block = Block()
         #: (node name, op type) of the node computing each value
         self.producers: dict[str, tuple[str, str]] = {}
@@ -199,7 +201,10 @@ class _Importer:
         results = self._outputs(graph.output)
         if self.problems:
             lines = "\n".join(str(p) for p in self.problems)
-            raise OnnxImportError(
+            error = (
+                DynamicShapeError if self.dynamic_inputs == len(self.problems) else OnnxImportError
+            )
+            raise error(
                 f"cannot import model: {len(self.problems)} unsupported node(s) or input(s):\n{lines}"
             )
         if self.mismatches:
@@ -244,6 +249,7 @@ class _Importer:
             except Unsupported as e:
                 self.problems.append(ImportProblem(info.name, "graph input", self.opset, str(e)))
                 self.poisoned.add(info.name)
+                self.dynamic_inputs += isinstance(e, _DynamicDimension)
                 continue
             arg = self.block.insert_arg(ty, len(self.block.args))
             arg.name_hint = _sanitize(info.name)
@@ -438,11 +444,15 @@ def _static_dims(tt: onnx.TypeProto.Tensor) -> list[int]:
     dims: list[int] = []
     for d in tt.shape.dim:
         if not d.HasField("dim_value"):
-            raise Unsupported(
+            raise _DynamicDimension(
                 f"dynamic dimension '{d.dim_param or '?'}'; pass input_shapes={{name: shape}}"
             )
         dims.append(int(d.dim_value))
     return dims
+
+
+class _DynamicDimension(Unsupported):
+    """A graph input's dimension that is not static (and not given a size)."""
 
 
 def _result_problem(value: SSAValue | None) -> str | None:
