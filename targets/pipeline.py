@@ -9,8 +9,8 @@ Expanded with the host's vector width (AVX-512: 16 fp32 lanes) and every option 
 default, it is
 
     tree-ensemble-strategy{strategy="auto" max-depth=12}, graph-fold-qdq, graph-optimize,
-    pad-gemm-columns{multiple=16}, graph-blocked-layout{block=16
-    min-convs=2}, pointwise-conv-to-matmul, convert-graph-to-tl, tl-concat-in-place,
+    pad-gemm-columns{multiple=16}, pack-matmul-weights{panel=32 max-rows=512},
+    graph-blocked-layout{block=16 min-convs=2}, pointwise-conv-to-matmul, convert-graph-to-tl, tl-concat-in-place,
     tl-inline-elementwise, tl-fuse-epilogues, tl-rfactor{lanes=16}, tl-default-schedule{vector-bits=512
     threads=true}, convert-tl-kernel-to-loops, tl-outline-kernels,
     convert-tl-to-llvm{threads=true}, llvm-use-vector-math{vector-bits=512}
@@ -47,6 +47,7 @@ from mlc.targets.x86 import Avx2Int8GemmSchedule, VnniGemmSchedule
 from mlc.transforms.graph.conv_to_matmul import PointwiseConvToMatmulPass
 from mlc.transforms.graph.layout import BlockedLayoutPass
 from mlc.transforms.graph.optimize import GraphOptimizePass
+from mlc.transforms.graph.pack_weights import PackMatmulWeightsPass
 from mlc.transforms.graph.pad_gemm import PadGemmColumnsPass
 from mlc.transforms.graph.quantize import FoldQdqPass
 from mlc.transforms.graph.trees import STRATEGIES as TREE_STRATEGIES
@@ -205,6 +206,7 @@ class MlcCpuPipelinePass(ModulePass):
         passes: list[ModulePass] = [TreeEnsembleStrategyPass(strategy=self.trees)]
         if self.fuse:
             passes += [FoldQdqPass(), GraphOptimizePass(), PadGemmColumnsPass(multiple=lanes)]
+            passes.append(PackMatmulWeightsPass(panel=2 * lanes))  # the register tile's width
         if self.layout == "nchwc" or (self.layout == "default" and self.fuse):
             min_convs = 2 if self.layout == "default" else 0
             passes.append(BlockedLayoutPass(block=lanes, min_convs=min_convs))

@@ -38,6 +38,7 @@ from mlc.transforms.graph.layout import (
     default_block,
 )
 from mlc.transforms.graph.optimize import GraphOptimizePass
+from mlc.transforms.graph.pack_weights import PackMatmulWeights, PackMatmulWeightsPass
 from mlc.transforms.graph.pad_gemm import PadGemmColumns, PadGemmColumnsPass
 from mlc.transforms.graph.quantize import (
     QDQ_PATTERNS,
@@ -84,6 +85,8 @@ __all__ = [
     "FoldPadIntoConv",
     "GraphCanonicalizePass",
     "GraphOptimizePass",
+    "PackMatmulWeights",
+    "PackMatmulWeightsPass",
     "PadGemmColumns",
     "PadGemmColumnsPass",
     "PretransposeGemmWeight",

@@ -24,8 +24,9 @@ plain text (`Schedule.text()`) and replays with `tl-apply-schedule`.
    of accumulators lives in registers across the reduction loops, which sit between the
    tile loops and the tile (Goto / BLIS order: `v.o.o, r.o, reductions, r.i, v.o.i, v.i`:
    one panel of the contiguous operand stays in cache while all rows pass). A single long
-   reduction (> 512) is split by 256 and its outer loop moved outermost (K blocking for
-   the L2 cache). A padded vector input (a conv's input) is first copied into a buffer
+   reduction (> 512) is split by 256 (or the divisor of its length nearest below,
+   `k_block_for`: K = 784 by 196) and its outer loop moved outermost (K blocking for the
+   L2 cache). A padded vector input (a conv's input) is first copied into a buffer
    that holds its padding, so the tile loop reads it without bounds checks.
    A tall matrix product (one reduction, at least `min_pack_row_tiles` row tiles, B
    wider than one block) runs in MLAS / BLIS order instead: `k.o, v-block, r.o, panel,
@@ -77,6 +78,7 @@ __all__ = [
     "CpuDefaultSchedule",
     "ScheduleStrategy",
     "apply_default_schedules",
+    "k_block_for",
 ]
 
 MAX_VECTOR_LANES = 16
@@ -89,6 +91,17 @@ class ScheduleStrategy(Protocol):
     """Chooses the schedule of one kernel through `sch` (the kernel is still a tl.kernel)."""
 
     def schedule_kernel(self, sch: Schedule, kernel: KernelOp) -> None: ...
+
+
+def k_block_for(k: int, k_block: int) -> int | None:
+    """The K block of a `k`-long reduction: `k_block` where it divides `k`, else the
+    largest divisor of `k` between `k_block / 2` and `k_block` that splits it into
+    equal blocks (784 -> 196: four blocks, not one 784-deep panel that leaves L1); None
+    where there is none."""
+    for blocks in range(-(-k // k_block), k // max(k_block // 2, 1) + 1):
+        if k % blocks == 0:
+            return k // blocks
+    return None
 
 
 @dataclass(frozen=True)
@@ -223,9 +236,12 @@ class CpuDefaultSchedule:
             v_outer, v_tile = None, v_outer
         red_names = [names[d] for d in reductions]
         k_outer: list[str] = []
+        kc = extents[reductions[0]] if len(reductions) == 1 else 0
         if len(reductions) == 1 and extents[reductions[0]] > 2 * self.k_block:
-            if extents[reductions[0]] % self.k_block == 0:
-                ko, ki = map(_short, sch.split(f"{label}/{red_names[0]}", self.k_block))
+            found = k_block_for(extents[reductions[0]], self.k_block)
+            if found is not None:
+                kc = found
+                ko, ki = map(_short, sch.split(f"{label}/{red_names[0]}", kc))
                 k_outer, red_names = [ko], [ki]
         others = [names[d] for d in block.parallel_dims if d not in (r, v)]
         # column panels outside row blocks: one K x (vectors * width) panel of the
@@ -233,7 +249,6 @@ class CpuDefaultSchedule:
         tile_outer = [n for n in (v_outer, r_outer) if n]
         packed = None
         if v_outer and r_outer:
-            kc = self.k_block if k_outer else extents[reductions[0]]
             packed = self._panel_block(block, v, r, reductions, extents, width, vectors, rows, kc)
         if packed is not None:
             # packed panel blocks (MLAS / BLIS order): a block of `per_block` panels is
