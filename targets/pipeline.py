@@ -9,7 +9,7 @@ Expanded with the host's vector width (AVX-512: 16 fp32 lanes) and every option 
 default, it is
 
     tree-ensemble-strategy{strategy="auto" max-depth=12}, graph-fold-qdq, graph-optimize,
-    pad-gemm-columns{multiple=16}, pack-matmul-weights{panel=32 max-rows=512},
+    pad-gemm-columns{multiple=16}, pack-matmul-weights{panel=32 max-rows=256},
     graph-blocked-layout{block=16 min-convs=2}, pointwise-conv-to-matmul, convert-graph-to-tl, tl-concat-in-place,
     tl-inline-elementwise, tl-fuse-epilogues, tl-rfactor{lanes=16}, tl-default-schedule{vector-bits=512
     threads=true}, convert-tl-kernel-to-loops, tl-outline-kernels,

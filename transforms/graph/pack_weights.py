@@ -19,14 +19,16 @@ row-major [.., M, N] result, reshaped:
 A `graph.gemm` (alpha 1, A not transposed; B either way, the packed panels are op(B)'s
 columns) becomes the same, its C added after (`graph.add`, the same broadcast).
 Measured on Zen 3, 1 thread: 64 x 784 x 1024 0.86 -> 0.74 ms, 128 x 768 x 3072 5.1 ->
-4.6 ms, a batch-1 row unchanged; a 1024^3 product 8 % slower (its A no longer fits the
-cache across a panel's row tiles, where per-call packing of blocks of B does better), so
-products of more than `max_rows` rows are left alone.
+4.6 ms, a batch-1 row unchanged; 512 rows by 3072 columns 28 % slower and a 1024^3
+product 8 % slower (A no longer stays in L2 across a panel's row tiles, where per-call
+packing of blocks of B does better), so products of more than `max_rows` rows are left
+alone.
 
 Conditions: B is a floating-point constant used only by this product, N a multiple of
 `panel` and at least two panels, A at least 2-D with 2 to `max_rows` rows (the product
 of its leading dimensions; a single row is a matrix-vector product, which `tl-rfactor`
-splits across B's rows for threads instead).
+splits across B's rows for threads instead), and only elementwise ops use the product
+(`_elementwise_uses`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from xdsl.context import Context
+from xdsl.dialects import func
 from xdsl.dialects.builtin import Float32Type, Float64Type, ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
@@ -48,6 +51,7 @@ from xdsl.pattern_rewriter import (
 from xdsl.transforms.dead_code_elimination import region_dce
 
 from mlc.dialects import graph as g
+from mlc.dialects.graph import elementwise as ew
 from mlc.transforms.graph.common import constant_array, make_constant, tensor_shape
 
 __all__ = ["PackMatmulWeights", "PackMatmulWeightsPass", "packed_panels"]
@@ -60,6 +64,14 @@ def packed_panels(b: np.ndarray, panel: int) -> np.ndarray:
     """`B[K, N]` as panel-major `Bp[N / panel, K, panel]`: `Bp[j, k, p] = B[k, j * panel + p]`."""
     k, n = b.shape
     return np.ascontiguousarray(b.reshape(k, n // panel, panel).transpose(1, 0, 2))
+
+
+def _elementwise_uses(value: SSAValue) -> bool:
+    """Every user of `value` is elementwise (or returns it): the packed product's reshape
+    then fuses into them. A reshape / transpose into attention heads is left unpacked: the
+    head split read through the panel reshape made BERT's score product 8x slower."""
+    elementwise = (ew.UnaryOp, ew.BinaryOp, ew.VariadicOp, ew.WhereOp, ew.CastOp, func.ReturnOp)
+    return all(isinstance(use.operation, elementwise) for use in value.uses)
 
 
 def _packed_product(a: SSAValue, b: np.ndarray, b_type: TensorType, panel: int) -> list[Operation]:
@@ -79,7 +91,7 @@ class PackMatmulWeights(RewritePattern):
     (+ C) (see the module docstring)."""
 
     panel: int = 16
-    max_rows: int = 512
+    max_rows: int = 256
 
     def _weight(self, a: SSAValue, b: SSAValue, transposed: bool) -> np.ndarray | None:
         """op(B) as a [K, N] array where the product qualifies, else None."""
@@ -110,7 +122,7 @@ class PackMatmulWeights(RewritePattern):
                 return
             a, b, transposed, c = op.a, op.b, bool(op.trans_b), op.c
         weight = self._weight(a, b, transposed)
-        if weight is None:
+        if weight is None or not _elementwise_uses(op.output):
             return
         b_type = b.type
         assert isinstance(b_type, TensorType)
@@ -123,12 +135,12 @@ class PackMatmulWeights(RewritePattern):
 
 @dataclass(frozen=True)
 class PackMatmulWeightsPass(ModulePass):
-    """`pack-matmul-weights{panel=16 max-rows=512}`: `PackMatmulWeights` everywhere, the
+    """`pack-matmul-weights{panel=16 max-rows=256}`: `PackMatmulWeights` everywhere, the
     unpacked weights removed."""
 
     name = "pack-matmul-weights"
     panel: int = 16
-    max_rows: int = 512
+    max_rows: int = 256
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.panel < 1 or self.max_rows < 1:

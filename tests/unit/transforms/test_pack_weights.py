@@ -127,3 +127,14 @@ def test_narrow_and_tall_products_are_left_alone() -> None:
     for rows, n, max_rows in ((3, 4, 512), (3, 6, 512), (8, 8, 4), (1, 8, 512)):
         after = _apply(_product_module(rows, n, gemm=False), max_rows)
         assert not any(isinstance(op, g.EinsumOp) for op in after.walk())
+
+
+def test_a_product_split_into_heads_is_left_alone() -> None:
+    # a projection reshaped into attention heads: packing it made the score product slow
+    rng = np.random.default_rng(0)
+    p = ProgramBuilder(lambda s: None, f32, rng)  # type: ignore[arg-type, return-value]
+    x = p.new_arg([3, 5])
+    w = p.insert(g.ConstantOp.from_array(rng.standard_normal((5, 8)).astype(np.float32)))
+    p.insert(g.ReshapeOp.to(p.insert(g.MatMulOp.create([x, w])), [3, 2, 4]))
+    after = _apply(p.finish())
+    assert not any(isinstance(op, g.EinsumOp) for op in after.walk())
