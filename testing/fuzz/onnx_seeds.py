@@ -1,4 +1,5 @@
-"""Small valid ONNX models: the seeds the ONNX fuzzer mutates (opset 17, IR version 8).
+"""Small valid ONNX models: the seeds the ONNX fuzzer mutates (opset 17, IR version 8;
+`attention` opset 23, IR version 10).
 
 Every seed imports, compiles and runs; `SEEDS` maps a name to a function building it
 fresh (the fuzzer mutates the protobuf in place).
@@ -22,6 +23,7 @@ def _model(
     outputs: Sequence[tuple[str, int, Sequence[int]]],
     initializers: dict[str, np.ndarray] | None = None,
     name: str = "seed",
+    opset: int = 17,
 ) -> onnx.ModelProto:
     graph = helper.make_graph(
         list(nodes),
@@ -30,8 +32,8 @@ def _model(
         [helper.make_tensor_value_info(n, t, list(s)) for n, t, s in outputs],
         [numpy_helper.from_array(np.asarray(a), n) for n, a in (initializers or {}).items()],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8 if opset <= 17 else 10
     return model
 
 
@@ -163,6 +165,29 @@ def shape_chain() -> onnx.ModelProto:
     return _model(nodes, [("x", F32, [2, 3])], [("y", F32, [2, 3])])
 
 
+def resize() -> onnx.ModelProto:
+    """Bilinear 2x upsampling (per-axis tables, `parser.onnx.resize`)."""
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear")
+    return _model(
+        [node],
+        [("x", F32, [1, 1, 3, 4])],
+        [("y", F32, [1, 1, 6, 8])],
+        {"scales": np.array([1.0, 1.0, 2.0, 2.0], np.float32)},
+    )
+
+
+def attention() -> onnx.ModelProto:
+    """The opset-23 Attention operator (imported through its function body)."""
+    node = helper.make_node("Attention", ["q", "k", "v"], ["y"], is_causal=1)
+    shape = [1, 2, 3, 4]
+    return _model(
+        [node],
+        [("q", F32, shape), ("k", F32, shape), ("v", F32, shape)],
+        [("y", F32, shape)],
+        opset=23,
+    )
+
+
 SEEDS: dict[str, Callable[[], onnx.ModelProto]] = {
     f.__name__: f
     for f in (
@@ -178,5 +203,7 @@ SEEDS: dict[str, Callable[[], onnx.ModelProto]] = {
         matmul_bias_relu,
         maxpool,
         shape_chain,
+        resize,
+        attention,
     )
 }
