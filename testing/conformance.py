@@ -174,6 +174,29 @@ def _inputs_to_bind(message: str, model: object) -> list[str]:
 _SHAPE_SOURCE_ELEMENTS = 16
 
 
+def _body_producers(value: str, model: Any) -> dict[str, Any]:
+    """Output name -> node of the function body `value` is inside (`<caller>::<name>`, as
+    the importer names them), or {} where it is not inside one or it does not expand."""
+    import onnx
+
+    from mlc.parser.onnx.functions import FunctionBodyError, expand
+
+    graph = model.graph
+    callers = {node.name or f"{node.op_type}_{i}": node for i, node in enumerate(graph.node)}
+    prefix = value.split("::")[0]
+    if "::" not in value or prefix not in callers:
+        return {}
+    caller = callers[prefix]
+    inferred = onnx.shape_inference.infer_shapes(model).graph
+    types = {v.name: v.type for v in [*inferred.input, *inferred.value_info, *inferred.output]}
+    opset = next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    try:
+        body = expand(caller, opset, [types.get(i) for i in caller.input], f"{prefix}::")
+    except FunctionBodyError:
+        return {}
+    return {out: node for node in (body.nodes if body else []) for out in node.output}
+
+
 def _shape_sources(value: str, model: object) -> list[str]:
     """The graph inputs `value` is computed from (not through Shape / Size, whose results
     are static), if all are small integer tensors with static shapes; else []."""
@@ -181,6 +204,9 @@ def _shape_sources(value: str, model: object) -> list[str]:
 
     graph = model.graph  # type: ignore[attr-defined]
     producer = {out: node for node in graph.node for out in node.output}
+    # a value inside a function body the importer expanded (`<node>::<value>`): traced
+    # through the body's nodes, expanded here the same way (`parser.onnx.functions`)
+    producer |= _body_producers(value, model)
     inputs = {i.name: i for i in graph.input}
     initializers = {t.name for t in graph.initializer}
     found: set[str] = set()

@@ -64,3 +64,22 @@ def test_the_integer_input_a_range_limit_comes_from_is_bound() -> None:
 def test_float_or_large_sources_are_not_bound(size_type: int, size_shape: list[int]) -> None:
     model = _window_model(size_type, size_shape)
     assert _inputs_to_bind(_import_error(model), model) == []
+
+
+def test_a_value_inside_an_expanded_function_body_is_traced_through_the_body() -> None:
+    # HannWindow has no converter of its own: its body's Range limit comes from `size`
+    node = helper.make_node("HannWindow", ["size"], ["y"], name="hann")
+    graph = helper.make_graph(
+        [node],
+        "hann",
+        [helper.make_tensor_value_info("size", TensorProto.INT64, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    message = _import_error(model)
+    assert "hann::" in message  # the problem is inside the body
+    assert _inputs_to_bind(message, model) == ["size"]
+    module = import_onnx(model, input_values={"size": np.array(6, np.int64)})
+    (y,) = interpret(module)
+    np.testing.assert_allclose(y, 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(6) / 6), atol=1e-6)
