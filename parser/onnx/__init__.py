@@ -13,6 +13,7 @@ from mlc.parser.onnx import (  # noqa: F401  (each registers its converters)
     reduce,
     resize,
     shape,
+    spectral,
 )
 from mlc.parser.onnx.importer import OnnxImportError, import_onnx, load_model
 from mlc.parser.onnx.node import CONVERTERS, NodeContext, Unsupported, converter
