@@ -10,6 +10,7 @@ from mlc.parser.onnx import (  # noqa: F401  (each registers its converters)
     nn,
     normalization,
     quant,
+    recurrent,
     reduce,
     resize,
     shape,
