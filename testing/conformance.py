@@ -523,7 +523,7 @@ def render_report(results: Sequence[CaseResult], elapsed: float) -> str:
             "Of the cases that pass the interpreter. Each case is compiled and run in a worker",
             "process, so a crash of native code is recorded as *crashed* (as is any exception",
             "other than a clean refusal of the compile pipeline, which is *unsupported*).",
-            "`tests/conformance/test_conformance.py` compiles a deterministic eighth of these",
+            "`tests/conformance/test_conformance.py` compiles a deterministic twelfth of these",
             "cases (all of them with `MLC_CONFORMANCE_NATIVE=all`).",
             "",
             "| cases | compiled | passed | wrong | unsupported | crashed |",
