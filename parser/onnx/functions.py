@@ -16,7 +16,7 @@ against the node's attributes; and the opset the body is written against.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import onnx
@@ -103,6 +103,24 @@ def expand(
     return Expansion(_inlined(body, node, schema, prefix), _body_opset(body, opset))
 
 
+def _rename_free(graph: onnx.GraphProto, renamed: Callable[[str], str], bound: set[str]) -> None:
+    """Rename (in place) the values `graph` and its nested graphs read from outside them
+    (not their inputs, initializers or node outputs, nor any of `bound`)."""
+    own = bound | {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    own |= {o for node in graph.node for o in node.output}
+    for node in graph.node:
+        node.input[:] = [v if not v or v in own else renamed(v) for v in node.input]
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                _rename_free(attr.g, renamed, own)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    _rename_free(g, renamed, own)
+    for out in graph.output:
+        if out.name not in own:
+            out.name = renamed(out.name)
+
+
 def _body_opset(body: onnx.FunctionProto, opset: int) -> int:
     return next((int(i.version) for i in body.opset_import if i.domain == ""), opset)
 
@@ -138,11 +156,15 @@ def _inlined(
         new.output[:] = [renamed(v) for v in inner.output]
         del new.attribute[:]
         for attr in inner.attribute:
-            if attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+            if attr.type == onnx.AttributeProto.GRAPHS:
                 raise FunctionBodyError(
-                    f"its function body has a subgraph (node {inner.op_type}), "
-                    "which is not expanded"
+                    f"its function body has a list of subgraphs (node {inner.op_type})"
                 )
+            if attr.type == onnx.AttributeProto.GRAPH:  # a Scan's body: rename what it
+                copy = new.attribute.add()  # reads from the function around it
+                copy.CopyFrom(attr)
+                _rename_free(copy.g, renamed, set())
+                continue
             if attr.ref_attr_name:
                 source = actual.get(attr.ref_attr_name) or defaults.get(attr.ref_attr_name)
                 if source is None:

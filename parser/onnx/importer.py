@@ -40,6 +40,7 @@ from mlc.dialects.graph.types import (
     tensor,
 )
 from mlc.interpreters.graph import evaluate, has_reference
+from mlc.parser.onnx.control_flow import unroll_scan
 from mlc.parser.onnx.errors import DynamicShapeError, OnnxImportError
 from mlc.parser.onnx.external import load_external_data
 from mlc.parser.onnx.functions import (
@@ -314,7 +315,12 @@ class _Importer:
             conv = CONVERTERS.get(node.op_type)
         else:
             return fail(f"operator domain '{node.domain}' is not supported")
-        if conv is None and not (node.domain in ONNX_DOMAINS and has_function_body(node, opset)):
+        unrolled = node.op_type == "Scan" and node.domain in ONNX_DOMAINS
+        if (
+            conv is None
+            and not unrolled
+            and not (node.domain in ONNX_DOMAINS and has_function_body(node, opset))
+        ):
             return fail("unknown operator: mlc has no conversion for it")
         if any(i in self.poisoned for i in node.input if i):
             self.poisoned.update(o for o in node.output if o)
@@ -322,6 +328,12 @@ class _Importer:
         missing = [i for i in node.input if i and i not in self.values]
         if missing:
             return fail(f"input '{missing[0]}' is not defined before this node")
+        if conv is None and unrolled:  # a Scan: its body once per iteration
+            try:
+                expansion = unroll_scan(node, opset, self._input_shapes(node), f"{name}::")
+            except FunctionBodyError as e:
+                return fail(f"cannot unroll: {e}")
+            return self._convert_body(expansion, fail, "unrolled, and its body's")
         if conv is None:  # converted through the operator's function body
             try:
                 expansion = expand(node, opset, self._input_types(node), f"{name}::")
@@ -390,6 +402,14 @@ class _Importer:
             if not value.name_hint:
                 value.name_hint = _sanitize(out)
 
+    def _input_shapes(self, node: onnx.NodeProto) -> list[list[int] | None]:
+        """The static shape of each of `node`'s inputs (None where omitted)."""
+        found: list[list[int] | None] = []
+        for i in node.input:
+            ty = self.values[i].type if i else None
+            found.append(list(ty.get_shape()) if isinstance(ty, TensorType) else None)
+        return found
+
     def _input_types(self, node: onnx.NodeProto) -> list[onnx.TypeProto | None]:
         """The ONNX type of each of `node`'s inputs (None where omitted or not a tensor)."""
         types: list[onnx.TypeProto | None] = []
@@ -402,9 +422,14 @@ class _Importer:
             types.append(type_proto(elem, ty.get_shape()))
         return types
 
-    def _convert_body(self, expansion: Expansion, fail: Callable[[str], None]) -> None:
-        """Convert a node's function body (`expand`) in its place. A problem inside it is
-        reported as the node's, naming the body's node."""
+    def _convert_body(
+        self,
+        expansion: Expansion,
+        fail: Callable[[str], None],
+        how: str = "converted through its ONNX function body, whose",
+    ) -> None:
+        """Convert a node's function body (`expand`) or unrolled Scan in its place. A
+        problem inside it is reported as the node's, naming the body's node."""
         before = len(self.problems)
         for k, inner in enumerate(expansion.nodes):
             self._convert_node(inner, k, expansion.opset)
@@ -412,8 +437,8 @@ class _Importer:
                 problem = self.problems.pop()
                 del self.problems[before:]
                 return fail(
-                    f"converted through its ONNX function body, whose node '{problem.node}' "
-                    f"({problem.op_type}) is unsupported: {problem.reason}"
+                    f"{how} node '{problem.node}' ({problem.op_type}) is unsupported: "
+                    f"{problem.reason}"
                 )
         return None
 
