@@ -1,4 +1,8 @@
-"""Scan (opset 9 and later), unrolled over its static trip count into plain ONNX nodes.
+"""Scan (opset 9 and later) and If, inlined into plain ONNX nodes.
+
+An If whose condition is a constant (as in most exported models, once shapes fold) is
+the branch it picks; on a run-time condition both branches are computed and each output
+is a `Where` of the two (their outputs must be declared with one static shape).
 
 Shapes are static, so a Scan over T elements is T copies of its body, each copy's values
 renamed (`<scan>::<t>::<name>`), its state inputs the previous copy's state outputs:
@@ -21,9 +25,9 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from mlc.parser.onnx.functions import Expansion, FunctionBodyError
+from mlc.parser.onnx.functions import Expansion, FunctionBodyError, rename_free
 
-__all__ = ["MAX_SCAN_STEPS", "unroll_scan"]
+__all__ = ["MAX_SCAN_STEPS", "unroll_if", "unroll_scan"]
 
 #: the most iterations unrolled
 MAX_SCAN_STEPS = 4096
@@ -40,6 +44,79 @@ def _constant(name: str, array: np.ndarray) -> onnx.NodeProto:
     return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(array))
 
 
+def _inline_graph(
+    graph: onnx.GraphProto, prefix: str, bound: dict[str, str]
+) -> tuple[list[onnx.NodeProto], list[str]]:
+    """`graph`'s nodes (its initializers as Constants) with every value it defines renamed
+    `<prefix><name>`, its inputs taken from `bound` (input name -> a value of the calling
+    graph, passed on by an Identity); values it reads from outside keep their names, in
+    nested subgraphs too. Returns the nodes and the names of its outputs."""
+    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    defined |= {o for inner in graph.node for o in inner.output}
+    names = {v: prefix + v for v in defined}
+
+    def renamed(value: str) -> str:
+        return names.get(value, value)
+
+    nodes = [helper.make_node("Identity", [v], [names[k]]) for k, v in bound.items()]
+    nodes += [_constant(names[t.name], numpy_helper.to_array(t)) for t in graph.initializer]
+    for c, inner in enumerate(graph.node):
+        copy = onnx.NodeProto()
+        copy.CopyFrom(inner)
+        copy.name = prefix + (inner.name or f"{inner.op_type}_{c}")
+        copy.input[:] = [renamed(v) for v in inner.input]
+        copy.output[:] = [renamed(v) for v in inner.output]
+        for attr in copy.attribute:  # a nested Scan / If reads this graph's values
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs:
+                rename_free(sub, renamed, set())
+        nodes.append(copy)
+    return nodes, [renamed(o.name) for o in graph.output]
+
+
+def unroll_if(
+    node: onnx.NodeProto, opset: int, condition: np.ndarray | None, prefix: str
+) -> Expansion:
+    """`node` (an If) as plain nodes: the branch a constant `condition` picks, else both
+    branches and a `Where` per output (which needs both branches' outputs declared with
+    one static shape). `FunctionBodyError` says why an If cannot be inlined."""
+    then_branch, else_branch = _attr(node, "then_branch", None), _attr(node, "else_branch", None)
+    if not isinstance(then_branch, onnx.GraphProto) or not isinstance(else_branch, onnx.GraphProto):
+        raise FunctionBodyError("an If without both branches")
+    outputs = list(node.output)
+    if condition is not None:
+        if condition.size != 1:
+            raise FunctionBodyError(f"a condition of {condition.size} elements")
+        branch = then_branch if bool(condition.reshape(-1)[0]) else else_branch
+        nodes, results = _inline_graph(
+            branch, f"{prefix}{'then' if branch is then_branch else 'else'}::", {}
+        )
+        nodes += [helper.make_node("Identity", [r], [o]) for r, o in zip(results, outputs) if o]
+        return Expansion(nodes, opset)
+    for a, b in zip(then_branch.output, else_branch.output):
+        sa, sb = _declared_shape(a), _declared_shape(b)
+        if sa is None or sa != sb:
+            raise FunctionBodyError(
+                "an If on a run-time condition needs both branches' outputs declared with one "
+                f"static shape ({a.name}: {sa}, {b.name}: {sb})"
+            )
+    then_nodes, then_results = _inline_graph(then_branch, f"{prefix}then::", {})
+    else_nodes, else_results = _inline_graph(else_branch, f"{prefix}else::", {})
+    nodes = then_nodes + else_nodes
+    for t, e, o in zip(then_results, else_results, outputs):
+        if o:
+            nodes.append(helper.make_node("Where", [node.input[0], t, e], [o]))
+    return Expansion(nodes, opset)
+
+
+def _declared_shape(info: onnx.ValueInfoProto) -> list[int] | None:
+    """A graph output's declared static shape, None where it has none."""
+    tensor = info.type.tensor_type
+    if not info.type.HasField("tensor_type") or not tensor.HasField("shape"):
+        return None
+    dims = list(tensor.shape.dim)
+    return None if any(not d.HasField("dim_value") for d in dims) else [d.dim_value for d in dims]
+
+
 def unroll_scan(
     node: onnx.NodeProto, opset: int, shapes: Sequence[Sequence[int] | None], prefix: str
 ) -> Expansion:
@@ -50,12 +127,6 @@ def unroll_scan(
     body = _attr(node, "body", None)
     if not isinstance(body, onnx.GraphProto):
         raise FunctionBodyError("a Scan without a body graph")
-    for inner in body.node:
-        if any(
-            a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-            for a in inner.attribute
-        ):
-            raise FunctionBodyError(f"its body has a subgraph (node {inner.op_type})")
     m = int(_attr(node, "num_scan_inputs", 0))  # type: ignore[call-overload]
     n = len(node.input) - m
     k = len(body.output) - n
@@ -77,39 +148,24 @@ def unroll_scan(
         raise FunctionBodyError(f"{steps} iterations (1 to {MAX_SCAN_STEPS} are unrolled)")
 
     nodes: list[onnx.NodeProto] = []
-    defined = {i.name for i in body.input} | {t.name for t in body.initializer}
-    defined |= {o for inner in body.node for o in inner.output}
     state = list(node.input[:n])
     pieces: list[list[str]] = [[] for _ in range(k)]
     for t in range(steps):
         at = f"{prefix}{t}::"
-        names = {v: at + v for v in defined}
+        bound = {body.input[i].name: state[i] for i in range(n)}
         for j in range(m):
             index = t if in_dirs[j] == 0 else steps - 1 - t
-            idx = f"{at}index{j}"
+            idx, row = f"{at}index{j}", f"{at}row{j}"
             nodes.append(_constant(idx, np.array(index, np.int64)))
             nodes.append(
-                helper.make_node(
-                    "Gather",
-                    [node.input[n + j], idx],
-                    [names[body.input[n + j].name]],
-                    axis=in_axes[j],
-                )
+                helper.make_node("Gather", [node.input[n + j], idx], [row], axis=in_axes[j])
             )
-        for i in range(n):
-            nodes.append(helper.make_node("Identity", [state[i]], [names[body.input[i].name]]))
-        for init in body.initializer:
-            nodes.append(_constant(names[init.name], numpy_helper.to_array(init)))
-        for c, inner in enumerate(body.node):
-            copy = onnx.NodeProto()
-            copy.CopyFrom(inner)
-            copy.name = at + (inner.name or f"{inner.op_type}_{c}")
-            copy.input[:] = [names.get(v, v) for v in inner.input]
-            copy.output[:] = [names.get(v, v) for v in inner.output]
-            nodes.append(copy)
-        state = [names.get(o.name, o.name) for o in body.output[:n]]
+            bound[body.input[n + j].name] = row
+        copy, results = _inline_graph(body, at, bound)
+        nodes += copy
+        state = results[:n]
         for j in range(k):
-            pieces[j].append(names.get(body.output[n + j].name, body.output[n + j].name))
+            pieces[j].append(results[n + j])
     for i in range(n):
         if i < len(node.output) and node.output[i]:
             nodes.append(helper.make_node("Identity", [state[i]], [node.output[i]]))

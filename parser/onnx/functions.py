@@ -22,7 +22,14 @@ from dataclasses import dataclass
 import onnx
 from onnx import defs
 
-__all__ = ["Expansion", "FunctionBodyError", "expand", "has_function_body", "type_proto"]
+__all__ = [
+    "Expansion",
+    "FunctionBodyError",
+    "expand",
+    "has_function_body",
+    "rename_free",
+    "type_proto",
+]
 
 
 class FunctionBodyError(ValueError):
@@ -103,7 +110,7 @@ def expand(
     return Expansion(_inlined(body, node, schema, prefix), _body_opset(body, opset))
 
 
-def _rename_free(graph: onnx.GraphProto, renamed: Callable[[str], str], bound: set[str]) -> None:
+def rename_free(graph: onnx.GraphProto, renamed: Callable[[str], str], bound: set[str]) -> None:
     """Rename (in place) the values `graph` and its nested graphs read from outside them
     (not their inputs, initializers or node outputs, nor any of `bound`)."""
     own = bound | {i.name for i in graph.input} | {t.name for t in graph.initializer}
@@ -112,10 +119,10 @@ def _rename_free(graph: onnx.GraphProto, renamed: Callable[[str], str], bound: s
         node.input[:] = [v if not v or v in own else renamed(v) for v in node.input]
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.GRAPH:
-                _rename_free(attr.g, renamed, own)
+                rename_free(attr.g, renamed, own)
             elif attr.type == onnx.AttributeProto.GRAPHS:
                 for g in attr.graphs:
-                    _rename_free(g, renamed, own)
+                    rename_free(g, renamed, own)
     for out in graph.output:
         if out.name not in own:
             out.name = renamed(out.name)
@@ -163,7 +170,7 @@ def _inlined(
             if attr.type == onnx.AttributeProto.GRAPH:  # a Scan's body: rename what it
                 copy = new.attribute.add()  # reads from the function around it
                 copy.CopyFrom(attr)
-                _rename_free(copy.g, renamed, set())
+                rename_free(copy.g, renamed, set())
                 continue
             if attr.ref_attr_name:
                 source = actual.get(attr.ref_attr_name) or defaults.get(attr.ref_attr_name)

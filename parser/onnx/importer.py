@@ -40,7 +40,7 @@ from mlc.dialects.graph.types import (
     tensor,
 )
 from mlc.interpreters.graph import evaluate, has_reference
-from mlc.parser.onnx.control_flow import unroll_scan
+from mlc.parser.onnx.control_flow import unroll_if, unroll_scan
 from mlc.parser.onnx.errors import DynamicShapeError, OnnxImportError
 from mlc.parser.onnx.external import load_external_data
 from mlc.parser.onnx.functions import (
@@ -315,7 +315,7 @@ class _Importer:
             conv = CONVERTERS.get(node.op_type)
         else:
             return fail(f"operator domain '{node.domain}' is not supported")
-        unrolled = node.op_type == "Scan" and node.domain in ONNX_DOMAINS
+        unrolled = node.op_type in ("Scan", "If") and node.domain in ONNX_DOMAINS
         if (
             conv is None
             and not unrolled
@@ -328,12 +328,17 @@ class _Importer:
         missing = [i for i in node.input if i and i not in self.values]
         if missing:
             return fail(f"input '{missing[0]}' is not defined before this node")
-        if conv is None and unrolled:  # a Scan: its body once per iteration
+        if conv is None and unrolled:  # a Scan's body once per iteration; an If's branches
             try:
-                expansion = unroll_scan(node, opset, self._input_shapes(node), f"{name}::")
+                if node.op_type == "Scan":
+                    shapes = self._input_shapes(node)
+                    expansion = unroll_scan(node, opset, shapes, f"{name}::")
+                else:
+                    condition = self.constants.get(node.input[0]) if node.input else None
+                    expansion = unroll_if(node, opset, condition, f"{name}::")
             except FunctionBodyError as e:
-                return fail(f"cannot unroll: {e}")
-            return self._convert_body(expansion, fail, "unrolled, and its body's")
+                return fail(f"cannot inline: {e}")
+            return self._convert_body(expansion, fail, "inlined, and its body's")
         if conv is None:  # converted through the operator's function body
             try:
                 expansion = expand(node, opset, self._input_types(node), f"{name}::")

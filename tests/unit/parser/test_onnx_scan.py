@@ -1,4 +1,5 @@
-"""Scan imports unrolled over its static trip count (`parser.onnx.control_flow`):
+"""Scan imports unrolled over its static trip count, If as the branch a constant picks or
+a Where of both (`parser.onnx.control_flow`). Scan
 against onnxruntime over input / output axes and directions, states, a body that reads
 an outer value; natively too."""
 
@@ -108,3 +109,58 @@ def test_a_scan_with_a_batch_axis_is_refused() -> None:
     model.opset_import[0].version = 8
     with pytest.raises(OnnxImportError, match="Scan before opset 9"):
         import_onnx(model)
+
+
+def _if_model(condition: bool | None, declared: bool = True) -> onnx.ModelProto:
+    """If(c) then x + 1 else x * 2 (both reading the outer `x`); `condition` None: `c` is
+    a graph input, else a constant."""
+    shape = [3] if declared else None
+
+    def branch(op: str, name: str) -> onnx.GraphProto:
+        k = helper.make_node("Constant", [], [f"{name}_k"], value_float=1.0 if op == "Add" else 2.0)
+        out = helper.make_node(op, ["x", f"{name}_k"], [f"{name}_y"])
+        return helper.make_graph(
+            [k, out], name, [], [helper.make_tensor_value_info(f"{name}_y", F, shape)]
+        )
+
+    nodes = [
+        helper.make_node(
+            "If", ["c"], ["y"], then_branch=branch("Add", "then"), else_branch=branch("Mul", "else")
+        )
+    ]
+    inputs = [helper.make_tensor_value_info("x", F, [3])]
+    if condition is None:
+        inputs.append(helper.make_tensor_value_info("c", TensorProto.BOOL, []))
+    else:
+        nodes.insert(
+            0,
+            helper.make_node(
+                "Constant",
+                [],
+                ["c"],
+                value=helper.make_tensor("v", TensorProto.BOOL, [], [condition]),
+            ),
+        )
+    graph = helper.make_graph(nodes, "if", inputs, [helper.make_tensor_value_info("y", F, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
+    model.ir_version = 8
+    return model
+
+
+def test_an_if_on_a_constant_is_the_branch_it_picks() -> None:
+    x = np.array([1.0, 2.0, 3.0], np.float32)
+    for condition, expected in ((True, x + 1), (False, x * 2)):
+        module = import_onnx(_if_model(condition))
+        assert "graph.where" not in str(module)
+        np.testing.assert_array_equal(mlc.interpret(module, x)[0], expected)
+
+
+def test_an_if_on_a_run_time_condition_selects_between_both_branches() -> None:
+    model = _if_model(None)
+    x = np.array([1.0, -2.0, 3.0], np.float32)
+    compiled = mlc.compile(model, cache=False)
+    for c in (True, False):
+        flag = np.array(c)
+        np.testing.assert_array_equal(compiled(x, flag)[0], x + 1 if c else x * 2)
+    with pytest.raises(OnnxImportError, match="declared with one static shape"):
+        import_onnx(_if_model(None, declared=False))
