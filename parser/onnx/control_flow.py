@@ -40,6 +40,20 @@ def _attr(node: onnx.NodeProto, name: str, default: object) -> object:
     return default
 
 
+def _int_attr(node: onnx.NodeProto, name: str, default: int) -> int:
+    value = _attr(node, name, default)
+    if not isinstance(value, int):
+        raise FunctionBodyError(f"attribute {name} must be an int, got {type(value).__name__}")
+    return value
+
+
+def _ints_attr(node: onnx.NodeProto, name: str, default: list[int]) -> list[int]:
+    value = _attr(node, name, default)
+    if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
+        raise FunctionBodyError(f"attribute {name} must be a list of ints")
+    return value
+
+
 def _constant(name: str, array: np.ndarray) -> onnx.NodeProto:
     return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(array))
 
@@ -127,15 +141,17 @@ def unroll_scan(
     body = _attr(node, "body", None)
     if not isinstance(body, onnx.GraphProto):
         raise FunctionBodyError("a Scan without a body graph")
-    m = int(_attr(node, "num_scan_inputs", 0))  # type: ignore[call-overload]
+    m = _int_attr(node, "num_scan_inputs", 0)
     n = len(node.input) - m
     k = len(body.output) - n
     if m < 1 or n < 0 or k < 0 or len(body.input) != n + m:
         raise FunctionBodyError("its body's inputs and outputs do not match the node's")
-    in_axes = list(_attr(node, "scan_input_axes", [0] * m))  # type: ignore[call-overload]
-    in_dirs = list(_attr(node, "scan_input_directions", [0] * m))  # type: ignore[call-overload]
-    out_axes = list(_attr(node, "scan_output_axes", [0] * k))  # type: ignore[call-overload]
-    out_dirs = list(_attr(node, "scan_output_directions", [0] * k))  # type: ignore[call-overload]
+    in_axes = _ints_attr(node, "scan_input_axes", [0] * m)
+    in_dirs = _ints_attr(node, "scan_input_directions", [0] * m)
+    out_axes = _ints_attr(node, "scan_output_axes", [0] * k)
+    out_dirs = _ints_attr(node, "scan_output_directions", [0] * k)
+    if len(in_axes) != m or len(in_dirs) != m or len(out_axes) != k or len(out_dirs) != k:
+        raise FunctionBodyError("scan axes / directions do not match the inputs and outputs")
     scanned = [shapes[n + j] for j in range(m)]
     if any(s is None for s in scanned):
         raise FunctionBodyError("a scan input without a static shape")

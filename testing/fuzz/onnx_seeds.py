@@ -188,6 +188,38 @@ def attention() -> onnx.ModelProto:
     )
 
 
+def lstm() -> onnx.ModelProto:
+    """A bidirectional LSTM over 3 steps (unrolled, `parser.onnx.recurrent`)."""
+    node = helper.make_node(
+        "LSTM", ["x", "w", "r"], ["y", "y_h"], hidden_size=2, direction="bidirectional"
+    )
+    return _model(
+        [node],
+        [("x", F32, [3, 1, 2])],
+        [("y", F32, [3, 2, 1, 2]), ("y_h", F32, [2, 1, 2])],
+        {"w": _weights(2, 8, 2), "r": _weights(2, 8, 2)},
+    )
+
+
+def scan() -> onnx.ModelProto:
+    """A running sum over the rows of x (a Scan, unrolled, `parser.onnx.control_flow`)."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Add", ["s_in", "row"], ["s_out"]),
+            helper.make_node("Identity", ["s_out"], ["out"]),
+        ],
+        "body",
+        [helper.make_tensor_value_info(n, F32, [2]) for n in ("s_in", "row")],
+        [helper.make_tensor_value_info(n, F32, [2]) for n in ("s_out", "out")],
+    )
+    node = helper.make_node("Scan", ["s0", "x"], ["s", "ys"], body=body, num_scan_inputs=1)
+    return _model(
+        [node],
+        [("s0", F32, [2]), ("x", F32, [3, 2])],
+        [("s", F32, [2]), ("ys", F32, [3, 2])],
+    )
+
+
 SEEDS: dict[str, Callable[[], onnx.ModelProto]] = {
     f.__name__: f
     for f in (
@@ -205,5 +237,7 @@ SEEDS: dict[str, Callable[[], onnx.ModelProto]] = {
         shape_chain,
         resize,
         attention,
+        lstm,
+        scan,
     )
 }
