@@ -32,6 +32,7 @@ import numpy as np
 
 from mlc.interpreters import interpret
 from mlc.parser.onnx import OnnxImportError, import_onnx
+from mlc.parser.onnx.functions import FunctionBodyError, expand
 from mlc.parser.onnx.node import BIND_HINT
 from mlc.targets.compiled import compile_model
 
@@ -178,8 +179,6 @@ def _body_producers(value: str, model: Any) -> dict[str, Any]:
     """Output name -> node of the function body `value` is inside (`<caller>::<name>`, as
     the importer names them), or {} where it is not inside one or it does not expand."""
     import onnx
-
-    from mlc.parser.onnx.functions import FunctionBodyError, expand
 
     graph = model.graph
     callers = {node.name or f"{node.op_type}_{i}": node for i, node in enumerate(graph.node)}
