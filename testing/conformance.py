@@ -193,7 +193,26 @@ def _body_producers(value: str, model: Any) -> dict[str, Any]:
         body = expand(caller, opset, [types.get(i) for i in caller.input], f"{prefix}::")
     except FunctionBodyError:
         return {}
-    return {out: node for node in (body.nodes if body else []) for out in node.output}
+    if body is None:  # inside an If or Scan: computed from (at least) the caller's inputs
+        return {value: caller}
+    return {out: node for node in body.nodes for out in node.output}
+
+
+def _free_values(node: Any) -> list[str]:
+    """The values `node`'s subgraphs (an If's branches, a Scan's body) read from the
+    graph around them."""
+    import onnx
+
+    found: list[str] = []
+    for attr in node.attribute:
+        graphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+        for g in graphs:
+            own = {i.name for i in g.input} | {t.name for t in g.initializer}
+            own |= {o for n in g.node for o in n.output}
+            for n in g.node:
+                found += [v for v in n.input if v and v not in own]
+                found += [v for v in _free_values(n) if v not in own]
+    return found
 
 
 def _shape_sources(value: str, model: object) -> list[str]:
@@ -219,7 +238,10 @@ def _shape_sources(value: str, model: object) -> list[str]:
         if name in inputs:
             found.add(name)
         elif name in producer and producer[name].op_type not in ("Shape", "Size"):
-            stack.extend(producer[name].input)
+            node = producer[name]
+            # CastLike reads only the element type of its second input
+            stack.extend(node.input[:1] if node.op_type == "CastLike" else node.input)
+            stack.extend(_free_values(node))  # what an If's / Scan's subgraphs read
     ints = {getattr(TensorProto, t) for t in ("INT8", "INT16", "INT32", "INT64")}
     for name in found:
         ty = inputs[name].type.tensor_type

@@ -26,6 +26,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from mlc.parser.onnx.functions import Expansion, FunctionBodyError, rename_free
+from mlc.parser.onnx.node import BIND_HINT
 
 __all__ = ["MAX_SCAN_STEPS", "unroll_if", "unroll_scan"]
 
@@ -110,8 +111,9 @@ def unroll_if(
         sa, sb = _declared_shape(a), _declared_shape(b)
         if sa is None or sa != sb:
             raise FunctionBodyError(
-                "an If on a run-time condition needs both branches' outputs declared with one "
-                f"static shape ({a.name}: {sa}, {b.name}: {sb})"
+                f"input '{node.input[0]}' (the condition of an If whose branches' outputs are "
+                f"not declared with one static shape: {a.name}: {sa}, {b.name}: {sb}) must be "
+                f"a constant known at import time{BIND_HINT}"
             )
     then_nodes, then_results = _inline_graph(then_branch, f"{prefix}then::", {})
     else_nodes, else_results = _inline_graph(else_branch, f"{prefix}else::", {})

@@ -83,3 +83,38 @@ def test_a_value_inside_an_expanded_function_body_is_traced_through_the_body() -
     module = import_onnx(model, input_values={"size": np.array(6, np.int64)})
     (y,) = interpret(module)
     np.testing.assert_allclose(y, 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(6) / 6), atol=1e-6)
+
+
+def test_values_an_if_branch_reads_and_castlike_types_are_traced() -> None:
+    # Range's limit comes out of an If whose branch reads `size`; CastLike takes only the
+    # element type of the float data input `x` (which must not be bound)
+    then_branch = helper.make_graph(
+        [helper.make_node("Cast", ["size"], ["t"], to=TensorProto.DOUBLE)],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t", TensorProto.DOUBLE, [])],
+    )
+    nodes = [
+        helper.make_node(
+            "Constant", [], ["c"], value=helper.make_tensor("v", TensorProto.BOOL, [], [True])
+        ),
+        helper.make_node(
+            "If", ["c"], ["limit_d"], then_branch=then_branch, else_branch=then_branch
+        ),
+        helper.make_node("CastLike", ["limit_d", "x"], ["limit"]),
+        helper.make_node("Constant", [], ["start"], value_float=0.0),
+        helper.make_node("Constant", [], ["delta"], value_float=1.0),
+        helper.make_node("Range", ["start", "limit", "delta"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "if_range",
+        [
+            helper.make_tensor_value_info("size", TensorProto.INT64, []),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    assert _inputs_to_bind(_import_error(model), model) == ["size"]
