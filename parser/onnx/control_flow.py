@@ -25,7 +25,12 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from mlc.parser.onnx.functions import Expansion, FunctionBodyError, rename_free
+from mlc.parser.onnx.functions import (
+    Expansion,
+    FunctionBodyError,
+    rename_free,
+    renamed_copy,
+)
 from mlc.parser.onnx.node import BIND_HINT
 
 __all__ = ["MAX_SCAN_STEPS", "unroll_if", "unroll_scan"]
@@ -76,11 +81,7 @@ def _inline_graph(
     nodes = [helper.make_node("Identity", [v], [names[k]]) for k, v in bound.items()]
     nodes += [_constant(names[t.name], numpy_helper.to_array(t)) for t in graph.initializer]
     for c, inner in enumerate(graph.node):
-        copy = onnx.NodeProto()
-        copy.CopyFrom(inner)
-        copy.name = prefix + (inner.name or f"{inner.op_type}_{c}")
-        copy.input[:] = [renamed(v) for v in inner.input]
-        copy.output[:] = [renamed(v) for v in inner.output]
+        copy = renamed_copy(inner, c, prefix, renamed)
         for attr in copy.attribute:  # a nested Scan / If reads this graph's values
             for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs:
                 rename_free(sub, renamed, set())

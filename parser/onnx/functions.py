@@ -28,6 +28,7 @@ __all__ = [
     "expand",
     "has_function_body",
     "rename_free",
+    "renamed_copy",
     "type_proto",
 ]
 
@@ -110,6 +111,19 @@ def expand(
     return Expansion(_inlined(body, node, schema, prefix), _body_opset(body, opset))
 
 
+def renamed_copy(
+    node: onnx.NodeProto, index: int, prefix: str, renamed: Callable[[str], str]
+) -> onnx.NodeProto:
+    """A copy of `node` (the `index`-th of its graph) named `<prefix><name>` (or
+    `<prefix><op>_<index>`), its inputs and outputs `renamed`."""
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    copy.name = prefix + (node.name or f"{node.op_type}_{index}")
+    copy.input[:] = [renamed(v) for v in node.input]
+    copy.output[:] = [renamed(v) for v in node.output]
+    return copy
+
+
 def rename_free(graph: onnx.GraphProto, renamed: Callable[[str], str], bound: set[str]) -> None:
     """Rename (in place) the values `graph` and its nested graphs read from outside them
     (not their inputs, initializers or node outputs, nor any of `bound`)."""
@@ -156,11 +170,7 @@ def _inlined(
             defaults[name] = default
     nodes = []
     for k, inner in enumerate(body.node):
-        new = onnx.NodeProto()
-        new.CopyFrom(inner)
-        new.name = prefix + (inner.name or f"{inner.op_type}_{k}")
-        new.input[:] = [renamed(v) for v in inner.input]
-        new.output[:] = [renamed(v) for v in inner.output]
+        new = renamed_copy(inner, k, prefix, renamed)
         del new.attribute[:]
         for attr in inner.attribute:
             if attr.type == onnx.AttributeProto.GRAPHS:
