@@ -216,6 +216,8 @@ class _Recurrence:
         every direction; returns Y, Y_h and (with two states) Y_c."""
         s, hid, batch = self.step, self.hidden, self.batch
         ys, finals = [], [[] for _ in range(states)]
+        valid = [self.valid(t) for t in range(self.seq)]  # shared by the directions
+        zero = s.constant(np.zeros((1, 1), self.dtype))
         for d, direction in enumerate(self.directions):
             state = [self.initial(5 + k, d) for k in range(states)]
             outputs: dict[int, SSAValue] = {}
@@ -223,11 +225,9 @@ class _Recurrence:
             for t in order:
                 x_t = s.reshape(s.slice(self.x, 0, t, t + 1), [batch, self.features])
                 new = cell(d, t, x_t, state)
-                valid = self.valid(t)
-                if valid is not None:
-                    zero = s.constant(np.zeros((1, 1), self.dtype))
-                    outputs[t] = s.where(valid, new[0], zero)
-                    state = [s.where(valid, n, o) for n, o in zip(new, state)]
+                if valid[t] is not None:
+                    outputs[t] = s.where(valid[t], new[0], zero)
+                    state = [s.where(valid[t], n, o) for n, o in zip(new, state)]
                 else:
                     outputs[t] = new[0]
                     state = new
@@ -255,6 +255,13 @@ def _inputs_projection(
     return w, rr, r.step.slice(b, 0, 0, rows), r.step.slice(b, 0, rows, 2 * rows)
 
 
+def _summed_projection(r: _Recurrence, d: int) -> tuple[SSAValue, SSAValue, SSAValue | None]:
+    """W^T, R^T and Wb + Rb (None without B) of direction `d`: RNN's and LSTM's."""
+    w, rr, wb, rb = _inputs_projection(r, d)
+    bias = r.step.binary(ew.AddOp, wb, rb) if wb is not None and rb is not None else None
+    return w, rr, bias
+
+
 def _check_outputs(node: NodeContext, count: int) -> None:
     if len(node.node.output) > count:
         node.unsupported(f"{len(node.node.output)} outputs (at most {count})")
@@ -265,13 +272,13 @@ def rnn(node: NodeContext) -> list[SSAValue | None]:
     _check_outputs(node, 2)
     r = _Recurrence(node, "RNN", 1, ("Tanh",))
     s = r.step
-    projections = [_inputs_projection(r, d) for d in range(len(r.directions))]
+    projections = [_summed_projection(r, d) for d in range(len(r.directions))]
 
     def cell(d: int, t: int, x_t: SSAValue, state: list[SSAValue]) -> list[SSAValue]:
-        w, rr, wb, rb = projections[d]
+        w, rr, bias = projections[d]
         pre = s.binary(ew.AddOp, s.matmul(x_t, w), s.matmul(state[0], rr))
-        if wb is not None and rb is not None:
-            pre = s.binary(ew.AddOp, pre, s.binary(ew.AddOp, wb, rb))
+        if bias is not None:
+            pre = s.binary(ew.AddOp, pre, bias)
         return [r.activation(d, r.clipped(pre))]
 
     return r.run(cell, 1)
@@ -283,20 +290,28 @@ def gru(node: NodeContext) -> list[SSAValue | None]:
     r = _Recurrence(node, "GRU", 3, ("Sigmoid", "Tanh"))
     s = r.step
     linear_before_reset = node.int("linear_before_reset", 0) != 0
-    projections = [_inputs_projection(r, d) for d in range(len(r.directions))]
+    hid = r.hidden
+
+    def split(d: int) -> tuple[SSAValue, ...]:
+        """W^T, Wb, R^T and Rb of direction `d`, R and Rb split into (z, r) and h parts."""
+        w, rr, wb, rb = _inputs_projection(r, d)
+        r_zr, r_h = s.slice(rr, 1, 0, 2 * hid), s.slice(rr, 1, 2 * hid, 3 * hid)
+        if rb is None:
+            return w, wb, r_zr, r_h, None, None
+        return w, wb, r_zr, r_h, s.slice(rb, 0, 0, 2 * hid), s.slice(rb, 0, 2 * hid, 3 * hid)
+
+    projections = [split(d) for d in range(len(r.directions))]
     one = s.constant(np.ones((1, 1), r.dtype))
 
     def cell(d: int, t: int, x_t: SSAValue, state: list[SSAValue]) -> list[SSAValue]:
-        w, rr, wb, rb = projections[d]
+        w, wb, r_zr, rh, rb_zr, rbh = projections[d]
         h = state[0]
         xw = s.matmul(x_t, w)
         if wb is not None:
             xw = s.binary(ew.AddOp, xw, wb)
-        hr_z_r = s.matmul(h, s.slice(rr, 1, 0, 2 * r.hidden))
-        rh = s.slice(rr, 1, 2 * r.hidden, 3 * r.hidden)
-        if rb is not None:
-            hr_z_r = s.binary(ew.AddOp, hr_z_r, s.slice(rb, 0, 0, 2 * r.hidden))
-        rbh = s.slice(rb, 0, 2 * r.hidden, 3 * r.hidden) if rb is not None else None
+        hr_z_r = s.matmul(h, r_zr)
+        if rb_zr is not None:
+            hr_z_r = s.binary(ew.AddOp, hr_z_r, rb_zr)
         z = r.activation(2 * d, r.clipped(s.binary(ew.AddOp, r.gate(xw, 0), r.gate(hr_z_r, 0))))
         reset = r.activation(2 * d, r.clipped(s.binary(ew.AddOp, r.gate(xw, 1), r.gate(hr_z_r, 1))))
         if linear_before_reset:
@@ -321,23 +336,30 @@ def lstm(node: NodeContext) -> list[SSAValue | None]:
     r = _Recurrence(node, "LSTM", 4, ("Sigmoid", "Tanh", "Tanh"))
     s = r.step
     input_forget = node.int("input_forget", 0) != 0
-    projections = [_inputs_projection(r, d) for d in range(len(r.directions))]
-    peepholes = [r.per_direction(7, d, 3 * r.hidden) for d in range(len(r.directions))]
+    projections = [_summed_projection(r, d) for d in range(len(r.directions))]
+
+    def peephole_weights(d: int) -> list[SSAValue] | None:
+        """P of direction `d` split into its i, o and f weights (None without P)."""
+        p = r.per_direction(7, d, 3 * r.hidden)
+        if p is None:
+            return None
+        return [s.slice(p, 0, k * r.hidden, (k + 1) * r.hidden) for k in range(3)]
+
+    peepholes = [peephole_weights(d) for d in range(len(r.directions))]
     one = s.constant(np.ones((1, 1), r.dtype))
 
     def cell(d: int, t: int, x_t: SSAValue, state: list[SSAValue]) -> list[SSAValue]:
-        w, rr, wb, rb = projections[d]
+        w, rr, bias = projections[d]
         h, c = state
         g = s.binary(ew.AddOp, s.matmul(x_t, w), s.matmul(h, rr))
-        if wb is not None and rb is not None:
-            g = s.binary(ew.AddOp, g, s.binary(ew.AddOp, wb, rb))
+        if bias is not None:
+            g = s.binary(ew.AddOp, g, bias)
         p = peepholes[d]
 
         def peep(x: SSAValue, k: int, cell_state: SSAValue) -> SSAValue:
             if p is None:
                 return x
-            weight = s.slice(p, 0, k * r.hidden, (k + 1) * r.hidden)
-            return s.binary(ew.AddOp, x, s.binary(ew.MulOp, weight, cell_state))
+            return s.binary(ew.AddOp, x, s.binary(ew.MulOp, p[k], cell_state))
 
         f_, g_, h_ = 3 * d, 3 * d + 1, 3 * d + 2
         i = r.activation(f_, r.clipped(peep(r.gate(g, 0), 0, c)))
