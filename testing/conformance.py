@@ -32,7 +32,7 @@ import numpy as np
 
 from mlc.interpreters import interpret
 from mlc.parser.onnx import OnnxImportError, import_onnx
-from mlc.parser.onnx.functions import FunctionBodyError, expand
+from mlc.parser.onnx.functions import FunctionBodyError, defined_values, expand
 from mlc.parser.onnx.node import BIND_HINT
 from mlc.targets.compiled import compile_model
 
@@ -207,8 +207,7 @@ def _free_values(node: Any) -> list[str]:
     for attr in node.attribute:
         graphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
         for g in graphs:
-            own = {i.name for i in g.input} | {t.name for t in g.initializer}
-            own |= {o for n in g.node for o in n.output}
+            own = defined_values(g)
             for n in g.node:
                 found += [v for v in n.input if v and v not in own]
                 found += [v for v in _free_values(n) if v not in own]

@@ -28,6 +28,7 @@ from onnx import helper, numpy_helper
 from mlc.parser.onnx.functions import (
     Expansion,
     FunctionBodyError,
+    defined_values,
     rename_free,
     renamed_copy,
 )
@@ -71,9 +72,7 @@ def _inline_graph(
     `<prefix><name>`, its inputs taken from `bound` (input name -> a value of the calling
     graph, passed on by an Identity); values it reads from outside keep their names, in
     nested subgraphs too. Returns the nodes and the names of its outputs."""
-    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
-    defined |= {o for inner in graph.node for o in inner.output}
-    names = {v: prefix + v for v in defined}
+    names = {v: prefix + v for v in defined_values(graph)}
 
     def renamed(value: str) -> str:
         return names.get(value, value)
@@ -102,10 +101,10 @@ def unroll_if(
     if condition is not None:
         if condition.size != 1:
             raise FunctionBodyError(f"a condition of {condition.size} elements")
-        branch = then_branch if bool(condition.reshape(-1)[0]) else else_branch
-        nodes, results = _inline_graph(
-            branch, f"{prefix}{'then' if branch is then_branch else 'else'}::", {}
-        )
+        if bool(condition.reshape(-1)[0]):
+            nodes, results = _inline_graph(then_branch, f"{prefix}then::", {})
+        else:
+            nodes, results = _inline_graph(else_branch, f"{prefix}else::", {})
         nodes += [helper.make_node("Identity", [r], [o]) for r, o in zip(results, outputs) if o]
         return Expansion(nodes, opset)
     for a, b in zip(then_branch.output, else_branch.output):
@@ -194,12 +193,13 @@ def unroll_scan(
             continue
         order = pieces[j] if out_dirs[j] == 0 else pieces[j][::-1]
         axis = out_axes[j]  # a negative axis counts from the stacked output's end
+        axes = f"{prefix}stack_axes{j}"  # Unsqueeze's axes input from opset 13
+        if opset >= 13:
+            nodes.append(_constant(axes, np.array([axis], np.int64)))
         stacked = []
         for t, piece in enumerate(order):
             name = f"{prefix}stack{j}_{t}"
             if opset >= 13:
-                axes = f"{prefix}stack_axes{j}_{t}"
-                nodes.append(_constant(axes, np.array([axis], np.int64)))
                 nodes.append(helper.make_node("Unsqueeze", [piece, axes], [name]))
             else:
                 nodes.append(helper.make_node("Unsqueeze", [piece], [name], axes=[axis]))

@@ -25,6 +25,7 @@ from onnx import defs
 __all__ = [
     "Expansion",
     "FunctionBodyError",
+    "defined_values",
     "expand",
     "has_function_body",
     "rename_free",
@@ -69,12 +70,12 @@ def has_function_body(node: onnx.NodeProto, opset: int) -> bool:
 
 
 def _body(
-    node: onnx.NodeProto, opset: int, input_types: Sequence[onnx.TypeProto | None]
+    node: onnx.NodeProto,
+    schema: defs.OpSchema,
+    opset: int,
+    input_types: Sequence[onnx.TypeProto | None],
 ) -> onnx.FunctionProto | None:
-    """The schema's function body for `node` at `opset`, or None where it has none."""
-    schema = _schema(node, opset)
-    if schema is None:
-        return None
+    """`schema`'s function body for `node` at `opset`, or None where it has none."""
     raw = b""
     if schema.has_function:
         raw = schema.get_function_with_opset_version(opset)
@@ -103,11 +104,10 @@ def expand(
     the function's inputs or outputs start with `prefix`); None where the operator has
     no function body at `opset`. `input_types[i]` is the type of `node.input[i]` (None
     for an omitted optional input)."""
-    body = _body(node, opset, input_types)
-    if body is None:
-        return None
     schema = _schema(node, opset)
-    assert schema is not None
+    body = None if schema is None else _body(node, schema, opset, input_types)
+    if schema is None or body is None:
+        return None
     return Expansion(_inlined(body, node, schema, prefix), _body_opset(body, opset))
 
 
@@ -124,11 +124,16 @@ def renamed_copy(
     return copy
 
 
+def defined_values(graph: onnx.GraphProto) -> set[str]:
+    """The values `graph` defines itself: its inputs, initializers and node outputs."""
+    own = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    return own | {o for node in graph.node for o in node.output}
+
+
 def rename_free(graph: onnx.GraphProto, renamed: Callable[[str], str], bound: set[str]) -> None:
     """Rename (in place) the values `graph` and its nested graphs read from outside them
-    (not their inputs, initializers or node outputs, nor any of `bound`)."""
-    own = bound | {i.name for i in graph.input} | {t.name for t in graph.initializer}
-    own |= {o for node in graph.node for o in node.output}
+    (not `defined_values`, nor any of `bound`)."""
+    own = bound | defined_values(graph)
     for node in graph.node:
         node.input[:] = [v if not v or v in own else renamed(v) for v in node.input]
         for attr in node.attribute:
