@@ -704,6 +704,10 @@ def lower_model(
     return LoweredModel(name, ins, outs, module, parts, workspace, intermediates, timings)
 
 
+#: specializations a `targets.specialize.SpecializingModel` keeps loaded by default
+DEFAULT_MAX_SPECIALIZATIONS = 16
+
+
 def compile_model(
     model: ModuleOp | str | os.PathLike[str] | bytes | Any,
     *,
@@ -726,7 +730,7 @@ def compile_model(
     tuning_db: Any = None,
     rowwise: bool = False,
     specialize: Mapping[str, Sequence[int]] | None = None,
-    max_specializations: int = 16,
+    max_specializations: int = DEFAULT_MAX_SPECIALIZATIONS,
 ) -> CompiledModel | RowwiseModel:
     """JIT-compile an ONNX model (path, bytes, ModelProto) or a module at the graph, tl
     (kernel or explicit-loop) level (a `ModuleOp`, or a `.mlir` file) for the host CPU. The module is not modified.

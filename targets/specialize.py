@@ -35,12 +35,14 @@ import numpy as np
 import onnx
 
 from mlc.parser.onnx.importer import load_model
-from mlc.targets.compiled import CompiledModel, InvalidInputError, compile_model
+from mlc.targets.compiled import (
+    DEFAULT_MAX_SPECIALIZATIONS,
+    CompiledModel,
+    InvalidInputError,
+    compile_model,
+)
 
 __all__ = ["DEFAULT_MAX_SPECIALIZATIONS", "InputSignature", "SpecializingModel", "signature"]
-
-#: specializations a model keeps loaded by default (`compile_model`'s default too)
-DEFAULT_MAX_SPECIALIZATIONS = 16
 
 Binding = tuple[tuple[str, int], ...]
 """Symbol -> size, sorted by symbol: the key of a specialization."""
