@@ -29,6 +29,7 @@ from mlc.dialects.graph import nn
 from mlc.dialects.graph import shape as sh
 from mlc.dialects.graph.types import is_float, numpy_dtype
 from mlc.parser.onnx.node import NodeContext, converter
+from mlc.parser.onnx.probe import reference_run
 
 __all__ = ["resize"]
 
@@ -104,9 +105,8 @@ def _probe(
     region: tuple[float, float] | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weights `W[m, n]` and bias `b[m]` of one axis of length `n` (onnx's reference
-    evaluator on the identity and on zeros, resized along their second axis)."""
-    from onnx.reference import ReferenceEvaluator
-
+    evaluator on the identity with a row of zeros below it, resized along its second
+    axis: the zeros give `b`)."""
     inputs = ["x", "", "", ""]
     initializers = []
     if region is not None:
@@ -119,24 +119,14 @@ def _probe(
         initializers.append(helper.make_tensor("scales", TensorProto.FLOAT, [2], [1.0, scale]))
     else:
         inputs[3] = "sizes"
-        initializers.append(helper.make_tensor("sizes", TensorProto.INT64, [2], [n, size]))
+        initializers.append(helper.make_tensor("sizes", TensorProto.INT64, [2], [n + 1, size]))
     while not inputs[-1]:
         inputs.pop()
-    attrs = [a for a in node.node.attribute if a.name in _PROBE_ATTRIBUTES]
     probe = helper.make_node("Resize", inputs, ["y"])
-    probe.attribute.extend(attrs)
-    graph = helper.make_graph(
-        [probe],
-        "probe",
-        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [n, n])],
-        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, None)],
-        initializers,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", node.opset)])
-    evaluator = ReferenceEvaluator(model)
-    bias = evaluator.run(None, {"x": np.zeros((n, n))})[0][0]
-    resized = evaluator.run(None, {"x": np.eye(n)})[0]
-    return (resized - bias).T, bias
+    probe.attribute.extend(a for a in node.node.attribute if a.name in _PROBE_ATTRIBUTES)
+    out = reference_run(probe, np.vstack([np.eye(n), np.zeros((1, n))]), initializers, node.opset)
+    bias = out[n]
+    return (out[:n] - bias).T, bias
 
 
 def _along_axis(node: NodeContext, x: SSAValue, axis: int, weights: np.ndarray) -> SSAValue:

@@ -25,6 +25,7 @@ from mlc.dialects.graph import nn
 from mlc.dialects.graph import shape as sh
 from mlc.dialects.graph.types import is_float, numpy_dtype
 from mlc.parser.onnx.node import NodeContext, converter
+from mlc.parser.onnx.probe import reference_run
 
 __all__ = ["dft"]
 
@@ -38,8 +39,6 @@ def _probe(
     """`W[n * parts, K * parts_out]` (onnx's reference evaluator on the one-hot basis)
     and the output's (K, parts_out): 2 parts, or 1 for a one-sided inverse (a real
     signal)."""
-    from onnx.reference import ReferenceEvaluator
-
     inputs, inits = ["x"], []
     if length is not None:
         inputs.append("length")
@@ -52,17 +51,8 @@ def _probe(
     else:
         attrs["axis"] = 1
     probe = helper.make_node("DFT", inputs, ["y"], **attrs)
-    graph = helper.make_graph(
-        [probe],
-        "probe",
-        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [n * parts, n, parts])],
-        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, None)],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", node.opset)])
     basis = np.eye(n * parts).reshape(n * parts, n, parts)
-    (out,) = ReferenceEvaluator(model).run(None, {"x": basis})
-    out = np.asarray(out)
+    out = reference_run(probe, basis, inits, node.opset)
     return out.reshape(n * parts, -1), (out.shape[1], out.shape[2])
 
 
