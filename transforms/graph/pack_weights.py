@@ -121,8 +121,10 @@ class PackMatmulWeights(RewritePattern):
             if op.trans_a or op.alpha != 1.0 or (op.c is not None and op.beta != 1.0):
                 return
             a, b, transposed, c = op.a, op.b, bool(op.trans_b), op.c
+        if not _elementwise_uses(op.output):  # (before the weight's bytes are decoded)
+            return
         weight = self._weight(a, b, transposed)
-        if weight is None or not _elementwise_uses(op.output):
+        if weight is None:
             return
         b_type = b.type
         assert isinstance(b_type, TensorType)
