@@ -322,7 +322,7 @@ class CpuDefaultSchedule:
         small reduction windows unrolled; the accumulator vector stays in a register."""
         names = block.iterator_names
         extent = block.iterator_list[v].extent.data
-        width = min(width, _floor_pow2(extent))
+        width = _dividing_width(width, extent)
         vname = names[v]
         if extent > width:
             v_outer, v_inner = map(_short, sch.split(f"{label}/{vname}", width))
@@ -516,6 +516,16 @@ def tile_cost(rows: int, vectors: int, width: int, lanes: int, r_extent: int, ch
     latency = max(1.0, MIN_ACCUMULATORS / accumulators)
     vector_waste = -(-chunks // vectors) * vectors / chunks
     return loads * lanes / width * latency * row_waste(r_extent, rows) * vector_waste
+
+
+def _dividing_width(lanes: int, extent: int) -> int:
+    """The vector width for `extent` elements: `lanes`, or half of it when that divides
+    `extent` and `lanes` does not (a 56-wide row gets 7 full 8-lane vectors, not 3 of 16
+    and a masked tail), at most the largest power of two in `extent`."""
+    width = min(lanes, _floor_pow2(extent))
+    if extent % width and width >= 8 and extent % (width // 2) == 0:
+        return width // 2
+    return width
 
 
 def _floor_pow2(n: int) -> int:

@@ -356,3 +356,32 @@ def test_vector_reductions_with_kept_inits(
     want = run_buffers(sch.root, *arrays)
     np.testing.assert_allclose(want[1], x.sum(axis=0) + float(init), rtol=1e-5, atol=1e-5)
     _compare(compile_model(sch.root).run_buffers(*arrays), want)
+
+
+STRIDED_WINDOW = """
+func.func @f(%x: memref<{c}x{w2}xf32>, %y: memref<{c}x{w}xf32>) {{
+  tl.kernel "pool" iterators(c: {c} parallel, w: {w} parallel, kw: 3 reduction)
+      ins(%x[c, 2 * w + kw] : memref<{c}x{w2}xf32>)
+      outs(%y[c, w] init 0.0 : memref<{c}x{w}xf32>) {{
+  ^bb0(%a: f32, %acc: f32):
+    %s = arith.addf %acc, %a : f32
+    tl.yield %s : f32
+  }}
+  func.return
+}}
+"""
+
+
+@pytest.mark.parametrize(("w", "lanes"), [(56, 8), (64, 16), (28, 16), (6, 4)])
+def test_strided_window_vectors_divide_the_row(w: int, lanes: int) -> None:
+    """A stride-2 window (pooling) on a 512-bit target: 16-lane vectors where 16 divides
+    the output row, else 8 where that divides it (56 = 7 x 8, not 3 x 16 and a masked
+    tail); the compiled kernel sums the right inputs."""
+    c, w2 = 3, 2 * w + 1
+    module = parse_module(mlc.context(), STRIDED_WINDOW.format(c=c, w=w, w2=w2))
+    (text,) = apply_default_schedules(module, CpuDefaultSchedule(vector_bits=512)).values()
+    assert f"vectorize pool/w.i {lanes}" in text or f"vectorize pool/w {lanes}" in text, text
+    x = np.random.default_rng(0).standard_normal((c, w2)).astype(np.float32)
+    want = x[:, 0 : 2 * w : 2] + x[:, 1 : 2 * w + 1 : 2] + x[:, 2 : 2 * w + 2 : 2]
+    (_, y) = compile_model(module).run_buffers(x, np.zeros((c, w), np.float32))
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
