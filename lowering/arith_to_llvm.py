@@ -535,12 +535,54 @@ def _low32_of_cvt64(b: Builder, x: SSAValue, unsigned: bool) -> SSAValue:
     return b.insert(llvmx.FPToSIOp(value, wide)).res  # every lane in [-2^31, 2^31)
 
 
+_UPPER_BOUNDS = (arith.MinimumfOp, arith.MinnumfOp)
+_LOWER_BOUNDS = (arith.MaximumfOp, arith.MaxnumfOp)
+
+
+def _constant_float(value: SSAValue) -> float | None:
+    owner = value.owner
+    if isinstance(owner, arith.ConstantOp) and isinstance(owner.value, FloatAttr):
+        return owner.value.value.data
+    return None
+
+
+def _clamped_bounds(value: SSAValue) -> tuple[float, float] | None:
+    """(lo, hi) when `value` is `min(max(x, lo), hi)` or `max(min(x, hi), lo)` of float
+    constants (NaN-propagating or not): every lane is then in [lo, hi] or NaN."""
+    outer = value.owner
+    if not isinstance(outer, _UPPER_BOUNDS + _LOWER_BOUNDS):
+        return None
+    first = _constant_float(outer.operands[1])
+    inner = outer.operands[0].owner
+    if first is None or not isinstance(inner, _UPPER_BOUNDS + _LOWER_BOUNDS):
+        return None
+    second = _constant_float(inner.operands[1])
+    if second is None or isinstance(inner, _UPPER_BOUNDS) == isinstance(outer, _UPPER_BOUNDS):
+        return None
+    return (second, first) if isinstance(outer, _UPPER_BOUNDS) else (first, second)
+
+
 def _narrow(b: Builder, op: Operation, args: Sequence[SSAValue], unsigned: bool) -> SSAValue | None:
-    """`_low32_of_cvt64` truncated to the result type, when that has 32 bits or fewer."""
+    """`_low32_of_cvt64` truncated to the result type, when that has 32 bits or fewer.
+
+    A value clamped to constant bounds inside (-2^31, 2^31) (`quantize_linear`'s
+    saturation) converts with one `cvttps2dq` instead: in range the truncation is exact,
+    and a NaN lane converts as 0, which is the low 16 bits of `_cvt64`'s INT64_MIN, so
+    results of 16 bits or fewer are the same."""
     element = llvm_scalar_type(op.results[0].type)
     assert isinstance(element, IntegerType)
     if element.width.data > 32:
         return None
+    bounds = _clamped_bounds(op.operands[0])
+    if (
+        bounds is not None
+        and element.width.data <= 16
+        and -(2.0**31) < bounds[0] <= bounds[1] < 2.0**31
+    ):
+        x = args[0]
+        ordered = select(b, _fcmp(b, "ord", x, x), x, constant(b, 0.0, x.type))
+        low = b.insert(llvmx.FPToSIOp(ordered, _vector_like(i32, x.type))).res
+        return b.insert(llvm.TruncOp(low, result_type(op, args))).results[0]
     low = _low32_of_cvt64(b, args[0], unsigned)
     if element.width.data == 32:
         return low

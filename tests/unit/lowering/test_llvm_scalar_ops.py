@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from xdsl.builder import Builder
 from xdsl.dialects import arith, llvm
 from xdsl.dialects import math as xmath
@@ -41,6 +43,7 @@ from mlc.parser.mlir import parse_module
 from mlc.targets.compiled import aligned_empty, compile_model
 from mlc.targets.cpu import JitEngine
 from mlc.targets.llvm_emit import emit_module
+from mlc.transforms.loops.default_schedule import CpuDefaultSchedule, apply_default_schedules
 
 X86 = platform.machine().lower() in ("x86_64", "amd64")
 x86_only = pytest.mark.skipif(
@@ -386,3 +389,62 @@ def test_vector_lowering_matches_interpreter(
     rtol = 4e-6 if isinstance(ty, Float32Type) else 1e-13 if isinstance(ty, Float64Type) else 0
     assert isinstance(ty, IntegerType | Float32Type | Float64Type)
     _assert_same(got, want.astype(got.dtype), rtol)
+
+
+CLAMPED = """
+func.func @f(%x: memref<{n}x{src}>, %y: memref<{n}x{dst}>) {{
+  tl.kernel "q" iterators(i: {n} parallel) ins(%x[i] : memref<{n}x{src}>)
+      outs(%y[i] : memref<{n}x{dst}>) {{
+  ^bb0(%a: {src}, %b: {dst}):
+    %lo = arith.constant {lo:.17g} : {src}
+    %hi = arith.constant {hi:.17g} : {src}
+    %c0 = {first} %a, {first_bound} : {src}
+    %c1 = {second} %c0, {second_bound} : {src}
+    %r = arith.{op} %c1 : {src} to {dst}
+    tl.yield %r : {dst}
+  }}
+  func.return
+}}
+"""
+
+
+@x86_only
+@settings(max_examples=30, deadline=None)
+@given(
+    src=st.sampled_from(["f32", "f64"]),
+    dst=st.sampled_from(["i8", "i16", "i32"]),
+    op=st.sampled_from(["fptosi", "fptoui"]),
+    nan_propagating=st.booleans(),
+    max_first=st.booleans(),
+    bounds=st.tuples(
+        st.sampled_from([-(2.0**31) + 128, -129.5, -128.0, -1.0, 0.0, 3.0]),
+        st.sampled_from([2.0**31 - 128, 127.0, 255.0, 255.9, 65535.0, 1e10]),
+    ),
+)
+def test_clamped_conversion_matches_the_interpreter(
+    src: str, dst: str, op: str, nan_propagating: bool, max_first: bool, bounds: tuple[float, float]
+) -> None:
+    """`quantize_linear`'s saturate-then-convert: a value clamped to constant bounds is
+    converted by one `cvttps2dq` where the bounds fit i32 and the result has at most 16
+    bits; vectorized and scalar, NaN, infinities and the bounds' edges give the
+    interpreter's integers, whatever the bounds and the order of min and max."""
+    lo, hi = bounds
+    names = ("maximumf", "minimumf") if nan_propagating else ("maxnumf", "minnumf")
+    ops = [(f"arith.{names[0]}", "%lo"), (f"arith.{names[1]}", "%hi")]
+    if not max_first:
+        ops.reverse()
+    values = NASTY + OUT_OF_RANGE + [lo, hi, lo - 0.5, hi + 0.5, -1.0, 127.5, 128.0, -128.5]
+    x = np.array(values * 2, _NP[src])  # 46 values: vector bodies and a tail
+    text = CLAMPED.format(
+        n=len(x), src=src, dst=dst, op=op, lo=lo, hi=hi,
+        first=ops[0][0], first_bound=ops[0][1], second=ops[1][0], second_bound=ops[1][1],
+    )  # fmt: skip
+    module = parse_module(mlc.context(), text)
+    y = np.zeros(len(x), _NP[dst])
+    want = run_buffers(module, x, y)
+    apply_default_schedules(module, CpuDefaultSchedule(vector_bits=256))
+    compiled = compile_model(module)
+    got = compiled.run_buffers(x, y)
+    np.testing.assert_array_equal(got[-1], want[-1])
+    fast = dst != "i32" and -(2.0**31) < lo and hi < 2.0**31
+    assert ("llvm.floor" not in compiled.llvm_ir_unoptimized) == fast
