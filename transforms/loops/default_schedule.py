@@ -83,6 +83,8 @@ __all__ = [
 
 MAX_VECTOR_LANES = 16
 """Lanes per vector at most (wider element counts would need several registers)."""
+MAX_NARROW_LANES = 64
+"""Lanes per vector at most for bodies of 8- and 16-bit values only (`narrow_lanes`)."""
 #: reduction windows up to this many points are unrolled under a strided vector loop
 MAX_UNROLLED_WINDOW = 16
 
@@ -133,6 +135,18 @@ class CpuDefaultSchedule:
             bits = element.bitwidth
         bits = max(bits, 8)
         return max(1, min(MAX_VECTOR_LANES, self.vector_bits // bits))
+
+    def narrow_lanes(self, block: BlockOp) -> int:
+        """Lanes for a body computing in 8- or 16-bit values only (a u8 copy such as an
+        im2col patch): one register of them, up to `MAX_NARROW_LANES` (64 bytes per
+        vector, not 16); 0 where the body has wider or index values."""
+        body = block.body.block
+        types = [a.type for a in body.args] + [r.type for op in body.ops for r in op.results]
+        bits = [_bits(t) for t in types]
+        if any(b is None or b > 16 for b in bits) or not any(bits):
+            return 0
+        widest = max(b for b in bits if b is not None)
+        return min(MAX_NARROW_LANES, self.vector_bits // max(widest, 8))
 
     def schedule_kernel(self, sch: Schedule, kernel: KernelOp) -> None:
         label = kernel.label.data
@@ -189,6 +203,8 @@ class CpuDefaultSchedule:
         reductions = block.reduction_dims
         order: list[str] = [names[d] for d in range(len(names))]
         width = self.lanes(block.buffer_types[len(block.inputs)].element_type)
+        if not reductions and v is not None and _unit_or_invariant_inputs(block, v):
+            width = max(width, self.narrow_lanes(block))
         if v is None or extents[v] < 4 or width < 2:
             self._parallel(sch, label, block, order)
             return
@@ -528,6 +544,16 @@ def _dividing_width(lanes: int, extent: int) -> int:
     return width
 
 
+def _bits(ty: Attribute) -> int | None:
+    """The width of an integer or float body value; 0 for i1 (a predicate); None for
+    anything else (index)."""
+    if isinstance(ty, IntegerType):
+        return 0 if ty.width.data == 1 else ty.width.data
+    if isinstance(ty, AnyFloat):
+        return ty.bitwidth
+    return None
+
+
 def _floor_pow2(n: int) -> int:
     p = 1
     while p * 2 <= n:
@@ -567,6 +593,17 @@ def _contiguous_inputs(block: BlockOp, v: int) -> list[int]:
     return [
         k for k, m in enumerate(block.input_maps) if lane_stride(m, v, types[k].get_shape()) == 1
     ]
+
+
+def _unit_or_invariant_inputs(block: BlockOp, v: int) -> bool:
+    """No input is known to move along `v` by more than one element (a transposition's
+    gathers, which wider vectors would only make wider); a stride the map does not show
+    before splitting (an im2col row's `k % C`) is left to the lowering."""
+    types = block.buffer_types
+    return all(
+        lane_stride(m, v, types[k].get_shape()) in (None, 0, 1)
+        for k, m in enumerate(block.input_maps)
+    )
 
 
 def _tile_dim(block: BlockOp, v: int) -> int | None:

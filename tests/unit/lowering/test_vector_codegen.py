@@ -385,3 +385,45 @@ def test_strided_window_vectors_divide_the_row(w: int, lanes: int) -> None:
     want = x[:, 0 : 2 * w : 2] + x[:, 1 : 2 * w + 1 : 2] + x[:, 2 : 2 * w + 2 : 2]
     (_, y) = compile_model(module).run_buffers(x, np.zeros((c, w), np.float32))
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+
+
+NARROW = """
+func.func @f(%x: memref<{c}x{w}x{src}>, %y: memref<{c}x{w}x{dst}>) {{
+  tl.kernel "k" iterators(c: {c} parallel, w: {w} parallel)
+      ins(%x[{index}] pad 7 : memref<{c}x{w}x{src}>) outs(%y[c, w] : memref<{c}x{w}x{dst}>) {{
+  ^bb0(%a: {src}, %b: {dst}):
+    {body}
+  }}
+  func.return
+}}
+"""
+
+COPY = "tl.yield %a : i8"
+WIDEN = "%e = arith.extui %a : i8 to i32\n    %s = arith.addi %e, %e : i32\n    tl.yield %s : i32"
+
+
+@pytest.mark.parametrize(
+    ("bits", "src", "dst", "index", "body", "lanes"),
+    [
+        (512, "i8", "i8", "c, w - 1", COPY, 64),  # an im2col-like shifted copy: one zmm
+        (256, "i8", "i8", "c, w - 1", COPY, 32),
+        (512, "i8", "i32", "c, w - 1", WIDEN, 16),  # widened to i32: one zmm of i32
+        (512, "i8", "i8", "w, c", COPY, 16),  # a transposition's gathers stay narrow
+    ],
+)
+def test_narrow_bodies_fill_a_register(
+    bits: int, src: str, dst: str, index: str, body: str, lanes: int
+) -> None:
+    """A body of 8-bit values only is vectorized one register wide (64 u8 lanes on
+    AVX-512, not 16); a body that widens to i32, or reads transposed, keeps 16 lanes; the
+    compiled kernel (masked tail, padded reads) equals the interpreter."""
+    c, w = (150, 150) if index == "w, c" else (3, 150)
+    text = NARROW.format(c=c, w=w, src=src, dst=dst, index=index, body=body)
+    module = parse_module(mlc.context(), text)
+    x = np.random.default_rng(0).integers(-128, 128, (c, w)).astype(np.int8)
+    y = np.zeros((c, w), np.int8 if dst == "i8" else np.int32)
+    want = run_buffers(module, x, y)
+    (schedule,) = apply_default_schedules(module, CpuDefaultSchedule(vector_bits=bits)).values()
+    assert f"vectorize k/w.i {lanes}" in schedule, schedule
+    got = compile_model(module).run_buffers(x, y)
+    np.testing.assert_array_equal(got[-1], want[-1])
