@@ -44,8 +44,11 @@ __all__ = [
     "VPDPBUSD",
     "VPMADDWD",
     "Avx2Int8GemmSchedule",
+    "Bf16GemmSchedule",
     "FmaGemmSchedule",
+    "MATMUL_BF16",
     "VnniGemmSchedule",
+    "bf16_matmul_module",
     "f32_matmul_module",
     "int8_matmul_module",
 ]
@@ -282,8 +285,107 @@ class Avx2Int8GemmSchedule:
             self._fallback().schedule_kernel(sch, pack)
 
 
+#: bf16 x bf16 -> f32 matmul (the tl kernel of a bf16 MatMul / Gemm, accumulating in f32),
+#: which `Bf16GemmSchedule` tensorizes with `vdpbf16ps`
+MATMUL_BF16 = (
+    "matmul_bf16(A: bf16[M, K], B: bf16[K, N]) -> C: f32[M, N] "
+    "{ C[m, n] += f32(A[m, k]) * f32(B[k, n]) }"
+)
+
+
+def _is_matmul_of(source: str, kernel: KernelOp) -> bool:
+    """`kernel` is `source`'s matmul (up to names) with identity maps."""
+    if len(kernel.inputs) != 2 or len(kernel.outputs) != 1 or len(kernel.iterators.data) != 3:
+        return False
+    ref = texpr_kernel_of(source, kernel)
+    if ref is None:
+        return False
+    try:
+        _unify_bodies(ref.body.block, kernel.body.block, 2, 2)
+    except Exception:
+        return False
+    return [m.results for m in kernel.maps] == [m.results for m in ref.maps]
+
+
+@dataclass(frozen=True)
+class Bf16GemmSchedule:
+    """Schedule strategy for AVX512-BF16 hosts: bf16 x bf16 -> f32 matmuls (`MATMUL_BF16`)
+    through `vdpbf16ps` (two bf16 products per f32 lane, rounded once per pair into the
+    accumulator), the rest through `fallback` (as `VnniGemmSchedule`).
+
+    Per matmul (iterators m, n, k; M % rows == 0, N % (16 * vectors) == 0, K % 2 == 0,
+    M >= `min_rows`): pack B into bf16 pair panels `B[n / P, k / 2, n % P, k % 2]`
+    (P = 16 * vectors columns), split `m` by `rows`, `n` by P then 16, `k` by 2, order
+    `n.o, m.o, k.o, m.i, n.i.o | n.i.i, k.i`, zero each register tile right before its K
+    loop, unroll the `rows x vectors` tile and tensorize the `16 x 2` tile with
+    `x86.avx512.vdpbf16ps`; with `threads`, the column panels run in parallel when there
+    are several and at least `_PARALLEL_MACS` multiply-adds. A reads its bf16 pairs in
+    place (one dword broadcast per row and pair)."""
+
+    rows: int = 4
+    vectors: int = 4
+    min_rows: int = 4
+    threads: bool = False
+    fallback: Any = None
+
+    def _next(self) -> Any:
+        """Where other kernels (and B's packing copy) go: `fallback`, which may be another
+        intrinsic's strategy, else the host's `CpuDefaultSchedule`."""
+        return VnniGemmSchedule(threads=self.threads, fallback=self.fallback)._fallback()
+
+    @property
+    def structural(self) -> bool:
+        """As `VnniGemmSchedule.structural`."""
+        return bool(getattr(self._next(), "structural", False))
+
+    def fits(self, kernel: KernelOp) -> bool:
+        """Whether `kernel` is a bf16 matmul whose sizes the tile divides."""
+        if not _is_matmul_of(MATMUL_BF16, kernel):
+            return False
+        m, n, k = (it.size for it in kernel.iterator_list)
+        return (
+            m >= self.min_rows
+            and m % self.rows == 0
+            and n % (16 * self.vectors) == 0
+            and k % 2 == 0
+        )
+
+    def schedule_kernel(self, sch: Any, kernel: KernelOp) -> None:
+        if not self.fits(kernel):
+            self._next().schedule_kernel(sch, kernel)
+            return
+        label = kernel.label.data
+        mname, nname, kname = kernel.iterator_names
+        panel = 16 * self.vectors
+        sch.lower(label, keep_inits=True)
+        pack = pack_vnni(sch.root, label, 1, 2, panel=panel)
+        self._next().schedule_kernel(sch, pack)
+        mo, mi = sch.split(f"{label}/{mname}", self.rows)
+        no, ni = sch.split(f"{label}/{nname}", panel)
+        nio, nii = sch.split(ni, 16)
+        ko, ki = sch.split(f"{label}/{kname}", 2)
+        sch.reorder(no, mo, ko, mi, nio, nii, ki)
+        init = sch.decompose_reduction(label, ko)
+        i_mi, i_nio, i_nii = sch.get_loops(init)[-3:]
+        sch.unroll(i_mi)
+        sch.unroll(i_nio)
+        sch.vectorize(i_nii, 16)
+        sch.unroll(mi)
+        sch.unroll(nio)
+        m_extent, n_extent, k_extent = (it.size for it in kernel.iterator_list)
+        if self.threads and n_extent > panel and m_extent * n_extent * k_extent >= _PARALLEL_MACS:
+            sch.parallel(no)
+        tensorize(sch.root, nii, "x86.avx512.vdpbf16ps")
+
+
 #: fp32 matmul, the kernel `FmaGemmSchedule` tensorizes with `fma_tile`
 MATMUL_F32 = "matmul(A: f32[M, K], B: f32[K, N]) -> C: f32[M, N] { C[m, n] += A[m, k] * B[k, n] }"
+
+
+def bf16_matmul_module(m: int, n: int, k: int) -> ModuleOp:
+    """`func @main(%A: memref<MxKxbf16>, %B: memref<KxNxbf16>) -> memref<MxNxf32>` with one
+    `tl.kernel` "matmul" computing `MATMUL_BF16`."""
+    return _matmul_module(MATMUL_BF16, m, n, k)
 
 
 def f32_matmul_module(m: int, n: int, k: int) -> ModuleOp:

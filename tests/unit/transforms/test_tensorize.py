@@ -1,24 +1,27 @@
 """tl-tensorize: tensorized vs untensorized semantics (exact for integers), the explain
 report, the pass, native VNNI code, and the AVX2 `vpmaddwd` path (packing with widening,
-`Avx2Int8GemmSchedule`, native vs interpreter on extremes)."""
+`Avx2Int8GemmSchedule`, native vs interpreter on extremes), the bf16 `vdpbf16ps` GEMM."""
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.dialects import arith
 
 import mlc
-from mlc.dialects.hw.x86 import FmaTileOp, VpdpbusdOp, VpmaddwdOp
+from mlc.dialects.hw.x86 import FmaTileOp, Vdpbf16psOp, VpdpbusdOp, VpmaddwdOp
 from mlc.interpreters import interpret
 from mlc.registry import make_context
 from mlc.targets.cpu import host_features
 from mlc.targets.x86 import (
     Avx2Int8GemmSchedule,
+    Bf16GemmSchedule,
     FmaGemmSchedule,
     VnniGemmSchedule,
+    bf16_matmul_module,
     f32_matmul_module,
     int8_matmul_module,
 )
@@ -349,3 +352,34 @@ def test_fma_tile_native() -> None:
     b = rng.standard_normal((24, 64)).astype(np.float32)
     model = mlc.compile(f32_matmul_module(16, 64, 24), schedule=FmaGemmSchedule(k_block=8))
     np.testing.assert_allclose(model(a, b)[0], a @ b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("m", "n", "k", "fits"), [(8, 64, 6, True), (6, 64, 6, False)])
+def test_bf16_gemm_schedule_tensorizes_fitting_matmuls(m: int, n: int, k: int, fits: bool) -> None:
+    """`Bf16GemmSchedule` packs B into bf16 pair panels and tensorizes the 16 x 2 tile
+    with `vdpbf16ps` where the tile divides the matmul (M % 4, N % 64, K % 2); others go
+    to the fallback, unchanged in meaning (no vdpbf16ps)."""
+    module = bf16_matmul_module(m, n, k)
+    (text,) = apply_default_schedules(module, Bf16GemmSchedule()).values()
+    module.verify()
+    assert any(isinstance(op, Vdpbf16psOp) for op in module.walk()) == fits
+    assert ("matmul_pack1" in text) == fits
+
+
+@pytest.mark.skipif(not HOST.avx512bf16, reason="CPU lacks AVX-512 BF16")
+@settings(max_examples=10)
+@given(
+    mt=st.integers(1, 3), nt=st.integers(1, 2), k_pairs=st.integers(1, 40), seed=st.integers(0, 99)
+)
+def test_bf16_gemm_native(mt: int, nt: int, k_pairs: int, seed: int) -> None:
+    """Compiled through `vdpbf16ps`: the f32 product of the bf16 operands (pairs summed
+    before they are added: within f32 rounding of the sequential sum)."""
+    m, n, k = 4 * mt, 64 * nt, 2 * k_pairs
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((m, k)).astype(ml_dtypes.bfloat16)
+    b = rng.standard_normal((k, n)).astype(ml_dtypes.bfloat16)
+    model = mlc.compile(bf16_matmul_module(m, n, k), schedule=Bf16GemmSchedule())
+    model.num_threads = 1
+    assert "dpbf16ps" in model.llvm_ir
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(model(a, b)[0], want, rtol=1e-4, atol=1e-4 * np.sqrt(k))
