@@ -175,6 +175,8 @@ _GRAPH_PATTERNS = {
     "graph-propagate-blocked-binary": "PropagateBinary",
     "graph-propagate-blocked-pool": "PropagatePool",
     "graph-cancel-blocked-pair": "CancelBlockedPair",
+    "graph-block-conv-integer": "BlockConvInteger",
+    "graph-propagate-blocked-linear-quant": "PropagateLinearQuant",
     "graph-pointwise-conv-to-matmul": "PointwiseConvToMatmul",
     "graph-tree-ensemble-to-perfect": "TreeEnsembleToPerfect",
     "graph-tree-ensemble-to-gemm": "TreeEnsembleToGemm",

@@ -168,6 +168,63 @@ class ConvIntegerOp(GraphOp):
         return [tensor([n, m, *out], i32)]
 
 
+@irdl_op_definition
+class ConvIntegerBlockedOp(GraphOp):
+    """`graph.conv_integer` (group 1, 2-D) on a blocked input `N x C/ic x H x W x ic`
+    (`graph.to_blocked`), giving a blocked output `N x M/oc x OH x OW x oc` with
+    `oc = block`: `from_blocked(conv_integer_blocked(to_blocked(x, ic), w, zx, zw))` =
+    `conv_integer(x, w, zx, zw)`. The weight keeps its `M x C x KH x KW` layout. With
+    `ic = C` and `oc = M` the input and output are channels-last (NHWC), the layout an
+    im2col product reads and writes without transposing.
+
+    %y = graph.conv_integer_blocked %x, %w, %zx, %zw {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, block = 4 : i64} : (tensor<1x1x8x8x3xui8>, tensor<8x3x3x3xi8>, tensor<ui8>, tensor<i8>) -> tensor<1x2x8x8x4xi32>
+    """
+
+    name = "graph.conv_integer_blocked"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    x_zero_point = operand_def(TensorType)
+    w_zero_point = operand_def(TensorType)
+    output = result_def(TensorType)
+    strides = IntsProp()
+    pads = IntsProp()
+    dilations = IntsProp()
+    block = IntProp()
+    CONSTRAINTS: ClassVar[Constraints] = (
+        MinRank("input", 5),
+        Positive("block"),
+        Window(lead=2, trail=1),
+    )
+
+    @classmethod
+    def infer_result_types(
+        cls, operand_types: Sequence[TensorType], props: Self
+    ) -> list[TensorType]:
+        x_ty, w_ty, zx, zw = operand_types
+        _require(cls.name, x_ty, PRODUCT_TYPES, "input")
+        _require(cls.name, w_ty, PRODUCT_TYPES, "weight")
+        x, w = tuple(x_ty.get_shape()), tuple(w_ty.get_shape())
+        if len(x) != 5 or len(w) != 4:
+            raise GraphError(
+                f"{cls.name} takes a 2-D blocked input and an M x C x KH x KW weight, got "
+                f"shapes {x} and {w}"
+            )
+        n, cblocks, h, width, ic = x
+        m, c = w[:2]
+        if cblocks * ic != c:
+            raise GraphError(
+                f"{cls.name} weight expects {c} input channels, the input has {cblocks} x {ic}"
+            )
+        if m % props.block:
+            raise GraphError(f"{cls.name} block {props.block} does not divide {m} channels")
+        _zero_point(cls.name, zx, x_ty, [], "x_zero_point")
+        _zero_point(cls.name, zw, w_ty, [m], "w_zero_point")
+        out = window_output_sizes(
+            cls.name, (h, width), w[2:], props.strides, props.pads, props.dilations
+        )
+        return [tensor([n, m // props.block, *out, props.block], i32)]
+
+
 class LinearQuantOp(GraphOp):
     """Base of `quantize_linear` and `dequantize_linear`: operands x, scale, zero point;
     the scale and zero point apply per tensor or along `axis`."""
@@ -237,12 +294,14 @@ class DequantizeLinearOp(LinearQuantOp):
 QUANT_OPS: list[type[GraphOp]] = [
     MatMulIntegerOp,
     ConvIntegerOp,
+    ConvIntegerBlockedOp,
     QuantizeLinearOp,
     DequantizeLinearOp,
 ]
 
 __all__ = [
     "QUANT_OPS",
+    "ConvIntegerBlockedOp",
     "ConvIntegerOp",
     "DequantizeLinearOp",
     "LinearQuantOp",

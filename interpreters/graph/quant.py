@@ -12,6 +12,7 @@ import numpy as np
 
 from mlc.dialects.graph import quant
 from mlc.dialects.graph.types import numpy_dtype
+from mlc.interpreters.graph.layout import from_blocked, to_blocked
 from mlc.interpreters.graph.nn import _padded, _windows
 from mlc.interpreters.graph.registry import reference
 
@@ -38,9 +39,30 @@ def matmul_integer(
 def conv_integer(
     op: quant.ConvIntegerOp, x: np.ndarray, w: np.ndarray, zx: np.ndarray, zw: np.ndarray
 ) -> np.ndarray:
-    strides, pads = op.strides, op.pads
-    dilations, group = op.dilations, op.group
     out = tuple(op.output.type.get_shape()[2:])  # type: ignore[attr-defined]
+    return _conv_integer(op, x, w, zx, zw, op.group, out)
+
+
+@reference(quant.ConvIntegerBlockedOp)
+def conv_integer_blocked(
+    op: quant.ConvIntegerBlockedOp, x: np.ndarray, w: np.ndarray, zx: np.ndarray, zw: np.ndarray
+) -> np.ndarray:
+    out = tuple(op.output.type.get_shape()[2:-1])  # type: ignore[attr-defined]
+    y = _conv_integer(op, from_blocked(x), w, zx, zw, 1, out)
+    return to_blocked(y, op.block)
+
+
+def _conv_integer(
+    op: quant.ConvIntegerOp | quant.ConvIntegerBlockedOp,
+    x: np.ndarray,
+    w: np.ndarray,
+    zx: np.ndarray,
+    zw: np.ndarray,
+    group: int,
+    out: tuple[int, ...],
+) -> np.ndarray:
+    """ONNX ConvInteger of NCHW `x` with `op`'s window into spatial sizes `out`."""
+    strides, pads, dilations = op.strides, op.pads, op.dilations
     x32 = x.astype(np.int32) - zx.astype(np.int32).reshape(())
     w32 = w.astype(np.int32) - zw.astype(np.int32).reshape(-1, *[1] * (w.ndim - 1))
     n, c = x.shape[:2]

@@ -32,6 +32,7 @@ from mlc.texpr.library.elementwise import ROUND_HALF_EVEN
 from mlc.texpr.library.registry import expresses
 from mlc.texpr.library.template import (
     Expression,
+    ExpressionError,
     broadcast,
     build,
     constant_value,
@@ -152,6 +153,21 @@ conv_integer(X: u8[$N, $C, $H, $W], Wt: i8[$M, $C, $KH, $KW], ZX: u8[$szx], ZW: 
   Y[n, m, oh, ow] = acc[n * $OHW + oh * $OW + ow, m]$correction
 }"""
 
+#: `CONV_INTEGER_IM2COL` between blocked layouts (`graph.conv_integer_blocked`): patches
+#: read channel `c` of the input at `[n, c / IC, h, w, c % IC]`, and `acc`'s row of a pixel
+#: is stored as it is into `Y[n, mb, oh, ow, mi]` (channel `mb * OC + mi`): with blocks of
+#: whole channel counts (channels-last) neither side transposes.
+CONV_INTEGER_BLOCKED_IM2COL = """
+conv_integer_blocked(X: u8[$N, $CB, $H, $W, $IC], Wt: i8[$M, $C, $KH, $KW], ZX: u8[$szx],
+    ZW: i8[$szw]) -> Y: i32[$N, $MB, $OH, $OW, $OC] {
+  P[p, k] = X[p / $OHW, k % $C / $IC, p / $OW % $OH * $S0 + k / $KWC * $D0 - $P0, p % $OW * $S1 + k / $C % $KW * $D1 - $P1, k % $IC] if in bounds else $zx where p in 0..$NP, k in 0..$KK
+  B[k, m] = Wt[m, k % $C, k / $KWC, k / $C % $KW] where k in 0..$KK, m in 0..$M
+  acc[p, m] += i32(P[p, k]) * i32(B[k, m]) where p in 0..$NP, m in 0..$M, k in 0..$KK
+?zw  rowsum[p] += i32(P[p, k]) where p in 0..$NP, k in 0..$KK
+?zx  colsum[m] += i32(B[k, m]) where m in 0..$M, k in 0..$KK
+  Y[n, mb, oh, ow, mi] = acc[n * $OHW + oh * $OW + ow, mb * $OC + mi]$correction
+}"""
+
 
 #: largest patch matrix (u8 elements) the im2col form allocates
 IM2COL_MAX_BYTES = 1 << 26
@@ -163,30 +179,56 @@ def _constant_scalar(value: SSAValue) -> int | None:
     return None if array is None or array.size != 1 else int(array.reshape(()))
 
 
-def _conv_integer_im2col(op: quant.ConvIntegerOp) -> Expression | None:
-    """The im2col form of a u8 x i8, group-1 2-D `conv_integer`; None where it does not
-    apply (other dtypes, ranks or groups, or padding with a zero point not known here)."""
+def _plain_shapes(
+    op: quant.ConvIntegerOp | quant.ConvIntegerBlockedOp,
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """(input, output, weight) shapes, the blocked ones as the NCHW tensors they hold."""
     x, y, w = shape_of(op.input), shape_of(op.output), shape_of(op.weight)
-    if len(x) != 4 or op.group != 1:
-        return None
+    if isinstance(op, quant.ConvIntegerBlockedOp):
+        x = (x[0], x[1] * x[4], x[2], x[3])
+        y = (y[0], y[1] * y[4], y[2], y[3])
+    return x, y, w
+
+
+def im2col_applies(op: quant.ConvIntegerOp | quant.ConvIntegerBlockedOp) -> bool:
+    """Whether the convolution has the im2col form: u8 x i8, 2-D, group 1, a constant x
+    zero point where it is padded, a patch matrix of at most `IM2COL_MAX_BYTES`."""
+    x, y, w = _plain_shapes(op)
+    if isinstance(op, quant.ConvIntegerOp) and (len(x) != 4 or op.group != 1):
+        return False
     if (dtype_of(op.input), dtype_of(op.weight)) != ("u8", "i8"):
+        return False
+    padded_unknown = not is_zero_constant(op.x_zero_point) and (
+        _constant_scalar(op.x_zero_point) is None
+    )
+    if padded_unknown and any(op.pads):
+        return False
+    return x[0] * y[2] * y[3] * x[1] * w[2] * w[3] <= IM2COL_MAX_BYTES
+
+
+def _conv_integer_im2col(
+    op: quant.ConvIntegerOp | quant.ConvIntegerBlockedOp,
+) -> Expression | None:
+    """The im2col form of a u8 x i8, group-1 2-D `conv_integer` (or of
+    `conv_integer_blocked`); None where it does not apply (other dtypes, ranks or groups,
+    or padding with a zero point not known here)."""
+    if not im2col_applies(op):
         return None
+    blocked = isinstance(op, quant.ConvIntegerBlockedOp)
+    x, y, w = _plain_shapes(op)
     zx_zero, zw_zero = is_zero_constant(op.x_zero_point), is_zero_constant(op.w_zero_point)
     pads = op.pads
     zx = 0 if zx_zero else _constant_scalar(op.x_zero_point)
-    if zx is None and any(pads):
-        return None
     kk = x[1] * w[2] * w[3]
-    if x[0] * y[2] * y[3] * kk > IM2COL_MAX_BYTES:
-        return None
+    channel = f"mb * {op.block} + mi" if blocked else "m"
     szx, izx = _zp(op.x_zero_point, "", "")
-    szw, izw = _zp(op.w_zero_point, "m", str(w[0]))
+    szw, izw = _zp(op.w_zero_point, channel, str(w[0]))
     pixel = f"n * {y[2] * y[3]} + oh * {y[3]} + ow"
     correction = ""
     if not zw_zero:
         correction += f" - i32(ZW[{izw}]) * rowsum[{pixel}]"
     if not zx_zero:
-        correction += f" - i32(ZX[{izx}]) * colsum[m]"
+        correction += f" - i32(ZX[{izx}]) * colsum[{channel}]"
     if not zx_zero and not zw_zero:
         correction += f" + {kk} * i32(ZX[{izx}]) * i32(ZW[{izw}])"
     names = ("N", "C", "H", "W", "M", "KH", "KW", "OH", "OW")
@@ -204,9 +246,27 @@ def _conv_integer_im2col(op: quant.ConvIntegerOp) -> Expression | None:
         **per_axis("D", op.dilations),
         **per_axis("P", pads[:2]),
     }
+    if blocked:
+        block_shape = shape_of(op.input)
+        subs |= {"CB": block_shape[1], "IC": block_shape[4], "MB": y[1] // op.block}
+        subs["OC"] = op.block
     flags = {"zx": not zx_zero, "zw": not zw_zero}
-    template = instantiate(CONV_INTEGER_IM2COL, subs=subs, flags=flags)
+    source = CONV_INTEGER_BLOCKED_IM2COL if blocked else CONV_INTEGER_IM2COL
+    template = instantiate(source, subs=subs, flags=flags)
     return build(op, template, ["X", "Wt", "ZX", "ZW"], ["Y"])
+
+
+@expresses(quant.ConvIntegerBlockedOp, reads_constants=True)
+def conv_integer_blocked(op: quant.ConvIntegerBlockedOp) -> Expression:
+    """`conv_integer` between blocked layouts, in the im2col form (u8 x i8 only: the
+    layout pass blocks no other)."""
+    expression = _conv_integer_im2col(op)
+    if expression is None:
+        raise ExpressionError(
+            f"{op.name}: only u8 x i8 products with a constant x zero point (when padded) "
+            "have a blocked form"
+        )
+    return expression
 
 
 @expresses(quant.ConvIntegerOp, reads_constants=True)

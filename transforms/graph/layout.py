@@ -66,6 +66,7 @@ from mlc.dialects.graph.elementwise import BinaryOp, UnaryOp, VariadicOp
 from mlc.dialects.graph.nn import PoolOp
 from mlc.dialects.graph.types import is_float
 from mlc.host import host_features
+from mlc.texpr.library.quant import im2col_applies
 from mlc.transforms.graph.common import is_constant, tensor_shape
 from mlc.transforms.graph.conv_to_matmul import is_pointwise
 from mlc.transforms.graph.fold_constants import DEFAULT_MAX_ELEMENTS, FoldConstantOp
@@ -77,6 +78,12 @@ def default_block(vector_bits: int | None = None, element_bits: int = 32) -> int
     if vector_bits is None:
         vector_bits = host_features().vector_bits
     return max(4, min(16, vector_bits // element_bits))
+
+
+#: channels per block of the u8 input and i32 output of an integer convolution
+#: (`BlockConvInteger`): one 512-bit register of bytes, so 64 or fewer channels are
+#: channels-last (NHWC) as a whole
+INT8_BLOCK = 64
 
 
 def input_block(channels: int, block: int) -> int:
@@ -162,11 +169,24 @@ def group_blocks(op: Operation, block: int) -> tuple[int, int, int] | None:
     return group, input_block(x_shape[1] // group, block), oc
 
 
+def conv_integer_blocks(op: Operation, block: int = INT8_BLOCK) -> tuple[int, int] | None:
+    """(input block, output block) when `BlockConvInteger` rewrites `op` (a
+    `conv_integer` with the im2col form: u8 x i8, 2-D, group 1): the largest divisors of
+    the input and output channels up to `block`, else None."""
+    if not isinstance(op, g.ConvIntegerOp) or not im2col_applies(op):
+        return None
+    x_shape, w_shape = tensor_shape(op.input), tensor_shape(op.weight)
+    if math.prod(x_shape) == 0:
+        return None
+    return input_block(x_shape[1], block), input_block(w_shape[0], block)
+
+
 def _blockable(op: Operation, block: int) -> bool:
     return (
         conv_blocks(op, block) is not None
         or depthwise_block(op, block) is not None
         or group_blocks(op, block) is not None
+        or conv_integer_blocks(op) is not None
     )
 
 
@@ -174,6 +194,8 @@ def _poor_in_nchw(op: Operation, block: int) -> bool:
     """A conv the NCHW schedules handle badly: grouped (no register tile: every output
     channel of a group reads the same inputs through a division) or with an output
     width that is not a whole number of vectors (masked lanes in every tile)."""
+    if isinstance(op, g.ConvIntegerOp):
+        return True  # its NCHW form transposes around every product
     assert isinstance(op, g.ConvOp)
     width = tensor_shape(op.output)[-1]
     return op.group != 1 or width % block != 0
@@ -257,6 +279,33 @@ class BlockConv(RewritePattern):
         rewriter.replace(op, new, [back.results[0]])
 
 
+class BlockConvInteger(RewritePattern):
+    """conv_integer(x, w, zx, zw) -> from_blocked(conv_integer_blocked(to_blocked(x, ic),
+    w, zx, zw)) with blocks of up to `INT8_BLOCK` channels (`conv_integer_blocks`): the
+    im2col product then reads its patches from, and writes its result to, channel-minor
+    buffers instead of transposing on both sides."""
+
+    def __init__(self, block: int = INT8_BLOCK):
+        self.block = block
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        blocks = conv_integer_blocks(op, self.block)
+        if blocks is None:
+            return
+        assert isinstance(op, g.ConvIntegerOp)
+        ic, oc = blocks
+        to = g.ToBlockedOp.create([op.input], block=ic)
+        conv = g.ConvIntegerBlockedOp.create(
+            [to.results[0], op.weight, op.x_zero_point, op.w_zero_point],
+            strides=op.strides,
+            pads=op.pads,
+            dilations=op.dilations,
+            block=oc,
+        )
+        back = g.FromBlockedOp.create([conv])
+        rewriter.replace(op, [to, conv, back], [back.results[0]])
+
+
 def _blocked_type(op: Operation, operand: SSAValue) -> TensorType:
     ty = op.results[0].type
     assert isinstance(ty, TensorType)
@@ -282,6 +331,24 @@ class PropagateUnary(RewritePattern):
         if fb is None:
             return
         new = _rebuild(op, [fb.input], fb.input)
+        back = g.FromBlockedOp.create([new])
+        rewriter.replace(op, [new, back], [back.results[0]])
+
+
+class PropagateLinearQuant(RewritePattern):
+    """quantize_linear / dequantize_linear(from_blocked(y), s, z) -> from_blocked(the same
+    op on y) for a per-tensor scale and zero point (a per-axis one would need its axis
+    split)."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        if not isinstance(op, g.QuantizeLinearOp | g.DequantizeLinearOp):
+            return
+        fb = _from_blocked(op.input)
+        if fb is None or op.scale_axis() is not None:
+            return
+        if any(d != 1 for d in tensor_shape(op.zero_point)):
+            return
+        new = _rebuild(op, [fb.input, op.scale, op.zero_point], fb.input)
         back = g.FromBlockedOp.create([new])
         rewriter.replace(op, [new, back], [back.results[0]])
 
@@ -399,6 +466,7 @@ PROPAGATION_PATTERNS: tuple[type[RewritePattern], ...] = (
     PropagateUnary,
     PropagateBinary,
     PropagatePool,
+    PropagateLinearQuant,
     CancelBlockedPair,
 )
 
@@ -429,6 +497,7 @@ class BlockedLayoutPass(ModulePass):
             return
         patterns: list[RewritePattern] = [
             BlockConv(self.block),
+            BlockConvInteger(),
             *(p() for p in PROPAGATION_PATTERNS),
             FoldConstantOp(self.max_elements),
         ]

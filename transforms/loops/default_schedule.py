@@ -54,7 +54,14 @@ from typing import Protocol
 
 from xdsl.dialects.builtin import AnyFloat, IntegerType, ModuleOp
 from xdsl.ir import Attribute, Operation
-from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
+from xdsl.ir.affine import (
+    AffineBinaryOpExpr,
+    AffineBinaryOpKind,
+    AffineConstantExpr,
+    AffineDimExpr,
+    AffineExpr,
+    AffineMap,
+)
 
 from mlc.dialects.tl import BlockOp, KernelOp
 from mlc.lowering.tl_vector_to_llvm import MAX_DEINTERLEAVE, always_in_bounds
@@ -204,7 +211,7 @@ class CpuDefaultSchedule:
         order: list[str] = [names[d] for d in range(len(names))]
         width = self.lanes(block.buffer_types[len(block.inputs)].element_type)
         if not reductions and v is not None and _unit_or_invariant_inputs(block, v):
-            width = max(width, self.narrow_lanes(block))
+            width = max(width, _dividing_runs(self.narrow_lanes(block), block, v))
         if v is None or extents[v] < 4 or width < 2:
             self._parallel(sch, label, block, order)
             return
@@ -593,6 +600,47 @@ def _contiguous_inputs(block: BlockOp, v: int) -> list[int]:
     return [
         k for k, m in enumerate(block.input_maps) if lane_stride(m, v, types[k].get_shape()) == 1
     ]
+
+
+def _dividing_runs(lanes: int, block: BlockOp, v: int) -> int:
+    """The largest power of two up to `lanes` dividing every divisor by which an input's
+    index takes `v` apart (`k mod C`, `k floordiv C`: runs of C contiguous elements), so
+    no vector straddles a run; `lanes` where no index does."""
+    divisors = [d for m in block.input_maps for e in m.results for d in _divisors_of(e, v)]
+    run = math.gcd(*divisors) if divisors else 0
+    while lanes > 1 and run % lanes:
+        lanes //= 2
+    return lanes
+
+
+_DIVISIONS = (AffineBinaryOpKind.FloorDiv, AffineBinaryOpKind.CeilDiv)
+
+
+def _divisors_of(expr: AffineExpr, v: int) -> list[int]:
+    """The constants `c` of the `e mod c` / `e floordiv c` / `e ceildiv c` terms of `expr`
+    whose `e` moves with iterator `v` inside runs: `e` uses `v` but not through a division
+    (`(k floordiv 64) mod 3` is constant over runs of 64 and adds nothing to the 64)."""
+    if not isinstance(expr, AffineBinaryOpExpr):
+        return []
+    found = _divisors_of(expr.lhs, v) + _divisors_of(expr.rhs, v)
+    split = expr.kind == AffineBinaryOpKind.Mod or expr.kind in _DIVISIONS
+    if (
+        split
+        and isinstance(expr.rhs, AffineConstantExpr)
+        and v in expr.lhs.used_dims()
+        and not _divides(expr.lhs, v)
+    ):
+        found.append(expr.rhs.value)
+    return found
+
+
+def _divides(expr: AffineExpr, v: int) -> bool:
+    """`expr` has a floordiv / ceildiv of a term using `v`."""
+    if not isinstance(expr, AffineBinaryOpExpr):
+        return False
+    if expr.kind in _DIVISIONS and v in expr.lhs.used_dims():
+        return True
+    return _divides(expr.lhs, v) or _divides(expr.rhs, v)
 
 
 def _unit_or_invariant_inputs(block: BlockOp, v: int) -> bool:

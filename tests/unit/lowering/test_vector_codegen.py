@@ -427,3 +427,34 @@ def test_narrow_bodies_fill_a_register(
     assert f"vectorize k/w.i {lanes}" in schedule, schedule
     got = compile_model(module).run_buffers(x, y)
     np.testing.assert_array_equal(got[-1], want[-1])
+
+
+RUNS = """
+func.func @f(%x: memref<3x{groups}x{run}xi8>, %y: memref<3x{w}xi8>) {{
+  tl.kernel "k" iterators(c: 3 parallel, w: {w} parallel)
+      ins(%x[c, (w floordiv {run}) mod {groups}, w mod {run}] : memref<3x{groups}x{run}xi8>)
+      outs(%y[c, w] : memref<3x{w}xi8>) {{
+  ^bb0(%a: i8, %b: i8):
+    tl.yield %a : i8
+  }}
+  func.return
+}}
+"""
+
+
+@pytest.mark.parametrize(("run", "lanes"), [(32, 32), (64, 64), (8, 16)])
+def test_narrow_vectors_do_not_straddle_runs(run: int, lanes: int) -> None:
+    """A byte copy that reads runs of `run` contiguous elements (`w mod run`, as an
+    im2col patch reads a pixel's channels) gets vectors of at most `run` lanes (16, the
+    width of other bodies, at least): a vector never needs two runs, i.e. a gather; the
+    outer `(w floordiv run) mod groups` does not shorten the runs."""
+    groups, w = 3, 3 * 2 * run
+    text = RUNS.format(groups=groups, run=run, w=w)
+    module = parse_module(mlc.context(), text)
+    x = np.random.default_rng(1).integers(-128, 128, (3, groups, run)).astype(np.int8)
+    y = np.zeros((3, w), np.int8)
+    want = run_buffers(module, x, y)
+    (schedule,) = apply_default_schedules(module, CpuDefaultSchedule(vector_bits=512)).values()
+    assert f"vectorize k/w.i {lanes}" in schedule, schedule
+    got = compile_model(module).run_buffers(x, y)
+    np.testing.assert_array_equal(got[-1], want[-1])
