@@ -116,8 +116,8 @@ class VnniGemmSchedule:
     `fallback` (default: the host's `CpuDefaultSchedule`, single-threaded unless
     `threads`).
 
-    Per matmul (iterators m, n, k; M % rows == 0, N % (16 * vectors) == 0, K % 4 == 0):
-    pack B into panels `B[n / P, k / 4, n % P, k % 4]` (P = 16 * vectors columns each),
+    Per matmul (iterators m, n, k; M % rows == 0, N % 16 == 0, K % 4 == 0; `tile` takes
+    fewer vectors and more rows where N has fewer columns than the tile): pack B into panels `B[n / P, k / 4, n % P, k % 4]` (P = 16 * vectors columns each),
     split `m` by `rows`, `n` by `16 * vectors` then 16, `k` by 4, order
     `n.o, m.o, k.o, m.i, n.i.o | n.i.i, k.i` (the B panel of one `n.o` stays in cache
     while all rows pass), zero each register tile just before its K loop (no zero-fill
@@ -142,27 +142,45 @@ class VnniGemmSchedule:
         (`transforms.loops.schedule_reuse`)."""
         return bool(getattr(self._fallback(), "structural", False))
 
-    def fits(self, kernel: KernelOp) -> bool:
+    def tile(self, kernel: KernelOp) -> tuple[int, int] | None:
+        """(rows, vectors) of the register tile for `kernel`, or None where it does not
+        fit: `vectors` 16-lane columns, fewer than `self.vectors` where they do not divide
+        N (16 or 32 output channels), with as many more rows as keep about
+        `rows * vectors` accumulators, down to `self.rows`, that divide M."""
         if not _is_u8s8_matmul(kernel):
-            return False
+            return None
         m, n, k = (it.size for it in kernel.iterator_list)
-        return m % self.rows == 0 and n % (16 * self.vectors) == 0 and k % 4 == 0
+        if k % 4:
+            return None
+        vectors = self.vectors
+        while vectors > 1 and n % (16 * vectors):
+            vectors //= 2
+        if n % (16 * vectors):
+            return None
+        rows = self.rows * self.vectors // vectors
+        while rows > self.rows and m % rows:
+            rows //= 2
+        return (rows, vectors) if m % rows == 0 else None
+
+    def fits(self, kernel: KernelOp) -> bool:
+        return self.tile(kernel) is not None
 
     def schedule_kernel(self, sch: Any, kernel: KernelOp) -> None:
-        if not self.fits(kernel):
+        tile = self.tile(kernel)
+        if tile is None:
             self._fallback().schedule_kernel(sch, kernel)
             return
-
+        rows, vectors = tile
         label = kernel.label.data
         names = kernel.iterator_names
         mname, nname, kname = names
         sch.lower(label, keep_inits=True)
-        pack = pack_vnni(sch.root, label, 1, 4, panel=16 * self.vectors)
+        pack = pack_vnni(sch.root, label, 1, 4, panel=16 * vectors)
         pack_label = pack.label.data
         sch.lower(pack_label)
         sch.vectorize(f"{pack_label}/g", 4)
-        mo, mi = sch.split(f"{label}/{mname}", self.rows)
-        no, ni = sch.split(f"{label}/{nname}", 16 * self.vectors)
+        mo, mi = sch.split(f"{label}/{mname}", rows)
+        no, ni = sch.split(f"{label}/{nname}", 16 * vectors)
         nio, nii = sch.split(ni, 16)
         ko, ki = sch.split(f"{label}/{kname}", 4)
         sch.reorder(no, mo, ko, mi, nio, nii, ki)

@@ -13,6 +13,7 @@ from xdsl.dialects import arith
 
 import mlc
 from mlc.dialects.hw.x86 import FmaTileOp, Vdpbf16psOp, VpdpbusdOp, VpmaddwdOp
+from mlc.dialects.tl import KernelOp
 from mlc.interpreters import interpret
 from mlc.registry import make_context
 from mlc.targets.cpu import host_features
@@ -383,3 +384,25 @@ def test_bf16_gemm_native(mt: int, nt: int, k_pairs: int, seed: int) -> None:
     assert "dpbf16ps" in model.llvm_ir
     want = a.astype(np.float64) @ b.astype(np.float64)
     np.testing.assert_allclose(model(a, b)[0], want, rtol=1e-4, atol=1e-4 * np.sqrt(k))
+
+
+@pytest.mark.parametrize(("n", "tile"), [(64, (4, 4)), (32, (8, 2)), (16, (16, 1)), (8, None)])
+def test_vnni_tile_narrows_to_the_output_channels(n: int, tile: tuple[int, int] | None) -> None:
+    """16 or 32 output columns (a small convolution's channels) get a tile of fewer
+    16-lane vectors and more rows (16 accumulators still), not the fallback; the product
+    is tensorized and exact."""
+    m, k = 32, 12
+    schedule = VnniGemmSchedule()
+    module = int8_matmul_module(m, n, k)
+    kernel = next(op for op in module.walk() if isinstance(op, KernelOp))
+    assert schedule.tile(kernel) == tile
+    a, b, ref = _int8_inputs(m, n, k, seed=n, extremes=True)
+    scheduled = module.clone()
+    apply_default_schedules(scheduled, schedule)
+    assert any(isinstance(op, VpdpbusdOp) for op in scheduled.walk()) == (tile is not None)
+    (after,) = interpret(scheduled, a, b)
+    assert np.array_equal(after, ref)
+    if HOST.avx512vnni:
+        model = mlc.compile(int8_matmul_module(m, n, k), schedule=schedule)
+        model.num_threads = 1
+        assert np.array_equal(model(a, b)[0], ref)
