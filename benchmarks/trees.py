@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 import mlc
+from mlc.benchmarks.run import _env
 from mlc.dialects.graph.trees import TreeEnsembleOp
 from mlc.parser.estimators import to_onnx_model
 from mlc.transforms.graph.trees import choose_strategy
@@ -245,12 +246,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.trees, args.batches, args.rounds = 100, [1, 1000], 3
-    os.environ.setdefault("MLC_NUM_THREADS", "1")
     models = make_models(args.models, args.trees)
     print(table([], args.strategies), flush=True)
-    cells = run(
-        models, args.batches, args.strategies, args.rounds, args.gemm_limit_gb, args.min_time
-    )
+    # one thread unless the caller chose: for this run only (restored after it, so a
+    # caller in the same process, e.g. a test, keeps its own setting)
+    with _env({"MLC_NUM_THREADS": os.environ.get("MLC_NUM_THREADS", "1")}):
+        cells = run(
+            models, args.batches, args.strategies, args.rounds, args.gemm_limit_gb, args.min_time
+        )
     if args.json:
         data = {
             "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
