@@ -41,7 +41,11 @@ from mlc.transforms.graph.layout import (
 )
 from mlc.transforms.graph.optimize import GraphOptimizePass
 from mlc.transforms.graph.pack_weights import PackMatmulWeights, PackMatmulWeightsPass
-from mlc.transforms.graph.pad_gemm import PadGemmColumns, PadGemmColumnsPass
+from mlc.transforms.graph.pad_gemm import (
+    PadGemmColumns,
+    PadGemmColumnsPass,
+    PadMatmulIntegerColumns,
+)
 from mlc.transforms.graph.quantize import (
     QDQ_PATTERNS,
     FoldQdqDataMovement,
@@ -93,6 +97,7 @@ __all__ = [
     "PackMatmulWeightsPass",
     "PadGemmColumns",
     "PadGemmColumnsPass",
+    "PadMatmulIntegerColumns",
     "PretransposeGemmWeight",
     "RemoveNeutralOperand",
     "RemoveNoOp",

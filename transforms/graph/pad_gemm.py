@@ -35,6 +35,7 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
+    GreedyRewritePatternApplier,
     PatternRewriter,
     PatternRewriteWalker,
     RewritePattern,
@@ -95,10 +96,48 @@ class PadGemmColumns(RewritePattern):
         rewriter.replace(op, [*new_ops, gemm, result])
 
 
+@dataclass
+class PadMatmulIntegerColumns(RewritePattern):
+    """matmul_integer(a, B, za, zb) of 2-D operands with a constant B whose N is not a
+    multiple of `multiple` -> slice(matmul_integer(a, B', za, zb')): B' has zero columns up
+    to the next multiple (at most twice N), a per-column zb (a constant) zero entries;
+    the kept columns are the same integers (the padded ones only add columns), and the
+    product gets whole 16-lane `vpdpbusd` vectors (a 10-class head: N = 16)."""
+
+    multiple: int = 16
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: g.MatMulIntegerOp, rewriter: PatternRewriter, /) -> None:
+        if len(tensor_shape(op.a)) != 2 or len(tensor_shape(op.b)) != 2:
+            return
+        m, n = tensor_shape(op.output)
+        padded = -(-n // self.multiple) * self.multiple
+        if n % self.multiple == 0 or padded > 2 * n or not op.b.has_one_use():
+            return
+        b = constant_array(op.b)
+        if b is None:
+            return
+        b_ty, zb_ty = op.b.type, op.b_zero_point.type
+        assert isinstance(b_ty, TensorType) and isinstance(zb_ty, TensorType)
+        new_ops: list = [_constant_like(_padded(b, 1, padded), b_ty)]
+        zb = op.b_zero_point
+        if tensor_shape(zb) == (n,) and n > 1:  # per column: zero points for the new ones
+            zb_array = constant_array(zb)
+            if zb_array is None:
+                return
+            new_ops.append(_constant_like(_padded(zb_array, 0, padded), zb_ty))
+            zb = new_ops[-1].result
+        product = g.MatMulIntegerOp.create([op.a, new_ops[0].result, op.a_zero_point, zb])
+        result = g.SliceOp.create([product.output], starts=[0, 0], ends=[m, n], steps=[1, 1])
+        product.output.name_hint = f"{op.output.name_hint or 'matmul_integer'}_padded"
+        result.output.name_hint = op.output.name_hint
+        rewriter.replace(op, [*new_ops, product, result])
+
+
 @dataclass(frozen=True)
 class PadGemmColumnsPass(ModulePass):
-    """`pad-gemm-columns{multiple=16}`: `PadGemmColumns` everywhere, dead weights
-    removed."""
+    """`pad-gemm-columns{multiple=16}`: `PadGemmColumns` and `PadMatmulIntegerColumns`
+    everywhere, dead weights removed."""
 
     name = "pad-gemm-columns"
     multiple: int = 16
@@ -106,5 +145,8 @@ class PadGemmColumnsPass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.multiple < 1:
             raise ValueError(f"pad-gemm-columns: multiple must be positive, got {self.multiple}")
-        walker = PatternRewriteWalker(PadGemmColumns(self.multiple), post_walk_func=region_dce)
+        patterns = GreedyRewritePatternApplier(
+            [PadGemmColumns(self.multiple), PadMatmulIntegerColumns(self.multiple)]
+        )
+        walker = PatternRewriteWalker(patterns, post_walk_func=region_dce)
         walker.rewrite_module(op)
