@@ -124,16 +124,10 @@ class MatMulIntegerOp(GraphOp):
         return [tensor([*batch, a[-2], b[-1]], i32)]
 
 
-@irdl_op_definition
-class ConvIntegerOp(GraphOp):
-    """ONNX ConvInteger: `graph.conv` of (X - x_zero_point) and (W - w_zero_point) in i32
-    (padding holds x_zero_point, i.e. 0 after the subtraction); X, W are i8 or ui8,
-    x_zero_point a scalar, w_zero_point a scalar or per output channel (shape (M,)).
+class _ConvIntegerBase(GraphOp):
+    """Operands and window properties of the integer convolutions: input, weight, their
+    zero points, the i32 output; strides, pads and dilations as for `graph.conv`."""
 
-    %y = graph.conv_integer %x, %w, %zx, %zw {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = 1 : i64} : (tensor<1x3x8x8xui8>, tensor<4x3x3x3xi8>, tensor<ui8>, tensor<4xi8>) -> tensor<1x4x8x8xi32>
-    """
-
-    name = "graph.conv_integer"
     input = operand_def(TensorType)
     weight = operand_def(TensorType)
     x_zero_point = operand_def(TensorType)
@@ -142,6 +136,18 @@ class ConvIntegerOp(GraphOp):
     strides = IntsProp()
     pads = IntsProp()
     dilations = IntsProp()
+
+
+@irdl_op_definition
+class ConvIntegerOp(_ConvIntegerBase):
+    """ONNX ConvInteger: `graph.conv` of (X - x_zero_point) and (W - w_zero_point) in i32
+    (padding holds x_zero_point, i.e. 0 after the subtraction); X, W are i8 or ui8,
+    x_zero_point a scalar, w_zero_point a scalar or per output channel (shape (M,)).
+
+    %y = graph.conv_integer %x, %w, %zx, %zw {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = 1 : i64} : (tensor<1x3x8x8xui8>, tensor<4x3x3x3xi8>, tensor<ui8>, tensor<4xi8>) -> tensor<1x4x8x8xi32>
+    """
+
+    name = "graph.conv_integer"
     group = IntProp()
     CONSTRAINTS: ClassVar[Constraints] = (
         MinRank("input", 3, IMAGE),
@@ -169,7 +175,7 @@ class ConvIntegerOp(GraphOp):
 
 
 @irdl_op_definition
-class ConvIntegerBlockedOp(GraphOp):
+class ConvIntegerBlockedOp(_ConvIntegerBase):
     """`graph.conv_integer` (group 1, 2-D) on a blocked input `N x C/ic x H x W x ic`
     (`graph.to_blocked`), giving a blocked output `N x M/oc x OH x OW x oc` with
     `oc = block`: `from_blocked(conv_integer_blocked(to_blocked(x, ic), w, zx, zw))` =
@@ -181,14 +187,6 @@ class ConvIntegerBlockedOp(GraphOp):
     """
 
     name = "graph.conv_integer_blocked"
-    input = operand_def(TensorType)
-    weight = operand_def(TensorType)
-    x_zero_point = operand_def(TensorType)
-    w_zero_point = operand_def(TensorType)
-    output = result_def(TensorType)
-    strides = IntsProp()
-    pads = IntsProp()
-    dilations = IntsProp()
     block = IntProp()
     CONSTRAINTS: ClassVar[Constraints] = (
         MinRank("input", 5),

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.ir import SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
@@ -57,6 +58,17 @@ def _constant_like(array: np.ndarray, like: TensorType) -> g.ConstantOp:
     return make_constant(array, TensorType(like.element_type, array.shape))
 
 
+def _paddable(b: SSAValue, n: int, multiple: int) -> tuple[int, np.ndarray] | None:
+    """(the padded column count, B's array) when a product's N columns get zero columns up
+    to a multiple of `multiple`: N is not one, padding at most doubles it, and B is a
+    constant only this product uses."""
+    padded = -(-n // multiple) * multiple
+    if n % multiple == 0 or padded > 2 * n or not b.has_one_use():
+        return None
+    array = constant_array(b)
+    return None if array is None else (padded, array)
+
+
 @dataclass
 class PadGemmColumns(RewritePattern):
     """gemm(a, B, C) with N % multiple != 0 -> slice(gemm(a, B', C')) where B' and C'
@@ -67,12 +79,10 @@ class PadGemmColumns(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: g.GemmOp, rewriter: PatternRewriter, /) -> None:
         m, n = tensor_shape(op.output)
-        padded = -(-n // self.multiple) * self.multiple
-        if n % self.multiple == 0 or padded > 2 * n or not op.b.has_one_use():
+        found = _paddable(op.b, n, self.multiple)
+        if found is None:
             return
-        b = constant_array(op.b)
-        if b is None:
-            return
+        padded, b = found
         c = constant_array(op.c) if op.c is not None else None
         if op.c is not None and c is None:
             return
@@ -111,12 +121,10 @@ class PadMatmulIntegerColumns(RewritePattern):
         if len(tensor_shape(op.a)) != 2 or len(tensor_shape(op.b)) != 2:
             return
         m, n = tensor_shape(op.output)
-        padded = -(-n // self.multiple) * self.multiple
-        if n % self.multiple == 0 or padded > 2 * n or not op.b.has_one_use():
+        found = _paddable(op.b, n, self.multiple)
+        if found is None:
             return
-        b = constant_array(op.b)
-        if b is None:
-            return
+        padded, b = found
         b_ty, zb_ty = op.b.type, op.b_zero_point.type
         assert isinstance(b_ty, TensorType) and isinstance(zb_ty, TensorType)
         new_ops: list = [_constant_like(_padded(b, 1, padded), b_ty)]
