@@ -23,6 +23,7 @@ product).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -177,30 +178,40 @@ class VnniGemmSchedule:
             return
         rows, vectors = tile
         label = kernel.label.data
-        names = kernel.iterator_names
-        mname, nname, kname = names
         sch.lower(label, keep_inits=True)
         pack = pack_vnni(sch.root, label, 1, 4, panel=16 * vectors)
         pack_label = pack.label.data
         sch.lower(pack_label)
         sch.vectorize(f"{pack_label}/g", 4)
-        mo, mi = sch.split(f"{label}/{mname}", rows)
-        no, ni = sch.split(f"{label}/{nname}", 16 * vectors)
-        nio, nii = sch.split(ni, 16)
-        ko, ki = sch.split(f"{label}/{kname}", 4)
-        sch.reorder(no, mo, ko, mi, nio, nii, ki)
-        # each register tile is zeroed just before its K loop: LLVM keeps the zeros in
-        # the accumulators, and C gets no zero-fill pass of its own
-        init = sch.decompose_reduction(label, ko)
-        i_mi, i_nio, i_nii = sch.get_loops(init)[-3:]
-        sch.unroll(i_mi)
-        sch.unroll(i_nio)
-        sch.vectorize(i_nii, 16)
-        sch.unroll(mi)
-        sch.unroll(nio)
+        no, nii = _register_tiled(sch, label, kernel.iterator_names, rows, 16 * vectors, 4)
         if self.threads:
             sch.parallel(no)
         tensorize(sch.root, nii, "x86.avx512.vpdpbusd")
+
+
+def _register_tiled(
+    sch: Any, label: str, names: Sequence[str], rows: int, panel: int, group: int
+) -> tuple[str, str]:
+    """The loop nest of a 16-lane broadcast-dot product (`vpdpbusd`, `vdpbf16ps`) with a
+    `rows x panel / 16` register tile: `m` split by `rows`, `n` by `panel` then 16, `k` by
+    the intrinsic's `group`, order `n.o, m.o, k.o, m.i, n.i.o | n.i.i, k.i`; each tile
+    zeroed just before its K loop (LLVM keeps the zeros in the accumulators, so C gets no
+    zero-fill pass of its own); the tile unrolled. Returns (n.o, n.i.i): the panel loop
+    and the intrinsic's vector loop."""
+    mname, nname, kname = names
+    mo, mi = sch.split(f"{label}/{mname}", rows)
+    no, ni = sch.split(f"{label}/{nname}", panel)
+    nio, nii = sch.split(ni, 16)
+    ko, ki = sch.split(f"{label}/{kname}", group)
+    sch.reorder(no, mo, ko, mi, nio, nii, ki)
+    init = sch.decompose_reduction(label, ko)
+    i_mi, i_nio, i_nii = sch.get_loops(init)[-3:]
+    sch.unroll(i_mi)
+    sch.unroll(i_nio)
+    sch.vectorize(i_nii, 16)
+    sch.unroll(mi)
+    sch.unroll(nio)
+    return no, nii
 
 
 #: the least multiply-adds for which `Avx2Int8GemmSchedule` runs column panels on threads
@@ -370,23 +381,11 @@ class Bf16GemmSchedule:
             self._next().schedule_kernel(sch, kernel)
             return
         label = kernel.label.data
-        mname, nname, kname = kernel.iterator_names
         panel = 16 * self.vectors
         sch.lower(label, keep_inits=True)
         pack = pack_vnni(sch.root, label, 1, 2, panel=panel)
         self._next().schedule_kernel(sch, pack)
-        mo, mi = sch.split(f"{label}/{mname}", self.rows)
-        no, ni = sch.split(f"{label}/{nname}", panel)
-        nio, nii = sch.split(ni, 16)
-        ko, ki = sch.split(f"{label}/{kname}", 2)
-        sch.reorder(no, mo, ko, mi, nio, nii, ki)
-        init = sch.decompose_reduction(label, ko)
-        i_mi, i_nio, i_nii = sch.get_loops(init)[-3:]
-        sch.unroll(i_mi)
-        sch.unroll(i_nio)
-        sch.vectorize(i_nii, 16)
-        sch.unroll(mi)
-        sch.unroll(nio)
+        no, nii = _register_tiled(sch, label, kernel.iterator_names, self.rows, panel, 2)
         m_extent, n_extent, k_extent = (it.size for it in kernel.iterator_list)
         if self.threads and n_extent > panel and m_extent * n_extent * k_extent >= _PARALLEL_MACS:
             sch.parallel(no)
