@@ -9,7 +9,7 @@ against the interpreter."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, note
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import SSAValue
@@ -187,3 +187,47 @@ def test_a_quantized_block_stays_channels_last() -> None:
 
 def _dense(array: np.ndarray) -> str:
     return np.array2string(array, separator=", ", threshold=10**6).replace("\n", "")
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    c=st.sampled_from([3, 16, 96, 128]),
+    m=st.sampled_from([16, 80, 128]),
+    kernel=st.sampled_from([1, 3]),
+    stride=st.integers(1, 2),
+    zw_kind=st.sampled_from(["zero", "scalar", "channel"]),
+    seed=st.integers(0, 2**16),
+)
+def test_blocked_integer_convs_compile_to_the_reference(
+    c: int, m: int, kernel: int, stride: int, zw_kind: str, seed: int
+) -> None:
+    """The compiled channels-last form (the im2col texpr over blocked buffers, VNNI or
+    not) computes ONNX ConvInteger's integers, also with several channel blocks on either
+    side (96 channels: two blocks of 48; 80: five of 16), strides, 1x1 and padded 3x3
+    windows and every kind of weight zero point."""
+    rng = np.random.default_rng(seed)
+    p = ProgramBuilder(lambda s: None, U8, rng)  # type: ignore[arg-type, return-value]
+    x = p.new_arg([2, c, 7, 6], U8)
+    weight = _const(p, _codes(rng, np.int8, (m, c, kernel, kernel)))
+    zx = _const(p, np.array(rng.integers(0, 256), np.uint8))
+    zw_shape: tuple[int, ...] = (m,) if zw_kind == "channel" else ()
+    zw_array = np.zeros(zw_shape, np.int8) if zw_kind == "zero" else _codes(rng, np.int8, zw_shape)
+    zw = _const(p, zw_array)
+    pad = kernel // 2
+    p.insert(
+        g.ConvIntegerOp.create(
+            [x, weight, zx, zw],
+            strides=[stride, stride],
+            pads=[pad, pad, pad, pad],
+            dilations=[1, 1],
+            group=1,
+        )
+    )
+    module = p.finish()
+    data = _codes(rng, np.uint8, (2, c, 7, 6))
+    (want,) = mlc.interpret(module, data)
+    blocked = module.clone()
+    BlockedLayoutPass(min_convs=1).apply(mlc.context(), blocked)
+    assert any(op.name == "graph.conv_integer_blocked" for op in blocked.walk())
+    (got,) = mlc.compile(module, cache=False)(data)
+    np.testing.assert_array_equal(got, want)
