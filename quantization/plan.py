@@ -5,8 +5,8 @@
 - a `Conv` with a constant weight, a `Gemm` with a constant B (no transA), a `MatMul`
   whose lhs has rank >= 2 (a constant rhs, or two activations) becomes a `Layer`: its
   float activation inputs are quantized, its weight per output channel, its bias to
-  int32, and its output (or, when a Relu is its only reader, the Relu's output) unless
-  only the graph's outputs read it;
+  int32, and its output (or, when a Relu or a Clip with constant bounds is its only
+  reader, that activation's output) unless only the graph's outputs read it;
 - every other computing node is `KeptFloat` with the reason (excluded, no integer kernel,
   a weight that is not a constant);
 - order-preserving nodes (MaxPool, Reshape, Flatten, Transpose, ...) whose input is
@@ -100,7 +100,7 @@ def plan_layers(model: onnx.ModelProto, exclude: Collection[str] = ()) -> LayerP
             readers.setdefault(name, []).append(node)
     ranks = _ranks(model)
     plan = LayerPlan()
-    fused: set[str] = set()  # relus whose output a layer's quantization covers
+    fused: set[str] = set()  # relus / clips whose output a layer's quantization covers
     for i, node in enumerate(graph.node):
         name = node_name(node, i)
         if node.op_type in _STRUCTURAL_OPS or name in fused:
@@ -118,7 +118,7 @@ def plan_layers(model: onnx.ModelProto, exclude: Collection[str] = ()) -> LayerP
             continue
         out = layer_or_reason.output
         relu = readers.get(out, [])
-        if len(relu) == 1 and relu[0].op_type == "Relu" and out not in outputs:
+        if len(relu) == 1 and _activation(relu[0], constants) and out not in outputs:
             layer_or_reason = _with_output(layer_or_reason, relu[0].output[0])
             fused.add(node_name(relu[0], _index(graph, relu[0])))
         if not readers.get(layer_or_reason.output):
@@ -126,6 +126,14 @@ def plan_layers(model: onnx.ModelProto, exclude: Collection[str] = ()) -> LayerP
         plan.layers.append(layer_or_reason)
     _share_through_order_preserving(graph, plan)
     return plan
+
+
+def _activation(node: onnx.NodeProto, constants: set[str]) -> bool:
+    """A Relu, or a Clip with constant bounds (a Relu6): its output is quantized instead
+    of the layer's, and `graph-fold-qdq` keeps it in the integer layer's epilogue."""
+    if node.op_type == "Relu":
+        return True
+    return node.op_type == "Clip" and all(not name or name in constants for name in node.input[1:])
 
 
 def _index(graph: onnx.GraphProto, node: onnx.NodeProto) -> int:

@@ -23,8 +23,11 @@ float64 where the original rounds every product and sum to f32: results agree ex
 where f32 rounding moved a value across a rounding boundary of the requantization (one
 step at most for ordinary reductions).
 
-`FoldReluIntoQuantize` drops a relu between a value and its quantization when the zero
-point is the lowest code: saturation already maps every negative value to it, exactly.
+A clip (Relu6) between the product and its requantization is kept in the float64
+epilogue as a relu is. `FoldReluIntoQuantize` drops a relu between a value and its
+quantization when the zero point is the lowest code (saturation already maps every
+negative value to it, exactly), and a clip when its bounds quantize to the end codes or
+beyond.
 
 Conditions: 8-bit quantized operands, per-tensor activations (`conv` input, `gemm` A,
 `matmul` lhs), weights per tensor or per output channel, constant scales (positive,
@@ -111,10 +114,10 @@ def _positive_finite(scale: np.ndarray) -> bool:
 @dataclass(frozen=True)
 class Requantization:
     """The `quantize_linear` (per tensor, constant positive scale and zero point) that is
-    a product's only user, or its only relu's only user."""
+    a product's only user, or the only user of its only relu or clip (a Relu6)."""
 
     quantize: g.QuantizeLinearOp
-    relu: g.ReluOp | None
+    relu: g.ReluOp | g.ClipOp | None
 
 
 def _requantization(product: Operation) -> Requantization | None:
@@ -123,7 +126,7 @@ def _requantization(product: Operation) -> Requantization | None:
         return None
     user = next(iter(result.uses)).operation
     relu = None
-    if isinstance(user, g.ReluOp):
+    if isinstance(user, g.ReluOp | g.ClipOp):
         if not user.output.has_one_use():
             return None
         relu, user = user, next(iter(user.output.uses)).operation
@@ -199,7 +202,9 @@ class FoldQdqProduct(RewritePattern):
             out = epilogue.add(g.CastOp.to(t, Float32Type()))
             rewriter.replace(op, epilogue.ops, [out])
             return
-        if requant.relu is not None:
+        if isinstance(requant.relu, g.ClipOp):  # the bounds, in the epilogue's f64
+            t = epilogue.add(g.ClipOp.create([t], **dict(requant.relu.properties)))
+        elif requant.relu is not None:
             t = epilogue.add(g.ReluOp.create([t]))
         quantize = requant.quantize
         scale = constant_array(quantize.scale)
@@ -282,29 +287,47 @@ def _fold_matmul(op: g.MatMulOp) -> tuple[_Epilogue, SSAValue] | None:
     return epilogue, epilogue.real(acc, multiplier, None)
 
 
-def lowest_code(dtype: np.dtype) -> int:
-    return int(np.iinfo(dtype).min)
-
-
 class FoldReluIntoQuantize(RewritePattern):
     """`graph-fold-relu-into-quantize`: quantize_linear(relu(x), s, z) ->
     quantize_linear(x, s, z) when every zero point is its type's lowest code and every
-    scale is positive: saturation maps each negative x to that code, as relu's 0 is."""
+    scale is positive: saturation maps each negative x to that code, as relu's 0 is.
+    Likewise quantize_linear(clip(x, lo, hi), s, z) (a Relu6) when `lo` quantizes to the
+    lowest code or below and `hi` to the highest or above, in every channel: quantization
+    is increasing, so saturation then does what the clip did."""
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: g.QuantizeLinearOp, rewriter: PatternRewriter) -> None:
-        relu = op.input.owner
-        if not isinstance(relu, g.ReluOp):
+        activation = op.input.owner
+        if not isinstance(activation, g.ReluOp | g.ClipOp):
             return
         scale, zero_point = constant_array(op.scale), constant_array(op.zero_point)
         if scale is None or zero_point is None or not _positive_finite(scale):
             return
-        if not np.all(zero_point == lowest_code(zero_point.dtype)):
+        if isinstance(activation, g.ReluOp):
+            lo, hi = 0.0, None
+        else:
+            lo, hi = activation.min, activation.max
+        input_type = op.input.type
+        assert isinstance(input_type, TensorType)
+        dtype = numpy_dtype(input_type.element_type)
+        info = np.iinfo(zero_point.dtype)
+        if lo is not None and not np.all(_codes_of(lo, scale, zero_point, dtype) <= info.min):
+            return
+        if hi is not None and not np.all(_codes_of(hi, scale, zero_point, dtype) >= info.max):
             return
         rewriter.replace(
             op,
-            g.QuantizeLinearOp.create([relu.input, op.scale, op.zero_point], axis=op.axis),
+            g.QuantizeLinearOp.create([activation.input, op.scale, op.zero_point], axis=op.axis),
         )
+
+
+def _codes_of(
+    bound: float, scale: np.ndarray, zero_point: np.ndarray, dtype: np.dtype
+) -> np.ndarray:
+    """round_half_even(bound / scale) + zero_point before saturation, computed as
+    `quantize_linear` computes it in the input's float type (per channel: one each)."""
+    quotient = np.asarray(bound, dtype) / scale.astype(dtype)
+    return np.rint(quotient) + zero_point.astype(dtype)
 
 
 #: ops that move or select elements (max pools select them; dequantization is increasing):

@@ -311,3 +311,31 @@ def test_an_output_only_the_graph_reads_stays_float() -> None:
     got = q.compile()(x)
     got = got[0] if isinstance(got, list | tuple) else got
     np.testing.assert_allclose(got, reference(q.model, x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_relu6_clip_folds_into_the_integer_layer() -> None:
+    """conv -> Clip(0, 6) (MobileNet's Relu6, bounds as constant inputs): the plan
+    quantizes the clip's output, graph-fold-qdq keeps the clip in the integer conv's
+    epilogue and folds it into saturation where the calibrated range ends inside [0, 6];
+    no float conv or clip is left, and the result is the QDQ reference's."""
+    model = small_cnn()
+    relu = next(n for n in model.graph.node if n.name == "relu1")
+    relu.op_type = "Clip"
+    relu.input.extend(["lo", "hi"])
+    model.graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+            numpy_helper.from_array(np.array(6.0, np.float32), "hi"),
+        ]
+    )
+    plan = plan_layers(model)
+    assert plan.layers[0].output == "r1"
+    assert "relu1" not in {k.node for k in plan.kept_float}
+    q = quantize(model, samples(16))
+    text = q.to_mlir()
+    assert text.count("graph.conv_integer") == 2 and " graph.conv " not in text
+    assert "graph.clip" not in text  # u8 codes from 0 and a range below 6: saturation
+    x = samples(2)
+    got = q.compile()(x)
+    got = got[0] if isinstance(got, list | tuple) else got
+    np.testing.assert_allclose(got, reference(q.model, x), atol=0.05)
