@@ -35,12 +35,18 @@ Patterns (each registered and property-tested on its own):
   reduce_mean / reduce_max over y's spatial axes.
 - `CancelBlockedPair`: to_blocked(from_blocked(y)) -> y when the blocks agree;
   from_blocked(to_blocked(x)) -> x.
+- `BlockConvInteger`: a u8 x i8 `conv_integer` with the im2col form ->
+  from_blocked(conv_integer_blocked(to_blocked(x, ic), w, zx, zw)) with blocks of up to
+  `INT8_BLOCK` (64) channels, so 64 channels or fewer are channels-last as a whole.
+- `PropagateLinearQuant`: quantize_linear / dequantize_linear of from_blocked(y) with a
+  per-tensor scale and zero point -> from_blocked(the same op on y), so an integer
+  convolution's epilogue and the next one's input stay blocked.
 
 The pass runs all of them with constant folding, CSE and DCE. Its block (`block=0`:
 from the host's vector width, 16 fp32 lanes with AVX-512, 8 with AVX2, 4 otherwise).
 `mlc.compile` runs it by default when `worth_blocking` (two or more convs to block, or one
-that the NCHW schedules handle badly: grouped, or an output width not a multiple of the
-vector).
+that the NCHW schedules handle badly: grouped, an output width not a multiple of the
+vector, or an integer convolution).
 """
 
 from __future__ import annotations
