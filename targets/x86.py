@@ -123,7 +123,8 @@ class VnniGemmSchedule:
     `threads`).
 
     Per matmul (iterators m, n, k; M % rows == 0, N % 16 == 0, K % 4 == 0; `tile` takes
-    fewer vectors and more rows where N has fewer columns than the tile): pack B into panels `B[n / P, k / 4, n % P, k % 4]` (P = 16 * vectors columns each),
+    fewer vectors and more rows where N has fewer columns than the tile): pack B into
+    panels `B[n / P, k / 4, n % P, k % 4]` (P = 16 * vectors columns each),
     split `m` by `rows`, `n` by `16 * vectors` then 16, `k` by 4, order
     `n.o, m.o, k.o, m.i, n.i.o | n.i.i, k.i` (the B panel of one `n.o` stays in cache
     while all rows pass), zero each register tile just before its K loop (no zero-fill
