@@ -7,9 +7,11 @@ digits, calibrates on 256 training images, and for each variant reports test acc
 the median latency at batch 1 and 64 (runners timed in interleaved rounds, 1 thread),
 and the serialized model size:
 
-- mlc fp32; mlc int8 per tensor (minmax); mlc int8 per channel with each calibrator;
+- mlc fp32; mlc bf16 (weights stored in bfloat16, layer inputs rounded to it, f32
+  products); mlc int8 per tensor (minmax); mlc int8 per channel with each calibrator;
   mixed precision (the most sensitive layer kept in float);
-- onnxruntime fp32; onnxruntime running mlc's int8 model (the same QDQ file); the model
+- onnxruntime fp32; onnxruntime running mlc's bf16 model and its int8 model (the same
+  files); the model
   quantized by `onnxruntime.quantization.quantize_static` (QDQ, per channel, minmax, the
   same calibration images) in onnxruntime.
 
@@ -109,6 +111,7 @@ def variants(kind: str, split: DigitsSplit) -> list[Variant]:
     calibration = flatten(images) if kind == "mlp" else images
     out = [Variant(kind, "fp32", "mlc", model, _mlc_runners(model))]
     quantized = {
+        "bf16 weights and layer inputs": quantize(model, calibration, activations="bf16"),
         "int8 per tensor minmax": quantize(model, calibration, per_channel=False),
         **{
             f"int8 per channel {c}": quantize(model, calibration, calibrator=c)
@@ -119,6 +122,10 @@ def variants(kind: str, split: DigitsSplit) -> list[Variant]:
     for name, q in quantized.items():
         out.append(Variant(kind, name, "mlc", q.model, _mlc_runners(q.model)))
     out.append(Variant(kind, "fp32", "onnxruntime", model, _ort_runners(model)))
+    bf16 = quantized["bf16 weights and layer inputs"].model
+    out.append(
+        Variant(kind, "bf16 weights and layer inputs", "onnxruntime", bf16, _ort_runners(bf16))
+    )
     same = quantized["int8 per channel minmax"].model
     out.append(
         Variant(kind, "mlc's int8 per channel minmax", "onnxruntime", same, _ort_runners(same))

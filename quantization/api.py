@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 
 from mlc.parser.onnx import import_onnx
+from mlc.quantization.bf16 import write_bf16
 from mlc.quantization.calibrate import Batch, batches, observe, runner
 from mlc.quantization.calibrators import CALIBRATORS, make_calibrator
 from mlc.quantization.params import ACTIVATION_SCHEMES, QuantParams, activation_params
@@ -32,6 +33,9 @@ from mlc.quantization.qdq import with_min_opset, write_qdq
 from mlc.registry import make_context
 from mlc.targets.compiled import CompiledModel, compile_model
 from mlc.transforms.graph.quantize import FoldQdqPass
+
+#: the `activations` scheme that stores weights in bfloat16 and rounds layer inputs to it
+BF16 = "bf16"
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,9 @@ class QuantizedModel:
     def report(self) -> str:
         """A table of the quantized layers and of the nodes kept in float, with reasons."""
         kind = "per channel" if self.per_channel else "per tensor"
+        weights = "bf16" if self.scheme == BF16 else f"int8 {kind}"
         lines = [
-            f"activations {self.scheme} ({self.calibrator}), weights int8 {kind}: "
+            f"activations {self.scheme} ({self.calibrator}), weights {weights}: "
             f"{len(self.plan.layers)} layers quantized, {len(self.plan.kept_float)} nodes "
             "kept in float",
         ]
@@ -89,7 +94,9 @@ class QuantizedModel:
         for layer in self.plan.layers:
             p = self.activations.get(layer.output)
             where = f"output scale {float(p.scale):.4g} zero point {int(p.zero_point)}" if p else ""
-            rows.append(("int8", layer.op_type, layer.node, where))
+            rows.append(
+                ("bf16" if self.scheme == BF16 else "int8", layer.op_type, layer.node, where)
+            )
         rows += [("float", k.op_type, k.node, k.reason) for k in self.plan.kept_float]
         op_width = max((len(r[1]) for r in rows), default=0)
         node_width = max((len(r[2]) for r in rows), default=0)
@@ -197,13 +204,20 @@ def quantize(
     """Quantize a float ONNX model (path, bytes or ModelProto) after calibrating it on
     `calibration_data` (input batches, or arrays of samples: `calibrate.batches`).
 
-    `activations`: "u8" (asymmetric uint8, the default) or "s8" (symmetric int8);
+    `activations`: "u8" (asymmetric uint8, the default), "s8" (symmetric int8), or
+    "bf16": the layers' weights stored in bfloat16 and their inputs rounded to it, f32
+    products (`quantization.bf16`; nothing is calibrated, `calibration_data` is unused);
     `per_channel`: weight scales per output channel (else per tensor); `calibrator`: one
     of `CALIBRATORS`; `exclude`: node names or op types kept in float; `fallback`: keep
     the `fallback` most sensitive layers in float as well (measured first);
     `compile_options` go to the calibration compiles (`mlc.compile`)."""
+    if activations == BF16:
+        model = fold_batch_norms(with_min_opset(load_model(model)))
+        plan = plan_layers(model, exclude)
+        return QuantizedModel(write_bf16(model, plan), plan, {}, BF16, False, "none")
     if activations not in ACTIVATION_SCHEMES:
-        raise ValueError(f"activations must be one of {sorted(ACTIVATION_SCHEMES)}")
+        schemes = sorted([*ACTIVATION_SCHEMES, BF16])
+        raise ValueError(f"activations must be one of {schemes}")
     if calibrator not in CALIBRATORS:
         raise ValueError(f"unknown calibrator {calibrator!r} (known: {', '.join(CALIBRATORS)})")
     model = fold_batch_norms(with_min_opset(load_model(model)))
@@ -227,6 +241,7 @@ def quantize(
 
 
 __all__ = [
+    "BF16",
     "KeptFloat",
     "Layer",
     "LayerSensitivity",

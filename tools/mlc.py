@@ -431,8 +431,13 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from mlc.quantization.api import check_output_path
 
     check_output_path(args.output)
-    with np.load(args.calibrate, allow_pickle=False) as npz:
-        data = {name: npz[name] for name in npz.files}
+    data: dict[str, np.ndarray] = {}
+    if args.calibrate is None and args.activations != "bf16":
+        print("mlc: error: --calibrate INPUTS.npz is needed for int8 (u8 / s8)", file=sys.stderr)
+        return 2
+    if args.calibrate is not None:
+        with np.load(args.calibrate, allow_pickle=False) as npz:
+            data = {name: npz[name] for name in npz.files}
     quantized = quantize(
         args.model,
         data,
@@ -706,12 +711,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a float ONNX model")
     p.add_argument(
         "--calibrate",
-        required=True,
         metavar="INPUTS.npz",
-        help="calibration samples: one array per model input, samples along axis 0",
+        help="calibration samples: one array per model input, samples along axis 0 (int8 only)",
     )
     p.add_argument("-o", "--output", required=True, help="model.int8.onnx (QDQ) or .mlir")
-    p.add_argument("--activations", choices=["u8", "s8"], default="u8")
+    p.add_argument(
+        "--activations",
+        choices=["u8", "s8", "bf16"],
+        default="u8",
+        help="int8 codes (u8 asymmetric, s8 symmetric), or bf16 weights and layer inputs",
+    )
     p.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor")
     p.add_argument(
         "--calibrator", choices=["minmax", "percentile", "entropy", "mse"], default="minmax"

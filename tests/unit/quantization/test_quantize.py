@@ -339,3 +339,48 @@ def test_a_relu6_clip_folds_into_the_integer_layer() -> None:
     got = q.compile()(x)
     got = got[0] if isinstance(got, list | tuple) else got
     np.testing.assert_allclose(got, reference(q.model, x), atol=0.05)
+
+
+def test_bf16_stores_weights_in_bf16_and_rounds_layer_inputs() -> None:
+    """activations="bf16": every layer's weight becomes a bfloat16 initializer read
+    through a Cast, its inputs are rounded to bfloat16 (the f32 bias stays); the model is
+    valid ONNX that onnxruntime runs, mlc computes what onnxruntime does, and both
+    differ from the f32 model by bf16 rounding only."""
+    import onnxruntime as ort
+
+    model = small_cnn()
+    q = quantize(model, None, activations="bf16")
+    onnx.checker.check_model(q.model)
+    types = {init.name: init.data_type for init in q.model.graph.initializer}
+    assert types["w1_bf16"] == types["w2_bf16"] == types["w3_bf16"] == TensorProto.BFLOAT16
+    assert types["b1"] == TensorProto.FLOAT and "w1" not in types
+    weight_bytes = {i.name: len(i.raw_data) for i in model.graph.initializer}
+    for name in ("w1", "w2", "w3"):  # half the bytes
+        stored = next(i for i in q.model.graph.initializer if i.name == f"{name}_bf16")
+        assert 2 * len(stored.raw_data) == weight_bytes[name]
+    casts = [n for n in q.model.graph.node if n.op_type == "Cast"]
+    assert len(casts) == 3 + 2 * 3  # a weight cast and an input round trip per layer
+    assert "bf16   Conv" in q.report()
+    x = samples(2)
+    session = ort.InferenceSession(q.model.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = session.run(None, {"x": x})[0]
+    got = q.compile()(x)
+    got = got[0] if isinstance(got, list | tuple) else got
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    rounded = reference(model, x)
+    np.testing.assert_allclose(got, rounded, atol=0.02)  # bf16: 8 significant bits
+    assert not np.array_equal(got, rounded)
+
+
+def test_mlc_quantize_bf16_needs_no_calibration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    onnx.save(small_cnn(), str(tmp_path / "m.onnx"))
+    out = tmp_path / "m.bf16.onnx"
+    assert (
+        mlc_main(["quantize", str(tmp_path / "m.onnx"), "--activations", "bf16", "-o", str(out)])
+        == 0
+    )
+    assert out.exists() and "bf16   Gemm" in capsys.readouterr().out
+    assert mlc_main(["quantize", str(tmp_path / "m.onnx"), "-o", str(out)]) == 2
+    assert "--calibrate" in capsys.readouterr().err
