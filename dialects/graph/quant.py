@@ -47,6 +47,16 @@ def _require(name: str, ty: TensorType, allowed: Sequence[str], what: str) -> No
         raise GraphError(f"{name} {what} must have element type in ({shown}), got {ty}")
 
 
+def _product_shapes(
+    name: str, a: TensorType, b: TensorType, what: tuple[str, str]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The shapes of an integer product's two operands, after checking that both hold
+    8-bit codes (`what`: their names in the error)."""
+    _require(name, a, PRODUCT_TYPES, what[0])
+    _require(name, b, PRODUCT_TYPES, what[1])
+    return tuple(a.get_shape()), tuple(b.get_shape())
+
+
 def _zero_point(name: str, zp: TensorType, of: TensorType, sizes: Sequence[int], what: str) -> None:
     """A zero point matches its operand's element type and has shape (), (1,) or (size,)
     for one of `sizes` (per row / column / output channel)."""
@@ -111,9 +121,7 @@ class MatMulIntegerOp(GraphOp):
         cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         a_ty, b_ty, za, zb = operand_types
-        _require(cls.name, a_ty, PRODUCT_TYPES, "A")
-        _require(cls.name, b_ty, PRODUCT_TYPES, "B")
-        a, b = tuple(a_ty.get_shape()), tuple(b_ty.get_shape())
+        a, b = _product_shapes(cls.name, a_ty, b_ty, ("A", "B"))
         if a[-1] != b[-2]:
             raise GraphError(
                 f"{cls.name} contraction dimensions differ: {a} and {b} ({a[-1]} != {b[-2]})"
@@ -161,9 +169,7 @@ class ConvIntegerOp(_ConvIntegerBase):
         cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         x_ty, w_ty, zx, zw = operand_types
-        _require(cls.name, x_ty, PRODUCT_TYPES, "input")
-        _require(cls.name, w_ty, PRODUCT_TYPES, "weight")
-        x, w = tuple(x_ty.get_shape()), tuple(w_ty.get_shape())
+        x, w = _product_shapes(cls.name, x_ty, w_ty, ("input", "weight"))
         (n, c), (m, cg) = x[:2], w[:2]
         check_groups(cls.name, c, cg, m, props.group)
         _zero_point(cls.name, zx, x_ty, [], "x_zero_point")
@@ -199,9 +205,7 @@ class ConvIntegerBlockedOp(_ConvIntegerBase):
         cls, operand_types: Sequence[TensorType], props: Self
     ) -> list[TensorType]:
         x_ty, w_ty, zx, zw = operand_types
-        _require(cls.name, x_ty, PRODUCT_TYPES, "input")
-        _require(cls.name, w_ty, PRODUCT_TYPES, "weight")
-        x, w = tuple(x_ty.get_shape()), tuple(w_ty.get_shape())
+        x, w = _product_shapes(cls.name, x_ty, w_ty, ("input", "weight"))
         if len(x) != 5 or len(w) != 4:
             raise GraphError(
                 f"{cls.name} takes a 2-D blocked input and an M x C x KH x KW weight, got "
