@@ -19,7 +19,6 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from mlc.quantization.plan import LayerPlan, node_name
-from mlc.quantization.prepare import prune_initializers
 
 __all__ = ["write_bf16"]
 
@@ -73,5 +72,4 @@ def write_bf16(model: onnx.ModelProto, plan: LayerPlan) -> onnx.ModelProto:
         graph.initializer.remove(initializers[weight])
     del graph.node[:]
     graph.node.extend([*weight_casts, *nodes])
-    prune_initializers(graph)
     return out
