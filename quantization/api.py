@@ -84,7 +84,8 @@ class QuantizedModel:
     def report(self) -> str:
         """A table of the quantized layers and of the nodes kept in float, with reasons."""
         kind = "per channel" if self.per_channel else "per tensor"
-        weights = "bf16" if self.scheme == BF16 else f"int8 {kind}"
+        codes = "bf16" if self.scheme == BF16 else "int8"
+        weights = codes if self.scheme == BF16 else f"int8 {kind}"
         lines = [
             f"activations {self.scheme} ({self.calibrator}), weights {weights}: "
             f"{len(self.plan.layers)} layers quantized, {len(self.plan.kept_float)} nodes "
@@ -94,9 +95,7 @@ class QuantizedModel:
         for layer in self.plan.layers:
             p = self.activations.get(layer.output)
             where = f"output scale {float(p.scale):.4g} zero point {int(p.zero_point)}" if p else ""
-            rows.append(
-                ("bf16" if self.scheme == BF16 else "int8", layer.op_type, layer.node, where)
-            )
+            rows.append((codes, layer.op_type, layer.node, where))
         rows += [("float", k.op_type, k.node, k.reason) for k in self.plan.kept_float]
         op_width = max((len(r[1]) for r in rows), default=0)
         node_width = max((len(r[2]) for r in rows), default=0)
@@ -211,16 +210,15 @@ def quantize(
     of `CALIBRATORS`; `exclude`: node names or op types kept in float; `fallback`: keep
     the `fallback` most sensitive layers in float as well (measured first);
     `compile_options` go to the calibration compiles (`mlc.compile`)."""
-    if activations == BF16:
-        model = fold_batch_norms(with_min_opset(load_model(model)))
-        plan = plan_layers(model, exclude)
-        return QuantizedModel(write_bf16(model, plan), plan, {}, BF16, False, "none")
-    if activations not in ACTIVATION_SCHEMES:
+    if activations != BF16 and activations not in ACTIVATION_SCHEMES:
         schemes = sorted([*ACTIVATION_SCHEMES, BF16])
         raise ValueError(f"activations must be one of {schemes}")
-    if calibrator not in CALIBRATORS:
+    if activations != BF16 and calibrator not in CALIBRATORS:
         raise ValueError(f"unknown calibrator {calibrator!r} (known: {', '.join(CALIBRATORS)})")
     model = fold_batch_norms(with_min_opset(load_model(model)))
+    if activations == BF16:
+        plan = plan_layers(model, exclude)
+        return QuantizedModel(write_bf16(model, plan), plan, {}, BF16, False, "none")
     data = batches(model, calibration_data)
     plan = plan_layers(model, exclude)
     params = calibrate(

@@ -428,11 +428,11 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     """`mlc quantize`: post-training quantization (`mlc.quantization`), calibrated on the
     arrays of an .npz file (one per input, samples along axis 0)."""
     from mlc.quantization import quantize
-    from mlc.quantization.api import check_output_path
+    from mlc.quantization.api import BF16, check_output_path
 
     check_output_path(args.output)
     data: dict[str, np.ndarray] = {}
-    if args.calibrate is None and args.activations != "bf16":
+    if args.calibrate is None and args.activations != BF16:
         print("mlc: error: --calibrate INPUTS.npz is needed for int8 (u8 / s8)", file=sys.stderr)
         return 2
     if args.calibrate is not None:
