@@ -63,8 +63,9 @@ from xdsl.ir.affine import (
     AffineMap,
 )
 
-from mlc.dialects.tl import BlockOp, KernelOp
+from mlc.dialects.tl import BlockOp, KernelOp, linear_form
 from mlc.lowering.tl_vector_to_llvm import MAX_DEINTERLEAVE, always_in_bounds
+from mlc.lowering.workspace import buffer_bytes
 from mlc.transforms.loops.channel_block_schedule import (
     materialize_pads,
     row_waste,
@@ -78,6 +79,7 @@ from mlc.transforms.loops.common import (
     lane_stride,
     loop_name,
 )
+from mlc.transforms.loops.loop_fusion import MIN_FLOW_BYTES
 from mlc.transforms.loops.schedule import Schedule
 from mlc.transforms.loops.schedule_reuse import ScheduleReuse
 
@@ -228,6 +230,17 @@ class CpuDefaultSchedule:
         ):
             return  # one channel block per vector: a rows x channel-blocks tile
         r = _tile_dim(block, v) if reductions else None
+        if (
+            reductions
+            and r is None
+            and _sliding_window(block)
+            and _window(block) <= MAX_UNROLLED_WINDOW
+        ):
+            # a small sliding window and no row to reuse loaded vectors along (a depthwise
+            # conv in NCHW): padding copied once, the window unrolled inside the vectors
+            materialize_pads(sch, label, self, inputs=_contiguous_inputs(block, v))
+            self._vectorize_strided(sch, label, find_block(sch.root, label), v, width)
+            return
         vname = names[v]
         if r is not None:
             width, rows, vectors = self._register_tile(width, extents[v], extents[r])
@@ -339,25 +352,50 @@ class CpuDefaultSchedule:
     def _vectorize_strided(
         self, sch: Schedule, label: str, block: BlockOp, v: int, width: int
     ) -> None:
-        """A reduction whose inputs move by a small stride along the output's contiguous
-        iterator `v` (pooling with stride 2): vectors along `v` outside the reductions,
-        each input vector one wide load and a shuffle (`strided_load` in the lowering),
-        small reduction windows unrolled; the accumulator vector stays in a register."""
+        """A small-window reduction with no row that reuses loaded vectors (pooling, a
+        depthwise conv in NCHW): vectors along the output's contiguous iterator `v`
+        outside the reductions (an input moving by a small stride along `v` is one wide
+        load and a shuffle, `strided_load` in the lowering), small windows unrolled.
+        With the window unrolled, a tile of `MIN_ACCUMULATORS` independent accumulators
+        (vectors of a row, then rows of a further iterator, `_disjoint_row`) is unrolled
+        inside it, so the chains of FMAs or maxima overlap."""
         names = block.iterator_names
-        extent = block.iterator_list[v].extent.data
-        width = _dividing_width(width, extent)
-        vname = names[v]
-        if extent > width:
-            v_outer, v_inner = map(_short, sch.split(f"{label}/{vname}", width))
-        else:
-            v_outer, v_inner = "", vname
+        extents = [it.extent.data for it in block.iterator_list]
+        width = _dividing_width(width, extents[v])
+
+        def split(d: int, factor: int) -> tuple[str, str]:
+            """(outer, inner) loop names of iterator `d`; no outer loop where `factor`
+            covers it all."""
+            if factor >= extents[d]:
+                return "", names[d]
+            outer, inner = sch.split(f"{label}/{names[d]}", factor)
+            return _short(outer), _short(inner)
+
+        v_outer, v_inner = split(v, width)
         others = [names[d] for d in block.parallel_dims if d != v]
         reductions = [names[d] for d in block.reduction_dims]
-        order = [*others, *([v_outer] if v_outer else []), *reductions, v_inner]
+        unrolled = _window(block) <= MAX_UNROLLED_WINDOW
+        tile: list[str] = []
+        if unrolled:
+            chunks = -(-extents[v] // width)
+            per_row = _largest_divisor(chunks, MIN_ACCUMULATORS)
+            if v_outer and per_row == chunks:
+                v_outer, tile = "", [v_outer]
+            elif v_outer and per_row > 1:
+                v_outer, v_tile = map(_short, sch.split(f"{label}/{v_outer}", per_row))
+                tile = [v_tile]
+            row = _disjoint_row(block, v, chunks * width)
+            rows = 1 if row is None else _largest_divisor(extents[row], MIN_ACCUMULATORS // per_row)
+            if row is not None and rows > 1:
+                r_outer, r_inner = split(row, rows)
+                # the row's outer loop keeps its place; no outer loop if one tile is all
+                others = [r_outer if n == names[row] else n for n in others]
+                others = [n for n in others if n]
+                tile = [r_inner, *tile]
+        order = [*others, *([v_outer] if v_outer else []), *reductions, *tile, v_inner]
         sch.reorder(*(f"{label}/{n}" for n in order))
-        window = math.prod(block.iterator_list[d].extent.data for d in block.reduction_dims)
-        if window <= MAX_UNROLLED_WINDOW:
-            for n in reductions:
+        if unrolled:
+            for n in [*reductions, *tile]:
                 sch.unroll(f"{label}/{n}")
         sch.vectorize(f"{label}/{v_inner}", width)
         self._parallel(sch, label, find_block(sch.root, label), order)
@@ -539,6 +577,53 @@ def tile_cost(rows: int, vectors: int, width: int, lanes: int, r_extent: int, ch
     latency = max(1.0, MIN_ACCUMULATORS / accumulators)
     vector_waste = -(-chunks // vectors) * vectors / chunks
     return loads * lanes / width * latency * row_waste(r_extent, rows) * vector_waste
+
+
+def _sliding_window(block: BlockOp) -> bool:
+    """Some input index moves with a reduction iterator by less than the whole range of
+    a parallel iterator it also moves with (`o + k`, `2 * o + k`: a conv's or pooling's
+    overlapping windows; not `64 * k + i`, an rfactor's partial sums, whose reads of
+    different `k` never overlap)."""
+    extents = [it.extent.data for it in block.iterator_list]
+    reductions = set(block.reduction_dims)
+    for m in block.input_maps:
+        for e in m.results:
+            coeffs, _, _ = linear_form(e)
+            moving = [d for d in coeffs if d not in reductions]
+            for r in reductions & set(coeffs):
+                if any(abs(coeffs[r]) < abs(coeffs[p]) * extents[p] for p in moving):
+                    return True
+    return False
+
+
+def _window(block: BlockOp) -> int:
+    """The points of `block`'s reduction window (1 for no reduction)."""
+    return math.prod(block.iterator_list[d].extent.data for d in block.reduction_dims)
+
+
+def _disjoint_row(block: BlockOp, v: int, span: int) -> int | None:
+    """The innermost parallel iterator (not `v`, extent > 1) along which the output moves
+    by at least `span` elements, so a tile's rows of `span`-lane vectors never overlap (an
+    overlapping masked store keeps LLVM from holding the accumulators in registers). Not
+    the outermost loop of a block with a padded input large enough for `tl-fuse-outer-
+    loops` to fuse its copy into that loop (`MIN_FLOW_BYTES`), which must stay whole."""
+    out = block.buffer_types[len(block.inputs)].get_shape()
+    candidates = [d for d in block.parallel_dims if block.iterator_list[d].extent.data > 1]
+    if any(
+        pad is not None and (buffer_bytes(ty) or 0) >= MIN_FLOW_BYTES
+        for pad, ty in zip(block.pad_values, block.buffer_types)
+    ):
+        candidates = candidates[1:]
+    for d in reversed(candidates):
+        stride = lane_stride(block.output_maps[0], d, out)
+        if d != v and (stride or 0) >= span:
+            return d
+    return None
+
+
+def _largest_divisor(n: int, limit: int) -> int:
+    """The largest divisor of `n` that is at most `limit` (at least 1)."""
+    return max(d for d in range(1, max(1, min(n, limit)) + 1) if n % d == 0)
 
 
 def _dividing_width(lanes: int, extent: int) -> int:

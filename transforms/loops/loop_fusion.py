@@ -50,17 +50,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from xdsl.context import Context
 from xdsl.dialects import arith, func, memref
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import MemRefType, ModuleOp
 from xdsl.ir import Block, BlockArgument, Operation, SSAValue
-from xdsl.ir.affine import AffineExpr
+from xdsl.ir.affine import AffineExpr, AffineMap
 from xdsl.passes import ModulePass
 
 from mlc.dialects.tl import BlockOp, ForOp, LoopKind, LoopKindAttr, YieldOp
 from mlc.lowering.workspace import buffer_bytes
-from mlc.transforms.loops.common import plain_dim
+from mlc.transforms.loops.common import plain_dim, remake_block
 
 __all__ = ["MIN_FLOW_BYTES", "TlFuseOuterLoopsPass", "fuse_outer_loops"]
 
@@ -371,6 +372,50 @@ def _group(
     return steps, flows
 
 
+def _contract(nest: _Nest) -> None:
+    """Shrink each intermediate buffer that lives only inside `nest`'s serial loop to the
+    one slice an iteration uses: every access indexes its sliced axis by the loop
+    variable, so an iteration never reads what another wrote, and slice 0 serves them all
+    (a softmax's 1 MiB of exponentials becomes one 4 KiB row that stays in L1). A
+    parallel loop keeps its buffers whole: its iterations would share the slice."""
+    if nest.kind != LoopKind.SERIAL:
+        return
+    for buffer in nest.written():
+        owner = buffer.owner
+        if not _intermediate(buffer) or not _sliced_alike(nest.accesses, buffer):
+            continue
+        users = [use.operation for use in buffer.uses]
+        if not all(isinstance(u, BlockOp) and nest.loop.is_ancestor(u) for u in users):
+            continue
+        axis = next(a.sliced_axis for a in nest.accesses if a.buffer is buffer)
+        assert axis is not None and isinstance(owner, memref.AllocOp)
+        old = cast(MemRefType, buffer.type)
+        shape = [1 if d == axis else n for d, n in enumerate(old.get_shape())]
+        alloc = memref.AllocOp.get(old.element_type, shape=shape)
+        owner.parent_block().insert_op_before(alloc, owner)  # type: ignore[union-attr]
+        for user in dict.fromkeys(cast(BlockOp, u) for u in users):
+            maps = [
+                _slice_zero(m, axis) if v is buffer else m
+                for v, m in zip((*user.inputs, *user.outputs), user.maps)
+            ]
+            remake_block(user, maps=maps)
+        buffer.replace_all_uses_with(alloc.memref)
+        owner.detach()
+        owner.erase()
+        nest.accesses = [
+            _Access(alloc.memref, a.write, a.sliced_axis) if a.buffer is buffer else a
+            for a in nest.accesses
+        ]
+
+
+def _slice_zero(m: AffineMap, axis: int) -> AffineMap:
+    """`m` with its result `axis` folded to slice 0 (`e mod 1`: storage folding with a
+    factor of 1, as Halide's `fold_storage`; the iterator still indexes the output, as a
+    block's parallel iterators must, and the lowering folds it to 0)."""
+    results = [e % 1 if d == axis else e for d, e in enumerate(m.results)]
+    return AffineMap(m.num_dims, m.num_symbols, tuple(results))
+
+
 def _fuse_block(block: Block, min_bytes: int) -> int:
     """Fuse the top-level nests of `block` where an intermediate buffer of at least
     `min_bytes` is produced and consumed inside the fused nest; returns how many nests
@@ -393,6 +438,7 @@ def _fuse_block(block: Block, min_bytes: int) -> int:
                 for nest, kind in plan.nests:
                     _fuse_into(first, nest, kind)
                     fused += 1
+            _contract(first)
         head = first.top.next_op  # ops left where they were are scanned again as heads
     return fused
 
