@@ -161,6 +161,12 @@ def compute_at(producer: BlockOp, loop: ForOp, names: Sequence[str] = ()) -> Blo
     elementwise and idempotent (no reduction iterators, not reading the current value of
     its output without an init). Returns the moved block.
 
+    The consumer may instead accumulate into the producer's output (a bias fill before
+    a convolution that adds its products to it): then it must be the only block of the
+    nest touching the buffer, and `loop` and the loops outside it must bind iterators of
+    its output only (no reduction loop outside: each element is filled once, right
+    before its tile is accumulated, so the fill stays in registers or L1).
+
         tl.for %i = 0 to 4 { tl.for %k = 0 to 2 {
           tl.block "act" iterators(i: 4 parallel, k: 2 parallel) at(i = %i, k = %k)
               ins(%X[i, k] : ...) outs(%A[i, k] : ...) } }
@@ -184,6 +190,10 @@ def compute_at(producer: BlockOp, loop: ForOp, names: Sequence[str] = ()) -> Blo
         raise ScheduleError(f"{fail}: it must have exactly one output")
     (buf,) = producer.outputs
     readers = [b for b in blocks_under(loop) if buf in b.inputs]
+    updaters = [b for b in blocks_under(loop) if buf in b.outputs]
+    accumulate = not readers and len(updaters) == 1
+    if accumulate:
+        readers = updaters  # a fill of the buffer the consumer accumulates into
     if len(readers) != 1:
         raise ScheduleError(
             f"{fail}: {len(readers)} tl.blocks inside it read its output; expected one"
@@ -211,10 +221,12 @@ def compute_at(producer: BlockOp, loop: ForOp, names: Sequence[str] = ()) -> Blo
     for cond in producer.predicate_map.results if producer.predicate_map else ():
         if _clip(cond, producer.extents) is None:
             raise ScheduleError(f"{fail}: its predicate excludes points of its output")
-    if list(consumer.inputs).count(buf) != 1:
+    operands = [*consumer.inputs, *consumer.outputs]
+    if operands.count(buf) != 1:
         raise ScheduleError(f'{fail}: "{clabel}" reads its output more than once')
-    idx = list(consumer.inputs).index(buf)
-    c_dims = _plain_dims(consumer.input_maps[idx])
+    if accumulate and consumer.init_values[list(consumer.outputs).index(buf)] is not None:
+        raise ScheduleError(f'{fail}: "{clabel}" overwrites its output (it has an init)')
+    c_dims = _plain_dims(consumer.maps[operands.index(buf)])
     if (
         c_dims is None
         or len(set(c_dims)) != len(c_dims)
@@ -240,6 +252,14 @@ def compute_at(producer: BlockOp, loop: ForOp, names: Sequence[str] = ()) -> Blo
         raise ScheduleError(f'{fail}: a loop variable of "{clabel}" is not a tl.for')
     k = loops.index(loop)
     t_iters = set(c_dims)
+    for f in loops[: k + 1] if accumulate else ():
+        # each iteration must fill elements no other iteration accumulates into
+        dims = dims_of(consumer, f.induction_var)
+        if not dims or not dims <= t_iters:
+            raise ScheduleError(
+                f"{fail}: loop '{clabel}/{loop_name(f)}' does not bind iterators of "
+                f'"{clabel}"\'s output only, so a fill in it would reset partial results'
+            )
     for f in loops[: k + 1]:
         if f.loop_kind == LoopKind.PARALLEL and not dims_of(consumer, f.induction_var) & t_iters:
             raise ScheduleError(
@@ -265,6 +285,10 @@ def compute_at(producer: BlockOp, loop: ForOp, names: Sequence[str] = ()) -> Blo
     if op is None:
         raise ScheduleError(f'{fail}: "{clabel}" does not come after "{plabel}"')
     for b in blocks_under(top_c):
+        if b is consumer and accumulate:
+            if set(b.outputs) & reads:
+                raise ScheduleError(f'{fail}: "{clabel}" writes a buffer "{plabel}" reads')
+            continue
         if set(b.outputs) & (reads | {buf}):
             raise ScheduleError(
                 f'{fail}: tl.block "{b.label.data}" in the nest of "{clabel}" writes a buffer '
@@ -325,8 +349,9 @@ def reverse_compute_at(consumer: BlockOp, loop: ForOp, names: Sequence[str] = ()
         raise ScheduleError(f'{fail}: it reads {len(shared)} outputs of "{plabel}"; expected one')
     (buf,) = shared
     order = blocks_under(_top(producer))
-    for w in writers[:-1]:
-        if w.inputs or order.index(w) > order.index(producer) or set(w.outputs) - {buf}:
+    for w in writers[:-1]:  # fills of the buffer before the producer accumulates into it
+        fill = not set(w.inputs) & ({buf} | set(consumer.outputs))
+        if not fill or order.index(w) > order.index(producer) or set(w.outputs) - {buf}:
             raise ScheduleError(
                 f'{fail}: tl.block "{w.label.data}" also writes a buffer "{clabel}" reads'
             )

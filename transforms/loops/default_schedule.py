@@ -52,6 +52,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
+from xdsl.dialects import arith, memref
 from xdsl.dialects.builtin import AnyFloat, IntegerType, ModuleOp
 from xdsl.ir import Attribute, Operation
 from xdsl.ir.affine import (
@@ -63,7 +64,7 @@ from xdsl.ir.affine import (
     AffineMap,
 )
 
-from mlc.dialects.tl import BlockOp, KernelOp, linear_form
+from mlc.dialects.tl import BlockOp, ForOp, KernelOp, linear_form
 from mlc.lowering.tl_vector_to_llvm import MAX_DEINTERLEAVE, always_in_bounds
 from mlc.lowering.workspace import buffer_bytes
 from mlc.transforms.loops.channel_block_schedule import (
@@ -75,6 +76,7 @@ from mlc.transforms.loops.common import (
     ScheduleError,
     block_loops,
     block_work,
+    blocks_under,
     find_block,
     lane_stride,
     loop_name,
@@ -171,25 +173,34 @@ class CpuDefaultSchedule:
             if init is not None:
                 self._schedule_block(sch, init)
         self._schedule_block(sch, label)
+        self._fuse_fill(sch, label)
         if epilogue is not None:
             self._fuse_epilogue(sch, label, epilogue)
+
+    def _fuse_fill(self, sch: Schedule, label: str) -> None:
+        """Move the nest that fills `label`'s output before it accumulates (a conv's bias,
+        `_fill_before`, in the kernel's scope) to the start of each tile, right before the
+        reduction loops (`compute_at`): the tile starts from its bias in registers
+        instead of a pass over the whole output first."""
+        block = find_block(sch.root, label)
+        at = _tile_loop(block)
+        fills = [
+            b
+            for b in blocks_under(sch.root)
+            if b is not block and list(b.outputs) == list(block.outputs)
+        ]
+        if at is None or len(fills) != 1:
+            return
+        try:
+            sch.compute_at(fills[0].label.data, f"{label}/{loop_name(at)}")
+        except ScheduleError:
+            pass  # a reduction loop outside the tile (K blocking): the fill stays first
 
     def _fuse_epilogue(self, sch: Schedule, label: str, epilogue: KernelOp) -> None:
         """Move the kernel that finishes `label`'s output in place (a bias, activation or
         residual add: `transforms.loops.fusion.epilogue_in_place`) into `label`'s nest right after the
         reduction loops, so each register tile is finished before it is stored for good."""
-        block = find_block(sch.root, label)
-        loops = block_loops(block)
-        at = None
-        for f in loops:
-            dims = {
-                d
-                for d, e in enumerate(block.binding_map.results)
-                if f.induction_var in _vars(block, e)
-            }
-            if dims & set(block.reduction_dims):
-                break
-            at = f
+        at = _tile_loop(find_block(sch.root, label))
         if at is None:
             return
         name = epilogue.label.data
@@ -477,6 +488,8 @@ def apply_default_schedules(
             continue  # already scheduled with another kernel (a fused epilogue)
         label = kernel.label.data
         with _kernel_scope(kernel) as scope:
+            inside = _block_labels(scope)  # a fill scheduled before moves into this kernel
+            outside -= inside
             shape = reused.shape(scope) if reused is not None else None
             text = reused.reuse(shape, scope, outside) if shape is not None else None
             if text is None:
@@ -499,14 +512,15 @@ def _block_labels(root: Operation) -> set[str]:
 
 @contextmanager
 def _kernel_scope(kernel: KernelOp) -> Iterator[ModuleOp]:
-    """`kernel` (and the epilogue kernel that finishes its output in place, with the ops
-    between them) moved into a scratch module for the time it is scheduled, then put back
+    """`kernel` (with the nest filling its output before, `_fill_before`, and the
+    epilogue kernel that finishes its output in place, with the ops between them) moved
+    into a scratch module for the time it is scheduled, then put back
     where it was. Every schedule step looks blocks and loops up by name under its root:
     over the kernel alone, scheduling a model is linear in its size instead of quadratic."""
     parent = kernel.parent_block()
     assert parent is not None
     last: Operation = _in_place_epilogue(kernel) or kernel
-    ops: list[Operation] = [kernel]
+    ops: list[Operation] = [_fill_before(kernel) or kernel]
     while ops[-1] is not last:
         nxt = ops[-1].next_op
         assert nxt is not None
@@ -527,6 +541,44 @@ def _kernel_scope(kernel: KernelOp) -> Iterator[ModuleOp]:
 
 
 # ---------------------------------------------------------------------- analysis
+
+
+def _tile_loop(block: BlockOp) -> ForOp | None:
+    """The innermost loop of `block`'s nest outside its reduction loops (after an
+    iteration of it, a tile of the output is complete), or None."""
+    at = None
+    for f in block_loops(block):
+        dims = {
+            d for d, e in enumerate(block.binding_map.results) if f.induction_var in _vars(block, e)
+        }
+        if dims & set(block.reduction_dims):
+            break
+        at = f
+    return at
+
+
+def _fill_before(kernel: KernelOp) -> Operation | None:
+    """The nest right before `kernel` (allocations and constants aside) that fills the
+    output `kernel` accumulates into, elementwise and reading nothing of it (a conv's
+    bias), if any: `kernel`'s schedule moves it into its tiles (`_fuse_fill`)."""
+    if not kernel.reduction_dims or len(kernel.outputs) != 1 or kernel.init_values[0]:
+        return None
+    (buf,) = kernel.outputs
+    op = kernel.prev_op
+    while isinstance(op, memref.AllocOp | memref.GetGlobalOp | arith.ConstantOp):
+        op = op.prev_op
+    if isinstance(op, KernelOp):
+        blocks: list[BlockOp | KernelOp] = [op]
+    elif isinstance(op, ForOp):
+        blocks = list(blocks_under(op))
+    else:
+        return None
+    if len(blocks) != 1:
+        return None
+    (fill,) = blocks
+    if list(fill.outputs) != [buf] or buf in fill.inputs or fill.reduction_dims:
+        return None
+    return op
 
 
 def _in_place_epilogue(kernel: KernelOp) -> KernelOp | None:

@@ -104,12 +104,13 @@ def producer_consumer(draw: st.DrawFn) -> KernelCase:
 
 
 @st.composite
-def producer_for_consumer(draw: st.DrawFn) -> KernelCase:
+def producer_for_consumer(draw: st.DrawFn, fill_output: bool = False) -> KernelCase:
     """A random kernel (matmul / conv / reduction / elementwise / argmax) one of whose
     inputs T is first computed by an elementwise kernel "pro" from X (perhaps permuted,
-    broadcast or with an init)."""
+    broadcast or with an init). With `fill_output`, T is the kernel's output instead
+    (a bias fill it accumulates into, where it has no init of its own)."""
     types, make = draw(st.one_of(FAMILIES))
-    t_pos = draw(st.integers(0, len(types) - 2))
+    t_pos = len(types) - 1 if fill_output else draw(st.integers(0, len(types) - 2))
     t_ty = types[t_pos]
     shape = list(t_ty.get_shape())
     rank = len(shape)
@@ -269,6 +270,31 @@ def test_compute_at_preserves_semantics(case: KernelCase, data: st.DataObject) -
     loops = sch.get_loops(consumer)
     if loops:
         loop = data.draw(st.sampled_from(loops))
+        registered = TlComputeAtPass(kernel=producer, consumer=consumer, loop=_loop_option(loop))
+        attempt_with_pass(sch, "compute_at", lambda: sch.compute_at(producer, loop), registered)
+    check(sch, case, original, before)
+
+
+@covers("tl-compute-at")
+@given(case=producer_for_consumer(fill_output=True), data=st.data())
+def test_compute_at_of_a_fill_preserves_semantics(case: KernelCase, data: st.DataObject) -> None:
+    """A fill of the buffer a kernel accumulates into, moved into the kernel's tiles:
+    mostly at a loop binding output iterators only (after each of its iterations a tile
+    is complete), else any loop (one with a reduction loop outside is refused)."""
+    module = case.module
+    module.verify()
+    original = str(module)
+    before = run_buffers(module, *case.arrays)
+    producer, consumer = labels(module)
+    sch = Schedule(module)
+    sch.lower(producer, keep_inits=data.draw(st.booleans()))
+    sch.lower(consumer, keep_inits=data.draw(st.sampled_from([True] * 3 + [False])))
+    tile_randomly(data, sch, 3)
+    loops = sch.get_loops(consumer)
+    if loops:
+        movable = _complete_after(sch, consumer)
+        pool = movable if movable and data.draw(st.sampled_from([True] * 3 + [False])) else loops
+        loop = data.draw(st.sampled_from(pool))
         registered = TlComputeAtPass(kernel=producer, consumer=consumer, loop=_loop_option(loop))
         attempt_with_pass(sch, "compute_at", lambda: sch.compute_at(producer, loop), registered)
     check(sch, case, original, before)
