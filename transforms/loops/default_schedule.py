@@ -39,6 +39,11 @@ plain text (`Schedule.text()`) and replays with `tl-apply-schedule`.
    8-lane vectors in a 4 x 3 tile with a guarded remainder, not 4-lane vectors.
    When `v` is exactly one vector (a blocked conv's output-channel block), the NR vectors
    come from another parallel iterator instead (`channel_block_schedule`).
+   A small sliding window with no such row (a depthwise conv in NCHW: every parallel
+   iterator moves the input) gets its padding copied once and the window unrolled
+   around a tile of `MIN_ACCUMULATORS` independent vectors (`_vectorize_strided`).
+   The fill of a reduction's output (a conv's bias, a decomposed init) then moves into
+   the start of each tile (`compute_at`), and an in-place epilogue to its end.
 4. The outermost parallel loop runs on threads (`parallel`) when `threads` is set and
    each parallel region has enough work to pay for its fork and join
    (`min_parallel_work`, measured: `python -m mlc.benchmarks.threads`).
@@ -173,7 +178,11 @@ class CpuDefaultSchedule:
             if init is not None:
                 self._schedule_block(sch, init)
         self._schedule_block(sch, label)
-        self._fuse_fill(sch, label)
+        if epilogue is None or not epilogue.inputs:
+            # with an epilogue reading another buffer too (a residual add), LLVM stopped
+            # holding the tile's accumulators in registers across the reduction loops:
+            # ResNet-50's residual 1x1 convs took 1.5x as long; their fill stays first
+            self._fuse_fill(sch, label)
         if epilogue is not None:
             self._fuse_epilogue(sch, label, epilogue)
 
