@@ -149,6 +149,12 @@ class VnniGemmSchedule:
         (`transforms.loops.schedule_reuse`)."""
         return bool(getattr(self._fallback(), "structural", False))
 
+    @property
+    def fuses_fills(self) -> bool:
+        """Kernel scopes include the fill before a reduction where the fallback's do
+        (`CpuDefaultSchedule.fuses_fills`); the tensorized kernels leave it as it is."""
+        return bool(getattr(self._fallback(), "fuses_fills", False))
+
     def tile(self, kernel: KernelOp) -> tuple[int, int] | None:
         """(rows, vectors) of the register tile for `kernel`, or None where it does not
         fit: `vectors` 16-lane columns, fewer than `self.vectors` where they do not divide
@@ -264,6 +270,11 @@ class Avx2Int8GemmSchedule:
     def structural(self) -> bool:
         """As `VnniGemmSchedule.structural`."""
         return bool(getattr(self._fallback(), "structural", False))
+
+    @property
+    def fuses_fills(self) -> bool:
+        """As `VnniGemmSchedule.fuses_fills`."""
+        return bool(getattr(self._fallback(), "fuses_fills", False))
 
     def fits(self, kernel: KernelOp) -> bool:
         """Whether `kernel` is a u8 x s8 matmul whose sizes the tile divides."""

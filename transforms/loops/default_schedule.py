@@ -129,6 +129,10 @@ class CpuDefaultSchedule:
 
     #: decisions depend only on a kernel scope's structure (see `schedule_reuse`)
     structural = True
+    #: a kernel's scope includes the nest filling its output before (`_fill_before`),
+    #: which `schedule_kernel` moves into its tiles; strategies without this attribute
+    #: (tuned traces, the tuner's recorder) get the kernel and its epilogue only
+    fuses_fills = True
 
     vector_bits: int = 512
     threads: bool = False
@@ -496,7 +500,7 @@ def apply_default_schedules(
         if kernel.parent is None:
             continue  # already scheduled with another kernel (a fused epilogue)
         label = kernel.label.data
-        with _kernel_scope(kernel) as scope:
+        with _kernel_scope(kernel, getattr(strategy, "fuses_fills", False)) as scope:
             inside = _block_labels(scope)  # a fill scheduled before moves into this kernel
             outside -= inside
             shape = reused.shape(scope) if reused is not None else None
@@ -520,16 +524,16 @@ def _block_labels(root: Operation) -> set[str]:
 
 
 @contextmanager
-def _kernel_scope(kernel: KernelOp) -> Iterator[ModuleOp]:
-    """`kernel` (with the nest filling its output before, `_fill_before`, and the
-    epilogue kernel that finishes its output in place, with the ops between them) moved
-    into a scratch module for the time it is scheduled, then put back
+def _kernel_scope(kernel: KernelOp, with_fill: bool = False) -> Iterator[ModuleOp]:
+    """`kernel` (with the nest filling its output before, `_fill_before`, if
+    `with_fill`, and the epilogue kernel that finishes its output in place, with the ops
+    between them) moved into a scratch module for the time it is scheduled, then put back
     where it was. Every schedule step looks blocks and loops up by name under its root:
     over the kernel alone, scheduling a model is linear in its size instead of quadratic."""
     parent = kernel.parent_block()
     assert parent is not None
     last: Operation = _in_place_epilogue(kernel) or kernel
-    ops: list[Operation] = [_fill_before(kernel) or kernel]
+    ops: list[Operation] = [(_fill_before(kernel) if with_fill else None) or kernel]
     while ops[-1] is not last:
         nxt = ops[-1].next_op
         assert nxt is not None
