@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 
 MAX_CHANNEL_BLOCKS = 2
 """Channel blocks (vectors) per register tile row at most."""
+MAX_HALF_WIDTH_BLOCKS = 6
+"""The same for blocks of half a register (8-channel blocks on AVX-512, for channel
+counts 16 does not divide): more of them per row keep the loads per FMA down, and a
+count such as 125 or 3 blocks (1000 or 24 channels) has a divisor up to 6."""
 
 
 def _used(block: BlockOp, k: int) -> set[int]:
@@ -134,14 +138,19 @@ def row_waste(rows: int, mr: int) -> float:
     return tiles * mr / rows + (RAGGED_PENALTY if rows % mr else 0.0)
 
 
-def choose_tile(strategy: CpuDefaultSchedule, r_extent: int, q_extent: int) -> tuple[int, int]:
+def choose_tile(
+    strategy: CpuDefaultSchedule,
+    r_extent: int,
+    q_extent: int,
+    max_blocks: int = MAX_CHANNEL_BLOCKS,
+) -> tuple[int, int]:
     """(MR, NR): the fewest loads per FMA ((MR + NR) / (MR * NR)) with at most the
     strategy's accumulators and a register left for the loaded vectors and a broadcast,
     counting the rows a partial last tile wastes (`row_waste`)."""
     limit = strategy.max_accumulators or (28 if strategy.vector_bits >= 512 else 12)
     registers = 32 if strategy.vector_bits >= 512 else 16
     best: tuple[float, int, int] | None = None
-    for nr in range(1, min(MAX_CHANNEL_BLOCKS, q_extent) + 1):
+    for nr in range(1, min(max_blocks, q_extent) + 1):
         if q_extent % nr:
             continue
         for mr in range(1, min(r_extent, limit) + 1):
@@ -170,12 +179,13 @@ def schedule_channel_block_tile(
     extents = [it.extent.data for it in block.iterator_list]
     if extents[v] not in (width, width // 2) or extents[v] < 4:
         return False  # one vector, or half of one (4-channel blocks of an odd count)
+    max_blocks = MAX_CHANNEL_BLOCKS if extents[v] == width else MAX_HALF_WIDTH_BLOCKS
     width = extents[v]
     dims = channel_block_dims(block, v, vector_inputs)
     if dims is None:
         return False
     r, q = dims
-    mr, nr = choose_tile(strategy, extents[r], 1 if q is None else extents[q])
+    mr, nr = choose_tile(strategy, extents[r], 1 if q is None else extents[q], max_blocks)
     rname = names[r]
 
     def split(name: str, factor: int) -> tuple[str | None, str]:
