@@ -175,6 +175,7 @@ _GRAPH_PATTERNS = {
     "graph-propagate-blocked-unary": "PropagateUnary",
     "graph-propagate-blocked-binary": "PropagateBinary",
     "graph-propagate-blocked-pool": "PropagatePool",
+    "graph-propagate-blocked-concat": "PropagateConcat",
     "graph-cancel-blocked-pair": "CancelBlockedPair",
     "graph-block-conv-integer": "BlockConvInteger",
     "graph-propagate-blocked-linear-quant": "PropagateLinearQuant",

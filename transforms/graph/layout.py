@@ -33,6 +33,8 @@ Patterns (each registered and property-tested on its own):
 - `PropagatePool`: max / average / lp pool of from_blocked(y) -> from_blocked(the same
   pool over y with a unit window along the block axis); global average / max pool ->
   reduce_mean / reduce_max over y's spatial axes.
+- `PropagateConcat`: concat(from_blocked(a), from_blocked(b).., axis=1) ->
+  from_blocked(concat(a, b.., axis=1)) when all are in the same block.
 - `CancelBlockedPair`: to_blocked(from_blocked(y)) -> y when the blocks agree;
   from_blocked(to_blocked(x)) -> x.
 - `BlockConvInteger`: a u8 x i8 `conv_integer` with the im2col form ->
@@ -454,6 +456,37 @@ class PropagatePool(RewritePattern):
         rewriter.replace(op, [new, back], [back.results[0]])
 
 
+class PropagateConcat(RewritePattern):
+    """concat(from_blocked(a), from_blocked(b).., axis=1) -> from_blocked(concat(a, b..,
+    axis=1)) when every operand is in the same block `c`: each channel count is a multiple
+    of `c`, so joining the channel-block axis is the channel concatenation, blocked
+    (SqueezeNet's Fire modules: their expand branches stay blocked, and
+    `tl-concat-in-place` has the convs write their slices).
+
+        %a = graph.from_blocked %ab : (tensor<1x2x5x5x8xf32>) -> tensor<1x16x5x5xf32>
+        %b = graph.from_blocked %bb : (tensor<1x1x5x5x8xf32>) -> tensor<1x8x5x5xf32>
+        %y = graph.concat %a, %b {axis = 1 : i64} : (...) -> tensor<1x24x5x5xf32>
+     ->
+        %yb = graph.concat %ab, %bb {axis = 1 : i64} : (...) -> tensor<1x3x5x5x8xf32>
+        %y = graph.from_blocked %yb : (tensor<1x3x5x5x8xf32>) -> tensor<1x24x5x5xf32>
+    """
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        if not isinstance(op, g.ConcatOp):
+            return
+        if op.axis != 1:  # axes are normalized (no negative ones)
+            return
+        blocked = [_from_blocked(v) for v in op.operands]
+        if any(fb is None for fb in blocked):
+            return
+        inputs = [fb.input for fb in blocked if fb is not None]
+        if len({_block_of(v) for v in inputs}) != 1:
+            return
+        new = g.ConcatOp.create(inputs, axis=1)
+        back = g.FromBlockedOp.create([new])
+        rewriter.replace(op, [new, back], [back.results[0]])
+
+
 class CancelBlockedPair(RewritePattern):
     """to_blocked(from_blocked(y)) -> y (same block); from_blocked(to_blocked(x)) -> x."""
 
@@ -472,6 +505,7 @@ PROPAGATION_PATTERNS: tuple[type[RewritePattern], ...] = (
     PropagateUnary,
     PropagateBinary,
     PropagatePool,
+    PropagateConcat,
     PropagateLinearQuant,
     CancelBlockedPair,
 )

@@ -27,6 +27,7 @@ from mlc.transforms.graph import (
     BlockedLayoutPass,
     CancelBlockedPair,
     PropagateBinary,
+    PropagateConcat,
     PropagatePool,
     PropagateUnary,
     default_block,
@@ -203,6 +204,28 @@ def gen_pool(draw: st.DrawFn, p: ProgramBuilder) -> None:
         p.insert(g.LpPoolOp.create([x], p=draw(st.sampled_from([1, 2])), **props))
 
 
+def gen_concat(draw: st.DrawFn, p: ProgramBuilder) -> None:
+    # concat(x, others..) along the channels (or, a near miss, the height): the others
+    # mostly blocked in x's block, else in another block or not blocked at all
+    x = _mostly_blocked(draw, p)
+    n, c, h, w = _shape(x)
+    fb = x.owner
+    block = _shape(fb.input)[-1] if isinstance(fb, g.FromBlockedOp) else 1
+    axis = draw(st.sampled_from([1, 1, 1, 2]))
+    operands = [x]
+    for _ in range(draw(st.integers(1, 2))):
+        size = block * draw(st.integers(1, 3))
+        shape = [n, size, h, w] if axis == 1 else [n, c, draw(st.integers(1, 3)), w]
+        other = p.new_arg(shape)
+        kind = draw(st.sampled_from(["same", "same", "same", "other", "plain"]))
+        if kind != "plain":
+            b = block if kind == "same" else _divisor(draw, shape[1])
+            ob = p.insert(g.ToBlockedOp.create([other], block=b))
+            other = p.insert(g.FromBlockedOp.create([ob]))
+        operands.insert(draw(st.integers(0, len(operands))), other)
+    p.insert(g.ConcatOp.create(operands, axis=axis))
+
+
 def gen_to_blocked(draw: st.DrawFn, p: ProgramBuilder) -> None:
     # to_blocked(x) (of a from_blocked value: a pair that may cancel), maybe from_blocked
     x = _nchw(draw, p)
@@ -220,7 +243,7 @@ def programs(*generators: OpGenerator, max_ops: int = 4) -> st.SearchStrategy[Pr
     return graph_programs(generators, element_types=(f32,), max_ops=max_ops)
 
 
-ALL = (gen_conv, gen_conv, gen_unary, gen_binary, gen_pool, gen_blocked, gen_to_blocked)
+ALL = (gen_conv, gen_conv, gen_unary, gen_binary, gen_pool, gen_concat, gen_blocked, gen_to_blocked)
 
 
 def check(transform: RewritePattern | ModulePass, program: Program) -> None:
@@ -262,6 +285,12 @@ def test_propagate_binary_preserves_semantics(program: Program) -> None:
 @given(programs(gen_pool, gen_pool, gen_unary, max_ops=4))
 def test_propagate_pool_preserves_semantics(program: Program) -> None:
     check(PropagatePool(), program)
+
+
+@covers("graph-propagate-blocked-concat")
+@given(programs(gen_concat, gen_concat, gen_unary, max_ops=4))
+def test_propagate_concat_preserves_semantics(program: Program) -> None:
+    check(PropagateConcat(), program)
 
 
 @covers("graph-cancel-blocked-pair")
