@@ -13,7 +13,7 @@ from hypothesis import event, given, note
 from hypothesis import strategies as st
 from xdsl.builder import Builder, InsertPoint
 from xdsl.dialects import func
-from xdsl.dialects.builtin import MemRefType, ModuleOp
+from xdsl.dialects.builtin import ArrayAttr, MemRefType, ModuleOp, UnitAttr
 from xdsl.ir import BlockArgument, SSAValue
 from xdsl.passes import ModulePass
 
@@ -140,7 +140,10 @@ def producer_for_consumer(draw: st.DrawFn, fill_output: bool = False) -> KernelC
     args = f.body.block.args
     builder = Builder(InsertPoint.at_end(f.body.block))
     builder.insert(make_pro(args[-1], args[t_pos]))
-    builder.insert(make(args[: len(types)]))
+    consumer = builder.insert(make(args[: len(types)]))
+    if fill_output and draw(st.sampled_from([True] * 3 + [False])):
+        # mostly accumulating into the fill (no init of its own), as a conv after its bias
+        consumer.properties["inits"] = ArrayAttr([UnitAttr()] * len(consumer.outputs))
     builder.insert(func.ReturnOp())
     arrays = [random_array(draw, t.get_shape(), t.element_type) for t in all_types]
     return KernelCase(ModuleOp([f]), arrays)
