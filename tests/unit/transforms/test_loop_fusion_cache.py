@@ -258,9 +258,10 @@ def test_reverse_compute_at_preserves_semantics(case: KernelCase, data: st.DataO
     check(sch, case, original, before)
 
 
-@covers("tl-compute-at")
-@given(case=producer_for_consumer(), data=st.data())
-def test_compute_at_preserves_semantics(case: KernelCase, data: st.DataObject) -> None:
+def _compute_at_randomly(case: KernelCase, data: st.DataObject, complete_loops: bool) -> None:
+    """Lower "pro" and its consumer, tile randomly, move "pro" into a loop of the
+    consumer's nest (with `complete_loops`, mostly one after whose iterations a tile of the
+    consumer's output is complete) and check the semantics and the replay."""
     module = case.module
     module.verify()
     original = str(module)
@@ -272,10 +273,18 @@ def test_compute_at_preserves_semantics(case: KernelCase, data: st.DataObject) -
     tile_randomly(data, sch, 3)
     loops = sch.get_loops(consumer)
     if loops:
-        loop = data.draw(st.sampled_from(loops))
+        movable = _complete_after(sch, consumer) if complete_loops else []
+        pool = movable if movable and data.draw(st.sampled_from([True] * 3 + [False])) else loops
+        loop = data.draw(st.sampled_from(pool))
         registered = TlComputeAtPass(kernel=producer, consumer=consumer, loop=_loop_option(loop))
         attempt_with_pass(sch, "compute_at", lambda: sch.compute_at(producer, loop), registered)
     check(sch, case, original, before)
+
+
+@covers("tl-compute-at")
+@given(case=producer_for_consumer(), data=st.data())
+def test_compute_at_preserves_semantics(case: KernelCase, data: st.DataObject) -> None:
+    _compute_at_randomly(case, data, complete_loops=False)
 
 
 @covers("tl-compute-at")
@@ -284,23 +293,7 @@ def test_compute_at_of_a_fill_preserves_semantics(case: KernelCase, data: st.Dat
     """A fill of the buffer a kernel accumulates into, moved into the kernel's tiles:
     mostly at a loop binding output iterators only (after each of its iterations a tile
     is complete), else any loop (one with a reduction loop outside is refused)."""
-    module = case.module
-    module.verify()
-    original = str(module)
-    before = run_buffers(module, *case.arrays)
-    producer, consumer = labels(module)
-    sch = Schedule(module)
-    sch.lower(producer, keep_inits=data.draw(st.booleans()))
-    sch.lower(consumer, keep_inits=data.draw(st.sampled_from([True] * 3 + [False])))
-    tile_randomly(data, sch, 3)
-    loops = sch.get_loops(consumer)
-    if loops:
-        movable = _complete_after(sch, consumer)
-        pool = movable if movable and data.draw(st.sampled_from([True] * 3 + [False])) else loops
-        loop = data.draw(st.sampled_from(pool))
-        registered = TlComputeAtPass(kernel=producer, consumer=consumer, loop=_loop_option(loop))
-        attempt_with_pass(sch, "compute_at", lambda: sch.compute_at(producer, loop), registered)
-    check(sch, case, original, before)
+    _compute_at_randomly(case, data, complete_loops=True)
 
 
 @covers("tl-cache-write")
