@@ -109,13 +109,13 @@ def combiner_of(kernel: KernelOp) -> Operation | None:
 
 
 def rfactor(
-    kernel: KernelOp, iterator: str, lanes: int, outer: bool = False
+    kernel: KernelOp, iterator: str, lanes: int, outer: bool = False, suffix: str = "_rf"
 ) -> tuple[KernelOp, KernelOp] | None:
     """Split `kernel` (see the module docstring) along reduction `iterator`; returns the
     partials kernel and the combining kernel, or None where it does not apply. With
     `outer`, the split is `r = r_p * (R / lanes) + r_k`: `lanes` contiguous parts, the
     part iterator `r_p` first and the partials `[lanes, *output]` (threads take parts;
-    see `rfactor_matrix_vector`)."""
+    see `rfactor_matrix_vector`). The partials kernel is the kernel's label + `suffix`."""
     combiner = combiner_of(kernel)
     iters = kernel.iterator_list
     names = [it.label for it in iters]
@@ -161,7 +161,7 @@ def rfactor(
     identity = scalar_attr(COMBINERS[type(combiner)](element), element)
     label = kernel.label.data
     partials = KernelOp(
-        f"{label}_rf",
+        f"{label}{suffix}",
         part_iters,
         list(kernel.inputs),
         [alloc.memref],
@@ -305,7 +305,9 @@ def rfactor_contiguous_reductions(root: Operation, lanes: int, accumulators: int
     whose partials fit `MAX_PARTIALS`; returns how many.
     With `accumulators` > 1, `lanes * accumulators` partials are tried first: as many
     independent vector accumulators, so the loop is not bound by the latency of one
-    chain of adds (or maxes); then `lanes`."""
+    chain of adds (or maxes); then `lanes`. Those partials are combined in two steps
+    (their combining kernel is split by `lanes` again): a vector add per accumulator,
+    then `lanes` scalars."""
     count = 0
     widths = list(dict.fromkeys([lanes * accumulators, lanes]))
     for kernel in [op for op in root.walk() if isinstance(op, KernelOp)]:
@@ -325,8 +327,15 @@ def rfactor_contiguous_reductions(root: Operation, lanes: int, accumulators: int
             parent.insert_op_before(merged, kernel)
             parent.erase_op(kernel)
             kernel = merged
-        if rfactor(kernel, *found) is not None:
-            count += 1
+        split = rfactor(kernel, *found)
+        if split is None:
+            continue
+        count += 1
+        combine = split[1]
+        if found[1] > lanes and (tail := _contiguous_reduction(combine, lanes)) is not None:
+            # the accumulators' partials are combined a vector at a time, not by one
+            # chain of scalar adds as long as all of them (softmax rows: 64 -> 16 -> 1)
+            count += rfactor(combine, tail, lanes, suffix="_lanes") is not None
     return count
 
 

@@ -127,6 +127,41 @@ def test_rfactor_preserves_semantics(
     _same(compile_model(module).run_buffers(*arrays), want, exact and "exp" not in body)
 
 
+@covers("tl-rfactor")
+@given(
+    st.sampled_from(COMBINERS),
+    st.sampled_from([2, 4, 8]),
+    st.sampled_from([2, 4]),
+    st.integers(1, 6),
+    st.integers(0, 2**32 - 1),
+)
+def test_accumulator_partials_combine_a_vector_at_a_time(
+    combiner: tuple[str, str, str, bool], lanes: int, accumulators: int, m: int, seed: int
+) -> None:
+    """`tl-rfactor{accumulators=A}` over rows of `lanes * A * m`: at least four steps of
+    `lanes * A` take the wide split, and its `lanes * A` partials, when they are four
+    vectors or more, a second split (`red_lanes`: a vector add per accumulator, then
+    `lanes` scalars); shorter rows a split by `lanes` or none. Interpreted, the same
+    result."""
+    op, t, init, exact = combiner
+    c = lanes * accumulators * m
+    module = parse_module(
+        mlc.context(), REDUCTION.format(r=2, c=c, t=t, init=init, op=op, prefix=PREFIX[t][0])
+    )
+    arrays = _arrays(t, 2, c, np.random.default_rng(seed), op == "arith.mulf")
+    want = run_buffers(module, *arrays)
+    RfactorPass(lanes=lanes, accumulators=accumulators).apply(mlc.context(), module)
+    module.verify()
+    note(str(module))
+    labels = [k.label.data for k in module.walk() if isinstance(k, KernelOp)]
+    if m >= 4:
+        expected = ["red_rf", "red_lanes", "red"] if accumulators >= 4 else ["red_rf", "red"]
+    else:
+        expected = ["red_rf", "red"] if c >= 4 * lanes else ["red"]
+    assert labels == expected
+    _same(run_buffers(module, *arrays), want, exact)
+
+
 def test_rfactor_rejects_what_it_cannot_split() -> None:
     text = REDUCTION.format(
         r=2, c=24, t="f32", init="0.0", op="arith.addf", prefix="%v = arith.subf %a, %b : f32"
