@@ -207,7 +207,7 @@ class CpuDefaultSchedule:
         try:
             sch.compute_at(fills[0].label.data, f"{label}/{loop_name(at)}")
         except ScheduleError:
-            pass  # a reduction loop outside the tile (K blocking): the fill stays first
+            pass  # not movable there (see `compute_at`): the fill stays a nest of its own
 
     def _fuse_epilogue(self, sch: Schedule, label: str, epilogue: KernelOp) -> None:
         """Move the kernel that finishes `label`'s output in place (a bias, activation or
@@ -574,8 +574,10 @@ def _fill_before(kernel: KernelOp) -> Operation | None:
     """The nest right before `kernel` (allocations and constants aside) that fills the
     output `kernel` accumulates into, elementwise and reading nothing of it (a conv's
     bias), if any: `kernel`'s schedule moves it into its tiles (`_fuse_fill`)."""
-    if not kernel.reduction_dims or len(kernel.outputs) != 1 or kernel.init_values[0]:
+    if not kernel.reduction_dims or len(kernel.outputs) != 1:
         return None
+    if kernel.init_values[0] is not None:
+        return None  # it overwrites its output
     (buf,) = kernel.outputs
     op = kernel.prev_op
     while isinstance(op, memref.AllocOp | memref.GetGlobalOp | arith.ConstantOp):
