@@ -282,6 +282,21 @@ class LoopKindCodegen:
         self.assume_predicates.difference_update(chosen)
         fb.insert(llvm.BrOp(join))
         fb.block = slow
+        outer = _outer_guard_loop(chosen, op)
+        if outer is not None:
+            # the last iteration of the outer loop (an imperfect split's remainder tile),
+            # peeled with its variable a constant: each unrolled copy's guard folds, and
+            # LLVM keeps that tile in registers too
+            last = outer.lb + (outer.trip_count - 1) * outer.step_value
+            runtime = fb.values[outer.induction_var]
+            peeled, generic = fb.new_block(), fb.new_block()
+            fb.insert(llvm.CondBrOp(fb.icmp("eq", runtime, last), peeled, [], generic, []))
+            fb.block = peeled
+            fb.values[outer.induction_var] = last
+            fb.serial_loop(op.lb, op.ub, op.step_value, lambda iv: self.body(op, iv))
+            fb.values[outer.induction_var] = runtime
+            fb.insert(llvm.BrOp(join))
+            fb.block = generic
         fb.serial_loop(op.lb, op.ub, op.step_value, lambda iv: self.body(op, iv))
         fb.insert(llvm.BrOp(join))
         fb.block = join
@@ -728,3 +743,25 @@ def _suffix(ty: Attribute) -> str:
     if isinstance(ty, IntegerType):
         return f"i{ty.width.data}"
     return f"f{cast(AnyFloat, ty).bitwidth}"
+
+
+def _outer_guard_loop(blocks: Sequence[BlockOp], op: ForOp) -> ForOp | None:
+    """The one loop outside `op`, with static bounds, whose variable the predicates of
+    `blocks` use (besides loops inside `op`), or None: `versioned_loop` peels its last
+    iteration."""
+    found: set[ForOp] = set()
+    for b in blocks:
+        assert b.predicate_map is not None
+        bindings = list(b.binding_map.results)
+        for e in b.predicate_map.results:
+            for i in e.replace_dims_and_symbols(bindings, []).used_dims():
+                v = b.loop_vars[i]
+                owner = v.owner.parent_op() if isinstance(v, BlockArgument) else None
+                if isinstance(owner, ForOp) and owner.is_ancestor(op) and owner is not op:
+                    found.add(owner)
+                elif not (isinstance(owner, ForOp) and op.is_ancestor(owner)):
+                    return None  # a variable from elsewhere: no single loop to peel
+    if len(found) != 1:
+        return None
+    (loop,) = found
+    return loop if loop.trip_count >= 2 else None
