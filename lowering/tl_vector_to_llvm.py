@@ -199,10 +199,10 @@ def _loop_var_forms(op: BlockOp, loop: ForOp, width: int) -> list[LaneForm]:
     its induction variable is `base + step * lane` with base in `lb + width * step * Z`."""
     forms = []
     for v in op.loop_vars:
-        owner = v.owner.parent_op() if isinstance(v, BlockArgument) else None
+        owner = _loop_of(v)
         if v is loop.induction_var:
             forms.append(LaneForm(loop.step_value, math.gcd(loop.lb, width * loop.step_value)))
-        elif isinstance(owner, ForOp):
+        elif owner is not None:
             forms.append(LaneForm(0, math.gcd(owner.lb, owner.step_value)))
         else:
             forms.append(LaneForm(0, 1))
@@ -307,19 +307,15 @@ class LoopKindCodegen:
         loops inside it (None: `e` depends on `loop` itself or on a serial loop inside it,
         or is not linear)."""
         fb = self.fb
-        assert b.predicate_map is not None
-        bindings = list(b.binding_map.results)
-        forms = [
-            linear_form(e.replace_dims_and_symbols(bindings, [])) for e in b.predicate_map.results
-        ]
+        forms = [linear_form(e) for e in _guards(b)]
         used = {i for coeffs, _, _ in forms for i in coeffs}
         inner: dict[int, tuple[int, int]] = {}  # loop var position -> value range
         for i in used:
             v = b.loop_vars[i]
-            owner = v.owner.parent_op() if isinstance(v, BlockArgument) else None
+            owner = _loop_of(v)
             if owner is loop:
                 return None
-            if isinstance(owner, ForOp) and loop.is_ancestor(owner):
+            if owner is not None and loop.is_ancestor(owner):
                 if owner.trip_count < 1 or owner.loop_kind in (LoopKind.SERIAL, LoopKind.PARALLEL):
                     return None  # version further in, where the predicate is invariant
                 last = owner.lb + (owner.trip_count - 1) * owner.step_value
@@ -751,17 +747,27 @@ def _outer_guard_loop(blocks: Sequence[BlockOp], op: ForOp) -> ForOp | None:
     iteration."""
     found: set[ForOp] = set()
     for b in blocks:
-        assert b.predicate_map is not None
-        bindings = list(b.binding_map.results)
-        for e in b.predicate_map.results:
-            for i in e.replace_dims_and_symbols(bindings, []).used_dims():
-                v = b.loop_vars[i]
-                owner = v.owner.parent_op() if isinstance(v, BlockArgument) else None
-                if isinstance(owner, ForOp) and owner.is_ancestor(op) and owner is not op:
+        for e in _guards(b):
+            for i in e.used_dims():
+                owner = _loop_of(b.loop_vars[i])
+                if owner is not None and owner.is_ancestor(op) and owner is not op:
                     found.add(owner)
-                elif not (isinstance(owner, ForOp) and op.is_ancestor(owner)):
+                elif not (owner is not None and op.is_ancestor(owner)):
                     return None  # a variable from elsewhere: no single loop to peel
     if len(found) != 1:
         return None
     (loop,) = found
     return loop if loop.trip_count >= 2 else None
+
+
+def _loop_of(v: SSAValue) -> ForOp | None:
+    """The `tl.for` whose induction variable `v` is, or None."""
+    owner = v.owner.parent_op() if isinstance(v, BlockArgument) else None
+    return owner if isinstance(owner, ForOp) else None
+
+
+def _guards(b: BlockOp) -> list[AffineExpr]:
+    """The predicate of `b` over its loop variables (each `< 0` where it runs)."""
+    assert b.predicate_map is not None
+    bindings = list(b.binding_map.results)
+    return [e.replace_dims_and_symbols(bindings, []) for e in b.predicate_map.results]
