@@ -78,6 +78,12 @@ def _llvm_profile_kernels() -> type[ModulePass]:
     return LlvmProfileKernelsPass
 
 
+def _llvm_merge_kernels() -> type[ModulePass]:
+    from mlc.lowering.llvm_merge_kernels import LlvmMergeKernelsPass
+
+    return LlvmMergeKernelsPass
+
+
 def _rfactor() -> type[ModulePass]:
     from mlc.transforms.loops.rfactor import RfactorPass
 
@@ -214,6 +220,7 @@ def all_pass_factories() -> dict[str, Callable[[], type[ModulePass]]]:
         "tl-default-schedule": _target_pass("pipeline", "TlDefaultSchedulePass"),
         "llvm-use-vector-math": _target_pass("pipeline", "LlvmUseVectorMathPass"),
         "llvm-profile-kernels": _llvm_profile_kernels,
+        "llvm-merge-kernels": _llvm_merge_kernels,
         "mlc-cpu-pipeline": _target_pass("pipeline", "MlcCpuPipelinePass"),
     }
 

@@ -592,6 +592,7 @@ def cpu_pipeline(
     vector_math: bool = True,
     threads: bool = True,
     outline: bool = True,
+    merge_kernels: bool = True,
     tree_strategy: str = "auto",
     profile: bool = False,
 ) -> MlcCpuPipelinePass:
@@ -608,6 +609,7 @@ def cpu_pipeline(
         vector_math=vector_math,
         threads=threads,
         outline=outline,
+        merge=merge_kernels,
         profile=profile,
         trees=tree_strategy,
     )
@@ -624,6 +626,7 @@ def lower_model(
     layout: str | None = "default",
     vector_math: bool = True,
     outline: bool = True,
+    merge_kernels: bool = True,
     tree_strategy: str = "auto",
     profile: bool = False,
     timings: Timings | None = None,
@@ -673,6 +676,7 @@ def lower_model(
         layout=layout,
         vector_math=vector_math,
         outline=outline,
+        merge_kernels=merge_kernels,
         profile=profile,
         tree_strategy=tree_strategy,
     )
@@ -720,6 +724,7 @@ def compile_model(
     layout: str | None = "default",
     vector_math: bool = True,
     outline: bool = True,
+    merge_kernels: bool = True,
     tree_strategy: str = "auto",
     profile: bool = False,
     timings: bool = False,
@@ -770,7 +775,10 @@ def compile_model(
     shows a progress bar on stderr (the CLI does where stderr is a terminal).
 
     `outline`: loop nests become kernel functions, identical ones shared
-    (`tl-outline-kernels`); False keeps them in the model's function.
+    (`tl-outline-kernels`); False keeps them in the model's function. `merge_kernels`:
+    kernels that differ only in integer constants (strides, trip counts, offsets) share
+    one function that takes them as arguments (`llvm-merge-kernels`); False compiles
+    each with its constants.
 
     `tree_strategy`: how tree ensembles (`graph.tree_ensemble`) run: "auto" (a cost
     estimate per ensemble and batch size), "gemm", "traversal" or "perfect"
@@ -815,6 +823,7 @@ def compile_model(
         "layout": layout,
         "vector_math": vector_math,
         "outline": outline,
+        "merge_kernels": merge_kernels,
         "tree_strategy": tree_strategy,
         "profile": profile,
         "tuning_db": tuning_db,

@@ -13,14 +13,16 @@ default, it is
     graph-blocked-layout{block=16 min-convs=2}, pointwise-conv-to-matmul, convert-graph-to-tl, tl-concat-in-place,
     tl-inline-elementwise, tl-fuse-epilogues, tl-rfactor{lanes=16}, tl-default-schedule{vector-bits=512
     threads=true}, convert-tl-kernel-to-loops, tl-outline-kernels,
-    convert-tl-to-llvm{threads=true}, llvm-use-vector-math{vector-bits=512}
+    convert-tl-to-llvm{threads=true}, llvm-use-vector-math{vector-bits=512},
+    llvm-merge-kernels
 
 (`fuse=false` drops the graph optimizations, 1x1 convs as products, concatenation in
 place and kernel fusion,
 `layout=none` the blocked layout, `layout=nchwc` blocks even a single convolution,
 `schedule=none` keeps kernels as plain loops in iterator order, `vector-math=false` keeps
 per-lane libm calls, `outline=false` keeps every loop nest inside the model's function
-instead of deduplicated kernel functions, `trees=gemm|traversal|perfect` runs every tree
+instead of deduplicated kernel functions, `merge=false` keeps kernels that differ only in
+integer constants apart, `trees=gemm|traversal|perfect` runs every tree
 ensemble with that strategy instead of choosing per ensemble, docs/trees.md). A module that is already at the tl level
 skips the graph stage; `mlc.compile` then emits the llvm dialect
 as LLVM IR and compiles it (`targets.compiled`).
@@ -38,6 +40,7 @@ from xdsl.passes import ModulePass
 
 from mlc.host import HostFeatures, host_features
 from mlc.lowering.graph_to_tl import ConvertGraphToTlPass
+from mlc.lowering.llvm_merge_kernels import LlvmMergeKernelsPass
 from mlc.lowering.llvm_profile import LlvmProfileKernelsPass
 from mlc.lowering.llvm_vector_math import use_vector_math
 from mlc.lowering.tl_kernel_to_loops import ConvertTlKernelToLoopsPass
@@ -171,9 +174,10 @@ def is_graph_level(module: ModuleOp) -> bool:
 @dataclass(frozen=True)
 class MlcCpuPipelinePass(ModulePass):
     """`mlc-cpu-pipeline{fuse=true layout=default schedule=default vector-math=true
-    threads=true vector-bits=0 outline=true profile=false trees=auto}`: the whole compile of
-    `mlc.compile` for the host CPU (see the module docstring); `vector-bits=0` is the host's
-    vector width; `profile=true` ends with `llvm-profile-kernels`."""
+    threads=true vector-bits=0 outline=true merge=true profile=false trees=auto}`: the whole
+    compile of `mlc.compile` for the host CPU (see the module docstring); `vector-bits=0` is
+    the host's vector width; `merge=true` (with `outline`) runs `llvm-merge-kernels`;
+    `profile=true` ends with `llvm-profile-kernels`."""
 
     name = "mlc-cpu-pipeline"
     fuse: bool = True
@@ -183,6 +187,7 @@ class MlcCpuPipelinePass(ModulePass):
     threads: bool = True
     vector_bits: int = 0
     outline: bool = True
+    merge: bool = True
     profile: bool = False
     trees: str = "auto"
 
@@ -236,6 +241,8 @@ class MlcCpuPipelinePass(ModulePass):
         passes.append(ConvertTlToLlvmPass(threads=self.threads))
         if self.vector_math:
             passes.append(LlvmUseVectorMathPass(vector_bits=bits))
+        if self.outline and self.merge:
+            passes.append(LlvmMergeKernelsPass())
         if self.profile:
             passes.append(LlvmProfileKernelsPass())
         return passes

@@ -1,0 +1,194 @@
+"""`llvm-merge-kernels`: kernels equal up to integer constants share one function, and the
+model computes what it computed with a kernel each."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+from hypothesis import given, note
+from hypothesis import strategies as st
+from xdsl.dialects import llvm
+from xdsl.dialects.builtin import ModuleOp
+
+import mlc
+from mlc.lowering.llvm_merge_kernels import LlvmMergeKernelsPass, _affine
+from mlc.parser.mlir import parse_module
+from mlc.registry import make_context
+from mlc.targets.compiled import NativeFunction, _signature, compile_model
+from mlc.targets.cpu import JitEngine, load_openmp, target_machine
+from mlc.targets.llvm_emit import emit_module
+from mlc.targets.pipeline import MlcCpuPipelinePass
+from mlc.testing.coverage import covers
+from mlc.transforms.loops.outline import KERNEL_PREFIX
+
+UNARY = ("relu", "exp", "neg", "sigmoid", "abs")
+BINARY = ("add", "mul", "sub", "max")
+
+
+def _program(op: str, rows: list[int], cols: int, concat: bool) -> str:
+    """The same op on inputs with different row counts (kernels that differ in trip
+    counts and strides); `concat`: the results concatenated (written in place at
+    different offsets of one buffer)."""
+    args = ", ".join(f"%x{i}: tensor<{n}x{cols}xf32>" for i, n in enumerate(rows))
+    lines = []
+    for i, n in enumerate(rows):
+        ty = f"tensor<{n}x{cols}xf32>"
+        if op in BINARY:
+            lines.append(f"  %y{i} = graph.{op} %x{i}, %x{i} : ({ty}, {ty}) -> {ty}")
+        else:
+            lines.append(f"  %y{i} = graph.{op} %x{i} : ({ty}) -> {ty}")
+    types = [f"tensor<{n}x{cols}xf32>" for n in rows]
+    if concat:
+        total = f"tensor<{sum(rows)}x{cols}xf32>"
+        operands = ", ".join(f"%y{i}" for i in range(len(rows)))
+        lines.append(
+            f"  %c = graph.concat {operands} {{axis = 0 : i64}} : ({', '.join(types)}) -> {total}"
+        )
+        lines.append(f"  func.return %c : {total}")
+        results = total
+    else:
+        lines.append(
+            f"  func.return {', '.join(f'%y{i}' for i in range(len(rows)))} : {', '.join(types)}"
+        )
+        results = f"({', '.join(types)})"
+    return f"func.func @main({args}) -> {results} {{\n" + "\n".join(lines) + "\n}\n"
+
+
+def _run(module: ModuleOp, signature: tuple, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    load_openmp()
+    tm = target_machine()
+    engine = JitEngine()
+    engine.add_module(emit_module(module, tm.triple, str(tm.target_data)))
+    name, ins, outs = signature
+    return NativeFunction(name, ins, outs, engine.function_address(name))(*inputs)
+
+
+@contextlib.contextmanager
+def _threads(count: int) -> Iterator[None]:
+    """Parallel regions run `count` threads inside (JIT code asks for OpenMP's default
+    team size, which `omp_set_num_threads` sets)."""
+    import ctypes
+
+    gomp = ctypes.CDLL(load_openmp())
+    before = gomp.omp_get_max_threads()
+    gomp.omp_set_num_threads(count)
+    try:
+        yield
+    finally:
+        gomp.omp_set_num_threads(before)
+
+
+def _kernels(module: ModuleOp) -> set[str]:
+    return {
+        op.sym_name.data
+        for op in module.ops
+        if isinstance(op, llvm.FuncOp)
+        and op.sym_name.data.startswith(KERNEL_PREFIX)
+        and "_par" not in op.sym_name.data
+    }
+
+
+@covers("llvm-merge-kernels")
+@given(
+    op=st.sampled_from(UNARY + BINARY),
+    rows=st.lists(st.sampled_from([1, 2, 3, 5, 8, 13]), min_size=2, max_size=4),
+    cols=st.sampled_from([7, 16, 33, 64]),
+    concat=st.booleans(),
+    threads=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_merged_kernels_compute_what_each_computed(
+    op: str, rows: list[int], cols: int, concat: bool, threads: bool, seed: int
+) -> None:
+    """The same lowered module with and without the pass, JIT-compiled, on the same
+    inputs: equal outputs, bit for bit (each call runs the same code with its own
+    constants), and equal to the reference interpreter's."""
+    text = _program(op, rows, cols, concat)
+    note(text)
+    graph = parse_module(make_context(), text)
+    rng = np.random.default_rng(seed)
+    inputs = [rng.standard_normal((n, cols)).astype(np.float32) for n in rows]
+    signature = _signature(graph, None)
+    lowered = graph.clone()
+    MlcCpuPipelinePass(merge=False, threads=threads).apply(make_context(), lowered)
+    merged = lowered.clone()
+    LlvmMergeKernelsPass().apply(make_context(), merged)
+    merged.verify()
+    note(str(merged))
+    before, after = _kernels(lowered), _kernels(merged)
+    assert after <= before
+    want = _run(lowered, signature, inputs)
+    got = _run(merged, signature, inputs)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    for g, r in zip(got, mlc.interpret(graph, *inputs)):
+        np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-6)
+
+
+def test_kernels_that_differ_in_trip_counts_and_offsets_are_merged() -> None:
+    """Three row counts of one op, concatenated: one kernel function with arguments (the
+    parallel regions get them through their context)."""
+    text = _program("exp", [3, 5, 8], 64, concat=True)
+    graph = parse_module(make_context(), text)
+    lowered = graph.clone()
+    MlcCpuPipelinePass(merge=False).apply(make_context(), lowered)
+    merged = lowered.clone()
+    LlvmMergeKernelsPass().apply(make_context(), merged)
+    assert len(_kernels(lowered)) >= 3
+    assert len(_kernels(merged)) < len(_kernels(lowered))
+    calls = [
+        op
+        for op in merged.walk()
+        if isinstance(op, llvm.CallOp)
+        and op.callee is not None
+        and op.callee.root_reference.data.startswith(KERNEL_PREFIX)
+        and "_par" not in op.callee.root_reference.data
+    ]
+    assert len({c.callee.root_reference.data for c in calls}) < len(calls)  # type: ignore[union-attr]
+    assert any(len(c.args) > 2 for c in calls), "no constant became an argument"
+
+
+def test_parallel_kernels_get_their_arguments_through_the_context() -> None:
+    """Kernels with parallel regions (the arguments go through `GOMP_parallel`'s context
+    to each thread and on to the region's body): merged, and bit-identical results at one
+    and at two threads."""
+    rows = [2048, 2048, 3072]  # the kernels at offsets 2048 and 4096 differ in constants
+    graph = parse_module(make_context(), _program("exp", rows, 512, concat=True))
+    signature = _signature(graph, None)
+    lowered = graph.clone()
+    MlcCpuPipelinePass(merge=False).apply(make_context(), lowered)
+    merged = lowered.clone()
+    LlvmMergeKernelsPass().apply(make_context(), merged)
+    merged.verify()
+    assert "GOMP_parallel" in str(merged)
+    assert len(_kernels(merged)) < len(_kernels(lowered))
+    rng = np.random.default_rng(0)
+    inputs = [rng.uniform(-5, 5, (n, 512)).astype(np.float32) for n in rows]
+    want = _run(lowered, signature, inputs)
+    for threads in (1, 2):
+        with _threads(threads):
+            np.testing.assert_array_equal(_run(merged, signature, inputs)[0], want[0])
+
+
+def test_compile_merges_by_default_and_gives_the_same_outputs() -> None:
+    """`mlc.compile`: fewer objects with merging, outputs bit-identical to without."""
+    text = _program("sigmoid", [2, 3, 5, 8], 32, concat=True)
+    graph = parse_module(make_context(), text)
+    inputs = [
+        np.random.default_rng(n).standard_normal((n, 32)).astype(np.float32) for n in (2, 3, 5, 8)
+    ]
+    merged = compile_model(graph, cache=False)
+    separate = compile_model(graph, cache=False, merge_kernels=False)
+    assert merged.object_count < separate.object_count
+    np.testing.assert_array_equal(merged(*inputs)[0], separate(*inputs)[0])
+
+
+def test_related_constants_stay_related() -> None:
+    """A constant that is an affine function of another in every kernel is computed from
+    the same argument (two offsets into one buffer must not look independent to LLVM)."""
+    assert _affine([551936, 451584, 250880], [501760, 401408, 200704]) == (1, -50176)
+    assert _affine([7, 14, 28], [112, 224, 448]) == (16, 0)
+    assert _affine([1, 2, 3], [1, 4, 9]) is None
+    assert _affine([2, 4], [1, 2]) is None  # scale 1/2 is not an integer
