@@ -18,6 +18,8 @@ lowering follows the interpreter so that compiled code never traps:
 
 from __future__ import annotations
 
+import functools
+import struct
 from collections.abc import Callable, Sequence
 
 import ml_dtypes
@@ -45,7 +47,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Operation, SSAValue
 
 from mlc.dialects import llvmx
-from mlc.lowering.llvm_ops import CONTRACT, float_op, overflow_op, vector_type
+from mlc.lowering.llvm_ops import CONTRACT, constant_op, float_op, overflow_op, vector_type
 
 __all__ = [
     "LlvmLoweringError",
@@ -101,6 +103,20 @@ def result_type(op: Operation, args: Sequence[SSAValue]) -> Attribute:
 def constant(b: Builder, value: int | float, ty: Attribute) -> SSAValue:
     """`llvm.mlir.constant` of scalar type `ty` (builtin or index), or a splat of a
     `vector<N x T>` type."""
+    bits = struct.pack("<d", value) if isinstance(value, float) else value
+    value_attr, result_type = _constant_attributes(bits, type(value), ty)
+    return b.insert(constant_op(value_attr, result_type)).result
+
+
+@functools.cache
+def _constant_attributes(
+    bits: int | bytes, kind: type, ty: Attribute
+) -> tuple[Attribute, Attribute]:
+    """The value attribute and result type of `constant`, made once per value and type
+    (xDSL builds an attribute in 10-100 us; a CNN's lowering asks for thousands). A float
+    is keyed by its bits (-0.0 is not 0.0, every NaN is its own)."""
+    value: int | float = struct.unpack("<d", bits)[0] if isinstance(bits, bytes) else bits
+    value = kind(value)
     if isinstance(ty, VectorType):
         element = llvm_scalar_type(ty.element_type)
         vty = VectorType(element, ty.get_shape())
@@ -110,17 +126,14 @@ def constant(b: Builder, value: int | float, ty: Attribute) -> SSAValue:
             v = float(value)
         else:
             v = _int_value(value, element)
-        dense = DenseIntOrFPElementsAttr.from_list(vty, [v] * ty.get_shape()[0])
-        return b.insert(llvm.ConstantOp(dense, vty)).result
+        return DenseIntOrFPElementsAttr.from_list(vty, [v] * ty.get_shape()[0]), vty
     if isinstance(ty, BFloat16Type):
-        return b.insert(llvm.ConstantOp(IntegerAttr(_bf16_bits(value), i16), i16)).result
+        return IntegerAttr(_bf16_bits(value), i16), i16
     ty = llvm_scalar_type(ty)
     if isinstance(ty, AnyFloat):
-        attr: Attribute = FloatAttr(float(value), ty)
-    else:
-        assert isinstance(ty, IntegerType)
-        attr = IntegerAttr(_int_value(value, ty), ty)
-    return b.insert(llvm.ConstantOp(attr, ty)).result
+        return FloatAttr(float(value), ty), ty
+    assert isinstance(ty, IntegerType)
+    return IntegerAttr(_int_value(value, ty), ty), ty
 
 
 def _bf16_bits(value: int | float) -> int:

@@ -158,6 +158,8 @@ class FunctionBuilder:
         self._index_constants: dict[int, tuple[Block, dict[int, SSAValue]]] = {}
         # (block, op, operands) -> the index `add` / `mul` already in that block: see `_arith`
         self._index_ops: dict[tuple[Block, str, SSAValue, SSAValue], SSAValue] = {}
+        # id(buffer type) -> (the type, its row-major strides): see `flat_offset`
+        self._strides: dict[int, tuple[MemRefType, list[int]]] = {}
 
     @property
     def b(self) -> Builder:
@@ -200,10 +202,14 @@ class FunctionBuilder:
         if not isinstance(x, int):
             return x
         entry = self.region.blocks[0]
-        _, constants = self._index_constants.setdefault(id(entry), (entry, {}))
-        if x not in constants:
-            constants[x] = constant(Builder(InsertPoint.at_start(entry)), x, i64)
-        return constants[x]
+        known = self._index_constants.get(id(entry))
+        if known is None:
+            known = self._index_constants[id(entry)] = (entry, {})
+        constants = known[1]
+        value = constants.get(x)
+        if value is None:
+            value = constants[x] = constant(Builder(InsertPoint.at_start(entry)), x, i64)
+        return value
 
     def add(self, x: Index, y: Index) -> Index:
         """`x + y` (`llvm.add` unless an int folds it)."""
@@ -326,8 +332,11 @@ class FunctionBuilder:
 
     def flat_offset(self, ty: MemRefType, idx: Sequence[Index]) -> Index:
         """The element offset of `idx` in a row-major buffer of type `ty`."""
+        known = self._strides.get(id(ty))
+        if known is None:
+            known = self._strides[id(ty)] = (ty, row_major_strides(ty.get_shape()))
         offset: Index = 0
-        for i, s in zip(idx, row_major_strides(ty.get_shape())):
+        for i, s in zip(idx, known[1]):
             offset = self.add(offset, self.mul(i, s))
         return offset
 
@@ -424,7 +433,7 @@ class FunctionBuilder:
             return value
         vty = llvm_ops.vector_type(value.type, width)
         undef = self.insert(llvm_ops.undef(vty)).res
-        first = self.insert(llvm.InsertElementOp(undef, value, self.v(0))).res
+        first = self.insert(llvm_ops.insert_element(undef, value, self.v(0))).res
         return self.insert(llvm_ops.shuffle(first, first, [0] * width, vty)).res
 
 

@@ -27,8 +27,10 @@ from xdsl.ir import Attribute, SSAValue
 
 __all__ = [
     "CONTRACT",
+    "constant_op",
     "float_op",
     "gep",
+    "insert_element",
     "load",
     "overflow_op",
     "shuffle",
@@ -125,3 +127,14 @@ def shuffle(v1: SSAValue, v2: SSAValue, mask: Sequence[int], ty: Attribute) -> l
     return llvm.ShuffleVectorOp.create(
         operands=[v1, v2], result_types=[ty], properties={"mask": _i32_array(tuple(mask))}
     )
+
+
+def insert_element(vector: SSAValue, value: SSAValue, index: SSAValue) -> llvm.InsertElementOp:
+    """`llvm.insertelement value, vector[index]`."""
+    return llvm.InsertElementOp.create(operands=[vector, value, index], result_types=[vector.type])
+
+
+def constant_op(value: Attribute, ty: Attribute) -> llvm.ConstantOp:
+    """`llvm.mlir.constant(value) : ty` (`value` an attribute made once, e.g. by
+    `arith_to_llvm.constant`'s cache)."""
+    return llvm.ConstantOp.create(properties={"value": value}, result_types=[ty])

@@ -33,10 +33,11 @@ also picks the loop kind).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from xdsl.dialects import llvm
 from xdsl.dialects.builtin import (
@@ -44,6 +45,7 @@ from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     IntegerType,
     MemRefType,
+    VectorType,
     i1,
     i32,
     i64,
@@ -209,6 +211,12 @@ def _loop_var_forms(op: BlockOp, loop: ForOp, width: int) -> list[LaneForm]:
     return forms
 
 
+@functools.cache
+def _dense(vty: VectorType, values: tuple[int, ...]) -> DenseIntOrFPElementsAttr:
+    """The constant integer vector `values` of type `vty`, made once."""
+    return DenseIntOrFPElementsAttr.from_list(vty, list(values))
+
+
 @dataclass
 class _Operand:
     """How one operand of a vectorized block is accessed."""
@@ -237,6 +245,9 @@ class LoopKindCodegen:
         self.nested = nested
         self.versioned: set[BlockOp] = set()  # predicated blocks split by versioned_loop
         self.assume_predicates: set[BlockOp] = set()  # ... in the copy where they hold
+        #: `vector_operands` per block, loop, width and point coefficients: an unrolled
+        #: tile lowers one block many times with the same access patterns
+        self._operands: dict[tuple[int, int, int, tuple[int | None, ...]], Any] = {}
 
     def predicate_holds(self, op: BlockOp) -> bool:
         """`op`'s predicate holds at every point of the loop copy being emitted (a
@@ -396,7 +407,10 @@ class LoopKindCodegen:
         fb.values[loop.induction_var] = base
         loop_dims = [step if v is loop.induction_var else 0 for v in op.loop_vars]
         point_coef = [coefficient(e, loop_dims) for e in op.binding_map.results]
-        operands = self.vector_operands(op, point_coef, loop, width)
+        key = (id(op), id(loop), width, tuple(point_coef))
+        if key not in self._operands:
+            self._operands[key] = (op, loop, self.vector_operands(op, point_coef, loop, width))
+        operands = self._operands[key][2]
         pred = op.predicate_map.results if op.predicate_map is not None else ()
         if self.predicate_holds(op):
             pred = ()  # holds at every point here (see versioned_loop)
@@ -576,11 +590,10 @@ class LoopKindCodegen:
 
     # ------------------------------------------------------------------ vector helpers
 
-    def lane_constant(self, values: Sequence[int | float], element: Attribute) -> SSAValue:
-        """A constant vector of `values` (one per lane) of LLVM type `element`."""
+    def lane_constant(self, values: Sequence[int], element: Attribute) -> SSAValue:
+        """A constant vector of integer `values` (one per lane) of LLVM type `element`."""
         vty = llvm_ops.vector_type(element, len(values))
-        dense = DenseIntOrFPElementsAttr.from_list(vty, list(values))
-        return self.fb.insert(llvm.ConstantOp(dense, vty)).result
+        return self.fb.insert(llvm_ops.constant_op(_dense(vty, tuple(values)), vty)).result
 
     def lanes(self, value: Index, c: int, width: int) -> SSAValue:
         """`value + lane * c` for lane = 0 .. width-1 (the scalar itself where c == 0)."""
