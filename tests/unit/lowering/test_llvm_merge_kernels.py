@@ -10,10 +10,19 @@ import numpy as np
 from hypothesis import given, note
 from hypothesis import strategies as st
 from xdsl.dialects import llvm
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, f32, i64
+from xdsl.ir import Block, Operation
 
 import mlc
-from mlc.lowering.llvm_merge_kernels import LlvmMergeKernelsPass, _affine
+from mlc.lowering.llvm_merge_kernels import (
+    MAX_RUNTIME_PRODUCTS_PER_BLOCK,
+    LlvmMergeKernelsPass,
+    _affine,
+    _Kernel,
+    _relate,
+    _strides_in_registers,
+    _Use,
+)
 from mlc.parser.mlir import parse_module
 from mlc.registry import make_context
 from mlc.targets.compiled import NativeFunction, _signature, compile_model
@@ -192,3 +201,58 @@ def test_related_constants_stay_related() -> None:
     assert _affine([7, 14, 28], [112, 224, 448]) == (16, 0)
     assert _affine([1, 2, 3], [1, 4, 9]) is None
     assert _affine([2, 4], [1, 2]) is None  # scale 1/2 is not an integer
+
+
+def _address_uses(count: int) -> tuple[Block, list[tuple[llvm.AddOp, llvm.MulOp]]]:
+    """A block computing `count` addresses `base[(x + offset_i) * stride_i]` (constants
+    as operand 1 of each add and mul)."""
+    block = Block(arg_types=[llvm.LLVMPointerType(), i64])
+    base, x = block.args
+    ops = []
+    for _ in range(count):
+        offset = llvm.ConstantOp(IntegerAttr(0, i64), i64)
+        stride = llvm.ConstantOp(IntegerAttr(1, i64), i64)
+        add = llvm.AddOp(x, offset.result)
+        mul = llvm.MulOp(add.res, stride.result)
+        gep = llvm.GEPOp(base, [llvm.GEP_USE_SSA_VAL], f32, ssa_indices=[mul.res])
+        block.add_ops([offset, stride, add, mul, gep])
+        ops.append((add, mul))
+    return block, ops
+
+
+def _fake_kernels(uses: list[tuple[Operation, int]], values: list[list[int]]) -> list[_Kernel]:
+    """Kernels whose constant uses are `uses`, with one row of `values` each."""
+    return [
+        _Kernel(f"k{n}", [], uses=tuple(_Use(op, i, "f", v) for (op, i), v in zip(uses, row)))
+        for n, row in enumerate(values)
+    ]
+
+
+def test_offsets_into_one_buffer_stay_a_constant_apart() -> None:
+    """Two address offsets that differ by different amounts across kernels: the kernels
+    are split so that in each merge the second is the first plus a constant (never two
+    independent run-time offsets LLVM cannot tell apart)."""
+    _, ops = _address_uses(2)
+    uses = [(ops[0][0], 1), (ops[1][0], 1)]
+    kernels = _fake_kernels(uses, [[100, 150], [200, 250], [300, 310], [400, 410]])
+    merges = _relate(kernels, [0, 1])
+    assert sorted([k.name for k in m.members] for m in merges) == [["k0", "k1"], ["k2", "k3"]]
+    for m in merges:
+        assert m.arguments == [0]
+        k, scale, shift = m.derived[1]
+        assert (k, scale) == (0, 1) and shift == m.members[0].uses[1].value - m.members[0].uses[
+            0
+        ].value
+
+
+def test_a_block_multiplies_by_few_run_time_strides() -> None:
+    """Up to `MAX_RUNTIME_PRODUCTS_PER_BLOCK` strides of one block may become arguments;
+    past that (an unrolled tile's rows) all stay constants."""
+    for count, kept in (
+        (MAX_RUNTIME_PRODUCTS_PER_BLOCK, 0),
+        (MAX_RUNTIME_PRODUCTS_PER_BLOCK + 1, 1),
+    ):
+        _, ops = _address_uses(count)
+        kernel = _fake_kernels([(mul, 1) for _, mul in ops], [[8] * count])[0]
+        fixed = _strides_in_registers(kernel, list(range(count)))
+        assert fixed == (list(range(count)) if kept else [])
