@@ -106,7 +106,45 @@ def _kernels(module: ModuleOp) -> list[_Kernel]:
             kernel.functions.append(f)
     for kernel in roots.values():
         kernel.functions.sort(key=lambda f: kernel.suffix(f.sym_name.data))
-    return sorted(roots.values(), key=lambda k: k.name)
+    return sorted((k for k in roots.values() if _well_formed(k)), key=lambda k: k.name)
+
+
+def _well_formed(kernel: _Kernel) -> bool:
+    """Whether `kernel` has the shape `convert-tl-to-llvm` gives kernels, which
+    `_parametrize` relies on: each `GOMP_parallel` call of the kernel's function passes
+    one of its thread entries and an `alloca` of a constant number of slots, and each
+    thread entry (one `ptr` argument) calls its body once. Anything else (IR written by
+    hand, say) is left as it is."""
+    functions = {f.sym_name.data: f for f in kernel.functions}
+    root = functions.get(kernel.name)
+    if root is None:
+        return False
+    entries: list[str] = []
+    for call in root.walk():
+        if not isinstance(call, llvm.CallOp) or call.callee is None:
+            continue
+        if call.callee.root_reference.data != "GOMP_parallel" or len(call.args) < 2:
+            continue
+        entry, ctx = call.args[0].owner, call.args[1].owner
+        if not isinstance(entry, llvm.AddressOfOp) or not isinstance(ctx, llvm.AllocaOp):
+            return False
+        if _index_constant(ctx.size.owner) is None:
+            return False
+        entries.append(entry.global_name.root_reference.data)
+    for name in entries:
+        entry_fn, body = functions.get(name), name + "_body"
+        if entry_fn is None or body not in functions or len(entry_fn.body.blocks[0].args) != 1:
+            return False
+        calls = [
+            op
+            for op in entry_fn.walk()
+            if isinstance(op, llvm.CallOp)
+            and op.callee is not None
+            and op.callee.root_reference.data == body
+        ]
+        if len(calls) != 1:
+            return False
+    return len(entries) * 2 + 1 == len(kernel.functions)
 
 
 def _index_constant(op: Operation | Block) -> int | None:

@@ -256,3 +256,80 @@ def test_a_block_multiplies_by_few_run_time_strides() -> None:
         kernel = _fake_kernels([(mul, 1) for _, mul in ops], [[8] * count])[0]
         fixed = _strides_in_registers(kernel, list(range(count)))
         assert fixed == (list(range(count)) if kept else [])
+
+
+HAND_WRITTEN = """
+builtin.module {
+  llvm.func @mlc_kernel_a(%p: !llvm.ptr) {
+    %c = llvm.mlir.constant(7 : i64) : i64
+    %q = llvm.getelementptr inbounds %p[%c] : (!llvm.ptr, i64) -> !llvm.ptr, f32
+    llvm.return
+  }
+  llvm.func @mlc_kernel_b(%p: !llvm.ptr) {
+    %c = llvm.mlir.constant(9 : i64) : i64
+    %q = llvm.getelementptr inbounds %p[%c] : (!llvm.ptr, i64) -> !llvm.ptr, f32
+    llvm.return
+  }
+  llvm.func @GOMP_parallel(!llvm.ptr, !llvm.ptr, i32, i32)
+  llvm.func @mlc_kernel_c_par0_body(%p: !llvm.ptr) {
+    llvm.return
+  }
+  llvm.func @mlc_kernel_c_par0(%ctx: !llvm.ptr) {
+    llvm.call @mlc_kernel_c_par0_body(%ctx) : (!llvm.ptr) -> ()
+    llvm.return
+  }
+  llvm.func @mlc_kernel_c(%p: !llvm.ptr) {
+    %c = llvm.mlir.constant(7 : i64) : i64
+    %q = llvm.getelementptr inbounds %p[%c] : (!llvm.ptr, i64) -> !llvm.ptr, f32
+    %f = llvm.mlir.addressof @mlc_kernel_c_par0 : !llvm.ptr
+    %z = llvm.mlir.constant(0 : i32) : i32
+    llvm.call @GOMP_parallel(%f, %p, %z, %z) : (!llvm.ptr, !llvm.ptr, i32, i32) -> ()
+    llvm.return
+  }
+  llvm.func @mlc_kernel_d_par0_body(%p: !llvm.ptr) {
+    llvm.return
+  }
+  llvm.func @mlc_kernel_d_par0(%ctx: !llvm.ptr) {
+    llvm.call @mlc_kernel_d_par0_body(%ctx) : (!llvm.ptr) -> ()
+    llvm.return
+  }
+  llvm.func @mlc_kernel_d(%p: !llvm.ptr) {
+    %c = llvm.mlir.constant(9 : i64) : i64
+    %q = llvm.getelementptr inbounds %p[%c] : (!llvm.ptr, i64) -> !llvm.ptr, f32
+    %f = llvm.mlir.addressof @mlc_kernel_d_par0 : !llvm.ptr
+    %z = llvm.mlir.constant(0 : i32) : i32
+    llvm.call @GOMP_parallel(%f, %p, %z, %z) : (!llvm.ptr, !llvm.ptr, i32, i32) -> ()
+    llvm.return
+  }
+  llvm.func @main(%p: !llvm.ptr) {
+    llvm.call @mlc_kernel_a(%p) : (!llvm.ptr) -> ()
+    llvm.call @mlc_kernel_b(%p) : (!llvm.ptr) -> ()
+    llvm.call @mlc_kernel_c(%p) : (!llvm.ptr) -> ()
+    llvm.call @mlc_kernel_d(%p) : (!llvm.ptr) -> ()
+    llvm.return
+  }
+}
+"""
+
+
+def test_hand_written_kernels_merge_only_in_the_lowering_s_shape() -> None:
+    """Through mlc-opt's parser: two kernels differing in a GEP index constant merge (one
+    function, the index an argument); two kernels that differ the same way but hand their
+    thread entry a context that is no `alloca` (not what `convert-tl-to-llvm` makes) are
+    left alone instead of failing."""
+    module = parse_module(make_context(), HAND_WRITTEN)
+    before = {op.sym_name.data for op in module.ops if isinstance(op, llvm.FuncOp)}
+    LlvmMergeKernelsPass().apply(make_context(), module)
+    module.verify()
+    after = {op.sym_name.data for op in module.ops if isinstance(op, llvm.FuncOp)}
+    assert before - after == {"mlc_kernel_b"}
+    calls = [
+        op
+        for op in module.walk()
+        if isinstance(op, llvm.CallOp) and op.parent_op().sym_name.data == "main"  # type: ignore[union-attr]
+    ]
+    callees = [c.callee.root_reference.data for c in calls]  # type: ignore[union-attr]
+    assert callees == ["mlc_kernel_a", "mlc_kernel_a", "mlc_kernel_c", "mlc_kernel_d"]
+    assert [len(c.args) for c in calls] == [2, 2, 1, 1]
+    values = [c.args[1].owner.value.value.data for c in calls[:2]]  # type: ignore[union-attr]
+    assert values == [7, 9]
