@@ -443,6 +443,7 @@ def _parametrize(merge: _Merge) -> None:
         body_calls.append((body_call, body, entry))
         values[body] = _append_args(functions[body], count)
     computed: dict[tuple[str, int, int, int], SSAValue] = {}
+    replaced: set[Operation] = set()  # constants that lost uses
     replacements = {i: (k, 1, 0) for k, i in enumerate(merge.arguments)} | merge.derived
     for position, (k, scale, offset) in replacements.items():
         use = kernel.uses[position]
@@ -452,10 +453,15 @@ def _parametrize(merge: _Merge) -> None:
                 values[use.function][k], scale, offset, anchors[use.function]
             )
         operands = list(use.op.operands)
+        replaced.add(operands[use.index].owner)  # type: ignore[arg-type]
         operands[use.index] = computed[key]
         use.op.operands = operands
     for call, body, entry in body_calls:  # after the uses: they may be this call's operands
         _replace_call(call, body, [*call.args, *values[entry]])
+    for constant in replaced:
+        if not constant.results[0].uses:
+            constant.detach()
+            constant.erase()
 
 
 def _affine_value(x: SSAValue, scale: int, offset: int, before: Operation | None) -> SSAValue:
