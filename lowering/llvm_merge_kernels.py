@@ -177,6 +177,7 @@ class _Interner:
 def _fingerprint(kernel: _Kernel, intern: _Interner) -> None:
     """Set `kernel.shape` and `kernel.uses` (see `_Kernel`)."""
     ids: dict[SSAValue, int] = {}
+    constants: dict[SSAValue, int] = {}  # index constants' results: numbered by use
     blocks: dict[Block, int] = {}
     for f in kernel.functions:  # number every value first: a use may precede its def
         for block in f.body.blocks:
@@ -184,9 +185,12 @@ def _fingerprint(kernel: _Kernel, intern: _Interner) -> None:
             for arg in block.args:
                 ids[arg] = len(ids)
             for op in block.ops:
-                if _index_constant(op) is None:  # constants are numbered by use
-                    for result in op.results:
-                        ids[result] = len(ids)
+                value = _index_constant(op)
+                if value is not None:
+                    constants[op.results[0]] = value
+                    continue
+                for result in op.results:
+                    ids[result] = len(ids)
     items: list[Hashable] = []
     uses: list[_Use] = []
     for f in kernel.functions:
@@ -195,11 +199,11 @@ def _fingerprint(kernel: _Kernel, intern: _Interner) -> None:
         for block in f.body.blocks:
             items.append(tuple(intern(a.type) for a in block.args))
             for op in block.ops:
-                if _index_constant(op) is not None:
+                if op.results and op.results[0] in constants:
                     continue
                 operands: list[int] = []
                 for index, v in enumerate(op.operands):
-                    value = _index_constant(v.owner)
+                    value = constants.get(v)
                     if value is None:
                         operands.append(ids[v])
                     else:
@@ -220,15 +224,16 @@ def _fingerprint(kernel: _Kernel, intern: _Interner) -> None:
 
 
 def _attributes(op: Operation, kernel: _Kernel, intern: _Interner) -> tuple[Hashable, ...]:
-    """`op`'s properties and attributes (interned); references to the kernel's own
-    functions by their suffix (kernels differ in name only)."""
+    """`op`'s properties and attributes (interned, in the op's order: ops built alike list
+    them alike); references to the kernel's own functions by their suffix (kernels differ
+    in name only)."""
     out: list[Hashable] = []
-    for name, attr in (*op.properties.items(), *op.attributes.items()):
-        if isinstance(attr, SymbolRefAttr):
-            out.append((name, kernel.suffix(attr.root_reference.data)))
-        else:
-            out.append((name, intern(attr)))
-    out.sort()
+    for attrs in (op.properties, op.attributes):
+        for name, attr in attrs.items():
+            if isinstance(attr, SymbolRefAttr):
+                out.append((name, kernel.suffix(attr.root_reference.data)))
+            else:
+                out.append((name, intern(attr)))
     return tuple(out)
 
 
