@@ -254,11 +254,9 @@ def _may_be_argument(use: _Use, kernel: _Kernel) -> bool:
 @dataclass
 class _Merge:
     """Kernels to merge (the first is kept), the positions (in `_Kernel.uses`) of the
-    constants that become its arguments, and of those computed from an argument: position
-    -> (argument index, scale, offset), the constant being `scale * argument + offset` in every member. Keeping
-    related constants related matters: two offsets into one buffer that are separate
-    arguments could be equal as far as LLVM knows, so a store through one would force
-    reloads through the other (accumulators kept in memory: 3x slower)."""
+    constants that become its arguments, and those computed from an argument: position ->
+    (argument index, scale, offset), the constant being `scale * argument + offset` in
+    every member (`_relate`)."""
 
     members: list[_Kernel]
     arguments: list[int]
@@ -306,7 +304,7 @@ def _strides_in_registers(kernel: _Kernel, positions: list[int]) -> list[int]:
     registers the tile's addresses spill. Measured: BERT's 3072 x 768 and 768 x 3072
     products merged (17 in one block) ran 3x slower, DenseNet's 1x1 convolutions of two
     resolutions merged (6 in one block) 2x; at most 4, DenseNet-121 runs at 0.98-1.00x of
-    its unmerged time with 51 kernels instead of 264."""
+    its unmerged time with 50 kernels instead of 264."""
     by_block: dict[Block | None, list[int]] = defaultdict(list)
     for i in positions:
         op = kernel.uses[i].op
