@@ -11,6 +11,7 @@ result type, so ``ceil_mode`` needs nothing more: its extra windows read padding
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 from mlc.dialects.graph import nn
 from mlc.texpr.dtypes import is_float
@@ -161,6 +162,34 @@ average_pool<@(S#, D#, P#, K#, L#, R#)>(X: $T[N, C, @(H#)]) -> Y: $T[N, C, @(O#)
   Y[n, c, @(o#)] = acc[n, c, @(o#)] / count[@(o#)]
 }"""
 
+#: `AVERAGE_POOL` where every window has the same number of taps inside (no padding that
+#: a window reaches, or all of it counted): the divisor is that constant, and no `count`
+#: tensor is built and filled at run time.
+AVERAGE_POOL_UNIFORM = """
+average_pool<@(S#, D#, P#, K#)>(X: $T[N, C, @(H#)]) -> Y: $T[N, C, @(O#)] {
+  acc[n, c, @(o#)] += X[n, c, @(o# * S# + k# * D# - P#)] if in bounds else 0
+      where @(o# in 0..O#, k# in 0..K#)
+  Y[n, c, @(o#)] = acc[n, c, @(o#)] / $count
+}"""
+
+
+def uniform_window_count(sizes: Mapping[str, int], rank: int, extents: Sequence[int]) -> int | None:
+    """The number of taps every window of `AVERAGE_POOL` counts, if it is the same for
+    every output position (else None): per axis, the taps `o * S + k * D - P` in
+    `[-L, H + R)`; the count is their product over the axes."""
+    total = 1
+    for d in range(rank):
+        s, dil, p, k, lo, hi = (sizes[f"{n}{d}"] for n in ("S", "D", "P", "K", "L", "R"))
+        counts = {
+            sum(1 for t in range(k) if -lo <= o * s + t * dil - p < extents[d] + hi)
+            for o in range(sizes[f"O{d}"])
+        }
+        if len(counts) != 1:
+            return None
+        total *= counts.pop()
+    return total
+
+
 LP_POOL = """
 lp_pool<@(S#, D#, P#, K#)>(X: $T[N, C, @(H#)]) -> Y: $T[N, C, @(O#)] {
   acc[n, c, @(o#)] += pow(abs(X[n, c, @(o# * S# + k# * D# - P#)]), $p) if in bounds else 0
@@ -215,6 +244,11 @@ def pool(op: nn.PoolOp) -> Expression:
         include = op.count_include_pad
         sizes |= per_axis("L", pads[:rank] if include else [0] * rank)
         sizes |= per_axis("R", pads[rank:] if include else [0] * rank)
+        count = uniform_window_count(sizes, rank, x[2:])
+        if count:
+            text = AVERAGE_POOL_UNIFORM
+            subs["count"] = lit(float(count), dtype)
+            sizes = {k: v for k, v in sizes.items() if k[0] not in "LR"}
     elif isinstance(op, nn.LpPoolOp):
         text = LP_POOL
         p = op.p

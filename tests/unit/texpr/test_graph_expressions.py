@@ -553,6 +553,42 @@ def test_pool(op_type: type, rank: int, data: Any, seed: int) -> None:
     check(op, inputs)
 
 
+@pytest.mark.parametrize(
+    ("pads", "include", "uniform"),
+    [
+        ([0, 0, 0, 0], False, 4),  # every 2x2 window inside
+        ([1, 1, 1, 1], True, 4),  # the padding counted: every window has 4 taps
+        ([1, 1, 1, 1], False, None),  # border windows have fewer taps
+        ([0, 0, 1, 1], True, 4),
+    ],
+)
+def test_average_pool_divides_by_a_constant_where_windows_are_uniform(
+    pads: list[int], include: bool, uniform: int | None
+) -> None:
+    """Where every window counts the same number of taps, the expression divides by that
+    constant (no `count` tensor to fill at run time), and still equals the reference."""
+    (x,) = values(((1, 2, 6, 6), F32))
+    op = nn.AveragePoolOp.create(
+        [x],
+        kernel_shape=[2, 2],
+        strides=[2, 2],
+        dilations=[1, 1],
+        pads=pads,
+        ceil_mode=False,
+        count_include_pad=include,
+    )
+    names = {d.name for d in expression_for(op).definition.locals}
+    assert ("count" not in names) == (uniform is not None)
+    from mlc.texpr.library.nn import _window_sizes, per_axis, uniform_window_count
+
+    sizes = _window_sizes(op)
+    sizes |= per_axis("L", pads[:2] if include else [0, 0]) | per_axis(
+        "R", pads[2:] if include else [0, 0]
+    )
+    assert uniform_window_count(sizes, 2, [6, 6]) == uniform
+    check(op, [random_array((1, 2, 6, 6), F32, 0)])
+
+
 @pytest.mark.parametrize("op_type", [nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp], ids=str)
 @given(shape=shapes(2, 5), dtype=st.sampled_from([F32, F16]), seed=seeds)
 def test_global_pool(op_type: type, shape: tuple[int, ...], dtype: np.dtype, seed: int) -> None:
