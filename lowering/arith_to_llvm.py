@@ -103,8 +103,10 @@ def result_type(op: Operation, args: Sequence[SSAValue]) -> Attribute:
 def constant(b: Builder, value: int | float, ty: Attribute) -> SSAValue:
     """`llvm.mlir.constant` of scalar type `ty` (builtin or index), or a splat of a
     `vector<N x T>` type."""
-    bits = struct.pack("<d", value) if isinstance(value, float) else value
-    value_attr, result_type = _constant_attributes(bits, type(value), ty)
+    if isinstance(value, float | np.floating):  # by its bits: -0.0 is not 0.0
+        value_attr, result_type = _constant_attributes(struct.pack("<d", value), float, ty)
+    else:
+        value_attr, result_type = _constant_attributes(value, type(value), ty)
     return b.insert(constant_op(value_attr, result_type)).result
 
 

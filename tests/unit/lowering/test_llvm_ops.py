@@ -82,3 +82,37 @@ def test_undef_and_shuffle() -> None:
         llvm_ops.shuffle(x, y, mask, V8),
         llvm.ShuffleVectorOp(x, y, DenseArrayBase.from_list(i32, mask), V8),
     )
+
+
+def test_insert_element_and_constant_ops_match_xdsl_s() -> None:
+    from xdsl.dialects.builtin import FloatAttr, IntegerAttr
+
+    block = _args()
+    value = FloatAttr(1.5, f32)
+    _same(llvm_ops.constant_op(value, f32), llvm.ConstantOp(value, f32))
+    c = llvm.ConstantOp(IntegerAttr(0, i64), i64)
+    block.add_op(c)
+    x = llvm.ConstantOp(value, f32)
+    block.add_op(x)
+    _same(
+        llvm_ops.insert_element(block.args[3], x.result, c.result),
+        llvm.InsertElementOp(block.args[3], x.result, c.result),
+    )
+
+
+def test_cached_constants_keep_signed_zeros_and_types_apart() -> None:
+    """`arith_to_llvm.constant` makes each attribute once per value and type: -0.0 and
+    0.0 (equal as Python floats, and as numpy floats) stay distinct, as do 1 and 1.0."""
+    import numpy as np
+    from xdsl.builder import Builder, InsertPoint
+    from xdsl.dialects.builtin import FloatAttr, IntegerAttr
+
+    from mlc.lowering.arith_to_llvm import constant
+
+    block = Block()
+    b = Builder(InsertPoint.at_end(block))
+    values = [0.0, -0.0, np.float32(0.0), np.float32(-0.0), 1, 1.0]
+    types = [f32, f32, f32, f32, i64, f32]
+    made = [constant(b, v, t).owner.value for v, t in zip(values, types)]  # type: ignore[union-attr]
+    assert [str(m.value.data) for m in made[:4]] == ["0.0", "-0.0", "0.0", "-0.0"]
+    assert isinstance(made[4], IntegerAttr) and isinstance(made[5], FloatAttr)
