@@ -47,7 +47,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 from xdsl.passes import ModulePass
 
-from mlc.transforms.loops.outline import KERNEL_PREFIX
+from mlc.transforms.loops.outline import kernel_of
 
 __all__ = ["LlvmMergeKernelsPass", "merge_kernels"]
 
@@ -97,13 +97,12 @@ def _kernels(module: ModuleOp) -> list[_Kernel]:
     roots = {
         f.sym_name.data: _Kernel(f.sym_name.data, [])
         for f in funcs
-        if f.sym_name.data.startswith(KERNEL_PREFIX) and "_par" not in f.sym_name.data
+        if kernel_of(f.sym_name.data) == f.sym_name.data
     }
     for f in funcs:
-        name = f.sym_name.data
-        kernel = roots.get(name.split("_par")[0]) if name.startswith(KERNEL_PREFIX) else None
-        if kernel is not None:
-            kernel.functions.append(f)
+        root = kernel_of(f.sym_name.data)
+        if root in roots:
+            roots[root].functions.append(f)
     for kernel in roots.values():
         kernel.functions.sort(key=lambda f: kernel.suffix(f.sym_name.data))
     return sorted((k for k in roots.values() if _well_formed(k)), key=lambda k: k.name)
@@ -120,11 +119,9 @@ def _well_formed(kernel: _Kernel) -> bool:
     if root is None:
         return False
     entries: list[str] = []
-    for call in root.walk():
-        if not isinstance(call, llvm.CallOp) or call.callee is None:
-            continue
-        if call.callee.root_reference.data != "GOMP_parallel" or len(call.args) < 2:
-            continue
+    for call in _calls(root, "GOMP_parallel"):
+        if len(call.args) < 2:
+            return False
         entry, ctx = call.args[0].owner, call.args[1].owner
         if not isinstance(entry, llvm.AddressOfOp) or not isinstance(ctx, llvm.AllocaOp):
             return False
@@ -135,16 +132,20 @@ def _well_formed(kernel: _Kernel) -> bool:
         entry_fn, body = functions.get(name), name + "_body"
         if entry_fn is None or body not in functions or len(entry_fn.body.blocks[0].args) != 1:
             return False
-        calls = [
-            op
-            for op in entry_fn.walk()
-            if isinstance(op, llvm.CallOp)
-            and op.callee is not None
-            and op.callee.root_reference.data == body
-        ]
-        if len(calls) != 1:
+        if len(_calls(entry_fn, body)) != 1:
             return False
     return len(entries) * 2 + 1 == len(kernel.functions)
+
+
+def _calls(function: llvm.FuncOp, callee: str) -> list[llvm.CallOp]:
+    """The calls of `callee` in `function`."""
+    return [
+        op
+        for op in function.walk()
+        if isinstance(op, llvm.CallOp)
+        and op.callee is not None
+        and op.callee.root_reference.data == callee
+    ]
 
 
 def _index_constant(op: Operation | Block) -> int | None:
@@ -425,24 +426,17 @@ def _parametrize(merge: _Merge) -> None:
     root = functions[kernel.name]
     values: dict[str, list[SSAValue]] = {kernel.name: _append_args(root, count)}
     body_calls: list[tuple[llvm.CallOp, str, str]] = []
-    for call in [op for op in root.walk() if isinstance(op, llvm.CallOp)]:
-        if call.callee is None or call.callee.root_reference.data != "GOMP_parallel":
-            continue
+    for call in _calls(root, "GOMP_parallel"):  # `_well_formed`: each as asserted
         entry_ref, ctx = call.args[0].owner, call.args[1].owner
         assert isinstance(entry_ref, llvm.AddressOfOp) and isinstance(ctx, llvm.AllocaOp)
         entry = entry_ref.global_name.root_reference.data
-        base = _slot_base(ctx)
+        base = _index_constant(ctx.size.owner)
+        assert base is not None
         for slot, value in zip(_context_slots(ctx, base, count, call), values[kernel.name]):
             call.parent_block().insert_op_before(llvm.StoreOp(value, slot, alignment=8), call)  # type: ignore[union-attr]
         values[entry] = _load_slots(functions[entry], base, count)
         body = entry + "_body"
-        body_call = next(
-            op
-            for op in functions[entry].walk()
-            if isinstance(op, llvm.CallOp)
-            and op.callee is not None
-            and op.callee.root_reference.data == body
-        )
+        (body_call,) = _calls(functions[entry], body)
         body_calls.append((body_call, body, entry))
         values[body] = _append_args(functions[body], count)
     computed: dict[tuple[str, int, int, int], SSAValue] = {}
@@ -479,12 +473,6 @@ def _affine_value(x: SSAValue, scale: int, offset: int, before: Operation | None
             block.insert_ops_before([c, op], before)
             x = op.res
     return x
-
-
-def _slot_base(ctx: llvm.AllocaOp) -> int:
-    size = ctx.size.owner
-    assert isinstance(size, llvm.ConstantOp) and isinstance(size.value, IntegerAttr)
-    return size.value.value.data
 
 
 def _context_slots(ctx: llvm.AllocaOp, base: int, count: int, before: Operation) -> list[SSAValue]:

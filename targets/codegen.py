@@ -27,7 +27,7 @@ from mlc.targets.compile_cache import CompileCache, object_key
 from mlc.targets.cpu import host_features, optimize, runtimes_called, target_machine
 from mlc.targets.llvm_emit import emit_module
 from mlc.targets.timings import Timings
-from mlc.transforms.loops.outline import KERNEL_PREFIX
+from mlc.transforms.loops.outline import kernel_of
 
 __all__ = ["Objects", "Part", "compile_jobs", "compile_objects", "split_kernels"]
 
@@ -84,8 +84,8 @@ def split_kernels(module: ModuleOp) -> list[Part]:
     globals_ = {op.sym_name.data for op in module.ops if isinstance(op, llvmd.GlobalOp)}
     groups: dict[str, list[str]] = {}
     for name in funcs:  # mlc_kernel_<key> and its parallel regions mlc_kernel_<key>_parN...
-        if name.startswith(KERNEL_PREFIX):
-            root = KERNEL_PREFIX + name[len(KERNEL_PREFIX) :].split("_par")[0]
+        root = kernel_of(name)
+        if root is not None:
             groups.setdefault(root, []).append(name)
     owned = {name for group in groups.values() for name in group}
     parts = [_part([funcs[n] for n in groups[root]], funcs, globals_) for root in sorted(groups)]

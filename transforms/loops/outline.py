@@ -61,6 +61,7 @@ __all__ = [
     "KERNEL_PREFIX",
     "SITE_ATTRIBUTES",
     "TlOutlineKernelsPass",
+    "kernel_of",
     "outline_kernels",
     "site_attributes",
 ]
@@ -69,6 +70,15 @@ __all__ = [
 KERNEL_PREFIX = "mlc_kernel_"
 #: the attributes a kernel call carries (see the module docstring)
 SITE_ATTRIBUTES = ("mlc.label", "mlc.flops", "mlc.bytes")
+
+
+def kernel_of(symbol: str) -> str | None:
+    """The kernel function a function belongs to after the LLVM lowering: `symbol`
+    itself for a kernel, the kernel for its parallel regions (`<kernel>_par<i>`,
+    `<kernel>_par<i>_body`, `lowering.tl_parallel_to_llvm`); None for anything else."""
+    if not symbol.startswith(KERNEL_PREFIX):
+        return None
+    return KERNEL_PREFIX + symbol[len(KERNEL_PREFIX) :].split("_par")[0]
 
 
 def _outlinable(root: Operation, captures: Sequence[SSAValue]) -> bool:
