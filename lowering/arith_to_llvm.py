@@ -103,22 +103,17 @@ def result_type(op: Operation, args: Sequence[SSAValue]) -> Attribute:
 def constant(b: Builder, value: int | float, ty: Attribute) -> SSAValue:
     """`llvm.mlir.constant` of scalar type `ty` (builtin or index), or a splat of a
     `vector<N x T>` type."""
-    if isinstance(value, float | np.floating):  # by its bits: -0.0 is not 0.0
-        value_attr, result_type = _constant_attributes(struct.pack("<d", value), float, ty)
-    else:
-        value_attr, result_type = _constant_attributes(value, type(value), ty)
+    key = struct.pack("<d", value) if isinstance(value, float | np.floating) else value
+    value_attr, result_type = _constant_attributes(key, ty)
     return b.insert(constant_op(value_attr, result_type)).result
 
 
 @functools.cache
-def _constant_attributes(
-    bits: int | bytes, kind: type, ty: Attribute
-) -> tuple[Attribute, Attribute]:
+def _constant_attributes(key: int | bytes, ty: Attribute) -> tuple[Attribute, Attribute]:
     """The value attribute and result type of `constant`, made once per value and type
     (xDSL builds an attribute in 10-100 us; a CNN's lowering asks for thousands). A float
     is keyed by its bits (-0.0 is not 0.0, every NaN is its own)."""
-    value: int | float = struct.unpack("<d", bits)[0] if isinstance(bits, bytes) else bits
-    value = kind(value)
+    value: int | float = struct.unpack("<d", key)[0] if isinstance(key, bytes) else key
     if isinstance(ty, VectorType):
         element = llvm_scalar_type(ty.element_type)
         vty = VectorType(element, ty.get_shape())

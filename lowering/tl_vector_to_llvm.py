@@ -37,7 +37,7 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 from xdsl.dialects import llvm
 from xdsl.dialects.builtin import (
@@ -247,7 +247,9 @@ class LoopKindCodegen:
         self.assume_predicates: set[BlockOp] = set()  # ... in the copy where they hold
         #: `vector_operands` per block, loop, width and point coefficients: an unrolled
         #: tile lowers one block many times with the same access patterns
-        self._operands: dict[tuple[int, int, int, tuple[int | None, ...]], Any] = {}
+        self._operands: dict[
+            tuple[BlockOp, ForOp, int, tuple[int | None, ...]], list[_Operand] | None
+        ] = {}
 
     def predicate_holds(self, op: BlockOp) -> bool:
         """`op`'s predicate holds at every point of the loop copy being emitted (a
@@ -407,10 +409,10 @@ class LoopKindCodegen:
         fb.values[loop.induction_var] = base
         loop_dims = [step if v is loop.induction_var else 0 for v in op.loop_vars]
         point_coef = [coefficient(e, loop_dims) for e in op.binding_map.results]
-        key = (id(op), id(loop), width, tuple(point_coef))
+        key = (op, loop, width, tuple(point_coef))
         if key not in self._operands:
-            self._operands[key] = (op, loop, self.vector_operands(op, point_coef, loop, width))
-        operands = self._operands[key][2]
+            self._operands[key] = self.vector_operands(op, point_coef, loop, width)
+        operands = self._operands[key]
         pred = op.predicate_map.results if op.predicate_map is not None else ()
         if self.predicate_holds(op):
             pred = ()  # holds at every point here (see versioned_loop)

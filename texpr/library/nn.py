@@ -173,6 +173,13 @@ average_pool<@(S#, D#, P#, K#)>(X: $T[N, C, @(H#)]) -> Y: $T[N, C, @(O#)] {
 }"""
 
 
+def counted_padding(op: nn.AveragePoolOp, rank: int) -> dict[str, int]:
+    """`AVERAGE_POOL`'s `L#` / `R#` sizes: the padding its divisor counts (all of it with
+    count_include_pad, else none)."""
+    pads = op.pads if op.count_include_pad else [0] * (2 * rank)
+    return per_axis("L", pads[:rank]) | per_axis("R", pads[rank:])
+
+
 def uniform_window_count(sizes: Mapping[str, int], rank: int, extents: Sequence[int]) -> int | None:
     """The number of taps every window of `AVERAGE_POOL` counts, if it is the same for
     every output position (else None): per axis, the taps `o * S + k * D - P` in
@@ -240,10 +247,7 @@ def pool(op: nn.PoolOp) -> Expression:
         text = MAX_POOL
     elif isinstance(op, nn.AveragePoolOp):
         text = AVERAGE_POOL
-        pads = op.pads
-        include = op.count_include_pad
-        sizes |= per_axis("L", pads[:rank] if include else [0] * rank)
-        sizes |= per_axis("R", pads[rank:] if include else [0] * rank)
+        sizes |= counted_padding(op, rank)
         count = uniform_window_count(sizes, rank, x[2:])
         if count:
             text = AVERAGE_POOL_UNIFORM

@@ -258,49 +258,37 @@ def test_a_block_multiplies_by_few_run_time_strides() -> None:
         assert fixed == (list(range(count)) if kept else [])
 
 
-HAND_WRITTEN = """
-builtin.module {
-  llvm.func @mlc_kernel_a(%p: !llvm.ptr) {
-    %c = llvm.mlir.constant(7 : i64) : i64
-    %q = llvm.getelementptr inbounds %p[%c] : (!llvm.ptr, i64) -> !llvm.ptr, f32
+def _hand_written_kernel(name: str, index: int, threaded: bool) -> str:
+    """A kernel computing the address `%p[index]`; `threaded`: it also runs a parallel
+    region whose context is its argument `%p`, not an `alloca` (not the lowering's shape)."""
+    kernel = f"""
+  llvm.func @{name}(%p: !llvm.ptr) {{
+    %c = llvm.mlir.constant({index} : i64) : i64
+    %q = llvm.getelementptr inbounds %p[%c] : (!llvm.ptr, i64) -> !llvm.ptr, f32"""
+    if not threaded:
+        return kernel + "\n    llvm.return\n  }"
+    return f"""
+  llvm.func @{name}_par0_body(%p: !llvm.ptr) {{
     llvm.return
-  }
-  llvm.func @mlc_kernel_b(%p: !llvm.ptr) {
-    %c = llvm.mlir.constant(9 : i64) : i64
-    %q = llvm.getelementptr inbounds %p[%c] : (!llvm.ptr, i64) -> !llvm.ptr, f32
+  }}
+  llvm.func @{name}_par0(%ctx: !llvm.ptr) {{
+    llvm.call @{name}_par0_body(%ctx) : (!llvm.ptr) -> ()
     llvm.return
-  }
-  llvm.func @GOMP_parallel(!llvm.ptr, !llvm.ptr, i32, i32)
-  llvm.func @mlc_kernel_c_par0_body(%p: !llvm.ptr) {
-    llvm.return
-  }
-  llvm.func @mlc_kernel_c_par0(%ctx: !llvm.ptr) {
-    llvm.call @mlc_kernel_c_par0_body(%ctx) : (!llvm.ptr) -> ()
-    llvm.return
-  }
-  llvm.func @mlc_kernel_c(%p: !llvm.ptr) {
-    %c = llvm.mlir.constant(7 : i64) : i64
-    %q = llvm.getelementptr inbounds %p[%c] : (!llvm.ptr, i64) -> !llvm.ptr, f32
-    %f = llvm.mlir.addressof @mlc_kernel_c_par0 : !llvm.ptr
+  }}{kernel}
+    %f = llvm.mlir.addressof @{name}_par0 : !llvm.ptr
     %z = llvm.mlir.constant(0 : i32) : i32
     llvm.call @GOMP_parallel(%f, %p, %z, %z) : (!llvm.ptr, !llvm.ptr, i32, i32) -> ()
     llvm.return
-  }
-  llvm.func @mlc_kernel_d_par0_body(%p: !llvm.ptr) {
-    llvm.return
-  }
-  llvm.func @mlc_kernel_d_par0(%ctx: !llvm.ptr) {
-    llvm.call @mlc_kernel_d_par0_body(%ctx) : (!llvm.ptr) -> ()
-    llvm.return
-  }
-  llvm.func @mlc_kernel_d(%p: !llvm.ptr) {
-    %c = llvm.mlir.constant(9 : i64) : i64
-    %q = llvm.getelementptr inbounds %p[%c] : (!llvm.ptr, i64) -> !llvm.ptr, f32
-    %f = llvm.mlir.addressof @mlc_kernel_d_par0 : !llvm.ptr
-    %z = llvm.mlir.constant(0 : i32) : i32
-    llvm.call @GOMP_parallel(%f, %p, %z, %z) : (!llvm.ptr, !llvm.ptr, i32, i32) -> ()
-    llvm.return
-  }
+  }}"""
+
+
+HAND_WRITTEN = (
+    "builtin.module {\n  llvm.func @GOMP_parallel(!llvm.ptr, !llvm.ptr, i32, i32)"
+    + _hand_written_kernel("mlc_kernel_a", 7, threaded=False)
+    + _hand_written_kernel("mlc_kernel_b", 9, threaded=False)
+    + _hand_written_kernel("mlc_kernel_c", 7, threaded=True)
+    + _hand_written_kernel("mlc_kernel_d", 9, threaded=True)
+    + """
   llvm.func @main(%p: !llvm.ptr) {
     llvm.call @mlc_kernel_a(%p) : (!llvm.ptr) -> ()
     llvm.call @mlc_kernel_b(%p) : (!llvm.ptr) -> ()
@@ -310,6 +298,7 @@ builtin.module {
   }
 }
 """
+)
 
 
 def test_hand_written_kernels_merge_only_in_the_lowering_s_shape() -> None:

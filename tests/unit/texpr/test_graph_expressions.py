@@ -579,12 +579,9 @@ def test_average_pool_divides_by_a_constant_where_windows_are_uniform(
     )
     names = {d.name for d in expression_for(op).definition.locals}
     assert ("count" not in names) == (uniform is not None)
-    from mlc.texpr.library.nn import _window_sizes, per_axis, uniform_window_count
+    from mlc.texpr.library.nn import _window_sizes, counted_padding, uniform_window_count
 
-    sizes = _window_sizes(op)
-    sizes |= per_axis("L", pads[:2] if include else [0, 0]) | per_axis(
-        "R", pads[2:] if include else [0, 0]
-    )
+    sizes = _window_sizes(op) | counted_padding(op, 2)
     assert uniform_window_count(sizes, 2, [6, 6]) == uniform
     check(op, [random_array((1, 2, 6, 6), F32, 0)])
 
