@@ -46,7 +46,7 @@ from xdsl.ir.affine import AffineDimExpr
 from mlc.dialects.tl import BlockOp, KernelOp
 from mlc.host import host_features
 from mlc.targets.pipeline import default_strategy
-from mlc.transforms.loops.common import ScheduleError, find_block, find_loop
+from mlc.transforms.loops.common import ScheduleError, find_block
 from mlc.transforms.loops.default_schedule import MAX_VECTOR_LANES, apply_default_schedules
 from mlc.transforms.loops.kernel_scope import canonical_label
 from mlc.transforms.loops.schedule import Schedule
@@ -301,12 +301,12 @@ class _Sampler:
         all), now and then an inner reduction loop by 2 or 4."""
         copies = 1
         for name in tiles.inner:
-            trip = find_loop(self.sch.root, f"{label}/{name}")[1].trip_count
+            trip = self.sch.loop(f"{label}/{name}").trip_count
             if copies * trip <= MAX_UNROLLED and self.chance(0.7):
                 self.sch.unroll(f"{label}/{name}")
                 copies *= trip
         for name in tiles.reduction_inner:
-            trip = find_loop(self.sch.root, f"{label}/{name}")[1].trip_count
+            trip = self.sch.loop(f"{label}/{name}").trip_count
             if trip >= 2 and self.chance(0.2):
                 self.sch.unroll(
                     f"{label}/{name}", self.rng.choice([f for f in (2, 4) if f <= trip])
@@ -316,7 +316,7 @@ class _Sampler:
         """Run the outermost loop outside the reductions with more than one iteration on
         threads."""
         for name in outside:
-            if find_loop(self.sch.root, f"{label}/{name}")[1].trip_count > 1:
+            if self.sch.loop(f"{label}/{name}").trip_count > 1:
                 self.sch.parallel(f"{label}/{name}")
                 return
 
@@ -328,7 +328,7 @@ class _Sampler:
         first = next(i for i, n in enumerate(order) if n in reductions)
         at = order[first if first == 0 or self.chance(0.75) else self.rng.randrange(first)]
         load, store = self.sch.cache_write(label, 0, f"{label}/{at}")
-        tile = math.prod(find_block(self.sch.root, load).buffer_types[-1].get_shape())
+        tile = math.prod(self.sch.block(load).buffer_types[-1].get_shape())
         if tile > MAX_CACHED_TILE:  # (an imperfect split caches the whole dimension)
             raise ScheduleError(
                 f"the tile cached at '{label}/{at}' has {tile} elements (at most "
@@ -350,7 +350,7 @@ class _Sampler:
     def cache_read(self, label: str, inputs: int, order: Sequence[str], lanes: int) -> None:
         index = self.rng.randrange(inputs)
         at = self.rng.choice([None, *order[: max(1, len(order) // 2)]])
-        block = find_block(self.sch.root, label)
+        block = self.sch.block(label)
         rank = len(block.buffer_types[index].get_shape())
         layout = None
         if rank >= 2 and self.chance(0.3):
@@ -380,7 +380,7 @@ class _Sampler:
             return
         try:
             inner = loops[-1]
-            trip = find_loop(self.sch.root, inner)[1].trip_count
+            trip = self.sch.loop(inner).trip_count
             if trip > lanes:
                 inner = self.sch.split(inner, lanes)[1]
             if trip >= 2:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from mlc.dialects.tl import BlockOp
 from mlc.lowering.workspace import buffer_bytes
-from mlc.transforms.loops.common import ScheduleError, block_loops, find_block, loop_name
+from mlc.transforms.loops.common import ScheduleError, block_loops, loop_name
 from mlc.transforms.loops.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -211,7 +211,7 @@ def schedule_channel_block_tile(
         sch.unroll(f"{label}/{name}")
     sch.vectorize(f"{label}/{names[v]}", width)
     materialize_pads(sch, label, strategy)
-    strategy._parallel(sch, label, find_block(sch.root, label), order)
+    strategy._parallel(sch, label, sch.block(label), order)
     return True
 
 
@@ -225,7 +225,7 @@ def materialize_pads(
     its padding, once before the nest (a cache_read at the outermost loop), so the hot
     loop reads without bounds checks; with `strategy`, the copy is scheduled too
     (vectorized along its rows)."""
-    block = find_block(sch.root, label)
+    block = sch.block(label)
     outer = f"{label}/{loop_name(block_loops(block)[0])}"
     for k in range(len(block.inputs)) if inputs is None else inputs:
         if block.pad_values[k] is None:
@@ -236,14 +236,14 @@ def materialize_pads(
             continue
         if strategy is not None:
             _vectorize_rows(strategy, sch, copy)
-        block = find_block(sch.root, label)
+        block = sch.block(label)
 
 
 def _vectorize_rows(strategy: CpuDefaultSchedule, sch: Schedule, label: str) -> None:
     """Vectorize the innermost loop of the copy block `label` (contiguous in both
     buffers; its guarded reads become masked loads); a copy without loops (a rank-0
     input, such as a zero point) stays as it is."""
-    block = find_block(sch.root, label)
+    block = sch.block(label)
     loops = block_loops(block)
     if not loops:
         return

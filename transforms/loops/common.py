@@ -42,9 +42,11 @@ __all__ = [
     "injective_outputs",
     "lane_stride",
     "loop_name",
+    "loop_of_block",
     "order_insensitive",
     "rebind",
     "remake_block",
+    "split_loop_name",
     "uses_of",
 ]
 
@@ -119,19 +121,30 @@ def find_block(root: Operation, label: str) -> BlockOp:
     return found[0]
 
 
-def find_loop(root: Operation, name: str) -> tuple[BlockOp, ForOp]:
-    """The block and loop that `label/loop` names."""
+def split_loop_name(name: str) -> tuple[str, str]:
+    """`label/loop` as (`label`, `loop`)."""
     label, slash, short = name.rpartition("/")
     if not slash or not label or not short:
         raise ScheduleError(f"loop name '{name}' must have the form <block label>/<loop>")
-    block = find_block(root, label)
+    return label, short
+
+
+def find_loop(root: Operation, name: str) -> tuple[BlockOp, ForOp]:
+    """The block and loop that `label/loop` names."""
+    block = find_block(root, split_loop_name(name)[0])
+    return block, loop_of_block(block, name)
+
+
+def loop_of_block(block: BlockOp, name: str) -> ForOp:
+    """The loop around `block` that `label/loop` names (`label` is `block`'s)."""
+    label, short = split_loop_name(name)
     loops = block_loops(block)
     exact = [loop for loop in loops if loop_name(loop) == short]
     if len(exact) == 1:
-        return block, exact[0]
+        return exact[0]
     loose = [loop for loop in loops if _SUFFIX.sub("", loop_name(loop)) == short]
     if not exact and len(loose) == 1:
-        return block, loose[0]
+        return loose[0]
     names = ", ".join(loop_name(loop) for loop in loops) or "none"
     raise ScheduleError(f"unknown loop '{name}': block \"{label}\" has loops {names}")
 

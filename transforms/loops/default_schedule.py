@@ -82,7 +82,6 @@ from mlc.transforms.loops.common import (
     block_loops,
     block_work,
     blocks_under,
-    find_block,
     lane_stride,
     loop_name,
 )
@@ -174,7 +173,7 @@ class CpuDefaultSchedule:
         decompose = bool(kernel.reduction_dims) and any(v is not None for v in kernel.init_values)
         sch.lower(label, keep_inits=decompose)
         if decompose:
-            first = block_loops(find_block(sch.root, label))[0]
+            first = block_loops(sch.block(label))[0]
             try:
                 init = sch.decompose_reduction(label, f"{label}/{loop_name(first)}")
             except ScheduleError:
@@ -195,7 +194,7 @@ class CpuDefaultSchedule:
         `_fill_before`, in the kernel's scope) to the start of each tile, right before the
         reduction loops (`compute_at`): the tile starts from its bias in registers
         instead of a pass over the whole output first."""
-        block = find_block(sch.root, label)
+        block = sch.block(label)
         at = _tile_loop(block)
         fills = [
             b
@@ -213,7 +212,7 @@ class CpuDefaultSchedule:
         """Move the kernel that finishes `label`'s output in place (a bias, activation or
         residual add: `transforms.loops.fusion.epilogue_in_place`) into `label`'s nest right after the
         reduction loops, so each register tile is finished before it is stored for good."""
-        at = _tile_loop(find_block(sch.root, label))
+        at = _tile_loop(sch.block(label))
         if at is None:
             return
         name = epilogue.label.data
@@ -226,7 +225,7 @@ class CpuDefaultSchedule:
     # ------------------------------------------------------------------ one block
 
     def _schedule_block(self, sch: Schedule, label: str) -> None:
-        block = find_block(sch.root, label)
+        block = sch.block(label)
         names = block.iterator_names
         extents = [block.iterator_list[d].extent.data for d in range(len(names))]
         loops = {loop_name(f): f for f in block_loops(block)}
@@ -243,7 +242,7 @@ class CpuDefaultSchedule:
             return
         if reductions and not _contiguous_inputs(block, v):
             materialize_pads(sch, label, self)  # no bounds check per scalar load
-            block = find_block(sch.root, label)
+            block = sch.block(label)
             if _strided_inputs(block, v):  # a stride-2 pooling window: wide loads
                 self._vectorize_strided(sch, label, block, v, width)
             else:
@@ -263,7 +262,7 @@ class CpuDefaultSchedule:
             # a small sliding window and no row to reuse loaded vectors along (a depthwise
             # conv in NCHW): padding copied once, the window unrolled inside the vectors
             materialize_pads(sch, label, self, inputs=_contiguous_inputs(block, v))
-            self._vectorize_strided(sch, label, find_block(sch.root, label), v, width)
+            self._vectorize_strided(sch, label, sch.block(label), v, width)
             return
         vname = names[v]
         if r is not None:
@@ -280,7 +279,7 @@ class CpuDefaultSchedule:
             new_order = rest + ([v_outer] if v_outer else []) + [v_inner]
             sch.reorder(*(f"{label}/{n}" for n in new_order))
             sch.vectorize(f"{label}/{v_inner}", width)
-            self._parallel(sch, label, find_block(sch.root, label), new_order)
+            self._parallel(sch, label, sch.block(label), new_order)
             return
         rname = names[r]
         if rows < extents[r]:
@@ -329,8 +328,8 @@ class CpuDefaultSchedule:
         sch.vectorize(f"{label}/{v_inner}", width)
         if packed is not None:
             sch.cache_read(label, packed[0], f"{label}/{r_outer}")
-        materialize_pads(sch, label, inputs=_contiguous_inputs(find_block(sch.root, label), v))
-        self._parallel(sch, label, find_block(sch.root, label), new_order)
+        materialize_pads(sch, label, inputs=_contiguous_inputs(sch.block(label), v))
+        self._parallel(sch, label, sch.block(label), new_order)
 
     def _panel_block(
         self,
@@ -422,7 +421,7 @@ class CpuDefaultSchedule:
             for n in [*reductions, *tile]:
                 sch.unroll(f"{label}/{n}")
         sch.vectorize(f"{label}/{v_inner}", width)
-        self._parallel(sch, label, find_block(sch.root, label), order)
+        self._parallel(sch, label, sch.block(label), order)
 
     def _register_tile(self, lanes: int, v_extent: int, r_extent: int) -> tuple[int, int, int]:
         """(vector width, tile rows MR, vectors per row NR) for a tile over an `r_extent` x

@@ -42,8 +42,9 @@ from mlc.transforms.loops.common import (
     ScheduleError,
     block_loops,
     find_block,
-    find_loop,
     loop_name,
+    loop_of_block,
+    split_loop_name,
 )
 from mlc.transforms.loops.compute_at import compute_at as _compute_at
 from mlc.transforms.loops.compute_at import reverse_compute_at as _reverse_compute_at
@@ -130,22 +131,45 @@ class Schedule:
     def __init__(self, root: Operation) -> None:
         self.root = root
         self.steps: list[Step] = []
+        #: blocks found before, by label: steps look blocks up by label dozens of times
+        #: per kernel, and a walk of the whole root each time was quadratic
+        self._blocks: dict[str, BlockOp] = {}
 
     # ------------------------------------------------------------------ queries
 
     def _record(self, verb: str, *args: object) -> None:
         self.steps.append(Step(verb, tuple(str(a) for a in args)))
 
-    def _loop(self, name: str) -> ForOp:
-        return find_loop(self.root, name)[1]
+    def _known(self, label: str) -> BlockOp | None:
+        """The block found before as `label`, while still under the root with that label."""
+        known = self._blocks.get(label)
+        if known is not None and known.label.data == label and self.root.is_ancestor(known):
+            return known
+        return None
+
+    def block(self, label: str) -> BlockOp:
+        """The one `tl.block` labelled `label` under the root (`find_block`; a block
+        found before is returned while it is still under the root with that label)."""
+        block = self._known(label)
+        if block is None:
+            block = self._blocks[label] = find_block(self.root, label)
+        return block
+
+    def loop(self, name: str) -> ForOp:
+        """The loop `label/loop` (`find_loop`, its block found with `block`)."""
+        return loop_of_block(self.block(split_loop_name(name)[0]), name)
+
+    def _has_block(self, label: str) -> bool:
+        return self._known(label) is not None or any(
+            isinstance(op, BlockOp) and op.label.data == label for op in self.root.walk()
+        )
 
     def get_loops(self, label: str) -> list[str]:
         """Names of the loops around the block `label`, outermost first; a `tl.kernel`
         with that label is lowered first (`lower`)."""
-        if not any(isinstance(op, BlockOp) and op.label.data == label for op in self.root.walk()):
+        if not self._has_block(label):
             self.lower(label)
-        block = find_block(self.root, label)
-        return [f"{label}/{loop_name(f)}" for f in block_loops(block)]
+        return [f"{label}/{loop_name(f)}" for f in block_loops(self.block(label))]
 
     # ------------------------------------------------------------------ steps
 
@@ -171,36 +195,36 @@ class Schedule:
         return name.rpartition("/")[0]
 
     def split(self, loop: str, factor: int) -> tuple[str, str]:
-        outer, inner = tiling.split(self._loop(loop), factor, loop)
+        outer, inner = tiling.split(self.loop(loop), factor, loop)
         self._record("split", loop, factor)
         label = self._label(loop)
         return f"{label}/{loop_name(outer)}", f"{label}/{loop_name(inner)}"
 
     def reorder(self, *loops: str) -> None:
-        tiling.reorder([self._loop(n) for n in loops], loops)
+        tiling.reorder([self.loop(n) for n in loops], loops)
         self._record("reorder", *loops)
 
     def fuse(self, outer: str, inner: str) -> str:
-        fused = tiling.fuse(self._loop(outer), self._loop(inner), (outer, inner))
+        fused = tiling.fuse(self.loop(outer), self.loop(inner), (outer, inner))
         self._record("fuse", outer, inner)
         return f"{self._label(outer)}/{loop_name(fused)}"
 
     def parallel(self, loop: str) -> None:
-        annotate.parallel(self._loop(loop), loop)
+        annotate.parallel(self.loop(loop), loop)
         self._record("parallel", loop)
 
     def vectorize(self, loop: str, width: int | None = None) -> None:
-        annotate.vectorize(self._loop(loop), width, loop)
+        annotate.vectorize(self.loop(loop), width, loop)
         self._record("vectorize", loop, *([] if width is None else [width]))
 
     def unroll(self, loop: str, factor: int | None = None) -> None:
-        annotate.unroll(self._loop(loop), factor, loop)
+        annotate.unroll(self.loop(loop), factor, loop)
         self._record("unroll", loop, *([] if factor is None else [factor]))
 
     def decompose_reduction(self, block: str, loop: str) -> str:
         """Hoist the inits of `block` into a nest before `loop`; returns the init block's
         label."""
-        init = buffers.decompose_reduction(find_block(self.root, block), self._loop(loop), [loop])
+        init = buffers.decompose_reduction(self.block(block), self.loop(loop), [loop])
         self._record("decompose_reduction", block, loop)
         return init.label.data
 
@@ -210,10 +234,8 @@ class Schedule:
         """Copy input `index` of `block` to a local buffer before loop `at` (default: the
         whole buffer before the outermost loop; with `at`: only the tile `at` and the loops
         inside it read); `layout` permutes its dims (pack). Returns the copy block's label."""
-        loop = self._loop(at) if at else None
-        copy = cache.cache_read(
-            find_block(self.root, block), index, loop, layout, [at] if at else []
-        )
+        loop = self.loop(at) if at else None
+        copy = cache.cache_read(self.block(block), index, loop, layout, [at] if at else [])
         # an empty layout (a rank-0 buffer) is the identity: not recorded
         extra = [",".join(str(p) for p in layout)] if layout else []
         self._record("cache_read", block, index, at or "-", *extra)
@@ -227,27 +249,25 @@ class Schedule:
         """Compute output `index` of `block` into a local tile, loaded before loop `at`
         (default: the outermost) and written back after it. Returns the labels of the
         copy-in and copy-out blocks."""
-        loop = self._loop(at) if at else None
-        load, store = cache.cache_write(
-            find_block(self.root, block), index, loop, [at] if at else []
-        )
+        loop = self.loop(at) if at else None
+        load, store = cache.cache_write(self.block(block), index, loop, [at] if at else [])
         self._record("cache_write", block, index, *([at] if at else []))
         return load.label.data, store.label.data
 
     def reverse_compute_at(self, block: str, loop: str) -> None:
         """Move the elementwise consumer `block` into the producer's loop `loop` (a
         `tl.kernel` labelled `block` is lowered first)."""
-        if not any(isinstance(op, BlockOp) and op.label.data == block for op in self.root.walk()):
+        if not self._has_block(block):
             self.lower(block)
-        _reverse_compute_at(find_block(self.root, block), self._loop(loop), [loop])
+        _reverse_compute_at(self.block(block), self.loop(loop), [loop])
         self._record("reverse_compute_at", block, loop)
 
     def compute_at(self, block: str, loop: str) -> None:
         """Move the elementwise producer `block` into the consumer's loop `loop` (a
         `tl.kernel` labelled `block` is lowered first)."""
-        if not any(isinstance(op, BlockOp) and op.label.data == block for op in self.root.walk()):
+        if not self._has_block(block):
             self.lower(block)
-        _compute_at(find_block(self.root, block), self._loop(loop), [loop])
+        _compute_at(self.block(block), self.loop(loop), [loop])
         self._record("compute_at", block, loop)
 
     # ------------------------------------------------------------------ text
