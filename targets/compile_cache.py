@@ -111,16 +111,26 @@ class CompileCache:
             pass
         return None
 
-    def put(self, key: str, obj: bytes, kind: str = "o", evict: bool = True) -> None:
+    def put(
+        self,
+        key: str,
+        obj: bytes,
+        kind: str = "o",
+        evict: bool = True,
+        digest: bytes | None = None,
+    ) -> None:
         """Store `obj` (atomically); with `evict`, then keep the cache under its cap
-        (a caller storing many entries passes False and calls `evict()` once)."""
+        (a caller storing many entries passes False and calls `evict()` once). `digest`:
+        `obj`'s SHA-256 where the caller has it (a wrong one makes the entry read as
+        corrupted, never as other bytes)."""
         path = self._path(key, kind)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            header = _HEADER.pack(MAGIC, len(obj), hashlib.sha256(obj).digest())
+            header = _HEADER.pack(MAGIC, len(obj), digest or hashlib.sha256(obj).digest())
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as f:
-                f.write(header + obj)
+                f.write(header)
+                f.write(obj)
             os.replace(tmp, path)
         except OSError:
             return  # a read-only or full cache directory only costs speed

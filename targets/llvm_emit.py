@@ -59,6 +59,7 @@ __all__ = [
     "EXTERNAL_MIN_BYTES",
     "EmitError",
     "OWN_OP_EMITTERS",
+    "constant_digest",
     "content_address_constants",
     "emit_module",
 ]
@@ -182,13 +183,14 @@ def _raw_bytes(op: llvm.GlobalOp) -> bytes | None:
 
 def content_address_constants(module: ModuleOp) -> None:
     """Rename every constant global with a dense value to `mlc_const_<sha256 of its
-    bytes>` (references follow); identical constants become one global."""
+    bytes>` (the whole digest, in hex; `constant_digest` reads it back; references
+    follow); identical constants become one global."""
     renamed: dict[str, str] = {}
     kept: set[str] = set()
     for op in list(module.ops):
         if not isinstance(op, llvm.GlobalOp) or (raw := _raw_bytes(op)) is None:
             continue
-        name = CONSTANT_PREFIX + hashlib.sha256(raw).hexdigest()[:32]
+        name = CONSTANT_PREFIX + hashlib.sha256(raw).hexdigest()
         renamed[op.sym_name.data] = name
         if name in kept:
             module.body.block.erase_op(op)
@@ -202,6 +204,18 @@ def content_address_constants(module: ModuleOp) -> None:
             new = renamed.get(op.global_name.root_reference.data)
             if new is not None:
                 op.global_name = SymbolRefAttr(new)
+
+
+def constant_digest(name: str) -> bytes | None:
+    """The SHA-256 of a content-addressed constant's bytes, from its name; None for
+    another name."""
+    if not name.startswith(CONSTANT_PREFIX):
+        return None
+    try:
+        digest = bytes.fromhex(name[len(CONSTANT_PREFIX) :])
+    except ValueError:
+        return None
+    return digest if len(digest) == hashlib.sha256().digest_size else None
 
 
 def emit_module(

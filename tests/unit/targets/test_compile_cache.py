@@ -306,3 +306,35 @@ def test_editing_mlc_source_misses_the_model_cache(monkeypatch) -> None:  # type
     assert model_cache.code_fingerprint() == model_cache.code_fingerprint()  # stable
     monkeypatch.setattr(model_cache, "code_fingerprint", lambda: "edited")
     assert model_cache.model_key(model, {}) != before
+
+
+def test_constants_are_stored_under_their_digest_and_checked_against_it(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A constant's name is the SHA-256 of its bytes (stored without hashing them again);
+    a constant entry whose bytes are whole but not the named ones is a miss, and a digest
+    given wrongly to `put` reads as a corrupted entry, never as other bytes."""
+    import hashlib
+
+    from mlc.targets.compile_cache import _HEADER, MAGIC
+    from mlc.targets.llvm_emit import CONSTANT_PREFIX, constant_digest
+
+    monkeypatch.setenv("MLC_CACHE_DIR", str(tmp_path))
+    cold = compile_model(CNN)
+    consts = sorted(tmp_path.glob("*/*.const"))
+    assert consts
+    for entry in consts:
+        name = entry.name.removesuffix(".const")
+        payload = entry.read_bytes()[_HEADER.size :]
+        assert name.startswith(CONSTANT_PREFIX)
+        assert constant_digest(name) == hashlib.sha256(payload).digest()
+    other = bytes(b ^ 1 for b in consts[0].read_bytes()[_HEADER.size :])  # well-formed
+    consts[0].write_bytes(_HEADER.pack(MAGIC, len(other), hashlib.sha256(other).digest()) + other)
+    again = compile_model(CNN)
+    assert "convert-graph-to-tl" in again.timings.seconds  # a miss, compiled again
+    np.testing.assert_array_equal(again(X)[0], cold(X)[0])
+
+    cache = CompileCache(tmp_path / "c")
+    cache.put("ab" + "c" * 62, b"bytes", "const", digest=hashlib.sha256(b"other").digest())
+    assert cache.get("ab" + "c" * 62, "const") is None
+    assert constant_digest("mlc_const_xyz") is None and constant_digest("w") is None
