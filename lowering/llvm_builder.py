@@ -28,6 +28,7 @@ on ints folds in Python, `x * 1` and `x + 0` emit nothing) or an i64 SSA value.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -37,6 +38,7 @@ from xdsl.builder import Builder, InsertPoint
 from xdsl.dialects import llvm
 from xdsl.dialects.builtin import (
     AnyFloat,
+    FloatAttr,
     IntegerAttr,
     IntegerType,
     MemRefType,
@@ -154,8 +156,8 @@ class FunctionBuilder:
         self.block = block
         self.externals = externals
         self.values: dict[SSAValue, Index] = {}
-        # id(entry block) -> (the block, its i64 constants by value): see `v`
-        self._index_constants: dict[int, tuple[Block, dict[int, SSAValue]]] = {}
+        # id(entry block) -> (the block, its constants by value and type): see `v`
+        self._index_constants: dict[int, tuple[Block, dict[object, SSAValue]]] = {}
         # (block, op, operands) -> the index `add` / `mul` already in that block: see `_arith`
         self._index_ops: dict[tuple[Block, str, SSAValue, SSAValue], SSAValue] = {}
         # id(buffer type) -> (the type, its row-major strides): see `flat_offset`
@@ -201,15 +203,21 @@ class FunctionBuilder:
         sharing them only saves building thousands of ops)."""
         if not isinstance(x, int):
             return x
+        return self.shared_constant(x, i64)
+
+    def shared_constant(self, value: int | float, ty: Attribute) -> SSAValue:
+        """The `constant` `value` of type `ty`, built once per function at the top of its
+        entry block (a float is keyed by its bits, as `constant` does)."""
         entry = self.region.blocks[0]
         known = self._index_constants.get(id(entry))
         if known is None:
             known = self._index_constants[id(entry)] = (entry, {})
         constants = known[1]
-        value = constants.get(x)
-        if value is None:
-            value = constants[x] = constant(Builder(InsertPoint.at_start(entry)), x, i64)
-        return value
+        key = (struct.pack("<d", value), ty) if isinstance(value, float) else (value, ty)
+        found = constants.get(key)
+        if found is None:
+            found = constants[key] = constant(Builder(InsertPoint.at_start(entry)), value, ty)
+        return found
 
     def add(self, x: Index, y: Index) -> Index:
         """`x + y` (`llvm.add` unless an int folds it)."""
@@ -427,11 +435,20 @@ class FunctionBuilder:
 
         self.loop(lb, ub, step, iteration)
 
+    def splat_constant(self, value: int | float, element: Attribute, width: int) -> SSAValue:
+        """The constant `value` (of the builtin scalar type `element`) in every lane of a
+        `width`-lane vector, built once per function."""
+        return self.shared_constant(value, llvm_ops.vector_type(element, width))
+
     def splat(self, value: SSAValue, width: int) -> SSAValue:
-        """`value` in every lane of a `width`-lane vector (a vector stays as it is)."""
+        """`value` in every lane of a `width`-lane vector (a vector stays as it is; a
+        scalar constant gives a vector constant, built once per function)."""
         if lanes_of(value) > 1:
             return value
         vty = llvm_ops.vector_type(value.type, width)
+        owner = value.owner
+        if isinstance(owner, llvm.ConstantOp) and isinstance(owner.value, IntegerAttr | FloatAttr):
+            return self.shared_constant(owner.value.value.data, vty)
         undef = self.insert(llvm_ops.undef(vty)).res
         first = self.insert(llvm_ops.insert_element(undef, value, self.v(0))).res
         return self.insert(llvm_ops.shuffle(first, first, [0] * width, vty)).res

@@ -39,10 +39,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from xdsl.dialects import llvm
+from xdsl.dialects import arith, llvm
 from xdsl.dialects.builtin import (
     AnyFloat,
     DenseIntOrFPElementsAttr,
+    FloatAttr,
+    IntegerAttr,
     IntegerType,
     MemRefType,
     VectorType,
@@ -504,14 +506,16 @@ class LoopKindCodegen:
             if o.index >= n_in:
                 ptr = fb.element_ptr(fb.values[o.buffer], o.type, idx)
                 stores.append((ptr, o))
+                if not args[o.index].uses:
+                    continue  # written, never read: not loaded
                 if o.init is not None and not op.reduction_dims:
-                    env[args[o.index]] = constant(fb.b, o.init.value.data, element)
+                    env[args[o.index]] = fb.shared_constant(o.init.value.data, element)
                     continue
                 value = self.vector_load(ptr, element, width, mask)
                 if o.init is not None:
                     if at_start is None:
                         at_start = fb.all_zero([point[d] for d in op.reduction_dims])
-                    init = fb.splat(constant(fb.b, o.init.value.data, element), width)
+                    init = fb.splat_constant(o.init.value.data, element, width)
                     value = select(fb.b, at_start, init, value)
                 env[args[o.index]] = value
             elif o.pad is not None:
@@ -535,6 +539,12 @@ class LoopKindCodegen:
             elif isinstance(body_op, IndexOp):
                 d = names.index(body_op.iterator.data)
                 env[body_op.result] = self.lanes(fb.v(point[d]), coef[d], width)
+            elif isinstance(body_op, arith.ConstantOp) and isinstance(
+                body_op.value, IntegerAttr | FloatAttr
+            ):
+                env[body_op.result] = fb.shared_constant(
+                    body_op.value.value.data, body_op.result.type
+                )
             else:
                 values = [env[v] for v in body_op.operands]
                 if any(lanes_of(v) > 1 for v in values):
@@ -682,7 +692,7 @@ class LoopKindCodegen:
         if mask is not None:
             lane_ok = fb.insert(llvm.AndOp(lane_ok, mask)).results[0]
         ptr = fb.element_ptr(fb.values[o.buffer], o.type, idx, inbounds=False)
-        pad = fb.splat(constant(fb.b, o.pad.value.data, element), width)
+        pad = fb.splat_constant(o.pad.value.data, element, width)
         return self.vector_load(ptr, element, width, lane_ok, pad)
 
     def strided_load(
