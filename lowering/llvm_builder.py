@@ -156,8 +156,11 @@ class FunctionBuilder:
         self.block = block
         self.externals = externals
         self.values: dict[SSAValue, Index] = {}
-        # id(entry block) -> (the block, its constants by value and type): see `v`
-        self._index_constants: dict[int, tuple[Block, dict[object, SSAValue]]] = {}
+        # the current function's entry block and constants (i64 ones by value, others by
+        # value and type): see `v`, `shared_constant`
+        self._entry = region.blocks[0]
+        self._i64: dict[int, SSAValue] = {}
+        self._constants: dict[object, SSAValue] = {}
         # (block, op, operands) -> the index `add` / `mul` already in that block: see `_arith`
         self._index_ops: dict[tuple[Block, str, SSAValue, SSAValue], SSAValue] = {}
         # id(buffer type) -> (the type, its row-major strides): see `flat_offset`
@@ -185,15 +188,16 @@ class FunctionBuilder:
         `arg_types`; `values` starts as a copy of the outer one. On exit the region, the
         insertion point and the outer `values` are restored (what was mapped inside is
         forgotten)."""
-        saved = (self.region, self.block, self.values)
+        saved = (self.region, self.block, self.values, self._entry, self._i64, self._constants)
         self.region = Region()
-        self.block = Block(arg_types=arg_types)
+        self.block = self._entry = Block(arg_types=arg_types)
         self.region.add_block(self.block)
         self.values = dict(self.values)
+        self._i64, self._constants = {}, {}
         try:
             yield self.region
         finally:
-            self.region, self.block, self.values = saved
+            self.region, self.block, self.values, self._entry, self._i64, self._constants = saved
 
     # ---- index arithmetic (Python ints fold)
 
@@ -203,20 +207,21 @@ class FunctionBuilder:
         sharing them only saves building thousands of ops)."""
         if not isinstance(x, int):
             return x
-        return self.shared_constant(x, i64)
+        found = self._i64.get(x)
+        if found is None:
+            found = self._i64[x] = constant(Builder(InsertPoint.at_start(self._entry)), x, i64)
+        return found
 
     def shared_constant(self, value: int | float, ty: Attribute) -> SSAValue:
         """The `constant` `value` of type `ty`, built once per function at the top of its
         entry block (a float is keyed by its bits, as `constant` does)."""
-        entry = self.region.blocks[0]
-        known = self._index_constants.get(id(entry))
-        if known is None:
-            known = self._index_constants[id(entry)] = (entry, {})
-        constants = known[1]
+        if ty == i64 and isinstance(value, int):
+            return self.v(value)
         key = (struct.pack("<d", value), ty) if isinstance(value, float) else (value, ty)
-        found = constants.get(key)
+        found = self._constants.get(key)
         if found is None:
-            found = constants[key] = constant(Builder(InsertPoint.at_start(entry)), value, ty)
+            entry = Builder(InsertPoint.at_start(self._entry))
+            found = self._constants[key] = constant(entry, value, ty)
         return found
 
     def add(self, x: Index, y: Index) -> Index:

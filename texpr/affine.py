@@ -10,6 +10,7 @@ non-negative remainder (for a positive divisor), as in MLIR's affine maps.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -68,6 +69,9 @@ def _mono_key(mono: Monomial) -> tuple[object, ...]:
     return tuple(_atom_key(a) for a in mono)
 
 
+_first = operator.itemgetter(0)
+
+
 @dataclass(frozen=True)
 class Poly:
     """A canonical integer polynomial over atoms; build with `const`, `sym`, `it` and operators."""
@@ -80,11 +84,11 @@ class Poly:
         """The polynomial sum of ``coefficient * monomial`` (monomials need not be sorted)."""
         merged: dict[Monomial, int] = {}
         for mono, coeff in terms.items():
-            canon = tuple(sorted(mono, key=_atom_key))
+            canon = mono if len(mono) < 2 else tuple(sorted(mono, key=_atom_key))
             merged[canon] = merged.get(canon, 0) + coeff
-        items = sorted(((m, c) for m, c in merged.items() if c != 0), key=lambda t: _mono_key(t[0]))
-        key = tuple((_mono_key(m), c) for m, c in items)
-        return Poly(tuple(items), key)
+        # each monomial's key made once (distinct monomials have distinct keys)
+        keyed = sorted(((_mono_key(m), m, c) for m, c in merged.items() if c != 0), key=_first)
+        return Poly(tuple((m, c) for _, m, c in keyed), tuple((k, c) for k, _, c in keyed))
 
     # -- predicates and views ---------------------------------------------------------
 
