@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr
-from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.printer import Printer
 
 from mlc.dialects.tl import BlockOp, KernelOp
@@ -123,37 +123,78 @@ def structural_key(module: ModuleOp) -> str:
 
 
 def scope_key(ops: Sequence[Operation]) -> tuple[str, list[SSAValue], list[str]]:
-    """The structural key of `ops` in this process (a hash of their text with canonical
-    labels and unnamed values, the types of the values they use from outside appended),
-    those values in order of first use, and the ops' labels. Equal to `structural_key` of
-    `standalone_module(ops)` in what it tells apart, without copying `ops`: they are
-    renamed while printed, then restored."""
+    """The structural key of `ops` (a hash of their structure with canonical labels and
+    unnamed values: op names, operands by position, types, properties, attributes,
+    regions, successors; the types of the values they use from outside appended), those
+    values in order of first use, and the ops' labels. It tells apart what
+    `structural_key` of `standalone_module(ops)` tells apart, without copying or printing
+    `ops` (an attribute is printed once per process)."""
     used = captures(ops)
-    labelled = [op for o in ops for op in o.walk() if isinstance(op, KernelOp | BlockOp)]
-    labels = [op.label.data for op in labelled]
-    named = [v for v in used if v.name_hint]
-    for o in ops:
-        for op in o.walk():
-            named += [v for v in op.results if v.name_hint]
-            named += [a for r in op.regions for b in r.blocks for a in b.args if a.name_hint]
-    hints = [v.name_hint for v in named]
-    out = io.StringIO()
-    try:
-        for i, op in enumerate(labelled):
-            op.label = StringAttr(canonical_label(i))
-        for v in named:
-            v.name_hint = None
-        printer = Printer(out)
-        for op in ops:
-            printer.print_op(op)
-            out.write("\n")
-    finally:
-        for op, label in zip(labelled, labels):
-            op.label = StringAttr(label)
-        for v, hint in zip(named, hints):
-            v.name_hint = hint
-    out.write(" ".join(str(v.type) for v in used))
-    return hashlib.sha256(out.getvalue().encode()).hexdigest()[:24], used, labels
+    numbers: dict[SSAValue, int] = {v: i for i, v in enumerate(used)}
+    labels: list[str] = []
+    tokens: list[str] = []
+    for op in ops:
+        _fingerprint_op(op, numbers, labels, tokens)
+        tokens.append("\n")
+    tokens.append(" ".join(_attribute_text(v.type) for v in used))
+    digest = hashlib.sha256("\x1f".join(tokens).encode()).hexdigest()[:24]
+    return digest, used, labels
+
+
+def _fingerprint_op(
+    op: Operation, numbers: dict[SSAValue, int], labels: list[str], tokens: list[str]
+) -> None:
+    """Append `op`'s structure to `tokens` (values numbered in order of definition, the
+    labels of kernels and blocks canonical, in walk order)."""
+    labelled = isinstance(op, KernelOp | BlockOp)
+    if labelled:
+        labels.append(op.label.data)  # type: ignore[attr-defined]
+    tokens.append(op.name)
+    tokens.append(",".join(str(numbers[v]) for v in op.operands))
+    for kind, attrs in (("p", op.properties), ("a", op.attributes)):
+        for name, attr in attrs.items():
+            if labelled and name == "label":
+                text = canonical_label(len(labels) - 1)
+            else:
+                text = _attribute_text(attr)
+            tokens.append(f"{kind}:{name}={text}")
+    for v in op.results:
+        numbers[v] = len(numbers)
+        tokens.append(_attribute_text(v.type))
+    if op.successors:  # blocks of the region holding `op`, by position
+        region = op.parent_region()
+        siblings = list(region.blocks) if region is not None else []
+        tokens.append("->" + ",".join(str(siblings.index(b)) for b in op.successors))
+    for region in op.regions:
+        tokens.append("{")
+        for block in region.blocks:
+            tokens.append("^")
+            for arg in block.args:
+                numbers[arg] = len(numbers)
+                tokens.append(_attribute_text(arg.type))
+            for inner in block.ops:
+                _fingerprint_op(inner, numbers, labels, tokens)
+        tokens.append("}")
+
+
+#: printed attributes (types, maps, small constants), kept up to `_MAX_TEXTS` of them
+_ATTRIBUTE_TEXTS: dict[Attribute, str] = {}
+_MAX_TEXTS = 1 << 16
+_MAX_KEPT_LENGTH = 512
+
+
+def _attribute_text(attr: Attribute) -> str:
+    """`attr` printed (once per equal attribute in this process, unless it is long)."""
+    text = _ATTRIBUTE_TEXTS.get(attr)
+    if text is None:
+        out = io.StringIO()
+        Printer(out).print_attribute(attr)
+        text = out.getvalue()
+        if len(text) <= _MAX_KEPT_LENGTH:
+            if len(_ATTRIBUTE_TEXTS) >= _MAX_TEXTS:
+                _ATTRIBUTE_TEXTS.clear()
+            _ATTRIBUTE_TEXTS[attr] = text
+    return text
 
 
 def renamed(label: str, mapping: Mapping[str, str], suffixes: bool = False) -> str | None:

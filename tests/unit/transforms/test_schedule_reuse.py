@@ -100,3 +100,63 @@ def test_only_a_strategy_that_promises_structure_is_reused() -> None:
         object.__setattr__(strategy, "structural", structural)
         apply_default_schedules(module.clone(), strategy)
         assert len(_Counting.calls) == calls
+
+
+def _scope_pairs(module: ModuleOp) -> tuple[list[str], list[str]]:
+    """Each kernel's `scope_key` and the `structural_key` of its standalone module."""
+    from mlc.transforms.loops.kernel_scope import scope_key, standalone_module, structural_key
+
+    kernels = [op for op in module.walk() if isinstance(op, KernelOp)]
+    keys = [scope_key([k])[0] for k in kernels]
+    printed = [structural_key(standalone_module([k])[0]) for k in kernels]
+    return keys, printed
+
+
+def _same_partition(keys: list[str], printed: list[str]) -> None:
+    for i in range(len(keys)):
+        for j in range(i):
+            assert (keys[i] == keys[j]) == (printed[i] == printed[j]), (i, j)
+
+
+@settings(max_examples=10)
+@given(repeated_subgraphs())
+def test_scope_keys_tell_apart_what_printing_tells_apart(
+    case: tuple[str, list[np.ndarray], int],
+) -> None:
+    """`scope_key` (a fingerprint, nothing printed but attributes) groups kernels exactly
+    as the printed standalone modules do: repeats share a key, near-repeats do not."""
+    module = _before_scheduling(parse_module(make_context(), case[0]))
+    keys, printed = _scope_pairs(module)
+    _same_partition(keys, printed)
+    assert len(set(keys)) < len(keys)  # a repeat
+
+
+def test_scope_keys_on_a_resnet() -> None:
+    module = _before_scheduling(import_onnx(zoo.resnet50(size=32, width=0.25).model))
+    keys, printed = _scope_pairs(module)
+    _same_partition(keys, printed)
+    assert len(set(keys)) < len(keys) // 2
+
+
+def test_scope_keys_tell_apart_kernels_that_differ_in_a_constant() -> None:
+    """LeakyRelu of three inputs, alphas 0.1, 0.1 and 0.2: the first two share a key,
+    the third (its alpha a constant in the kernel body) does not."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("LeakyRelu", [f"x{i}"], [f"y{i}"], alpha=alpha)
+        for i, alpha in enumerate((0.1, 0.1, 0.2))
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "leaky",
+        [helper.make_tensor_value_info(f"x{i}", TensorProto.FLOAT, [4, 32]) for i in range(3)],
+        [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, [4, 32]) for i in range(3)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    keys, printed = _scope_pairs(_before_scheduling(import_onnx(model)))
+    _same_partition(keys, printed)
+    assert len(keys) == 3 and keys[0] == keys[1] != keys[2]
