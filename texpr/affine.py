@@ -10,6 +10,7 @@ non-negative remainder (for a positive divisor), as in MLIR's affine maps.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -165,6 +166,10 @@ class Poly:
 
     def __add__(self, other: Poly | int) -> Poly:
         other = _lift(other)
+        if not other.terms:
+            return self
+        if not self.terms:
+            return other
         terms: dict[Monomial, int] = dict(self.terms)
         for mono, coeff in other.terms:
             terms[mono] = terms.get(mono, 0) + coeff
@@ -184,6 +189,10 @@ class Poly:
 
     def __mul__(self, other: Poly | int) -> Poly:
         other = _lift(other)
+        if other.is_const():
+            return self._scaled(other.const_value())
+        if self.is_const():
+            return other._scaled(self.const_value())
         terms: dict[Monomial, int] = {}
         for m1, c1 in self.terms:
             for m2, c2 in other.terms:
@@ -193,6 +202,17 @@ class Poly:
 
     def __rmul__(self, other: int) -> Poly:
         return self * other
+
+    def _scaled(self, factor: int) -> Poly:
+        """``factor * self``: the terms keep their (canonical) order."""
+        if factor == 1:
+            return self
+        if factor == 0:
+            return const(0)
+        return Poly(
+            tuple((m, c * factor) for m, c in self.terms),
+            tuple((k, c * factor) for k, c in self.key),
+        )
 
     def floordiv(self, den: Poly | int) -> Poly:
         """``self / den`` (floor division), simplified where the result is exact."""
@@ -270,8 +290,13 @@ def _lift(value: Poly | int) -> Poly:
 
 
 def const(value: int) -> Poly:
-    """The constant polynomial ``value``."""
-    return Poly.from_terms({(): int(value)})
+    """The constant polynomial ``value`` (made once per value: polynomials are immutable)."""
+    return _const(int(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _const(value: int) -> Poly:
+    return Poly.from_terms({(): value})
 
 
 def sym(name: str) -> Poly:
