@@ -9,6 +9,7 @@ here, with the nodes, and `mlc.texpr.printer` re-exports them.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator as PyIterator
 from collections.abc import Mapping
@@ -294,9 +295,10 @@ class Definition:
         """Names of the in-out tensors (declared as both input and output)."""
         return frozenset(d.name for d in self.inputs) & frozenset(d.name for d in self.outputs)
 
-    @property
+    @functools.cached_property
     def symbols(self) -> tuple[str, ...]:
-        """Every size symbol: parameters, then those of shapes and ranges, in order of appearance."""
+        """Every size symbol: parameters, then those of shapes and ranges, in order of
+        appearance (computed once: a definition is immutable)."""
         names: dict[str, None] = {p.name: None for p in self.params}
         for decl in (*self.inputs, *self.outputs, *self.locals):
             for dim in decl.shape:
