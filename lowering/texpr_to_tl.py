@@ -157,11 +157,20 @@ class _KernelBuilder:
         self.builder = Builder(InsertPoint.at_end(self.block))
         self.index_cache: dict[str, SSAValue] = {}
         self.guard_depth = 0
+        # `shifted`'s results for the current `shifts` (a statement reads the same
+        # indices many times)
+        self._shifted_for: dict[str, int] | None = None
+        self._shifted: dict[Poly, Poly] = {}
 
     def shifted(self, poly: Poly) -> Poly:
         """``poly`` over 0-based tl iterators."""
-        subs = {n: it(n) + s for n, s in self.shifts.items() if s}
-        return poly.substitute(subs) if subs else poly
+        if self._shifted_for is not self.shifts:
+            self._shifted_for, self._shifted = self.shifts, {}
+        found = self._shifted.get(poly)
+        if found is None:
+            subs = {n: it(n) + s for n, s in self.shifts.items() if s}
+            found = self._shifted[poly] = poly.substitute(subs) if subs else poly
+        return found
 
     def read(self, expr: Read, pad: float | int | bool | None) -> SSAValue:
         """The block argument of the input operand reading ``expr`` (added if new)."""

@@ -299,13 +299,15 @@ def _const(value: int) -> Poly:
     return Poly.from_terms({(): value})
 
 
+@functools.lru_cache(maxsize=4096)
 def sym(name: str) -> Poly:
-    """The size symbol ``name``."""
+    """The size symbol ``name`` (made once per name: polynomials are immutable)."""
     return Poly.from_terms({(Sym(name),): 1})
 
 
+@functools.lru_cache(maxsize=4096)
 def it(name: str) -> Poly:
-    """The iterator ``name``."""
+    """The iterator ``name`` (made once per name)."""
     return Poly.from_terms({(Iter(name),): 1})
 
 

@@ -36,6 +36,7 @@ from mlc.dialects.graph import elementwise as _ew
 from mlc.dialects.graph import indexing as _ix
 from mlc.dialects.graph import shape as _sh
 from mlc.dialects.graph import trees as _tr
+from mlc.dialects.text import attribute_text
 from mlc.texpr.library import (  # noqa: F401  (register)
     elementwise,
     indexing,
@@ -110,8 +111,8 @@ _BUILT_MAX = 4096
 def signature(op: Operation) -> str:
     """What an op's expression depends on (outside `READS_CONSTANTS`): its name,
     properties, and operand and result types."""
-    props = ", ".join(f"{k}={v}" for k, v in sorted(op.properties.items()))
-    types = ", ".join(str(v.type) for v in (*op.operands, *op.results))
+    props = ", ".join(f"{k}={attribute_text(v)}" for k, v in sorted(op.properties.items()))
+    types = ", ".join(attribute_text(v.type) for v in (*op.operands, *op.results))
     return f"{op.name} {{{props}}} ({types})"
 
 

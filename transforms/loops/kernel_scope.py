@@ -25,9 +25,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr
-from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.printer import Printer
 
+from mlc.dialects.text import attribute_text
 from mlc.dialects.tl import BlockOp, KernelOp
 
 __all__ = [
@@ -136,7 +137,7 @@ def scope_key(ops: Sequence[Operation]) -> tuple[str, list[SSAValue], list[str]]
     for op in ops:
         _fingerprint_op(op, numbers, labels, tokens)
         tokens.append("\n")
-    tokens.append(" ".join(_attribute_text(v.type) for v in used))
+    tokens.append(" ".join(attribute_text(v.type) for v in used))
     digest = hashlib.sha256("\x1f".join(tokens).encode()).hexdigest()[:24]
     return digest, used, labels
 
@@ -156,11 +157,11 @@ def _fingerprint_op(
             if labelled and name == "label":
                 text = canonical_label(len(labels) - 1)
             else:
-                text = _attribute_text(attr)
+                text = attribute_text(attr)
             tokens.append(f"{kind}:{name}={text}")
     for v in op.results:
         numbers[v] = len(numbers)
-        tokens.append(_attribute_text(v.type))
+        tokens.append(attribute_text(v.type))
     if op.successors:  # blocks of the region holding `op`, by position
         region = op.parent_region()
         siblings = list(region.blocks) if region is not None else []
@@ -171,30 +172,10 @@ def _fingerprint_op(
             tokens.append("^")
             for arg in block.args:
                 numbers[arg] = len(numbers)
-                tokens.append(_attribute_text(arg.type))
+                tokens.append(attribute_text(arg.type))
             for inner in block.ops:
                 _fingerprint_op(inner, numbers, labels, tokens)
         tokens.append("}")
-
-
-#: printed attributes (types, maps, small constants), kept up to `_MAX_TEXTS` of them
-_ATTRIBUTE_TEXTS: dict[Attribute, str] = {}
-_MAX_TEXTS = 1 << 16
-_MAX_KEPT_LENGTH = 512
-
-
-def _attribute_text(attr: Attribute) -> str:
-    """`attr` printed (once per equal attribute in this process, unless it is long)."""
-    text = _ATTRIBUTE_TEXTS.get(attr)
-    if text is None:
-        out = io.StringIO()
-        Printer(out).print_attribute(attr)
-        text = out.getvalue()
-        if len(text) <= _MAX_KEPT_LENGTH:
-            if len(_ATTRIBUTE_TEXTS) >= _MAX_TEXTS:
-                _ATTRIBUTE_TEXTS.clear()
-            _ATTRIBUTE_TEXTS[attr] = text
-    return text
 
 
 def renamed(label: str, mapping: Mapping[str, str], suffixes: bool = False) -> str | None:
