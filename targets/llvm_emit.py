@@ -277,19 +277,25 @@ def _binary_flags(op: Operation) -> str:
     return ""
 
 
+def _two_operands(
+    f: FunctionText, result: SSAValue, head: str, lhs: SSAValue, rhs: SSAValue
+) -> None:
+    """`%result = head <type> lhs, rhs` (binary arithmetic and comparisons: both operands
+    of one type)."""
+    f.assign(result, f"{head} {f.operand(lhs)}, {f.ref(rhs)}")
+
+
 @_emits(*_INT_BINARY)
 def _int_binary(op: Operation, f: FunctionText) -> None:
-    lhs, rhs = op.operands
     name = _INT_BINARY[type(op)]  # type: ignore[index]
-    f.assign(op.results[0], f"{name}{_binary_flags(op)} {f.operand(lhs)}, {f.ref(rhs)}")
+    _two_operands(f, op.results[0], f"{name}{_binary_flags(op)}", *op.operands)
 
 
 @_emits(*_FLOAT_BINARY)
 def _float_binary(op: Operation, f: FunctionText) -> None:
-    lhs, rhs = op.operands
     name = _FLOAT_BINARY[type(op)]  # type: ignore[index]
     flags = _fastmath(op.properties.get("fastmathFlags"))
-    f.assign(op.results[0], f"{name}{flags} {f.operand(lhs)}, {f.ref(rhs)}")
+    _two_operands(f, op.results[0], f"{name}{flags}", *op.operands)
 
 
 @_emits(llvm.FNegOp)
@@ -302,22 +308,21 @@ def _fneg(op: Operation, f: FunctionText) -> None:
 def _icmp(op: Operation, f: FunctionText) -> None:
     assert isinstance(op, llvm.ICmpOp)
     pred = llvm.ICmpPredicateFlag.from_int(op.predicate.value.data).value
-    f.assign(op.results[0], f"icmp {pred} {f.operand(op.lhs)}, {f.ref(op.rhs)}")
+    _two_operands(f, op.results[0], f"icmp {pred}", op.lhs, op.rhs)
 
 
 @_emits(llvm.FCmpOp)
 def _fcmp(op: Operation, f: FunctionText) -> None:
     assert isinstance(op, llvm.FCmpOp)
     pred = llvm.FCmpPredicateFlag.from_int(op.predicate.value.data).value.lstrip("_")
-    flags = _fastmath(op.fastmathFlags)
-    f.assign(op.results[0], f"fcmp{flags} {pred} {f.operand(op.lhs)}, {f.ref(op.rhs)}")
+    _two_operands(f, op.results[0], f"fcmp{_fastmath(op.fastmathFlags)} {pred}", op.lhs, op.rhs)
 
 
 @_emits(llvmx.FCmpOp)
 def _fcmp_lanes(op: Operation, f: FunctionText) -> None:
     """`llvmx.fcmp` (scalars or vectors), its predicate by name."""
     assert isinstance(op, llvmx.FCmpOp)
-    f.assign(op.res, f"fcmp {op.predicate.data} {f.operand(op.lhs)}, {f.ref(op.rhs)}")
+    _two_operands(f, op.res, f"fcmp {op.predicate.data}", op.lhs, op.rhs)
 
 
 _CASTS = {
