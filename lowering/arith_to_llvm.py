@@ -47,6 +47,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Operation, SSAValue
 
 from mlc.dialects import llvmx
+from mlc.lowering import llvm_ops
 from mlc.lowering.llvm_ops import CONTRACT, constant_op, float_op, overflow_op, vector_type
 
 __all__ = [
@@ -184,7 +185,7 @@ def _intrinsic(name: str) -> Lowering:
         suffix = "f32" if isinstance(element, Float32Type) else "f64"
         if ty != element:
             suffix = f"v{lanes_of(args[0])}{suffix}"
-        call = llvm.CallIntrinsicOp(f"llvm.{name}.{suffix}", list(args), [ty])
+        call = llvm_ops.call_intrinsic(f"llvm.{name}.{suffix}", list(args), [ty])
         return b.insert(call).results[0]
 
     return lower
@@ -234,7 +235,7 @@ _ICMP = ["eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge"]
 
 
 def _icmp(b: Builder, pred: str, x: SSAValue, y: SSAValue) -> SSAValue:
-    return b.insert(llvm.ICmpOp(x, y, IntegerAttr(_ICMP.index(pred), i64))).results[0]
+    return b.insert(llvm_ops.icmp(x, y, IntegerAttr(_ICMP.index(pred), i64))).results[0]
 
 
 def _safe_divisor(b: Builder, x: SSAValue, y: SSAValue, signed: bool) -> SSAValue:
@@ -286,7 +287,7 @@ def _constant_op(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValu
 def _cmpi(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
     assert isinstance(op, arith.CmpiOp)
     pred = IntegerAttr(op.predicate.value.data, i64)  # same numbering as llvm.icmp
-    return b.insert(llvm.ICmpOp(args[0], args[1], pred)).results[0]
+    return b.insert(llvm_ops.icmp(args[0], args[1], pred)).results[0]
 
 
 def _cmpf(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
@@ -481,7 +482,7 @@ def _cvt64(b: Builder, x: SSAValue) -> SSAValue:
     (x86's `cvttsd2si`, which numpy's float -> int64 conversion gives)."""
     wide = _vector_like(i64, x.type)
     name = f"llvm.fptosi.sat.{_overload_suffix(wide)}.{_overload_suffix(x.type)}"
-    sat = b.insert(llvm.CallIntrinsicOp(name, [x], [wide])).results[0]
+    sat = b.insert(llvm_ops.call_intrinsic(name, [x], [wide])).results[0]
     # below -2^63 saturates to INT64_MIN already; NaN compares unordered (false)
     in_range = _fcmp(b, "olt", x, constant(b, 2.0**63, x.type))
     return select(b, in_range, sat, constant(b, -(2**63), wide))
@@ -509,7 +510,7 @@ def _from_i64(b: Builder, op: Operation, args: Sequence[SSAValue], wide: SSAValu
 def _float_call(b: Builder, name: str, x: SSAValue) -> SSAValue:
     """`llvm.<name>` (floor, trunc, ...) of a float scalar or vector."""
     return b.insert(
-        llvm.CallIntrinsicOp(f"llvm.{name}.{_overload_suffix(x.type)}", [x], [x.type])
+        llvm_ops.call_intrinsic(f"llvm.{name}.{_overload_suffix(x.type)}", [x], [x.type])
     ).results[0]
 
 
@@ -672,7 +673,7 @@ def _int_intrinsic(name: str, poison_flag: bool = False) -> Lowering:
         operands = list(args)
         if poison_flag:
             operands.append(constant(b, 0, IntegerType(1)))
-        call = llvm.CallIntrinsicOp(f"llvm.{name}.{_overload_suffix(ty)}", operands, [ty])
+        call = llvm_ops.call_intrinsic(f"llvm.{name}.{_overload_suffix(ty)}", operands, [ty])
         return b.insert(call).results[0]
 
     return lower
@@ -689,7 +690,7 @@ def _libm(name: str) -> Lowering:
     vectors)."""
 
     def lower(b: Builder, op: Operation, args: Sequence[SSAValue]) -> SSAValue:
-        call = llvm.CallIntrinsicOp(LIBM_PREFIX + name, list(args), [result_type(op, args)])
+        call = llvm_ops.call_intrinsic(LIBM_PREFIX + name, list(args), [result_type(op, args)])
         return b.insert(call).results[0]
 
     return lower

@@ -39,6 +39,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Operation, SSAValue
 
 from mlc.dialects.hw.x86 import FmaTileOp, Vdpbf16psOp, VpdpbusdOp, VpmaddwdOp
+from mlc.lowering import llvm_ops
 from mlc.lowering.llvm_builder import OP_LOWERINGS, FunctionBuilder, Index
 
 __all__ = ["lower_broadcast_dot", "lower_fma_tile", "lower_vpmaddwd"]
@@ -89,7 +90,7 @@ def lower_broadcast_dot(fb: FunctionBuilder, op: Operation) -> None:
     a_word = _load(fb, a_ptr, i32, 1)
     a_vec = fb.splat(a_word, lanes)
     b_vec = _load(fb, b_ptr, word_ty, 1)
-    call = llvm.CallIntrinsicOp(name, [acc, a_vec, b_vec], [acc_ty])
+    call = llvm_ops.call_intrinsic(name, [acc, a_vec, b_vec], [acc_ty])
     result = fb.insert(call).results[0]
     fb.insert(llvm.StoreOp(result, c_ptr, alignment=4))
 
@@ -107,7 +108,7 @@ def lower_vpmaddwd(fb: FunctionBuilder, op: Operation) -> None:
     a_pair = _load(fb, a_ptr, i32, 2)
     a_vec = fb.insert(llvm.BitcastOp(fb.splat(a_pair, lanes), pair_ty)).results[0]
     b_vec = _load(fb, b_ptr, pair_ty, 2)
-    call = llvm.CallIntrinsicOp("llvm.x86.avx2.pmadd.wd", [a_vec, b_vec], [acc_ty])
+    call = llvm_ops.call_intrinsic("llvm.x86.avx2.pmadd.wd", [a_vec, b_vec], [acc_ty])
     product = fb.insert(call).results[0]
     total = fb.insert(llvm.AddOp(acc, product)).results[0]
     fb.insert(llvm.StoreOp(total, c_ptr, alignment=4))
@@ -140,7 +141,7 @@ def lower_fma_tile(fb: FunctionBuilder, op: Operation) -> None:
             a = _load(fb, _gep(fb, a_col, i * sa_i, f32), f32, 4)
             a_vec = fb.splat(a, lanes)
             for v in range(nv):
-                call = llvm.CallIntrinsicOp(fma, [a_vec, b_vecs[v], accs[i * nv + v]], [vty])
+                call = llvm_ops.call_intrinsic(fma, [a_vec, b_vecs[v], accs[i * nv + v]], [vty])
                 new.append(fb.insert(call).results[0])
         return new
 

@@ -260,7 +260,7 @@ class FunctionBuilder:
 
     def icmp(self, pred: str, x: Index, y: Index) -> SSAValue:
         """`llvm.icmp pred x, y` (`pred`: "eq", "slt", "ult", ...); scalars or vectors."""
-        cmp = llvm.ICmpOp(self.v(x), self.v(y), _icmp_predicate(pred))
+        cmp = llvm_ops.icmp(self.v(x), self.v(y), _icmp_predicate(pred))
         return self.insert(cmp).results[0]
 
     def and_(self, x: SSAValue | None, y: SSAValue) -> SSAValue:
@@ -414,14 +414,14 @@ class FunctionBuilder:
         header = self.new_block([i64, *(v.type for v in inits)])
         body = self.new_block()
         exit_block = self.new_block()
-        self.insert(llvm.BrOp(header, self.v(lb), *inits))
+        self.insert(llvm_ops.br(header, self.v(lb), *inits))
         self.block = header
         iv = header.args[0]
-        self.insert(llvm.CondBrOp(self.icmp("slt", iv, ub), body, [], exit_block, []))
+        self.insert(llvm_ops.cond_br(self.icmp("slt", iv, ub), body, [], exit_block, []))
         self.block = body
         carried = emit(iv, list(header.args[1:]))
         nxt = self.insert(llvm.AddOp(iv, self.v(step))).results[0]
-        self.insert(llvm.BrOp(header, nxt, *carried))
+        self.insert(llvm_ops.br(header, nxt, *carried))
         self.block = exit_block
         return list(header.args[1:])
 

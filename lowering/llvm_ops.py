@@ -21,15 +21,28 @@ from collections.abc import Sequence
 from functools import cache
 
 from xdsl.dialects import llvm
-from xdsl.dialects.builtin import DenseArrayBase, IntegerAttr, UnitAttr, VectorType, i32, i64
+from xdsl.dialects.builtin import (
+    DenseArrayBase,
+    IntegerAttr,
+    StringAttr,
+    UnitAttr,
+    VectorType,
+    i1,
+    i32,
+    i64,
+)
 from xdsl.dialects.utils.fast_math import FastMathFlag
-from xdsl.ir import Attribute, SSAValue
+from xdsl.ir import Attribute, Block, SSAValue
 
 __all__ = [
     "CONTRACT",
+    "br",
+    "call_intrinsic",
+    "cond_br",
     "constant_op",
     "float_op",
     "gep",
+    "icmp",
     "insert_element",
     "load",
     "overflow_op",
@@ -138,3 +151,58 @@ def constant_op(value: Attribute, ty: Attribute) -> llvm.ConstantOp:
     """`llvm.mlir.constant(value) : ty` (`value` an attribute made once, e.g. by
     `arith_to_llvm.constant`'s cache)."""
     return llvm.ConstantOp.create(properties={"value": value}, result_types=[ty])
+
+
+_NO_FASTMATH = llvm.FastMathAttr(())
+_NO_BUNDLES = _i32_array(())
+
+
+def call_intrinsic(
+    name: str, args: Sequence[SSAValue], result_types: Sequence[Attribute]
+) -> llvm.CallIntrinsicOp:
+    """`llvm.call_intrinsic name(args)` (no fast-math flags, no operand bundles)."""
+    return llvm.CallIntrinsicOp.create(
+        operands=list(args),
+        result_types=list(result_types),
+        properties={
+            "intrin": _string(name),
+            "op_bundle_sizes": _NO_BUNDLES,
+            "operandSegmentSizes": _i32_array((len(args), 0)),
+            "fastmathFlags": _NO_FASTMATH,
+        },
+    )
+
+
+@cache
+def _string(text: str) -> StringAttr:
+    return StringAttr(text)
+
+
+def br(dest: Block, *args: SSAValue) -> llvm.BrOp:
+    """`llvm.br ^dest(args)`."""
+    return llvm.BrOp.create(operands=list(args), successors=[dest])
+
+
+def cond_br(
+    cond: SSAValue,
+    then: Block,
+    then_args: Sequence[SSAValue],
+    other: Block,
+    other_args: Sequence[SSAValue],
+) -> llvm.CondBrOp:
+    """`llvm.cond_br cond, ^then(then_args), ^other(other_args)`."""
+    return llvm.CondBrOp.create(
+        operands=[cond, *then_args, *other_args],
+        successors=[then, other],
+        properties={"operandSegmentSizes": _i32_array((1, len(then_args), len(other_args)))},
+    )
+
+
+def icmp(lhs: SSAValue, rhs: SSAValue, predicate: IntegerAttr) -> llvm.ICmpOp:
+    """`llvm.icmp predicate lhs, rhs` (`predicate`: an `i64` attribute of the predicate's
+    number); an i1 result, or a vector of i1 for vector operands."""
+    ty = lhs.type
+    result = vector_type(i1, ty.get_shape()[0]) if isinstance(ty, VectorType) else i1
+    return llvm.ICmpOp.create(
+        operands=[lhs, rhs], result_types=[result], properties={"predicate": predicate}
+    )

@@ -28,6 +28,7 @@ from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, IntegerAttr, TensorT
 from xdsl.ir import SSAValue
 
 from mlc.dialects.tl import CheckOp
+from mlc.lowering import llvm_ops
 from mlc.lowering.llvm_builder import PTR, FunctionBuilder, Index
 
 __all__ = [
@@ -100,11 +101,11 @@ class CheckCodegen:
                 return
             ok = fb.insert(llvm.ConstantOp(IntegerAttr(0, i1), i1)).result
         fail, after = fb.new_block(), fb.new_block()
-        fb.insert(llvm.CondBrOp(ok, after, [], fail, []))
+        fb.insert(llvm_ops.cond_br(ok, after, [], fail, []))
         fb.block = fail
         status = fb.insert(llvm.AddressOfOp(STATUS_GLOBAL, PTR)).result
         fb.insert(llvm.StoreOp(fb.v(code), status, alignment=8))
-        fb.insert(llvm.BrOp(after))
+        fb.insert(llvm_ops.br(after))
         fb.block = after
 
     def return_status_unless(
@@ -114,7 +115,7 @@ class CheckCodegen:
         `code` at once (an int or an i64 value)."""
         fb = self.fb
         fail, after = fb.new_block(), fb.new_block()
-        fb.insert(llvm.CondBrOp(ok, after, [], fail, []))
+        fb.insert(llvm_ops.cond_br(ok, after, [], fail, []))
         fb.block = fail
         for ptr in allocated:
             fb.call("free", [ptr], None)

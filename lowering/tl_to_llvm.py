@@ -61,6 +61,7 @@ from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
 from mlc.dialects.tl import BlockOp, CheckOp, ForOp, IndexOp, LoopKind, YieldOp
+from mlc.lowering import llvm_ops
 from mlc.lowering.arith_to_llvm import LlvmLoweringError, constant, lower_scalar_op
 from mlc.lowering.llvm_builder import (
     OP_LOWERINGS,
@@ -309,7 +310,7 @@ class _FunctionLowering:
             if self.in_place.get(v) is ptr:
                 continue
             args = [ptr, fb.v(fb.values[v]), fb.v(byte_size(ty)), constant(fb.b, 0, i1)]
-            fb.insert(llvm.CallIntrinsicOp("llvm.memcpy.p0.p0.i64", args, []))
+            fb.insert(llvm_ops.call_intrinsic("llvm.memcpy.p0.p0.i64", args, []))
         for ptr in self.heap:
             fb.call("free", [ptr], None)
         fb.insert(llvm.ReturnOp(fb.v(0)) if self.returns_status else llvm.ReturnOp())
@@ -328,7 +329,7 @@ class _FunctionLowering:
                 cond = fb.and_(cond, fb.icmp("slt", fb.affine(e, point), 0))
             assert cond is not None
             then, after = fb.new_block(), fb.new_block()
-            fb.insert(llvm.CondBrOp(cond, then, [], after, []))
+            fb.insert(llvm_ops.cond_br(cond, then, [], after, []))
             fb.block = then
         n_in = len(op.inputs)
         maps = op.maps
@@ -376,7 +377,7 @@ class _FunctionLowering:
                 args = [env[v] for v in body_op.operands]
                 env[body_op.results[0]] = lower_scalar_op(fb.b, body_op, args)
         if after is not None:
-            fb.insert(llvm.BrOp(after))
+            fb.insert(llvm_ops.br(after))
             fb.block = after
 
     def build(self) -> llvm.FuncOp:

@@ -290,12 +290,12 @@ class LoopKindCodegen:
             full = fb.and_(full, c)
         assert full is not None
         fast, slow, join = fb.new_block(), fb.new_block(), fb.new_block()
-        fb.insert(llvm.CondBrOp(full, fast, [], slow, []))
+        fb.insert(llvm_ops.cond_br(full, fast, [], slow, []))
         fb.block = fast
         self.assume_predicates.update(chosen)
         fb.serial_loop(op.lb, op.ub, op.step_value, lambda iv: self.body(op, iv))
         self.assume_predicates.difference_update(chosen)
-        fb.insert(llvm.BrOp(join))
+        fb.insert(llvm_ops.br(join))
         fb.block = slow
         outer = _outer_guard_loop(chosen, op)
         if outer is not None:
@@ -305,15 +305,15 @@ class LoopKindCodegen:
             last = outer.lb + (outer.trip_count - 1) * outer.step_value
             runtime = fb.values[outer.induction_var]
             peeled, generic = fb.new_block(), fb.new_block()
-            fb.insert(llvm.CondBrOp(fb.icmp("eq", runtime, last), peeled, [], generic, []))
+            fb.insert(llvm_ops.cond_br(fb.icmp("eq", runtime, last), peeled, [], generic, []))
             fb.block = peeled
             fb.values[outer.induction_var] = last
             fb.serial_loop(op.lb, op.ub, op.step_value, lambda iv: self.body(op, iv))
             fb.values[outer.induction_var] = runtime
-            fb.insert(llvm.BrOp(join))
+            fb.insert(llvm_ops.br(join))
             fb.block = generic
         fb.serial_loop(op.lb, op.ub, op.step_value, lambda iv: self.body(op, iv))
-        fb.insert(llvm.BrOp(join))
+        fb.insert(llvm_ops.br(join))
         fb.block = join
         return True
 
@@ -443,13 +443,13 @@ class LoopKindCodegen:
                 full = fb.and_(full, fb.icmp("slt", last, 0))
             assert full is not None
             fast, slow, join = fb.new_block(), fb.new_block(), fb.new_block()
-            fb.insert(llvm.CondBrOp(full, fast, [], slow, []))
+            fb.insert(llvm_ops.cond_br(full, fast, [], slow, []))
             fb.block = fast
             self.vector_block_body(op, operands, point, coef, pred, pred_coef, width, None, False)
-            fb.insert(llvm.BrOp(join))
+            fb.insert(llvm_ops.br(join))
             fb.block = slow
             self.vector_block_body(op, operands, point, coef, pred, pred_coef, width, None, True)
-            fb.insert(llvm.BrOp(join))
+            fb.insert(llvm_ops.br(join))
             fb.block = join
             return
         self.vector_block_body(op, operands, point, coef, pred, pred_coef, width, active, True)
@@ -489,11 +489,11 @@ class LoopKindCodegen:
                 cond = fb.and_(cond, c)
             if mask is not None and active is None:
                 name = f"llvm.vector.reduce.or.v{width}i1"
-                any_lane = fb.insert(llvm.CallIntrinsicOp(name, [mask], [i1])).results[0]
+                any_lane = fb.insert(llvm_ops.call_intrinsic(name, [mask], [i1])).results[0]
                 cond = fb.and_(cond, any_lane)
             assert cond is not None
             then, after = fb.new_block(), fb.new_block()
-            fb.insert(llvm.CondBrOp(cond, then, [], after, []))
+            fb.insert(llvm_ops.cond_br(cond, then, [], after, []))
             fb.block = then
         env: dict[SSAValue, SSAValue] = {}
         stores: list[tuple[SSAValue, _Operand]] = []
@@ -551,7 +551,7 @@ class LoopKindCodegen:
                     values = [fb.splat(v, width) for v in values]
                 env[body_op.results[0]] = lower_scalar_op(fb.b, body_op, values)
         if after is not None:
-            fb.insert(llvm.BrOp(after))
+            fb.insert(llvm_ops.br(after))
             fb.block = after
 
     def vector_operands(
@@ -639,7 +639,7 @@ class LoopKindCodegen:
                 passthru = fb.insert(llvm.ZExtOp(passthru, vty)).results[0]
             name = f"llvm.masked.load.v{width}{_suffix(st)}.p0"
             args = [ptr, constant(fb.b, align, i32), mask, passthru]
-            value = fb.insert(llvm.CallIntrinsicOp(name, args, [vty])).results[0]
+            value = fb.insert(llvm_ops.call_intrinsic(name, args, [vty])).results[0]
         if st != llvm_scalar_type(element):
             value = fb.insert(llvm.TruncOp(value, llvm_ops.vector_type(i1, width))).results[0]
         return value
@@ -663,7 +663,7 @@ class LoopKindCodegen:
             return
         name = f"llvm.masked.store.v{width}{_suffix(st)}.p0"
         args = [value, ptr, constant(fb.b, align, i32), mask]
-        fb.insert(llvm.CallIntrinsicOp(name, args, []))
+        fb.insert(llvm_ops.call_intrinsic(name, args, []))
 
     def padded_load(
         self,

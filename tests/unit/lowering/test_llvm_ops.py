@@ -7,9 +7,9 @@ import io
 
 import pytest
 from xdsl.dialects import llvm
-from xdsl.dialects.builtin import DenseArrayBase, VectorType, f32, i1, i32, i64
+from xdsl.dialects.builtin import DenseArrayBase, IntegerAttr, VectorType, f32, i1, i32, i64
 from xdsl.dialects.utils.fast_math import FastMathFlag
-from xdsl.ir import Block, Operation
+from xdsl.ir import Block, Operation, Region
 from xdsl.printer import Printer
 
 from mlc.lowering import llvm_ops
@@ -116,3 +116,43 @@ def test_cached_constants_keep_signed_zeros_and_types_apart() -> None:
     made = [constant(b, v, t).owner.value for v, t in zip(values, types)]  # type: ignore[union-attr]
     assert [str(m.value.data) for m in made[:4]] == ["0.0", "-0.0", "0.0", "-0.0"]
     assert isinstance(made[4], IntegerAttr) and isinstance(made[5], FloatAttr)
+
+
+@pytest.mark.parametrize("results", [[], [V8]])
+def test_call_intrinsic(results: list) -> None:
+    _, _, _, x, y = _args().args
+    _same(
+        llvm_ops.call_intrinsic("llvm.maxnum.v8f32", [x, y], results),
+        llvm.CallIntrinsicOp("llvm.maxnum.v8f32", [x, y], results),
+    )
+
+
+def test_branches() -> None:
+    """Branches built in a block of a region (a terminator verifies only there)."""
+    block = _args()
+    dest, other = Block(arg_types=[i64, i64]), Block(arg_types=[PTR])
+    Region([block, dest, other])
+    p, i, j, _, _ = block.args
+    compare = llvm_ops.icmp(i, j, _SLT)
+    block.add_op(compare)
+    c = compare.results[0]
+    cases = [
+        (llvm_ops.br(dest, i, j), llvm.BrOp(dest, i, j)),
+        (llvm_ops.br(other, p), llvm.BrOp(other, p)),
+        (llvm_ops.cond_br(c, dest, [i, j], other, [p]), llvm.CondBrOp(c, dest, [i, j], other, [p])),
+        (llvm_ops.cond_br(c, other, [p], dest, [i, j]), llvm.CondBrOp(c, other, [p], dest, [i, j])),
+    ]
+    for fast, slow in cases:
+        block.add_op(fast)
+        _same(fast, slow)
+        block.detach_op(fast)
+
+
+_SLT = IntegerAttr(2, i64)
+
+
+def test_icmp_scalars_and_vectors() -> None:
+    _, i, j, _, _ = _args().args
+    _same(llvm_ops.icmp(i, j, _SLT), llvm.ICmpOp(i, j, _SLT))
+    lanes = Block(arg_types=[VectorType(i64, [8])] * 2).args
+    _same(llvm_ops.icmp(*lanes, _SLT), llvm.ICmpOp(*lanes, _SLT))
