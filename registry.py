@@ -175,6 +175,7 @@ _GRAPH_PATTERNS = {
     "graph-fold-batchnorm": "FoldBatchNorm",
     "graph-fold-channel-affine": "FoldChannelAffine",
     "graph-pad-gemm-columns": "PadGemmColumns",
+    "graph-pad-matmul-columns": "PadMatmulColumns",
     "graph-pad-matmul-integer-columns": "PadMatmulIntegerColumns",
     "graph-pack-matmul-weights": "PackMatmulWeights",
     "graph-block-conv": "BlockConv",

@@ -45,6 +45,7 @@ from mlc.transforms.graph.pack_weights import PackMatmulWeights, PackMatmulWeigh
 from mlc.transforms.graph.pad_gemm import (
     PadGemmColumns,
     PadGemmColumnsPass,
+    PadMatmulColumns,
     PadMatmulIntegerColumns,
 )
 from mlc.transforms.graph.quantize import (
@@ -99,6 +100,7 @@ __all__ = [
     "PackMatmulWeightsPass",
     "PadGemmColumns",
     "PadGemmColumnsPass",
+    "PadMatmulColumns",
     "PadMatmulIntegerColumns",
     "PretransposeGemmWeight",
     "RemoveNeutralOperand",

@@ -107,6 +107,53 @@ class PadGemmColumns(RewritePattern):
 
 
 @dataclass
+class PadMatmulColumns(RewritePattern):
+    """matmul(A, B) of operands of rank 2 or more whose N (B's last axis) is not a multiple
+    of `multiple` -> slice(matmul(A, B')): B' has zero columns up to the next multiple (at
+    most twice N), a padded copy of a constant B only this product uses, else a
+    `graph.pad` of B, a copy of K x N elements that costs far less than the masked vector
+    tail it removes (1000 x 512 by 512 x 169: 1.96 -> 1.22 ms, onnxruntime 1.16 ms; 77 x 64
+    by 64 x 77: 0.036 -> 0.010 ms). The kept columns are computed exactly as before.
+
+        %y = graph.matmul %a, %b : (tensor<8x4xf32>, tensor<4x5xf32>) -> tensor<8x5xf32>
+        ->  (multiple = 8)
+        %p = graph.pad %b {pads = array<i64: 0, 0, 0, 3>, mode = "constant"} : (tensor<4x5xf32>) -> tensor<4x8xf32>
+        %q = graph.matmul %a, %p : (tensor<8x4xf32>, tensor<4x8xf32>) -> tensor<8x8xf32>
+        %y = graph.slice %q {starts = array<i64: 0, 0>, ends = array<i64: 8, 5>, steps = array<i64: 1, 1>} : (tensor<8x8xf32>) -> tensor<8x5xf32>
+    """
+
+    multiple: int = 16
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: g.MatMulOp, rewriter: PatternRewriter, /) -> None:
+        b_shape, out_shape = tensor_shape(op.rhs), tensor_shape(op.output)
+        if len(tensor_shape(op.lhs)) < 2 or len(b_shape) < 2:
+            return  # a 1-D operand: its axis is promoted and removed (numpy semantics)
+        n = b_shape[-1]
+        padded = -(-n // self.multiple) * self.multiple
+        if n % self.multiple == 0 or padded > 2 * n:
+            return
+        new_ops: list = []
+        array = constant_array(op.rhs) if op.rhs.has_one_use() else None
+        b_ty = op.rhs.type
+        assert isinstance(b_ty, TensorType)
+        if array is not None:
+            new_ops.append(_constant_like(_padded(array, len(b_shape) - 1, padded), b_ty))
+        else:
+            pads = [0] * (2 * len(b_shape))
+            pads[-1] = padded - n
+            new_ops.append(g.PadOp.create([op.rhs], pads=pads, mode="constant"))
+        product = g.MatMulOp.create([op.lhs, new_ops[-1].results[0]])
+        rank = len(out_shape)
+        result = g.SliceOp.create(
+            [product.output], starts=[0] * rank, ends=list(out_shape), steps=[1] * rank
+        )
+        product.output.name_hint = f"{op.output.name_hint or 'matmul'}_padded"
+        result.output.name_hint = op.output.name_hint
+        rewriter.replace(op, [*new_ops, product, result])
+
+
+@dataclass
 class PadMatmulIntegerColumns(RewritePattern):
     """matmul_integer(a, B, za, zb) of 2-D operands with a constant B whose N is not a
     multiple of `multiple` -> slice(matmul_integer(a, B', za, zb')): B' has zero columns up
@@ -144,8 +191,8 @@ class PadMatmulIntegerColumns(RewritePattern):
 
 @dataclass(frozen=True)
 class PadGemmColumnsPass(ModulePass):
-    """`pad-gemm-columns{multiple=16}`: `PadGemmColumns` and `PadMatmulIntegerColumns`
-    everywhere, dead weights removed."""
+    """`pad-gemm-columns{multiple=16}`: `PadGemmColumns`, `PadMatmulColumns` and
+    `PadMatmulIntegerColumns` everywhere, dead weights removed."""
 
     name = "pad-gemm-columns"
     multiple: int = 16
@@ -154,7 +201,11 @@ class PadGemmColumnsPass(ModulePass):
         if self.multiple < 1:
             raise ValueError(f"pad-gemm-columns: multiple must be positive, got {self.multiple}")
         patterns = GreedyRewritePatternApplier(
-            [PadGemmColumns(self.multiple), PadMatmulIntegerColumns(self.multiple)]
+            [
+                PadGemmColumns(self.multiple),
+                PadMatmulColumns(self.multiple),
+                PadMatmulIntegerColumns(self.multiple),
+            ]
         )
         walker = PatternRewriteWalker(patterns, post_walk_func=region_dce)
         walker.rewrite_module(op)

@@ -19,7 +19,12 @@ from mlc.dialects.graph.types import element_type_from_numpy
 from mlc.testing.coverage import covers
 from mlc.testing.semantics import assert_preserves_semantics
 from mlc.testing.strategies import Program, ProgramBuilder, graph_programs
-from mlc.transforms.graph import PadGemmColumns, PadGemmColumnsPass, PadMatmulIntegerColumns
+from mlc.transforms.graph import (
+    PadGemmColumns,
+    PadGemmColumnsPass,
+    PadMatmulColumns,
+    PadMatmulIntegerColumns,
+)
 
 
 def _shape(v: SSAValue) -> list[int]:
@@ -199,3 +204,72 @@ def test_an_integer_classifier_head_gets_whole_vnni_vectors() -> None:
     np.testing.assert_array_equal(got, want)
     (native,) = mlc.compile(module, cache=False)(x)
     np.testing.assert_array_equal(native, want)
+
+
+def gen_matmul(draw: st.DrawFn, p: ProgramBuilder) -> None:
+    # matmul(A, B): B an argument or a constant (used once, or twice: then padded by a
+    # graph.pad like an argument), 2-D or batched (3-D, broadcast against a 2-D side), N
+    # mostly one the pattern pads (multiple 4); near misses N = 1, 4, 8 and a 1-D A
+    x = p.pick(lambda v: not isinstance(v.owner, g.ConstantOp) and bool(_shape(v)))
+    assert x is not None
+    shape = _shape(x)
+    m, k = math.prod(shape[:-1]), shape[-1]
+    n = draw(st.sampled_from([2, 3, 5, 6, 7, 9] * 3 + [1, 4, 8]))
+    layout = draw(st.sampled_from(["2d"] * 4 + ["batched_b", "batched_a", "vector_a"]))
+    if layout == "vector_a":
+        a = p.insert(g.ReshapeOp.to(x, [m * k]))
+        k = m * k
+    elif layout == "batched_a" and m % 2 == 0:
+        a = p.insert(g.ReshapeOp.to(x, [2, m // 2, k]))
+    else:
+        a = p.insert(g.ReshapeOp.to(x, [m, k]))
+    b_shape = [3, k, n] if layout == "batched_b" else [k, n]
+    b = p.constant(b_shape) if draw(st.booleans()) else p.new_arg(b_shape)
+    p.insert(g.MatMulOp.create([a, b]))
+    if draw(st.sampled_from([False] * 9 + [True])):
+        p.insert(g.NegOp.create([b]))  # a second use of B
+
+
+def matmul_programs() -> st.SearchStrategy[Program]:
+    return graph_programs([gen_matmul], element_types=(f32, f64, i32), max_ops=2)
+
+
+@covers("graph-pad-matmul-columns")
+@given(matmul_programs())
+def test_pad_matmul_columns_preserves_semantics(program: Program) -> None:
+    """Padded products (B an argument padded by graph.pad, or a padded constant; 2-D and
+    batched) keep the first N columns exactly."""
+    assert_preserves_semantics(PadMatmulColumns(4), program.module, inputs=program.inputs)
+
+
+def test_an_activation_product_is_padded_and_sliced() -> None:
+    """77 x 64 by a 64 x 77 argument (attention scores of 77 tokens): the argument padded
+    to 80 columns by graph.pad, the product sliced back; compiled, the same values."""
+    rng = np.random.default_rng(3)
+    p = ProgramBuilder(lambda s: None, f32, rng)  # type: ignore[arg-type, return-value]
+    a, b = p.new_arg([77, 64]), p.new_arg([64, 77])
+    p.insert(g.MatMulOp.create([a, b]))
+    module = p.finish()
+    padded = module.clone()
+    PadGemmColumnsPass(multiple=16).apply(mlc.context(), padded)
+    pads = [op for op in padded.walk() if isinstance(op, g.PadOp)]
+    products = [op for op in padded.walk() if isinstance(op, g.MatMulOp)]
+    assert len(pads) == 1 and list(pads[0].pads) == [0, 0, 0, 3]
+    assert [_shape(op.output) for op in products] == [[77, 80]]
+    x = rng.standard_normal((77, 64)).astype(np.float32)
+    y = rng.standard_normal((64, 77)).astype(np.float32)
+    (want,) = mlc.interpret(module, x, y)
+    (got,) = mlc.interpret(padded, x, y)
+    np.testing.assert_array_equal(got, want)
+    (native,) = mlc.compile(module, cache=False)(x, y)
+    np.testing.assert_allclose(native, x @ y, rtol=1e-5, atol=1e-4)
+
+
+def test_matmuls_with_whole_vectors_or_a_vector_operand_are_left_alone() -> None:
+    rng = np.random.default_rng(4)
+    for a_shape, b_shape in (([8, 4], [4, 16]), ([4], [4, 5]), ([8, 4], [4, 1])):
+        p = ProgramBuilder(lambda s: None, f32, rng)  # type: ignore[arg-type, return-value]
+        p.insert(g.MatMulOp.create([p.new_arg(a_shape), p.new_arg(b_shape)]))
+        module = p.finish()
+        PadGemmColumnsPass(multiple=16).apply(mlc.context(), module)
+        assert not any(isinstance(op, g.PadOp | g.SliceOp) for op in module.walk())
