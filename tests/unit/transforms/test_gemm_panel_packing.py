@@ -37,6 +37,19 @@ def test_avx2_tiles_use_full_width_vectors() -> None:
     assert tile_cost(6, 2, 4, 8, 1024, 256) == 2 * tile_cost(6, 2, 8, 8, 1024, 128)
 
 
+def test_avx512_tiles_leave_two_registers_spare() -> None:
+    """A 13-vector row (208 columns) over 192 rows: 3 x 7 (21 accumulators, 29 of the 32
+    registers with a row of B and a broadcast), not 5 x 5 (31 of 32, 1.6x slower measured);
+    a 1024 x 1024 product keeps 6 x 4 (29)."""
+    avx512 = CpuDefaultSchedule(vector_bits=512)
+    assert avx512._register_tile(16, 208, 192) == (16, 3, 7)
+    assert avx512._register_tile(16, 1024, 1024) == (16, 6, 4)
+    for _, rows, vectors in (
+        avx512._register_tile(16, n, m) for n in (77, 96, 160, 208, 1000) for m in (13, 197)
+    ):
+        assert rows * vectors + vectors + 1 <= 30
+
+
 def test_tall_products_pack_blocks_of_b_panels() -> None:
     _, text = _schedule(1024, 1024, 1024, CpuDefaultSchedule(vector_bits=256, threads=True))
     assert "split mm/n.o.o 8" in text  # 8 panels of 16 columns x 256 k: 128 KiB
