@@ -209,7 +209,6 @@ class ModuleText:
         self.declarations.pop(symbol, None)
 
 
-@cache
 def _global_ref(name: str) -> str:
     return f'@"{name}"'
 
