@@ -54,6 +54,7 @@ __all__ = [
     "LlvmLoweringError",
     "SCALAR_LOWERINGS",
     "constant",
+    "constant_key",
     "lanes_of",
     "result_type",
     "select",
@@ -104,9 +105,14 @@ def result_type(op: Operation, args: Sequence[SSAValue]) -> Attribute:
 def constant(b: Builder, value: int | float, ty: Attribute) -> SSAValue:
     """`llvm.mlir.constant` of scalar type `ty` (builtin or index), or a splat of a
     `vector<N x T>` type."""
-    key = struct.pack("<d", value) if isinstance(value, float | np.floating) else value
-    value_attr, result_type = _constant_attributes(key, ty)
+    value_attr, result_type = _constant_attributes(constant_key(value), ty)
     return b.insert(constant_op(value_attr, result_type)).result
+
+
+def constant_key(value: int | float) -> int | bytes:
+    """`value` as a cache key of constants: an int itself, a float (numpy's too) its bits
+    (-0.0 is not 0.0, every NaN is its own)."""
+    return struct.pack("<d", value) if isinstance(value, float | np.floating) else value
 
 
 @functools.cache

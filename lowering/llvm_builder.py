@@ -28,7 +28,6 @@ on ints folds in Python, `x * 1` and `x + 0` emit nothing) or an i64 SSA value.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -59,7 +58,13 @@ from xdsl.ir.affine import (
 
 from mlc.dialects.tl import BlockOp, row_major_strides
 from mlc.lowering import llvm_ops
-from mlc.lowering.arith_to_llvm import LlvmLoweringError, constant, lanes_of, llvm_scalar_type
+from mlc.lowering.arith_to_llvm import (
+    LlvmLoweringError,
+    constant,
+    constant_key,
+    lanes_of,
+    llvm_scalar_type,
+)
 
 __all__ = [
     "OP_LOWERINGS",
@@ -214,10 +219,10 @@ class FunctionBuilder:
 
     def shared_constant(self, value: int | float, ty: Attribute) -> SSAValue:
         """The `constant` `value` of type `ty`, built once per function at the top of its
-        entry block (a float is keyed by its bits, as `constant` does)."""
+        entry block (keyed by `constant_key`, as `constant`'s attributes are)."""
         if ty == i64 and isinstance(value, int):
             return self.v(value)
-        key = (struct.pack("<d", value), ty) if isinstance(value, float) else (value, ty)
+        key = (constant_key(value), ty)
         found = self._constants.get(key)
         if found is None:
             entry = Builder(InsertPoint.at_start(self._entry))
