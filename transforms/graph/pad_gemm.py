@@ -58,12 +58,19 @@ def _constant_like(array: np.ndarray, like: TensorType) -> g.ConstantOp:
     return make_constant(array, TensorType(like.element_type, array.shape))
 
 
+def _padded_columns(n: int, multiple: int) -> int | None:
+    """N rounded up to a multiple of `multiple`, where it is not one already and padding
+    at most doubles it; else None."""
+    padded = -(-n // multiple) * multiple
+    return None if n % multiple == 0 or padded > 2 * n else padded
+
+
 def _paddable(b: SSAValue, n: int, multiple: int) -> tuple[int, np.ndarray] | None:
     """(the padded column count, B's array) when a product's N columns get zero columns up
-    to a multiple of `multiple`: N is not one, padding at most doubles it, and B is a
-    constant only this product uses."""
-    padded = -(-n // multiple) * multiple
-    if n % multiple == 0 or padded > 2 * n or not b.has_one_use():
+    to a multiple of `multiple` (`_padded_columns`) and B is a constant only this product
+    uses."""
+    padded = _padded_columns(n, multiple)
+    if padded is None or not b.has_one_use():
         return None
     array = constant_array(b)
     return None if array is None else (padded, array)
@@ -130,8 +137,8 @@ class PadMatmulColumns(RewritePattern):
         if len(tensor_shape(op.lhs)) < 2 or len(b_shape) < 2:
             return  # a 1-D operand: its axis is promoted and removed (numpy semantics)
         n = b_shape[-1]
-        padded = -(-n // self.multiple) * self.multiple
-        if n % self.multiple == 0 or padded > 2 * n:
+        padded = _padded_columns(n, self.multiple)
+        if padded is None:
             return
         new_ops: list = []
         array = constant_array(op.rhs) if op.rhs.has_one_use() else None
