@@ -446,9 +446,17 @@ def _unreachable(op: Operation, f: FunctionText) -> None:
     f.emit("unreachable")
 
 
-def _call(f: FunctionText, result: SSAValue | None, callee: str, args: Sequence[str]) -> None:
-    ret = type_text(result.type) if result is not None else "void"
-    text = f"call {ret} {_global_ref(callee)}({', '.join(args)})"
+def _call(
+    f: FunctionText,
+    result: SSAValue | None,
+    callee: str,
+    args: Sequence[str],
+    function_type: str | None = None,
+) -> None:
+    """`[%result =] call <type> @callee(args)`; the type is the result's, or the whole
+    `function_type` where the callee needs one spelled out (a variadic function)."""
+    ty = function_type or (type_text(result.type) if result is not None else "void")
+    text = f"call {ty} {_global_ref(callee)}({', '.join(args)})"
     if result is None:
         f.emit(text)
     else:
@@ -461,16 +469,8 @@ def _call_op(op: Operation, f: FunctionText) -> None:
     if op.callee is None or op.op_bundle_operands:
         raise EmitError("llvm.call: indirect calls and operand bundles are not supported")
     name = op.callee.string_value()
-    variadic = f.module.variadic.get(name)
     args = [f.operand(a) for a in op.args]
-    if variadic is None:
-        _call(f, op.returned, name, args)
-        return
-    text = f"call {variadic} {_global_ref(name)}({', '.join(args)})"
-    if op.returned is None:
-        f.emit(text)
-    else:
-        f.assign(op.returned, text)
+    _call(f, op.returned, name, args, f.module.variadic.get(name))
 
 
 @_emits(llvm.CallIntrinsicOp)
@@ -483,9 +483,6 @@ def _call_intrinsic(op: Operation, f: FunctionText) -> None:
     if op.op_bundle_operands:
         raise EmitError(f"{op.intrin.data}: operand bundles are not supported")
     name = op.intrin.data
-    result = op.ress
-    ret = type_text(result.type) if result is not None else "void"
-    types = [type_text(a.type) for a in op.args]
     if name.startswith(LIBM_PREFIX):
         _libm_call(op, f, name[len(LIBM_PREFIX) :])
         return
@@ -493,7 +490,9 @@ def _call_intrinsic(op: Operation, f: FunctionText) -> None:
         name = name[len(VECMATH_PREFIX) :]
         if is_inline(name):
             f.module.define_inline(name)
-    f.module.declare(name, ret, types)
+    result = op.ress
+    ret = type_text(result.type) if result is not None else "void"
+    f.module.declare(name, ret, [type_text(a.type) for a in op.args])
     _call(f, result, name, [f.operand(a) for a in op.args])
 
 
